@@ -1,0 +1,399 @@
+/*
+ * kiln plugin SDK, ABI v1: the only header a plugin includes.
+ *
+ * A plugin is a shared object that exports exactly one data symbol,
+ * kiln_plugin_descriptor_v1 (use KILN_PLUGIN_DEFINE). The host reads the
+ * descriptor before running any plugin code, checks its numbers, then calls
+ * init() with an append-only table of host functions. Through that table the
+ * plugin registers ops, storage backends and services. Plugins link against
+ * nothing of the core; they may link libvips (and glib) themselves.
+ *
+ * Ownership: arguments are borrowed unless a name says _take. Every
+ * VipsImage ** an op's execute() fills is one new reference (libvips rule).
+ */
+#ifndef KILN_PLUGIN_H
+#define KILN_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vips/vips.h>
+
+#include "kiln/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version. A plugin built against major M, minor m loads into a host
+ * with the same major and a minor >= m. */
+#define KILN_ABI_MAJOR 1
+#define KILN_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define KILN_EXPORT __attribute__((visibility("default")))
+#define KILN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define KILN_EXPORT
+#define KILN_PRINTF(f, a)
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* Status codes. Every fallible function returns one; KILN_OK is 0. */
+typedef enum kiln_status {
+    KILN_OK = 0,
+    KILN_EINVAL,   /* bad input: a request, a parameter, a config value */
+    KILN_ENOMEM,   /* allocation failed */
+    KILN_EIO,      /* storage or file error */
+    KILN_ENOTFOUND,/* a name, a path, an object that does not exist */
+    KILN_ELIMIT,   /* a configured limit was exceeded */
+    KILN_EABI,     /* a plugin does not fit this host */
+    KILN_EVIPS,    /* libvips reported an error */
+    KILN_EPERM,    /* refused by policy (path escape, permissions) */
+    KILN_EEXIST,   /* a name registered twice */
+    KILN_EINTERNAL /* a bug: please report it */
+} kiln_status;
+
+/* A caller-owned error. The function that detects a failure writes the
+ * message; callers may add a path prefix but never overwrite a message.
+ * `path` is the JSON path of the bad value (an op callback writes only the
+ * parameter name, the host prefixes the node's path); `offset`/`length`
+ * mark the bad part inside the value's text (-1 when not known). */
+typedef struct kiln_error {
+    int code;
+    int offset;
+    int length;
+    char path[256];
+    char message[768];
+} kiln_error;
+
+/* ------------------------------------------------------------- geometry */
+
+/* The shape of an image as the compiler sees it, before any pixel exists. */
+typedef struct kiln_shape {
+    int width;
+    int height;
+    int bands;      /* including alpha */
+    bool has_alpha;
+} kiln_shape;
+
+/* Gravity, ImageMagick's convention (ops.md section 3). The zero value is
+ * the default of ops whose gravity is optional. "middle" parses as center. */
+typedef enum kiln_gravity {
+    KILN_GRAVITY_NORTHWEST = 0,
+    KILN_GRAVITY_NORTH,
+    KILN_GRAVITY_NORTHEAST,
+    KILN_GRAVITY_WEST,
+    KILN_GRAVITY_CENTER,
+    KILN_GRAVITY_EAST,
+    KILN_GRAVITY_SOUTHWEST,
+    KILN_GRAVITY_SOUTH,
+    KILN_GRAVITY_SOUTHEAST
+} kiln_gravity;
+
+/* Units a length may carry; a param spec allows a mask of them. */
+typedef enum kiln_unit {
+    KILN_UNIT_PX = 1 << 0,      /* plain number or "px" */
+    KILN_UNIT_PERCENT = 1 << 1, /* "%" of the axis of the input */
+    KILN_UNIT_W = 1 << 2,       /* "w": percent of the input width */
+    KILN_UNIT_H = 1 << 3        /* "h": percent of the input height */
+} kiln_unit;
+
+#define KILN_UNITS_SIZE                                                       \
+    (KILN_UNIT_PX | KILN_UNIT_PERCENT | KILN_UNIT_W | KILN_UNIT_H)
+#define KILN_UNITS_OFFSET (KILN_UNIT_PX | KILN_UNIT_PERCENT)
+
+/* Which dimension of the input a length is measured against, and which
+ * checks apply: sizes must resolve to 1..65535 px, offsets may be any
+ * integer. */
+typedef enum kiln_axis {
+    KILN_AXIS_WIDTH = 0,
+    KILN_AXIS_HEIGHT,
+    KILN_AXIS_X,
+    KILN_AXIS_Y
+} kiln_axis;
+
+/* A length as written, plus its value in pixels once the host has bound
+ * it against the input shape. Ops read `px`; `is_set` says whether the
+ * request gave the parameter at all. */
+typedef struct kiln_length {
+    bool is_set;
+    kiln_unit unit;
+    double value;     /* the number as written, in `unit` */
+    int px;           /* resolved by the host at bind time */
+    const char *text; /* the text as written, for messages and dumps */
+} kiln_length;
+
+/* An sRGB colour with alpha, 0..255 per component. */
+typedef struct kiln_color {
+    bool is_set;
+    uint8_t r, g, b, a;
+} kiln_color;
+
+/* ------------------------------------------------------------ param specs */
+
+typedef enum kiln_param_kind {
+    KILN_PARAM_BOOL = 1, /* field: bool */
+    KILN_PARAM_NUMBER,   /* field: double; range, decimals */
+    KILN_PARAM_LENGTH,   /* field: kiln_length; units, axis */
+    KILN_PARAM_COLOR,    /* field: kiln_color */
+    KILN_PARAM_ENUM,     /* field: int, index into `values` */
+    KILN_PARAM_STRING,   /* field: const char * (owned by the host) */
+    KILN_PARAM_GRAVITY   /* field: kiln_gravity */
+} kiln_param_kind;
+
+/* Param spec flags. */
+#define KILN_PARAM_REQUIRED (1u << 0) /* must be given */
+#define KILN_PARAM_ONE_OF (1u << 1)   /* at least one flagged param needed */
+#define KILN_PARAM_INTEGER (1u << 2)  /* number: no fraction allowed */
+#define KILN_PARAM_SECRET (1u << 3)   /* string: never printed or logged */
+
+/* One parameter of an op (or one setting of a storage backend). The host
+ * parses and range-checks the JSON value, then stores it at `offset` in the
+ * params struct. Build entries with the KILN_P_* macros below: they check
+ * at compile time that the field's C type matches the kind. */
+typedef struct kiln_param_spec {
+    const char *name;
+    kiln_param_kind kind;
+    size_t offset;
+    unsigned flags;
+    const char *doc;
+    const char *alias;        /* a second accepted spelling, or NULL */
+    /* number */
+    double min, max;          /* inclusive range */
+    int max_decimals;         /* 0: any number of decimals */
+    double def_number;
+    /* bool */
+    bool def_bool;
+    /* length */
+    unsigned units;           /* mask of kiln_unit */
+    kiln_axis axis;
+    /* enum: NULL-terminated list; the field holds the index */
+    const char *const *values;
+    int def_enum;
+    /* string: length bounds in bytes (0 max: no bound); colour default */
+    size_t min_len, max_len;
+    const char *def_string;
+    /* gravity */
+    kiln_gravity def_gravity;
+} kiln_param_spec;
+
+/* Compile-time check that field F of struct T has type TY: a mismatch is
+ * a constraint violation inside _Generic (no association matches). */
+#define KILN__FIELD(T, F, TY)                                                 \
+    (offsetof(T, F) + 0 * sizeof(char[_Generic(((T *)0)->F, TY: 1)]))
+
+/* Spec constructors. Extra designated initializers may follow, e.g.
+ * KILN_P_NUMBER(rotate_params, degrees, 0, 360, 0, "...",
+ *               .flags = KILN_PARAM_REQUIRED, .max_decimals = 2). */
+#define KILN_P_BOOL(T, F, DEF, DOC, ...)                                      \
+    {.name = #F, .kind = KILN_PARAM_BOOL,                                     \
+     .offset = KILN__FIELD(T, F, bool), .def_bool = (DEF), .doc = (DOC),      \
+     __VA_ARGS__}
+#define KILN_P_NUMBER(T, F, MIN, MAX, DEF, DOC, ...)                          \
+    {.name = #F, .kind = KILN_PARAM_NUMBER,                                   \
+     .offset = KILN__FIELD(T, F, double), .min = (MIN), .max = (MAX),         \
+     .def_number = (DEF), .doc = (DOC), __VA_ARGS__}
+#define KILN_P_LENGTH(T, F, AXIS, UNITS, DOC, ...)                            \
+    {.name = #F, .kind = KILN_PARAM_LENGTH,                                   \
+     .offset = KILN__FIELD(T, F, kiln_length), .axis = (AXIS),                \
+     .units = (UNITS), .doc = (DOC), __VA_ARGS__}
+#define KILN_P_COLOR(T, F, DEF, DOC, ...)                                     \
+    {.name = #F, .kind = KILN_PARAM_COLOR,                                    \
+     .offset = KILN__FIELD(T, F, kiln_color), .def_string = (DEF),            \
+     .doc = (DOC), __VA_ARGS__}
+#define KILN_P_ENUM(T, F, VALUES, DEF, DOC, ...)                              \
+    {.name = #F, .kind = KILN_PARAM_ENUM,                                     \
+     .offset = KILN__FIELD(T, F, int), .values = (VALUES),                    \
+     .def_enum = (DEF), .doc = (DOC), __VA_ARGS__}
+#define KILN_P_STRING(T, F, DEF, DOC, ...)                                    \
+    {.name = #F, .kind = KILN_PARAM_STRING,                                   \
+     .offset = KILN__FIELD(T, F, const char *), .def_string = (DEF),          \
+     .doc = (DOC), __VA_ARGS__}
+#define KILN_P_GRAVITY(T, F, DEF, DOC, ...)                                   \
+    {.name = #F, .kind = KILN_PARAM_GRAVITY,                                  \
+     .offset = KILN__FIELD(T, F, kiln_gravity), .def_gravity = (DEF),         \
+     .doc = (DOC), __VA_ARGS__}
+
+#define KILN_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --------------------------------------------------------------- ops */
+
+typedef struct kiln_plugin kiln_plugin; /* the host's handle of a plugin */
+typedef struct kiln_exec kiln_exec;     /* one job being executed */
+
+#define KILN_OP_PURE (1u << 0)       /* output depends only on params+input */
+#define KILN_OP_SEQUENTIAL (1u << 1) /* reads its input top to bottom */
+#define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
+
+/* An op: a const descriptor, registered with register_op(). Members are
+ * only ever appended; the host accepts a smaller (older) descriptor. */
+typedef struct kiln_op {
+    const char *name;    /* the "type" in a job's transformations */
+    const char *summary; /* one line for `kiln ops` */
+    const char *doc;     /* longer text for `kiln ops NAME`, or NULL */
+    unsigned n_inputs;   /* image inputs; 1 for every op in ABI 1.0 */
+    unsigned flags;      /* KILN_OP_* */
+    size_t params_size;  /* sizeof the op's params struct */
+    const kiln_param_spec *params;
+    size_t n_params;
+    /* Pure: the output shape for bound params (every kiln_length has its
+     * px filled) and input shapes. Reports errors with err->path set to
+     * the parameter name (or empty); the host prefixes the node's path. */
+    int (*infer)(const void *params, const kiln_shape *in, kiln_shape *out,
+                 kiln_error *err);
+    /* Builds libvips calls for in[0..n_inputs-1] into *out (one new
+     * reference). In ABI 1.0 the input is 8-bit sRGB, 3 bands or 4 with
+     * alpha. May be NULL for an op that a backend does not execute yet:
+     * the compiler still validates it; running it fails the job. */
+    int (*execute)(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                   VipsImage **out, kiln_error *err);
+} kiln_op;
+
+/* ----------------------------------------------------------- storage */
+
+/* A storage backend ("local", "s3", ...). A service's configuration names
+ * the backend and gives its settings, which the host parses with the
+ * backend's own spec table into a struct of settings_size bytes. */
+typedef struct kiln_storage {
+    const char *name;
+    const char *summary;
+    size_t settings_size;
+    const kiln_param_spec *settings;
+    size_t n_settings;
+    /* One instance per configured service. *state is the plugin's. */
+    int (*open)(const void *settings, void **state, kiln_error *err);
+    void (*close)(void *state);
+    /* A source to read `path` (a path in the service's storage). */
+    int (*open_read)(void *state, const char *path, VipsSource **out,
+                     kiln_error *err);
+    /* A target to write `path`. The object must not become visible until
+     * commit(); abort() discards it. Exactly one of them is called for
+     * every successful open_write, after the target has been ended. */
+    int (*open_write)(void *state, const char *path, VipsTarget **target,
+                      void **handle, kiln_error *err);
+    int (*commit)(void *state, void *handle, kiln_error *err);
+    void (*abort)(void *state, void *handle);
+} kiln_storage;
+
+/* ----------------------------------------------------------- services */
+
+typedef struct kiln_engine kiln_engine; /* the running engine */
+
+/* A long-running part of a plugin, started by `kiln serve` (the HTTP API
+ * server is one). It reaches the engine only through the host API. */
+typedef struct kiln_service {
+    const char *name;
+    const char *summary;
+    int (*start)(kiln_engine *engine, void **state, kiln_error *err);
+    void (*stop)(void *state);
+} kiln_service;
+
+/* ----------------------------------------------------------- host API */
+
+typedef enum kiln_log_level {
+    KILN_LOG_ERROR = 0,
+    KILN_LOG_WARN,
+    KILN_LOG_INFO,
+    KILN_LOG_DEBUG
+} kiln_log_level;
+
+/* The table of host functions handed to init(). Append-only: a plugin
+ * checks a member added after 1.0 with KILN_HOST_HAS before calling it. */
+typedef struct kiln_host_api {
+    size_t size; /* sizeof the table the host filled */
+    unsigned abi_major;
+    unsigned abi_minor;
+
+    /* Registration, valid only during init(). `size` is sizeof the
+     * descriptor the plugin was built with. The descriptor must outlive
+     * the plugin (make it static const). */
+    int (*register_op)(kiln_plugin *self, const kiln_op *op, size_t size,
+                       kiln_error *err);
+    int (*register_storage)(kiln_plugin *self, const kiln_storage *st,
+                            size_t size, kiln_error *err);
+    int (*register_service)(kiln_plugin *self, const kiln_service *svc,
+                            size_t size, kiln_error *err);
+
+    /* Logging; never pass a secret. */
+    void (*log)(kiln_plugin *self, kiln_log_level level, const char *fmt,
+                ...) KILN_PRINTF(3, 4);
+
+    /* Errors: set a message (returns code), copy and clear the libvips
+     * error buffer into one (returns KILN_EVIPS). */
+    int (*error_set)(kiln_error *err, int code, const char *fmt, ...)
+        KILN_PRINTF(3, 4);
+    int (*error_set_param)(kiln_error *err, int code, const char *param,
+                           const char *fmt, ...) KILN_PRINTF(4, 5);
+    int (*error_set_vips)(kiln_error *err, const char *what);
+
+    /* Geometry as ops.md defines it. place(): top-left corner of a rw x rh
+     * region on a cw x ch canvas for a gravity and inward offsets.
+     * derive_size(): both lengths set gives their px; one set derives the
+     * other from ref_w:ref_h, rounding halves away from zero; fills
+     * *w, *h or fails (neither set, result below 1 or above 65535). */
+    void (*place)(kiln_gravity gravity, int cw, int ch, int rw, int rh,
+                  int dx, int dy, int *x, int *y);
+    int (*derive_size)(const kiln_length *w, const kiln_length *h, int ref_w,
+                       int ref_h, int *out_w, int *out_h, kiln_error *err);
+    /* Resolves a length against a reference size (for ops whose lengths
+     * refer to something other than their input). */
+    int (*resolve_length)(const kiln_length *len, kiln_axis axis, int ref_w,
+                          int ref_h, int *px, kiln_error *err);
+
+    /* Execution context. exec_warn() adds a warning to the job's result;
+     * exec_load_image() reads an image from the job's service storage and
+     * decodes it like a source (auto-orient, sRGB, 8-bit); *out is one new
+     * reference. */
+    void (*exec_warn)(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
+    int (*exec_load_image)(kiln_exec *ctx, const char *path, VipsImage **out,
+                           kiln_error *err);
+} kiln_host_api;
+
+/* True when the host's table has member M (added in some later minor). */
+#define KILN_HOST_HAS(api, M)                                                 \
+    (offsetof(kiln_host_api, M) + sizeof(((kiln_host_api *)0)->M) <=          \
+     (api)->size)
+
+/* ----------------------------------------------------------- descriptor */
+
+typedef struct kiln_plugin_descriptor {
+    unsigned abi_major;
+    unsigned abi_minor;
+    size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with */
+    unsigned vips_major;
+    unsigned vips_minor;
+    const char *name;     /* "ops-vips", "storage-local" */
+    const char *version;
+    const char *summary;
+    /* Registers what the plugin provides. On failure the host removes
+     * every registration this plugin made and closes it; fini is not
+     * called. */
+    int (*init)(kiln_plugin *self, const kiln_host_api *api, kiln_error *err);
+    /* Called once at unload after a successful init; may be NULL. */
+    void (*fini)(kiln_plugin *self);
+} kiln_plugin_descriptor;
+
+#define KILN_DESCRIPTOR_SYMBOL "kiln_plugin_descriptor_v1"
+
+/* Defines the one exported symbol of a plugin. */
+#define KILN_PLUGIN_DEFINE(NAME, VERSION, SUMMARY, INIT, FINI)                \
+    KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {    \
+        .abi_major = KILN_ABI_MAJOR,                                          \
+        .abi_minor = KILN_ABI_MINOR,                                          \
+        .host_api_size = sizeof(kiln_host_api),                               \
+        .vips_major = VIPS_MAJOR_VERSION,                                     \
+        .vips_minor = VIPS_MINOR_VERSION,                                     \
+        .name = (NAME),                                                       \
+        .version = (VERSION),                                                 \
+        .summary = (SUMMARY),                                                 \
+        .init = (INIT),                                                       \
+        .fini = (FINI)}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_PLUGIN_H */
