@@ -1,0 +1,90 @@
+# kiln: one non-recursive Makefile. `make` builds everything into build/:
+# the CLI at build/kiln, plugins at build/plugins/*.so. `make test` and
+# `make run` install missing Debian packages first (apt-get; run as root),
+# so on a fresh machine they are the only two commands needed.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+libdir   ?= $(PREFIX)/lib
+bindir   ?= $(PREFIX)/bin
+includedir ?= $(PREFIX)/include
+PLUGINDIR := $(libdir)/kiln/plugins-1
+
+CC       ?= cc
+RE2C     ?= re2c
+PKGS     := vips libcjson
+OPT      ?= -O2
+SAN      ?=
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+endif
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) \
+             -Isdk/include $(PKG_CFLAGS) -MMD -MP
+LDFLAGS  += $(SANFLAGS)
+
+.DEFAULT_GOAL := all
+SHIPPED_PLUGINS := ops-vips storage-local
+
+include mk/deps.mk
+
+# ------------------------------------------------------------- the CLI
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard dsl/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(BUILD)/obj/core/main.o
+
+DEFS := -DKILN_PLUGIN_DIR='"$(PLUGINDIR)"' \
+        -DKILN_SHIPPED_PLUGINS='"$(subst $(eval) ,$(shell printf ','),$(SHIPPED_PLUGINS))"'
+
+all: $(BUILD)/kiln plugins test-plugins $(BUILD)/pkgconfig/kiln-plugin.pc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC      $<"
+	@$(CC) $(ALL_CFLAGS) $(DEFS) -c $< -o $@
+
+$(BUILD)/libkiln-core.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/kiln: $(CLI_OBJ) $(BUILD)/libkiln-core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldl -lpthread -lm
+
+include mk/plugins.mk
+include mk/test.mk
+include mk/install.mk
+
+# ------------------------------------------------------------- lexers
+LEXERS := $(wildcard dsl/*.re)
+lexers:
+	@for f in $(LEXERS); do \
+	  echo "re2c $$f"; \
+	  $(RE2C) -W --no-generation-date --no-version $$f -o $${f%.re}.c || exit 1; \
+	done
+
+# Regenerates every lexer into a scratch file and compares it with the
+# committed one: the generated C must be what the .re says.
+check-lexers:
+	@ok=1; for f in $(LEXERS); do \
+	  tmp=$$(mktemp); \
+	  $(RE2C) -W --no-generation-date --no-version $$f -o $$tmp || exit 1; \
+	  if ! diff -q <(sed '/^#line/d' $$tmp) <(sed '/^#line/d' $${f%.re}.c) >/dev/null; then \
+	    echo "FAIL lexers: $${f%.re}.c is not what re2c generates from $$f (run make lexers)"; ok=0; \
+	  else echo "ok   lexers: $${f%.re}.c matches $$f"; fi; rm -f $$tmp; \
+	done; [ $$ok = 1 ]
+
+run: deps all
+	@sh tests/tour.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all lexers check-lexers run clean
+SHELL := /bin/bash
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,679 @@
+/*
+ * Deployment configuration (spec/config.md): the embedded defaults, and a
+ * JSON file parsed with every error collected under its JSON path, unknown
+ * keys answered with "did you mean", and "${NAME}" strings replaced from
+ * the environment so secrets need not sit in the file. Storage settings
+ * are kept as JSON here and parsed by the backend's own spec table once
+ * the plugins are loaded.
+ */
+#include "kiln.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#ifndef KILN_PLUGIN_DIR
+#define KILN_PLUGIN_DIR "/usr/local/lib/kiln/plugins-1"
+#endif
+#ifndef KILN_SHIPPED_PLUGINS
+#define KILN_SHIPPED_PLUGINS "ops-vips,storage-local"
+#endif
+
+typedef struct cfg_ctx {
+    errlist *errs;
+    kiln_config *c;
+} cfg_ctx;
+
+static void
+cfg_error(cfg_ctx *x, const char *path, const cJSON *v, const char *fmt, ...)
+    KILN_PRINTF(4, 5);
+
+static void
+cfg_error(cfg_ctx *x, const char *path, const cJSON *v, const char *fmt, ...)
+{
+    kiln_error e;
+    err_clear(&e);
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(&e, KILN_EINVAL, fmt, ap);
+    va_end(ap);
+    snprintf(e.path, sizeof e.path, "%s", path);
+    (void)v;
+    errlist_add(x->errs, &e, NULL);
+}
+
+static void
+cfg_join(char *buf, size_t size, const char *path, const char *key)
+{
+    if (path[0] == '\0') {
+        snprintf(buf, size, "%s", key);
+    } else {
+        snprintf(buf, size, "%s.%s", path, key);
+    }
+}
+
+/* Reports members of `obj` not in `known`, with a hint. */
+static void
+cfg_check_keys(cfg_ctx *x, const cJSON *obj, const char *path,
+               const char *const *known, size_t n)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(m->string, known[i]) == 0) {
+                ok = true;
+            }
+        }
+        if (!ok) {
+            char p[300], hint[128];
+            cfg_join(p, sizeof p, path, m->string);
+            suggest_hint(m->string, known, n, hint, sizeof hint);
+            cfg_error(x, p, m, "unknown key \"%s\"%s", m->string, hint);
+        }
+    }
+}
+
+/* Replaces ${NAME} with the environment's value; NULL (and an error) when a
+ * variable is unset. The value is never printed: it may be a secret. */
+static char *
+cfg_expand(cfg_ctx *x, const char *path, const char *s)
+{
+    size_t cap = strlen(s) + 1, len = 0;
+    char *out = malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (const char *p = s; *p;) {
+        const char *val = NULL;
+        size_t skip = 1;
+        char one[2] = {*p, 0};
+        if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            if (end != NULL) {
+                char name[256];
+                snprintf(name, sizeof name, "%.*s", (int)(end - p - 2),
+                         p + 2);
+                val = getenv(name);
+                if (val == NULL) {
+                    cfg_error(x, path, NULL,
+                              "environment variable %s is not set", name);
+                    free(out);
+                    return NULL;
+                }
+                skip = (size_t)(end - p) + 1;
+            }
+        }
+        if (val == NULL) {
+            val = one;
+        }
+        size_t vl = strlen(val);
+        if (len + vl + 1 > cap) {
+            cap = (len + vl + 1) * 2;
+            char *n = realloc(out, cap);
+            if (n == NULL) {
+                free(out);
+                return NULL;
+            }
+            out = n;
+        }
+        memcpy(out + len, val, vl);
+        len += vl;
+        p += skip;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static void
+cfg_string(cfg_ctx *x, const cJSON *obj, const char *path, const char *key,
+           char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char p[300];
+    cfg_join(p, sizeof p, path, key);
+    if (v == NULL) {
+        return;
+    }
+    if (!cJSON_IsString(v)) {
+        cfg_error(x, p, v, "expected a string");
+        return;
+    }
+    char *s = cfg_expand(x, p, v->valuestring);
+    if (s != NULL) {
+        free(*out);
+        *out = s;
+    }
+}
+
+static void
+cfg_number(cfg_ctx *x, const cJSON *obj, const char *path, const char *key,
+           double min, double max, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char p[300];
+    cfg_join(p, sizeof p, path, key);
+    if (v == NULL) {
+        return;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max) {
+        char *t = cJSON_PrintUnformatted(v);
+        cfg_error(x, p, v, "%s is not valid (expected a number %g..%g)",
+                  t ? t : "value", min, max);
+        free(t);
+        return;
+    }
+    *out = v->valuedouble;
+}
+
+static void
+cfg_int(cfg_ctx *x, const cJSON *obj, const char *path, const char *key,
+        double min, double max, int64_t *out)
+{
+    double d = (double)*out;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cfg_number(x, obj, path, key, min, max, &d);
+    if (v != NULL && cJSON_IsNumber(v) && d != floor(d)) {
+        char p[300];
+        cfg_join(p, sizeof p, path, key);
+        cfg_error(x, p, v, "%g is not valid (expected a whole number)", d);
+        return;
+    }
+    *out = (int64_t)d;
+}
+
+static void
+cfg_bool(cfg_ctx *x, const cJSON *obj, const char *path, const char *key,
+         bool *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL) {
+        return;
+    }
+    if (!cJSON_IsBool(v)) {
+        char p[300];
+        cfg_join(p, sizeof p, path, key);
+        cfg_error(x, p, v, "expected true or false");
+        return;
+    }
+    *out = cJSON_IsTrue(v);
+}
+
+static void
+cfg_free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void
+cfg_strings(cfg_ctx *x, const cJSON *obj, const char *path, const char *key,
+            char ***out, size_t *n_out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char p[300];
+    cfg_join(p, sizeof p, path, key);
+    if (v == NULL) {
+        return;
+    }
+    if (!cJSON_IsArray(v)) {
+        cfg_error(x, p, v, "expected an array of strings");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(v), k = 0;
+    char **list = calloc(n + 1, sizeof *list);
+    if (list == NULL) {
+        return;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v)
+    {
+        char ip[320];
+        snprintf(ip, sizeof ip, "%s[%zu]", p, k);
+        if (!cJSON_IsString(it)) {
+            cfg_error(x, ip, it, "expected a string");
+            continue;
+        }
+        char *s = cfg_expand(x, ip, it->valuestring);
+        if (s != NULL) {
+            list[k++] = s;
+        }
+    }
+    cfg_free_strings(*out, *n_out);
+    *out = list;
+    *n_out = k;
+}
+
+static const cJSON *
+cfg_object(cfg_ctx *x, const cJSON *obj, const char *path, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v != NULL && !cJSON_IsObject(v)) {
+        char p[300];
+        cfg_join(p, sizeof p, path, key);
+        cfg_error(x, p, v, "expected an object");
+        return NULL;
+    }
+    return v;
+}
+
+static const char *const cfg_limit_keys[] = {
+    "max_pixels", "max_file_size", "max_process_time", "max_jobs",
+    "max_body"};
+
+static void
+cfg_limits(cfg_ctx *x, const cJSON *obj, const char *path, kiln_limits *l)
+{
+    cfg_check_keys(x, obj, path, cfg_limit_keys, 5);
+    int64_t jobs = l->max_jobs;
+    cfg_int(x, obj, path, "max_pixels", 1, 1e12, &l->max_pixels);
+    cfg_int(x, obj, path, "max_file_size", 1, 1e13, &l->max_file_size);
+    cfg_number(x, obj, path, "max_process_time", 0.001, 86400 * 7,
+               &l->max_process_time);
+    cfg_int(x, obj, path, "max_jobs", 1, 100000, &jobs);
+    cfg_int(x, obj, path, "max_body", 1, 1e10, &l->max_body);
+    l->max_jobs = (int)jobs;
+}
+
+static void
+cfg_limits_default(kiln_limits *l)
+{
+    l->max_pixels = 100000000;
+    l->max_file_size = 104857600;
+    l->max_process_time = 60;
+    l->max_jobs = 50;
+    l->max_body = 1048576;
+}
+
+static const char *const cfg_root_keys[] = {
+    "listen",     "workers", "plugins", "jobstore", "limits",
+    "rate_limit", "network", "services"};
+static const char *const cfg_service_keys[] = {
+    "id",      "tokens",         "secret",  "backend",
+    "storage", "remote_sources", "limits"};
+
+static void
+cfg_services(cfg_ctx *x, const cJSON *arr)
+{
+    kiln_config *c = x->c;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1) {
+        cfg_error(x, "services", arr, "expected a non-empty array");
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    c->services = calloc(n, sizeof *c->services);
+    if (c->services == NULL) {
+        return;
+    }
+    const cJSON *it;
+    size_t i = 0;
+    cJSON_ArrayForEach(it, arr)
+    {
+        char p[64];
+        snprintf(p, sizeof p, "services[%zu]", i);
+        config_service *s = &c->services[i++];
+        c->n_services = i;
+        s->backend = strdup("vips");
+        if (!cJSON_IsObject(it)) {
+            cfg_error(x, p, it, "expected an object");
+            continue;
+        }
+        cfg_check_keys(x, it, p, cfg_service_keys, 7);
+        int64_t id = -1;
+        if (cJSON_GetObjectItemCaseSensitive(it, "id") == NULL) {
+            cfg_error(x, p, it, "missing required key \"id\"");
+        }
+        cfg_int(x, it, p, "id", 0, INT_MAX, &id);
+        s->id = (int)id;
+        for (size_t k = 0; k + 1 < i; k++) {
+            if (id >= 0 && c->services[k].id == s->id) {
+                char ip[80];
+                snprintf(ip, sizeof ip, "%s.id", p);
+                cfg_error(x, ip, NULL, "service id %d is used twice", s->id);
+            }
+        }
+        cfg_strings(x, it, p, "tokens", &s->tokens, &s->n_tokens);
+        cfg_string(x, it, p, "secret", &s->secret);
+        cfg_string(x, it, p, "backend", &s->backend);
+        cfg_bool(x, it, p, "remote_sources", &s->remote_sources);
+        const cJSON *lim = cfg_object(x, it, p, "limits");
+        s->limits = c->limits;
+        if (lim != NULL) {
+            char lp[80];
+            snprintf(lp, sizeof lp, "%s.limits", p);
+            s->has_limits = true;
+            cfg_limits(x, lim, lp, &s->limits);
+        }
+        const cJSON *st = cfg_object(x, it, p, "storage");
+        char sp[80];
+        snprintf(sp, sizeof sp, "%s.storage", p);
+        s->storage_path = strdup(sp);
+        if (st == NULL) {
+            cfg_error(x, p, it, "missing required key \"storage\"");
+            continue;
+        }
+        const cJSON *plugin = cJSON_GetObjectItemCaseSensitive(st, "plugin");
+        if (!cJSON_IsString(plugin)) {
+            char pp[100];
+            snprintf(pp, sizeof pp, "%s.plugin", sp);
+            cfg_error(x, pp, plugin,
+                      "expected the name of a storage backend, e.g. "
+                      "\"local\"");
+            continue;
+        }
+        s->storage_plugin = strdup(plugin->valuestring);
+        /* Expand ${ENV} in every string setting now, so the backend sees
+         * final values and no secret needs expanding later. */
+        s->storage = cJSON_Duplicate(st, true);
+        cJSON *m;
+        cJSON_ArrayForEach(m, s->storage)
+        {
+            if (cJSON_IsString(m)) {
+                char mp[200];
+                snprintf(mp, sizeof mp, "%s.%s", sp, m->string);
+                char *v = cfg_expand(x, mp, m->valuestring);
+                if (v != NULL) {
+                    cJSON_SetValuestring(m, v);
+                    free(v);
+                }
+            }
+        }
+    }
+}
+
+static kiln_config *
+cfg_new_defaults(void)
+{
+    kiln_config *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->listen = strdup("127.0.0.1:8080");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c->workers = n > 0 ? (int)n : 1;
+    /* Plugins: next to the binary in a build tree (build/kiln and
+     * build/plugins), else the installed directory. */
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 20);
+    c->plugin_dirs = calloc(2, sizeof *c->plugin_dirs);
+    if (len > 0 && c->plugin_dirs != NULL) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            strcpy(slash, "/plugins");
+            if (access(exe, F_OK) == 0) {
+                c->plugin_dirs[c->n_plugin_dirs++] = strdup(exe);
+            }
+        }
+    }
+    if (c->plugin_dirs != NULL) {
+        c->plugin_dirs[c->n_plugin_dirs++] = strdup(KILN_PLUGIN_DIR);
+    }
+    const char *shipped = KILN_SHIPPED_PLUGINS;
+    c->enable = calloc(16, sizeof *c->enable);
+    for (const char *p = shipped; c->enable != NULL && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t l = comma ? (size_t)(comma - p) : strlen(p);
+        if (l > 0 && c->n_enable < 15) {
+            c->enable[c->n_enable++] = strndup(p, l);
+        }
+        p += l + (comma ? 1 : 0);
+    }
+    c->jobstore_driver = strdup("sqlite");
+    c->jobstore_path = strdup("var/kiln.db");
+    cfg_limits_default(&c->limits);
+    c->rate_per_second = 50;
+    c->rate_burst = 100;
+    return c;
+}
+
+int
+config_default(kiln_config **out, kiln_error *err)
+{
+    kiln_config *c = cfg_new_defaults();
+    if (c == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    c->services = calloc(1, sizeof *c->services);
+    if (c->services == NULL) {
+        config_free(c);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    c->n_services = 1;
+    config_service *s = &c->services[0];
+    s->id = 1;
+    s->backend = strdup("vips");
+    s->limits = c->limits;
+    /* A development token: from KILN_TOKEN if set, else random, printed by
+     * `kiln serve` at start-up (config.md). */
+    char tok[48];
+    const char *env = getenv("KILN_TOKEN");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(tok, sizeof tok, "%s", env);
+    } else {
+        unsigned char raw[24];
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+                                  "opqrstuvwxyz0123456789-_";
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+            config_free(c);
+            return err_set(err, KILN_EIO, "getrandom: %s", strerror(errno));
+        }
+        for (size_t i = 0; i < 24; i++) {
+            tok[i] = b64[raw[i] & 63];
+        }
+        tok[24] = '\0';
+        c->dev_token = true;
+    }
+    s->tokens = calloc(2, sizeof *s->tokens);
+    if (s->tokens != NULL) {
+        s->tokens[0] = strdup(tok);
+        s->n_tokens = 1;
+    }
+    s->storage_plugin = strdup("local");
+    s->storage_path = strdup("services[0].storage");
+    s->storage = cJSON_CreateObject();
+    cJSON_AddStringToObject(s->storage, "plugin", "local");
+    cJSON_AddStringToObject(s->storage, "root", "var/storage");
+    *out = c;
+    return KILN_OK;
+}
+
+int
+config_load_text(const char *text, size_t len, kiln_config **out,
+                 errlist *errs)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (root == NULL) {
+        kiln_error e;
+        err_clear(&e);
+        int line = 1, col = 1;
+        const char *at = cJSON_GetErrorPtr();
+        for (const char *p = text; at != NULL && p < at && p < text + len;
+             p++) {
+            if (*p == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        err_set(&e, KILN_EINVAL, "invalid JSON at line %d, column %d", line,
+                col);
+        errlist_add(errs, &e, NULL);
+        return KILN_EINVAL;
+    }
+    kiln_config *c = cfg_new_defaults();
+    if (c == NULL) {
+        cJSON_Delete(root);
+        return KILN_ENOMEM;
+    }
+    cfg_ctx x = {errs, c};
+    size_t before = errs->n;
+    if (!cJSON_IsObject(root)) {
+        cfg_error(&x, "", root, "expected a JSON object");
+        goto done;
+    }
+    cfg_check_keys(&x, root, "", cfg_root_keys, 8);
+    cfg_string(&x, root, "", "listen", &c->listen);
+    int64_t workers = c->workers;
+    cfg_int(&x, root, "", "workers", 1, 1024, &workers);
+    c->workers = (int)workers;
+    const cJSON *pl = cfg_object(&x, root, "", "plugins");
+    if (pl != NULL) {
+        static const char *const keys[] = {"dirs", "enable"};
+        cfg_check_keys(&x, pl, "plugins", keys, 2);
+        cfg_strings(&x, pl, "plugins", "dirs", &c->plugin_dirs,
+                    &c->n_plugin_dirs);
+        cfg_strings(&x, pl, "plugins", "enable", &c->enable, &c->n_enable);
+    }
+    const cJSON *js = cfg_object(&x, root, "", "jobstore");
+    if (js != NULL) {
+        static const char *const keys[] = {"driver", "path", "dsn"};
+        cfg_check_keys(&x, js, "jobstore", keys, 3);
+        cfg_string(&x, js, "jobstore", "driver", &c->jobstore_driver);
+        cfg_string(&x, js, "jobstore", "path", &c->jobstore_path);
+        cfg_string(&x, js, "jobstore", "dsn", &c->jobstore_dsn);
+        if (c->jobstore_driver != NULL &&
+            strcmp(c->jobstore_driver, "sqlite") != 0 &&
+            strcmp(c->jobstore_driver, "postgres") != 0) {
+            cfg_error(&x, "jobstore.driver", NULL,
+                      "unknown driver \"%s\" (expected sqlite or postgres)",
+                      c->jobstore_driver);
+        }
+    }
+    const cJSON *lim = cfg_object(&x, root, "", "limits");
+    if (lim != NULL) {
+        cfg_limits(&x, lim, "limits", &c->limits);
+    }
+    const cJSON *rl = cfg_object(&x, root, "", "rate_limit");
+    if (rl != NULL) {
+        static const char *const keys[] = {"per_second", "burst"};
+        cfg_check_keys(&x, rl, "rate_limit", keys, 2);
+        int64_t burst = c->rate_burst;
+        cfg_number(&x, rl, "rate_limit", "per_second", 0.001, 1e9,
+                   &c->rate_per_second);
+        cfg_int(&x, rl, "rate_limit", "burst", 1, 1e9, &burst);
+        c->rate_burst = (int)burst;
+    }
+    const cJSON *net = cfg_object(&x, root, "", "network");
+    if (net != NULL) {
+        static const char *const keys[] = {"allow"};
+        cfg_check_keys(&x, net, "network", keys, 1);
+        cfg_strings(&x, net, "network", "allow", &c->network_allow,
+                    &c->n_network_allow);
+    }
+    const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(root, "services");
+    if (svcs == NULL) {
+        cfg_error(&x, "services", NULL, "missing required key \"services\"");
+    } else {
+        cfg_services(&x, svcs);
+    }
+done:
+    cJSON_Delete(root);
+    if (errs->n > before) {
+        config_free(c);
+        return KILN_EINVAL;
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+int
+config_load_file(const char *path, kiln_config **out, errlist *errs)
+{
+    FILE *f = fopen(path, "rb");
+    kiln_error e;
+    err_clear(&e);
+    if (f == NULL) {
+        err_set(&e, KILN_EIO, "cannot open configuration %s: %s", path,
+                strerror(errno));
+        errlist_add(errs, &e, NULL);
+        return KILN_EIO;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = (cap + 4096) * 2;
+            char *n = realloc(buf, cap);
+            if (n == NULL) {
+                free(buf);
+                fclose(f);
+                return KILN_ENOMEM;
+            }
+            buf = n;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    int rc = config_load_text(buf, len, out, errs);
+    free(buf);
+    return rc;
+}
+
+int
+config_set_storage_root(kiln_config *c, const char *root, kiln_error *err)
+{
+    for (size_t i = 0; i < c->n_services; i++) {
+        config_service *s = &c->services[i];
+        cJSON_Delete(s->storage);
+        s->storage = cJSON_CreateObject();
+        if (s->storage == NULL) {
+            return err_set(err, KILN_ENOMEM, "out of memory");
+        }
+        cJSON_AddStringToObject(s->storage, "plugin", "local");
+        cJSON_AddStringToObject(s->storage, "root", root);
+        free(s->storage_plugin);
+        s->storage_plugin = strdup("local");
+    }
+    return KILN_OK;
+}
+
+const config_service *
+config_find_service(const kiln_config *c, int id)
+{
+    for (size_t i = 0; i < c->n_services; i++) {
+        if (c->services[i].id == id) {
+            return &c->services[i];
+        }
+    }
+    return NULL;
+}
+
+void
+config_free(kiln_config *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->listen);
+    cfg_free_strings(c->plugin_dirs, c->n_plugin_dirs);
+    cfg_free_strings(c->enable, c->n_enable);
+    free(c->jobstore_driver);
+    free(c->jobstore_path);
+    free(c->jobstore_dsn);
+    cfg_free_strings(c->network_allow, c->n_network_allow);
+    for (size_t i = 0; i < c->n_services; i++) {
+        config_service *s = &c->services[i];
+        cfg_free_strings(s->tokens, s->n_tokens);
+        free(s->secret);
+        free(s->backend);
+        free(s->storage_plugin);
+        free(s->storage_path);
+        cJSON_Delete(s->storage);
+    }
+    free(c->services);
+    free(c);
+}

@@ -1,0 +1,338 @@
+/*
+ * The engine: what `kiln run`, `kiln compile` and (next) the API server
+ * share. It owns the configuration, the loaded plugins and their
+ * registry, and one open storage instance per configured service, and it
+ * runs a request through parse, compile, bind and execute.
+ */
+#include "kiln.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double
+engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int
+engine_open_storages(kiln_engine *e, kiln_error *err)
+{
+    const kiln_config *c = e->config;
+    e->storages = calloc(c->n_services + 1, sizeof *e->storages);
+    if (e->storages == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_services; i++) {
+        const config_service *s = &c->services[i];
+        const reg_storage *b = registry_find_storage(&e->reg,
+                                                     s->storage_plugin);
+        if (b == NULL) {
+            const char *names[32];
+            size_t n = 0;
+            for (; n < e->reg.n_storages && n < 32; n++) {
+                names[n] = e->reg.storages[n].st.name;
+            }
+            char hint[128];
+            suggest_hint(s->storage_plugin, names, n, hint, sizeof hint);
+            return err_set_path(err, KILN_ENOTFOUND, s->storage_path,
+                                "no storage backend \"%s\" is loaded%s "
+                                "(enable its plugin, e.g. \"storage-%s\")",
+                                s->storage_plugin, hint, s->storage_plugin);
+        }
+        errlist errs = {0};
+        void *settings = NULL;
+        static const char *const skip[] = {"plugin", NULL};
+        int rc = params_parse(e->arena, b->st.settings, b->st.n_settings,
+                              b->st.settings_size, s->storage,
+                              s->storage_path, skip, &settings, &errs);
+        if (rc != KILN_OK) {
+            if (errs.n > 0) {
+                *err = errs.items[0].e;
+            }
+            errlist_free(&errs);
+            return rc != KILN_OK ? rc : KILN_EINVAL;
+        }
+        errlist_free(&errs);
+        engine_storage *es = &e->storages[e->n_storages];
+        es->service_id = s->id;
+        es->backend = b;
+        kiln_error oe;
+        err_clear(&oe);
+        rc = b->st.open(settings, &es->state, &oe);
+        if (rc != KILN_OK) {
+            return err_set_path(err, rc, s->storage_path,
+                                "cannot open storage \"%s\": %s",
+                                b->st.name, oe.message);
+        }
+        e->n_storages++;
+    }
+    return KILN_OK;
+}
+
+int
+engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
+                kiln_error *err)
+{
+    kiln_engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        config_free(cfg);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    e->config = cfg;
+    e->arena = arena_new();
+    if (e->arena == NULL) {
+        engine_free(e);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    int rc = loader_load_config(e, err);
+    if (rc == KILN_OK && open_storage) {
+        rc = engine_open_storages(e, err);
+    }
+    if (rc != KILN_OK) {
+        engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return KILN_OK;
+}
+
+void
+engine_free(kiln_engine *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < e->n_storages; i++) {
+        const kiln_storage *b = &e->storages[i].backend->st;
+        if (b->close != NULL) {
+            b->close(e->storages[i].state);
+        }
+    }
+    free(e->storages);
+    loader_unload_all(e);
+    registry_free(&e->reg);
+    arena_free(e->arena);
+    config_free(e->config);
+    free(e);
+}
+
+const engine_storage *
+engine_find_storage(const kiln_engine *e, int id)
+{
+    for (size_t i = 0; i < e->n_storages; i++) {
+        if (e->storages[i].service_id == id) {
+            return &e->storages[i];
+        }
+    }
+    return NULL;
+}
+
+/* The limits in force for a service: its own, or the deployment's. */
+static kiln_limits
+engine_limits(const kiln_engine *e, int service_id)
+{
+    const config_service *s = config_find_service(e->config, service_id);
+    return s != NULL ? s->limits : e->config->limits;
+}
+
+int
+engine_compile(kiln_engine *e, const char *text, size_t len,
+               arena **arena_out, graph **out, errlist *errs)
+{
+    arena *a = arena_new();
+    *arena_out = a;
+    *out = NULL;
+    if (a == NULL) {
+        return KILN_ENOMEM;
+    }
+    dsl_node *root = NULL;
+    kiln_error err;
+    err_clear(&err);
+    int rc = dsl_parse(a, text, len, &root, &err);
+    if (rc != KILN_OK) {
+        errlist_add(errs, &err, NULL);
+        return rc;
+    }
+    /* Limits depend on the service the request names; compile against
+     * the deployment's and let execution apply the service's. */
+    rc = dsl_compile(&e->reg, &e->config->limits, a, root, out, errs);
+    dsl_release(root);
+    return rc;
+}
+
+void
+exec_result_free(exec_result *r)
+{
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        for (size_t k = 0; k < r->jobs[i].n_warnings; k++) {
+            free(r->jobs[i].warnings[k]);
+        }
+        free(r->jobs[i].warnings);
+    }
+    free(r->jobs);
+    memset(r, 0, sizeof *r);
+}
+
+/* Joins every error into one line for the process's error field. */
+static void
+engine_join_errors(const errlist *errs, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < errs->n; i++) {
+        char one[1100];
+        err_format(&errs->items[i].e, one, sizeof one);
+        size_t l = strlen(buf);
+        snprintf(buf + l, size - l, "%s%s", i ? "; " : "", one);
+    }
+}
+
+int
+engine_execute(kiln_engine *e, graph *g, exec_result *res)
+{
+    double t0 = engine_now_ms();
+    memset(res, 0, sizeof *res);
+    res->jobs = calloc(g->n_jobs + 1, sizeof *res->jobs);
+    if (res->jobs == NULL) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        return KILN_ENOMEM;
+    }
+    res->n_jobs = g->n_jobs;
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        res->jobs[j].destination = g->nodes[g->job_store[j]].destination;
+        const graph_node *enc = &g->nodes[g->nodes[g->job_store[j]].input];
+        res->jobs[j].format = graph_format_name(enc->format);
+    }
+    int rc = KILN_OK;
+    VipsImage *raw = NULL, *decoded = NULL;
+    kiln_error err;
+    err_clear(&err);
+    const engine_storage *st = engine_find_storage(e, g->req.service_id);
+    if (st == NULL) {
+        rc = err_set_path(&err, KILN_ENOTFOUND, "service_id",
+                          "no service %d in the configuration",
+                          g->req.service_id);
+        goto fail;
+    }
+    kiln_limits lim = engine_limits(e, g->req.service_id);
+    if (g->req.has_limits) {
+        if (g->req.limits.max_pixels > 0) {
+            lim.max_pixels = g->req.limits.max_pixels;
+        }
+        if (g->req.limits.max_file_size > 0) {
+            lim.max_file_size = g->req.limits.max_file_size;
+        }
+    }
+    rc = exec_open_stored(st, g->req.source, &raw, &err);
+    if (rc != KILN_OK) {
+        res->source_failed = true;
+        err_prefix_path(&err, "source");
+        goto fail;
+    }
+    /* Limits from the header, before a single pixel is decoded. */
+    int64_t px = (int64_t)raw->Xsize * raw->Ysize;
+    if (px > lim.max_pixels) {
+        rc = err_set_path(&err, KILN_ELIMIT, "source",
+                          "\"%s\" is %dx%d, %lld pixels, above the limit of "
+                          "%lld",
+                          g->req.source, raw->Xsize, raw->Ysize,
+                          (long long)px, (long long)lim.max_pixels);
+        goto fail;
+    }
+    kiln_shape shape;
+    exec_oriented_shape(raw, &shape);
+    errlist errs = {0};
+    rc = bind_graph(g, &shape, &lim, &errs);
+    if (rc != KILN_OK) {
+        engine_join_errors(&errs, res->error, sizeof res->error);
+        for (size_t j = 0; j < g->n_jobs; j++) {
+            snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
+                     res->error);
+        }
+        errlist_free(&errs);
+        goto done;
+    }
+    errlist_free(&errs);
+    rc = exec_decode(raw, &decoded, &err);
+    if (rc != KILN_OK) {
+        err_prefix_path(&err, "source");
+        goto fail;
+    }
+    rc = exec_graph(e, st, g, decoded, res);
+    goto done;
+fail:
+    err_format(&err, res->error, sizeof res->error);
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
+                 res->error);
+    }
+done:
+    if (decoded != NULL) {
+        g_object_unref(decoded);
+    }
+    if (raw != NULL) {
+        g_object_unref(raw);
+    }
+    res->duration_ms = engine_now_ms() - t0;
+    res->ok = rc == KILN_OK;
+    return rc;
+}
+
+cJSON *
+exec_result_json(const graph *g, const exec_result *r, const char *process_id)
+{
+    (void)g;
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%d %H:%M:%S", &tm);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", r->ok ? "FINISHED" : "FAILED");
+    cJSON_AddStringToObject(o, "updated_at", now);
+    cJSON_AddStringToObject(o, "process_id", process_id ? process_id : "");
+    cJSON_AddStringToObject(o, "created_at", now);
+    cJSON_AddNumberToObject(o, "attempt", 1);
+    cJSON_AddNumberToObject(o, "duration_ms",
+                            floor(r->duration_ms * 10 + 0.5) / 10);
+    if (r->ok) {
+        cJSON_AddNullToObject(o, "error");
+    } else {
+        cJSON_AddStringToObject(o, "error", r->error);
+    }
+    cJSON *jobs = cJSON_AddArrayToObject(o, "jobs");
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        const job_result *j = &r->jobs[i];
+        cJSON *jo = cJSON_CreateObject();
+        cJSON_AddStringToObject(jo, "destination",
+                                j->destination ? j->destination : "");
+        cJSON_AddStringToObject(jo, "status", j->ok ? "FINISHED" : "FAILED");
+        cJSON_AddStringToObject(jo, "format", j->format ? j->format : "");
+        if (j->ok) {
+            cJSON_AddNumberToObject(jo, "width", j->width);
+            cJSON_AddNumberToObject(jo, "height", j->height);
+            cJSON_AddNumberToObject(jo, "bytes", (double)j->bytes);
+        } else {
+            cJSON_AddNullToObject(jo, "width");
+            cJSON_AddNullToObject(jo, "height");
+            cJSON_AddNullToObject(jo, "bytes");
+        }
+        cJSON_AddNumberToObject(jo, "duration_ms",
+                                (double)(long)(j->duration_ms + 0.5));
+        if (j->ok) {
+            cJSON_AddNullToObject(jo, "error");
+        } else {
+            cJSON_AddStringToObject(jo, "error", j->error);
+        }
+        cJSON *w = cJSON_AddArrayToObject(jo, "warnings");
+        for (size_t k = 0; k < j->n_warnings; k++) {
+            cJSON_AddItemToArray(w, cJSON_CreateString(j->warnings[k]));
+        }
+        cJSON_AddItemToArray(jobs, jo);
+    }
+    return o;
+}

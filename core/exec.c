@@ -1,0 +1,451 @@
+/*
+ * Stage 5: execution on libvips. The source is opened once (header only
+ * until pixels are needed) and decoded once for all jobs: EXIF
+ * auto-orientation, ICC or colourspace conversion to sRGB, 8-bit. Each job
+ * then runs its op chain, encodes to its format, and writes through the
+ * service's storage to a pending object; only when the process's outcome
+ * is known are the objects committed (or all aborted), so a destination
+ * is whole or absent.
+ */
+#include "kiln.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kiln_exec {
+    const engine_storage *st;
+    job_result *job;
+};
+
+static double
+exec_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void
+exec_warn(kiln_exec *ctx, const char *fmt, ...)
+{
+    if (ctx == NULL || ctx->job == NULL) {
+        return;
+    }
+    job_result *j = ctx->job;
+    char **w = realloc(j->warnings, (j->n_warnings + 1) * sizeof *w);
+    if (w == NULL) {
+        return;
+    }
+    j->warnings = w;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    w[j->n_warnings] = strdup(buf);
+    if (w[j->n_warnings] != NULL) {
+        j->n_warnings++;
+    }
+}
+
+int
+exec_open_stored(const engine_storage *st, const char *path,
+                 VipsImage **out, kiln_error *err)
+{
+    VipsSource *src = NULL;
+    int rc = st->backend->st.open_read(st->state, path, &src, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    /* fail_on error: a truncated or corrupt file fails the job instead of
+     * yielding a partly grey image. */
+    VipsImage *im = vips_image_new_from_source(src, "", "fail_on",
+                                               VIPS_FAIL_ON_ERROR, NULL);
+    g_object_unref(src);
+    if (im == NULL) {
+        err_set_vips(err, "decode");
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s",
+                       path, msg);
+    }
+    *out = im;
+    return KILN_OK;
+}
+
+void
+exec_oriented_shape(VipsImage *im, kiln_shape *out)
+{
+    bool swap = vips_image_get_orientation_swap(im);
+    out->width = swap ? im->Ysize : im->Xsize;
+    out->height = swap ? im->Xsize : im->Ysize;
+    out->has_alpha = vips_image_hasalpha(im);
+    out->bands = out->has_alpha ? 4 : 3;
+}
+
+/* Replaces *im with `next`, dropping the old reference. */
+static void
+exec_swap(VipsImage **im, VipsImage *next)
+{
+    g_object_unref(*im);
+    *im = next;
+}
+
+int
+exec_decode(VipsImage *in, VipsImage **out, kiln_error *err)
+{
+    VipsImage *im = NULL, *t = NULL;
+    if (vips_autorot(in, &im, NULL) != 0) {
+        return err_set_vips(err, "auto-orient");
+    }
+    bool has_alpha = vips_image_hasalpha(im);
+    if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0) {
+        /* An embedded profile is the truth about the pixels (CMYK, Adobe
+         * RGB, ...): convert through it to sRGB, 8 bits. */
+        if (vips_icc_transform(im, &t, "srgb", "embedded", TRUE, "depth", 8,
+                               NULL) != 0) {
+            g_object_unref(im);
+            return err_set_vips(err, "colour conversion to sRGB");
+        }
+        exec_swap(&im, t);
+    }
+    if (im->Type != VIPS_INTERPRETATION_sRGB ||
+        im->BandFmt != VIPS_FORMAT_UCHAR) {
+        /* colourspace() knows 16-bit, grey, CMYK and Lab: it scales 16-bit
+         * to 8-bit rather than clipping. */
+        VipsInterpretation from = vips_image_guess_interpretation(im);
+        if (vips_colourspace(im, &t, VIPS_INTERPRETATION_sRGB,
+                             "source_space", from, NULL) != 0) {
+            g_object_unref(im);
+            return err_set_vips(err, "colour conversion to sRGB");
+        }
+        exec_swap(&im, t);
+    }
+    if (im->BandFmt != VIPS_FORMAT_UCHAR) {
+        if (vips_cast_uchar(im, &t, NULL) != 0) {
+            g_object_unref(im);
+            return err_set_vips(err, "conversion to 8-bit");
+        }
+        exec_swap(&im, t);
+    }
+    int want = has_alpha ? 4 : 3;
+    if (im->Bands > want) {
+        if (vips_extract_band(im, &t, 0, "n", want, NULL) != 0) {
+            g_object_unref(im);
+            return err_set_vips(err, "band selection");
+        }
+        exec_swap(&im, t);
+    }
+    /* The pixels are sRGB now; drop the profile so no encoder re-embeds
+     * a stale one. */
+    if (vips_copy(im, &t, NULL) != 0) {
+        g_object_unref(im);
+        return err_set_vips(err, "copy");
+    }
+    exec_swap(&im, t);
+    vips_image_remove(im, VIPS_META_ICC_NAME);
+    *out = im;
+    return KILN_OK;
+}
+
+int
+exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
+                kiln_error *err)
+{
+    VipsImage *raw = NULL;
+    int rc = exec_open_stored(ctx->st, path, &raw, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    rc = exec_decode(raw, out, err);
+    g_object_unref(raw);
+    return rc;
+}
+
+/* ---------------------------------------------------------- writing */
+
+/* A custom target in front of the storage's target: forwards everything
+ * and counts the bytes of the finished object. */
+typedef struct exec_sink {
+    VipsTarget *inner;
+    gint64 pos, size;
+} exec_sink;
+
+static gint64
+exec_sink_write(VipsTargetCustom *t, const void *data, gint64 len, void *u)
+{
+    (void)t;
+    exec_sink *s = u;
+    if (vips_target_write(s->inner, data, (size_t)len) != 0) {
+        return -1;
+    }
+    s->pos += len;
+    if (s->pos > s->size) {
+        s->size = s->pos;
+    }
+    return len;
+}
+
+static gint64
+exec_sink_read(VipsTargetCustom *t, void *buf, gint64 len, void *u)
+{
+    (void)t;
+    exec_sink *s = u;
+    gint64 n = vips_target_read(s->inner, buf, (size_t)len);
+    if (n > 0) {
+        s->pos += n;
+    }
+    return n;
+}
+
+static gint64
+exec_sink_seek(VipsTargetCustom *t, gint64 off, int whence, void *u)
+{
+    (void)t;
+    exec_sink *s = u;
+    gint64 r = vips_target_seek(s->inner, off, whence);
+    if (r >= 0) {
+        s->pos = r;
+    }
+    return r;
+}
+
+static int
+exec_sink_end(VipsTargetCustom *t, void *u)
+{
+    (void)t;
+    exec_sink *s = u;
+    return vips_target_end(s->inner);
+}
+
+static int
+exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
+{
+    switch (f) {
+    case FORMAT_JPEG:
+        return vips_jpegsave_target(im, target, "Q", quality, "strip", TRUE,
+                                    NULL);
+    case FORMAT_PNG:
+        return vips_pngsave_target(im, target, "strip", TRUE, NULL);
+    case FORMAT_WEBP:
+        return vips_webpsave_target(im, target, "Q", quality, "strip", TRUE,
+                                    NULL);
+    case FORMAT_GIF:
+        return vips_gifsave_target(im, target, "strip", TRUE, NULL);
+    case FORMAT_TIFF:
+        return vips_tiffsave_target(im, target, "strip", TRUE, NULL);
+    case FORMAT_AVIF:
+        return vips_heifsave_target(im, target, "Q", quality, "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+                                    "strip", TRUE, NULL);
+    case FORMAT_HEIC:
+        return vips_heifsave_target(im, target, "Q", quality, "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC,
+                                    "strip", TRUE, NULL);
+    }
+    return -1;
+}
+
+/* Flattens alpha for formats without it, onto the job's background or
+ * white. *out is a new reference. */
+static int
+exec_prepare(VipsImage *in, const graph_node *enc, VipsImage **out,
+             kiln_error *err)
+{
+    if (graph_format_has_alpha(enc->format) || !vips_image_hasalpha(in)) {
+        g_object_ref(in);
+        *out = in;
+        return KILN_OK;
+    }
+    double bg[3] = {255, 255, 255};
+    if (enc->background.is_set) {
+        bg[0] = enc->background.r;
+        bg[1] = enc->background.g;
+        bg[2] = enc->background.b;
+    }
+    VipsArrayDouble *a = vips_array_double_new(bg, 3);
+    int r = vips_flatten(in, out, "background", a, NULL);
+    vips_area_unref(VIPS_AREA(a));
+    if (r != 0) {
+        return err_set_vips(err, "flatten");
+    }
+    return KILN_OK;
+}
+
+typedef struct exec_pending {
+    void *handle;
+    bool open;
+} exec_pending;
+
+/* Encodes `im` into the destination; leaves a pending object in *p. */
+static int
+exec_write(const engine_storage *st, const graph_node *enc,
+           const graph_node *store, VipsImage *im, exec_pending *p,
+           job_result *jr, kiln_error *err)
+{
+    const kiln_storage *b = &st->backend->st;
+    if (b->open_write == NULL) {
+        return err_set(err, KILN_EPERM,
+                       "storage \"%s\" is read-only: cannot write \"%s\"",
+                       b->name, store->destination);
+    }
+    VipsImage *ready = NULL;
+    int rc = exec_prepare(im, enc, &ready, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    VipsTarget *inner = NULL;
+    rc = b->open_write(st->state, store->destination, &inner, &p->handle,
+                       err);
+    if (rc != KILN_OK) {
+        g_object_unref(ready);
+        return rc;
+    }
+    p->open = true;
+    exec_sink sink = {inner, 0, 0};
+    VipsTargetCustom *t = vips_target_custom_new();
+    g_signal_connect(t, "write", G_CALLBACK(exec_sink_write), &sink);
+    g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
+    g_signal_connect(t, "seek", G_CALLBACK(exec_sink_seek), &sink);
+    g_signal_connect(t, "end", G_CALLBACK(exec_sink_end), &sink);
+    int sr = exec_save(ready, enc->format, enc->quality, VIPS_TARGET(t));
+    if (sr != 0) {
+        err_set_vips(err, "encode");
+    }
+    g_object_unref(t);
+    g_object_unref(inner);
+    jr->width = ready->Xsize;
+    jr->height = ready->Ysize;
+    g_object_unref(ready);
+    if (sr != 0) {
+        return KILN_EVIPS;
+    }
+    jr->bytes = sink.size;
+    return KILN_OK;
+}
+
+/* Runs one job's chain from the decoded source; fills jr. */
+static int
+exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
+         VipsImage *source, exec_pending *p, job_result *jr,
+         kiln_error *err)
+{
+    (void)e;
+    int store_id = g->job_store[job];
+    const graph_node *store = &g->nodes[store_id];
+    const graph_node *enc = &g->nodes[store->input];
+    /* Walk back from the encode node to the load to get the chain. */
+    int chain[4096];
+    size_t n = 0;
+    for (int id = enc->input; g->nodes[id].kind == GRAPH_OP;
+         id = g->nodes[id].input) {
+        if (n == sizeof chain / sizeof chain[0]) {
+            return err_set(err, KILN_ELIMIT, "too many transformations");
+        }
+        chain[n++] = id;
+    }
+    kiln_exec ctx = {st, jr};
+    VipsImage *cur = source;
+    g_object_ref(cur);
+    for (size_t k = n; k-- > 0;) {
+        const graph_node *node = &g->nodes[chain[k]];
+        const kiln_op *op = &node->op->op;
+        if (op->execute == NULL) {
+            g_object_unref(cur);
+            return err_set_path(err, KILN_EINVAL, node->path,
+                                "transformation \"%s\" is validated but not "
+                                "yet executed by this build's pixel backend",
+                                op->name);
+        }
+        VipsImage *in[1] = {cur}, *out = NULL;
+        kiln_error oe;
+        err_clear(&oe);
+        int rc = op->execute(&ctx, node->params, in, &out, &oe);
+        if (rc != KILN_OK || out == NULL) {
+            g_object_unref(cur);
+            *err = oe;
+            if (rc == KILN_OK) {
+                err_set(err, KILN_EINTERNAL, "%s produced no image",
+                        op->name);
+            }
+            err_prefix_path(err, node->path);
+            return err->code;
+        }
+        exec_swap(&cur, out);
+        if (cur->Xsize != node->shape.width ||
+            cur->Ysize != node->shape.height) {
+            int w = cur->Xsize, h = cur->Ysize;
+            g_object_unref(cur);
+            return err_set_path(err, KILN_EINTERNAL, node->path,
+                                "%s produced %dx%d where its infer said "
+                                "%dx%d (a plugin bug)",
+                                op->name, w, h, node->shape.width,
+                                node->shape.height);
+        }
+    }
+    int rc = exec_write(st, enc, store, cur, p, jr, err);
+    g_object_unref(cur);
+    return rc;
+}
+
+int
+exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
+           VipsImage *source, exec_result *res)
+{
+    exec_pending *pend = calloc(g->n_jobs + 1, sizeof *pend);
+    if (pend == NULL) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        return KILN_ENOMEM;
+    }
+    size_t n_failed = 0;
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        job_result *jr = &res->jobs[j];
+        const graph_node *enc = &g->nodes[g->nodes[g->job_store[j]].input];
+        jr->format = graph_format_name(enc->format);
+        double t0 = exec_now_ms();
+        kiln_error err;
+        err_clear(&err);
+        int rc = exec_job(e, st, g, (int)j, source, &pend[j], jr, &err);
+        jr->duration_ms = exec_now_ms() - t0;
+        jr->ok = rc == KILN_OK;
+        if (!jr->ok) {
+            err_format(&err, jr->error, sizeof jr->error);
+            n_failed++;
+        }
+    }
+    /* fail_on_conversion_error: one failure and nothing is written. */
+    bool commit_ok = n_failed == 0 || !g->req.fail_on_conversion_error;
+    const kiln_storage *b = &st->backend->st;
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        job_result *jr = &res->jobs[j];
+        if (!pend[j].open) {
+            continue;
+        }
+        if (commit_ok && jr->ok) {
+            kiln_error err;
+            err_clear(&err);
+            if (b->commit(st->state, pend[j].handle, &err) != KILN_OK) {
+                jr->ok = false;
+                err_format(&err, jr->error, sizeof jr->error);
+                n_failed++;
+            }
+        } else {
+            b->abort(st->state, pend[j].handle);
+            if (jr->ok) {
+                jr->ok = false;
+                snprintf(jr->error, sizeof jr->error,
+                         "not written: another job failed and "
+                         "fail_on_conversion_error is true");
+            }
+        }
+    }
+    free(pend);
+    res->ok = n_failed == 0;
+    if (!res->ok) {
+        snprintf(res->error, sizeof res->error, "%zu of %zu jobs failed",
+                 n_failed, g->n_jobs);
+    }
+    return res->ok ? KILN_OK : KILN_EINVAL;
+}

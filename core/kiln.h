@@ -1,0 +1,429 @@
+/*
+ * The one internal header of the core and dsl layers: arena, errors,
+ * geometry, registry, loader, configuration, parameter parsing, the IR
+ * graph and the stages that build and run it (parse -> compile -> bind ->
+ * execute). Plugins never see this file; they see sdk/include/kiln only.
+ */
+#ifndef KILN_CORE_KILN_H
+#define KILN_CORE_KILN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "kiln/plugin.h"
+
+/* ------------------------------------------------------------- arena.c */
+
+/* A per-job bump allocator (nginx pools): every compile-time object lives
+ * in one and is freed with it. Allocations are zeroed. */
+typedef struct arena arena;
+
+arena *arena_new(void);
+void arena_free(arena *a);
+void *arena_alloc(arena *a, size_t n);
+char *arena_strdup(arena *a, const char *s);
+char *arena_strndup(arena *a, const char *s, size_t n);
+char *arena_printf(arena *a, const char *fmt, ...) KILN_PRINTF(2, 3);
+
+/* ------------------------------------------------------------- error.c */
+
+int err_set(kiln_error *err, int code, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+int err_vset(kiln_error *err, int code, const char *fmt, va_list ap);
+int err_set_path(kiln_error *err, int code, const char *path,
+                 const char *fmt, ...) KILN_PRINTF(4, 5);
+int err_set_param(kiln_error *err, int code, const char *param,
+                  const char *fmt, ...) KILN_PRINTF(4, 5);
+int err_set_vips(kiln_error *err, const char *what);
+void err_clear(kiln_error *err);
+/* Makes err->path "prefix.path" (or "prefix" when path is empty). */
+void err_prefix_path(kiln_error *err, const char *prefix);
+
+/* Collected errors: compile and bind report every problem, not the first.
+ * `value` is the JSON text of the bad value (for the caret line) or NULL. */
+typedef struct err_item {
+    kiln_error e;
+    char *value;
+} err_item;
+
+typedef struct errlist {
+    err_item *items;
+    size_t n, cap;
+} errlist;
+
+void errlist_add(errlist *l, const kiln_error *e, const char *value);
+void errlist_free(errlist *l);
+/* "path: message", then the value and a caret line under the bad part. */
+void errlist_print(const errlist *l, FILE *f);
+/* One error as "path: message" into buf. */
+void err_format(const kiln_error *e, char *buf, size_t size);
+
+/* ----------------------------------------------------------- suggest.c */
+
+/* The candidate nearest to `word` by edit distance, if near enough to be
+ * a likely typo; NULL otherwise. */
+const char *suggest_nearest(const char *word, const char *const *cands,
+                            size_t n);
+/* Formats " (did you mean \"x\"?)" into buf, or "" when nothing is near. */
+void suggest_hint(const char *word, const char *const *cands, size_t n,
+                  char *buf, size_t size);
+
+/* ---------------------------------------------------------- geometry.c */
+
+long geom_round(double v); /* halves away from zero */
+void geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh,
+                int dx, int dy, int *x, int *y);
+int geom_resolve_length(const kiln_length *len, kiln_axis axis, int ref_w,
+                        int ref_h, int *px, kiln_error *err);
+int geom_derive_size(const kiln_length *w, const kiln_length *h, int ref_w,
+                     int ref_h, int *out_w, int *out_h, kiln_error *err);
+extern const char *const geom_gravity_names[]; /* NULL-terminated */
+const char *geom_gravity_name(kiln_gravity g);
+const char *geom_unit_name(kiln_unit u);
+
+#define KILN_MAX_SIZE 65535
+
+/* ---------------------------------------------------------- registry.c */
+
+/* Registered items are copied into full-size structs, zero-filled past
+ * what an older plugin knew, so the core never reads past a descriptor. */
+typedef struct reg_op {
+    kiln_op op;
+    kiln_plugin *owner;
+} reg_op;
+
+typedef struct reg_storage {
+    kiln_storage st;
+    kiln_plugin *owner;
+} reg_storage;
+
+typedef struct reg_service {
+    kiln_service svc;
+    kiln_plugin *owner;
+} reg_service;
+
+typedef struct registry {
+    reg_op *ops;
+    size_t n_ops, cap_ops;
+    reg_storage *storages;
+    size_t n_storages, cap_storages;
+    reg_service *services;
+    size_t n_services, cap_services;
+} registry;
+
+int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
+                    size_t size, kiln_error *err);
+int registry_add_storage(registry *r, kiln_plugin *owner,
+                         const kiln_storage *st, size_t size,
+                         kiln_error *err);
+int registry_add_service(registry *r, kiln_plugin *owner,
+                         const kiln_service *svc, size_t size,
+                         kiln_error *err);
+/* Removes everything `owner` registered (a failed init is undone). */
+void registry_remove_owner(registry *r, kiln_plugin *owner);
+const reg_op *registry_find_op(const registry *r, const char *name);
+const reg_storage *registry_find_storage(const registry *r,
+                                         const char *name);
+void registry_free(registry *r);
+/* Checks a spec table against its struct size; used for ops and storage
+ * settings at registration. */
+int registry_check_specs(const char *what, const kiln_param_spec *specs,
+                         size_t n, size_t struct_size, kiln_error *err);
+
+/* ------------------------------------------------------------ loader.c */
+
+struct kiln_plugin {
+    char *path;
+    char *name;
+    char *version;
+    void *handle; /* dlopen */
+    const kiln_plugin_descriptor *desc;
+    struct kiln_engine *engine;
+    bool in_init;
+    bool initialized;
+};
+
+/* Loads one plugin file into the engine's registry: dlopen, descriptor and
+ * version checks, init. On any refusal nothing stays registered or open.*/
+int loader_load_file(struct kiln_engine *e, const char *path,
+                     kiln_error *err);
+/* Loads each enabled plugin name from the first directory that has it. */
+int loader_load_config(struct kiln_engine *e, kiln_error *err);
+void loader_unload_all(struct kiln_engine *e);
+/* The host API table handed to every plugin. */
+const kiln_host_api *loader_host_api(void);
+
+/* ------------------------------------------------------------ config.c */
+
+typedef struct kiln_limits {
+    int64_t max_pixels;
+    int64_t max_file_size;
+    double max_process_time;
+    int max_jobs;
+    int64_t max_body;
+} kiln_limits;
+
+typedef struct config_service {
+    int id;
+    char **tokens;
+    size_t n_tokens;
+    char *secret;
+    char *backend;
+    bool remote_sources;
+    char *storage_plugin;
+    cJSON *storage;     /* the settings object, parsed when plugins load */
+    char *storage_path; /* its JSON path, for messages */
+    bool has_limits;
+    kiln_limits limits;
+} config_service;
+
+typedef struct kiln_config {
+    char *listen;
+    int workers;
+    char **plugin_dirs;
+    size_t n_plugin_dirs;
+    char **enable;
+    size_t n_enable;
+    char *jobstore_driver;
+    char *jobstore_path;
+    char *jobstore_dsn;
+    kiln_limits limits;
+    double rate_per_second;
+    int rate_burst;
+    char **network_allow;
+    size_t n_network_allow;
+    config_service *services;
+    size_t n_services;
+    bool dev_token; /* the token was generated: print it at start-up */
+} kiln_config;
+
+/* Parses a configuration file; every error goes to errs with its path. */
+int config_load_file(const char *path, kiln_config **out, errlist *errs);
+int config_load_text(const char *text, size_t len, kiln_config **out,
+                     errlist *errs);
+/* The embedded defaults (config.md). */
+int config_default(kiln_config **out, kiln_error *err);
+/* Points every service at local storage under `root` (kiln run). */
+int config_set_storage_root(kiln_config *c, const char *root,
+                            kiln_error *err);
+const config_service *config_find_service(const kiln_config *c, int id);
+void config_free(kiln_config *c);
+
+/* ------------------------------------------------------------ params.c */
+
+/* Parses `obj`'s members into a new params struct of `size` bytes per the
+ * spec table; unknown members (other than those in the NULL-terminated
+ * `skip` list, which the caller handles) are errors with a hint.
+ * Every problem goes to errs with path "path.member". Returns KILN_OK or
+ * KILN_EINVAL; *out is allocated in `a` either way. */
+int params_parse(arena *a, const kiln_param_spec *specs, size_t n,
+                 size_t size, const cJSON *obj, const char *path,
+                 const char *const *skip, void **out, errlist *errs);
+/* Resolves every set length of `params` against the input shape. */
+int params_bind(const kiln_param_spec *specs, size_t n, void *params,
+                const kiln_shape *in, const char *path, errlist *errs);
+/* Text of one parameter value for dumps: symbolic ("50% of in.w") when
+ * unbound, "320" (with the written text) when bound. */
+void params_format_value(const kiln_param_spec *spec, const void *params,
+                         bool bound, char *buf, size_t size);
+bool params_is_set(const kiln_param_spec *spec, const void *params);
+/* Describes a spec's type and range for `kiln ops` ("number -255..255"). */
+void params_describe(const kiln_param_spec *spec, char *buf, size_t size);
+void params_describe_default(const kiln_param_spec *spec, char *buf,
+                             size_t size);
+
+/* ------------------------------------------------------ dsl/parse.c */
+
+/* The syntax tree: every node knows its JSON path. */
+typedef struct dsl_node {
+    const cJSON *json;
+    const char *path; /* "jobs[0].transformations[1].width" */
+    const char *key;  /* member name, or NULL in arrays / at the root */
+    struct dsl_node **children;
+    size_t n_children;
+} dsl_node;
+
+/* Parses JSON text; a syntax error reports line and column. The tree and
+ * the cJSON document live as long as the arena. */
+int dsl_parse(arena *a, const char *text, size_t len, dsl_node **out,
+              kiln_error *err);
+/* Deletes the cJSON document behind a tree (not in the arena). */
+void dsl_release(dsl_node *root);
+const dsl_node *dsl_child(const dsl_node *n, const char *key);
+/* The compact JSON text of a value, for caret lines (in the arena). */
+const char *dsl_value_text(arena *a, const cJSON *v);
+
+/* ------------------------------------------------------------ graph.c */
+
+typedef enum graph_kind {
+    GRAPH_LOAD = 0,
+    GRAPH_OP,
+    GRAPH_ENCODE,
+    GRAPH_STORE
+} graph_kind;
+
+typedef enum graph_format {
+    FORMAT_JPEG = 0,
+    FORMAT_PNG,
+    FORMAT_WEBP,
+    FORMAT_GIF,
+    FORMAT_TIFF,
+    FORMAT_AVIF,
+    FORMAT_HEIC
+} graph_format;
+
+typedef struct graph_node {
+    int id;
+    graph_kind kind;
+    int input; /* node id of the input, -1 for the load */
+    int job;   /* job index, -1 for the load */
+    const char *path;
+    /* GRAPH_LOAD */
+    const char *source;
+    /* GRAPH_OP */
+    const reg_op *op;
+    void *params;
+    /* GRAPH_ENCODE */
+    graph_format format;
+    int quality;
+    kiln_color background;
+    /* GRAPH_STORE */
+    const char *destination;
+    /* after bind */
+    kiln_shape shape;
+} graph_node;
+
+/* Request-level fields the compiler validated; the server uses them. */
+typedef struct graph_request {
+    int service_id;
+    const char *source;
+    const char *callback;
+    bool notify_status;
+    bool retry_postback;
+    double wait_retry_delay; /* < 0: not given */
+    bool fail_on_conversion_error;
+    bool process;
+    bool has_limits;
+    kiln_limits limits; /* 0 members: not given */
+} graph_request;
+
+typedef struct graph {
+    arena *arena;
+    graph_node *nodes;
+    size_t n_nodes, cap_nodes;
+    size_t n_jobs;
+    int *job_store; /* per job: id of its store node */
+    graph_request req;
+    bool bound;
+} graph;
+
+graph *graph_new(arena *a);
+graph_node *graph_add(graph *g, graph_kind kind, int input, int job,
+                      const char *path);
+const char *graph_format_name(graph_format f);
+/* Format from a destination's extension; false when unknown. */
+bool graph_format_from_path(const char *path, graph_format *out);
+bool graph_format_has_alpha(graph_format f);
+extern const char *const graph_format_exts[]; /* NULL-terminated */
+
+/* ------------------------------------------------------------- dump.c */
+
+typedef enum dump_format { DUMP_TEXT = 0, DUMP_JSON, DUMP_DOT } dump_format;
+void dump_graph(const graph *g, dump_format f, FILE *out);
+
+/* ---------------------------------------------------- dsl/compile.c */
+
+/* Compiles a parsed request into an IR graph in the tree's arena: one load
+ * node, per job its op chain, an encode and a store node. Every problem
+ * goes to errs. Returns KILN_OK or KILN_EINVAL. */
+int dsl_compile(const registry *reg, const kiln_limits *limits, arena *a,
+                const dsl_node *root, graph **out, errlist *errs);
+
+/* ------------------------------------------------------------- bind.c */
+
+/* Binds a graph to a source shape (oriented as the ops will see it):
+ * resolves every length, runs every op's infer, checks limits. */
+int bind_graph(graph *g, const kiln_shape *source, const kiln_limits *lim,
+               errlist *errs);
+
+/* ------------------------------------------------------------- exec.c */
+
+typedef struct job_result {
+    const char *destination;
+    bool ok;
+    const char *format;
+    int width, height;
+    int64_t bytes;
+    double duration_ms;
+    char error[1024];
+    char **warnings;
+    size_t n_warnings;
+} job_result;
+
+typedef struct exec_result {
+    bool ok;         /* every job finished */
+    bool source_failed; /* the source could not be read (retryable) */
+    char error[1024];
+    job_result *jobs;
+    size_t n_jobs;
+    double duration_ms;
+} exec_result;
+
+/* ----------------------------------------------------------- engine.c */
+
+typedef struct engine_storage {
+    int service_id;
+    const reg_storage *backend;
+    void *state;
+} engine_storage;
+
+struct kiln_engine {
+    kiln_config *config;
+    arena *arena; /* storage settings live as long as the engine */
+    registry reg;
+    kiln_plugin **plugins;
+    size_t n_plugins;
+    engine_storage *storages;
+    size_t n_storages;
+};
+
+/* Creates an engine for a configuration it takes ownership of: loads the
+ * enabled plugins and opens each service's storage. */
+int engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
+                    kiln_error *err);
+void engine_free(kiln_engine *e);
+/* Parses and compiles request text; errors (syntax or every validation
+ * problem) go to errs. *out lives in *arena_out, which the caller frees. */
+int engine_compile(kiln_engine *e, const char *text, size_t len,
+                   arena **arena_out, graph **out, errlist *errs);
+/* Runs a compiled graph: reads the source from the service's storage,
+ * binds, executes every job, writes outputs whole or not at all. */
+int engine_execute(kiln_engine *e, graph *g, exec_result *res);
+void exec_result_free(exec_result *r);
+/* The status-body JSON for a result (api.md). */
+cJSON *exec_result_json(const graph *g, const exec_result *r,
+                        const char *process_id);
+const engine_storage *engine_find_storage(const kiln_engine *e, int id);
+
+/* Executes a bound graph with an open source image (exec.c). */
+int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
+               VipsImage *source, exec_result *res);
+/* Decodes an image the way every source is decoded: auto-orient, sRGB,
+ * 8-bit. *out is a new reference. */
+int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
+/* Opens an image from storage: header only, nothing decoded. */
+int exec_open_stored(const engine_storage *st, const char *path,
+                    VipsImage **out, kiln_error *err);
+/* Host API entries for ops (exec.c). */
+void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
+int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
+                    kiln_error *err);
+/* Width and height after EXIF auto-orientation. */
+void exec_oriented_shape(VipsImage *im, kiln_shape *out);
+
+#endif /* KILN_CORE_KILN_H */

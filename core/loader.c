@@ -1,0 +1,309 @@
+/*
+ * The plugin loader: finds enabled plugins in the configured directories,
+ * checks each file and its descriptor before running any of its code, and
+ * runs init with the host API table. A refusal names the numbers that
+ * disagree; a failing init is undone (its registrations removed) and the
+ * object closed. Plugins are unloaded only when the engine is freed, so
+ * none goes away while a job runs.
+ */
+#include "kiln.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+loader_register_op(kiln_plugin *self, const kiln_op *op, size_t size,
+                   kiln_error *err)
+{
+    if (self == NULL || !self->in_init) {
+        return err_set(err, KILN_EINVAL,
+                       "register_op is only valid during init");
+    }
+    return registry_add_op(&self->engine->reg, self, op, size, err);
+}
+
+static int
+loader_register_storage(kiln_plugin *self, const kiln_storage *st,
+                        size_t size, kiln_error *err)
+{
+    if (self == NULL || !self->in_init) {
+        return err_set(err, KILN_EINVAL,
+                       "register_storage is only valid during init");
+    }
+    return registry_add_storage(&self->engine->reg, self, st, size, err);
+}
+
+static int
+loader_register_service(kiln_plugin *self, const kiln_service *svc,
+                        size_t size, kiln_error *err)
+{
+    if (self == NULL || !self->in_init) {
+        return err_set(err, KILN_EINVAL,
+                       "register_service is only valid during init");
+    }
+    return registry_add_service(&self->engine->reg, self, svc, size, err);
+}
+
+static void
+loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warning", "info",
+                                        "debug"};
+    if (level > KILN_LOG_INFO && getenv("KILN_DEBUG") == NULL) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    flockfile(stderr);
+    fprintf(stderr, "kiln: %s: %s: ", self ? self->name : "?",
+            names[level <= KILN_LOG_DEBUG ? level : KILN_LOG_DEBUG]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    va_end(ap);
+}
+
+static int
+loader_error_set(kiln_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int
+loader_error_set_param(kiln_error *err, int code, const char *param,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(err, code, fmt, ap);
+    va_end(ap);
+    if (err != NULL) {
+        snprintf(err->path, sizeof err->path, "%s", param ? param : "");
+    }
+    return code;
+}
+
+static const kiln_host_api loader_api = {
+    .size = sizeof(kiln_host_api),
+    .abi_major = KILN_ABI_MAJOR,
+    .abi_minor = KILN_ABI_MINOR,
+    .register_op = loader_register_op,
+    .register_storage = loader_register_storage,
+    .register_service = loader_register_service,
+    .log = loader_log,
+    .error_set = loader_error_set,
+    .error_set_param = loader_error_set_param,
+    .error_set_vips = err_set_vips,
+    .place = geom_place,
+    .derive_size = geom_derive_size,
+    .resolve_length = geom_resolve_length,
+    .exec_warn = exec_warn,
+    .exec_load_image = exec_load_image,
+};
+
+const kiln_host_api *
+loader_host_api(void)
+{
+    return &loader_api;
+}
+
+static void
+loader_plugin_free(kiln_plugin *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->path);
+    free(p->name);
+    free(p->version);
+    free(p);
+}
+
+/* Checks the numbers of a descriptor against this host. */
+static int
+loader_check_descriptor(const char *path, const kiln_plugin_descriptor *d,
+                        kiln_error *err)
+{
+    if (d->abi_major != KILN_ABI_MAJOR) {
+        return err_set(err, KILN_EABI,
+                       "plugin %s needs ABI %u.%u, host provides %u.%u "
+                       "(a different major version)",
+                       path, d->abi_major, d->abi_minor, KILN_ABI_MAJOR,
+                       KILN_ABI_MINOR);
+    }
+    if (d->abi_minor > KILN_ABI_MINOR) {
+        return err_set(err, KILN_EABI,
+                       "plugin %s needs ABI %u.%u, host provides %u.%u "
+                       "(a newer minor version)",
+                       path, d->abi_major, d->abi_minor, KILN_ABI_MAJOR,
+                       KILN_ABI_MINOR);
+    }
+    if (d->host_api_size > sizeof(kiln_host_api)) {
+        return err_set(err, KILN_EABI,
+                       "plugin %s was built against a host API table of %zu "
+                       "bytes, host provides %zu",
+                       path, d->host_api_size, sizeof(kiln_host_api));
+    }
+    if (d->vips_major != (unsigned)vips_version(0)) {
+        return err_set(err, KILN_EABI,
+                       "plugin %s was built against libvips %u.%u, host "
+                       "runs libvips %d.%d (a different major version)",
+                       path, d->vips_major, d->vips_minor, vips_version(0),
+                       vips_version(1));
+    }
+    if (d->name == NULL || d->name[0] == '\0' || d->init == NULL) {
+        return err_set(err, KILN_EABI,
+                       "plugin %s has a descriptor without a name or init",
+                       path);
+    }
+    return KILN_OK;
+}
+
+int
+loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return err_set(err, KILN_ENOTFOUND, "plugin %s: %s", path,
+                       strerror(errno));
+    }
+    /* Anyone who can write the file can run code as us: refuse it, as a
+     * shell refuses a world-writable rc file. */
+    if (st.st_mode & S_IWOTH) {
+        return err_set(err, KILN_EPERM,
+                       "plugin %s is writable by others (mode %04o); "
+                       "refusing to load it",
+                       path, (unsigned)(st.st_mode & 07777));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return err_set(err, KILN_EINVAL, "plugin %s is not a regular file",
+                       path);
+    }
+    /* RTLD_NOW: a missing symbol fails here, not in the middle of a job.
+     * RTLD_LOCAL: plugins cannot see each other's symbols. */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        const char *why = dlerror();
+        return err_set(err, KILN_EABI, "plugin %s cannot be loaded: %s",
+                       path, why ? why : "unknown error");
+    }
+    const kiln_plugin_descriptor *d = dlsym(h, KILN_DESCRIPTOR_SYMBOL);
+    if (d == NULL) {
+        dlclose(h);
+        return err_set(err, KILN_EABI,
+                       "plugin %s has no %s symbol (not a kiln plugin, or "
+                       "built for another ABI major)",
+                       path, KILN_DESCRIPTOR_SYMBOL);
+    }
+    int rc = loader_check_descriptor(path, d, err);
+    if (rc != KILN_OK) {
+        dlclose(h);
+        return rc;
+    }
+    for (size_t i = 0; i < e->n_plugins; i++) {
+        if (strcmp(e->plugins[i]->name, d->name) == 0) {
+            rc = err_set(err, KILN_EEXIST,
+                         "plugin %s: a plugin named \"%s\" is already "
+                         "loaded from %s",
+                         path, d->name, e->plugins[i]->path);
+            dlclose(h);
+            return rc;
+        }
+    }
+    kiln_plugin *p = calloc(1, sizeof *p);
+    kiln_plugin **list =
+        realloc(e->plugins, (e->n_plugins + 1) * sizeof *e->plugins);
+    if (p == NULL || list == NULL) {
+        free(p);
+        dlclose(h);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    e->plugins = list;
+    p->path = strdup(path);
+    p->name = strdup(d->name);
+    p->version = strdup(d->version ? d->version : "");
+    p->handle = h;
+    p->desc = d;
+    p->engine = e;
+    kiln_error ierr;
+    err_clear(&ierr);
+    p->in_init = true;
+    rc = d->init(p, &loader_api, &ierr);
+    p->in_init = false;
+    if (rc != KILN_OK) {
+        registry_remove_owner(&e->reg, p);
+        err_set(err, rc == KILN_OK ? KILN_EINVAL : rc,
+                "plugin %s (\"%s\") failed to initialise: %s", path,
+                p->name, ierr.message[0] ? ierr.message : "no reason given");
+        dlclose(h);
+        loader_plugin_free(p);
+        return err->code;
+    }
+    p->initialized = true;
+    e->plugins[e->n_plugins++] = p;
+    return KILN_OK;
+}
+
+int
+loader_load_config(kiln_engine *e, kiln_error *err)
+{
+    const kiln_config *c = e->config;
+    for (size_t i = 0; i < c->n_enable; i++) {
+        const char *name = c->enable[i];
+        char path[4096];
+        bool found = false;
+        for (size_t d = 0; d < c->n_plugin_dirs && !found; d++) {
+            snprintf(path, sizeof path, "%s/%s.so", c->plugin_dirs[d], name);
+            found = access(path, F_OK) == 0;
+        }
+        if (!found) {
+            char dirs[2048] = "";
+            for (size_t d = 0; d < c->n_plugin_dirs; d++) {
+                size_t len = strlen(dirs);
+                snprintf(dirs + len, sizeof dirs - len, "%s%s",
+                         d ? ", " : "", c->plugin_dirs[d]);
+            }
+            return err_set_path(err, KILN_ENOTFOUND, "plugins.enable",
+                                "plugin \"%s\" not found (looked for %s.so "
+                                "in %s)",
+                                name, name, dirs);
+        }
+        int rc = loader_load_file(e, path, err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+    }
+    return KILN_OK;
+}
+
+void
+loader_unload_all(kiln_engine *e)
+{
+    /* Reverse order: a later plugin may have been loaded on the strength
+     * of an earlier one. */
+    for (size_t i = e->n_plugins; i-- > 0;) {
+        kiln_plugin *p = e->plugins[i];
+        if (p->initialized && p->desc->fini != NULL) {
+            p->desc->fini(p);
+        }
+        registry_remove_owner(&e->reg, p);
+        /* Skip dlclose under AddressSanitizer's leak check: it could not
+         * symbolize leaks in closed objects. Closing matters only for
+         * reloading, which the engine never does. */
+        if (getenv("KILN_NO_DLCLOSE") == NULL) {
+            dlclose(p->handle);
+        }
+        loader_plugin_free(p);
+    }
+    free(e->plugins);
+    e->plugins = NULL;
+    e->n_plugins = 0;
+}

@@ -1,0 +1,647 @@
+/*
+ * The kiln command line: compile a request and show its graph, run
+ * requests locally through the engine the server uses, list plugins and
+ * ops. Each subcommand parses its own flags; exit status 0 means every
+ * request compiled (compile) or finished (run), 2 a usage error.
+ */
+#include "kiln.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kiln COMMAND [OPTIONS]\n"
+            "\n"
+            "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
+            "          [--format text|json|dot] REQUEST.json\n"
+            "      validate a request and print its op graph\n"
+            "  run [--config FILE] [--storage-root DIR] [--workers N] "
+            "REQUEST.json...\n"
+            "      run requests locally; one result JSON per request\n"
+            "  plugins [--config FILE]   list loaded plugins\n"
+            "  ops [--config FILE] [NAME]  list ops and their parameters\n"
+            "  version                   print the version\n"
+            "\n"
+            "REQUEST.json may be - for standard input.\n");
+}
+
+/* Reads a whole file (or stdin for "-"); NULL and a message on failure. */
+static char *
+read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "kiln: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            break;
+        }
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "kiln: cannot read %s: %s\n", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    }
+    if (f != stdin) {
+        fclose(f);
+    }
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* Loads --config or the embedded defaults; prints errors. */
+static kiln_config *
+load_config(const char *path)
+{
+    kiln_config *c = NULL;
+    if (path == NULL) {
+        kiln_error err;
+        err_clear(&err);
+        if (config_default(&c, &err) != KILN_OK) {
+            fprintf(stderr, "kiln: %s\n", err.message);
+            return NULL;
+        }
+        return c;
+    }
+    errlist errs = {0};
+    if (config_load_file(path, &c, &errs) != KILN_OK) {
+        fprintf(stderr, "kiln: configuration %s is not valid:\n", path);
+        errlist_print(&errs, stderr);
+        errlist_free(&errs);
+        return NULL;
+    }
+    errlist_free(&errs);
+    return c;
+}
+
+static kiln_engine *
+start_engine(kiln_config *c, bool open_storage)
+{
+    if (c == NULL) {
+        return NULL;
+    }
+    kiln_engine *e = NULL;
+    kiln_error err;
+    err_clear(&err);
+    if (engine_new_take(c, open_storage, &e, &err) != KILN_OK) {
+        char line[1100];
+        err_format(&err, line, sizeof line);
+        fprintf(stderr, "kiln: %s\n", line);
+        return NULL;
+    }
+    return e;
+}
+
+enum { OPT_CONFIG = 256, OPT_SOURCE, OPT_SOURCE_SIZE, OPT_FORMAT,
+       OPT_STORAGE_ROOT, OPT_WORKERS };
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"source", required_argument, NULL, OPT_SOURCE},
+    {"source-size", required_argument, NULL, OPT_SOURCE_SIZE},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"storage-root", required_argument, NULL, OPT_STORAGE_ROOT},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+typedef struct cli_opts {
+    const char *config;
+    const char *source;
+    const char *source_size;
+    const char *format;
+    const char *storage_root;
+    int workers;
+} cli_opts;
+
+/* Parses the flags common to the subcommands; returns optind or -1. */
+static int
+parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
+{
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (c == '?' || c == ':') {
+            fprintf(stderr, "kiln %s: unknown or incomplete option \"%s\"\n",
+                    argv[0], argv[optind - 1]);
+            return -1;
+        }
+        char key[4] = {(char)('a' + (c - OPT_CONFIG)), 0};
+        if (strchr(allowed, key[0]) == NULL) {
+            fprintf(stderr, "kiln %s: option \"%s\" does not apply here\n",
+                    argv[0], argv[optind - 1]);
+            return -1;
+        }
+        switch (c) {
+        case OPT_CONFIG:
+            o->config = optarg;
+            break;
+        case OPT_SOURCE:
+            o->source = optarg;
+            break;
+        case OPT_SOURCE_SIZE:
+            o->source_size = optarg;
+            break;
+        case OPT_FORMAT:
+            o->format = optarg;
+            break;
+        case OPT_STORAGE_ROOT:
+            o->storage_root = optarg;
+            break;
+        case OPT_WORKERS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 1 || n > 256) {
+                fprintf(stderr,
+                        "kiln %s: --workers \"%s\" is not valid (expected "
+                        "1..256)\n",
+                        argv[0], optarg);
+                return -1;
+            }
+            o->workers = (int)n;
+            break;
+        }
+        }
+    }
+    return optind;
+}
+
+/* ------------------------------------------------------------ compile */
+
+static int
+cmd_compile(int argc, char **argv)
+{
+    cli_opts o = {0};
+    /* a=config b=source c=source-size d=format */
+    int i = parse_opts(argc, argv, &o, "abcd");
+    if (i < 0) {
+        return 2;
+    }
+    if (argc - i != 1) {
+        fprintf(stderr, "kiln compile: expected one REQUEST.json\n");
+        return 2;
+    }
+    if (o.source != NULL && o.source_size != NULL) {
+        fprintf(stderr,
+                "kiln compile: give --source or --source-size, not both\n");
+        return 2;
+    }
+    dump_format fmt = DUMP_TEXT;
+    if (o.format != NULL) {
+        if (strcmp(o.format, "text") == 0) {
+            fmt = DUMP_TEXT;
+        } else if (strcmp(o.format, "json") == 0) {
+            fmt = DUMP_JSON;
+        } else if (strcmp(o.format, "dot") == 0) {
+            fmt = DUMP_DOT;
+        } else {
+            fprintf(stderr,
+                    "kiln compile: unknown format \"%s\" (expected text, "
+                    "json or dot)\n",
+                    o.format);
+            return 2;
+        }
+    }
+    kiln_shape shape = {0, 0, 3, false};
+    bool bind = false;
+    if (o.source_size != NULL) {
+        char tail;
+        if (sscanf(o.source_size, "%dx%d%c", &shape.width, &shape.height,
+                   &tail) != 2 ||
+            shape.width < 1 || shape.height < 1 ||
+            shape.width > KILN_MAX_SIZE || shape.height > KILN_MAX_SIZE) {
+            fprintf(stderr,
+                    "kiln compile: --source-size \"%s\" is not valid "
+                    "(expected WxH, e.g. 4000x3000)\n",
+                    o.source_size);
+            return 2;
+        }
+        bind = true;
+    }
+    if (o.source != NULL) {
+        VipsImage *im = vips_image_new_from_file(o.source, NULL);
+        if (im == NULL) {
+            kiln_error err;
+            err_set_vips(&err, o.source);
+            fprintf(stderr, "kiln compile: %s\n", err.message);
+            return 1;
+        }
+        exec_oriented_shape(im, &shape);
+        g_object_unref(im);
+        bind = true;
+    }
+    size_t len = 0;
+    char *text = read_all(argv[i], &len);
+    if (text == NULL) {
+        return 1;
+    }
+    kiln_engine *e = start_engine(load_config(o.config), false);
+    if (e == NULL) {
+        free(text);
+        return 1;
+    }
+    arena *a = NULL;
+    graph *g = NULL;
+    errlist errs = {0};
+    int rc = engine_compile(e, text, len, &a, &g, &errs);
+    if (rc == KILN_OK && bind) {
+        rc = bind_graph(g, &shape, &e->config->limits, &errs);
+    }
+    if (rc == KILN_OK) {
+        dump_graph(g, fmt, stdout);
+    } else {
+        errlist_print(&errs, stderr);
+        fprintf(stderr, "kiln compile: %s: %zu error%s\n", argv[i], errs.n,
+                errs.n == 1 ? "" : "s");
+    }
+    errlist_free(&errs);
+    arena_free(a);
+    engine_free(e);
+    free(text);
+    return rc == KILN_OK ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- run */
+
+typedef struct run_item {
+    const char *path;
+    char *output; /* the result JSON, one line */
+    bool ok;
+    bool done;
+} run_item;
+
+typedef struct run_state {
+    kiln_engine *e;
+    run_item *items;
+    size_t n, next, n_done, n_printed;
+    bool tty;
+    pthread_mutex_t mu;
+} run_state;
+
+static void
+run_one(kiln_engine *e, run_item *it)
+{
+    size_t len = 0;
+    char *text = read_all(it->path, &len);
+    cJSON *out = NULL;
+    if (text == NULL) {
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "status", "FAILED");
+        cJSON_AddStringToObject(out, "request", it->path);
+        cJSON_AddStringToObject(out, "error", "cannot read the request");
+    } else {
+        arena *a = NULL;
+        graph *g = NULL;
+        errlist errs = {0};
+        int rc = engine_compile(e, text, len, &a, &g, &errs);
+        if (rc != KILN_OK) {
+            out = cJSON_CreateObject();
+            cJSON_AddStringToObject(out, "status", "FAILED");
+            cJSON_AddStringToObject(out, "request", it->path);
+            cJSON_AddStringToObject(out, "error", "the request is not valid");
+            cJSON *arr = cJSON_AddArrayToObject(out, "errors");
+            for (size_t k = 0; k < errs.n; k++) {
+                cJSON *eo = cJSON_CreateObject();
+                cJSON_AddStringToObject(eo, "path", errs.items[k].e.path);
+                cJSON_AddStringToObject(eo, "message",
+                                        errs.items[k].e.message);
+                cJSON_AddItemToArray(arr, eo);
+            }
+        } else {
+            exec_result res;
+            engine_execute(e, g, &res);
+            out = exec_result_json(g, &res, NULL);
+            cJSON_DeleteItemFromObject(out, "process_id");
+            cJSON_AddStringToObject(out, "request", it->path);
+            it->ok = res.ok;
+            exec_result_free(&res);
+        }
+        errlist_free(&errs);
+        arena_free(a);
+    }
+    it->output = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    free(text);
+}
+
+static void
+run_progress(run_state *s)
+{
+    if (!s->tty || s->n < 2) {
+        return;
+    }
+    int width = 30;
+    int filled = (int)(width * s->n_done / s->n);
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu", filled,
+            "##############################", width - filled, "", s->n_done,
+            s->n);
+    if (s->n_done == s->n) {
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+}
+
+static void *
+run_worker(void *arg)
+{
+    run_state *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        size_t i = s->next++;
+        pthread_mutex_unlock(&s->mu);
+        if (i >= s->n) {
+            return NULL;
+        }
+        run_one(s->e, &s->items[i]);
+        pthread_mutex_lock(&s->mu);
+        s->items[i].done = true;
+        s->n_done++;
+        /* Results print in request order, each as soon as it and all
+         * before it are done, so output is deterministic for scripts. */
+        while (s->n_printed < s->n && s->items[s->n_printed].done) {
+            run_item *it = &s->items[s->n_printed++];
+            if (s->tty && s->n > 1) {
+                fprintf(stderr, "\r\033[K");
+            }
+            printf("%s\n", it->output ? it->output : "{}");
+            fflush(stdout);
+        }
+        run_progress(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+    cli_opts o = {0};
+    /* a=config e=storage-root f=workers */
+    int i = parse_opts(argc, argv, &o, "aef");
+    if (i < 0) {
+        return 2;
+    }
+    if (argc - i < 1) {
+        fprintf(stderr, "kiln run: expected at least one REQUEST.json\n");
+        return 2;
+    }
+    kiln_config *c = load_config(o.config);
+    if (c == NULL) {
+        return 1;
+    }
+    if (o.storage_root != NULL) {
+        kiln_error err;
+        if (config_set_storage_root(c, o.storage_root, &err) != KILN_OK) {
+            fprintf(stderr, "kiln run: %s\n", err.message);
+            config_free(c);
+            return 1;
+        }
+    }
+    int workers = o.workers > 0 ? o.workers : c->workers;
+    kiln_engine *e = start_engine(c, true);
+    if (e == NULL) {
+        return 1;
+    }
+    run_state s = {0};
+    s.e = e;
+    s.n = (size_t)(argc - i);
+    s.items = calloc(s.n, sizeof *s.items);
+    s.tty = isatty(STDERR_FILENO);
+    pthread_mutex_init(&s.mu, NULL);
+    if (s.items == NULL) {
+        engine_free(e);
+        return 1;
+    }
+    for (size_t k = 0; k < s.n; k++) {
+        s.items[k].path = argv[i + (int)k];
+    }
+    if ((size_t)workers > s.n) {
+        workers = (int)s.n;
+    }
+    pthread_t th[256];
+    int started = 0;
+    for (int k = 0; k < workers; k++) {
+        if (pthread_create(&th[k], NULL, run_worker, &s) != 0) {
+            break;
+        }
+        started++;
+    }
+    if (started == 0) {
+        run_worker(&s);
+    }
+    for (int k = 0; k < started; k++) {
+        pthread_join(th[k], NULL);
+    }
+    bool all_ok = true;
+    for (size_t k = 0; k < s.n; k++) {
+        all_ok = all_ok && s.items[k].ok;
+        cJSON_free(s.items[k].output);
+    }
+    free(s.items);
+    pthread_mutex_destroy(&s.mu);
+    engine_free(e);
+    return all_ok ? 0 : 1;
+}
+
+/* ------------------------------------------------------- plugins, ops */
+
+static int
+cmd_plugins(int argc, char **argv)
+{
+    cli_opts o = {0};
+    int i = parse_opts(argc, argv, &o, "a");
+    if (i < 0 || i != argc) {
+        if (i >= 0) {
+            fprintf(stderr, "kiln plugins: takes no arguments\n");
+        }
+        return 2;
+    }
+    kiln_engine *e = start_engine(load_config(o.config), false);
+    if (e == NULL) {
+        return 1;
+    }
+    for (size_t k = 0; k < e->n_plugins; k++) {
+        const kiln_plugin *p = e->plugins[k];
+        size_t n_ops = 0, n_st = 0, n_svc = 0;
+        for (size_t j = 0; j < e->reg.n_ops; j++) {
+            n_ops += e->reg.ops[j].owner == p;
+        }
+        for (size_t j = 0; j < e->reg.n_storages; j++) {
+            n_st += e->reg.storages[j].owner == p;
+        }
+        for (size_t j = 0; j < e->reg.n_services; j++) {
+            n_svc += e->reg.services[j].owner == p;
+        }
+        printf("%-16s %-8s ABI %u.%u  %zu ops, %zu storage, %zu services\n"
+               "                 %s\n                 %s\n",
+               p->name, p->version, p->desc->abi_major, p->desc->abi_minor,
+               n_ops, n_st, n_svc,
+               p->desc->summary ? p->desc->summary : "", p->path);
+    }
+    engine_free(e);
+    return 0;
+}
+
+static void
+print_op(const kiln_op *op, bool full)
+{
+    printf("%-12s %s\n", op->name, op->summary ? op->summary : "");
+    if (!full) {
+        return;
+    }
+    if (op->doc != NULL) {
+        printf("\n  %s\n", op->doc);
+    }
+    printf("\n");
+    if (op->n_params == 0) {
+        printf("  (no parameters)\n");
+    }
+    for (size_t i = 0; i < op->n_params; i++) {
+        const kiln_param_spec *s = &op->params[i];
+        char type[512], def[128];
+        params_describe(s, type, sizeof type);
+        params_describe_default(s, def, sizeof def);
+        printf("  %-14s %s; %s\n", s->name, type, def);
+        if (s->alias != NULL) {
+            printf("  %-14s also spelt \"%s\"\n", "", s->alias);
+        }
+        if (s->doc != NULL) {
+            printf("  %-14s %s\n", "", s->doc);
+        }
+    }
+    if (op->execute == NULL) {
+        printf("\n  note: validated by the compiler; this build's pixel "
+               "backend does not execute it yet\n");
+    }
+}
+
+static int
+cmd_ops(int argc, char **argv)
+{
+    cli_opts o = {0};
+    int i = parse_opts(argc, argv, &o, "a");
+    if (i < 0 || argc - i > 1) {
+        if (i >= 0) {
+            fprintf(stderr, "kiln ops: expected at most one NAME\n");
+        }
+        return 2;
+    }
+    kiln_engine *e = start_engine(load_config(o.config), false);
+    if (e == NULL) {
+        return 1;
+    }
+    int rc = 0;
+    if (argc - i == 1) {
+        const reg_op *op = registry_find_op(&e->reg, argv[i]);
+        if (op == NULL) {
+            const char *names[256];
+            size_t n = 0;
+            for (; n < e->reg.n_ops && n < 256; n++) {
+                names[n] = e->reg.ops[n].op.name;
+            }
+            char hint[128];
+            suggest_hint(argv[i], names, n, hint, sizeof hint);
+            fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
+            rc = 1;
+        } else {
+            print_op(&op->op, true);
+        }
+    } else {
+        /* Sorted by name, whatever order the plugins registered in. */
+        size_t n = e->reg.n_ops;
+        const kiln_op **ops = calloc(n + 1, sizeof *ops);
+        for (size_t k = 0; ops != NULL && k < n; k++) {
+            ops[k] = &e->reg.ops[k].op;
+        }
+        for (size_t a = 0; ops != NULL && a < n; a++) {
+            for (size_t b = a + 1; b < n; b++) {
+                if (strcmp(ops[b]->name, ops[a]->name) < 0) {
+                    const kiln_op *t = ops[a];
+                    ops[a] = ops[b];
+                    ops[b] = t;
+                }
+            }
+        }
+        for (size_t k = 0; ops != NULL && k < n; k++) {
+            print_op(ops[k], false);
+        }
+        free(ops);
+    }
+    engine_free(e);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("kiln %s (plugin ABI %d.%d, libvips %s)\n",
+               KILN_VERSION_STRING, KILN_ABI_MAJOR, KILN_ABI_MINOR,
+               vips_version_string());
+        return 0;
+    }
+    if (VIPS_INIT(argv[0]) != 0) {
+        fprintf(stderr, "kiln: cannot initialise libvips\n");
+        return 1;
+    }
+    int rc;
+    if (strcmp(cmd, "compile") == 0) {
+        rc = cmd_compile(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "run") == 0) {
+        rc = cmd_run(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "plugins") == 0) {
+        rc = cmd_plugins(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "ops") == 0) {
+        rc = cmd_ops(argc - 1, argv + 1);
+    } else {
+        static const char *const cmds[] = {"compile", "run",     "plugins",
+                                           "ops",     "version", "help"};
+        char hint[128];
+        suggest_hint(cmd, cmds, 6, hint, sizeof hint);
+        fprintf(stderr, "kiln: unknown command \"%s\"%s\n", cmd, hint);
+        usage(stderr);
+        rc = 2;
+    }
+    vips_shutdown();
+    return rc;
+}

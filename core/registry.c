@@ -1,0 +1,298 @@
+/*
+ * The registry of what plugins provide: ops, storage backends, services.
+ * Descriptors are copied into full-size structs so that a plugin built
+ * against an older, smaller descriptor reads as zeros past its end (OBS's
+ * registration by size). Every entry remembers its owner, so a plugin
+ * whose init fails can be undone.
+ */
+#include "kiln.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Grows an array of `elem` bytes; false when out of memory. */
+static bool
+registry_grow(void **items, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap) {
+        return true;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, ncap * elem);
+    if (p == NULL) {
+        return false;
+    }
+    *items = p;
+    *cap = ncap;
+    return true;
+}
+
+static bool
+registry_valid_name(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
+        return false;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t
+registry_field_size(kiln_param_kind kind)
+{
+    switch (kind) {
+    case KILN_PARAM_BOOL:
+        return sizeof(bool);
+    case KILN_PARAM_NUMBER:
+        return sizeof(double);
+    case KILN_PARAM_LENGTH:
+        return sizeof(kiln_length);
+    case KILN_PARAM_COLOR:
+        return sizeof(kiln_color);
+    case KILN_PARAM_ENUM:
+        return sizeof(int);
+    case KILN_PARAM_STRING:
+        return sizeof(const char *);
+    case KILN_PARAM_GRAVITY:
+        return sizeof(kiln_gravity);
+    }
+    return 0;
+}
+
+int
+registry_check_specs(const char *what, const kiln_param_spec *specs,
+                     size_t n, size_t struct_size, kiln_error *err)
+{
+    if (n > 0 && specs == NULL) {
+        return err_set(err, KILN_EINVAL, "%s: %zu params but no spec table",
+                       what, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const kiln_param_spec *s = &specs[i];
+        size_t fs = registry_field_size(s->kind);
+        if (s->name == NULL || s->name[0] == '\0') {
+            return err_set(err, KILN_EINVAL, "%s: param %zu has no name",
+                           what, i);
+        }
+        if (fs == 0) {
+            return err_set(err, KILN_EINVAL,
+                           "%s: param \"%s\" has unknown kind %d", what,
+                           s->name, (int)s->kind);
+        }
+        if (s->offset + fs > struct_size) {
+            return err_set(err, KILN_EINVAL,
+                           "%s: param \"%s\" lies outside its %zu-byte "
+                           "struct",
+                           what, s->name, struct_size);
+        }
+        if (s->kind == KILN_PARAM_ENUM && s->values == NULL) {
+            return err_set(err, KILN_EINVAL,
+                           "%s: enum param \"%s\" has no values", what,
+                           s->name);
+        }
+        if (s->kind == KILN_PARAM_NUMBER && s->min > s->max) {
+            return err_set(err, KILN_EINVAL,
+                           "%s: param \"%s\" has min above max", what,
+                           s->name);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(specs[j].name, s->name) == 0) {
+                return err_set(err, KILN_EINVAL,
+                               "%s: param \"%s\" is declared twice", what,
+                               s->name);
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+int
+registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
+                size_t size, kiln_error *err)
+{
+    kiln_op full;
+    memset(&full, 0, sizeof full);
+    if (op == NULL || size < offsetof(kiln_op, execute) ||
+        size > sizeof full) {
+        return err_set(err, KILN_EABI,
+                       "op descriptor of %zu bytes (host knows %zu)", size,
+                       sizeof full);
+    }
+    memcpy(&full, op, size);
+    if (!registry_valid_name(full.name)) {
+        return err_set(err, KILN_EINVAL,
+                       "op name \"%s\" is not valid (expected lower-case "
+                       "letters, digits, - or _)",
+                       full.name ? full.name : "(null)");
+    }
+    if (full.infer == NULL) {
+        return err_set(err, KILN_EINVAL, "op \"%s\" has no infer",
+                       full.name);
+    }
+    if (full.n_inputs != 1) {
+        return err_set(err, KILN_EINVAL,
+                       "op \"%s\" takes %u inputs (ABI 1.0 supports 1)",
+                       full.name, full.n_inputs);
+    }
+    int rc = registry_check_specs(full.name, full.params, full.n_params,
+                                  full.params_size, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    const reg_op *dup = registry_find_op(r, full.name);
+    if (dup != NULL) {
+        return err_set(err, KILN_EEXIST,
+                       "op \"%s\" is already registered by plugin \"%s\"",
+                       full.name, dup->owner ? dup->owner->name : "core");
+    }
+    if (!registry_grow((void **)&r->ops, &r->cap_ops, r->n_ops,
+                       sizeof *r->ops)) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    r->ops[r->n_ops].op = full;
+    r->ops[r->n_ops].owner = owner;
+    r->n_ops++;
+    return KILN_OK;
+}
+
+int
+registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
+                     size_t size, kiln_error *err)
+{
+    kiln_storage full;
+    memset(&full, 0, sizeof full);
+    if (st == NULL || size < offsetof(kiln_storage, abort) ||
+        size > sizeof full) {
+        return err_set(err, KILN_EABI,
+                       "storage descriptor of %zu bytes (host knows %zu)",
+                       size, sizeof full);
+    }
+    memcpy(&full, st, size);
+    if (!registry_valid_name(full.name)) {
+        return err_set(err, KILN_EINVAL, "storage name \"%s\" is not valid",
+                       full.name ? full.name : "(null)");
+    }
+    if (full.open == NULL || full.open_read == NULL) {
+        return err_set(err, KILN_EINVAL,
+                       "storage \"%s\" lacks open or open_read", full.name);
+    }
+    if (full.open_write != NULL &&
+        (full.commit == NULL || full.abort == NULL)) {
+        return err_set(err, KILN_EINVAL,
+                       "storage \"%s\" writes but lacks commit or abort",
+                       full.name);
+    }
+    int rc = registry_check_specs(full.name, full.settings, full.n_settings,
+                                  full.settings_size, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (registry_find_storage(r, full.name) != NULL) {
+        return err_set(err, KILN_EEXIST,
+                       "storage \"%s\" is already registered", full.name);
+    }
+    if (!registry_grow((void **)&r->storages, &r->cap_storages,
+                       r->n_storages, sizeof *r->storages)) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    r->storages[r->n_storages].st = full;
+    r->storages[r->n_storages].owner = owner;
+    r->n_storages++;
+    return KILN_OK;
+}
+
+int
+registry_add_service(registry *r, kiln_plugin *owner,
+                     const kiln_service *svc, size_t size, kiln_error *err)
+{
+    kiln_service full;
+    memset(&full, 0, sizeof full);
+    if (svc == NULL || size < offsetof(kiln_service, stop) ||
+        size > sizeof full) {
+        return err_set(err, KILN_EABI,
+                       "service descriptor of %zu bytes (host knows %zu)",
+                       size, sizeof full);
+    }
+    memcpy(&full, svc, size);
+    if (!registry_valid_name(full.name) || full.start == NULL) {
+        return err_set(err, KILN_EINVAL, "service \"%s\" is not valid",
+                       full.name ? full.name : "(null)");
+    }
+    for (size_t i = 0; i < r->n_services; i++) {
+        if (strcmp(r->services[i].svc.name, full.name) == 0) {
+            return err_set(err, KILN_EEXIST,
+                           "service \"%s\" is already registered",
+                           full.name);
+        }
+    }
+    if (!registry_grow((void **)&r->services, &r->cap_services,
+                       r->n_services, sizeof *r->services)) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    r->services[r->n_services].svc = full;
+    r->services[r->n_services].owner = owner;
+    r->n_services++;
+    return KILN_OK;
+}
+
+void
+registry_remove_owner(registry *r, kiln_plugin *owner)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_ops; i++) {
+        if (r->ops[i].owner != owner) {
+            r->ops[k++] = r->ops[i];
+        }
+    }
+    r->n_ops = k;
+    k = 0;
+    for (size_t i = 0; i < r->n_storages; i++) {
+        if (r->storages[i].owner != owner) {
+            r->storages[k++] = r->storages[i];
+        }
+    }
+    r->n_storages = k;
+    k = 0;
+    for (size_t i = 0; i < r->n_services; i++) {
+        if (r->services[i].owner != owner) {
+            r->services[k++] = r->services[i];
+        }
+    }
+    r->n_services = k;
+}
+
+const reg_op *
+registry_find_op(const registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_ops; i++) {
+        if (strcmp(r->ops[i].op.name, name) == 0) {
+            return &r->ops[i];
+        }
+    }
+    return NULL;
+}
+
+const reg_storage *
+registry_find_storage(const registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_storages; i++) {
+        if (strcmp(r->storages[i].st.name, name) == 0) {
+            return &r->storages[i];
+        }
+    }
+    return NULL;
+}
+
+void
+registry_free(registry *r)
+{
+    free(r->ops);
+    free(r->storages);
+    free(r->services);
+    memset(r, 0, sizeof *r);
+}

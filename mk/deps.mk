@@ -1,0 +1,22 @@
+# Debian packages the build and the tests need. `make deps` installs the
+# missing ones with apt-get (we run as root on a fresh machine); nothing is
+# downloaded from anywhere else.
+DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c
+DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools \
+             fonts-dejavu-core
+DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+.PHONY: deps

@@ -1,0 +1,39 @@
+# Plugins: every folder in plugins/ and storage-plugins/ is one shared
+# object (storage ones prefixed "storage-"); every file in tests/plugins/
+# is one test plugin. Built with hidden visibility so each exports only
+# its descriptor, and linked against libvips so RTLD_NOW resolves alone.
+PLUGIN_CFLAGS = $(filter-out -D_GNU_SOURCE,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden
+PLUGIN_LIBS   = $(shell pkg-config --libs vips 2>/dev/null)
+
+OP_PLUGINS      := $(notdir $(wildcard plugins/*))
+STORAGE_PLUGINS := $(notdir $(wildcard storage-plugins/*))
+PLUGIN_SOS := $(OP_PLUGINS:%=$(BUILD)/plugins/%.so) \
+              $(STORAGE_PLUGINS:%=$(BUILD)/plugins/storage-%.so)
+
+$(BUILD)/pobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC [so] $<"
+	@$(CC) $(PLUGIN_CFLAGS) -c $< -o $@
+
+define op_plugin
+$(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/pobj/%.o,$(wildcard plugins/$(1)/*.c))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared $$(LDFLAGS) -o $$@ $$^ $$(PLUGIN_LIBS)
+endef
+define storage_plugin
+$(BUILD)/plugins/storage-$(1).so: $(patsubst %.c,$(BUILD)/pobj/%.o,$(wildcard storage-plugins/$(1)/*.c))
+	@mkdir -p $$(dir $$@)
+	$$(CC) -shared $$(LDFLAGS) -o $$@ $$^ $$(PLUGIN_LIBS)
+endef
+$(foreach p,$(OP_PLUGINS),$(eval $(call op_plugin,$(p))))
+$(foreach p,$(STORAGE_PLUGINS),$(eval $(call storage_plugin,$(p))))
+
+TEST_PLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+$(BUILD)/tests/plugins/%.so: $(BUILD)/pobj/tests/plugins/%.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(PLUGIN_LIBS)
+
+plugins: $(PLUGIN_SOS)
+test-plugins: $(TEST_PLUGIN_SOS)
+
+.PHONY: plugins test-plugins

@@ -1,0 +1,41 @@
+/*
+ * brightness: add `bright_level` (-255..255) to R, G and B, clamped to
+ * 0..255, alpha untouched: GD's IMG_FILTER_BRIGHTNESS (ops.md section 4).
+ * The output keeps the input's size and bands. execute comes with the
+ * next issue.
+ */
+#include "ops.h"
+
+typedef struct brightness_params {
+    double bright_level;
+} brightness_params;
+
+static const kiln_param_spec brightness_specs[] = {
+    KILN_P_NUMBER(brightness_params, bright_level, -255, 255, 0,
+                  "amount added to red, green and blue, -255 to 255",
+                  .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
+};
+
+static int
+brightness_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+                 kiln_error *err)
+{
+    (void)params;
+    (void)err;
+    return ops_infer_same(in, out);
+}
+
+const kiln_op brightness_op = {
+    .name = "brightness",
+    .summary = "add a level to red, green and blue",
+    .doc = "Adds bright_level (-255 to 255) to the red, green and blue "
+           "channels, clamped to 0..255; alpha is untouched. Same as GD's "
+           "IMG_FILTER_BRIGHTNESS.",
+    .n_inputs = 1,
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
+    .params_size = sizeof(brightness_params),
+    .params = brightness_specs,
+    .n_params = KILN_N_ELEMENTS(brightness_specs),
+    .infer = brightness_infer,
+    .execute = NULL,
+};

@@ -1,0 +1,49 @@
+/*
+ * colorize: add `red`, `green` and `blue` (0..255 each) to their channels,
+ * clamped, alpha untouched: GD's IMG_FILTER_COLORIZE with alpha 0 (ops.md
+ * section 4). The output keeps the input's size and bands. execute comes
+ * with the next issue.
+ */
+#include "ops.h"
+
+typedef struct colorize_params {
+    double red;
+    double green;
+    double blue;
+} colorize_params;
+
+static const kiln_param_spec colorize_specs[] = {
+    KILN_P_NUMBER(colorize_params, red, 0, 255, 0,
+                  "amount added to red, 0 to 255",
+                  .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
+    KILN_P_NUMBER(colorize_params, green, 0, 255, 0,
+                  "amount added to green, 0 to 255",
+                  .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
+    KILN_P_NUMBER(colorize_params, blue, 0, 255, 0,
+                  "amount added to blue, 0 to 255",
+                  .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
+};
+
+static int
+colorize_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+               kiln_error *err)
+{
+    (void)params;
+    (void)err;
+    return ops_infer_same(in, out);
+}
+
+const kiln_op colorize_op = {
+    .name = "colorize",
+    .summary = "add amounts to red, green and blue",
+    .doc = "Adds red, green and blue (0 to 255 each) to their channels, "
+           "clamped to 0..255; alpha is untouched. Same as GD's "
+           "IMG_FILTER_COLORIZE with alpha 0.",
+    .n_inputs = 1,
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
+    .params_size = sizeof(colorize_params),
+    .params = colorize_specs,
+    .n_params = KILN_N_ELEMENTS(colorize_specs),
+    .infer = colorize_infer,
+    .execute = NULL,
+};

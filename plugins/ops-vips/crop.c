@@ -1,0 +1,139 @@
+/*
+ * crop: cut a width x height region out of the input, never resampling
+ * (ops.md section 4). The region is placed by gravity and inward offsets
+ * (the host's place(), ImageMagick's convention). fit true: a region larger
+ * than the input is first shrunk uniformly, keeping its aspect ratio, then
+ * placed, then shifted as little as needed to lie inside the input. fit
+ * false: the placed region is intersected with the input, as
+ * `convert -gravity G -crop WxH+X+Y +repage` does; an empty intersection is
+ * an error. crop_region() does the arithmetic for both infer and execute.
+ */
+#include "ops.h"
+
+typedef struct crop_params {
+    kiln_gravity gravity;
+    kiln_length width;
+    kiln_length height;
+    kiln_length xoffset;
+    kiln_length yoffset;
+    bool fit;
+} crop_params;
+
+static const kiln_param_spec crop_specs[] = {
+    KILN_P_GRAVITY(crop_params, gravity, KILN_GRAVITY_NORTHWEST,
+                   "where the region sits in the input",
+                   .flags = KILN_PARAM_REQUIRED),
+    KILN_P_LENGTH(crop_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
+                  "region width; alone, the height follows the aspect ratio",
+                  .flags = KILN_PARAM_ONE_OF),
+    KILN_P_LENGTH(crop_params, height, KILN_AXIS_HEIGHT, KILN_UNITS_SIZE,
+                  "region height; alone, the width follows the aspect ratio",
+                  .flags = KILN_PARAM_ONE_OF),
+    KILN_P_LENGTH(crop_params, xoffset, KILN_AXIS_X, KILN_UNITS_OFFSET,
+                  "horizontal offset, inward from the gravity's edge"),
+    KILN_P_LENGTH(crop_params, yoffset, KILN_AXIS_Y, KILN_UNITS_OFFSET,
+                  "vertical offset, inward from the gravity's edge"),
+    KILN_P_BOOL(crop_params, fit, true,
+                "shrink and shift the region to fit inside the input "
+                "(false: keep only its part inside the input)"),
+};
+
+/* The input rectangle (x, y, w, h) the crop keeps, for an iw x ih input. */
+static int
+crop_region(const crop_params *p, int iw, int ih, VipsRect *r,
+            kiln_error *err)
+{
+    int w, h, x, y;
+    int rc;
+
+    rc = ops_api->derive_size(&p->width, &p->height, iw, ih, &w, &h, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (p->fit) {
+        if (w > iw || h > ih) {
+            int64_t sw, sh;
+
+            ops_scale_to_box(w, h, iw, ih, false, &sw, &sh);
+            w = (int)sw;
+            h = (int)sh;
+        }
+        ops_api->place(p->gravity, iw, ih, w, h, ops_px(&p->xoffset),
+                       ops_px(&p->yoffset), &x, &y);
+        /* Shift inside; w <= iw and h <= ih, so both clamps are valid. */
+        x = x < 0 ? 0 : (x > iw - w ? iw - w : x);
+        y = y < 0 ? 0 : (y > ih - h ? ih - h : y);
+        *r = (VipsRect){x, y, w, h};
+        return KILN_OK;
+    }
+
+    ops_api->place(p->gravity, iw, ih, w, h, ops_px(&p->xoffset),
+                   ops_px(&p->yoffset), &x, &y);
+    VipsRect want = {x, y, w, h};
+    VipsRect image = {0, 0, iw, ih};
+
+    vips_rect_intersectrect(&want, &image, r);
+    if (vips_rect_isempty(r)) {
+        return ops_api->error_set_param(
+            err, KILN_EINVAL, p->width.is_set ? "width" : "height",
+            "crop region %dx%d at %+d%+d lies outside the %dx%d input "
+            "(with fit false it must overlap the input)",
+            w, h, x, y, iw, ih);
+    }
+    return KILN_OK;
+}
+
+static int
+crop_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+           kiln_error *err)
+{
+    VipsRect r;
+    int rc = crop_region(params, in->width, in->height, &r, err);
+
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    *out = *in;
+    out->width = r.width;
+    out->height = r.height;
+    return KILN_OK;
+}
+
+static int
+crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+             VipsImage **out, kiln_error *err)
+{
+    VipsRect r;
+    int rc;
+
+    (void)ctx;
+    rc = crop_region(params, vips_image_get_width(in[0]),
+                     vips_image_get_height(in[0]), &r, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (vips_extract_area(in[0], out, r.left, r.top, r.width, r.height,
+                          NULL)) {
+        return ops_api->error_set_vips(err, "crop");
+    }
+    return KILN_OK;
+}
+
+const kiln_op crop_op = {
+    .name = "crop",
+    .summary = "cut out a region placed by gravity and offsets",
+    .doc = "Keeps a width x height region of the input, placed by gravity "
+           "and offsets that move inward from the gravity's edge; pixels "
+           "are never resampled. With fit true (the default) a region "
+           "larger than the input is shrunk, keeping its aspect ratio, and "
+           "shifted to lie inside the input. With fit false only the part "
+           "of the region inside the input is kept, and a region entirely "
+           "outside is an error.",
+    .n_inputs = 1,
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
+    .params_size = sizeof(crop_params),
+    .params = crop_specs,
+    .n_params = KILN_N_ELEMENTS(crop_specs),
+    .infer = crop_infer,
+    .execute = crop_execute,
+};

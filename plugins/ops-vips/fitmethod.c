@@ -1,0 +1,223 @@
+/*
+ * fitmethod: fit the input to a width x height box (ops.md section 4).
+ * box: scale to fit inside, keeping aspect. stretch: exactly W x H.
+ * cropbox: scale to cover, then crop W x H placed by gravity. letterbox:
+ * box, then pad to exactly W x H with `color` at alpha opacity/10 (times
+ * the colour's own alpha), the image placed by gravity; the result has an
+ * alpha band when the input had one or the pad is not opaque. outside:
+ * scale to the smallest size that covers W x H, no crop. Upscaling is
+ * allowed. fitmethod_plan() computes every size and position once for
+ * infer and execute; resampling is ops_resample() (exact size, Lanczos3).
+ */
+#include <math.h>
+
+#include "ops.h"
+
+enum { FIT_BOX, FIT_STRETCH, FIT_CROPBOX, FIT_LETTERBOX, FIT_OUTSIDE };
+
+typedef struct fitmethod_params {
+    kiln_color color;
+    int fit_type;
+    kiln_gravity gravity;
+    kiln_length width;
+    kiln_length height;
+    double opacity;
+} fitmethod_params;
+
+/* What execute does: resample to scaled_w x scaled_h, then (cropbox) crop
+ * out_w x out_h at (x, y) or (letterbox) pad to out_w x out_h with the
+ * image at (x, y). */
+typedef struct fitmethod_plan {
+    int scaled_w, scaled_h;
+    int x, y;
+    int out_w, out_h;
+    int pad_alpha;  /* letterbox: 0..255 */
+    bool has_alpha; /* the output's */
+} fitmethod_plan;
+
+static const char *const fitmethod_types[] = {
+    "box", "stretch", "cropbox", "letterbox", "outside", NULL};
+
+static const kiln_param_spec fitmethod_specs[] = {
+    KILN_P_COLOR(fitmethod_params, color, NULL,
+                 "letterbox padding colour", .flags = KILN_PARAM_REQUIRED),
+    KILN_P_ENUM(fitmethod_params, fit_type, fitmethod_types, FIT_BOX,
+                "how the image meets the box: box, stretch, cropbox, "
+                "letterbox or outside",
+                .flags = KILN_PARAM_REQUIRED),
+    KILN_P_GRAVITY(fitmethod_params, gravity, KILN_GRAVITY_NORTHWEST,
+                   "where cropbox crops and letterbox places the image",
+                   .flags = KILN_PARAM_REQUIRED),
+    KILN_P_LENGTH(fitmethod_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
+                  "box width; alone, the height follows the aspect ratio",
+                  .flags = KILN_PARAM_ONE_OF),
+    KILN_P_LENGTH(fitmethod_params, height, KILN_AXIS_HEIGHT,
+                  KILN_UNITS_SIZE,
+                  "box height; alone, the width follows the aspect ratio",
+                  .flags = KILN_PARAM_ONE_OF),
+    KILN_P_NUMBER(fitmethod_params, opacity, 0, 10, 10,
+                  "letterbox padding opacity, 0 transparent to 10 opaque"),
+};
+
+static int
+fitmethod_plan_make(const fitmethod_params *p, int iw, int ih,
+                    bool in_alpha, fitmethod_plan *plan, kiln_error *err)
+{
+    int bw, bh;
+    int64_t sw, sh;
+    int rc;
+
+    rc = ops_api->derive_size(&p->width, &p->height, iw, ih, &bw, &bh, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    *plan = (fitmethod_plan){.has_alpha = in_alpha};
+    switch (p->fit_type) {
+    case FIT_STRETCH:
+        sw = bw;
+        sh = bh;
+        break;
+    case FIT_BOX:
+    case FIT_LETTERBOX:
+        ops_scale_to_box(iw, ih, bw, bh, false, &sw, &sh);
+        break;
+    default: /* FIT_CROPBOX, FIT_OUTSIDE */
+        ops_scale_to_box(iw, ih, bw, bh, true, &sw, &sh);
+        if (sw > OPS_MAX_SIZE || sh > OPS_MAX_SIZE) {
+            return ops_api->error_set_param(
+                err, KILN_EINVAL, "fit_type",
+                "%s of the %dx%d input over %dx%d scales it to "
+                "%lldx%lld (expected at most %d px per side)",
+                fitmethod_types[p->fit_type], iw, ih, bw, bh,
+                (long long)sw, (long long)sh, OPS_MAX_SIZE);
+        }
+        break;
+    }
+    plan->scaled_w = (int)sw;
+    plan->scaled_h = (int)sh;
+    plan->out_w = plan->scaled_w;
+    plan->out_h = plan->scaled_h;
+
+    if (p->fit_type == FIT_CROPBOX) {
+        ops_api->place(p->gravity, plan->scaled_w, plan->scaled_h, bw, bh, 0,
+                       0, &plan->x, &plan->y);
+        plan->out_w = bw;
+        plan->out_h = bh;
+    } else if (p->fit_type == FIT_LETTERBOX) {
+        ops_api->place(p->gravity, bw, bh, plan->scaled_w, plan->scaled_h, 0,
+                       0, &plan->x, &plan->y);
+        plan->out_w = bw;
+        plan->out_h = bh;
+        plan->pad_alpha = (int)floor(p->color.a * p->opacity / 10 + 0.5);
+        plan->has_alpha = in_alpha || plan->pad_alpha < 255;
+    }
+    return KILN_OK;
+}
+
+static int
+fitmethod_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+                kiln_error *err)
+{
+    fitmethod_plan plan;
+    int rc = fitmethod_plan_make(params, in->width, in->height,
+                                 in->has_alpha, &plan, err);
+
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    *out = *in;
+    out->width = plan.out_w;
+    out->height = plan.out_h;
+    if (plan.has_alpha && !in->has_alpha) {
+        out->bands++;
+        out->has_alpha = true;
+    }
+    return KILN_OK;
+}
+
+static int
+fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                  VipsImage **out, kiln_error *err)
+{
+    const fitmethod_params *p = params;
+    fitmethod_plan plan;
+    VipsImage *t[3] = {NULL};
+    VipsImage *cur;
+    VipsArrayDouble *background = NULL;
+    bool in_alpha = vips_image_hasalpha(in[0]);
+    int rc;
+
+    (void)ctx;
+    rc = fitmethod_plan_make(p, vips_image_get_width(in[0]),
+                             vips_image_get_height(in[0]), in_alpha, &plan,
+                             err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    rc = ops_resample(in[0], plan.scaled_w, plan.scaled_h, &t[0], err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    cur = t[0];
+
+    if (p->fit_type == FIT_CROPBOX) {
+        if (vips_extract_area(cur, &t[1], plan.x, plan.y, plan.out_w,
+                              plan.out_h, NULL)) {
+            goto fail;
+        }
+        cur = t[1];
+    } else if (p->fit_type == FIT_LETTERBOX) {
+        double bg[4] = {p->color.r, p->color.g, p->color.b, plan.pad_alpha};
+
+        if (plan.has_alpha && !in_alpha) {
+            if (vips_bandjoin_const1(cur, &t[1], 255, NULL)) {
+                goto fail;
+            }
+            cur = t[1];
+        }
+        background = vips_array_double_new(bg, plan.has_alpha ? 4 : 3);
+        if (background == NULL ||
+            vips_embed(cur, &t[2], plan.x, plan.y, plan.out_w, plan.out_h,
+                       "extend", VIPS_EXTEND_BACKGROUND, "background",
+                       background, NULL)) {
+            goto fail;
+        }
+        cur = t[2];
+    }
+    g_object_ref(cur);
+    *out = cur;
+    rc = KILN_OK;
+    goto done;
+
+fail:
+    rc = ops_api->error_set_vips(err, "fitmethod");
+done:
+    if (background != NULL) {
+        vips_area_unref(VIPS_AREA(background));
+    }
+    for (int i = 2; i >= 0; i--) {
+        if (t[i] != NULL) {
+            g_object_unref(t[i]);
+        }
+    }
+    return rc;
+}
+
+const kiln_op fitmethod_op = {
+    .name = "fitmethod",
+    .summary = "fit into a box: box, stretch, cropbox, letterbox, outside",
+    .doc = "Fits the image to a width x height box. box scales it to fit "
+           "inside, keeping its aspect ratio; stretch scales to exactly the "
+           "box; cropbox scales to cover the box, then crops it, placed by "
+           "gravity; letterbox fits inside, then pads to the box with color "
+           "at opacity (0 to 10), the image placed by gravity; outside "
+           "scales to the smallest size that covers the box, without "
+           "cropping. Upscaling is allowed.",
+    .n_inputs = 1,
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
+    .params_size = sizeof(fitmethod_params),
+    .params = fitmethod_specs,
+    .n_params = KILN_N_ELEMENTS(fitmethod_specs),
+    .infer = fitmethod_infer,
+    .execute = fitmethod_execute,
+};
