@@ -489,24 +489,10 @@ int
 config_load_text(const char *text, size_t len, kiln_config **out,
                  errlist *errs)
 {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (root == NULL) {
-        kiln_error e;
-        err_clear(&e);
-        int line = 1, col = 1;
-        const char *at = cJSON_GetErrorPtr();
-        for (const char *p = text; at != NULL && p < at && p < text + len;
-             p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        err_set(&e, KILN_EINVAL, "invalid JSON at line %d, column %d", line,
-                col);
+    cJSON *root = NULL;
+    kiln_error e;
+    err_clear(&e);
+    if (dsl_parse_json(text, len, &root, &e) != KILN_OK) {
         errlist_add(errs, &e, NULL);
         return KILN_EINVAL;
     }

@@ -248,6 +248,10 @@ typedef struct dsl_node {
     size_t n_children;
 } dsl_node;
 
+/* Parses JSON text into a cJSON document (the caller deletes it); a
+ * syntax error reports line and column. */
+int dsl_parse_json(const char *text, size_t len, cJSON **out,
+                   kiln_error *err);
 /* Parses JSON text; a syntax error reports line and column. The tree and
  * the cJSON document live as long as the arena. */
 int dsl_parse(arena *a, const char *text, size_t len, dsl_node **out,

@@ -112,9 +112,17 @@ params_number(pctx *x, const kiln_param_spec *s, const cJSON *v, double *out)
                     params_quote(x, v), decimals, s->max_decimals);
         return false;
     }
-    if (d < s->min || d > s->max) {
-        params_fail(x, s->name, v, "%s is out of range (expected %g..%g)",
-                    params_quote(x, v), s->min, s->max);
+    bool exclusive = (s->flags & KILN_PARAM_MIN_EXCLUSIVE) != 0;
+    if (d < s->min || d > s->max || (exclusive && d == s->min)) {
+        if (exclusive) {
+            params_fail(x, s->name, v,
+                        "%s is out of range (expected above %g, at most %g)",
+                        params_quote(x, v), s->min, s->max);
+        } else {
+            params_fail(x, s->name, v,
+                        "%s is out of range (expected %g..%g)",
+                        params_quote(x, v), s->min, s->max);
+        }
         return false;
     }
     *out = d;
@@ -271,18 +279,22 @@ params_one(pctx *x, const kiln_param_spec *s, const cJSON *v, void *params)
             return false;
         }
         size_t len = strlen(v->valuestring);
-        if (len < s->min_len || (s->max_len > 0 && len > s->max_len)) {
-            if (s->max_len > 0) {
-                params_fail(x, s->name, NULL,
-                            "a string of %zu bytes is not allowed (expected "
-                            "%zu..%zu)",
-                            len, s->min_len, s->max_len);
-            } else {
-                params_fail(x, s->name, NULL,
-                            "a string of %zu bytes is not allowed (expected "
-                            "at least %zu)",
-                            len, s->min_len);
-            }
+        if (len == 0 && s->min_len > 0) {
+            params_fail(x, s->name, NULL, "expected a non-empty string");
+            return false;
+        }
+        if (len < s->min_len) {
+            params_fail(x, s->name, NULL,
+                        "a string of %zu bytes is too short (expected at "
+                        "least %zu)",
+                        len, s->min_len);
+            return false;
+        }
+        if (s->max_len > 0 && len > s->max_len) {
+            params_fail(x, s->name, NULL,
+                        "a string of %zu bytes is too long (expected at most "
+                        "%zu)",
+                        len, s->max_len);
             return false;
         }
         *(const char **)f = arena_strdup(x->a, v->valuestring);
@@ -535,9 +547,10 @@ params_describe(const kiln_param_spec *s, char *buf, size_t size)
         snprintf(buf, size, "bool");
         break;
     case KILN_PARAM_NUMBER:
-        snprintf(buf, size, "%s %g..%g%s",
-                 s->flags & KILN_PARAM_INTEGER ? "integer" : "number", s->min,
-                 s->max, s->max_decimals > 0 ? "" : "");
+        snprintf(buf, size, "%s %s%g..%g",
+                 s->flags & KILN_PARAM_INTEGER ? "integer" : "number",
+                 s->flags & KILN_PARAM_MIN_EXCLUSIVE ? "above " : "", s->min,
+                 s->max);
         if (s->max_decimals > 0) {
             size_t l = strlen(buf);
             snprintf(buf + l, size - l, ", at most %d decimals",

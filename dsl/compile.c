@@ -272,9 +272,10 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
         return;
     }
     limit_fields *f = NULL;
-    if (params_parse(x->a, limit_specs, KILN_N_ELEMENTS(limit_specs),
-                     sizeof(limit_fields), lim->json, lim->path, NULL,
-                     (void **)&f, x->errs) != KILN_OK) {
+    params_parse(x->a, limit_specs, KILN_N_ELEMENTS(limit_specs),
+                 sizeof(limit_fields), lim->json, lim->path, NULL,
+                 (void **)&f, x->errs);
+    if (f == NULL) {
         return;
     }
     req->has_limits = true;
@@ -291,7 +292,7 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
         if (checks[i].asked > checks[i].allowed) {
             const dsl_node *v = dsl_child(lim, checks[i].name);
             compile_fail(x, v->path, v->json, -1, 0,
-                         "%g is above the deployment's limit of %g (a "
+                         "%.15g is above the deployment's limit of %.15g (a "
                          "request may lower limits, not raise them)",
                          checks[i].asked, checks[i].allowed);
         }
@@ -299,6 +300,28 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
     req->limits.max_process_time = f->max_process_time;
     req->limits.max_file_size = (int64_t)f->max_file_size;
     req->limits.max_pixels = (int64_t)f->max_pixels;
+}
+
+/* Two jobs writing one destination would race and one would be lost. */
+static void
+compile_unique_destinations(cctx *x, const dsl_node *jobs)
+{
+    for (size_t i = 0; i < jobs->n_children; i++) {
+        const dsl_node *a = dsl_child(jobs->children[i], "destination");
+        if (a == NULL || !cJSON_IsString(a->json)) {
+            continue;
+        }
+        for (size_t k = 0; k < i; k++) {
+            const dsl_node *b = dsl_child(jobs->children[k], "destination");
+            if (b != NULL && cJSON_IsString(b->json) &&
+                strcmp(a->json->valuestring, b->json->valuestring) == 0) {
+                compile_fail(x, a->path, NULL, -1, 0,
+                             "\"%s\" is also the destination of jobs[%zu]",
+                             a->json->valuestring, k);
+                break;
+            }
+        }
+    }
 }
 
 int
@@ -377,6 +400,7 @@ dsl_compile(const registry *reg, const kiln_limits *limits, arena *a,
         for (size_t i = 0; i < jobs->n_children; i++) {
             compile_job(&x, jobs->children[i], (int)i);
         }
+        compile_unique_destinations(&x, jobs);
     }
     return errs->n > before ? KILN_EINVAL : KILN_OK;
 }

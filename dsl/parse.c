@@ -52,60 +52,88 @@ dsl_build(arena *a, const cJSON *v, const char *path, const char *key)
     return n;
 }
 
+/* Line and column (1-based) of byte `at` in text. */
+static void
+dsl_line_col(const char *text, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
 int
-dsl_parse(arena *a, const char *text, size_t len, dsl_node **out,
-          kiln_error *err)
+dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err)
 {
     const char *end = NULL;
+    int line, col;
+    size_t blank = 0;
+    while (blank < len && (text[blank] == ' ' || text[blank] == '\n' ||
+                           text[blank] == '\r' || text[blank] == '\t')) {
+        blank++;
+    }
+    if (blank == len) {
+        return err_set(err, KILN_EINVAL,
+                       "empty document (expected a JSON object)");
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (root == NULL) {
         const char *at = cJSON_GetErrorPtr();
-        int line = 1, col = 1;
-        for (const char *p = text; at != NULL && p < at && p < text + len;
-             p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
+        if (at == NULL || at < text || at > text + len) {
+            at = text + len;
         }
-        if (len == 0) {
-            return err_set(err, KILN_EINVAL, "empty request (expected a "
-                                             "JSON object)");
-        }
-        if (at != NULL && at >= text + len) {
+        dsl_line_col(text, at, &line, &col);
+        if (at >= text + len) {
             return err_set(err, KILN_EINVAL,
                            "invalid JSON: unexpected end of input at line "
                            "%d, column %d",
                            line, col);
         }
+        /* Quote the offending token only: up to the next space or line
+         * break, at most 12 bytes. */
+        int n = 0;
+        while (n < 12 && at + n < text + len && at[n] != ' ' &&
+               at[n] != '\n' && at[n] != '\r' && at[n] != '\t' &&
+               at[n] != '\0') {
+            n++;
+        }
         return err_set(err, KILN_EINVAL,
                        "invalid JSON at line %d, column %d: unexpected "
-                       "\"%.12s\"",
-                       line, col, at ? at : "");
+                       "\"%.*s\"",
+                       line, col, n > 0 ? n : 1, at);
     }
-    /* Trailing text after the value is an error too (a second object
-     * pasted by mistake). */
+    /* Text after the value is an error too (a second object pasted by
+     * mistake). */
     while (end != NULL && end < text + len &&
            (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) {
         end++;
     }
     if (end != NULL && end < text + len && *end != '\0') {
-        int line = 1, col = 1;
-        for (const char *p = text; p < end; p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
+        dsl_line_col(text, end, &line, &col);
         cJSON_Delete(root);
         return err_set(err, KILN_EINVAL,
                        "invalid JSON at line %d, column %d: text after the "
-                       "end of the request",
+                       "end of the document",
                        line, col);
+    }
+    *out = root;
+    return KILN_OK;
+}
+
+int
+dsl_parse(arena *a, const char *text, size_t len, dsl_node **out,
+          kiln_error *err)
+{
+    cJSON *root = NULL;
+    int rc = dsl_parse_json(text, len, &root, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
     /* The cJSON document is not in the arena (cJSON allocates on its
      * own); dsl_release() deletes it when the graph is done with it. */

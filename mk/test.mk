@@ -1,0 +1,27 @@
+# Tests: CUnit unit tests, golden compile tests, executed tests against
+# ImageMagick, examples. `make test` runs the whole suite on the normal
+# build, then again on an ASan+UBSan build in build-asan/, then checks the
+# committed re2c output. tests/run.sh prints one summary line.
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
+
+$(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/libkiln-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcunit -ldl -lpthread -lm
+
+test-build: all $(BUILD)/tests/unit
+
+# The suite on one build directory.
+check: test-build
+	@bash tests/run.sh $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory -j2 test-build
+	@$(MAKE) --no-print-directory -j2 BUILD=build-asan SAN=1 OPT=-O1 test-build
+	@status=0; \
+	bash tests/run.sh build || status=1; \
+	bash tests/run.sh build-asan || status=1; \
+	$(MAKE) --no-print-directory check-lexers || status=1; \
+	exit $$status
+
+.PHONY: test test-build check

@@ -76,8 +76,7 @@ static const kiln_op vignette_op = {
     .execute = vignette_execute,
 };
 
-KILN_PLUGIN_DEFINE("vignette", "1.0.0",
-                   "example op plugin: darkened corners",
+KILN_PLUGIN_DEFINE("vignette", "1.0.0", "example op plugin: darkened corners",
                    vignette_init, NULL);
 
 /* Registers the op. On failure the host undoes this plugin's
@@ -135,8 +134,7 @@ vignette_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 
     if (vips_xyz(&t[VIGNETTE_XY], width, height, NULL) ||
         vips_linear(t[VIGNETTE_XY], &t[VIGNETTE_UV], uv_a, uv_b, 2, NULL) ||
-        vips_multiply(t[VIGNETTE_UV], t[VIGNETTE_UV], &t[VIGNETTE_UV2],
-                      NULL) ||
+        vips_multiply(t[VIGNETTE_UV], t[VIGNETTE_UV], &t[VIGNETTE_UV2], NULL) ||
         vips_bandmean(t[VIGNETTE_UV2], &t[VIGNETTE_R2], NULL) ||
         vips_linear1(t[VIGNETTE_R2], &t[VIGNETTE_MASK], amount, 0.0, NULL) ||
         vips_linear1(t[VIGNETTE_MASK], &t[VIGNETTE_KEEP], -1.0, 1.0, NULL) ||
@@ -145,8 +143,7 @@ vignette_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                       NULL) ||
         vips_linear(t[VIGNETTE_MASK], &t[VIGNETTE_TINT], tint_a, tint_b, 3,
                     NULL) ||
-        vips_add(t[VIGNETTE_KEPT], t[VIGNETTE_TINT], &t[VIGNETTE_SUM],
-                 NULL) ||
+        vips_add(t[VIGNETTE_KEPT], t[VIGNETTE_TINT], &t[VIGNETTE_SUM], NULL) ||
         vips_cast_uchar(t[VIGNETTE_SUM], &t[VIGNETTE_UCHAR], NULL)) {
         status = vignette_api->error_set_vips(err, "vignette");
         goto done;

@@ -5,7 +5,9 @@
  * atomic write/commit/abort, nested directories, and confinement of ".."
  * and symlinks to the storage root. main.c initialises libvips first.
  */
-#define _GNU_SOURCE /* mkdtemp, nftw, symlink */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 
 #include <CUnit/CUnit.h>
 #include <dirent.h>

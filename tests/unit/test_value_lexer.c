@@ -4,7 +4,7 @@
  * offset and length of the part it blames. tests/unit/main.c runs the
  * suite through test_value_lexer_register().
  */
-#include "value_lexer.h"
+#include "../../dsl/value_lexer.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -149,6 +149,7 @@ typedef enum kiln_param_kind {
 #define KILN_PARAM_ONE_OF (1u << 1)   /* at least one flagged param needed */
 #define KILN_PARAM_INTEGER (1u << 2)  /* number: no fraction allowed */
 #define KILN_PARAM_SECRET (1u << 3)   /* string: never printed or logged */
+#define KILN_PARAM_MIN_EXCLUSIVE (1u << 4) /* number: must be above min */
 
 /* One parameter of an op (or one setting of a storage backend). The host
  * parses and range-checks the JSON value, then stores it at `offset` in the

@@ -1,0 +1,195 @@
+# Shared helpers for the tests/exec/*.sh end-to-end tests. Sourced, not run.
+#
+# Environment (all optional):
+#   KILN    the kiln binary (default build/kiln, relative to the repo root)
+#   SHARED  the shared folder with testdata/ (default ../shared)
+#   TMPDIR  where scratch directories go
+#   KILN_TEST_KEEP=1  keep the scratch directory and print its path
+#
+# Output convention: one line per check, `ok NAME`, `FAIL NAME: REASON` or
+# `skip NAME: REASON`; `finish` exits 1 if any check failed, else 0.
+
+set -u
+
+KILN=${KILN:-build/kiln}
+case $KILN in /*) ;; *) KILN=$PWD/$KILN ;; esac
+SHARED=${SHARED:-../shared}
+TESTDATA=$SHARED/testdata
+T_NAME=${0##*/}
+T_NAME=${T_NAME%.sh}
+_fails=0
+
+ok()   { printf 'ok %s\n' "$1"; }
+fail() { printf 'FAIL %s: %s\n' "$1" "$2"; _fails=$((_fails + 1)); }
+skip() { printf 'skip %s: %s\n' "$1" "$2"; }
+finish() { [ "$_fails" -eq 0 ] && exit 0; exit 1; }
+
+# check NAME REASON-IF-FALSE COMMAND...: ok when COMMAND succeeds.
+check() {
+    local name=$1 why=$2
+    shift 2
+    if "$@"; then ok "$name"; else fail "$name" "$why"; fi
+}
+
+require_tools() {
+    local t
+    for t in "$@"; do
+        if ! command -v "$t" >/dev/null 2>&1; then
+            skip "$T_NAME" "tool $t is not installed"
+            exit 0
+        fi
+    done
+}
+
+require_testdata() {   # require_testdata FILE... (names inside $TESTDATA)
+    local f
+    for f in "$@"; do
+        if [ ! -r "$TESTDATA/$f" ]; then
+            skip "$T_NAME" "$TESTDATA/$f is absent (set SHARED to the shared folder)"
+            finish
+        fi
+    done
+}
+
+require_tools convert compare identify vips vipsheader jq awk
+if [ ! -x "$KILN" ]; then
+    fail "$T_NAME/setup" "kiln binary $KILN not found or not executable (run make)"
+    finish
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-$T_NAME.XXXXXX") || exit 1
+_cleanup() {
+    if [ "${KILN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2
+    else rm -rf "$WORK"; fi
+}
+trap _cleanup EXIT
+ROOT=$WORK/root          # the storage root given to kiln run
+mkdir -p "$ROOT/in" "$ROOT/out"
+
+# ---------------------------------------------------------------- kiln
+
+# run_kiln TAG REQUEST.json...: runs kiln with --storage-root $ROOT, stores
+# stdout in $WORK/TAG.out and stderr in $WORK/TAG.err, sets RUN_RC, and
+# loads every job result (all requests) into the J* arrays keyed by
+# destination: JST status, JW width, JH height, JB bytes, JFMT format,
+# JERR error. RST[request-file] is each request's status.
+declare -A JST JW JH JB JFMT JERR RST RERR
+RUN_RC=0
+run_kiln() {
+    local tag=$1 line d st w h b fmt err
+    shift
+    RUN_RC=0
+    "$KILN" run --storage-root "$ROOT" "$@" >"$WORK/$tag.out" 2>"$WORK/$tag.err" || RUN_RC=$?
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/$tag.err"; then
+        fail "$T_NAME/$tag/sanitizer" "$(grep -m1 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/$tag.err")"
+    fi
+    if [ "$RUN_RC" -ge 128 ]; then
+        fail "$T_NAME/$tag/crash" "kiln run exited with status $RUN_RC: $(tail -n 3 "$WORK/$tag.err" | tr '\n' ' ')"
+    fi
+    if ! jq -e . "$WORK/$tag.out" >/dev/null 2>&1; then
+        fail "$T_NAME/$tag/json" "kiln run did not print valid JSON: $(head -c 300 "$WORK/$tag.out")"
+        return
+    fi
+    while IFS=$'\t' read -r d st w h b fmt err; do
+        JST[$d]=$st; JW[$d]=$w; JH[$d]=$h; JB[$d]=$b; JFMT[$d]=$fmt; JERR[$d]=$err
+    done < <(jq -r '.jobs[]? | [.destination, .status, (.width // "" | tostring),
+                    (.height // "" | tostring), (.bytes // "" | tostring),
+                    (.format // ""), (.error // "")] | @tsv' "$WORK/$tag.out")
+    while IFS=$'\t' read -r d st err; do
+        RST[$d]=$st; RERR[$d]=$err
+    done < <(jq -r '[.request, .status, (.error // "")] | @tsv' "$WORK/$tag.out")
+}
+
+# compile_shapes REQUEST.json WxH: loads the shape of every job's output, as
+# `kiln compile --source-size WxH` prints it, into CSHAPE[destination]
+# ("WxHxB"). Returns the compile status.
+declare -A CSHAPE
+compile_shapes() {
+    local req=$1 size=$2 d w h b rc=0
+    "$KILN" compile --format json --source-size "$size" "$req" >"$WORK/compile.json" 2>"$WORK/compile.err" || rc=$?
+    [ $rc -eq 0 ] || return $rc
+    while IFS=$'\t' read -r d w h b; do
+        CSHAPE[$d]=${w}x${h}x${b}
+    done < <(jq -r '.nodes[] | select(.kind == "store") |
+                    [.destination, .shape.width, .shape.height, .shape.bands] | @tsv' "$WORK/compile.json")
+}
+
+# job_ok DEST: the job finished and its reported size matches the file on
+# disk. Prints the reason on failure (for `fail`).
+job_finished() {
+    local d=$1 f=$ROOT$1
+    if [ "${JST[$d]:-}" != FINISHED ]; then
+        echo "job $d is ${JST[$d]:-missing from the result}: ${JERR[$d]:-}"; return 1
+    fi
+    [ -f "$f" ] || { echo "job $d FINISHED but $f does not exist"; return 1; }
+    return 0
+}
+
+# ---------------------------------------------------------------- numbers
+
+# round half away from zero of an awk expression
+round() { awk "BEGIN { x = $1; r = x < 0 ? -int(-x + 0.5) : int(x + 0.5); print r }"; }
+# resolve a length: "N%" of DIM, or pixels
+px_of() { case $1 in *%) round "${1%\%} * $2 / 100" ;; *px) echo "${1%px}" ;; *) echo "$1" ;; esac; }
+# JSON value for a length: integers as numbers, anything else as a string
+jlen() { case $1 in ''|*[!0-9-]*) printf '"%s"' "$1" ;; *) printf '%s' "$1" ;; esac; }
+# IM signed offset: 5 -> +5, -5 -> -5
+sgn() { case $1 in -*) printf '%s' "$1" ;; *) printf '+%s' "$1" ;; esac; }
+
+# ---------------------------------------------------------------- images
+
+img_size() { identify -format '%wx%h' "$1[0]" 2>/dev/null; }
+img_bands() { vipsheader -f bands "$1" 2>/dev/null; }
+# pixel FILE X Y -> "v0 v1 ..." (all bands, 0..255 for 8-bit images)
+pixel() { vips getpoint "$1" "$2" "$3" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? " " : ""), $i + 0.5 }'; }
+# near "A" "B" TOL: same count of values, each within TOL
+near() {
+    awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN {
+        n = split(a, x, " "); m = split(b, y, " "); if (n != m || n == 0) exit 1
+        for (i = 1; i <= n; i++) { d = x[i] - y[i]; if (d < 0) d = -d; if (d > t) exit 1 }
+        exit 0 }'
+}
+# ae A B -> number of differing pixels (empty on error)
+ae() { compare -metric AE "$1" "$2" null: 2>&1 | awk 'NR == 1 { print $1 }'; }
+# psnr A B -> dB, or "inf" when identical
+psnr() { compare -metric PSNR "$1" "$2" null: 2>&1 | awk 'NR == 1 { print $1 }'; }
+# psnr_at_least A B MIN: prints the PSNR; fails when below MIN (or no value)
+psnr_ge() {
+    local p
+    p=$(psnr "$1" "$2")
+    PSNR_VALUE=$p
+    awk -v p="$p" -v m="$3" 'BEGIN { if (p == "inf") exit 0; if (p !~ /^[0-9.]+$/) exit 1; exit !(p + 0 >= m) }'
+}
+
+# same_image NAME KILN_OUT REFERENCE: sizes equal and no pixel differs.
+same_image() {
+    local name=$1 a=$2 b=$3 sa sb n
+    if [ ! -f "$a" ]; then fail "$name" "kiln output $a missing"; return; fi
+    if [ ! -f "$b" ]; then fail "$name" "reference $b missing"; return; fi
+    sa=$(img_size "$a"); sb=$(img_size "$b")
+    if [ "$sa" != "$sb" ]; then fail "$name" "size $sa, expected $sb"; return; fi
+    n=$(ae "$a" "$b")
+    if [ "$n" = 0 ]; then ok "$name"; else fail "$name" "$n pixels differ (size $sa)"; fi
+}
+
+# same_images NAME-PREFIX LISTFILE: LISTFILE has lines "NAME KILN_OUT REF";
+# compares all pairs with one identify run (pixel signatures), falling back
+# to `compare -metric AE` for any pair whose signatures differ.
+same_images() {
+    local list=$1 name a b
+    declare -A SIG SZ
+    local f w h s
+    while read -r f w h s; do SZ[$f]=${w}x$h; SIG[$f]=$s; done < <(
+        awk '{ print $2; print $3 }' "$list" | while read -r f; do [ -f "$f" ] && echo "$f"; done |
+        xargs -r -d '\n' identify -format '%d/%f %w %h %#\n' 2>/dev/null)
+    while read -r name a b; do
+        if [ ! -f "$a" ]; then fail "$name" "kiln output ${a#$ROOT} missing"; continue; fi
+        if [ ! -f "$b" ]; then fail "$name" "reference $b missing (ImageMagick failed?)"; continue; fi
+        if [ "${SZ[$a]:-?}" != "${SZ[$b]:-!}" ]; then
+            fail "$name" "size ${SZ[$a]:-?}, ImageMagick gives ${SZ[$b]:-?}"; continue
+        fi
+        if [ "${SIG[$a]}" = "${SIG[$b]}" ]; then ok "$name"; continue; fi
+        local n; n=$(ae "$a" "$b")
+        if [ "$n" = 0 ]; then ok "$name"; else fail "$name" "$n of ${SZ[$a]} pixels differ from ImageMagick"; fi
+    done <"$list"
+}

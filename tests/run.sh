@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the whole suite against one build directory (build or build-asan):
+# CUnit unit tests, golden compile tests, executed tests (tests/exec/*.sh)
+# and the examples. Prints "ok"/"FAIL"/"skip" lines and a closing
+# "NAME: N passed, M failed, K skipped" line; exits 1 when anything failed.
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+export KILN="$BUILD/kiln"
+export KILN_PLUGIN_DIR="$BUILD/plugins"
+export KILN_TEST_PLUGIN_DIR="$BUILD/tests/plugins"
+export SHARED=${SHARED:-../shared}
+export PKG_CONFIG_PATH="$PWD/$BUILD/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# Sanitizer builds: stop at the first report, and fail the test that made
+# it (the scripts check exit codes and stderr).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+if [ ! -d "$SHARED/testdata" ]; then
+    echo "skip shared: $SHARED/testdata is absent; tests that need photographs are skipped"
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+run() { # NAME COMMAND...: runs a part, keeps its lines for counting
+    local name=$1
+    shift
+    echo "== $name ($BUILD)"
+    "$@" 2>&1 | tee -a "$log"
+    local rc=${PIPESTATUS[0]}
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL' <(tail -n 200 "$log"); then
+        echo "FAIL $name: exited with status $rc" | tee -a "$log"
+    fi
+}
+
+unit_out=$(mktemp)
+echo "== unit ($BUILD)"
+"$BUILD/tests/unit" >"$unit_out" 2>&1
+unit_rc=$?
+grep -E "^Suite|^  *[0-9]+\. |Run Summary|tests |asserts " "$unit_out"
+up=$(sed -n 's/^unit: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$unit_out")
+uf=$(sed -n 's/^unit: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$unit_out")
+if [ -z "$up" ]; then
+    cat "$unit_out"
+    up=0 uf=1
+elif [ "$unit_rc" != 0 ] && [ "$uf" = 0 ]; then
+    tail -20 "$unit_out"
+    uf=1
+fi
+rm -f "$unit_out"
+
+run compile bash tests/compile/run.sh
+for t in tests/exec/*.sh; do
+    case "$t" in */lib.sh) continue ;; esac
+    run "exec/$(basename "$t" .sh)" bash "$t"
+done
+run examples bash tests/examples.sh
+
+p=$(grep -c '^ok ' "$log")
+f=$(grep -c '^FAIL' "$log")
+s=$(grep -c '^skip ' "$log")
+p=$((p + up))
+f=$((f + uf))
+echo
+grep '^FAIL' "$log" | sed 's/^/  /'
+echo "$BUILD: $p passed, $f failed, $s skipped"
+[ "$f" = 0 ]

@@ -1,0 +1,109 @@
+/*
+ * Configuration tests: defaults, ${ENV} expansion, and the error texts
+ * for unknown keys, bad types and unset variables.
+ */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/kiln.h"
+
+int test_config_register(void);
+
+static int
+load(const char *text, kiln_config **c, errlist *errs)
+{
+    return config_load_text(text, strlen(text), c, errs);
+}
+
+static void
+test_defaults(void)
+{
+    kiln_config *c = NULL;
+    kiln_error e;
+    CU_ASSERT_EQUAL_FATAL(config_default(&c, &e), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c->listen, "127.0.0.1:8080");
+    CU_ASSERT_EQUAL(c->limits.max_pixels, 100000000);
+    CU_ASSERT_EQUAL(c->limits.max_jobs, 50);
+    CU_ASSERT_EQUAL(c->n_services, 1);
+    CU_ASSERT_EQUAL(c->services[0].id, 1);
+    CU_ASSERT_STRING_EQUAL(c->services[0].storage_plugin, "local");
+    CU_ASSERT_EQUAL(c->n_enable, 2);
+    config_free(c);
+}
+
+static void
+test_env_and_values(void)
+{
+    setenv("KILN_TEST_TOKEN", "s3cr3t", 1);
+    kiln_config *c = NULL;
+    errlist errs = {0};
+    int rc = load("{\"workers\": 3, \"limits\": {\"max_pixels\": 1000},"
+                  "\"services\": [{\"id\": 7, \"tokens\": "
+                  "[\"${KILN_TEST_TOKEN}\"], \"storage\": {\"plugin\": "
+                  "\"local\", \"root\": \"/srv/${KILN_TEST_TOKEN}/x\"}}]}",
+                  &c, &errs);
+    CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
+    CU_ASSERT_EQUAL(c->workers, 3);
+    CU_ASSERT_EQUAL(c->limits.max_pixels, 1000);
+    CU_ASSERT_EQUAL(c->services[0].limits.max_pixels, 1000);
+    CU_ASSERT_STRING_EQUAL(c->services[0].tokens[0], "s3cr3t");
+    CU_ASSERT_STRING_EQUAL(
+        cJSON_GetObjectItem(c->services[0].storage, "root")->valuestring,
+        "/srv/s3cr3t/x");
+    CU_ASSERT_PTR_NOT_NULL(config_find_service(c, 7));
+    CU_ASSERT_PTR_NULL(config_find_service(c, 1));
+    config_free(c);
+    errlist_free(&errs);
+}
+
+static void
+test_errors(void)
+{
+    unsetenv("KILN_TEST_UNSET");
+    kiln_config *c = NULL;
+    errlist errs = {0};
+    int rc = load("{\"listn\": \"x\", \"workers\": 0, \"services\": [{\"id\": "
+                  "1, \"tokens\": [\"${KILN_TEST_UNSET}\"], \"storage\": "
+                  "{\"plugin\": 5}}]}",
+                  &c, &errs);
+    CU_ASSERT_EQUAL(rc, KILN_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    const char *want[] = {
+        "listn: unknown key \"listn\" (did you mean \"listen\"?)",
+        "workers: 0 is not valid (expected a number 1..1024)",
+        "services[0].tokens[0]: environment variable KILN_TEST_UNSET is not "
+        "set",
+        "services[0].storage.plugin: expected the name of a storage "
+        "backend, e.g. \"local\"",
+    };
+    CU_ASSERT_EQUAL(errs.n, 4);
+    for (size_t i = 0; i < errs.n && i < 4; i++) {
+        char got[1200];
+        err_format(&errs.items[i].e, got, sizeof got);
+        if (strcmp(got, want[i]) != 0) {
+            fprintf(stderr, "\n  got:  %s\n  want: %s\n", got, want[i]);
+        }
+        CU_ASSERT_STRING_EQUAL(got, want[i]);
+    }
+    errlist_free(&errs);
+    errs = (errlist){0};
+    CU_ASSERT_EQUAL(load("{\"services\": [1,", &c, &errs), KILN_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].e.message,
+                           "invalid JSON at line 1, column 16: unexpected \",\"");
+    errlist_free(&errs);
+}
+
+int
+test_config_register(void)
+{
+    CU_pSuite s = CU_add_suite("config", NULL, NULL);
+    if (s == NULL) {
+        return 1;
+    }
+    CU_add_test(s, "embedded defaults", test_defaults);
+    CU_add_test(s, "environment and values", test_env_and_values);
+    CU_add_test(s, "error texts", test_errors);
+    return CU_get_error() == CUE_SUCCESS ? 0 : 1;
+}

@@ -1,0 +1,248 @@
+/*
+ * Loader tests: each refusal has its own test plugin (tests/plugins/)
+ * and each refusal message is pinned here, numbers included. Also the
+ * success paths: a good plugin, one built against an older (smaller)
+ * host table, and the undoing of a failed init.
+ */
+#include <CUnit/CUnit.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../core/kiln.h"
+
+int test_loader_register(void);
+
+static char plugin_path[4096];
+
+static const char *
+tp(const char *name)
+{
+    const char *dir = getenv("KILN_TEST_PLUGIN_DIR");
+    snprintf(plugin_path, sizeof plugin_path, "%s/%s.so",
+             dir ? dir : "build/tests/plugins", name);
+    return plugin_path;
+}
+
+static kiln_engine *
+new_engine(void)
+{
+    return calloc(1, sizeof(kiln_engine));
+}
+
+static void
+free_engine(kiln_engine *e)
+{
+    loader_unload_all(e);
+    registry_free(&e->reg);
+    free(e);
+}
+
+/* Loads `name` and expects a refusal whose message is `fmt` with the
+ * plugin's path substituted for %s. */
+static void
+expect_refusal(const char *name, int code, const char *fmt)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    const char *path = tp(name);
+    int rc = loader_load_file(e, path, &err);
+    CU_ASSERT_EQUAL(rc, code);
+    char want[1024];
+    snprintf(want, sizeof want, fmt, path);
+    if (strcmp(err.message, want) != 0) {
+        fprintf(stderr, "\n  got:  %s\n  want: %s\n", err.message, want);
+    }
+    CU_ASSERT_STRING_EQUAL(err.message, want);
+    CU_ASSERT_EQUAL(e->n_plugins, 0);
+    CU_ASSERT_EQUAL(e->reg.n_ops, 0);
+    free_engine(e);
+}
+
+static void
+test_no_descriptor(void)
+{
+    expect_refusal("no-descriptor", KILN_EABI,
+                   "plugin %s has no kiln_plugin_descriptor_v1 symbol (not "
+                   "a kiln plugin, or built for another ABI major)");
+}
+
+static void
+test_abi_major(void)
+{
+    expect_refusal("abi-major", KILN_EABI,
+                   "plugin %s needs ABI 2.0, host provides 1.0 (a "
+                   "different major version)");
+}
+
+static void
+test_abi_minor(void)
+{
+    expect_refusal("abi-minor-newer", KILN_EABI,
+                   "plugin %s needs ABI 1.1, host provides 1.0 (a newer "
+                   "minor version)");
+}
+
+static void
+test_api_table(void)
+{
+    char fmt[512];
+    snprintf(fmt, sizeof fmt,
+             "plugin %%s was built against a host API table of %zu bytes, "
+             "host provides %zu",
+             sizeof(kiln_host_api) + 64, sizeof(kiln_host_api));
+    expect_refusal("api-table-larger", KILN_EABI, fmt);
+}
+
+static void
+test_vips_major(void)
+{
+    char fmt[512];
+    snprintf(fmt, sizeof fmt,
+             "plugin %%s was built against libvips %d.%d, host runs "
+             "libvips %d.%d (a different major version)",
+             vips_version(0) + 1, VIPS_MINOR_VERSION, vips_version(0),
+             vips_version(1));
+    expect_refusal("vips-major", KILN_EABI, fmt);
+}
+
+static void
+test_init_fails_undone(void)
+{
+    expect_refusal("init-fails", KILN_EINVAL,
+                   "plugin %s (\"test-init-fails\") failed to initialise: "
+                   "test plugin failed on purpose");
+    /* The object is closed: RTLD_NOLOAD finds nothing. */
+    void *h = dlopen(tp("init-fails"), RTLD_NOW | RTLD_NOLOAD);
+    CU_ASSERT_PTR_NULL(h);
+    if (h != NULL) {
+        dlclose(h);
+    }
+}
+
+static void
+test_writable_by_others(void)
+{
+    char dir[] = "/tmp/kiln-loader-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char copy[4200], cmd[8600];
+    snprintf(copy, sizeof copy, "%s/good.so", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", tp("good"), copy);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    CU_ASSERT_EQUAL(chmod(copy, 0666), 0);
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, copy, &err), KILN_EPERM);
+    char want[4400];
+    snprintf(want, sizeof want,
+             "plugin %s is writable by others (mode 0666); refusing to "
+             "load it",
+             copy);
+    CU_ASSERT_STRING_EQUAL(err.message, want);
+    CU_ASSERT_EQUAL(e->n_plugins, 0);
+    /* The same file without the write bit loads. */
+    CU_ASSERT_EQUAL(chmod(copy, 0644), 0);
+    CU_ASSERT_EQUAL(loader_load_file(e, copy, &err), KILN_OK);
+    CU_ASSERT_PTR_NOT_NULL(registry_find_op(&e->reg, "test-good-invert"));
+    free_engine(e);
+    unlink(copy);
+    rmdir(dir);
+}
+
+static void
+test_good_and_duplicate(void)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("good"), &err), KILN_OK);
+    CU_ASSERT_EQUAL(e->n_plugins, 1);
+    const reg_op *op = registry_find_op(&e->reg, "test-good-invert");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_PTR_EQUAL(op->owner, e->plugins[0]);
+    /* Run its execute through the same path the executor uses. */
+    VipsImage *black = NULL, *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(vips_black(&black, 4, 4, "bands", 3, NULL), 0);
+    VipsImage *u = NULL;
+    CU_ASSERT_EQUAL_FATAL(vips_cast_uchar(black, &u, NULL), 0);
+    VipsImage *in[1] = {u};
+    CU_ASSERT_EQUAL(op->op.execute(NULL, NULL, in, &out, &err), KILN_OK);
+    double avg = 0;
+    CU_ASSERT_EQUAL(vips_avg(out, &avg, NULL), 0);
+    CU_ASSERT_DOUBLE_EQUAL(avg, 255, 1e-9);
+    g_object_unref(out);
+    g_object_unref(u);
+    g_object_unref(black);
+    /* A second plugin of the same name is refused. */
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("good"), &err), KILN_EEXIST);
+    char want[4400];
+    snprintf(want, sizeof want,
+             "plugin %s: a plugin named \"test-good\" is already loaded "
+             "from %s",
+             tp("good"), tp("good"));
+    CU_ASSERT_STRING_EQUAL(err.message, want);
+    CU_ASSERT_EQUAL(e->n_plugins, 1);
+    free_engine(e);
+}
+
+static void
+test_older_table(void)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("older-table"), &err), KILN_OK);
+    CU_ASSERT_EQUAL(e->n_plugins, 1);
+    free_engine(e);
+}
+
+static void
+test_missing_file(void)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, "/nonexistent/x.so", &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(err.message,
+                           "plugin /nonexistent/x.so: No such file or "
+                           "directory");
+    free_engine(e);
+}
+
+static void
+test_host_has(void)
+{
+    const kiln_host_api *api = loader_host_api();
+    CU_ASSERT_TRUE(KILN_HOST_HAS(api, exec_load_image));
+    kiln_host_api small = *api;
+    small.size = offsetof(kiln_host_api, exec_warn);
+    CU_ASSERT_FALSE(KILN_HOST_HAS(&small, exec_warn));
+    CU_ASSERT_TRUE(KILN_HOST_HAS(&small, resolve_length));
+}
+
+int
+test_loader_register(void)
+{
+    CU_pSuite s = CU_add_suite("loader", NULL, NULL);
+    if (s == NULL) {
+        return 1;
+    }
+    CU_add_test(s, "missing descriptor", test_no_descriptor);
+    CU_add_test(s, "different ABI major", test_abi_major);
+    CU_add_test(s, "newer ABI minor", test_abi_minor);
+    CU_add_test(s, "larger host table", test_api_table);
+    CU_add_test(s, "different libvips major", test_vips_major);
+    CU_add_test(s, "failing init undone", test_init_fails_undone);
+    CU_add_test(s, "writable by others", test_writable_by_others);
+    CU_add_test(s, "good plugin, duplicate name", test_good_and_duplicate);
+    CU_add_test(s, "older host table accepted", test_older_table);
+    CU_add_test(s, "missing file", test_missing_file);
+    CU_add_test(s, "KILN_HOST_HAS", test_host_has);
+    return CU_get_error() == CUE_SUCCESS ? 0 : 1;
+}
