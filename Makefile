@@ -79,7 +79,7 @@ check-lexers:
 	done; [ $$ok = 1 ]
 
 run: deps all
-	@sh tests/tour.sh $(BUILD)
+	@bash examples/tour.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan

@@ -202,7 +202,8 @@ dump_dot(const graph *g, FILE *out)
                                         "#d9ead3"};
     fprintf(out, "digraph kiln {\n  rankdir=TB;\n"
                  "  node [fontname=\"Helvetica\", fontsize=10, "
-                 "style=filled];\n");
+                 "style=filled];\n"
+                 "  edge [fontname=\"Helvetica\", fontsize=9];\n");
     for (size_t i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         char label[1400], shape[64];
