@@ -21,6 +21,21 @@ bind_graph(graph *g, const kiln_shape *source, const kiln_limits *lim,
         graph_node *n = &g->nodes[i];
         if (n->kind == GRAPH_LOAD) {
             n->shape = *source;
+            /* The source itself, from its header: nothing is decoded yet,
+             * so a decompression bomb costs nothing. */
+            int64_t px = (int64_t)source->width * source->height;
+            if (lim != NULL && lim->max_pixels > 0 && px > lim->max_pixels) {
+                kiln_error e;
+                err_set_path(&e, KILN_ELIMIT, "source",
+                             "\"%s\" is %dx%d, %lld pixels, above the limit "
+                             "of %lld",
+                             n->source ? n->source : "?", source->width,
+                             source->height, (long long)px,
+                             (long long)lim->max_pixels);
+                errlist_add(errs, &e, NULL);
+                g->bound = false;
+                return KILN_ELIMIT;
+            }
             continue;
         }
         /* A job whose earlier op failed reports that one only: later

@@ -227,25 +227,17 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             lim.max_file_size = g->req.limits.max_file_size;
         }
     }
-    rc = exec_open_stored(st, g->req.source, &raw, &err);
+    rc = exec_open_stored(st, g->req.source, lim.max_file_size, &raw, &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
         err_prefix_path(&err, "source");
         goto fail;
     }
-    /* Limits from the header, before a single pixel is decoded. */
-    int64_t px = (int64_t)raw->Xsize * raw->Ysize;
-    if (px > lim.max_pixels) {
-        rc = err_set_path(&err, KILN_ELIMIT, "source",
-                          "\"%s\" is %dx%d, %lld pixels, above the limit of "
-                          "%lld",
-                          g->req.source, raw->Xsize, raw->Ysize,
-                          (long long)px, (long long)lim.max_pixels);
-        goto fail;
-    }
     kiln_shape shape;
     exec_oriented_shape(raw, &shape);
     errlist errs = {0};
+    /* Bind reads the header only and checks the pixel limit before a
+     * single pixel is decoded. */
     rc = bind_graph(g, &shape, &lim, &errs);
     if (rc != KILN_OK) {
         engine_join_errors(&errs, res->error, sizeof res->error);

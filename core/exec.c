@@ -52,12 +52,21 @@ exec_warn(kiln_exec *ctx, const char *fmt, ...)
 
 int
 exec_open_stored(const engine_storage *st, const char *path,
-                 VipsImage **out, kiln_error *err)
+                 int64_t max_bytes, VipsImage **out, kiln_error *err)
 {
     VipsSource *src = NULL;
     int rc = st->backend->st.open_read(st->state, path, &src, err);
     if (rc != KILN_OK) {
         return rc;
+    }
+    /* A length the backend knows (a file, an object's size) is checked
+     * before reading; -1 means a stream of unknown length. */
+    gint64 len = vips_source_length(src);
+    if (max_bytes > 0 && len > max_bytes) {
+        g_object_unref(src);
+        return err_set(err, KILN_ELIMIT,
+                       "\"%s\" is %lld bytes, above the limit of %lld",
+                       path, (long long)len, (long long)max_bytes);
     }
     /* fail_on error: a truncated or corrupt file fails the job instead of
      * yielding a partly grey image. */
@@ -155,7 +164,7 @@ exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
                 kiln_error *err)
 {
     VipsImage *raw = NULL;
-    int rc = exec_open_stored(ctx->st, path, &raw, err);
+    int rc = exec_open_stored(ctx->st, path, 0, &raw, err);
     if (rc != KILN_OK) {
         return rc;
     }

@@ -422,7 +422,7 @@ int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
 int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
 /* Opens an image from storage: header only, nothing decoded. */
 int exec_open_stored(const engine_storage *st, const char *path,
-                    VipsImage **out, kiln_error *err);
+                     int64_t max_bytes, VipsImage **out, kiln_error *err);
 /* Host API entries for ops (exec.c). */
 void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,

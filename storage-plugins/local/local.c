@@ -228,7 +228,7 @@ local_open_read(void *state, const char *path, VipsSource **out,
 
         if (e == ENOENT || e == ENOTDIR) {
             return local_api->error_set(err, KILN_ENOTFOUND,
-                                        "source %s not found in storage",
+                                        "%s not found in storage",
                                         local_quote(q, path));
         }
         return local_error_errno(err, e, "cannot read", path);

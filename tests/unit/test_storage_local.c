@@ -450,7 +450,7 @@ test_not_found(void)
                     KILN_ENOTFOUND);
     CU_ASSERT_PTR_NULL(source);
     CU_ASSERT_STRING_EQUAL(err.message,
-                           "source \"/a/b.jpg\" not found in storage");
+                           "\"/a/b.jpg\" not found in storage");
 }
 
 /* Both directions refuse `path` as an escape, and nothing appears in the
