@@ -28,9 +28,8 @@ typedef struct cfg_ctx {
     kiln_config *c;
 } cfg_ctx;
 
-static void
-cfg_error(cfg_ctx *x, const char *path, const cJSON *v, const char *fmt, ...)
-    KILN_PRINTF(4, 5);
+static void cfg_error(cfg_ctx *x, const char *path, const cJSON *v,
+                      const char *fmt, ...) KILN_PRINTF(4, 5);
 
 static void
 cfg_error(cfg_ctx *x, const char *path, const cJSON *v, const char *fmt, ...)
@@ -97,8 +96,7 @@ cfg_expand(cfg_ctx *x, const char *path, const char *s)
             const char *end = strchr(p + 2, '}');
             if (end != NULL) {
                 char name[256];
-                snprintf(name, sizeof name, "%.*s", (int)(end - p - 2),
-                         p + 2);
+                snprintf(name, sizeof name, "%.*s", (int)(end - p - 2), p + 2);
                 val = getenv(name);
                 if (val == NULL) {
                     cfg_error(x, path, NULL,
@@ -265,8 +263,7 @@ cfg_object(cfg_ctx *x, const cJSON *obj, const char *path, const char *key)
 }
 
 static const char *const cfg_limit_keys[] = {
-    "max_pixels", "max_file_size", "max_process_time", "max_jobs",
-    "max_body"};
+    "max_pixels", "max_file_size", "max_process_time", "max_jobs", "max_body"};
 
 static void
 cfg_limits(cfg_ctx *x, const cJSON *obj, const char *path, kiln_limits *l)
@@ -292,12 +289,11 @@ cfg_limits_default(kiln_limits *l)
     l->max_body = 1048576;
 }
 
-static const char *const cfg_root_keys[] = {
-    "listen",     "workers", "plugins", "jobstore", "limits",
-    "rate_limit", "network", "services"};
+static const char *const cfg_root_keys[] = {"listen",   "workers", "plugins",
+                                            "jobstore", "limits",  "rate_limit",
+                                            "network",  "services"};
 static const char *const cfg_service_keys[] = {
-    "id",      "tokens",         "secret",  "backend",
-    "storage", "remote_sources", "limits"};
+    "id", "tokens", "secret", "backend", "storage", "remote_sources", "limits"};
 
 static void
 cfg_services(cfg_ctx *x, const cJSON *arr)
@@ -486,8 +482,7 @@ config_default(kiln_config **out, kiln_error *err)
 }
 
 int
-config_load_text(const char *text, size_t len, kiln_config **out,
-                 errlist *errs)
+config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
 {
     cJSON *root = NULL;
     kiln_error e;

@@ -196,8 +196,7 @@ dump_dot_escape(FILE *out, const char *s)
 static void
 dump_dot(const graph *g, FILE *out)
 {
-    static const char *const shapes[] = {"invhouse", "box", "box",
-                                         "house"};
+    static const char *const shapes[] = {"invhouse", "box", "box", "house"};
     static const char *const fills[] = {"#cfe2f3", "#ffffff", "#fce5cd",
                                         "#d9ead3"};
     fprintf(out, "digraph kiln {\n  rankdir=TB;\n"

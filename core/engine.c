@@ -29,8 +29,8 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
     }
     for (size_t i = 0; i < c->n_services; i++) {
         const config_service *s = &c->services[i];
-        const reg_storage *b = registry_find_storage(&e->reg,
-                                                     s->storage_plugin);
+        const reg_storage *b =
+            registry_find_storage(&e->reg, s->storage_plugin);
         if (b == NULL) {
             const char *names[32];
             size_t n = 0;
@@ -48,8 +48,8 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
         void *settings = NULL;
         static const char *const skip[] = {"plugin", NULL};
         int rc = params_parse(e->arena, b->st.settings, b->st.n_settings,
-                              b->st.settings_size, s->storage,
-                              s->storage_path, skip, &settings, &errs);
+                              b->st.settings_size, s->storage, s->storage_path,
+                              skip, &settings, &errs);
         if (rc != KILN_OK) {
             if (errs.n > 0) {
                 *err = errs.items[0].e;
@@ -66,8 +66,8 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
         rc = b->st.open(settings, &es->state, &oe);
         if (rc != KILN_OK) {
             return err_set_path(err, rc, s->storage_path,
-                                "cannot open storage \"%s\": %s",
-                                b->st.name, oe.message);
+                                "cannot open storage \"%s\": %s", b->st.name,
+                                oe.message);
         }
         e->n_storages++;
     }
@@ -141,8 +141,8 @@ engine_limits(const kiln_engine *e, int service_id)
 }
 
 int
-engine_compile(kiln_engine *e, const char *text, size_t len,
-               arena **arena_out, graph **out, errlist *errs)
+engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
+               graph **out, errlist *errs)
 {
     arena *a = arena_new();
     *arena_out = a;

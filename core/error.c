@@ -34,8 +34,7 @@ err_set(kiln_error *err, int code, const char *fmt, ...)
 }
 
 int
-err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
-             ...)
+err_set_path(kiln_error *err, int code, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -51,8 +51,8 @@ exec_warn(kiln_exec *ctx, const char *fmt, ...)
 }
 
 int
-exec_open_stored(const engine_storage *st, const char *path,
-                 int64_t max_bytes, VipsImage **out, kiln_error *err)
+exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
+                 VipsImage **out, kiln_error *err)
 {
     VipsSource *src = NULL;
     int rc = st->backend->st.open_read(st->state, path, &src, err);
@@ -65,8 +65,8 @@ exec_open_stored(const engine_storage *st, const char *path,
     if (max_bytes > 0 && len > max_bytes) {
         g_object_unref(src);
         return err_set(err, KILN_ELIMIT,
-                       "\"%s\" is %lld bytes, above the limit of %lld",
-                       path, (long long)len, (long long)max_bytes);
+                       "\"%s\" is %lld bytes, above the limit of %lld", path,
+                       (long long)len, (long long)max_bytes);
     }
     /* fail_on error: a truncated or corrupt file fails the job instead of
      * yielding a partly grey image. */
@@ -77,8 +77,8 @@ exec_open_stored(const engine_storage *st, const char *path,
         err_set_vips(err, "decode");
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
-        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s",
-                       path, msg);
+        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", path,
+                       msg);
     }
     *out = im;
     return KILN_OK;
@@ -125,8 +125,8 @@ exec_decode(VipsImage *in, VipsImage **out, kiln_error *err)
         /* colourspace() knows 16-bit, grey, CMYK and Lab: it scales 16-bit
          * to 8-bit rather than clipping. */
         VipsInterpretation from = vips_image_guess_interpretation(im);
-        if (vips_colourspace(im, &t, VIPS_INTERPRETATION_sRGB,
-                             "source_space", from, NULL) != 0) {
+        if (vips_colourspace(im, &t, VIPS_INTERPRETATION_sRGB, "source_space",
+                             from, NULL) != 0) {
             g_object_unref(im);
             return err_set_vips(err, "colour conversion to sRGB");
         }
@@ -247,12 +247,12 @@ exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
         return vips_tiffsave_target(im, target, "strip", TRUE, NULL);
     case FORMAT_AVIF:
         return vips_heifsave_target(im, target, "Q", quality, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
-                                    "strip", TRUE, NULL);
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
+                                    TRUE, NULL);
     case FORMAT_HEIC:
         return vips_heifsave_target(im, target, "Q", quality, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC,
-                                    "strip", TRUE, NULL);
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip",
+                                    TRUE, NULL);
     }
     return -1;
 }
@@ -306,8 +306,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
         return rc;
     }
     VipsTarget *inner = NULL;
-    rc = b->open_write(st->state, store->destination, &inner, &p->handle,
-                       err);
+    rc = b->open_write(st->state, store->destination, &inner, &p->handle, err);
     if (rc != KILN_OK) {
         g_object_unref(ready);
         return rc;
@@ -338,8 +337,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
 /* Runs one job's chain from the decoded source; fills jr. */
 static int
 exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
-         VipsImage *source, exec_pending *p, job_result *jr,
-         kiln_error *err)
+         VipsImage *source, exec_pending *p, job_result *jr, kiln_error *err)
 {
     (void)e;
     int store_id = g->job_store[job];
@@ -376,8 +374,7 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
             g_object_unref(cur);
             *err = oe;
             if (rc == KILN_OK) {
-                err_set(err, KILN_EINTERNAL, "%s produced no image",
-                        op->name);
+                err_set(err, KILN_EINTERNAL, "%s produced no image", op->name);
             }
             err_prefix_path(err, node->path);
             return err->code;

@@ -53,8 +53,8 @@ geom_cell(kiln_gravity g, int *col, int *row)
 }
 
 void
-geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx,
-           int dy, int *x, int *y)
+geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx, int dy,
+           int *x, int *y)
 {
     int col, row;
     geom_cell(gravity, &col, &row);
@@ -130,12 +130,11 @@ geom_derive_size(const kiln_length *w, const kiln_length *h, int ref_w,
         return KILN_OK;
     }
     if (!has_w && !has_h) {
-        return err_set(err, KILN_EINVAL,
-                       "one of width or height is required");
+        return err_set(err, KILN_EINVAL, "one of width or height is required");
     }
     if (ref_w < 1 || ref_h < 1) {
-        return err_set(err, KILN_EINVAL, "reference size %dx%d is empty",
-                       ref_w, ref_h);
+        return err_set(err, KILN_EINVAL, "reference size %dx%d is empty", ref_w,
+                       ref_h);
     }
     long other;
     if (has_w) {
@@ -149,8 +148,8 @@ geom_derive_size(const kiln_length *w, const kiln_length *h, int ref_w,
         return err_set_param(err, KILN_EINVAL, has_w ? "width" : "height",
                              "the derived %s of %ld px is outside 1..%d "
                              "(aspect %dx%d)",
-                             has_w ? "height" : "width", other,
-                             KILN_MAX_SIZE, ref_w, ref_h);
+                             has_w ? "height" : "width", other, KILN_MAX_SIZE,
+                             ref_w, ref_h);
     }
     if (has_w) {
         *out_h = (int)other;

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const graph_format_exts[] = {
-    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic",
-    NULL};
+const char *const graph_format_exts[] = {".jpg",  ".jpeg", ".png",  ".webp",
+                                         ".gif",  ".tif",  ".tiff", ".avif",
+                                         ".heic", NULL};
 
 static const graph_format graph_ext_formats[] = {
     FORMAT_JPEG, FORMAT_JPEG, FORMAT_PNG,  FORMAT_WEBP, FORMAT_GIF,

@@ -32,13 +32,12 @@ char *arena_printf(arena *a, const char *fmt, ...) KILN_PRINTF(2, 3);
 
 /* ------------------------------------------------------------- error.c */
 
-int err_set(kiln_error *err, int code, const char *fmt, ...)
-    KILN_PRINTF(3, 4);
+int err_set(kiln_error *err, int code, const char *fmt, ...) KILN_PRINTF(3, 4);
 int err_vset(kiln_error *err, int code, const char *fmt, va_list ap);
-int err_set_path(kiln_error *err, int code, const char *path,
-                 const char *fmt, ...) KILN_PRINTF(4, 5);
-int err_set_param(kiln_error *err, int code, const char *param,
-                  const char *fmt, ...) KILN_PRINTF(4, 5);
+int err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
+                 ...) KILN_PRINTF(4, 5);
+int err_set_param(kiln_error *err, int code, const char *param, const char *fmt,
+                  ...) KILN_PRINTF(4, 5);
 int err_set_vips(kiln_error *err, const char *what);
 void err_clear(kiln_error *err);
 /* Makes err->path "prefix.path" (or "prefix" when path is empty). */
@@ -76,8 +75,8 @@ void suggest_hint(const char *word, const char *const *cands, size_t n,
 /* ---------------------------------------------------------- geometry.c */
 
 long geom_round(double v); /* halves away from zero */
-void geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh,
-                int dx, int dy, int *x, int *y);
+void geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx,
+                int dy, int *x, int *y);
 int geom_resolve_length(const kiln_length *len, kiln_axis axis, int ref_w,
                         int ref_h, int *px, kiln_error *err);
 int geom_derive_size(const kiln_length *w, const kiln_length *h, int ref_w,
@@ -119,16 +118,13 @@ typedef struct registry {
 int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                     size_t size, kiln_error *err);
 int registry_add_storage(registry *r, kiln_plugin *owner,
-                         const kiln_storage *st, size_t size,
-                         kiln_error *err);
+                         const kiln_storage *st, size_t size, kiln_error *err);
 int registry_add_service(registry *r, kiln_plugin *owner,
-                         const kiln_service *svc, size_t size,
-                         kiln_error *err);
+                         const kiln_service *svc, size_t size, kiln_error *err);
 /* Removes everything `owner` registered (a failed init is undone). */
 void registry_remove_owner(registry *r, kiln_plugin *owner);
 const reg_op *registry_find_op(const registry *r, const char *name);
-const reg_storage *registry_find_storage(const registry *r,
-                                         const char *name);
+const reg_storage *registry_find_storage(const registry *r, const char *name);
 void registry_free(registry *r);
 /* Checks a spec table against its struct size; used for ops and storage
  * settings at registration. */
@@ -150,8 +146,7 @@ struct kiln_plugin {
 
 /* Loads one plugin file into the engine's registry: dlopen, descriptor and
  * version checks, init. On any refusal nothing stays registered or open.*/
-int loader_load_file(struct kiln_engine *e, const char *path,
-                     kiln_error *err);
+int loader_load_file(struct kiln_engine *e, const char *path, kiln_error *err);
 /* Loads each enabled plugin name from the first directory that has it. */
 int loader_load_config(struct kiln_engine *e, kiln_error *err);
 void loader_unload_all(struct kiln_engine *e);
@@ -209,8 +204,7 @@ int config_load_text(const char *text, size_t len, kiln_config **out,
 /* The embedded defaults (config.md). */
 int config_default(kiln_config **out, kiln_error *err);
 /* Points every service at local storage under `root` (kiln run). */
-int config_set_storage_root(kiln_config *c, const char *root,
-                            kiln_error *err);
+int config_set_storage_root(kiln_config *c, const char *root, kiln_error *err);
 const config_service *config_find_service(const kiln_config *c, int id);
 void config_free(kiln_config *c);
 
@@ -221,9 +215,9 @@ void config_free(kiln_config *c);
  * `skip` list, which the caller handles) are errors with a hint.
  * Every problem goes to errs with path "path.member". Returns KILN_OK or
  * KILN_EINVAL; *out is allocated in `a` either way. */
-int params_parse(arena *a, const kiln_param_spec *specs, size_t n,
-                 size_t size, const cJSON *obj, const char *path,
-                 const char *const *skip, void **out, errlist *errs);
+int params_parse(arena *a, const kiln_param_spec *specs, size_t n, size_t size,
+                 const cJSON *obj, const char *path, const char *const *skip,
+                 void **out, errlist *errs);
 /* Resolves every set length of `params` against the input shape. */
 int params_bind(const kiln_param_spec *specs, size_t n, void *params,
                 const kiln_shape *in, const char *path, errlist *errs);
@@ -250,8 +244,7 @@ typedef struct dsl_node {
 
 /* Parses JSON text into a cJSON document (the caller deletes it); a
  * syntax error reports line and column. */
-int dsl_parse_json(const char *text, size_t len, cJSON **out,
-                   kiln_error *err);
+int dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err);
 /* Parses JSON text; a syntax error reports line and column. The tree and
  * the cJSON document live as long as the arena. */
 int dsl_parse(arena *a, const char *text, size_t len, dsl_node **out,
@@ -370,7 +363,7 @@ typedef struct job_result {
 } job_result;
 
 typedef struct exec_result {
-    bool ok;         /* every job finished */
+    bool ok;            /* every job finished */
     bool source_failed; /* the source could not be read (retryable) */
     char error[1024];
     job_result *jobs;

@@ -27,8 +27,8 @@ loader_register_op(kiln_plugin *self, const kiln_op *op, size_t size,
 }
 
 static int
-loader_register_storage(kiln_plugin *self, const kiln_storage *st,
-                        size_t size, kiln_error *err)
+loader_register_storage(kiln_plugin *self, const kiln_storage *st, size_t size,
+                        kiln_error *err)
 {
     if (self == NULL || !self->in_init) {
         return err_set(err, KILN_EINVAL,
@@ -38,8 +38,8 @@ loader_register_storage(kiln_plugin *self, const kiln_storage *st,
 }
 
 static int
-loader_register_service(kiln_plugin *self, const kiln_service *svc,
-                        size_t size, kiln_error *err)
+loader_register_service(kiln_plugin *self, const kiln_service *svc, size_t size,
+                        kiln_error *err)
 {
     if (self == NULL || !self->in_init) {
         return err_set(err, KILN_EINVAL,
@@ -51,8 +51,7 @@ loader_register_service(kiln_plugin *self, const kiln_service *svc,
 static void
 loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warning", "info",
-                                        "debug"};
+    static const char *const names[] = {"error", "warning", "info", "debug"};
     if (level > KILN_LOG_INFO && getenv("KILN_DEBUG") == NULL) {
         return;
     }
@@ -192,8 +191,8 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
         const char *why = dlerror();
-        return err_set(err, KILN_EABI, "plugin %s cannot be loaded: %s",
-                       path, why ? why : "unknown error");
+        return err_set(err, KILN_EABI, "plugin %s cannot be loaded: %s", path,
+                       why ? why : "unknown error");
     }
     const kiln_plugin_descriptor *d = dlsym(h, KILN_DESCRIPTOR_SYMBOL);
     if (d == NULL) {
@@ -241,8 +240,8 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
     if (rc != KILN_OK) {
         registry_remove_owner(&e->reg, p);
         err_set(err, rc == KILN_OK ? KILN_EINVAL : rc,
-                "plugin %s (\"%s\") failed to initialise: %s", path,
-                p->name, ierr.message[0] ? ierr.message : "no reason given");
+                "plugin %s (\"%s\") failed to initialise: %s", path, p->name,
+                ierr.message[0] ? ierr.message : "no reason given");
         dlclose(h);
         loader_plugin_free(p);
         return err->code;
@@ -268,8 +267,8 @@ loader_load_config(kiln_engine *e, kiln_error *err)
             char dirs[2048] = "";
             for (size_t d = 0; d < c->n_plugin_dirs; d++) {
                 size_t len = strlen(dirs);
-                snprintf(dirs + len, sizeof dirs - len, "%s%s",
-                         d ? ", " : "", c->plugin_dirs[d]);
+                snprintf(dirs + len, sizeof dirs - len, "%s%s", d ? ", " : "",
+                         c->plugin_dirs[d]);
             }
             return err_set_path(err, KILN_ENOTFOUND, "plugins.enable",
                                 "plugin \"%s\" not found (looked for %s.so "

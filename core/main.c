@@ -16,20 +16,19 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kiln COMMAND [OPTIONS]\n"
-            "\n"
-            "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
-            "          [--format text|json|dot] REQUEST.json\n"
-            "      validate a request and print its op graph\n"
-            "  run [--config FILE] [--storage-root DIR] [--workers N] "
-            "REQUEST.json...\n"
-            "      run requests locally; one result JSON per request\n"
-            "  plugins [--config FILE]   list loaded plugins\n"
-            "  ops [--config FILE] [NAME]  list ops and their parameters\n"
-            "  version                   print the version\n"
-            "\n"
-            "REQUEST.json may be - for standard input.\n");
+    fprintf(f, "usage: kiln COMMAND [OPTIONS]\n"
+               "\n"
+               "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
+               "          [--format text|json|dot] REQUEST.json\n"
+               "      validate a request and print its op graph\n"
+               "  run [--config FILE] [--storage-root DIR] [--workers N] "
+               "REQUEST.json...\n"
+               "      run requests locally; one result JSON per request\n"
+               "  plugins [--config FILE]   list loaded plugins\n"
+               "  ops [--config FILE] [NAME]  list ops and their parameters\n"
+               "  version                   print the version\n"
+               "\n"
+               "REQUEST.json may be - for standard input.\n");
 }
 
 /* Reads a whole file (or stdin for "-"); NULL and a message on failure. */
@@ -118,8 +117,14 @@ start_engine(kiln_config *c, bool open_storage)
     return e;
 }
 
-enum { OPT_CONFIG = 256, OPT_SOURCE, OPT_SOURCE_SIZE, OPT_FORMAT,
-       OPT_STORAGE_ROOT, OPT_WORKERS };
+enum {
+    OPT_CONFIG = 256,
+    OPT_SOURCE,
+    OPT_SOURCE_SIZE,
+    OPT_FORMAT,
+    OPT_STORAGE_ROOT,
+    OPT_WORKERS
+};
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -334,8 +339,7 @@ run_one(kiln_engine *e, run_item *it)
             for (size_t k = 0; k < errs.n; k++) {
                 cJSON *eo = cJSON_CreateObject();
                 cJSON_AddStringToObject(eo, "path", errs.items[k].e.path);
-                cJSON_AddStringToObject(eo, "message",
-                                        errs.items[k].e.message);
+                cJSON_AddStringToObject(eo, "message", errs.items[k].e.message);
                 cJSON_AddItemToArray(arr, eo);
             }
         } else {
@@ -505,8 +509,8 @@ cmd_plugins(int argc, char **argv)
         printf("%-16s %-8s ABI %u.%u  %zu ops, %zu storage, %zu services\n"
                "                 %s\n                 %s\n",
                p->name, p->version, p->desc->abi_major, p->desc->abi_minor,
-               n_ops, n_st, n_svc,
-               p->desc->summary ? p->desc->summary : "", p->path);
+               n_ops, n_st, n_svc, p->desc->summary ? p->desc->summary : "",
+               p->path);
     }
     engine_free(e);
     return 0;
@@ -615,9 +619,8 @@ main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("kiln %s (plugin ABI %d.%d, libvips %s)\n",
-               KILN_VERSION_STRING, KILN_ABI_MAJOR, KILN_ABI_MINOR,
-               vips_version_string());
+        printf("kiln %s (plugin ABI %d.%d, libvips %s)\n", KILN_VERSION_STRING,
+               KILN_ABI_MAJOR, KILN_ABI_MINOR, vips_version_string());
         return 0;
     }
     if (VIPS_INIT(argv[0]) != 0) {

@@ -24,8 +24,7 @@ params_error(pctx *x, const char *key, const cJSON *v, kiln_error *e)
 {
     char p[300];
     if (key != NULL) {
-        snprintf(p, sizeof p, "%s%s%s", x->path, x->path[0] ? "." : "",
-                 key);
+        snprintf(p, sizeof p, "%s%s%s", x->path, x->path[0] ? "." : "", key);
     } else {
         snprintf(p, sizeof p, "%s", x->path);
     }
@@ -33,9 +32,8 @@ params_error(pctx *x, const char *key, const cJSON *v, kiln_error *e)
     errlist_add(x->errs, e, v != NULL ? dsl_value_text(x->a, v) : NULL);
 }
 
-static void
-params_fail(pctx *x, const char *key, const cJSON *v, const char *fmt, ...)
-    KILN_PRINTF(4, 5);
+static void params_fail(pctx *x, const char *key, const cJSON *v,
+                        const char *fmt, ...) KILN_PRINTF(4, 5);
 
 static void
 params_fail(pctx *x, const char *key, const cJSON *v, const char *fmt, ...)
@@ -107,8 +105,7 @@ params_number(pctx *x, const kiln_param_spec *s, const cJSON *v, double *out)
         return false;
     }
     if (s->max_decimals > 0 && decimals > s->max_decimals) {
-        params_fail(x, s->name, v,
-                    "%s has %d decimals (expected at most %d)",
+        params_fail(x, s->name, v, "%s has %d decimals (expected at most %d)",
                     params_quote(x, v), decimals, s->max_decimals);
         return false;
     }
@@ -119,8 +116,7 @@ params_number(pctx *x, const kiln_param_spec *s, const cJSON *v, double *out)
                         "%s is out of range (expected above %g, at most %g)",
                         params_quote(x, v), s->min, s->max);
         } else {
-            params_fail(x, s->name, v,
-                        "%s is out of range (expected %g..%g)",
+            params_fail(x, s->name, v, "%s is out of range (expected %g..%g)",
                         params_quote(x, v), s->min, s->max);
         }
         return false;
@@ -158,7 +154,8 @@ params_length(pctx *x, const kiln_param_spec *s, const cJSON *v,
         return false;
     }
     if (is_size && len.value < 0) {
-        params_fail(x, s->name, v, "size %s is negative (expected 1..%d px "
+        params_fail(x, s->name, v,
+                    "size %s is negative (expected 1..%d px "
                     "or a positive percentage)",
                     params_quote(x, v), KILN_MAX_SIZE);
         return false;
@@ -204,15 +201,14 @@ params_enum(pctx *x, const kiln_param_spec *s, const cJSON *v,
     char list[512] = "", hint[128];
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(list);
-        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "",
-                 values[i]);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", values[i]);
     }
     suggest_hint(v->valuestring, values, n, hint, sizeof hint);
     kiln_error e;
     err_clear(&e);
     err_set(&e, KILN_EINVAL, "unknown %s \"%s\"%s (expected one of: %s)",
-            s->kind == KILN_PARAM_GRAVITY ? "gravity" : "value",
-            v->valuestring, hint, list);
+            s->kind == KILN_PARAM_GRAVITY ? "gravity" : "value", v->valuestring,
+            hint, list);
     e.offset = 0;
     e.length = (int)strlen(v->valuestring);
     params_error(x, s->name, v, &e);
@@ -220,8 +216,8 @@ params_enum(pctx *x, const kiln_param_spec *s, const cJSON *v,
 }
 
 static const char *const params_gravity_values[] = {
-    "northwest", "north",     "northeast", "west",      "center",
-    "east",      "southwest", "south",     "southeast", "middle", NULL};
+    "northwest", "north", "northeast", "west",   "center", "east",
+    "southwest", "south", "southeast", "middle", NULL};
 
 static bool
 params_one(pctx *x, const kiln_param_spec *s, const cJSON *v, void *params)
@@ -388,8 +384,8 @@ params_parse(arena *a, const kiln_param_spec *specs, size_t n, size_t size,
                             "parameters)",
                             m->string);
             } else {
-                params_fail(&x, m->string, NULL,
-                            "unknown parameter \"%s\"%s", m->string, hint);
+                params_fail(&x, m->string, NULL, "unknown parameter \"%s\"%s",
+                            m->string, hint);
             }
         }
     }
@@ -451,8 +447,8 @@ params_bind(const kiln_param_spec *specs, size_t n, void *params,
         }
         kiln_error e;
         err_clear(&e);
-        if (geom_resolve_length(len, s->axis, in->width, in->height,
-                                &len->px, &e) != KILN_OK) {
+        if (geom_resolve_length(len, s->axis, in->width, in->height, &len->px,
+                                &e) != KILN_OK) {
             snprintf(e.path, sizeof e.path, "%s.%s", path, s->name);
             errlist_add(errs, &e, NULL);
             rc = KILN_EINVAL;

@@ -65,8 +65,8 @@ registry_field_size(kiln_param_kind kind)
 }
 
 int
-registry_check_specs(const char *what, const kiln_param_spec *specs,
-                     size_t n, size_t struct_size, kiln_error *err)
+registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
+                     size_t struct_size, kiln_error *err)
 {
     if (n > 0 && specs == NULL) {
         return err_set(err, KILN_EINVAL, "%s: %zu params but no spec table",
@@ -76,8 +76,8 @@ registry_check_specs(const char *what, const kiln_param_spec *specs,
         const kiln_param_spec *s = &specs[i];
         size_t fs = registry_field_size(s->kind);
         if (s->name == NULL || s->name[0] == '\0') {
-            return err_set(err, KILN_EINVAL, "%s: param %zu has no name",
-                           what, i);
+            return err_set(err, KILN_EINVAL, "%s: param %zu has no name", what,
+                           i);
         }
         if (fs == 0) {
             return err_set(err, KILN_EINVAL,
@@ -97,8 +97,7 @@ registry_check_specs(const char *what, const kiln_param_spec *specs,
         }
         if (s->kind == KILN_PARAM_NUMBER && s->min > s->max) {
             return err_set(err, KILN_EINVAL,
-                           "%s: param \"%s\" has min above max", what,
-                           s->name);
+                           "%s: param \"%s\" has min above max", what, s->name);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(specs[j].name, s->name) == 0) {
@@ -112,13 +111,12 @@ registry_check_specs(const char *what, const kiln_param_spec *specs,
 }
 
 int
-registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
-                size_t size, kiln_error *err)
+registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op, size_t size,
+                kiln_error *err)
 {
     kiln_op full;
     memset(&full, 0, sizeof full);
-    if (op == NULL || size < offsetof(kiln_op, execute) ||
-        size > sizeof full) {
+    if (op == NULL || size < offsetof(kiln_op, execute) || size > sizeof full) {
         return err_set(err, KILN_EABI,
                        "op descriptor of %zu bytes (host knows %zu)", size,
                        sizeof full);
@@ -131,8 +129,7 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                        full.name ? full.name : "(null)");
     }
     if (full.infer == NULL) {
-        return err_set(err, KILN_EINVAL, "op \"%s\" has no infer",
-                       full.name);
+        return err_set(err, KILN_EINVAL, "op \"%s\" has no infer", full.name);
     }
     if (full.n_inputs != 1) {
         return err_set(err, KILN_EINVAL,
@@ -169,8 +166,8 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
     if (st == NULL || size < offsetof(kiln_storage, abort) ||
         size > sizeof full) {
         return err_set(err, KILN_EABI,
-                       "storage descriptor of %zu bytes (host knows %zu)",
-                       size, sizeof full);
+                       "storage descriptor of %zu bytes (host knows %zu)", size,
+                       sizeof full);
     }
     memcpy(&full, st, size);
     if (!registry_valid_name(full.name)) {
@@ -193,11 +190,11 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
         return rc;
     }
     if (registry_find_storage(r, full.name) != NULL) {
-        return err_set(err, KILN_EEXIST,
-                       "storage \"%s\" is already registered", full.name);
+        return err_set(err, KILN_EEXIST, "storage \"%s\" is already registered",
+                       full.name);
     }
-    if (!registry_grow((void **)&r->storages, &r->cap_storages,
-                       r->n_storages, sizeof *r->storages)) {
+    if (!registry_grow((void **)&r->storages, &r->cap_storages, r->n_storages,
+                       sizeof *r->storages)) {
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     r->storages[r->n_storages].st = full;
@@ -207,16 +204,16 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
 }
 
 int
-registry_add_service(registry *r, kiln_plugin *owner,
-                     const kiln_service *svc, size_t size, kiln_error *err)
+registry_add_service(registry *r, kiln_plugin *owner, const kiln_service *svc,
+                     size_t size, kiln_error *err)
 {
     kiln_service full;
     memset(&full, 0, sizeof full);
     if (svc == NULL || size < offsetof(kiln_service, stop) ||
         size > sizeof full) {
         return err_set(err, KILN_EABI,
-                       "service descriptor of %zu bytes (host knows %zu)",
-                       size, sizeof full);
+                       "service descriptor of %zu bytes (host knows %zu)", size,
+                       sizeof full);
     }
     memcpy(&full, svc, size);
     if (!registry_valid_name(full.name) || full.start == NULL) {
@@ -226,12 +223,11 @@ registry_add_service(registry *r, kiln_plugin *owner,
     for (size_t i = 0; i < r->n_services; i++) {
         if (strcmp(r->services[i].svc.name, full.name) == 0) {
             return err_set(err, KILN_EEXIST,
-                           "service \"%s\" is already registered",
-                           full.name);
+                           "service \"%s\" is already registered", full.name);
         }
     }
-    if (!registry_grow((void **)&r->services, &r->cap_services,
-                       r->n_services, sizeof *r->services)) {
+    if (!registry_grow((void **)&r->services, &r->cap_services, r->n_services,
+                       sizeof *r->services)) {
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     r->services[r->n_services].svc = full;

@@ -62,8 +62,8 @@ suggest_nearest(const char *word, const char *const *cands, size_t n)
 }
 
 void
-suggest_hint(const char *word, const char *const *cands, size_t n,
-             char *buf, size_t size)
+suggest_hint(const char *word, const char *const *cands, size_t n, char *buf,
+             size_t size)
 {
     const char *s = suggest_nearest(word, cands, n);
     if (s != NULL) {

@@ -30,8 +30,7 @@ static const kiln_param_spec req_specs[] = {
                   .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
     KILN_P_STRING(req_fields, source, NULL,
                   "path of the source image in the service's storage",
-                  .flags = KILN_PARAM_REQUIRED, .min_len = 1,
-                  .max_len = 4096),
+                  .flags = KILN_PARAM_REQUIRED, .min_len = 1, .max_len = 4096),
     KILN_P_STRING(req_fields, callback, NULL, "URL that receives postbacks",
                   .min_len = 1, .max_len = 4096),
     KILN_P_BOOL(req_fields, notify_status, false,
@@ -56,8 +55,7 @@ typedef struct job_fields {
 static const kiln_param_spec job_specs[] = {
     KILN_P_STRING(job_fields, destination, NULL,
                   "path of the output; its extension picks the format",
-                  .flags = KILN_PARAM_REQUIRED, .min_len = 1,
-                  .max_len = 4096),
+                  .flags = KILN_PARAM_REQUIRED, .min_len = 1, .max_len = 4096),
     KILN_P_NUMBER(job_fields, quality, 0, 100, 70,
                   "encoder quality for JPEG, WebP, AVIF and HEIC",
                   .flags = KILN_PARAM_INTEGER),
@@ -90,13 +88,12 @@ typedef struct cctx {
     graph *g;
 } cctx;
 
-static void
-compile_fail(cctx *x, const char *path, const cJSON *v, int offset,
-             int length, const char *fmt, ...) KILN_PRINTF(6, 7);
+static void compile_fail(cctx *x, const char *path, const cJSON *v, int offset,
+                         int length, const char *fmt, ...) KILN_PRINTF(6, 7);
 
 static void
-compile_fail(cctx *x, const char *path, const cJSON *v, int offset,
-             int length, const char *fmt, ...)
+compile_fail(cctx *x, const char *path, const cJSON *v, int offset, int length,
+             const char *fmt, ...)
 {
     kiln_error e;
     err_clear(&e);
@@ -174,9 +171,9 @@ compile_step(cctx *x, const dsl_node *step, int input, int job)
     }
     void *params = NULL;
     static const char *const skip[] = {"type", NULL};
-    int rc = params_parse(x->a, op->op.params, op->op.n_params,
-                          op->op.params_size, step->json, step->path, skip,
-                          &params, x->errs);
+    int rc =
+        params_parse(x->a, op->op.params, op->op.n_params, op->op.params_size,
+                     step->json, step->path, skip, &params, x->errs);
     if (rc != KILN_OK) {
         return -1;
     }
@@ -273,8 +270,8 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
     }
     limit_fields *f = NULL;
     params_parse(x->a, limit_specs, KILN_N_ELEMENTS(limit_specs),
-                 sizeof(limit_fields), lim->json, lim->path, NULL,
-                 (void **)&f, x->errs);
+                 sizeof(limit_fields), lim->json, lim->path, NULL, (void **)&f,
+                 x->errs);
     if (f == NULL) {
         return;
     }
@@ -385,8 +382,7 @@ dsl_compile(const registry *reg, const kiln_limits *limits, arena *a,
                      "expected an array of jobs, got %s",
                      compile_type_name(jobs->json));
     } else if (jobs->n_children == 0 && !may_be_empty) {
-        compile_fail(&x, jobs->path, NULL, -1, 0,
-                     "expected at least one job");
+        compile_fail(&x, jobs->path, NULL, -1, 0, "expected at least one job");
     } else if ((int)jobs->n_children > limits->max_jobs) {
         compile_fail(&x, jobs->path, NULL, -1, 0,
                      "%zu jobs is above the limit of %d", jobs->n_children,

@@ -98,9 +98,8 @@ dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err)
         /* Quote the offending token only: up to the next space or line
          * break, at most 12 bytes. */
         int n = 0;
-        while (n < 12 && at + n < text + len && at[n] != ' ' &&
-               at[n] != '\n' && at[n] != '\r' && at[n] != '\t' &&
-               at[n] != '\0') {
+        while (n < 12 && at + n < text + len && at[n] != ' ' && at[n] != '\n' &&
+               at[n] != '\r' && at[n] != '\t' && at[n] != '\0') {
             n++;
         }
         return err_set(err, KILN_EINVAL,

@@ -26,12 +26,10 @@ main(int argc, char **argv)
     if (CU_initialize_registry() != CUE_SUCCESS) {
         return 1;
     }
-    int (*regs[])(void) = {test_value_lexer_register,
-                           test_storage_local_register,
-                           test_geometry_register,
-                           test_loader_register,
-                           test_params_register,
-                           test_config_register};
+    int (*regs[])(void) = {
+        test_value_lexer_register, test_storage_local_register,
+        test_geometry_register,    test_loader_register,
+        test_params_register,      test_config_register};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
         if (regs[i]() != 0) {
             fprintf(stderr, "cannot register suite %zu\n", i);

@@ -90,8 +90,9 @@ test_errors(void)
     errs = (errlist){0};
     CU_ASSERT_EQUAL(load("{\"services\": [1,", &c, &errs), KILN_EINVAL);
     CU_ASSERT_EQUAL_FATAL(errs.n, 1);
-    CU_ASSERT_STRING_EQUAL(errs.items[0].e.message,
-                           "invalid JSON at line 1, column 16: unexpected \",\"");
+    CU_ASSERT_STRING_EQUAL(
+        errs.items[0].e.message,
+        "invalid JSON at line 1, column 16: unexpected \",\"");
     errlist_free(&errs);
 }
 

@@ -38,10 +38,10 @@ test_place_all(void)
         kiln_gravity g;
         int x, y;
     } want[] = {
-        {KILN_GRAVITY_NORTHWEST, 7, 5},  {KILN_GRAVITY_NORTH, 41, 5},
-        {KILN_GRAVITY_NORTHEAST, 62, 5}, {KILN_GRAVITY_WEST, 7, 25},
-        {KILN_GRAVITY_CENTER, 41, 25},   {KILN_GRAVITY_EAST, 62, 25},
-        {KILN_GRAVITY_SOUTHWEST, 7, 36}, {KILN_GRAVITY_SOUTH, 41, 36},
+        {KILN_GRAVITY_NORTHWEST, 7, 5},   {KILN_GRAVITY_NORTH, 41, 5},
+        {KILN_GRAVITY_NORTHEAST, 62, 5},  {KILN_GRAVITY_WEST, 7, 25},
+        {KILN_GRAVITY_CENTER, 41, 25},    {KILN_GRAVITY_EAST, 62, 25},
+        {KILN_GRAVITY_SOUTHWEST, 7, 36},  {KILN_GRAVITY_SOUTH, 41, 36},
         {KILN_GRAVITY_SOUTHEAST, 62, 36},
     };
     for (size_t i = 0; i < 9; i++) {

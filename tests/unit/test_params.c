@@ -27,8 +27,7 @@ static const char *const tp_modes[] = {"box", "stretch", "cropbox", NULL};
 static const kiln_param_spec tp_specs[] = {
     KILN_P_NUMBER(tp_params, level, -255, 255, 0, "level",
                   .flags = KILN_PARAM_REQUIRED | KILN_PARAM_INTEGER),
-    KILN_P_NUMBER(tp_params, degrees, 0, 360, 0, "angle",
-                  .max_decimals = 2),
+    KILN_P_NUMBER(tp_params, degrees, 0, 360, 0, "angle", .max_decimals = 2),
     KILN_P_LENGTH(tp_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE, "w",
                   .flags = KILN_PARAM_ONE_OF),
     KILN_P_LENGTH(tp_params, height, KILN_AXIS_HEIGHT, KILN_UNITS_SIZE, "h",
@@ -112,23 +111,30 @@ test_errors(void)
                      "\"degrees\":45.123,\"gravity\":\"centre\","
                      "\"mode\":\"boxx\",\"fit\":\"yes\"}");
     CU_ASSERT_EQUAL(r.rc, KILN_EINVAL);
-    expect(&r, 0, "jobs[0].transformations[1].levle: unknown parameter "
-                  "\"levle\" (did you mean \"level\"?)");
-    expect(&r, 1, "jobs[0].transformations[1].level: missing required "
-                  "parameter \"level\"");
-    expect(&r, 2, "jobs[0].transformations[1].degrees: 45.123 has 3 "
-                  "decimals (expected at most 2)");
-    expect(&r, 3, "jobs[0].transformations[1].width: size 0 is out of "
-                  "range (expected 1..65535 px)");
-    expect(&r, 4, "jobs[0].transformations[1].gravity: unknown gravity "
-                  "\"centre\" (did you mean \"center\"?) (expected one of: "
-                  "northwest, north, northeast, west, center, east, "
-                  "southwest, south, southeast, middle)");
-    expect(&r, 5, "jobs[0].transformations[1].mode: unknown value \"boxx\" "
-                  "(did you mean \"box\"?) (expected one of: box, stretch, "
-                  "cropbox)");
-    expect(&r, 6, "jobs[0].transformations[1].fit: expected true or false, "
-                  "got \"yes\"");
+    expect(&r, 0,
+           "jobs[0].transformations[1].levle: unknown parameter "
+           "\"levle\" (did you mean \"level\"?)");
+    expect(&r, 1,
+           "jobs[0].transformations[1].level: missing required "
+           "parameter \"level\"");
+    expect(&r, 2,
+           "jobs[0].transformations[1].degrees: 45.123 has 3 "
+           "decimals (expected at most 2)");
+    expect(&r, 3,
+           "jobs[0].transformations[1].width: size 0 is out of "
+           "range (expected 1..65535 px)");
+    expect(&r, 4,
+           "jobs[0].transformations[1].gravity: unknown gravity "
+           "\"centre\" (did you mean \"center\"?) (expected one of: "
+           "northwest, north, northeast, west, center, east, "
+           "southwest, south, southeast, middle)");
+    expect(&r, 5,
+           "jobs[0].transformations[1].mode: unknown value \"boxx\" "
+           "(did you mean \"box\"?) (expected one of: box, stretch, "
+           "cropbox)");
+    expect(&r, 6,
+           "jobs[0].transformations[1].fit: expected true or false, "
+           "got \"yes\"");
     CU_ASSERT_EQUAL(r.errs.n, 7);
     done(&r);
 }
@@ -137,12 +143,15 @@ static void
 test_ranges_and_one_of(void)
 {
     parsed r = parse("{\"level\":300.5,\"xoffset\":\"5w\"}");
-    expect(&r, 0, "jobs[0].transformations[1].level: 300.5 is not a whole "
-                  "number");
-    expect(&r, 1, "jobs[0].transformations[1].xoffset: unit \"w\" is not "
-                  "allowed here in \"5w\" (expected px or %)");
-    expect(&r, 2, "jobs[0].transformations[1]: one of width or height is "
-                  "required");
+    expect(&r, 0,
+           "jobs[0].transformations[1].level: 300.5 is not a whole "
+           "number");
+    expect(&r, 1,
+           "jobs[0].transformations[1].xoffset: unit \"w\" is not "
+           "allowed here in \"5w\" (expected px or %)");
+    expect(&r, 2,
+           "jobs[0].transformations[1]: one of width or height is "
+           "required");
     CU_ASSERT_EQUAL(r.errs.n, 3);
     /* The caret marks the unit inside the value's text. */
     CU_ASSERT_EQUAL(r.errs.items[1].e.offset, 1);
@@ -150,11 +159,13 @@ test_ranges_and_one_of(void)
     CU_ASSERT_STRING_EQUAL(r.errs.items[1].value, "\"5w\"");
     done(&r);
     r = parse("{\"level\":256,\"height\":\"-5%\"}");
-    expect(&r, 0, "jobs[0].transformations[1].level: 256 is out of range "
-                  "(expected -255..255)");
-    expect(&r, 1, "jobs[0].transformations[1].height: size \"-5%\" is "
-                  "negative (expected 1..65535 px or a positive "
-                  "percentage)");
+    expect(&r, 0,
+           "jobs[0].transformations[1].level: 256 is out of range "
+           "(expected -255..255)");
+    expect(&r, 1,
+           "jobs[0].transformations[1].height: size \"-5%\" is "
+           "negative (expected 1..65535 px or a positive "
+           "percentage)");
     done(&r);
 }
 
@@ -167,7 +178,7 @@ test_bind(void)
     CU_ASSERT_EQUAL(params_bind(tp_specs, KILN_N_ELEMENTS(tp_specs), r.p, &in,
                                 "p", &r.errs),
                     KILN_OK);
-    CU_ASSERT_EQUAL(r.p->width.px, 31);  /* 30.5 of the height */
+    CU_ASSERT_EQUAL(r.p->width.px, 31);   /* 30.5 of the height */
     CU_ASSERT_EQUAL(r.p->xoffset.px, 10); /* 9.7 */
     char buf[64];
     params_format_value(&tp_specs[2], r.p, false, buf, sizeof buf);

@@ -44,16 +44,16 @@ extern "C" {
 /* Status codes. Every fallible function returns one; KILN_OK is 0. */
 typedef enum kiln_status {
     KILN_OK = 0,
-    KILN_EINVAL,   /* bad input: a request, a parameter, a config value */
-    KILN_ENOMEM,   /* allocation failed */
-    KILN_EIO,      /* storage or file error */
-    KILN_ENOTFOUND,/* a name, a path, an object that does not exist */
-    KILN_ELIMIT,   /* a configured limit was exceeded */
-    KILN_EABI,     /* a plugin does not fit this host */
-    KILN_EVIPS,    /* libvips reported an error */
-    KILN_EPERM,    /* refused by policy (path escape, permissions) */
-    KILN_EEXIST,   /* a name registered twice */
-    KILN_EINTERNAL /* a bug: please report it */
+    KILN_EINVAL,    /* bad input: a request, a parameter, a config value */
+    KILN_ENOMEM,    /* allocation failed */
+    KILN_EIO,       /* storage or file error */
+    KILN_ENOTFOUND, /* a name, a path, an object that does not exist */
+    KILN_ELIMIT,    /* a configured limit was exceeded */
+    KILN_EABI,      /* a plugin does not fit this host */
+    KILN_EVIPS,     /* libvips reported an error */
+    KILN_EPERM,     /* refused by policy (path escape, permissions) */
+    KILN_EEXIST,    /* a name registered twice */
+    KILN_EINTERNAL  /* a bug: please report it */
 } kiln_status;
 
 /* A caller-owned error. The function that detects a failure writes the
@@ -75,7 +75,7 @@ typedef struct kiln_error {
 typedef struct kiln_shape {
     int width;
     int height;
-    int bands;      /* including alpha */
+    int bands; /* including alpha */
     bool has_alpha;
 } kiln_shape;
 
@@ -101,7 +101,7 @@ typedef enum kiln_unit {
     KILN_UNIT_H = 1 << 3        /* "h": percent of the input height */
 } kiln_unit;
 
-#define KILN_UNITS_SIZE                                                       \
+#define KILN_UNITS_SIZE                                                        \
     (KILN_UNIT_PX | KILN_UNIT_PERCENT | KILN_UNIT_W | KILN_UNIT_H)
 #define KILN_UNITS_OFFSET (KILN_UNIT_PX | KILN_UNIT_PERCENT)
 
@@ -161,15 +161,15 @@ typedef struct kiln_param_spec {
     size_t offset;
     unsigned flags;
     const char *doc;
-    const char *alias;        /* a second accepted spelling, or NULL */
+    const char *alias; /* a second accepted spelling, or NULL */
     /* number */
-    double min, max;          /* inclusive range */
-    int max_decimals;         /* 0: any number of decimals */
+    double min, max;  /* inclusive range */
+    int max_decimals; /* 0: any number of decimals */
     double def_number;
     /* bool */
     bool def_bool;
     /* length */
-    unsigned units;           /* mask of kiln_unit */
+    unsigned units; /* mask of kiln_unit */
     kiln_axis axis;
     /* enum: NULL-terminated list; the field holds the index */
     const char *const *values;
@@ -183,40 +183,53 @@ typedef struct kiln_param_spec {
 
 /* Compile-time check that field F of struct T has type TY: a mismatch is
  * a constraint violation inside _Generic (no association matches). */
-#define KILN__FIELD(T, F, TY)                                                 \
-    (offsetof(T, F) + 0 * sizeof(char[_Generic(((T *)0)->F, TY: 1)]))
+#define KILN__FIELD(T, F, TY)                                                  \
+    (offsetof(T, F) + 0 * sizeof(char[_Generic(((T *)0)->F, TY : 1)]))
 
 /* Spec constructors. Extra designated initializers may follow, e.g.
  * KILN_P_NUMBER(rotate_params, degrees, 0, 360, 0, "...",
  *               .flags = KILN_PARAM_REQUIRED, .max_decimals = 2). */
-#define KILN_P_BOOL(T, F, DEF, DOC, ...)                                      \
-    {.name = #F, .kind = KILN_PARAM_BOOL,                                     \
-     .offset = KILN__FIELD(T, F, bool), .def_bool = (DEF), .doc = (DOC),      \
-     __VA_ARGS__}
-#define KILN_P_NUMBER(T, F, MIN, MAX, DEF, DOC, ...)                          \
-    {.name = #F, .kind = KILN_PARAM_NUMBER,                                   \
-     .offset = KILN__FIELD(T, F, double), .min = (MIN), .max = (MAX),         \
-     .def_number = (DEF), .doc = (DOC), __VA_ARGS__}
-#define KILN_P_LENGTH(T, F, AXIS, UNITS, DOC, ...)                            \
-    {.name = #F, .kind = KILN_PARAM_LENGTH,                                   \
-     .offset = KILN__FIELD(T, F, kiln_length), .axis = (AXIS),                \
-     .units = (UNITS), .doc = (DOC), __VA_ARGS__}
-#define KILN_P_COLOR(T, F, DEF, DOC, ...)                                     \
-    {.name = #F, .kind = KILN_PARAM_COLOR,                                    \
-     .offset = KILN__FIELD(T, F, kiln_color), .def_string = (DEF),            \
-     .doc = (DOC), __VA_ARGS__}
-#define KILN_P_ENUM(T, F, VALUES, DEF, DOC, ...)                              \
-    {.name = #F, .kind = KILN_PARAM_ENUM,                                     \
-     .offset = KILN__FIELD(T, F, int), .values = (VALUES),                    \
-     .def_enum = (DEF), .doc = (DOC), __VA_ARGS__}
-#define KILN_P_STRING(T, F, DEF, DOC, ...)                                    \
-    {.name = #F, .kind = KILN_PARAM_STRING,                                   \
-     .offset = KILN__FIELD(T, F, const char *), .def_string = (DEF),          \
-     .doc = (DOC), __VA_ARGS__}
-#define KILN_P_GRAVITY(T, F, DEF, DOC, ...)                                   \
-    {.name = #F, .kind = KILN_PARAM_GRAVITY,                                  \
-     .offset = KILN__FIELD(T, F, kiln_gravity), .def_gravity = (DEF),         \
-     .doc = (DOC), __VA_ARGS__}
+#define KILN_P_BOOL(T, F, DEF, DOC, ...)                                       \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_BOOL,                                   \
+        .offset = KILN__FIELD(T, F, bool), .def_bool = (DEF), .doc = (DOC),    \
+        __VA_ARGS__                                                            \
+    }
+#define KILN_P_NUMBER(T, F, MIN, MAX, DEF, DOC, ...)                           \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_NUMBER,                                 \
+        .offset = KILN__FIELD(T, F, double), .min = (MIN), .max = (MAX),       \
+        .def_number = (DEF), .doc = (DOC), __VA_ARGS__                         \
+    }
+#define KILN_P_LENGTH(T, F, AXIS, UNITS, DOC, ...)                             \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_LENGTH,                                 \
+        .offset = KILN__FIELD(T, F, kiln_length), .axis = (AXIS),              \
+        .units = (UNITS), .doc = (DOC), __VA_ARGS__                            \
+    }
+#define KILN_P_COLOR(T, F, DEF, DOC, ...)                                      \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_COLOR,                                  \
+        .offset = KILN__FIELD(T, F, kiln_color), .def_string = (DEF),          \
+        .doc = (DOC), __VA_ARGS__                                              \
+    }
+#define KILN_P_ENUM(T, F, VALUES, DEF, DOC, ...)                               \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_ENUM, .offset = KILN__FIELD(T, F, int), \
+        .values = (VALUES), .def_enum = (DEF), .doc = (DOC), __VA_ARGS__       \
+    }
+#define KILN_P_STRING(T, F, DEF, DOC, ...)                                     \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_STRING,                                 \
+        .offset = KILN__FIELD(T, F, const char *), .def_string = (DEF),        \
+        .doc = (DOC), __VA_ARGS__                                              \
+    }
+#define KILN_P_GRAVITY(T, F, DEF, DOC, ...)                                    \
+    {                                                                          \
+        .name = #F, .kind = KILN_PARAM_GRAVITY,                                \
+        .offset = KILN__FIELD(T, F, kiln_gravity), .def_gravity = (DEF),       \
+        .doc = (DOC), __VA_ARGS__                                              \
+    }
 
 #define KILN_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -319,8 +332,8 @@ typedef struct kiln_host_api {
                             size_t size, kiln_error *err);
 
     /* Logging; never pass a secret. */
-    void (*log)(kiln_plugin *self, kiln_log_level level, const char *fmt,
-                ...) KILN_PRINTF(3, 4);
+    void (*log)(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
+        KILN_PRINTF(3, 4);
 
     /* Errors: set a message (returns code), copy and clear the libvips
      * error buffer into one (returns KILN_EVIPS). */
@@ -335,8 +348,8 @@ typedef struct kiln_host_api {
      * derive_size(): both lengths set gives their px; one set derives the
      * other from ref_w:ref_h, rounding halves away from zero; fills
      * *w, *h or fails (neither set, result below 1 or above 65535). */
-    void (*place)(kiln_gravity gravity, int cw, int ch, int rw, int rh,
-                  int dx, int dy, int *x, int *y);
+    void (*place)(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx,
+                  int dy, int *x, int *y);
     int (*derive_size)(const kiln_length *w, const kiln_length *h, int ref_w,
                        int ref_h, int *out_w, int *out_h, kiln_error *err);
     /* Resolves a length against a reference size (for ops whose lengths
@@ -354,8 +367,8 @@ typedef struct kiln_host_api {
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */
-#define KILN_HOST_HAS(api, M)                                                 \
-    (offsetof(kiln_host_api, M) + sizeof(((kiln_host_api *)0)->M) <=          \
+#define KILN_HOST_HAS(api, M)                                                  \
+    (offsetof(kiln_host_api, M) + sizeof(((kiln_host_api *)0)->M) <=           \
      (api)->size)
 
 /* ----------------------------------------------------------- descriptor */
@@ -366,7 +379,7 @@ typedef struct kiln_plugin_descriptor {
     size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with */
     unsigned vips_major;
     unsigned vips_minor;
-    const char *name;     /* "ops-vips", "storage-local" */
+    const char *name; /* "ops-vips", "storage-local" */
     const char *version;
     const char *summary;
     /* Registers what the plugin provides. On failure the host removes
@@ -380,17 +393,17 @@ typedef struct kiln_plugin_descriptor {
 #define KILN_DESCRIPTOR_SYMBOL "kiln_plugin_descriptor_v1"
 
 /* Defines the one exported symbol of a plugin. */
-#define KILN_PLUGIN_DEFINE(NAME, VERSION, SUMMARY, INIT, FINI)                \
-    KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {    \
-        .abi_major = KILN_ABI_MAJOR,                                          \
-        .abi_minor = KILN_ABI_MINOR,                                          \
-        .host_api_size = sizeof(kiln_host_api),                               \
-        .vips_major = VIPS_MAJOR_VERSION,                                     \
-        .vips_minor = VIPS_MINOR_VERSION,                                     \
-        .name = (NAME),                                                       \
-        .version = (VERSION),                                                 \
-        .summary = (SUMMARY),                                                 \
-        .init = (INIT),                                                       \
+#define KILN_PLUGIN_DEFINE(NAME, VERSION, SUMMARY, INIT, FINI)                 \
+    KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {     \
+        .abi_major = KILN_ABI_MAJOR,                                           \
+        .abi_minor = KILN_ABI_MINOR,                                           \
+        .host_api_size = sizeof(kiln_host_api),                                \
+        .vips_major = VIPS_MAJOR_VERSION,                                      \
+        .vips_minor = VIPS_MINOR_VERSION,                                      \
+        .name = (NAME),                                                        \
+        .version = (VERSION),                                                  \
+        .summary = (SUMMARY),                                                  \
+        .init = (INIT),                                                        \
         .fini = (FINI)}
 
 #ifdef __cplusplus
