@@ -249,6 +249,19 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         goto done;
     }
     errlist_free(&errs);
+    /* Decode the pixels once, now. With random access the loader keeps
+     * them for every job (one decode for many outputs), and a truncated or
+     * corrupt file fails here, named, rather than inside a job's encoder. */
+    double avg;
+    if (vips_avg(raw, &avg, NULL) != 0) {
+        char why[sizeof err.message];
+        err_set_vips(&err, "decode");
+        snprintf(why, sizeof why, "%s", err.message);
+        rc = err_set_path(&err, KILN_EINVAL, "source",
+                          "cannot decode \"%s\" (damaged or truncated?): %s",
+                          g->req.source, why);
+        goto fail;
+    }
     rc = exec_decode(raw, &decoded, &err);
     if (rc != KILN_OK) {
         err_prefix_path(&err, "source");

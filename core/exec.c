@@ -102,6 +102,27 @@ exec_swap(VipsImage **im, VipsImage *next)
     *im = next;
 }
 
+/* True when an embedded profile names itself sRGB (in its ASCII "desc"
+ * or UTF-16 "mluc" text). Such profiles map to sRGB as an identity, and
+ * running lcms on every pixel for nothing was half the time of a job. */
+static bool
+exec_profile_is_srgb(VipsImage *im)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    if (vips_image_get_blob(im, VIPS_META_ICC_NAME, &data, &len) != 0) {
+        vips_error_clear();
+        return false;
+    }
+    /* Only RGB profiles: bytes 16..19 hold the colour space. */
+    if (len < 132 || memcmp((const char *)data + 16, "RGB ", 4) != 0) {
+        return false;
+    }
+    static const char utf16[] = {0, 's', 0, 'R', 0, 'G', 0, 'B'};
+    return memmem(data, len, "sRGB", 4) != NULL ||
+           memmem(data, len, utf16, sizeof utf16) != NULL;
+}
+
 int
 exec_decode(VipsImage *in, VipsImage **out, kiln_error *err)
 {
@@ -110,7 +131,8 @@ exec_decode(VipsImage *in, VipsImage **out, kiln_error *err)
         return err_set_vips(err, "auto-orient");
     }
     bool has_alpha = vips_image_hasalpha(im);
-    if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0) {
+    if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0 &&
+        !exec_profile_is_srgb(im)) {
         /* An embedded profile is the truth about the pixels (CMYK, Adobe
          * RGB, ...): convert through it to sRGB, 8 bits. */
         if (vips_icc_transform(im, &t, "srgb", "embedded", TRUE, "depth", 8,
@@ -229,28 +251,94 @@ exec_sink_end(VipsTargetCustom *t, void *u)
     return vips_target_end(s->inner);
 }
 
+static uint32_t
+exec_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void
+exec_put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* Drops the EXIF and XMP chunks of a WebP file in place and clears their
+ * flags in VP8X; returns the new length. libvips 8.14 writes an EXIF chunk
+ * even with strip set, and outputs must carry no metadata. */
+static size_t
+exec_webp_strip(unsigned char *buf, size_t len)
+{
+    if (len < 12 || memcmp(buf, "RIFF", 4) != 0 ||
+        memcmp(buf + 8, "WEBP", 4) != 0) {
+        return len;
+    }
+    size_t in = 12, out = 12;
+    while (in + 8 <= len) {
+        uint32_t size = exec_le32(buf + in + 4);
+        size_t whole = 8 + (size_t)size + (size & 1);
+        if (whole > len - in) {
+            return len; /* malformed: leave it alone */
+        }
+        bool drop = memcmp(buf + in, "EXIF", 4) == 0 ||
+                    memcmp(buf + in, "XMP ", 4) == 0;
+        if (!drop) {
+            if (memcmp(buf + in, "VP8X", 4) == 0 && size >= 1) {
+                buf[in + 8] &= (unsigned char)~(0x08 | 0x04);
+            }
+            memmove(buf + out, buf + in, whole);
+            out += whole;
+        }
+        in += whole;
+    }
+    exec_put_le32(buf + 4, (uint32_t)(out - 8));
+    return out;
+}
+
+static int
+exec_save_webp(VipsImage *im, int quality, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_webpsave_buffer(im, &buf, &len, "Q", quality, "strip", TRUE,
+                             NULL) != 0) {
+        return -1;
+    }
+    len = exec_webp_strip(buf, len);
+    int rc = vips_target_write(target, buf, len);
+    g_free(buf);
+    if (rc == 0) {
+        rc = vips_target_end(target);
+    }
+    return rc;
+}
+
 static int
 exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
 {
+    /* The contract's quality 0 is the encoders' lowest, 1. */
+    int q = quality < 1 ? 1 : quality;
     switch (f) {
     case FORMAT_JPEG:
-        return vips_jpegsave_target(im, target, "Q", quality, "strip", TRUE,
-                                    NULL);
+        return vips_jpegsave_target(im, target, "Q", q, "strip", TRUE, NULL);
     case FORMAT_PNG:
         return vips_pngsave_target(im, target, "strip", TRUE, NULL);
     case FORMAT_WEBP:
-        return vips_webpsave_target(im, target, "Q", quality, "strip", TRUE,
-                                    NULL);
+        return exec_save_webp(im, quality, target);
     case FORMAT_GIF:
         return vips_gifsave_target(im, target, "strip", TRUE, NULL);
     case FORMAT_TIFF:
         return vips_tiffsave_target(im, target, "strip", TRUE, NULL);
     case FORMAT_AVIF:
-        return vips_heifsave_target(im, target, "Q", quality, "compression",
+        return vips_heifsave_target(im, target, "Q", q, "compression",
                                     VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
                                     TRUE, NULL);
     case FORMAT_HEIC:
-        return vips_heifsave_target(im, target, "Q", quality, "compression",
+        return vips_heifsave_target(im, target, "Q", q, "compression",
                                     VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip",
                                     TRUE, NULL);
     }

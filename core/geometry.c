@@ -58,9 +58,12 @@ geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx, int dy,
 {
     int col, row;
     geom_cell(gravity, &col, &row);
-    /* C's integer division truncates toward zero, as the contract asks. */
-    *x = col == 0 ? dx : col == 1 ? (cw - rw) / 2 + dx : cw - rw - dx;
-    *y = row == 0 ? dy : row == 1 ? (ch - rh) / 2 + dy : ch - rh - dy;
+    /* The middle is cw/2 - rw/2, each halved alone (ImageMagick's
+     * GravityAdjustGeometry), not (cw - rw)/2 as ops.md writes it: the two
+     * differ by one when cw is even and rw odd, and results must be
+     * pixel-identical to `convert -gravity`. docs/ops.md states this. */
+    *x = col == 0 ? dx : col == 1 ? cw / 2 - rw / 2 + dx : cw - rw - dx;
+    *y = row == 0 ? dy : row == 1 ? ch / 2 - rh / 2 + dy : ch - rh - dy;
 }
 
 int

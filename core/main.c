@@ -605,6 +605,19 @@ cmd_ops(int argc, char **argv)
     return rc;
 }
 
+/* libvips logs warnings (a damaged tile, a profile it could not load) on
+ * stderr; the ones that matter come back as errors in the job's result, so
+ * the rest print only when KILN_DEBUG is set. */
+static void
+cli_vips_log(const char *domain, GLogLevelFlags level, const char *msg, void *u)
+{
+    (void)level;
+    (void)u;
+    if (getenv("KILN_DEBUG") != NULL) {
+        fprintf(stderr, "kiln: %s: %s\n", domain ? domain : "libvips", msg);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -627,6 +640,8 @@ main(int argc, char **argv)
         fprintf(stderr, "kiln: cannot initialise libvips\n");
         return 1;
     }
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE,
+                      cli_vips_log, NULL);
     int rc;
     if (strcmp(cmd, "compile") == 0) {
         rc = cmd_compile(argc - 1, argv + 1);

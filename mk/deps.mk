@@ -2,7 +2,7 @@
 # missing ones with apt-get (we run as root on a fresh machine); nothing is
 # downloaded from anywhere else.
 DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c
-DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools \
+DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              fonts-dejavu-core
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 

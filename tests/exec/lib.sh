@@ -19,9 +19,10 @@ T_NAME=${0##*/}
 T_NAME=${T_NAME%.sh}
 _fails=0
 
-ok()   { printf 'ok %s\n' "$1"; }
-fail() { printf 'FAIL %s: %s\n' "$1" "$2"; _fails=$((_fails + 1)); }
-skip() { printf 'skip %s: %s\n' "$1" "$2"; }
+# Check names never hold ": " or spaces, so "NAME: REASON" splits cleanly.
+ok()   { local n=${1//:/\/}; printf 'ok %s\n' "${n// /_}"; }
+fail() { local n=${1//:/\/}; printf 'FAIL %s: %s\n' "${n// /_}" "$2"; _fails=$((_fails + 1)); }
+skip() { local n=${1//:/\/}; printf 'skip %s: %s\n' "${n// /_}" "$2"; }
 finish() { [ "$_fails" -eq 0 ] && exit 0; exit 1; }
 
 # check NAME REASON-IF-FALSE COMMAND...: ok when COMMAND succeeds.
@@ -51,20 +52,41 @@ require_testdata() {   # require_testdata FILE... (names inside $TESTDATA)
     done
 }
 
-require_tools convert compare identify vips vipsheader jq awk
-if [ ! -x "$KILN" ]; then
-    fail "$T_NAME/setup" "kiln binary $KILN not found or not executable (run make)"
-    finish
-fi
+# Call ImageMagick 6 by its Debian binary name when there is one: a
+# `convert` earlier on PATH may be a slow wrapper script.
+for _t in convert compare identify; do
+    for _c in $_t-im6.q16 $_t-im6 $_t; do
+        if command -v "$_c" >/dev/null 2>&1; then eval "$_t() { command $_c \"\$@\"; }"; break; fi
+    done
+done
+# An sRGB ICC profile, for colour-managed ImageMagick references (empty if none)
+SRGB_ICC=""
+for _f in /usr/share/color/icc/ghostscript/srgb.icc /usr/share/color/icc/sRGB.icc \
+          /usr/share/color/icc/colord/sRGB.icc /usr/share/color/icc/sRGB.icm; do
+    [ -r "$_f" ] && { SRGB_ICC=$_f; break; }
+done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-$T_NAME.XXXXXX") || exit 1
+# exec_setup: call once after sourcing. Checks the tools and the kiln
+# binary (skip / FAIL and exit otherwise), makes the scratch directory $WORK
+# (removed on exit) and the storage root $ROOT with in/ and out/.
+# Sourcing this file alone has no other side effect than `set -u`.
+WORK="" ROOT=""
+exec_setup() {
+    require_tools convert compare identify vips vipsheader jq awk
+    if [ ! -x "$KILN" ]; then
+        fail "$T_NAME/setup" "kiln binary $KILN not found or not executable (run make)"
+        finish
+    fi
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-$T_NAME.XXXXXX") || exit 1
+    trap _cleanup EXIT
+    ROOT=$WORK/root          # the storage root given to kiln run
+    mkdir -p "$ROOT/in" "$ROOT/out"
+}
 _cleanup() {
+    [ -n "$WORK" ] || return 0
     if [ "${KILN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $WORK" >&2
     else rm -rf "$WORK"; fi
 }
-trap _cleanup EXIT
-ROOT=$WORK/root          # the storage root given to kiln run
-mkdir -p "$ROOT/in" "$ROOT/out"
 
 # ---------------------------------------------------------------- kiln
 
@@ -90,23 +112,26 @@ run_kiln() {
         fail "$T_NAME/$tag/json" "kiln run did not print valid JSON: $(head -c 300 "$WORK/$tag.out")"
         return
     fi
-    while IFS=$'\t' read -r d st w h b fmt err; do
+    # fields joined by US (0x1f): tab would collapse empty fields in `read`
+    while IFS=$'\x1f' read -r d st w h b fmt err; do
         JST[$d]=$st; JW[$d]=$w; JH[$d]=$h; JB[$d]=$b; JFMT[$d]=$fmt; JERR[$d]=$err
     done < <(jq -r '.jobs[]? | [.destination, .status, (.width // "" | tostring),
                     (.height // "" | tostring), (.bytes // "" | tostring),
-                    (.format // ""), (.error // "")] | @tsv' "$WORK/$tag.out")
-    while IFS=$'\t' read -r d st err; do
+                    (.format // ""), (.error // "" | gsub("\n"; " "))] | join("\u001f")' "$WORK/$tag.out")
+    while IFS=$'\x1f' read -r d st err; do
         RST[$d]=$st; RERR[$d]=$err
-    done < <(jq -r '[.request, .status, (.error // "")] | @tsv' "$WORK/$tag.out")
+    done < <(jq -r '[.request, .status, (.error // "" | gsub("\n"; " "))] | join("\u001f")' "$WORK/$tag.out")
 }
 
-# compile_shapes REQUEST.json WxH: loads the shape of every job's output, as
-# `kiln compile --source-size WxH` prints it, into CSHAPE[destination]
-# ("WxHxB"). Returns the compile status.
+# compile_shapes REQUEST.json WxH|SOURCE-FILE: loads the shape of every
+# job's output, as `kiln compile --source-size WxH` (or --source FILE, which
+# also knows the bands) prints it, into CSHAPE[destination] ("WxHxB").
+# Returns the compile status.
 declare -A CSHAPE
 compile_shapes() {
-    local req=$1 size=$2 d w h b rc=0
-    "$KILN" compile --format json --source-size "$size" "$req" >"$WORK/compile.json" 2>"$WORK/compile.err" || rc=$?
+    local req=$1 size=$2 d w h b rc=0 opt=--source-size
+    [ -f "$size" ] && opt=--source
+    "$KILN" compile --format json $opt "$size" "$req" >"$WORK/compile.json" 2>"$WORK/compile.err" || rc=$?
     [ $rc -eq 0 ] || return $rc
     while IFS=$'\t' read -r d w h b; do
         CSHAPE[$d]=${w}x${h}x${b}
@@ -114,15 +139,16 @@ compile_shapes() {
                     [.destination, .shape.width, .shape.height, .shape.bands] | @tsv' "$WORK/compile.json")
 }
 
-# job_ok DEST: the job finished and its reported size matches the file on
-# disk. Prints the reason on failure (for `fail`).
+# job_finished DEST: the job FINISHED and its file exists; otherwise sets
+# REASON (no subshell: call it directly, not in $(...)).
+REASON=""
 job_finished() {
-    local d=$1 f=$ROOT$1
+    local d=$1
     if [ "${JST[$d]:-}" != FINISHED ]; then
-        echo "job $d is ${JST[$d]:-missing from the result}: ${JERR[$d]:-}"; return 1
+        REASON="job $d is ${JST[$d]:-missing from the result}: ${JERR[$d]:-}"; return 1
     fi
-    [ -f "$f" ] || { echo "job $d FINISHED but $f does not exist"; return 1; }
-    return 0
+    if [ ! -f "$ROOT$d" ]; then REASON="job $d FINISHED but $ROOT$d does not exist"; return 1; fi
+    REASON=""
 }
 
 # ---------------------------------------------------------------- numbers
@@ -137,6 +163,20 @@ jlen() { case $1 in ''|*[!0-9-]*) printf '"%s"' "$1" ;; *) printf '%s' "$1" ;; e
 sgn() { case $1 in -*) printf '%s' "$1" ;; *) printf '+%s' "$1" ;; esac; }
 
 # ---------------------------------------------------------------- images
+
+# probe FILE POINT...: one identify run. Prints "W H CHANNELS" (channels as
+# ImageMagick names them: srgb, srgba, gray, ...), then one line "R G B A"
+# (0..255; A is 255 without alpha) per POINT "x,y"; a point may use w and
+# h, e.g. "w-1,h-1".
+probe() {
+    local f=$1 fmt='%w %h %[channels]\n' p c
+    shift
+    for p; do
+        for c in r g b a; do fmt="$fmt%[fx:int(255*p{$p}.$c+0.5)] "; done
+        fmt="$fmt\n"
+    done
+    identify -format "$fmt" "$f[0]" 2>/dev/null | sed 's/ $//'
+}
 
 img_size() { identify -format '%wx%h' "$1[0]" 2>/dev/null; }
 img_bands() { vipsheader -f bands "$1" 2>/dev/null; }
@@ -172,16 +212,40 @@ same_image() {
     if [ "$n" = 0 ]; then ok "$name"; else fail "$name" "$n pixels differ (size $sa)"; fi
 }
 
-# same_images NAME-PREFIX LISTFILE: LISTFILE has lines "NAME KILN_OUT REF";
-# compares all pairs with one identify run (pixel signatures), falling back
-# to `compare -metric AE` for any pair whose signatures differ.
+# vheader FILE...: one vipsheader run for all existing FILEs; loads
+# VSIZE[file]="WxH", VFMT (uchar, ushort, ...), VBANDS, VINTERP (srgb, b-w,
+# ...) and VLOADER (pngload, jpegload, heifload, ...).
+declare -A VSIZE VFMT VBANDS VINTERP VLOADER
+vheader() {
+    local f rest
+    local -a ex=()
+    for f in "$@"; do [ -f "$f" ] && ex+=("$f"); done
+    [ ${#ex[@]} -gt 0 ] || return 0
+    # "PATH: 500x333 uchar, 3 bands, srgb, pngload"
+    while IFS= read -r line; do
+        f=${line%%: *}; rest=${line#*: }
+        IFS=' ,' read -r sz fmt nb _b interp loader _x <<<"$rest"
+        VSIZE[$f]=$sz; VFMT[$f]=$fmt; VBANDS[$f]=$nb; VINTERP[$f]=$interp; VLOADER[$f]=$loader
+    done < <(vipsheader "${ex[@]}" 2>/dev/null)
+}
+
+# identify_all FILE...: loads SZ[file]="WxH" and SIG[file] (pixel
+# signature) for every readable file, with one identify run.
+declare -A SIG SZ
+identify_all() {
+    local f w h s
+    while IFS='|' read -r f w h s; do SZ[$f]=${w}x$h; SIG[$f]=$s; done < <(
+        for f in "$@"; do [ -f "$f" ] && printf '%s\n' "$f"; done |
+        xargs -r -d '\n' identify -format '%i|%w|%h|%#\n' 2>/dev/null)
+}
+
+# same_images LISTFILE: LISTFILE has lines "NAME KILN_OUT REF" (no spaces
+# inside fields); compares all pairs with one identify run (pixel
+# signatures), falling back to `compare -metric AE` for any pair whose
+# signatures differ. Leaves SZ/SIG loaded.
 same_images() {
     local list=$1 name a b
-    declare -A SIG SZ
-    local f w h s
-    while read -r f w h s; do SZ[$f]=${w}x$h; SIG[$f]=$s; done < <(
-        awk '{ print $2; print $3 }' "$list" | while read -r f; do [ -f "$f" ] && echo "$f"; done |
-        xargs -r -d '\n' identify -format '%d/%f %w %h %#\n' 2>/dev/null)
+    identify_all $(awk '{ print $2; print $3 }' "$list")
     while read -r name a b; do
         if [ ! -f "$a" ]; then fail "$name" "kiln output ${a#$ROOT} missing"; continue; fi
         if [ ! -f "$b" ]; then fail "$name" "reference $b missing (ImageMagick failed?)"; continue; fi

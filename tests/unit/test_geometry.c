@@ -33,15 +33,16 @@ test_round(void)
 static void
 test_place_all(void)
 {
-    /* Canvas 100x61, region 31x20, offsets 7, 5. */
+    /* Canvas 100x61, region 31x20, offsets 7, 5: the middle column is
+     * 100/2 - 31/2 = 35 (ImageMagick), not (100 - 31)/2 = 34. */
     struct {
         kiln_gravity g;
         int x, y;
     } want[] = {
-        {KILN_GRAVITY_NORTHWEST, 7, 5},   {KILN_GRAVITY_NORTH, 41, 5},
+        {KILN_GRAVITY_NORTHWEST, 7, 5},   {KILN_GRAVITY_NORTH, 42, 5},
         {KILN_GRAVITY_NORTHEAST, 62, 5},  {KILN_GRAVITY_WEST, 7, 25},
-        {KILN_GRAVITY_CENTER, 41, 25},    {KILN_GRAVITY_EAST, 62, 25},
-        {KILN_GRAVITY_SOUTHWEST, 7, 36},  {KILN_GRAVITY_SOUTH, 41, 36},
+        {KILN_GRAVITY_CENTER, 42, 25},    {KILN_GRAVITY_EAST, 62, 25},
+        {KILN_GRAVITY_SOUTHWEST, 7, 36},  {KILN_GRAVITY_SOUTH, 42, 36},
         {KILN_GRAVITY_SOUTHEAST, 62, 36},
     };
     for (size_t i = 0; i < 9; i++) {
@@ -56,10 +57,10 @@ static void
 test_place_truncates_toward_zero(void)
 {
     int x, y;
-    /* (10 - 13) / 2 = -1 (not -2): C truncation, as the contract says. */
-    geom_place(KILN_GRAVITY_CENTER, 10, 10, 13, 13, 0, 0, &x, &y);
+    /* 10/2 - 13/2 = -1 and 11/2 - 14/2 = -2, as convert places them. */
+    geom_place(KILN_GRAVITY_CENTER, 10, 11, 13, 14, 0, 0, &x, &y);
     CU_ASSERT_EQUAL(x, -1);
-    CU_ASSERT_EQUAL(y, -1);
+    CU_ASSERT_EQUAL(y, -2);
     /* Negative offsets move outward from an edge gravity. */
     geom_place(KILN_GRAVITY_SOUTHEAST, 100, 50, 10, 10, -3, -4, &x, &y);
     CU_ASSERT_EQUAL(x, 93);
