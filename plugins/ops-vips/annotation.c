@@ -34,7 +34,7 @@ static const kiln_param_spec annotation_specs[] = {
                   .max_len = 4 * ANNOTATION_MAX_CHARS),
     KILN_P_NUMBER(annotation_params, size, 0, 1000, 0,
                   "font size in pixels, greater than 0",
-                  .flags = KILN_PARAM_REQUIRED),
+                  .flags = KILN_PARAM_REQUIRED | KILN_PARAM_MIN_EXCLUSIVE),
     KILN_P_GRAVITY(annotation_params, gravity, KILN_GRAVITY_NORTHWEST,
                    "where the text sits on the image"),
     KILN_P_LENGTH(annotation_params, xoffset, KILN_AXIS_X, KILN_UNITS_OFFSET,
@@ -59,12 +59,6 @@ annotation_infer(const void *params, const kiln_shape *in, kiln_shape *out,
             err, KILN_EINVAL, "text",
             "text is %zu characters long (expected at most %d)", n_chars,
             ANNOTATION_MAX_CHARS);
-    }
-    if (!(p->size > 0)) {
-        return ops_api->error_set_param(err, KILN_EINVAL, "size",
-                                        "size \"%g\" is not above 0 "
-                                        "(expected 0 < size <= 1000)",
-                                        p->size);
     }
     return ops_infer_same(in, out);
 }

@@ -40,8 +40,7 @@ static const kiln_param_spec crop_specs[] = {
 
 /* The input rectangle (x, y, w, h) the crop keeps, for an iw x ih input. */
 static int
-crop_region(const crop_params *p, int iw, int ih, VipsRect *r,
-            kiln_error *err)
+crop_region(const crop_params *p, int iw, int ih, VipsRect *r, kiln_error *err)
 {
     int w, h, x, y;
     int rc;
@@ -112,8 +111,7 @@ crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     if (rc != KILN_OK) {
         return rc;
     }
-    if (vips_extract_area(in[0], out, r.left, r.top, r.width, r.height,
-                          NULL)) {
+    if (vips_extract_area(in[0], out, r.left, r.top, r.width, r.height, NULL)) {
         return ops_api->error_set_vips(err, "crop");
     }
     return KILN_OK;

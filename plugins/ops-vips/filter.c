@@ -28,9 +28,9 @@ typedef struct filter_params {
 } filter_params;
 
 static const char *const filter_names[] = {
-    "negate",       "grayscale",   "bw",     "sepia",
-    "edgedetect",   "emboss",      "blurgaussian",
-    "meanremoval",  "smooth",      "blurselective", NULL};
+    "negate", "grayscale",    "bw",          "sepia",  "edgedetect",
+    "emboss", "blurgaussian", "meanremoval", "smooth", "blurselective",
+    NULL};
 
 static const kiln_param_spec filter_specs[] = {
     KILN_P_ENUM(filter_params, filter, filter_names, FILTER_NEGATE,

@@ -35,12 +35,12 @@ typedef struct fitmethod_plan {
     bool has_alpha; /* the output's */
 } fitmethod_plan;
 
-static const char *const fitmethod_types[] = {
-    "box", "stretch", "cropbox", "letterbox", "outside", NULL};
+static const char *const fitmethod_types[] = {"box",       "stretch", "cropbox",
+                                              "letterbox", "outside", NULL};
 
 static const kiln_param_spec fitmethod_specs[] = {
-    KILN_P_COLOR(fitmethod_params, color, NULL,
-                 "letterbox padding colour", .flags = KILN_PARAM_REQUIRED),
+    KILN_P_COLOR(fitmethod_params, color, NULL, "letterbox padding colour",
+                 .flags = KILN_PARAM_REQUIRED),
     KILN_P_ENUM(fitmethod_params, fit_type, fitmethod_types, FIT_BOX,
                 "how the image meets the box: box, stretch, cropbox, "
                 "letterbox or outside",
@@ -51,8 +51,7 @@ static const kiln_param_spec fitmethod_specs[] = {
     KILN_P_LENGTH(fitmethod_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
                   "box width; alone, the height follows the aspect ratio",
                   .flags = KILN_PARAM_ONE_OF),
-    KILN_P_LENGTH(fitmethod_params, height, KILN_AXIS_HEIGHT,
-                  KILN_UNITS_SIZE,
+    KILN_P_LENGTH(fitmethod_params, height, KILN_AXIS_HEIGHT, KILN_UNITS_SIZE,
                   "box height; alone, the width follows the aspect ratio",
                   .flags = KILN_PARAM_ONE_OF),
     KILN_P_NUMBER(fitmethod_params, opacity, 0, 10, 10,
@@ -60,8 +59,8 @@ static const kiln_param_spec fitmethod_specs[] = {
 };
 
 static int
-fitmethod_plan_make(const fitmethod_params *p, int iw, int ih,
-                    bool in_alpha, fitmethod_plan *plan, kiln_error *err)
+fitmethod_plan_make(const fitmethod_params *p, int iw, int ih, bool in_alpha,
+                    fitmethod_plan *plan, kiln_error *err)
 {
     int bw, bh;
     int64_t sw, sh;
@@ -88,8 +87,8 @@ fitmethod_plan_make(const fitmethod_params *p, int iw, int ih,
                 err, KILN_EINVAL, "fit_type",
                 "%s of the %dx%d input over %dx%d scales it to "
                 "%lldx%lld (expected at most %d px per side)",
-                fitmethod_types[p->fit_type], iw, ih, bw, bh,
-                (long long)sw, (long long)sh, OPS_MAX_SIZE);
+                fitmethod_types[p->fit_type], iw, ih, bw, bh, (long long)sw,
+                (long long)sh, OPS_MAX_SIZE);
         }
         break;
     }
@@ -99,13 +98,13 @@ fitmethod_plan_make(const fitmethod_params *p, int iw, int ih,
     plan->out_h = plan->scaled_h;
 
     if (p->fit_type == FIT_CROPBOX) {
-        ops_api->place(p->gravity, plan->scaled_w, plan->scaled_h, bw, bh, 0,
-                       0, &plan->x, &plan->y);
+        ops_api->place(p->gravity, plan->scaled_w, plan->scaled_h, bw, bh, 0, 0,
+                       &plan->x, &plan->y);
         plan->out_w = bw;
         plan->out_h = bh;
     } else if (p->fit_type == FIT_LETTERBOX) {
-        ops_api->place(p->gravity, bw, bh, plan->scaled_w, plan->scaled_h, 0,
-                       0, &plan->x, &plan->y);
+        ops_api->place(p->gravity, bw, bh, plan->scaled_w, plan->scaled_h, 0, 0,
+                       &plan->x, &plan->y);
         plan->out_w = bw;
         plan->out_h = bh;
         plan->pad_alpha = (int)floor(p->color.a * p->opacity / 10 + 0.5);
@@ -119,8 +118,8 @@ fitmethod_infer(const void *params, const kiln_shape *in, kiln_shape *out,
                 kiln_error *err)
 {
     fitmethod_plan plan;
-    int rc = fitmethod_plan_make(params, in->width, in->height,
-                                 in->has_alpha, &plan, err);
+    int rc = fitmethod_plan_make(params, in->width, in->height, in->has_alpha,
+                                 &plan, err);
 
     if (rc != KILN_OK) {
         return rc;
@@ -148,9 +147,9 @@ fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     int rc;
 
     (void)ctx;
-    rc = fitmethod_plan_make(p, vips_image_get_width(in[0]),
-                             vips_image_get_height(in[0]), in_alpha, &plan,
-                             err);
+    rc =
+        fitmethod_plan_make(p, vips_image_get_width(in[0]),
+                            vips_image_get_height(in[0]), in_alpha, &plan, err);
     if (rc != KILN_OK) {
         return rc;
     }

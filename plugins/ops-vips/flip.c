@@ -34,8 +34,8 @@ flip_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
 {
     const flip_params *p = params;
-    VipsDirection dir = p->direction < 2 ? VIPS_DIRECTION_HORIZONTAL
-                                         : VIPS_DIRECTION_VERTICAL;
+    VipsDirection dir =
+        p->direction < 2 ? VIPS_DIRECTION_HORIZONTAL : VIPS_DIRECTION_VERTICAL;
 
     (void)ctx;
     if (vips_flip(in[0], out, dir, NULL)) {

@@ -26,8 +26,7 @@ extern const kiln_op annotation_op, blur_op, brightness_op, colorize_op,
  * image has alpha); *out is one new reference with the bands and format of
  * `in`. Defined in resize.c; reports libvips failures as "resize".
  */
-int ops_resample(VipsImage *in, int w, int h, VipsImage **out,
-                 kiln_error *err);
+int ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err);
 
 /* The pixels of an offset, 0 when the request did not give it. */
 static inline int

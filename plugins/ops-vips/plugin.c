@@ -10,10 +10,9 @@
 const kiln_host_api *ops_api;
 
 static const kiln_op *const ops_all[] = {
-    &annotation_op, &blur_op,      &brightness_op, &colorize_op,
-    &contrast_op,   &crop_op,      &enhance_op,    &filter_op,
-    &fitmethod_op,  &flip_op,      &resize_op,     &rotate_op,
-    &ulb_op,        &watermark_op, &zoom_op,
+    &annotation_op, &blur_op,    &brightness_op, &colorize_op,  &contrast_op,
+    &crop_op,       &enhance_op, &filter_op,     &fitmethod_op, &flip_op,
+    &resize_op,     &rotate_op,  &ulb_op,        &watermark_op, &zoom_op,
 };
 
 /* Stores the host table and registers all ops; returns the first failure

@@ -49,9 +49,8 @@ ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
         }
         cur = t[0];
     }
-    if (vips_resize(cur, &t[1], (double)w / in_w, "vscale",
-                    (double)h / in_h, "kernel", VIPS_KERNEL_LANCZOS3,
-                    NULL)) {
+    if (vips_resize(cur, &t[1], (double)w / in_w, "vscale", (double)h / in_h,
+                    "kernel", VIPS_KERNEL_LANCZOS3, NULL)) {
         goto fail;
     }
     cur = t[1];
@@ -105,9 +104,9 @@ resize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     int rc;
 
     (void)ctx;
-    rc = ops_api->derive_size(&p->width, &p->height,
-                              vips_image_get_width(in[0]),
-                              vips_image_get_height(in[0]), &w, &h, err);
+    rc =
+        ops_api->derive_size(&p->width, &p->height, vips_image_get_width(in[0]),
+                             vips_image_get_height(in[0]), &w, &h, err);
     if (rc != KILN_OK) {
         return rc;
     }

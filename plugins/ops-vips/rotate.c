@@ -22,8 +22,8 @@ typedef struct rotate_params {
 
 static const kiln_param_spec rotate_specs[] = {
     KILN_P_NUMBER(rotate_params, degrees, 0, 360, 0,
-                  "clockwise angle in degrees",
-                  .flags = KILN_PARAM_REQUIRED, .max_decimals = 2),
+                  "clockwise angle in degrees", .flags = KILN_PARAM_REQUIRED,
+                  .max_decimals = 2),
 };
 
 /* Quarter turns (0..3) when degrees is a multiple of 90, else -1. */
@@ -97,6 +97,7 @@ rotate_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     VipsInterpolate *bicubic = NULL;
     VipsArrayInt *area = NULL;
     VipsArrayDouble *background = NULL;
+    double rad = p->degrees * (VIPS_PI / 180);
     int ow, oh;
     int rc;
 
@@ -119,22 +120,19 @@ rotate_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
         cur = t[0];
     }
 
-    /* Forward map: out = R * (in - in_centre) + out_centre, R turning
-     * clockwise on screen (y grows downwards). */
-    double rad = p->degrees * (VIPS_PI / 180);
-    double c = cos(rad);
-    double s = sin(rad);
-
     bicubic = vips_interpolate_new("bicubic");
     area = vips_array_int_newv(4, 0, 0, ow, oh);
     background = vips_array_double_newv(4, 0.0, 0.0, 0.0, 0.0);
     if (bicubic == NULL || area == NULL || background == NULL) {
         goto fail;
     }
-    if (vips_affine(cur, &t[1], c, -s, s, c, "interpolate", bicubic,
-                    "oarea", area, "idx", -(w - 1) / 2.0, "idy",
-                    -(h - 1) / 2.0, "odx", (ow - 1) / 2.0, "ody",
-                    (oh - 1) / 2.0, "background", background, NULL)) {
+    /* Forward map: out = R * (in - in_centre) + out_centre, R turning
+     * clockwise on screen (y grows downwards). */
+    if (vips_affine(cur, &t[1], cos(rad), -sin(rad), sin(rad), cos(rad),
+                    "interpolate", bicubic, "oarea", area, "idx",
+                    -(w - 1) / 2.0, "idy", -(h - 1) / 2.0, "odx",
+                    (ow - 1) / 2.0, "ody", (oh - 1) / 2.0, "background",
+                    background, NULL)) {
         goto fail;
     }
     cur = t[1];

@@ -32,8 +32,7 @@ static const kiln_param_spec watermark_specs[] = {
                   "watermark width (percent of the image); alone, the "
                   "height follows the watermark's aspect ratio",
                   .flags = KILN_PARAM_ONE_OF),
-    KILN_P_LENGTH(watermark_params, height, KILN_AXIS_HEIGHT,
-                  KILN_UNITS_SIZE,
+    KILN_P_LENGTH(watermark_params, height, KILN_AXIS_HEIGHT, KILN_UNITS_SIZE,
                   "watermark height (percent of the image); alone, the "
                   "width follows the watermark's aspect ratio",
                   .flags = KILN_PARAM_ONE_OF),

@@ -70,8 +70,8 @@ zoom_plan_make(const zoom_params *p, int iw, int ih, zoom_plan *plan,
             err, KILN_EINVAL, "level",
             "zooming the %dx%d region to cover %dx%d scales it to "
             "%lldx%lld (expected at most %d px per side)",
-            plan->region.width, plan->region.height, plan->out_w,
-            plan->out_h, (long long)sw, (long long)sh, OPS_MAX_SIZE);
+            plan->region.width, plan->region.height, plan->out_w, plan->out_h,
+            (long long)sw, (long long)sh, OPS_MAX_SIZE);
     }
     plan->scaled_w = (int)sw;
     plan->scaled_h = (int)sh;
