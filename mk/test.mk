@@ -18,10 +18,12 @@ check: test-build
 test: deps
 	@$(MAKE) --no-print-directory -j2 test-build
 	@$(MAKE) --no-print-directory -j2 BUILD=build-asan SAN=1 OPT=-O1 test-build
-	@status=0; \
-	bash tests/run.sh build || status=1; \
-	bash tests/run.sh build-asan || status=1; \
-	$(MAKE) --no-print-directory check-lexers || status=1; \
-	exit $$status
+	@status=0; sum=$$(mktemp); \
+	$(MAKE) --no-print-directory check-lexers || { status=1; echo "0 1 0" >>$$sum; }; \
+	KILN_SUMMARY=$$sum bash tests/run.sh build || status=1; \
+	KILN_SUMMARY=$$sum bash tests/run.sh build-asan || status=1; \
+	awk '{p+=$$1; f+=$$2; s+=$$3} END {print ""; \
+	  print "total: " p " passed, " f " failed, " s " skipped"}' $$sum; \
+	rm -f $$sum; exit $$status
 
 .PHONY: test test-build check

@@ -64,4 +64,7 @@ f=$((f + uf))
 echo
 grep '^FAIL' "$log" | sed 's/^/  /'
 echo "$BUILD: $p passed, $f failed, $s skipped"
+if [ -n "${KILN_SUMMARY:-}" ]; then
+    echo "$p $f $s" >>"$KILN_SUMMARY"
+fi
 [ "$f" = 0 ]
