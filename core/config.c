@@ -34,15 +34,11 @@ static void cfg_error(cfg_ctx *x, const char *path, const cJSON *v,
 static void
 cfg_error(cfg_ctx *x, const char *path, const cJSON *v, const char *fmt, ...)
 {
-    kiln_error e;
-    err_clear(&e);
     va_list ap;
     va_start(ap, fmt);
-    err_vset(&e, KILN_EINVAL, fmt, ap);
-    va_end(ap);
-    snprintf(e.path, sizeof e.path, "%s", path);
     (void)v;
-    errlist_add(x->errs, &e, NULL);
+    errlist_vaddf(x->errs, path, NULL, -1, 0, fmt, ap);
+    va_end(ap);
 }
 
 static void

@@ -123,6 +123,19 @@ errlist_add(errlist *l, const kiln_error *e, const char *value)
 }
 
 void
+errlist_vaddf(errlist *l, const char *path, const char *value, int offset,
+              int length, const char *fmt, va_list ap)
+{
+    kiln_error e;
+    err_clear(&e);
+    err_vset(&e, KILN_EINVAL, fmt, ap);
+    e.offset = offset;
+    e.length = length;
+    snprintf(e.path, sizeof e.path, "%s", path ? path : "");
+    errlist_add(l, &e, value);
+}
+
+void
 errlist_free(errlist *l)
 {
     for (size_t i = 0; i < l->n; i++) {

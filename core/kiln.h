@@ -56,6 +56,11 @@ typedef struct errlist {
 } errlist;
 
 void errlist_add(errlist *l, const kiln_error *e, const char *value);
+/* Adds an EINVAL error "path: message"; `value` (or NULL) is the JSON
+ * text of the bad value and offset/length mark the bad part (-1, 0: no
+ * caret). */
+void errlist_vaddf(errlist *l, const char *path, const char *value, int offset,
+                   int length, const char *fmt, va_list ap);
 void errlist_free(errlist *l);
 /* "path: message", then the value and a caret line under the bad part. */
 void errlist_print(const errlist *l, FILE *f);

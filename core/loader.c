@@ -66,30 +66,6 @@ loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-static int
-loader_error_set(kiln_error *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    err_vset(err, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-static int
-loader_error_set_param(kiln_error *err, int code, const char *param,
-                       const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    err_vset(err, code, fmt, ap);
-    va_end(ap);
-    if (err != NULL) {
-        snprintf(err->path, sizeof err->path, "%s", param ? param : "");
-    }
-    return code;
-}
-
 static const kiln_host_api loader_api = {
     .size = sizeof(kiln_host_api),
     .abi_major = KILN_ABI_MAJOR,
@@ -98,8 +74,8 @@ static const kiln_host_api loader_api = {
     .register_storage = loader_register_storage,
     .register_service = loader_register_service,
     .log = loader_log,
-    .error_set = loader_error_set,
-    .error_set_param = loader_error_set_param,
+    .error_set = err_set,
+    .error_set_param = err_set_param,
     .error_set_vips = err_set_vips,
     .place = geom_place,
     .derive_size = geom_derive_size,

@@ -38,13 +38,14 @@ static void params_fail(pctx *x, const char *key, const cJSON *v,
 static void
 params_fail(pctx *x, const char *key, const cJSON *v, const char *fmt, ...)
 {
-    kiln_error e;
-    err_clear(&e);
+    char p[300];
+    snprintf(p, sizeof p, "%s%s%s", x->path,
+             key != NULL && x->path[0] ? "." : "", key ? key : "");
     va_list ap;
     va_start(ap, fmt);
-    err_vset(&e, KILN_EINVAL, fmt, ap);
+    errlist_vaddf(x->errs, p, v != NULL ? dsl_value_text(x->a, v) : NULL, -1, 0,
+                  fmt, ap);
     va_end(ap);
-    params_error(x, key, v, &e);
 }
 
 static void *

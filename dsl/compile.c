@@ -95,16 +95,11 @@ static void
 compile_fail(cctx *x, const char *path, const cJSON *v, int offset, int length,
              const char *fmt, ...)
 {
-    kiln_error e;
-    err_clear(&e);
     va_list ap;
     va_start(ap, fmt);
-    err_vset(&e, KILN_EINVAL, fmt, ap);
+    errlist_vaddf(x->errs, path, v != NULL ? dsl_value_text(x->a, v) : NULL,
+                  offset, length, fmt, ap);
     va_end(ap);
-    e.offset = offset;
-    e.length = length;
-    snprintf(e.path, sizeof e.path, "%s", path);
-    errlist_add(x->errs, &e, v != NULL ? dsl_value_text(x->a, v) : NULL);
 }
 
 static const char *
