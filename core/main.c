@@ -516,15 +516,43 @@ cmd_plugins(int argc, char **argv)
     return 0;
 }
 
+/* Prints text word-wrapped to 78 columns, each line indented. */
 static void
-print_op(const kiln_op *op, bool full)
+print_wrapped(const char *text, int indent)
+{
+    int col = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') {
+            p++;
+        }
+        size_t n = strcspn(p, " ");
+        if (n == 0) {
+            break;
+        }
+        if (col > 0 && col + 1 + (int)n > 78) {
+            printf("\n");
+            col = 0;
+        }
+        if (col == 0) {
+            col = printf("%*s%.*s", indent, "", (int)n, p);
+        } else {
+            col += printf(" %.*s", (int)n, p);
+        }
+        p += n;
+    }
+    if (col > 0) {
+        printf("\n");
+    }
+}
+
+static void
+print_op(const kiln_op *op)
 {
     printf("%-12s %s\n", op->name, op->summary ? op->summary : "");
-    if (!full) {
-        return;
-    }
     if (op->doc != NULL) {
-        printf("\n  %s\n", op->doc);
+        printf("\n");
+        print_wrapped(op->doc, 2);
     }
     printf("\n");
     if (op->n_params == 0) {
@@ -540,7 +568,7 @@ print_op(const kiln_op *op, bool full)
             printf("  %-14s also spelt \"%s\"\n", "", s->alias);
         }
         if (s->doc != NULL) {
-            printf("  %-14s %s\n", "", s->doc);
+            print_wrapped(s->doc, 17);
         }
     }
     if (op->execute == NULL) {
@@ -578,7 +606,7 @@ cmd_ops(int argc, char **argv)
             fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
             rc = 1;
         } else {
-            print_op(&op->op, true);
+            print_op(&op->op);
         }
     } else {
         /* Sorted by name, whatever order the plugins registered in. */
@@ -597,7 +625,10 @@ cmd_ops(int argc, char **argv)
             }
         }
         for (size_t k = 0; ops != NULL && k < n; k++) {
-            print_op(ops[k], false);
+            if (k > 0) {
+                printf("\n");
+            }
+            print_op(ops[k]);
         }
         free(ops);
     }

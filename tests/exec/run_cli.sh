@@ -131,6 +131,24 @@ case "$got" in
 *) fail "missing enabled plugin" "$got" ;;
 esac
 
+# kiln ops: every op with its parameters, read from the registry.
+names=$("$KILN" ops | grep -oE '^[a-z]+ ' | tr -d ' ' | tr '\n' ' ')
+[ "$names" = "annotation blur brightness colorize contrast crop enhance filter fitmethod flip resize rotate ulb watermark zoom " ] &&
+    ok "ops lists the fifteen ops" || fail "ops lists the fifteen ops" "$names"
+got=$("$KILN" ops rotate | grep -A1 '^  degrees')
+want='  degrees        number 0..360, at most 2 decimals; required
+                 clockwise angle in degrees'
+[ "$got" = "$want" ] && ok "ops NAME prints parameters" ||
+    fail "ops NAME prints parameters" "$got"
+got=$("$KILN" ops resise 2>&1)
+[ "$got" = 'kiln ops: unknown op "resise" (did you mean "resize"?)' ] &&
+    ok "ops unknown name" || fail "ops unknown name" "$got"
+got=$("$KILN" plugins | grep -oE '^[a-z-]+ +[0-9.]+ +ABI 1\.0 +[0-9]+ ops, [0-9]+ storage' | tr -s ' ')
+want='ops-vips 0.1.0 ABI 1.0 15 ops, 0 storage
+storage-local 0.1.0 ABI 1.0 0 ops, 1 storage'
+[ "$got" = "$want" ] && ok "plugins lists the shipped plugins" ||
+    fail "plugins lists the shipped plugins" "$got"
+
 # Usage errors exit 2.
 "$KILN" compile --format svg "$tmp/m1.json" 2>/dev/null
 [ $? = 2 ] && ok "usage error exits 2" || fail "usage error exits 2" "rc=$?"
