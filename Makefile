@@ -43,6 +43,14 @@ DEFS := -DKILN_PLUGIN_DIR='"$(PLUGINDIR)"' \
 
 all: $(BUILD)/kiln plugins test-plugins $(BUILD)/pkgconfig/kiln-plugin.pc
 
+# The plugin directory and shipped list are compiled into config.o: rebuild
+# it whenever they change (make install PREFIX=... after a plain make).
+$(BUILD)/defs.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(DEFS)' | cmp -s - $@ || echo '$(DEFS)' > $@
+$(BUILD)/obj/core/config.o: $(BUILD)/defs.stamp
+FORCE:
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC      $<"
@@ -84,7 +92,7 @@ run: deps all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all lexers check-lexers run clean
+.PHONY: all lexers check-lexers run clean FORCE
 SHELL := /bin/bash
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

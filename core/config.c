@@ -391,17 +391,22 @@ cfg_new_defaults(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (int)n : 1;
     /* Plugins: next to the binary in a build tree (build/kiln and
-     * build/plugins), else the installed directory. */
+     * build/plugins), or beside an installed one (bin/kiln and
+     * lib/kiln/plugins-1, so an install can move), else the directory
+     * given at build time. */
     char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 20);
-    c->plugin_dirs = calloc(2, sizeof *c->plugin_dirs);
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 40);
+    c->plugin_dirs = calloc(3, sizeof *c->plugin_dirs);
     if (len > 0 && c->plugin_dirs != NULL) {
         exe[len] = '\0';
         char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            strcpy(slash, "/plugins");
+        static const char *const rel[] = {"/plugins",
+                                          "/../lib/kiln/plugins-1"};
+        for (size_t i = 0; slash != NULL && i < 2; i++) {
+            strcpy(slash, rel[i]);
             if (access(exe, F_OK) == 0) {
                 c->plugin_dirs[c->n_plugin_dirs++] = strdup(exe);
+                break;
             }
         }
     }
