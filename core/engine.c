@@ -255,7 +255,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     double avg;
     if (vips_avg(raw, &avg, NULL) != 0) {
         char why[sizeof err.message];
-        err_set_vips(&err, "decode");
+        err_set_vips(&err, NULL);
         snprintf(why, sizeof why, "%s", err.message);
         rc = err_set_path(&err, KILN_EINVAL, "source",
                           "cannot decode \"%s\" (damaged or truncated?): %s",

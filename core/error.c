@@ -78,7 +78,10 @@ err_set_vips(kiln_error *err, const char *what)
         }
     }
     if (n == 0) {
-        return err_set(err, KILN_EVIPS, "%s failed", what);
+        return err_set(err, KILN_EVIPS, "%s failed", what ? what : "libvips");
+    }
+    if (what == NULL) {
+        return err_set(err, KILN_EVIPS, "%s", buf);
     }
     return err_set(err, KILN_EVIPS, "%s: %s", what, buf);
 }

@@ -74,7 +74,7 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
                                                VIPS_FAIL_ON_ERROR, NULL);
     g_object_unref(src);
     if (im == NULL) {
-        err_set_vips(err, "decode");
+        err_set_vips(err, NULL);
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
         return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", path,
