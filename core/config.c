@@ -400,8 +400,7 @@ cfg_new_defaults(void)
     if (len > 0 && c->plugin_dirs != NULL) {
         exe[len] = '\0';
         char *slash = strrchr(exe, '/');
-        static const char *const rel[] = {"/plugins",
-                                          "/../lib/kiln/plugins-1"};
+        static const char *const rel[] = {"/plugins", "/../lib/kiln/plugins-1"};
         for (size_t i = 0; slash != NULL && i < 2; i++) {
             strcpy(slash, rel[i]);
             if (access(exe, F_OK) == 0) {

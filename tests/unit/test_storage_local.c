@@ -449,8 +449,7 @@ test_not_found(void)
     CU_ASSERT_EQUAL(sl_storage->open_read(sl_state, "/a/b.jpg", &source, &err),
                     KILN_ENOTFOUND);
     CU_ASSERT_PTR_NULL(source);
-    CU_ASSERT_STRING_EQUAL(err.message,
-                           "\"/a/b.jpg\" not found in storage");
+    CU_ASSERT_STRING_EQUAL(err.message, "\"/a/b.jpg\" not found in storage");
 }
 
 /* Both directions refuse `path` as an escape, and nothing appears in the
