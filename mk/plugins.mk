@@ -2,8 +2,9 @@
 # object (storage ones prefixed "storage-"); every file in tests/plugins/
 # is one test plugin. Built with hidden visibility so each exports only
 # its descriptor, and linked against libvips so RTLD_NOW resolves alone.
-PLUGIN_CFLAGS = $(filter-out -D_GNU_SOURCE,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden
-PLUGIN_LIBS   = $(shell pkg-config --libs vips 2>/dev/null) -lm
+PLUGIN_CFLAGS = $(filter-out -D_GNU_SOURCE,$(ALL_CFLAGS)) -fPIC -fvisibility=hidden \
+                $(shell pkg-config --cflags fontconfig 2>/dev/null)
+PLUGIN_LIBS   = $(shell pkg-config --libs vips fontconfig 2>/dev/null) -lm
 
 OP_PLUGINS      := $(notdir $(wildcard plugins/*))
 STORAGE_PLUGINS := $(notdir $(wildcard storage-plugins/*))
