@@ -96,3 +96,15 @@ clean:
 SHELL := /bin/bash
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Benchmarks: figures for the notes, next to the peers each issue names.
+bench: deps all
+	@bash bench/run.sh
+
+.PHONY: bench
+
+# Before/after pictures for docs/ops.md, from the examples (committed).
+docs-images: all
+	@bash examples/docs-images.sh
+
+.PHONY: docs-images

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make bench, ops section: each op on a 6 MP photo through kiln (one
+# `kiln run` of one job: read, decode, op, encode, write) next to
+# ImageMagick's nearest equivalent (`convert in.jpg OP out.jpg`, the same
+# read/op/write), median of RUNS runs, on this machine, in one table.
+# Timing only: nothing here passes or fails. Needs ../shared/testdata.
+set -u
+KILN=${KILN:-build/kiln}
+SHARED=${SHARED:-../shared}
+RUNS=${RUNS:-3}
+photo="$SHARED/testdata/photo-2725x2225.jpg"
+if [ ! -f "$photo" ]; then
+    echo "skip bench/ops: $photo is absent"
+    exit 0
+fi
+IM=$(command -v convert-im6.q16 || command -v convert)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/root/in" "$tmp/root/wm"
+cp "$photo" "$tmp/root/in/photo.jpg"
+"$IM" -size 400x200 xc:none -fill 'rgba(255,0,0,0.6)' -draw 'circle 200,100 200,190' \
+    "$tmp/root/wm/logo.png"
+
+# median of the wall times (seconds) of RUNS runs of a command
+median() {
+    local times=() t
+    for _ in $(seq "$RUNS"); do
+        /usr/bin/time -f '%e' -o "$tmp/t" "$@" >/dev/null 2>&1
+        times+=("$(tail -1 "$tmp/t")")
+    done
+    printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p"
+}
+
+# NAME | kiln transformation JSON | ImageMagick arguments ("-" for none)
+cases=$(cat <<'CASES'
+convert (no op)|[]|-quality 80
+resize 50%|[{"type":"resize","width":"50%"}]|-filter Lanczos -resize 50%
+crop 1000x800 center|[{"type":"crop","gravity":"center","width":1000,"height":800}]|-gravity center -crop 1000x800+0+0 +repage
+fitmethod cropbox 720x588|[{"type":"fitmethod","fit_type":"cropbox","gravity":"center","color":"#000","width":720,"height":588}]|-resize 720x588^ -gravity center -extent 720x588
+flip x|[{"type":"flip","direction":"x"}]|-flop
+rotate 90|[{"type":"rotate","degrees":90}]|-rotate 90
+rotate 30|[{"type":"rotate","degrees":30}]|-background none -rotate 30
+zoom 2|[{"type":"zoom","width":720,"height":588,"level":2}]|-gravity center -crop 33.33%x33.33%+0+0 +repage -resize 720x588^ -extent 720x588
+brightness 40|[{"type":"brightness","bright_level":40}]|-evaluate add 15.7%
+colorize 10,0,30|[{"type":"colorize","red":10,"green":0,"blue":30}]|-channel R -evaluate add 3.9% -channel B -evaluate add 11.8% +channel
+contrast 30|[{"type":"contrast","level":30}]|-brightness-contrast 0x30
+filter negate|[{"type":"filter","filter":"negate"}]|-negate
+filter grayscale|[{"type":"filter","filter":"grayscale"}]|-colorspace Gray
+filter bw|[{"type":"filter","filter":"bw"}]|-colorspace Gray -threshold 50%
+filter sepia|[{"type":"filter","filter":"sepia"}]|-sepia-tone 80%
+filter edgedetect|[{"type":"filter","filter":"edgedetect"}]|-morphology Convolve 3x3:-1,0,-1,0,4,0,-1,0,-1
+filter emboss|[{"type":"filter","filter":"emboss"}]|-morphology Convolve 3x3:1.5,0,0,0,0,0,0,0,-1.5
+filter blurgaussian|[{"type":"filter","filter":"blurgaussian"}]|-morphology Convolve 3x3:0.0625,0.125,0.0625,0.125,0.25,0.125,0.0625,0.125,0.0625
+filter meanremoval|[{"type":"filter","filter":"meanremoval"}]|-morphology Convolve 3x3:-1,-1,-1,-1,9,-1,-1,-1,-1
+filter smooth|[{"type":"filter","filter":"smooth","weight":4}]|-morphology Convolve 3x3:0.0833,0.0833,0.0833,0.0833,0.333,0.0833,0.0833,0.0833,0.0833
+filter blurselective|[{"type":"filter","filter":"blurselective"}]|-selective-blur 0x1+10%
+enhance|[{"type":"enhance"}]|-enhance
+ulb|[{"type":"ulb"}]|-contrast-stretch 0.5%x0.5%
+blur sigma 2.5|[{"type":"blur","sigma":2.5,"radius":0}]|-gaussian-blur 0x2.5
+blur sigma 218 radius 465|[{"type":"blur","sigma":218,"radius":465}]|-gaussian-blur 465x218
+annotation|[{"type":"annotation","font":"DejaVu Sans","color":"white","text":"kiln bench","size":96,"gravity":"southeast","xoffset":40,"yoffset":40}]|-gravity southeast -font DejaVu-Sans -pointsize 96 -fill white -annotate +40+40 kiln_bench
+watermark|[{"type":"watermark","source":"/wm/logo.png","gravity":"southeast","xoffset":40,"yoffset":40}]|WATERMARK
+CASES
+)
+
+printf '\n%-28s %10s %12s %8s\n' "op on photo-2725x2225.jpg" "kiln s" "ImageMagick s" "ratio"
+printf '%-28s %10s %12s %8s\n' "----------------------------" "------" "-------------" "-----"
+n=0
+while IFS='|' read -r name tr im; do
+    n=$((n + 1))
+    printf '{"service_id":1,"source":"/in/photo.jpg","jobs":[{"destination":"/out/%d.jpg","quality":80,"transformations":%s}]}\n' \
+        "$n" "$tr" >"$tmp/r$n.json"
+    if ! "$KILN" run --storage-root "$tmp/root" "$tmp/r$n.json" >"$tmp/res" 2>&1; then
+        printf '%-28s %10s %12s %8s\n' "$name" "failed" "" ""
+        continue
+    fi
+    k=$(median "$KILN" run --storage-root "$tmp/root" "$tmp/r$n.json")
+    if [ "$im" = WATERMARK ]; then
+        m=$(median "$IM" "$photo" "$tmp/root/wm/logo.png" -gravity southeast \
+            -geometry +40+40 -composite -quality 80 "$tmp/im.jpg")
+    else
+        read -r -a args <<<"${im//kiln_bench/kiln\\ bench}"
+        m=$(median timeout 120 "$IM" "$photo" "${args[@]}" -quality 80 "$tmp/im.jpg")
+    fi
+    ratio=$(awk -v a="$k" -v b="$m" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf '%-28s %10s %12s %8s\n' "$name" "$k" "$m" "$ratio"
+done <<<"$cases"
+echo
+echo "ratio = kiln / ImageMagick wall time (below 1: kiln faster); median of $RUNS runs;"
+echo "ImageMagick $("$IM" -version | head -1 | cut -d' ' -f3), $(nproc) cores; commands in bench/ops.sh"

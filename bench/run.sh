@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# make bench: runs every benchmark section against build/. Figures only;
+# timing never fails a build (machines here are shared and noisy).
+set -u
+cd "$(dirname "$0")/.."
+export KILN=${KILN:-build/kiln}
+export SHARED=${SHARED:-../shared}
+for s in bench/ops.sh; do
+    bash "$s"
+done
