@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# fail_on_conversion_error (docs/ops.md "What runs in this release"):
-#  - true (the default): when one job fails at run time (here: brightness,
-#    validated but not executed in this release) no destination at all is
+# fail_on_conversion_error:
+#  - true (the default): when one job fails at run time (here: a watermark
+#    whose file is missing from storage) no destination at all is
 #    written, an existing destination file is left untouched, and no
 #    temporary ".NAME.kiln-XXXXXX" file is left behind; exit status != 0;
 #  - false: the good jobs are written and FINISHED, the failing one is
@@ -14,7 +14,7 @@ exec_setup
 convert rose: -resize 97x61! -strip PNG24:"$ROOT/in/src.png"
 mkdir -p "$ROOT/out/ctl" "$ROOT/out/t1a" "$ROOT/out/t1b" "$ROOT/out/t2" "$ROOT/out/t3" "$ROOT/out/t4" "$ROOT/out/f1a" "$ROOT/out/f1b"
 GOOD='[{"type":"flip","direction":"x"}]'
-BAD='[{"type":"brightness","bright_level":10}]'
+BAD='[{"type":"watermark","source":"/no/such-watermark.png","gravity":"center","width":10}]'
 req() {  # req FILE FAIL(true|false|-) DEST=TRANSFORMATIONS...
     local file=$1 f=$2 jobs="" extra="" j
     shift 2
@@ -39,7 +39,7 @@ run_kiln t1 "$WORK/t1.json"
 check "atomic/true-default/exit-status" "kiln run exited 0 although a job failed" [ "$RUN_RC" != 0 ]
 check "atomic/true-default/request-failed" "request status ${RST[$WORK/t1.json]:-none}" [ "${RST[$WORK/t1.json]:-}" = FAILED ]
 check "atomic/true-default/bad-job-failed" "job status ${JST[/out/t1b/bad.png]:-none}" [ "${JST[/out/t1b/bad.png]:-}" = FAILED ]
-check "atomic/true-default/bad-job-error-names-op" "error: ${JERR[/out/t1b/bad.png]:-}" grep -q 'brightness' <<<"${JERR[/out/t1b/bad.png]:-}"
+check "atomic/true-default/bad-job-error-names-path" "error: ${JERR[/out/t1b/bad.png]:-}" grep -q 'such-watermark.png' <<<"${JERR[/out/t1b/bad.png]:-}"
 check "atomic/true-default/good-job-not-finished" "job status ${JST[/out/t1a/good.png]:-none}" [ "${JST[/out/t1a/good.png]:-}" = FAILED ]
 check "atomic/true-default/good-not-written" "/out/t1a/good.png exists" [ ! -e "$ROOT/out/t1a/good.png" ]
 check "atomic/true-default/bad-not-written" "/out/t1b/bad.png exists" [ ! -e "$ROOT/out/t1b/bad.png" ]
@@ -86,7 +86,7 @@ check "atomic/false/good-is-a-complete-image" "good.png is '$s', expected 97x61"
 convert "$ROOT/in/src.png" -flop "$WORK/flop.png"
 same_image "atomic/false/good-is-the-flipped-source" "$ROOT/out/f1a/good.png" "$WORK/flop.png"
 check "atomic/false/bad-job-failed" "job status ${JST[/out/f1b/bad.png]:-none}" [ "${JST[/out/f1b/bad.png]:-}" = FAILED ]
-check "atomic/false/bad-job-own-error" "error: ${JERR[/out/f1b/bad.png]:-}" grep -q 'brightness' <<<"${JERR[/out/f1b/bad.png]:-}"
+check "atomic/false/bad-job-own-error" "error: ${JERR[/out/f1b/bad.png]:-}" grep -q 'such-watermark.png' <<<"${JERR[/out/f1b/bad.png]:-}"
 check "atomic/false/bad-not-written" "/out/f1b/bad.png exists" [ ! -e "$ROOT/out/f1b/bad.png" ]
 left=$(temp_left "$ROOT/out/f1a" "$ROOT/out/f1b")
 check "atomic/false/no-temporary-files" "left: $left" [ -z "$left" ]
