@@ -1,0 +1,351 @@
+/*
+ * The driver-independent half of the job store: process ids, status names,
+ * the postback retry schedule, freeing what the store hands out, and the
+ * dispatch of every operation through the driver vtable (jobstore.h).
+ */
+#include "jobstore.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "kiln.h"
+
+static const char *const js_status_names[JOBSTORE_N_STATUS] = {
+    "INCOMPLETE", "QUEUED", "PROCESSING", "FINISHED", "FAILED"};
+
+static const char *const js_pb_state_names[JOBSTORE_PB_N_STATE] = {
+    "PENDING", "DELIVERED", "GIVEN_UP"};
+
+/* 64 symbols: a random byte masked to 6 bits picks one without bias. */
+static const char js_id_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/* api.md: retry failed postbacks after 1, 3, 15 and 600 s, then give up. */
+static const int js_postback_delays[] = {1, 3, 15, 600};
+
+int
+jobstore_new_id(char out[JOBSTORE_ID_LEN + 1], kiln_error *err)
+{
+    unsigned char buf[JOBSTORE_ID_LEN];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = getrandom(buf + got, sizeof buf - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return err_set(err, KILN_EIO, "getrandom: %s", strerror(errno));
+        }
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < JOBSTORE_ID_LEN; i++) {
+        out[i] = js_id_alphabet[buf[i] & 63];
+    }
+    out[JOBSTORE_ID_LEN] = '\0';
+    return KILN_OK;
+}
+
+const char *
+jobstore_status_name(jobstore_status st)
+{
+    if ((int)st < 0 || st >= JOBSTORE_N_STATUS) {
+        return "?";
+    }
+    return js_status_names[st];
+}
+
+int
+jobstore_status_parse(const char *name)
+{
+    for (int i = 0; i < JOBSTORE_N_STATUS; i++) {
+        if (name != NULL && strcmp(name, js_status_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *
+jobstore_postback_state_name(jobstore_postback_state st)
+{
+    if ((int)st < 0 || st >= JOBSTORE_PB_N_STATE) {
+        return "?";
+    }
+    return js_pb_state_names[st];
+}
+
+int
+jobstore_postback_state_parse(const char *name)
+{
+    for (int i = 0; i < JOBSTORE_PB_N_STATE; i++) {
+        if (name != NULL && strcmp(name, js_pb_state_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int
+jobstore_postback_delay(int n_failed)
+{
+    int n = (int)(sizeof js_postback_delays / sizeof js_postback_delays[0]);
+    if (n_failed < 1 || n_failed > n) {
+        return -1;
+    }
+    return js_postback_delays[n_failed - 1];
+}
+
+void
+jobstore_process_clear(jobstore_process *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->request);
+    free(p->callback);
+    free(p->result);
+    free(p->error);
+    free(p->idem_key);
+    free(p->idem_hash);
+    memset(p, 0, sizeof *p);
+}
+
+void
+jobstore_postback_clear(jobstore_postback *pb)
+{
+    if (pb == NULL) {
+        return;
+    }
+    free(pb->url);
+    free(pb->body);
+    free(pb->last_error);
+    memset(pb, 0, sizeof *pb);
+}
+
+void
+jobstore_postbacks_free(jobstore_postback *pbs, size_t n)
+{
+    if (pbs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobstore_postback_clear(&pbs[i]);
+    }
+    free(pbs);
+}
+
+/* ---------------------------------------------------------- dispatch */
+
+int
+jobstore_open_driver(const jobstore_driver *drv, const char *target,
+                     jobstore **out, kiln_error *err)
+{
+    *out = NULL;
+    if (target == NULL || target[0] == '\0') {
+        return err_set(err, KILN_EINVAL, "job store %s: no %s configured",
+                       drv->name,
+                       strcmp(drv->name, "sqlite") == 0 ? "path" : "dsn");
+    }
+    jobstore *s = NULL;
+    int rc = drv->open(target, &s, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    s->drv = drv;
+    *out = s;
+    return KILN_OK;
+}
+
+int
+jobstore_open(const char *driver, const char *target, jobstore **out,
+              kiln_error *err)
+{
+    *out = NULL;
+    if (driver == NULL || strcmp(driver, "sqlite") == 0) {
+        return jobstore_open_driver(&jobstore_sqlite_driver, target, out, err);
+    }
+    return err_set(err, KILN_ENOTFOUND,
+                   "unknown job store driver \"%s\" (expected sqlite, or "
+                   "postgres with its plugin)",
+                   driver);
+}
+
+void
+jobstore_close(jobstore *s)
+{
+    if (s != NULL) {
+        s->drv->close(s);
+    }
+}
+
+int
+jobstore_ping(jobstore *s, kiln_error *err)
+{
+    return s->drv->ping(s, err);
+}
+
+int
+jobstore_create(jobstore *s, const jobstore_process *p, kiln_error *err)
+{
+    if (p->status != JOBSTORE_QUEUED && p->status != JOBSTORE_INCOMPLETE) {
+        return err_set(err, KILN_EINVAL,
+                       "new process status \"%s\" (expected QUEUED or "
+                       "INCOMPLETE)",
+                       jobstore_status_name(p->status));
+    }
+    if (p->request == NULL || strlen(p->id) != JOBSTORE_ID_LEN) {
+        return err_set(err, KILN_EINVAL,
+                       "new process needs a %d-character id and a request",
+                       JOBSTORE_ID_LEN);
+    }
+    return s->drv->create(s, p, err);
+}
+
+int
+jobstore_get(jobstore *s, const char *id, int service_id, jobstore_process *out,
+             kiln_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return s->drv->get(s, id, service_id, out, err);
+}
+
+int
+jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
+                         jobstore_process *out, kiln_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return s->drv->find_idempotent(s, service_id, key, out, err);
+}
+
+int
+jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
+               jobstore_process *out, kiln_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return s->drv->claim(s, now, lease_seconds, out, err);
+}
+
+int
+jobstore_complete(jobstore *s, const char *id, jobstore_status status,
+                  const char *result_json, const char *error, kiln_error *err)
+{
+    if (status != JOBSTORE_FINISHED && status != JOBSTORE_FAILED) {
+        return err_set(err, KILN_EINVAL,
+                       "final status \"%s\" (expected FINISHED or FAILED)",
+                       jobstore_status_name(status));
+    }
+    return s->drv->complete(s, id, status, result_json, error, err);
+}
+
+int
+jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
+                 const char *error, kiln_error *err)
+{
+    return s->drv->requeue(s, id, not_before, error, err);
+}
+
+int
+jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err)
+{
+    int n = 0;
+    int rc = s->drv->recover(s, &n, err);
+    if (n_requeued != NULL) {
+        *n_requeued = n;
+    }
+    return rc;
+}
+
+int
+jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
+               kiln_error *err)
+{
+    int a = 0;
+    int rc = s->drv->retry(s, id, service_id, &a, err);
+    if (attempt != NULL) {
+        *attempt = a;
+    }
+    return rc;
+}
+
+int
+jobstore_append_jobs(jobstore *s, const char *id, int service_id,
+                     const char *jobs_json, size_t max_jobs, size_t *n_jobs,
+                     kiln_error *err)
+{
+    size_t n = 0;
+    int rc =
+        s->drv->append_jobs(s, id, service_id, jobs_json, max_jobs, &n, err);
+    if (n_jobs != NULL) {
+        *n_jobs = n;
+    }
+    return rc;
+}
+
+int
+jobstore_set_processing(jobstore *s, const char *id, int service_id,
+                        const char *callback, kiln_error *err)
+{
+    return s->drv->set_processing(s, id, service_id, callback, err);
+}
+
+int
+jobstore_postback_enqueue(jobstore *s, const jobstore_postback *pb, int64_t *id,
+                          kiln_error *err)
+{
+    if (pb->url == NULL || pb->body == NULL ||
+        strlen(pb->process_id) != JOBSTORE_ID_LEN) {
+        return err_set(err, KILN_EINVAL,
+                       "postback needs a process id, a url and a body");
+    }
+    int64_t v = 0;
+    int rc = s->drv->postback_enqueue(s, pb, &v, err);
+    if (id != NULL) {
+        *id = v;
+    }
+    return rc;
+}
+
+int
+jobstore_postback_due(jobstore *s, int64_t now, int lease_seconds, size_t max,
+                      jobstore_postback **out, size_t *n_out, kiln_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (max == 0) {
+        return KILN_OK;
+    }
+    return s->drv->postback_due(s, now, lease_seconds, max, out, n_out, err);
+}
+
+int
+jobstore_postback_record(jobstore *s, int64_t id, bool delivered,
+                         int http_status, const char *error, int64_t now,
+                         bool retry, jobstore_postback_state *state,
+                         kiln_error *err)
+{
+    jobstore_postback_state st = JOBSTORE_PB_PENDING;
+    int rc = s->drv->postback_record(s, id, delivered, http_status, error, now,
+                                     retry, &st, err);
+    if (state != NULL) {
+        *state = st;
+    }
+    return rc;
+}
+
+int
+jobstore_postback_get(jobstore *s, int64_t id, jobstore_postback *out,
+                      kiln_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return s->drv->postback_get(s, id, out, err);
+}
+
+int
+jobstore_counts_get(jobstore *s, int64_t now, jobstore_counts *out,
+                    kiln_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return s->drv->counts(s, now, out, err);
+}

@@ -1,0 +1,303 @@
+/*
+ * The job store: the durable record of every batch process the HTTP API
+ * accepted, its queue, and the postbacks still owed. The API server and
+ * its workers call it from several threads; the store serialises access.
+ *
+ * Interface and drivers. A `jobstore` is an opaque handle whose first
+ * member is a driver vtable (`jobstore_driver`): core/jobstore.c holds the
+ * driver-independent parts (ids, status names, the postback schedule, the
+ * dispatch) and core/jobstore_sqlite.c the embedded SQLite driver. A
+ * PostgreSQL driver (plugins/jobstore-pg) implements the same vtable and is
+ * opened with jobstore_open_driver(); nothing outside a driver sees SQL.
+ *
+ * Contract every driver keeps:
+ * - Every mutating call is committed durably before it returns KILN_OK
+ *   (SQLite: WAL, synchronous=FULL). A process whose create() returned
+ *   survives a crash at any later moment.
+ * - State changes are atomic: two workers (threads, or processes on the
+ *   same file) never claim the same process or the same postback.
+ * - Status codes: KILN_OK; KILN_ENOTFOUND (no such process, or one of
+ *   another service: the API answers 404 either way); KILN_EEXIST (the id
+ *   or the service's idempotency key is taken); KILN_EPERM (the process's
+ *   status forbids the operation: HTTP 409); KILN_EINVAL (bad argument);
+ *   KILN_ELIMIT (append_jobs past max_jobs); KILN_ENOMEM; KILN_EIO (the
+ *   database failed). The message goes to the caller-owned `err`, last.
+ * - Timestamps are UTC seconds since the epoch. The store stamps
+ *   created_at/updated_at with the wall clock; scheduling calls (claim,
+ *   postback_due, postback_record, counts) take `now` from the caller so
+ *   tests and the server agree on one clock.
+ * - Strings in structs handed *to* the store are borrowed; strings in
+ *   structs filled *by* the store are malloc'd and owned by the caller,
+ *   released with jobstore_process_clear() / jobstore_postbacks_free().
+ *
+ * Leases: claim() records lease_until = now + lease. On one host recover()
+ * at start-up re-queues every PROCESSING row; a multi-host driver will also
+ * return rows whose lease expired (renewal is not part of this interface
+ * yet).
+ */
+#ifndef KILN_CORE_JOBSTORE_H
+#define KILN_CORE_JOBSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/plugin.h"
+
+#define JOBSTORE_ID_LEN 21 /* URL-safe characters, 126 random bits */
+
+typedef enum jobstore_status {
+    JOBSTORE_INCOMPLETE, /* dynamic process waiting for its jobs */
+    JOBSTORE_QUEUED,
+    JOBSTORE_PROCESSING,
+    JOBSTORE_FINISHED,
+    JOBSTORE_FAILED,
+    JOBSTORE_N_STATUS
+} jobstore_status;
+
+typedef enum jobstore_postback_state {
+    JOBSTORE_PB_PENDING,   /* to be sent at next_at */
+    JOBSTORE_PB_DELIVERED, /* a 2xx came back */
+    JOBSTORE_PB_GIVEN_UP,  /* retries exhausted or disabled */
+    JOBSTORE_PB_N_STATE
+} jobstore_postback_state;
+
+/* One batch process. The store keeps the request JSON as submitted (after
+ * any appended jobs); the server re-parses it for callback flags, limits
+ * and jobs, so the store needs no knowledge of the request format. */
+typedef struct jobstore_process {
+    char id[JOBSTORE_ID_LEN + 1];
+    int service_id;
+    jobstore_status status;
+    int attempt;     /* 1 on creation, +1 per retry() */
+    int n_requeues;  /* requeue() calls in this attempt (wait_retry_delay) */
+    char *request;   /* JSON text, required on create */
+    char *callback;  /* postback URL or NULL */
+    char *result;    /* JSON text of the last run's per-job results, or NULL */
+    char *error;     /* why the last run failed or was re-queued, or NULL */
+    char *idem_key;  /* Idempotency-Key header or NULL */
+    char *idem_hash; /* the caller's hash of the request body, or NULL */
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t not_before;  /* not claimed before this time (0: at once) */
+    int64_t lease_until; /* PROCESSING: the claim's lease; else 0 */
+} jobstore_process;
+
+/* One postback owed to a callback URL; retries survive restarts. */
+typedef struct jobstore_postback {
+    int64_t id;
+    char process_id[JOBSTORE_ID_LEN + 1];
+    int service_id; /* picks the signing secret */
+    char *url;
+    char *body;
+    jobstore_postback_state state;
+    int attempt;      /* delivery attempts made so far */
+    int64_t next_at;  /* PENDING: when to send (again) */
+    int last_status;  /* HTTP status of the last attempt; 0: none or no reply */
+    char *last_error; /* or NULL */
+} jobstore_postback;
+
+/* For /metrics. */
+typedef struct jobstore_counts {
+    int64_t processes[JOBSTORE_N_STATUS];
+    int64_t queue_ready; /* QUEUED with not_before <= now */
+    int64_t postbacks[JOBSTORE_PB_N_STATE];
+} jobstore_counts;
+
+typedef struct jobstore jobstore;
+
+/* The driver vtable; see the public functions below for each contract.
+ * A driver's handle embeds `jobstore` as its first member. */
+typedef struct jobstore_driver {
+    const char *name;
+    int (*open)(const char *target, jobstore **out, kiln_error *err);
+    void (*close)(jobstore *s);
+    int (*ping)(jobstore *s, kiln_error *err);
+    int (*create)(jobstore *s, const jobstore_process *p, kiln_error *err);
+    int (*get)(jobstore *s, const char *id, int service_id,
+               jobstore_process *out, kiln_error *err);
+    int (*find_idempotent)(jobstore *s, int service_id, const char *key,
+                           jobstore_process *out, kiln_error *err);
+    int (*claim)(jobstore *s, int64_t now, int lease_seconds,
+                 jobstore_process *out, kiln_error *err);
+    int (*complete)(jobstore *s, const char *id, jobstore_status status,
+                    const char *result_json, const char *error,
+                    kiln_error *err);
+    int (*requeue)(jobstore *s, const char *id, int64_t not_before,
+                   const char *error, kiln_error *err);
+    int (*recover)(jobstore *s, int *n_requeued, kiln_error *err);
+    int (*retry)(jobstore *s, const char *id, int service_id, int *attempt,
+                 kiln_error *err);
+    int (*append_jobs)(jobstore *s, const char *id, int service_id,
+                       const char *jobs_json, size_t max_jobs, size_t *n_jobs,
+                       kiln_error *err);
+    int (*set_processing)(jobstore *s, const char *id, int service_id,
+                          const char *callback, kiln_error *err);
+    int (*postback_enqueue)(jobstore *s, const jobstore_postback *pb,
+                            int64_t *id, kiln_error *err);
+    int (*postback_due)(jobstore *s, int64_t now, int lease_seconds, size_t max,
+                        jobstore_postback **out, size_t *n_out,
+                        kiln_error *err);
+    int (*postback_record)(jobstore *s, int64_t id, bool delivered,
+                           int http_status, const char *error, int64_t now,
+                           bool retry, jobstore_postback_state *state,
+                           kiln_error *err);
+    int (*postback_get)(jobstore *s, int64_t id, jobstore_postback *out,
+                        kiln_error *err);
+    int (*counts)(jobstore *s, int64_t now, jobstore_counts *out,
+                  kiln_error *err);
+} jobstore_driver;
+
+struct jobstore {
+    const jobstore_driver *drv;
+};
+
+extern const jobstore_driver jobstore_sqlite_driver;
+
+/* ------------------------------------------------- driver-independent */
+
+/* Writes a new process id (JOBSTORE_ID_LEN characters of [A-Za-z0-9_-]
+ * from getrandom, NUL-terminated) into `out`. KILN_EIO if the kernel's
+ * CSPRNG fails. */
+int jobstore_new_id(char out[JOBSTORE_ID_LEN + 1], kiln_error *err);
+
+/* "QUEUED" etc.; "?" for an out-of-range value. */
+const char *jobstore_status_name(jobstore_status st);
+/* Parses a status name; -1 if unknown. */
+int jobstore_status_parse(const char *name);
+const char *jobstore_postback_state_name(jobstore_postback_state st);
+int jobstore_postback_state_parse(const char *name);
+
+/* The retry schedule of postbacks (api.md): the delay in seconds before
+ * the next attempt after `n_failed` failed attempts (1, 3, 15, 600), or -1
+ * when the postback should be given up. */
+int jobstore_postback_delay(int n_failed);
+
+/* Frees the strings of a process the store filled and zeroes it; safe on
+ * a zeroed struct. */
+void jobstore_process_clear(jobstore_process *p);
+/* Frees the n postbacks of an array from jobstore_postback_due() and the
+ * array; NULL is a no-op. */
+void jobstore_postbacks_free(jobstore_postback *pbs, size_t n);
+/* Frees the strings of one postback the store filled and zeroes it. */
+void jobstore_postback_clear(jobstore_postback *pb);
+
+/* ---------------------------------------------------------- lifecycle */
+
+/* Opens (creating if needed, schema included) the store of `driver`
+ * ("sqlite": `target` is a file path whose missing parent directories are
+ * created). KILN_ENOTFOUND for an unknown driver, KILN_EINVAL for a
+ * database whose schema is newer than this build, KILN_EIO otherwise. */
+int jobstore_open(const char *driver, const char *target, jobstore **out,
+                  kiln_error *err);
+/* The same with a driver table a plugin provides. */
+int jobstore_open_driver(const jobstore_driver *drv, const char *target,
+                         jobstore **out, kiln_error *err);
+/* Closes the store; NULL is a no-op. No call may be running on it. */
+void jobstore_close(jobstore *s);
+/* KILN_OK when the database answers (GET /health). */
+int jobstore_ping(jobstore *s, kiln_error *err);
+
+/* ---------------------------------------------------------- processes */
+
+/* Inserts a process from p's id, service_id, status (QUEUED or INCOMPLETE,
+ * else KILN_EINVAL), request (required), callback, idem_key, idem_hash and
+ * not_before; attempt is 1, timestamps are now. Durable on return.
+ * KILN_EEXIST if the id exists or the service already has idem_key. */
+int jobstore_create(jobstore *s, const jobstore_process *p, kiln_error *err);
+
+/* Fills *out (owned by the caller) with the process `id` of `service_id`.
+ * KILN_ENOTFOUND if absent or of another service. */
+int jobstore_get(jobstore *s, const char *id, int service_id,
+                 jobstore_process *out, kiln_error *err);
+
+/* Fills *out with the service's process created with Idempotency-Key
+ * `key`; the caller compares out->idem_hash with its body's hash.
+ * KILN_ENOTFOUND if none. */
+int jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
+                             jobstore_process *out, kiln_error *err);
+
+/* Atomically moves the QUEUED process queued earliest whose not_before <=
+ * now to PROCESSING with lease_until = now + lease_seconds, and fills
+ * *out with it. KILN_ENOTFOUND when none is ready. */
+int jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
+                   jobstore_process *out, kiln_error *err);
+
+/* Ends a PROCESSING process as FINISHED or FAILED (else KILN_EINVAL),
+ * storing the per-job results JSON and error (either may be NULL).
+ * KILN_ENOTFOUND if absent, KILN_EPERM if it is not PROCESSING. */
+int jobstore_complete(jobstore *s, const char *id, jobstore_status status,
+                      const char *result_json, const char *error,
+                      kiln_error *err);
+
+/* Returns a PROCESSING process to QUEUED, not to be claimed before
+ * not_before, counting n_requeues + 1 (the caller enforces the 5-attempt
+ * limit of wait_retry_delay by reading n_requeues) and keeping `error`
+ * (may be NULL) for GET /status. KILN_ENOTFOUND, KILN_EPERM as complete. */
+int jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
+                     const char *error, kiln_error *err);
+
+/* Start-up: every PROCESSING process back to QUEUED, keeping its place in
+ * the queue. *n_requeued (may be NULL) gets how many. */
+int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
+
+/* POST /retry for one id: a FINISHED or FAILED process goes back to
+ * QUEUED as attempt + 1 (result, error, n_requeues and not_before reset);
+ * *attempt (may be NULL) gets the new attempt. KILN_ENOTFOUND (404);
+ * KILN_EPERM when INCOMPLETE, QUEUED or PROCESSING (409). */
+int jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
+                   kiln_error *err);
+
+/* Appends the elements of the JSON array `jobs_json` to the "jobs" array
+ * of an INCOMPLETE process's stored request, in one transaction (two
+ * concurrent appends both land). max_jobs > 0 caps the total
+ * (KILN_ELIMIT, nothing stored). *n_jobs (may be NULL) gets the new total.
+ * KILN_EINVAL if jobs_json is not an array; KILN_ENOTFOUND; KILN_EPERM if
+ * the process is not INCOMPLETE. */
+int jobstore_append_jobs(jobstore *s, const char *id, int service_id,
+                         const char *jobs_json, size_t max_jobs, size_t *n_jobs,
+                         kiln_error *err);
+
+/* PATCH {"process": true}: INCOMPLETE -> QUEUED, replacing the callback
+ * when `callback` is not NULL. KILN_ENOTFOUND; KILN_EPERM if not
+ * INCOMPLETE. */
+int jobstore_set_processing(jobstore *s, const char *id, int service_id,
+                            const char *callback, kiln_error *err);
+
+/* ---------------------------------------------------------- postbacks */
+
+/* Stores a PENDING postback from pb's process_id, service_id, url, body
+ * and next_at (attempt 0). *id (may be NULL) gets its id. */
+int jobstore_postback_enqueue(jobstore *s, const jobstore_postback *pb,
+                              int64_t *id, kiln_error *err);
+
+/* Claims up to `max` PENDING postbacks with next_at <= now, oldest first:
+ * their next_at moves to now + lease_seconds, so another sender does not
+ * take them and a crash mid-delivery sends them again later. *out is a
+ * malloc'd array of *n_out (NULL when 0), freed with
+ * jobstore_postbacks_free(). */
+int jobstore_postback_due(jobstore *s, int64_t now, int lease_seconds,
+                          size_t max, jobstore_postback **out, size_t *n_out,
+                          kiln_error *err);
+
+/* Records one delivery attempt: delivered -> DELIVERED; otherwise, when
+ * `retry` and jobstore_postback_delay(attempts) >= 0, PENDING at now +
+ * delay, else GIVEN_UP. http_status and error (may be NULL) are kept.
+ * *state (may be NULL) gets the new state. KILN_ENOTFOUND; KILN_EPERM if
+ * the postback is no longer PENDING. */
+int jobstore_postback_record(jobstore *s, int64_t id, bool delivered,
+                             int http_status, const char *error, int64_t now,
+                             bool retry, jobstore_postback_state *state,
+                             kiln_error *err);
+
+/* Fills *out with postback `id`; KILN_ENOTFOUND if absent. */
+int jobstore_postback_get(jobstore *s, int64_t id, jobstore_postback *out,
+                          kiln_error *err);
+
+/* ------------------------------------------------------------ metrics */
+
+/* Processes per status, ready queue depth and postbacks per state. */
+int jobstore_counts_get(jobstore *s, int64_t now, jobstore_counts *out,
+                        kiln_error *err);
+
+#endif

@@ -1,0 +1,1049 @@
+/*
+ * Unit tests for the job store (core/jobstore.c, core/jobstore_sqlite.c):
+ * every operation's success and refusal, queue order and not_before,
+ * concurrent claims from two threads and two connections, recovery,
+ * retry's 200/404/409 rules, idempotency keys, dynamic processes, the
+ * postback schedule across a reopen, and a child killed with SIGKILL in
+ * the middle of writes losing no process whose create() had returned.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <CUnit/CUnit.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "../../core/jobstore.h"
+
+int test_jobstore_register(void);
+
+/* CUnit's string assertions call strcmp: keep a NULL from crashing. */
+#define JS_STR(s) ((s) != NULL ? (s) : "(null)")
+
+#define JS_N_CONC 200   /* processes claimed by two threads */
+#define JS_N_DURABLE 20 /* creates the child reports before it may die */
+
+typedef struct js_env {
+    char dir[256];
+    char path[512];
+    jobstore *s;
+} js_env;
+
+/* Every test's directory lives under this one, removed by the suite's
+ * cleanup even when a fatal assertion skipped a test's own. */
+static char js_base[200];
+
+/* ------------------------------------------------------------ helpers */
+
+static int
+js_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+js_rm_rf(const char *dir)
+{
+    nftw(dir, js_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh store in a new temporary directory. */
+static int
+js_setup(js_env *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "%s/t-XXXXXX", js_base);
+    if (mkdtemp(e->dir) == NULL) {
+        return -1;
+    }
+    snprintf(e->path, sizeof e->path, "%s/kiln.db", e->dir);
+    kiln_error err = {0};
+    int rc = jobstore_open("sqlite", e->path, &e->s, &err);
+    CU_ASSERT_EQUAL(rc, KILN_OK);
+    if (rc != KILN_OK) {
+        fprintf(stderr, "jobstore_open: %s\n", err.message);
+        js_rm_rf(e->dir);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+js_teardown(js_env *e)
+{
+    jobstore_close(e->s);
+    e->s = NULL;
+    js_rm_rf(e->dir);
+}
+
+/* Creates a process of `service` in `status` with a fresh id (into id). */
+static int
+js_create(jobstore *s, int service, jobstore_status status, const char *request,
+          const char *key, const char *hash, int64_t not_before,
+          char id[JOBSTORE_ID_LEN + 1])
+{
+    kiln_error err = {0};
+    jobstore_process p = {0};
+    if (jobstore_new_id(p.id, &err) != KILN_OK) {
+        return KILN_EIO;
+    }
+    p.service_id = service;
+    p.status = status;
+    p.request = (char *)request;
+    p.idem_key = (char *)key;
+    p.idem_hash = (char *)hash;
+    p.not_before = not_before;
+    int rc = jobstore_create(s, &p, &err);
+    if (id != NULL) {
+        memcpy(id, p.id, JOBSTORE_ID_LEN + 1);
+    }
+    return rc;
+}
+
+static int
+js_status_of(jobstore *s, const char *id, int service)
+{
+    jobstore_process p;
+    kiln_error err = {0};
+    if (jobstore_get(s, id, service, &p, &err) != KILN_OK) {
+        return -1;
+    }
+    int st = (int)p.status;
+    jobstore_process_clear(&p);
+    return st;
+}
+
+/* ------------------------------------------------------------- basics */
+
+static void
+test_js_open_errors(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    jobstore *s = NULL;
+    CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_open("mysql", e.path, &s, &err), KILN_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "\"mysql\""));
+    CU_ASSERT_EQUAL(jobstore_open("sqlite", "", &s, &err), KILN_EINVAL);
+
+    /* Missing parent directories are created. */
+    char nested[600];
+    snprintf(nested, sizeof nested, "%s/a/b/kiln.db", e.dir);
+    CU_ASSERT_EQUAL(jobstore_open("sqlite", nested, &s, &err), KILN_OK);
+    jobstore_close(s);
+    s = NULL;
+
+    /* A file that is not a database is an I/O error, not a crash. */
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s/junk.db", e.dir);
+    FILE *f = fopen(junk, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("this is not an sqlite database, not at all, no no no\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(jobstore_open("sqlite", junk, &s, &err), KILN_EIO);
+    CU_ASSERT_PTR_NULL(s);
+
+    /* A schema from a newer kiln is refused. */
+    jobstore_close(e.s);
+    e.s = NULL;
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "UPDATE meta SET value = '99' WHERE key = "
+                                 "'schema_version'",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL(jobstore_open("sqlite", e.path, &s, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "version 99"));
+    js_teardown(&e);
+}
+
+static void
+test_js_new_id(void)
+{
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    kiln_error err = {0};
+    CU_ASSERT_EQUAL(jobstore_new_id(a, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_new_id(b, &err), KILN_OK);
+    CU_ASSERT_EQUAL(strlen(a), JOBSTORE_ID_LEN);
+    CU_ASSERT_EQUAL(strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                              "vwxyz0123456789_-"),
+                    JOBSTORE_ID_LEN);
+    CU_ASSERT_STRING_NOT_EQUAL(a, b);
+    CU_ASSERT_STRING_EQUAL(JS_STR(jobstore_status_name(JOBSTORE_PROCESSING)),
+                           "PROCESSING");
+    CU_ASSERT_EQUAL(jobstore_status_parse("FAILED"), JOBSTORE_FAILED);
+    CU_ASSERT_EQUAL(jobstore_status_parse("failed"), -1);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(1), 1);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(2), 3);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(3), 15);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(4), 600);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(5), -1);
+    CU_ASSERT_EQUAL(jobstore_postback_delay(0), -1);
+}
+
+static void
+test_js_create_get(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t t0 = (int64_t)time(NULL);
+    jobstore_process p = {0};
+    CU_ASSERT_EQUAL(jobstore_new_id(p.id, &err), KILN_OK);
+    p.service_id = 7;
+    p.status = JOBSTORE_QUEUED;
+    p.request = "{\"service_id\":7,\"jobs\":[]}";
+    p.callback = "https://example.com/cb";
+    CU_ASSERT_EQUAL(jobstore_create(e.s, &p, &err), KILN_OK);
+    int64_t t1 = (int64_t)time(NULL);
+
+    jobstore_process g;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, p.id, 7, &g, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(g.id), p.id);
+    CU_ASSERT_EQUAL(g.service_id, 7);
+    CU_ASSERT_EQUAL(g.status, JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(g.attempt, 1);
+    CU_ASSERT_EQUAL(g.n_requeues, 0);
+    CU_ASSERT_STRING_EQUAL(JS_STR(g.request), p.request);
+    CU_ASSERT_STRING_EQUAL(JS_STR(g.callback), "https://example.com/cb");
+    CU_ASSERT_PTR_NULL(g.result);
+    CU_ASSERT_PTR_NULL(g.error);
+    CU_ASSERT_PTR_NULL(g.idem_key);
+    CU_ASSERT(g.created_at >= t0 && g.created_at <= t1);
+    CU_ASSERT_EQUAL(g.updated_at, g.created_at);
+    CU_ASSERT_EQUAL(g.lease_until, 0);
+    jobstore_process_clear(&g);
+    jobstore_process_clear(&g); /* cleared twice is harmless */
+
+    /* Another service's process is not found, like a missing one. */
+    CU_ASSERT_EQUAL(jobstore_get(e.s, p.id, 8, &g, &err), KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_get(e.s, "AAAAAAAAAAAAAAAAAAAAA", 7, &g, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_PTR_NULL(g.request);
+
+    /* Same id twice; bad status; no request. */
+    CU_ASSERT_EQUAL(jobstore_create(e.s, &p, &err), KILN_EEXIST);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, p.id));
+    p.status = JOBSTORE_FINISHED;
+    CU_ASSERT_EQUAL(jobstore_create(e.s, &p, &err), KILN_EINVAL);
+    p.status = JOBSTORE_QUEUED;
+    p.request = NULL;
+    CU_ASSERT_EQUAL(jobstore_create(e.s, &p, &err), KILN_EINVAL);
+    js_teardown(&e);
+}
+
+static void
+test_js_idempotency(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(js_create(e.s, 1, JOBSTORE_QUEUED, "{}", "k1", "h1", 0, a),
+                    KILN_OK);
+    /* The same key in another service is another process. */
+    CU_ASSERT_EQUAL(js_create(e.s, 2, JOBSTORE_QUEUED, "{}", "k1", "h2", 0, b),
+                    KILN_OK);
+    /* The same key in the same service is refused, whatever the body. */
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", "k1", "h3", 0, NULL),
+        KILN_EEXIST);
+    /* Processes without a key never collide. */
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, NULL), KILN_OK);
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, NULL), KILN_OK);
+
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_find_idempotent(e.s, 1, "k1", &p, &err),
+                          KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), a);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.idem_hash), "h1");
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL_FATAL(jobstore_find_idempotent(e.s, 2, "k1", &p, &err),
+                          KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.idem_hash), "h2");
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_find_idempotent(e.s, 3, "k1", &p, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_find_idempotent(e.s, 1, "k2", &p, &err),
+                    KILN_ENOTFOUND);
+    js_teardown(&e);
+}
+
+/* ---------------------------------------------------------- the queue */
+
+static void
+test_js_claim_order(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    char c[JOBSTORE_ID_LEN + 1], d[JOBSTORE_ID_LEN + 1];
+    jobstore_process p;
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_ENOTFOUND);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, now + 100, b);
+    js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, d);
+    js_create(e.s, 2, JOBSTORE_QUEUED, "{}", NULL, NULL, now, c);
+
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), a);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(p.lease_until, now + 60);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.request), "{}");
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(js_status_of(e.s, a, 1), JOBSTORE_PROCESSING);
+
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), c); /* b waits; d is INCOMPLETE */
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now + 99, 60, &p, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 100, 60, &p, &err),
+                          KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now + 1000, 60, &p, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(js_status_of(e.s, d, 1), JOBSTORE_INCOMPLETE);
+    js_teardown(&e);
+}
+
+static void
+test_js_complete_requeue(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, b);
+
+    /* Not PROCESSING yet. */
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, a, 0, NULL, &err), KILN_EPERM);
+
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_QUEUED, NULL, NULL, &err),
+        KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, a, JOBSTORE_FINISHED,
+                                      "[{\"status\":\"FINISHED\"}]", NULL,
+                                      &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.result), "[{\"status\":\"FINISHED\"}]");
+    CU_ASSERT_PTR_NULL(p.error);
+    CU_ASSERT_EQUAL(p.lease_until, 0);
+    CU_ASSERT(p.updated_at >= p.created_at);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, a, JOBSTORE_FAILED, NULL, "x", &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, "AAAAAAAAAAAAAAAAAAAAA",
+                                      JOBSTORE_FAILED, NULL, "x", &err),
+                    KILN_ENOTFOUND);
+
+    /* requeue: back in the queue after not_before, counted. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(
+        jobstore_requeue(e.s, b, now + 30, "source not found", &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now + 29, 60, &p, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 30, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
+    CU_ASSERT_EQUAL(p.n_requeues, 1);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "source not found");
+    CU_ASSERT_EQUAL(p.attempt, 1);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, b, JOBSTORE_FAILED, NULL,
+                                      "source not found", &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(js_status_of(e.s, b, 1), JOBSTORE_FAILED);
+    CU_ASSERT_EQUAL(
+        jobstore_requeue(e.s, "AAAAAAAAAAAAAAAAAAAAA", 0, NULL, &err),
+        KILN_ENOTFOUND);
+    js_teardown(&e);
+}
+
+static void
+test_js_recover(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char id[4][JOBSTORE_ID_LEN + 1];
+    for (int i = 0; i < 4; i++) {
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, id[i]);
+    }
+    jobstore_process p;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+        jobstore_process_clear(&p);
+    }
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, id[1], JOBSTORE_FINISHED, NULL, NULL, &err),
+        KILN_OK);
+
+    /* A restart: a new handle on the same file. */
+    jobstore_close(e.s);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    int n = -1;
+    CU_ASSERT_EQUAL(jobstore_recover(e.s, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(js_status_of(e.s, id[0], 1), JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, id[1], 1), JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, id[2], 1), JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(jobstore_recover(e.s, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+
+    /* Recovered processes keep their place ahead of the queue. */
+    const char *order[] = {id[0], id[2], id[3]};
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+        CU_ASSERT_STRING_EQUAL(JS_STR(p.id), order[i]);
+        CU_ASSERT_EQUAL(p.lease_until, now + 60);
+        jobstore_process_clear(&p);
+    }
+    js_teardown(&e);
+}
+
+static void
+test_js_retry(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1], inc[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, inc);
+    int attempt = 0;
+
+    /* QUEUED: still running, 409. */
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    jobstore_process_clear(&p);
+    /* PROCESSING: 409. */
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "PROCESSING"));
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_FAILED, "[1]", "boom", &err),
+        KILN_OK);
+    /* Unknown or another service's: 404. */
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, &err), KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(
+        jobstore_retry(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &attempt, &err),
+        KILN_ENOTFOUND);
+    /* FAILED: 200, attempt 2, a clean slate. */
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(attempt, 2);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(p.attempt, 2);
+    CU_ASSERT_PTR_NULL(p.result);
+    CU_ASSERT_PTR_NULL(p.error);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    /* FINISHED: 200 as well. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.attempt, 2);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.attempt, 3);
+    jobstore_process_clear(&p);
+    js_teardown(&e);
+}
+
+static void
+test_js_dynamic(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1], q[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{\"service_id\":1,\"jobs\":[]}",
+              NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{\"jobs\":[]}", NULL, NULL, 0, q);
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1,
+                                         "[{\"destination\":\"/a.jpg\"},"
+                                         "{\"destination\":\"/b.png\"}]",
+                                         3, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    /* Past max_jobs: refused, nothing stored. */
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1, "[{}, {}]", 3, &n, &err),
+                    KILN_ELIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "4 jobs"));
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1, "{}", 0, &n, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1, "[", 0, &n, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 2, "[{}]", 0, &n, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, q, 1, "[{}]", 0, &n, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1,
+                                         "[{\"destination\":\"/c.webp\"}]", 0,
+                                         &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(n, 3);
+
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.request),
+                           "{\"service_id\":1,\"jobs\":[{\"destination\":"
+                           "\"/a.jpg\"},{\"destination\":\"/b.png\"},{"
+                           "\"destination\":\"/c.webp\"}]}");
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_INCOMPLETE);
+    jobstore_process_clear(&p);
+
+    /* Queue it: first q (queued earlier), then a. */
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, a, 2, NULL, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, q, 1, NULL, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(
+        jobstore_set_processing(e.s, a, 1, "https://x.test/cb", &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, a, 1, NULL, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, a, 1, "[{}]", 0, &n, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), q);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), a);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.callback), "https://x.test/cb");
+    jobstore_process_clear(&p);
+
+    /* A request without "jobs" gets the array. */
+    char b[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{\"service_id\":1}", NULL, NULL, 0,
+              b);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, b, 1, "[{\"x\":1}]", 0, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, b, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, b, 1, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.request),
+                           "{\"service_id\":1,\"jobs\":[{\"x\":1}]}");
+    CU_ASSERT_PTR_NULL(p.callback);
+    jobstore_process_clear(&p);
+    js_teardown(&e);
+}
+
+/* ---------------------------------------------------------- postbacks */
+
+static void
+test_js_postbacks(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = 1700000000;
+    jobstore_postback pb = {0};
+    char pid[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, pid);
+    memcpy(pb.process_id, pid, sizeof pid);
+    pb.service_id = 1;
+    pb.url = "https://example.com/cb";
+    pb.body = "{\"status\":\"FINISHED\"}";
+    pb.next_at = now;
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id1, &err), KILN_OK);
+    pb.next_at = now + 10;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id2, &err), KILN_OK);
+    pb.next_at = now;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id3, &err), KILN_OK);
+    CU_ASSERT(id1 > 0 && id2 > id1 && id3 > id2);
+    pb.url = NULL;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, NULL, &err),
+                    KILN_EINVAL);
+
+    /* Due: id1 and id3 (not id2), leased so a second call gets none. */
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 30, 1, &due, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(due[0].id, id1);
+    CU_ASSERT_STRING_EQUAL(JS_STR(due[0].url), "https://example.com/cb");
+    CU_ASSERT_STRING_EQUAL(JS_STR(due[0].body), "{\"status\":\"FINISHED\"}");
+    CU_ASSERT_STRING_EQUAL(JS_STR(due[0].process_id), pid);
+    CU_ASSERT_EQUAL(due[0].state, JOBSTORE_PB_PENDING);
+    CU_ASSERT_EQUAL(due[0].attempt, 0);
+    jobstore_postbacks_free(due, n);
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 30, 10, &due, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(due[0].id, id3);
+    jobstore_postbacks_free(due, n);
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 30, 10, &due, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(due);
+
+    /* id3 delivered at once; retry disabled gives up after one failure. */
+    jobstore_postback_state st;
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id3, true, 204, NULL, now,
+                                             true, &st, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(st, JOBSTORE_PB_DELIVERED);
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id3, false, 500, NULL, now,
+                                             true, &st, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id2, false, 0, "timeout", now,
+                                             false, &st, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(st, JOBSTORE_PB_GIVEN_UP);
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, 9999, true, 200, NULL, now,
+                                             true, &st, &err),
+                    KILN_ENOTFOUND);
+
+    /* id1 fails: 1, 3, 15, 600 s apart, with a restart in the middle,
+     * then gives up. */
+    static const int delays[] = {1, 3, 15, 600};
+    int64_t t = now;
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id1, false, 503,
+                                                 "unavailable", t, true, &st,
+                                                 &err),
+                        KILN_OK);
+        CU_ASSERT_EQUAL(st, JOBSTORE_PB_PENDING);
+        if (i == 1) {
+            jobstore_close(e.s);
+            CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err),
+                                  KILN_OK);
+        }
+        jobstore_postback g;
+        CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, id1, &g, &err),
+                              KILN_OK);
+        CU_ASSERT_EQUAL(g.attempt, i + 1);
+        CU_ASSERT_EQUAL(g.next_at, t + delays[i]);
+        CU_ASSERT_EQUAL(g.last_status, 503);
+        CU_ASSERT_STRING_EQUAL(JS_STR(g.last_error), "unavailable");
+        jobstore_postback_clear(&g);
+        CU_ASSERT_EQUAL(jobstore_postback_due(e.s, t + delays[i] - 1, 30, 10,
+                                              &due, &n, &err),
+                        KILN_OK);
+        CU_ASSERT_EQUAL(n, 0);
+        t += delays[i];
+        CU_ASSERT_EQUAL(jobstore_postback_due(e.s, t, 30, 10, &due, &n, &err),
+                        KILN_OK);
+        CU_ASSERT_EQUAL(n, 1);
+        jobstore_postbacks_free(due, n);
+    }
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id1, false, 503, NULL, t,
+                                             true, &st, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(st, JOBSTORE_PB_GIVEN_UP);
+    jobstore_postback g;
+    CU_ASSERT_EQUAL(jobstore_postback_get(e.s, id1, &g, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g.state, JOBSTORE_PB_GIVEN_UP);
+    CU_ASSERT_EQUAL(g.attempt, 5);
+    CU_ASSERT_PTR_NULL(g.last_error);
+    jobstore_postback_clear(&g);
+    CU_ASSERT_EQUAL(jobstore_postback_get(e.s, 9999, &g, &err), KILN_ENOTFOUND);
+
+    jobstore_counts c;
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.postbacks[JOBSTORE_PB_PENDING], 0);
+    CU_ASSERT_EQUAL(c.postbacks[JOBSTORE_PB_DELIVERED], 1);
+    CU_ASSERT_EQUAL(c.postbacks[JOBSTORE_PB_GIVEN_UP], 2);
+    js_teardown(&e);
+}
+
+static void
+test_js_counts(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    jobstore_counts c;
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_QUEUED], 0);
+    CU_ASSERT_EQUAL(c.queue_ready, 0);
+    char id[JOBSTORE_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL,
+                  i == 4 ? now + 60 : 0, id);
+    }
+    js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, id);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, p.id, JOBSTORE_FAILED, NULL, "x", &err),
+        KILN_OK);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_INCOMPLETE], 1);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_QUEUED], 3);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_PROCESSING], 1);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_FINISHED], 0);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_FAILED], 1);
+    CU_ASSERT_EQUAL(c.queue_ready, 2);
+    CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_OK);
+    js_teardown(&e);
+}
+
+/* -------------------------------------------------------- concurrency */
+
+typedef struct js_claimer {
+    jobstore *s;
+    int64_t now;
+    char (*ids)[JOBSTORE_ID_LEN + 1];
+    int n;
+    int n_errors;
+} js_claimer;
+
+static void *
+js_claim_loop(void *arg)
+{
+    js_claimer *c = arg;
+    for (;;) {
+        jobstore_process p;
+        kiln_error err = {0};
+        int rc = jobstore_claim(c->s, c->now, 60, &p, &err);
+        if (rc == KILN_ENOTFOUND) {
+            break;
+        }
+        if (rc != KILN_OK) {
+            c->n_errors++;
+            break;
+        }
+        if (c->n < JS_N_CONC) {
+            memcpy(c->ids[c->n], p.id, JOBSTORE_ID_LEN + 1);
+        }
+        c->n++;
+        jobstore_process_clear(&p);
+    }
+    return NULL;
+}
+
+static int
+js_cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Two threads claim until the queue is empty; with `shared` they share one
+ * handle, otherwise each has its own connection to the file. */
+static void
+js_concurrent(bool shared)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    static char made[JS_N_CONC][JOBSTORE_ID_LEN + 1];
+    static char got[2][JS_N_CONC][JOBSTORE_ID_LEN + 1];
+    static char all[2 * JS_N_CONC][JOBSTORE_ID_LEN + 1];
+    for (int i = 0; i < JS_N_CONC; i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, made[i]),
+            KILN_OK);
+    }
+    jobstore *other = e.s;
+    if (!shared) {
+        CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &other, &err),
+                              KILN_OK);
+    }
+    js_claimer c[2] = {{e.s, (int64_t)time(NULL), got[0], 0, 0},
+                       {other, (int64_t)time(NULL), got[1], 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            pthread_create(&th[i], NULL, js_claim_loop, &c[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CU_ASSERT_EQUAL(c[0].n_errors + c[1].n_errors, 0);
+    CU_ASSERT_EQUAL(c[0].n + c[1].n, JS_N_CONC);
+    if (c[0].n + c[1].n == JS_N_CONC) {
+        memcpy(all, got[0], (size_t)c[0].n * sizeof all[0]);
+        memcpy(all + c[0].n, got[1], (size_t)c[1].n * sizeof all[0]);
+        qsort(all, JS_N_CONC, sizeof all[0], js_cmp_id);
+        qsort(made, JS_N_CONC, sizeof made[0], js_cmp_id);
+        int n_same = 0;
+        for (int i = 0; i < JS_N_CONC; i++) {
+            n_same += strcmp(all[i], made[i]) == 0;
+        }
+        CU_ASSERT_EQUAL(n_same, JS_N_CONC); /* each claimed exactly once */
+    }
+    if (!shared) {
+        jobstore_close(other);
+    }
+    js_teardown(&e);
+}
+
+static void
+test_js_concurrent_shared(void)
+{
+    js_concurrent(true);
+}
+
+static void
+test_js_concurrent_connections(void)
+{
+    js_concurrent(false);
+}
+
+/* --------------------------------------------------------- durability */
+
+static void
+js_die(int sig)
+{
+    (void)sig;
+    raise(SIGKILL);
+}
+
+/* The child: N creates, each reported once it returned, then more writes
+ * until it dies by SIGKILL: with `by_timer`, a timer kills it wherever it
+ * is (most likely inside a commit: the database must stay intact);
+ * otherwise it kills itself right after reporting create N + 1, so a
+ * create that returned before its commit was durable would be caught. */
+static void
+js_child(const char *path, int fd, bool by_timer)
+{
+    kiln_error err = {0};
+    jobstore *s = NULL;
+    if (jobstore_open("sqlite", path, &s, &err) != KILN_OK) {
+        _exit(2);
+    }
+    for (int i = 0;; i++) {
+        if (i == JS_N_DURABLE && by_timer) {
+            struct sigaction sa = {0};
+            sa.sa_handler = js_die;
+            sigaction(SIGALRM, &sa, NULL);
+            struct itimerval it = {{0, 0}, {0, 30000}};
+            setitimer(ITIMER_REAL, &it, NULL);
+        }
+        if (i > 100000 || (i == JS_N_DURABLE + 1 && !by_timer)) {
+            raise(SIGKILL);
+        }
+        char id[JOBSTORE_ID_LEN + 2];
+        if (js_create(s, 1, JOBSTORE_QUEUED, "{\"jobs\":[]}", NULL, NULL, 0,
+                      id) != KILN_OK) {
+            _exit(3);
+        }
+        id[JOBSTORE_ID_LEN] = '\n';
+        if (write(fd, id, JOBSTORE_ID_LEN + 1) != JOBSTORE_ID_LEN + 1) {
+            _exit(4);
+        }
+        /* More kinds of writes to be killed in. */
+        jobstore_process p;
+        if (i % 3 == 0 &&
+            jobstore_claim(s, time(NULL), 60, &p, &err) == KILN_OK) {
+            jobstore_complete(s, p.id, JOBSTORE_FINISHED, "[]", NULL, &err);
+            jobstore_process_clear(&p);
+        }
+    }
+}
+
+/* Runs one child to its death; appends the ids it reported to *ids. */
+static void
+js_run_child(const char *path, bool by_timer, char (**ids)[JOBSTORE_ID_LEN + 1],
+             size_t *n, size_t *cap)
+{
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        js_child(path, fds[1], by_timer);
+        _exit(5);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    size_t n0 = *n;
+    char line[64];
+    while (fgets(line, sizeof line, in) != NULL) {
+        if (*n == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 256;
+            void *p = realloc(*ids, ncap * sizeof **ids);
+            if (p == NULL) {
+                break;
+            }
+            *ids = p;
+            *cap = ncap;
+        }
+        line[strcspn(line, "\n")] = '\0';
+        snprintf((*ids)[(*n)++], JOBSTORE_ID_LEN + 1, "%s", line);
+    }
+    fclose(in);
+    int wst = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &wst, 0), pid);
+    CU_ASSERT(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+    CU_ASSERT(*n - n0 >= JS_N_DURABLE);
+}
+
+static void
+test_js_durability(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    jobstore_close(e.s); /* the child opens its own */
+    e.s = NULL;
+    char(*ids)[JOBSTORE_ID_LEN + 1] = NULL;
+    size_t n = 0, cap = 0;
+    js_run_child(e.path, true, &ids, &n, &cap);
+    js_run_child(e.path, false, &ids, &n, &cap);
+
+    /* Every create that returned is there after the crash. */
+    kiln_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    size_t n_found = 0;
+    for (size_t i = 0; ids != NULL && i < n; i++) {
+        n_found += js_status_of(e.s, ids[i], 1) >= 0;
+    }
+    CU_ASSERT_EQUAL(n_found, n);
+    int n_rec = 0;
+    CU_ASSERT_EQUAL(jobstore_recover(e.s, &n_rec, &err), KILN_OK);
+    jobstore_counts c;
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, time(NULL), &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_PROCESSING], 0);
+    CU_ASSERT((size_t)(c.processes[JOBSTORE_QUEUED] +
+                       c.processes[JOBSTORE_FINISHED]) >= n);
+    free(ids);
+
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_EQUAL(
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+        SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_ROW);
+    CU_ASSERT_STRING_EQUAL(JS_STR((const char *)sqlite3_column_text(st, 0)),
+                           "ok");
+    sqlite3_finalize(st);
+    CU_ASSERT_EQUAL(
+        sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+        SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_ROW);
+    CU_ASSERT_STRING_EQUAL(JS_STR((const char *)sqlite3_column_text(st, 0)),
+                           "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    js_teardown(&e);
+}
+
+/* ------------------------------------------------------------ register */
+
+static int
+js_suite_init(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(js_base, sizeof js_base, "%s/kiln-jobstore-XXXXXX",
+             tmp && tmp[0] ? tmp : "/tmp");
+    return mkdtemp(js_base) == NULL ? -1 : 0;
+}
+
+static int
+js_suite_cleanup(void)
+{
+    js_rm_rf(js_base);
+    return 0;
+}
+
+int
+test_jobstore_register(void)
+{
+    CU_pSuite s = CU_add_suite("jobstore", js_suite_init, js_suite_cleanup);
+    if (s == NULL) {
+        return -1;
+    }
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"open, ping and refused files", test_js_open_errors},
+        {"ids, names and the postback schedule", test_js_new_id},
+        {"create and get", test_js_create_get},
+        {"idempotency keys per service", test_js_idempotency},
+        {"claim order and not_before", test_js_claim_order},
+        {"complete and requeue", test_js_complete_requeue},
+        {"recover after a restart", test_js_recover},
+        {"retry 200/404/409", test_js_retry},
+        {"dynamic processes", test_js_dynamic},
+        {"postbacks persist their schedule", test_js_postbacks},
+        {"counts for metrics", test_js_counts},
+        {"two threads, one handle, claim once", test_js_concurrent_shared},
+        {"two connections claim once", test_js_concurrent_connections},
+        {"SIGKILL loses no created process", test_js_durability},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
