@@ -267,6 +267,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         err_prefix_path(&err, "source");
         goto fail;
     }
+    res->ran_jobs = true;
     rc = exec_graph(e, st, g, decoded, res);
     goto done;
 fail:

@@ -370,6 +370,7 @@ typedef struct job_result {
 typedef struct exec_result {
     bool ok;            /* every job finished */
     bool source_failed; /* the source could not be read (retryable) */
+    bool ran_jobs;      /* the jobs ran (the source was read and bound) */
     char error[1024];
     job_result *jobs;
     size_t n_jobs;

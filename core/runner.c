@@ -1,0 +1,312 @@
+/*
+ * The process runner (runner.h): durable submission, worker threads that
+ * claim queued processes from the job store and run them through the
+ * engine, and the status body built from what the store keeps. The store
+ * is the only shared state: a crash at any point leaves every accepted
+ * process QUEUED or PROCESSING, and PROCESSING is re-queued at start.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct runner {
+    kiln_engine *engine;
+    jobstore *store;
+    pthread_t *threads;
+    int n_threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stopping;
+    unsigned wakeups;
+};
+
+/* The lease of a claim: a process not finished within it may be taken
+ * back by another host (architecture: scale-out); generous on purpose. */
+static int
+runner_lease(const kiln_engine *e)
+{
+    double t = e->config->limits.max_process_time;
+    return (int)(t > 0 ? t : 60) * 2 + 60;
+}
+
+/* FNV-1a of the body: tells a repeated POST with the same Idempotency-Key
+ * and body from one with a different body. */
+static void
+runner_body_hash(const char *body, size_t len, char out[17])
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)body[i];
+        h *= 1099511628211ull;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+int
+runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
+              const char *idem_key, char id_out[JOBSTORE_ID_LEN + 1],
+              errlist *errs, kiln_error *err)
+{
+    arena *a = NULL;
+    graph *g = NULL;
+    int rc = engine_compile(e, body, len, &a, &g, errs);
+    if (rc != KILN_OK) {
+        arena_free(a);
+        return rc == KILN_ENOMEM ? err_set(err, rc, "out of memory") : rc;
+    }
+    if (config_find_service(e->config, g->req.service_id) == NULL) {
+        kiln_error ve;
+        err_set_path(&ve, KILN_EINVAL, "service_id",
+                     "no service %d in this deployment", g->req.service_id);
+        errlist_add(errs, &ve, NULL);
+        arena_free(a);
+        return KILN_EINVAL;
+    }
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    rc = jobstore_new_id(p.id, err);
+    if (rc != KILN_OK) {
+        arena_free(a);
+        return rc;
+    }
+    char hash[17];
+    runner_body_hash(body, len, hash);
+    /* The store keeps the request as text; it must be a C string. */
+    char *text = strndup(body, len);
+    if (text == NULL) {
+        arena_free(a);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    p.service_id = g->req.service_id;
+    p.status = g->req.process ? JOBSTORE_QUEUED : JOBSTORE_INCOMPLETE;
+    p.request = text;
+    p.callback = (char *)g->req.callback;
+    p.idem_key = (char *)idem_key;
+    p.idem_hash = idem_key != NULL ? hash : NULL;
+    rc = jobstore_create(js, &p, err);
+    free(text);
+    arena_free(a);
+    if (rc == KILN_OK) {
+        memcpy(id_out, p.id, sizeof p.id);
+    }
+    return rc;
+}
+
+/* The per-job results as JSON text (the "jobs" array of the status body)
+ * and the outcome of one run. */
+void
+runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
+{
+    kiln_error err;
+    err_clear(&err);
+    arena *a = NULL;
+    graph *g = NULL;
+    errlist errs = {0};
+    char msg[1100];
+    int rc = engine_compile(e, p->request, strlen(p->request), &a, &g, &errs);
+    if (rc != KILN_OK) {
+        /* Validated at submission: only a changed deployment (an op plugin
+         * disabled since) gets here. The process fails, named. */
+        msg[0] = '\0';
+        if (errs.n > 0) {
+            err_format(&errs.items[0].e, msg, sizeof msg);
+        }
+        jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL,
+                          msg[0] ? msg : "the request no longer compiles",
+                          &err);
+        errlist_free(&errs);
+        arena_free(a);
+        return;
+    }
+    errlist_free(&errs);
+    exec_result res;
+    engine_execute(e, g, &res);
+    bool retryable = !res.ok && res.source_failed &&
+                     g->req.wait_retry_delay >= 0 &&
+                     p->n_requeues < RUNNER_MAX_REQUEUES;
+    if (retryable) {
+        int64_t at = (int64_t)time(NULL) + (int64_t)g->req.wait_retry_delay;
+        jobstore_requeue(js, p->id, at, res.error, &err);
+    } else {
+        /* fail_on_conversion_error false: the jobs that worked are written
+         * and the process FINISHES with the failures reported (api.md);
+         * a source that could not be read fails it either way. */
+        bool finished =
+            res.ok || (res.ran_jobs && !g->req.fail_on_conversion_error);
+        cJSON *status = exec_result_json(g, &res, p->id);
+        cJSON *jobs = cJSON_GetObjectItemCaseSensitive(status, "jobs");
+        char *jobs_text = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
+        jobstore_complete(js, p->id,
+                          finished ? JOBSTORE_FINISHED : JOBSTORE_FAILED,
+                          jobs_text, res.ok ? NULL : res.error, &err);
+        cJSON_free(jobs_text);
+        cJSON_Delete(status);
+    }
+    if (err.message[0] != '\0') {
+        fprintf(stderr, "kiln: process %s: cannot store its outcome: %s\n",
+                p->id, err.message);
+    }
+    exec_result_free(&res);
+    arena_free(a);
+}
+
+static void *
+runner_worker(void *arg)
+{
+    runner *r = arg;
+    int lease = runner_lease(r->engine);
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        bool stop = r->stopping;
+        unsigned seen = r->wakeups;
+        pthread_mutex_unlock(&r->mu);
+        if (stop) {
+            return NULL;
+        }
+        jobstore_process p;
+        memset(&p, 0, sizeof p);
+        kiln_error err;
+        err_clear(&err);
+        int rc = jobstore_claim(r->store, (int64_t)time(NULL), lease, &p, &err);
+        if (rc == KILN_OK) {
+            runner_run_one(r->engine, r->store, &p);
+            jobstore_process_clear(&p);
+            continue;
+        }
+        if (rc != KILN_ENOTFOUND) {
+            fprintf(stderr, "kiln: job store: %s\n", err.message);
+        }
+        /* Nothing ready: sleep until woken, or a second (a re-queued
+         * process's not_before may come due meanwhile). */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_mutex_lock(&r->mu);
+        while (!r->stopping && r->wakeups == seen) {
+            if (pthread_cond_timedwait(&r->cond, &r->mu, &until) == ETIMEDOUT) {
+                break;
+            }
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+int
+runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
+             kiln_error *err)
+{
+    int n_requeued = 0;
+    int rc = jobstore_recover(js, &n_requeued, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (n_requeued > 0) {
+        fprintf(stderr, "kiln: re-queued %d interrupted process%s\n",
+                n_requeued, n_requeued == 1 ? "" : "es");
+    }
+    runner *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    r->engine = e;
+    r->store = js;
+    r->threads =
+        calloc((size_t)(n_workers > 0 ? n_workers : 1), sizeof *r->threads);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    for (int i = 0; r->threads != NULL && i < n_workers; i++) {
+        if (pthread_create(&r->threads[i], NULL, runner_worker, r) != 0) {
+            break;
+        }
+        r->n_threads++;
+    }
+    if (r->n_threads == 0) {
+        runner_stop(r);
+        return err_set(err, KILN_EINTERNAL, "cannot start worker threads");
+    }
+    *out = r;
+    return KILN_OK;
+}
+
+void
+runner_wake(runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->wakeups++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+runner_stop(runner *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->n_threads; i++) {
+        pthread_join(r->threads[i], NULL);
+    }
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->mu);
+    free(r->threads);
+    free(r);
+}
+
+static void
+runner_time(cJSON *o, const char *key, int64_t t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+cJSON *
+runner_status_json(const jobstore_process *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", jobstore_status_name(p->status));
+    runner_time(o, "updated_at", p->updated_at);
+    cJSON_AddStringToObject(o, "process_id", p->id);
+    runner_time(o, "created_at", p->created_at);
+    cJSON_AddNumberToObject(o, "attempt", p->attempt);
+    cJSON *jobs = p->result != NULL ? cJSON_Parse(p->result) : NULL;
+    if (jobs == NULL) {
+        /* Not run yet (or re-queued): list the destinations with the
+         * process's own status. */
+        jobs = cJSON_CreateArray();
+        cJSON *req = cJSON_Parse(p->request);
+        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(req, "jobs");
+        const cJSON *j;
+        cJSON_ArrayForEach(j, rj)
+        {
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "destination");
+            cJSON *jo = cJSON_CreateObject();
+            cJSON_AddStringToObject(jo, "destination",
+                                    cJSON_IsString(d) ? d->valuestring : "");
+            cJSON_AddStringToObject(jo, "status",
+                                    jobstore_status_name(p->status));
+            cJSON_AddNullToObject(jo, "error");
+            cJSON_AddItemToObject(jo, "warnings", cJSON_CreateArray());
+            cJSON_AddItemToArray(jobs, jo);
+        }
+        cJSON_Delete(req);
+    }
+    cJSON_AddItemToObject(o, "jobs", jobs);
+    if (p->error != NULL) {
+        cJSON_AddStringToObject(o, "error", p->error);
+    } else {
+        cJSON_AddNullToObject(o, "error");
+    }
+    return o;
+}

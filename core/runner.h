@@ -1,0 +1,49 @@
+/*
+ * The process runner: the engine's side of the API server. Submission
+ * validates a request with the compiler and stores it durably; worker
+ * threads claim queued processes from the job store, run them through the
+ * same engine as `kiln run`, and store each outcome. Transport-free: the
+ * HTTP plugin drives it through the host API, tests drive it directly.
+ */
+#ifndef KILN_CORE_RUNNER_H
+#define KILN_CORE_RUNNER_H
+
+#include "jobstore.h"
+#include "kiln.h"
+
+typedef struct runner runner;
+
+/* How often a source that cannot be read yet is re-queued under
+ * wait_retry_delay before the process fails (api.md). */
+#define RUNNER_MAX_REQUEUES 5
+
+/* Validates `body` (a POST /request body) and stores it as a new process
+ * of its service: QUEUED, or INCOMPLETE when it says "process": false.
+ * Every validation problem goes to errs (the caller answers 400 with
+ * them); other failures (the store) go to err. On success id_out holds the
+ * new process id. `idem_key` may be NULL. */
+int runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
+                  const char *idem_key, char id_out[JOBSTORE_ID_LEN + 1],
+                  errlist *errs, kiln_error *err);
+
+/* Re-queues whatever a previous run left PROCESSING, then starts n_workers
+ * threads that claim and run queued processes until runner_stop(). */
+int runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
+                 kiln_error *err);
+
+/* Wakes idle workers at once (a process was just queued). */
+void runner_wake(runner *r);
+
+/* Stops claiming new processes, waits for the running ones, and frees the
+ * runner. A process that is still running when the caller exits stays
+ * PROCESSING in the store and is re-queued by the next runner_start(). */
+void runner_stop(runner *r);
+
+/* Runs one claimed process and stores its outcome (exposed for tests). */
+void runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p);
+
+/* The GET /status body of a stored process (api.md). The caller deletes
+ * it with cJSON_Delete. */
+cJSON *runner_status_json(const jobstore_process *p);
+
+#endif /* KILN_CORE_RUNNER_H */

@@ -1,0 +1,351 @@
+/*
+ * Process runner tests: a real engine (the built plugins, local storage in
+ * a temporary root) and a real SQLite job store. Submission validates and
+ * stores; claimed processes run and store their outcome; wait_retry_delay
+ * re-queues a missing source at most RUNNER_MAX_REQUEUES times;
+ * fail_on_conversion_error decides FINISHED or FAILED; interrupted
+ * processes are re-queued and finish; worker threads drain a queue.
+ */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../core/runner.h"
+
+int test_runner_register(void);
+
+static char tr_dir[] = "/tmp/kiln-runner-XXXXXX";
+static char tr_root[600];
+static kiln_engine *tr_engine;
+static jobstore *tr_store;
+
+static int
+tr_setup(void)
+{
+    if (mkdtemp(tr_dir) == NULL) {
+        return 1;
+    }
+    snprintf(tr_root, sizeof tr_root, "%s/storage", tr_dir);
+    char path[700];
+    snprintf(path, sizeof path, "%s/in", tr_root);
+    if (mkdir(tr_root, 0755) != 0 || mkdir(path, 0755) != 0) {
+        return 1;
+    }
+    VipsImage *im = NULL;
+    snprintf(path, sizeof path, "%s/in/a.png", tr_root);
+    if (vips_black(&im, 40, 30, "bands", 3, NULL) != 0 ||
+        vips_image_write_to_file(im, path, NULL) != 0) {
+        return 1;
+    }
+    g_object_unref(im);
+    kiln_config *c = NULL;
+    kiln_error err;
+    err_clear(&err);
+    if (config_default(&c, &err) != KILN_OK) {
+        return 1;
+    }
+    /* The built plugins, wherever this test binary runs from. */
+    const char *dir = getenv("KILN_PLUGIN_DIR");
+    for (size_t i = 0; i < c->n_plugin_dirs; i++) {
+        free(c->plugin_dirs[i]);
+    }
+    c->plugin_dirs[0] = strdup(dir ? dir : "build/plugins");
+    c->n_plugin_dirs = 1;
+    if (config_set_storage_root(c, tr_root, &err) != KILN_OK ||
+        engine_new_take(c, true, &tr_engine, &err) != KILN_OK) {
+        fprintf(stderr, "runner setup: %s\n", err.message);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/kiln.db", tr_dir);
+    if (jobstore_open("sqlite", path, &tr_store, &err) != KILN_OK) {
+        fprintf(stderr, "runner setup: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+tr_teardown(void)
+{
+    jobstore_close(tr_store);
+    engine_free(tr_engine);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tr_dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
+
+static bool
+tr_exists(const char *rel)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s%s", tr_root, rel);
+    return access(path, F_OK) == 0;
+}
+
+/* Submits `body`; returns the id in id (empty on failure). */
+static int
+tr_submit(const char *body, char id[JOBSTORE_ID_LEN + 1], errlist *errs)
+{
+    kiln_error err;
+    err_clear(&err);
+    id[0] = '\0';
+    return runner_submit(tr_engine, tr_store, body, strlen(body), NULL, id,
+                         errs, &err);
+}
+
+/* Claims the next ready process and runs it; false when none was ready. */
+static bool
+tr_run_next(void)
+{
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    if (jobstore_claim(tr_store, (int64_t)time(NULL), 60, &p, &err) !=
+        KILN_OK) {
+        return false;
+    }
+    runner_run_one(tr_engine, tr_store, &p);
+    jobstore_process_clear(&p);
+    return true;
+}
+
+static jobstore_process
+tr_get(const char *id)
+{
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    CU_ASSERT_EQUAL(jobstore_get(tr_store, id, 1, &p, &err), KILN_OK);
+    return p;
+}
+
+static void
+test_submit_validates(void)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    int rc = tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", "
+                       "\"jobs\": [{\"destination\": \"/o.bmp\"}]}",
+                       id, &errs);
+    CU_ASSERT_EQUAL(rc, KILN_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "jobs[0].destination");
+    errlist_free(&errs);
+    rc = tr_submit("{\"service_id\": 9, \"source\": \"/in/a.png\", "
+                   "\"jobs\": [{\"destination\": \"/o.png\"}]}",
+                   id, &errs);
+    CU_ASSERT_EQUAL(rc, KILN_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].e.message,
+                           "no service 9 in this deployment");
+    errlist_free(&errs);
+}
+
+static void
+test_submit_and_run(void)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": "
+                  "[{\"destination\": \"/out/r1.png\", \"transformations\": "
+                  "[{\"type\": \"resize\", \"width\": 20}]}]}",
+                  id, &errs),
+        KILN_OK);
+    CU_ASSERT_EQUAL(strlen(id), JOBSTORE_ID_LEN);
+    jobstore_process p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
+    cJSON *s = runner_status_json(&p);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(s, "status")->valuestring,
+                           "QUEUED");
+    cJSON *j0 = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "jobs"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j0, "destination")->valuestring,
+                           "/out/r1.png");
+    cJSON_Delete(s);
+    jobstore_process_clear(&p);
+
+    CU_ASSERT_TRUE(tr_run_next());
+    p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_PTR_NULL(p.error);
+    s = runner_status_json(&p);
+    j0 = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "jobs"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(s, "status")->valuestring,
+                           "FINISHED");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j0, "width")->valueint, 20);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j0, "height")->valueint, 15);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(s, "process_id")->valuestring,
+                           id);
+    CU_ASSERT_EQUAL(strlen(cJSON_GetObjectItem(s, "updated_at")->valuestring),
+                    19);
+    cJSON_Delete(s);
+    jobstore_process_clear(&p);
+    CU_ASSERT_TRUE(tr_exists("/out/r1.png"));
+}
+
+static void
+test_incomplete_not_run(void)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(tr_submit("{\"service_id\": 1, \"source\": "
+                                    "\"/in/a.png\", \"process\": false}",
+                                    id, &errs),
+                          KILN_OK);
+    jobstore_process p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_INCOMPLETE);
+    jobstore_process_clear(&p);
+    CU_ASSERT_FALSE(tr_run_next());
+}
+
+static void
+test_wait_retry_delay(void)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    /* Delay 0: re-queued at once, RUNNER_MAX_REQUEUES times, then FAILED. */
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/late.png\", "
+                  "\"wait_retry_delay\": 0, \"jobs\": [{\"destination\": "
+                  "\"/out/late.png\"}]}",
+                  id, &errs),
+        KILN_OK);
+    for (int i = 0; i < RUNNER_MAX_REQUEUES; i++) {
+        CU_ASSERT_TRUE(tr_run_next());
+        jobstore_process p = tr_get(id);
+        CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
+        CU_ASSERT_EQUAL(p.n_requeues, i + 1);
+        CU_ASSERT_PTR_NOT_NULL(p.error);
+        if (p.error != NULL) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(p.error, "not found"));
+        }
+        jobstore_process_clear(&p);
+    }
+    CU_ASSERT_TRUE(tr_run_next());
+    jobstore_process p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FAILED);
+    jobstore_process_clear(&p);
+
+    /* Delay 1: not claimable at once; the source appears, it finishes. */
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/later.png\", "
+                  "\"wait_retry_delay\": 1, \"jobs\": [{\"destination\": "
+                  "\"/out/later.png\"}]}",
+                  id, &errs),
+        KILN_OK);
+    CU_ASSERT_TRUE(tr_run_next());
+    CU_ASSERT_FALSE(tr_run_next()); /* not before a second from now */
+    char src[800], dst[800];
+    snprintf(src, sizeof src, "%s/in/a.png", tr_root);
+    snprintf(dst, sizeof dst, "%s/in/later.png", tr_root);
+    CU_ASSERT_EQUAL(link(src, dst), 0);
+    sleep(2);
+    CU_ASSERT_TRUE(tr_run_next());
+    p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.attempt, 1);
+    CU_ASSERT_EQUAL(p.n_requeues, 1);
+    jobstore_process_clear(&p);
+    CU_ASSERT_TRUE(tr_exists("/out/later.png"));
+}
+
+static void
+test_fail_on_conversion_error(void)
+{
+    static const char *const fmt =
+        "{\"service_id\": 1, \"source\": \"/in/a.png\", "
+        "\"fail_on_conversion_error\": %s, \"jobs\": ["
+        "{\"destination\": \"/out/%s-good.png\"},"
+        "{\"destination\": \"/out/%s-bad.png\", \"transformations\": "
+        "[{\"type\": \"watermark\", \"source\": \"/none.png\", "
+        "\"gravity\": \"center\", \"width\": 5}]}]}";
+    char body[600], id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    snprintf(body, sizeof body, fmt, "true", "t", "t");
+    CU_ASSERT_EQUAL_FATAL(tr_submit(body, id, &errs), KILN_OK);
+    CU_ASSERT_TRUE(tr_run_next());
+    jobstore_process p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FAILED);
+    jobstore_process_clear(&p);
+    CU_ASSERT_FALSE(tr_exists("/out/t-good.png"));
+
+    snprintf(body, sizeof body, fmt, "false", "f", "f");
+    CU_ASSERT_EQUAL_FATAL(tr_submit(body, id, &errs), KILN_OK);
+    CU_ASSERT_TRUE(tr_run_next());
+    p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    cJSON *s = runner_status_json(&p);
+    cJSON *jobs = cJSON_GetObjectItem(s, "jobs");
+    CU_ASSERT_STRING_EQUAL(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0), "status")->valuestring,
+        "FINISHED");
+    CU_ASSERT_STRING_EQUAL(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 1), "status")->valuestring,
+        "FAILED");
+    cJSON_Delete(s);
+    jobstore_process_clear(&p);
+    CU_ASSERT_TRUE(tr_exists("/out/f-good.png"));
+    CU_ASSERT_FALSE(tr_exists("/out/f-bad.png"));
+}
+
+static void
+test_recover_and_workers(void)
+{
+    char ids[8][JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    for (int i = 0; i < 8; i++) {
+        char body[300];
+        snprintf(body, sizeof body,
+                 "{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": "
+                 "[{\"destination\": \"/out/w%d.jpg\"}]}",
+                 i);
+        CU_ASSERT_EQUAL_FATAL(tr_submit(body, ids[i], &errs), KILN_OK);
+    }
+    /* An interrupted run: claimed (PROCESSING) but never finished. */
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(
+        jobstore_claim(tr_store, (int64_t)time(NULL), 60, &p, &err), KILN_OK);
+    jobstore_process_clear(&p);
+    runner *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(runner_start(tr_engine, tr_store, 2, &r, &err),
+                          KILN_OK);
+    runner_wake(r);
+    int done = 0;
+    for (int t = 0; t < 300 && done < 8; t++) {
+        usleep(100 * 1000);
+        done = 0;
+        for (int i = 0; i < 8; i++) {
+            jobstore_process q = tr_get(ids[i]);
+            done += q.status == JOBSTORE_FINISHED;
+            jobstore_process_clear(&q);
+        }
+    }
+    runner_stop(r);
+    CU_ASSERT_EQUAL(done, 8);
+    for (int i = 0; i < 8; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "/out/w%d.jpg", i);
+        CU_ASSERT_TRUE(tr_exists(rel));
+    }
+}
+
+int
+test_runner_register(void)
+{
+    CU_pSuite s = CU_add_suite("runner", tr_setup, tr_teardown);
+    if (s == NULL) {
+        return 1;
+    }
+    CU_add_test(s, "submit validates", test_submit_validates);
+    CU_add_test(s, "submit and run", test_submit_and_run);
+    CU_add_test(s, "INCOMPLETE is not run", test_incomplete_not_run);
+    CU_add_test(s, "wait_retry_delay", test_wait_retry_delay);
+    CU_add_test(s, "fail_on_conversion_error", test_fail_on_conversion_error);
+    CU_add_test(s, "recover, worker threads", test_recover_and_workers);
+    return CU_get_error() == CUE_SUCCESS ? 0 : 1;
+}
