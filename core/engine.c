@@ -114,6 +114,7 @@ engine_free(kiln_engine *e)
         }
     }
     free(e->storages);
+    api_limiter_free(e->limiter);
     loader_unload_all(e);
     registry_free(&e->reg);
     arena_free(e->arena);

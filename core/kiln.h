@@ -385,8 +385,16 @@ typedef struct engine_storage {
     void *state;
 } engine_storage;
 
+struct jobstore;
+struct runner;
+struct api_limiter;
+
 struct kiln_engine {
     kiln_config *config;
+    /* Set by `kiln serve` for the API (api.c); NULL otherwise. */
+    struct jobstore *store;
+    struct runner *runner;
+    struct api_limiter *limiter;
     arena *arena; /* storage settings live as long as the engine */
     registry reg;
     kiln_plugin **plugins;
@@ -412,6 +420,13 @@ void exec_result_free(exec_result *r);
 cJSON *exec_result_json(const graph *g, const exec_result *r,
                         const char *process_id);
 const engine_storage *engine_find_storage(const kiln_engine *e, int id);
+
+/* The HTTP API's semantics, transport-free (api.c): the host API's
+ * api_call and reply_free. */
+void api_call(kiln_engine *e, const kiln_call *call, kiln_reply *out);
+void api_reply_free(kiln_reply *r);
+struct api_limiter *api_limiter_new(void);
+void api_limiter_free(struct api_limiter *l);
 
 /* Executes a bound graph with an open source image (exec.c). */
 int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,

@@ -66,6 +66,18 @@ loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+static const char *
+loader_config_listen(kiln_engine *e)
+{
+    return e->config->listen;
+}
+
+static size_t
+loader_config_max_body(kiln_engine *e)
+{
+    return (size_t)e->config->limits.max_body;
+}
+
 static const kiln_host_api loader_api = {
     .size = sizeof(kiln_host_api),
     .abi_major = KILN_ABI_MAJOR,
@@ -82,6 +94,10 @@ static const kiln_host_api loader_api = {
     .resolve_length = geom_resolve_length,
     .exec_warn = exec_warn,
     .exec_load_image = exec_load_image,
+    .api_call = api_call,
+    .reply_free = api_reply_free,
+    .config_listen = loader_config_listen,
+    .config_max_body = loader_config_max_body,
 };
 
 const kiln_host_api *

@@ -7,28 +7,35 @@
 #include "kiln.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "jobstore.h"
+#include "runner.h"
+
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: kiln COMMAND [OPTIONS]\n"
-               "\n"
-               "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
-               "          [--format text|json|dot] REQUEST.json\n"
-               "      validate a request and print its op graph\n"
-               "  run [--config FILE] [--storage-root DIR] [--workers N] "
-               "REQUEST.json...\n"
-               "      run requests locally; one result JSON per request\n"
-               "  plugins [--config FILE]   list loaded plugins\n"
-               "  ops [--config FILE] [NAME]  list ops and their parameters\n"
-               "  version                   print the version\n"
-               "\n"
-               "REQUEST.json may be - for standard input.\n");
+    fprintf(f,
+            "usage: kiln COMMAND [OPTIONS]\n"
+            "\n"
+            "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
+            "          [--format text|json|dot] REQUEST.json\n"
+            "      validate a request and print its op graph\n"
+            "  run [--config FILE] [--storage-root DIR] [--workers N] "
+            "REQUEST.json...\n"
+            "      run requests locally; one result JSON per request\n"
+            "  serve [--config FILE]     serve the HTTP API (embedded defaults "
+            "without --config)\n"
+            "  plugins [--config FILE]   list loaded plugins\n"
+            "  ops [--config FILE] [NAME]  list ops and their parameters\n"
+            "  version                   print the version\n"
+            "\n"
+            "REQUEST.json may be - for standard input.\n");
 }
 
 /* Reads a whole file (or stdin for "-"); NULL and a message on failure. */
@@ -477,6 +484,104 @@ cmd_run(int argc, char **argv)
     return all_ok ? 0 : 1;
 }
 
+/* -------------------------------------------------------------- serve */
+
+/* Starts the job store, the workers and every service a plugin registered
+ * (the HTTP API), then waits for SIGTERM or SIGINT. Shutdown stops the
+ * services first (no new work is accepted), then lets running processes
+ * finish; whatever is still queued stays queued in the store. */
+static int
+cmd_serve(int argc, char **argv)
+{
+    cli_opts o = {0};
+    int i = parse_opts(argc, argv, &o, "a");
+    if (i < 0 || i != argc) {
+        if (i >= 0) {
+            fprintf(stderr, "kiln serve: takes no arguments\n");
+        }
+        return 2;
+    }
+    /* Block the stop signals before any thread starts, so they all
+     * inherit the mask and sigwait() below is the one to receive them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    kiln_config *c = load_config(o.config);
+    if (c == NULL) {
+        return 1;
+    }
+    bool dev = c->dev_token;
+    kiln_engine *e = start_engine(c, true);
+    if (e == NULL) {
+        return 1;
+    }
+    kiln_error err;
+    err_clear(&err);
+    int rc = 1;
+    jobstore *js = NULL;
+    runner *r = NULL;
+    void *states[16] = {0};
+    size_t n_started = 0;
+    const char *target = e->config->jobstore_path;
+    if (e->config->jobstore_driver != NULL &&
+        strcmp(e->config->jobstore_driver, "postgres") == 0) {
+        target = e->config->jobstore_dsn;
+    }
+    if (jobstore_open(e->config->jobstore_driver, target, &js, &err) !=
+        KILN_OK) {
+        fprintf(stderr, "kiln serve: jobstore: %s\n", err.message);
+        goto done;
+    }
+    e->store = js;
+    e->limiter = api_limiter_new();
+    if (runner_start(e, js, e->config->workers, &r, &err) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", err.message);
+        goto done;
+    }
+    e->runner = r;
+    for (size_t k = 0; k < e->reg.n_services && n_started < 16; k++) {
+        const kiln_service *svc = &e->reg.services[k].svc;
+        if (svc->start(e, &states[n_started], &err) != KILN_OK) {
+            fprintf(stderr, "kiln serve: %s: %s\n", svc->name, err.message);
+            goto stop;
+        }
+        n_started++;
+    }
+    if (n_started == 0) {
+        fprintf(stderr, "kiln serve: no service is enabled (enable the "
+                        "api-http plugin)\n");
+        goto stop;
+    }
+    fprintf(stderr, "kiln: serving on %s (%d workers, job store %s)\n",
+            e->config->listen, e->config->workers, e->config->jobstore_path);
+    if (dev) {
+        /* Printed once for the developer; never logged elsewhere. */
+        fprintf(stderr, "kiln: development token for service 1: %s\n",
+                e->config->services[0].tokens[0]);
+    }
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "kiln: %s received, shutting down\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = 0;
+stop:
+    for (size_t k = n_started; k-- > 0;) {
+        const kiln_service *svc = &e->reg.services[k].svc;
+        if (svc->stop != NULL) {
+            svc->stop(states[k]);
+        }
+    }
+    runner_stop(r);
+    e->runner = NULL;
+done:
+    e->store = NULL;
+    jobstore_close(js);
+    engine_free(e);
+    return rc;
+}
+
 /* ------------------------------------------------------- plugins, ops */
 
 static int
@@ -678,15 +783,17 @@ main(int argc, char **argv)
         rc = cmd_compile(argc - 1, argv + 1);
     } else if (strcmp(cmd, "run") == 0) {
         rc = cmd_run(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "serve") == 0) {
+        rc = cmd_serve(argc - 1, argv + 1);
     } else if (strcmp(cmd, "plugins") == 0) {
         rc = cmd_plugins(argc - 1, argv + 1);
     } else if (strcmp(cmd, "ops") == 0) {
         rc = cmd_ops(argc - 1, argv + 1);
     } else {
-        static const char *const cmds[] = {"compile", "run",     "plugins",
-                                           "ops",     "version", "help"};
+        static const char *const cmds[] = {
+            "compile", "run", "serve", "plugins", "ops", "version", "help"};
         char hint[128];
-        suggest_hint(cmd, cmds, 6, hint, sizeof hint);
+        suggest_hint(cmd, cmds, 7, hint, sizeof hint);
         fprintf(stderr, "kiln: unknown command \"%s\"%s\n", cmd, hint);
         usage(stderr);
         rc = 2;

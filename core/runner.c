@@ -35,7 +35,7 @@ runner_lease(const kiln_engine *e)
 
 /* FNV-1a of the body: tells a repeated POST with the same Idempotency-Key
  * and body from one with a different body. */
-static void
+void
 runner_body_hash(const char *body, size_t len, char out[17])
 {
     uint64_t h = 1469598103934665603ull;

@@ -39,6 +39,10 @@ void runner_wake(runner *r);
  * PROCESSING in the store and is re-queued by the next runner_start(). */
 void runner_stop(runner *r);
 
+/* A short hash of a request body, kept with an Idempotency-Key to tell a
+ * repeated POST from a different one under the same key. */
+void runner_body_hash(const char *body, size_t len, char out[17]);
+
 /* Runs one claimed process and stores its outcome (exposed for tests). */
 void runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p);
 

@@ -296,6 +296,27 @@ typedef struct kiln_storage {
 
 typedef struct kiln_engine kiln_engine; /* the running engine */
 
+/* One call of the HTTP API (spec/api.md), transport-free: a service that
+ * speaks HTTP fills it from a request and sends back the kiln_reply as
+ * is. The engine does the routing, authentication, validation, limits and
+ * JSON; the transport owns sockets, threads and the body-size limit. */
+typedef struct kiln_call {
+    const char *method;          /* "GET", "POST", "PATCH", ... */
+    const char *path;            /* "/status/ID", without the query */
+    const char *authorization;   /* the Authorization header, or NULL */
+    const char *idempotency_key; /* the Idempotency-Key header, or NULL */
+    const char *body;            /* may be NULL when body_len is 0 */
+    size_t body_len;
+} kiln_call;
+
+typedef struct kiln_reply {
+    int status;               /* HTTP status code */
+    const char *content_type; /* a static string */
+    char *body;               /* owned by the reply: free with reply_free */
+    size_t body_len;
+    int retry_after; /* seconds, for a Retry-After header; or 0 */
+} kiln_reply;
+
 /* A long-running part of a plugin, started by `kiln serve` (the HTTP API
  * server is one). It reaches the engine only through the host API. */
 typedef struct kiln_service {
@@ -364,6 +385,15 @@ typedef struct kiln_host_api {
     void (*exec_warn)(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
     int (*exec_load_image)(kiln_exec *ctx, const char *path, VipsImage **out,
                            kiln_error *err);
+
+    /* For services. api_call() answers one API call into *out (always
+     * filled, also on failure; free it with reply_free). listen() is the
+     * deployment's "host:port"; max_body() its body limit in bytes, over
+     * which the transport answers 413 without calling api_call(). */
+    void (*api_call)(kiln_engine *e, const kiln_call *call, kiln_reply *out);
+    void (*reply_free)(kiln_reply *r);
+    const char *(*config_listen)(kiln_engine *e);
+    size_t (*config_max_body)(kiln_engine *e);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */

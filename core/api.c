@@ -1,0 +1,606 @@
+/*
+ * The HTTP API of spec/api.md, without the HTTP: routing, bearer-token
+ * authentication (constant time), the 401/403/404 rules, validation
+ * answers with every error and its path, Idempotency-Key, per-token rate
+ * limits, retry, dynamic processes, health and metrics. A transport plugin
+ * (api-http) turns each request into a kiln_call and sends the kiln_reply
+ * back; keeping the semantics here makes them testable without sockets and
+ * shared by any transport.
+ */
+#include "kiln.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobstore.h"
+#include "runner.h"
+
+/* ------------------------------------------------------------ replies */
+
+static void
+api_reply_json(kiln_reply *out, int status, cJSON *body)
+{
+    out->status = status;
+    out->content_type = "application/json";
+    out->body = cJSON_PrintUnformatted(body);
+    out->body_len = out->body != NULL ? strlen(out->body) : 0;
+    cJSON_Delete(body);
+}
+
+static void api_message(kiln_reply *out, int status, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+
+static void
+api_message(kiln_reply *out, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", msg);
+    api_reply_json(out, status, o);
+}
+
+void
+api_reply_free(kiln_reply *r)
+{
+    if (r != NULL) {
+        cJSON_free(r->body);
+        r->body = NULL;
+        r->body_len = 0;
+    }
+}
+
+/* ------------------------------------------------------ authentication */
+
+/* Compares in time that depends only on the configured token's length, so
+ * a wrong guess learns nothing from how long the answer took. */
+static bool
+api_token_equal(const char *given, size_t given_len, const char *want)
+{
+    size_t want_len = strlen(want);
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= g ^ (unsigned char)want[i];
+    }
+    return diff == 0;
+}
+
+/* The services a bearer token may use, into ids (at most max). Every
+ * configured token is compared, match or not. */
+static size_t
+api_auth(const kiln_engine *e, const char *authorization, int *ids, size_t max,
+         const char **token, size_t *token_len)
+{
+    static const char prefix[] = "Bearer ";
+    if (authorization == NULL ||
+        strncmp(authorization, prefix, sizeof prefix - 1) != 0) {
+        return 0;
+    }
+    const char *t = authorization + sizeof prefix - 1;
+    size_t len = strlen(t);
+    size_t n = 0;
+    for (size_t i = 0; i < e->config->n_services; i++) {
+        const config_service *s = &e->config->services[i];
+        bool match = false;
+        for (size_t k = 0; k < s->n_tokens; k++) {
+            match |= api_token_equal(t, len, s->tokens[k]);
+        }
+        if (match && n < max) {
+            ids[n++] = s->id;
+        }
+    }
+    *token = t;
+    *token_len = len;
+    return n;
+}
+
+static bool
+api_may_use(const int *ids, size_t n, int service_id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == service_id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* --------------------------------------------------------- rate limits */
+
+/* One token bucket per bearer token (by hash), refilled at
+ * rate_limit.per_second up to rate_limit.burst. */
+#define API_BUCKETS 256
+
+typedef struct api_bucket {
+    uint64_t key;
+    double tokens;
+    double at;
+} api_bucket;
+
+struct api_limiter {
+    pthread_mutex_t mu;
+    api_bucket buckets[API_BUCKETS];
+};
+
+struct api_limiter *
+api_limiter_new(void)
+{
+    struct api_limiter *l = calloc(1, sizeof *l);
+    if (l != NULL) {
+        pthread_mutex_init(&l->mu, NULL);
+    }
+    return l;
+}
+
+void
+api_limiter_free(struct api_limiter *l)
+{
+    if (l != NULL) {
+        pthread_mutex_destroy(&l->mu);
+        free(l);
+    }
+}
+
+static double
+api_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 0 when allowed, else the seconds to wait. */
+static int
+api_rate(kiln_engine *e, const char *token, size_t len)
+{
+    struct api_limiter *l = e->limiter;
+    if (l == NULL || e->config->rate_per_second <= 0) {
+        return 0;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)token[i]) * 1099511628211ull;
+    }
+    double rate = e->config->rate_per_second, burst = e->config->rate_burst;
+    double now = api_now();
+    pthread_mutex_lock(&l->mu);
+    api_bucket *b = &l->buckets[h % API_BUCKETS];
+    if (b->key != h) {
+        b->key = h;
+        b->tokens = burst;
+        b->at = now;
+    }
+    b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
+    b->at = now;
+    int wait = 0;
+    if (b->tokens >= 1) {
+        b->tokens -= 1;
+    } else {
+        wait = (int)ceil((1 - b->tokens) / rate);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return wait;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static cJSON *
+api_parse_body(const kiln_call *c)
+{
+    if (c->body == NULL || c->body_len == 0) {
+        return NULL;
+    }
+    return cJSON_ParseWithLength(c->body, c->body_len);
+}
+
+/* The service_id a body names, or -1. */
+static int
+api_body_service(const cJSON *body)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
+    if (cJSON_IsNumber(s) && s->valuedouble == floor(s->valuedouble)) {
+        return (int)s->valuedouble;
+    }
+    if (cJSON_IsString(s)) {
+        char *end;
+        long v = strtol(s->valuestring, &end, 10);
+        return *end == '\0' && end != s->valuestring ? (int)v : -1;
+    }
+    return -1;
+}
+
+static void
+api_invalid(kiln_reply *out, const errlist *errs)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "the request is not valid");
+    cJSON *arr = cJSON_AddArrayToObject(o, "errors");
+    for (size_t i = 0; i < errs->n; i++) {
+        cJSON *eo = cJSON_CreateObject();
+        cJSON_AddStringToObject(eo, "path", errs->items[i].e.path);
+        cJSON_AddStringToObject(eo, "message", errs->items[i].e.message);
+        cJSON_AddItemToArray(arr, eo);
+    }
+    api_reply_json(out, 400, o);
+}
+
+static void
+api_success(kiln_reply *out, const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "SUCCESS");
+    cJSON_AddStringToObject(o, "process_id", id);
+    api_reply_json(out, 200, o);
+}
+
+static void
+api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
+           kiln_reply *out)
+{
+    cJSON *body = api_parse_body(c);
+    int service = api_body_service(body);
+    cJSON_Delete(body);
+    if (service >= 0 && !api_may_use(ids, n_ids, service)) {
+        api_message(out, 403, "this token may not use service %d", service);
+        return;
+    }
+    kiln_error err;
+    err_clear(&err);
+    char hash[17];
+    runner_body_hash(c->body ? c->body : "", c->body_len, hash);
+    if (c->idempotency_key != NULL && service >= 0) {
+        jobstore_process p;
+        memset(&p, 0, sizeof p);
+        if (jobstore_find_idempotent(e->store, service, c->idempotency_key, &p,
+                                     &err) == KILN_OK) {
+            bool same = p.idem_hash != NULL && strcmp(p.idem_hash, hash) == 0;
+            if (same) {
+                api_success(out, p.id);
+            } else {
+                api_message(out, 409,
+                            "Idempotency-Key was used with a different body");
+            }
+            jobstore_process_clear(&p);
+            return;
+        }
+    }
+    errlist errs = {0};
+    char id[JOBSTORE_ID_LEN + 1];
+    int rc = runner_submit(e, e->store, c->body ? c->body : "", c->body_len,
+                           c->idempotency_key, id, &errs, &err);
+    if (rc == KILN_OK) {
+        runner_wake(e->runner);
+        api_success(out, id);
+    } else if (errs.n > 0) {
+        api_invalid(out, &errs);
+    } else if (rc == KILN_EEXIST && c->idempotency_key != NULL) {
+        /* Two identical POSTs raced: answer with the winner's id. */
+        jobstore_process p;
+        memset(&p, 0, sizeof p);
+        if (jobstore_find_idempotent(e->store, service, c->idempotency_key, &p,
+                                     &err) == KILN_OK) {
+            api_success(out, p.id);
+            jobstore_process_clear(&p);
+        } else {
+            api_message(out, 503, "job store: %s", err.message);
+        }
+    } else {
+        api_message(out, 503, "job store: %s", err.message);
+    }
+    errlist_free(&errs);
+}
+
+/* Finds process `id` among the token's services; false when none has it
+ * (the answer is then 404, never 403: existence is not revealed). */
+static bool
+api_find(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
+         jobstore_process *p)
+{
+    kiln_error err;
+    for (size_t i = 0; i < n_ids; i++) {
+        memset(p, 0, sizeof *p);
+        if (jobstore_get(e->store, id, ids[i], p, &err) == KILN_OK) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+api_status(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
+           kiln_reply *out)
+{
+    jobstore_process p;
+    if (!api_find(e, id, ids, n_ids, &p)) {
+        api_message(out, 404, "Process not found");
+        return;
+    }
+    api_reply_json(out, 200, runner_status_json(&p));
+    jobstore_process_clear(&p);
+}
+
+static void
+api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
+          kiln_reply *out)
+{
+    cJSON *body = api_parse_body(c);
+    int service = api_body_service(body);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "process_ids");
+    if (service < 0 || !cJSON_IsArray(list)) {
+        cJSON_Delete(body);
+        api_message(out, 400,
+                    "expected {\"service_id\": N, \"process_ids\": [...]}");
+        return;
+    }
+    if (!api_may_use(ids, n_ids, service)) {
+        cJSON_Delete(body);
+        api_message(out, 403, "this token may not use service %d", service);
+        return;
+    }
+    cJSON *answer = cJSON_CreateArray();
+    const cJSON *it;
+    bool woke = false;
+    cJSON_ArrayForEach(it, list)
+    {
+        const char *id = cJSON_IsString(it) ? it->valuestring : "";
+        cJSON *o = cJSON_CreateObject();
+        kiln_error err;
+        err_clear(&err);
+        int attempt = 0;
+        int rc = jobstore_retry(e->store, id, service, &attempt, &err);
+        char desc[128];
+        int status = rc == KILN_OK          ? 200
+                     : rc == KILN_EPERM     ? 409
+                     : rc == KILN_ENOTFOUND ? 404
+                                            : 503;
+        if (rc == KILN_OK) {
+            snprintf(desc, sizeof desc, "Reprocessing process, attempt: %d",
+                     attempt);
+            woke = true;
+        } else if (rc == KILN_EPERM) {
+            snprintf(desc, sizeof desc, "Process is still running");
+        } else if (rc == KILN_ENOTFOUND) {
+            snprintf(desc, sizeof desc, "Process not found");
+        } else {
+            snprintf(desc, sizeof desc, "job store: %.100s", err.message);
+        }
+        cJSON_AddNumberToObject(o, "status", status);
+        cJSON_AddStringToObject(o, "process_id", id);
+        cJSON_AddStringToObject(o, "description", desc);
+        cJSON_AddItemToArray(answer, o);
+    }
+    cJSON_Delete(body);
+    if (woke) {
+        runner_wake(e->runner);
+    }
+    api_reply_json(out, 200, answer);
+}
+
+/* POST /request/{id}/jobs: validated by compiling the stored request with
+ * the new jobs appended, so the errors read as they would at creation. */
+static void
+api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
+             size_t n_ids, kiln_reply *out)
+{
+    jobstore_process p;
+    if (!api_find(e, id, ids, n_ids, &p)) {
+        api_message(out, 404, "Process not found");
+        return;
+    }
+    cJSON *body = api_parse_body(c);
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(body, "jobs");
+    if (!cJSON_IsArray(jobs)) {
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        api_message(out, 400, "expected {\"jobs\": [...]}");
+        return;
+    }
+    cJSON *merged = cJSON_Parse(p.request);
+    cJSON *mjobs = cJSON_GetObjectItemCaseSensitive(merged, "jobs");
+    if (mjobs == NULL) {
+        mjobs = cJSON_AddArrayToObject(merged, "jobs");
+    }
+    const cJSON *j;
+    cJSON_ArrayForEach(j, jobs)
+    {
+        cJSON_AddItemToArray(mjobs, cJSON_Duplicate(j, true));
+    }
+    cJSON_ReplaceItemInObject(merged, "process", cJSON_CreateTrue());
+    char *text = cJSON_PrintUnformatted(merged);
+    cJSON_Delete(merged);
+    arena *a = NULL;
+    graph *g = NULL;
+    errlist errs = {0};
+    int rc = engine_compile(e, text, strlen(text), &a, &g, &errs);
+    cJSON_free(text);
+    arena_free(a);
+    if (rc != KILN_OK) {
+        api_invalid(out, &errs);
+    } else {
+        kiln_error err;
+        err_clear(&err);
+        char *jtext = cJSON_PrintUnformatted(jobs);
+        size_t n = 0;
+        rc = jobstore_append_jobs(e->store, id, p.service_id, jtext,
+                                  (size_t)e->config->limits.max_jobs, &n, &err);
+        cJSON_free(jtext);
+        if (rc == KILN_OK) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", "SUCCESS");
+            cJSON_AddStringToObject(o, "process_id", id);
+            cJSON_AddNumberToObject(o, "jobs", (double)n);
+            api_reply_json(out, 200, o);
+        } else if (rc == KILN_EPERM) {
+            api_message(out, 409, "Process is not INCOMPLETE");
+        } else if (rc == KILN_ELIMIT) {
+            api_message(out, 400, "%s", err.message);
+        } else {
+            api_message(out, 503, "job store: %s", err.message);
+        }
+    }
+    errlist_free(&errs);
+    cJSON_Delete(body);
+    jobstore_process_clear(&p);
+}
+
+/* PATCH /request/{id} {"process": true, "callback": ...}: queues an
+ * INCOMPLETE process. */
+static void
+api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
+          size_t n_ids, kiln_reply *out)
+{
+    jobstore_process p;
+    if (!api_find(e, id, ids, n_ids, &p)) {
+        api_message(out, 404, "Process not found");
+        return;
+    }
+    cJSON *body = api_parse_body(c);
+    const cJSON *proc = cJSON_GetObjectItemCaseSensitive(body, "process");
+    const cJSON *cb = cJSON_GetObjectItemCaseSensitive(body, "callback");
+    if (!cJSON_IsTrue(proc) || (cb != NULL && !cJSON_IsString(cb))) {
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        api_message(out, 400,
+                    "expected {\"process\": true} and an optional "
+                    "\"callback\" URL");
+        return;
+    }
+    kiln_error err;
+    err_clear(&err);
+    int rc = jobstore_set_processing(e->store, id, p.service_id,
+                                     cb ? cb->valuestring : NULL, &err);
+    jobstore_process_clear(&p);
+    cJSON_Delete(body);
+    if (rc == KILN_OK) {
+        runner_wake(e->runner);
+        api_status(e, id, ids, n_ids, out);
+    } else if (rc == KILN_EPERM) {
+        api_message(out, 409, "Process is not INCOMPLETE");
+    } else {
+        api_message(out, 503, "job store: %s", err.message);
+    }
+}
+
+static void
+api_metrics(kiln_engine *e, kiln_reply *out)
+{
+    jobstore_counts n;
+    kiln_error err;
+    if (jobstore_counts_get(e->store, (int64_t)time(NULL), &n, &err) !=
+        KILN_OK) {
+        api_message(out, 503, "job store: %s", err.message);
+        return;
+    }
+    char *buf = malloc(4096);
+    if (buf == NULL) {
+        api_message(out, 503, "out of memory");
+        return;
+    }
+    size_t len = 0;
+    len += (size_t)snprintf(buf + len, 4096 - len,
+                            "# HELP kiln_processes Processes by status.\n"
+                            "# TYPE kiln_processes gauge\n");
+    for (int s = 0; s < JOBSTORE_N_STATUS; s++) {
+        len += (size_t)snprintf(buf + len, 4096 - len,
+                                "kiln_processes{status=\"%s\"} %lld\n",
+                                jobstore_status_name((jobstore_status)s),
+                                (long long)n.processes[s]);
+    }
+    len += (size_t)snprintf(
+        buf + len, 4096 - len,
+        "# HELP kiln_queue_depth Queued processes ready to run.\n"
+        "# TYPE kiln_queue_depth gauge\nkiln_queue_depth %lld\n"
+        "# HELP kiln_postbacks Postbacks by state.\n"
+        "# TYPE kiln_postbacks gauge\n",
+        (long long)n.queue_ready);
+    for (int s = 0; s < JOBSTORE_PB_N_STATE; s++) {
+        len += (size_t)snprintf(
+            buf + len, 4096 - len, "kiln_postbacks{state=\"%s\"} %lld\n",
+            jobstore_postback_state_name((jobstore_postback_state)s),
+            (long long)n.postbacks[s]);
+    }
+    out->status = 200;
+    out->content_type = "text/plain; version=0.0.4";
+    out->body = buf;
+    out->body_len = len;
+}
+
+/* Splits "/request/ID/jobs" style paths: returns true when path starts with
+ * prefix and the rest (up to the next '/') is an id, copied to id. */
+static bool
+api_path_id(const char *path, const char *prefix, const char *suffix,
+            char id[JOBSTORE_ID_LEN + 1])
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0) {
+        return false;
+    }
+    const char *rest = path + pl;
+    size_t n = strcspn(rest, "/");
+    if (n == 0 || n > JOBSTORE_ID_LEN || strcmp(rest + n, suffix) != 0) {
+        return false;
+    }
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    return true;
+}
+
+void
+api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *m = c->method ? c->method : "";
+    const char *path = c->path ? c->path : "";
+    if (e->store == NULL) {
+        api_message(out, 503, "the engine is not serving");
+        return;
+    }
+    if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
+        kiln_error err;
+        if (jobstore_ping(e->store, &err) == KILN_OK) {
+            api_message(out, 200, "ok");
+        } else {
+            api_message(out, 503, "job store unreachable: %s", err.message);
+        }
+        return;
+    }
+    int ids[64];
+    const char *token = NULL;
+    size_t token_len = 0;
+    size_t n_ids = api_auth(e, c->authorization, ids, 64, &token, &token_len);
+    if (n_ids == 0) {
+        api_message(out, 401, "Invalid Secret");
+        return;
+    }
+    int wait = api_rate(e, token, token_len);
+    if (wait > 0) {
+        api_message(out, 429, "too many requests for this token");
+        out->retry_after = wait;
+        return;
+    }
+    char id[JOBSTORE_ID_LEN + 1];
+    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+    if (strcmp(path, "/request") == 0 && post) {
+        api_create(e, c, ids, n_ids, out);
+    } else if (get && api_path_id(path, "/status/", "", id)) {
+        api_status(e, id, ids, n_ids, out);
+    } else if (strcmp(path, "/retry") == 0 && post) {
+        api_retry(e, c, ids, n_ids, out);
+    } else if (post && api_path_id(path, "/request/", "/jobs", id)) {
+        api_add_jobs(e, c, id, ids, n_ids, out);
+    } else if (strcmp(m, "PATCH") == 0 &&
+               api_path_id(path, "/request/", "", id)) {
+        api_patch(e, c, id, ids, n_ids, out);
+    } else if (strcmp(path, "/metrics") == 0 && get) {
+        api_metrics(e, out);
+    } else {
+        api_message(out, 404, "no endpoint %s %s", m, path);
+    }
+}
