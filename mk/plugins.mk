@@ -34,6 +34,10 @@ $(BUILD)/tests/plugins/%.so: $(BUILD)/pobj/tests/plugins/%.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(PLUGIN_LIBS)
 
+# Keep the objects: make would delete them as intermediates, and with them
+# the dependency files that rebuild a test plugin when plugin.h changes.
+.SECONDARY:
+
 plugins: $(PLUGIN_SOS)
 test-plugins: $(TEST_PLUGIN_SOS)
 
