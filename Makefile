@@ -95,7 +95,7 @@ clean:
 .PHONY: all lexers check-lexers run clean FORCE
 SHELL := /bin/bash
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pobj -name '*.d' 2>/dev/null)
 
 # Benchmarks: figures for the notes, next to the peers each issue names.
 bench: deps all
