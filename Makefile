@@ -29,7 +29,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) \
 LDFLAGS  += $(SANFLAGS)
 
 .DEFAULT_GOAL := all
-SHIPPED_PLUGINS := ops-vips storage-local
+SHIPPED_PLUGINS := ops-vips storage-local api-http
 
 include mk/deps.mk
 

@@ -31,3 +31,6 @@ set -x
 "$KILN" run examples/tour.json
 { set +x; } 2>/dev/null
 ls -l var/storage/tour/
+echo
+echo "Now serving the API on the embedded defaults (Ctrl-C stops it):"
+exec "$KILN" serve

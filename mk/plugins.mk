@@ -6,6 +6,12 @@ PLUGIN_CFLAGS = $(filter-out -D_GNU_SOURCE,$(ALL_CFLAGS)) -fPIC -fvisibility=hid
                 $(shell pkg-config --cflags fontconfig 2>/dev/null)
 PLUGIN_LIBS   = $(shell pkg-config --libs vips fontconfig 2>/dev/null) -lm
 
+# api-http alone also needs libmicrohttpd.
+$(BUILD)/pobj/plugins/api-http/%.o: PLUGIN_CFLAGS += \
+    $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+$(BUILD)/plugins/api-http.so: PLUGIN_LIBS += \
+    $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+
 OP_PLUGINS      := $(notdir $(wildcard plugins/*))
 STORAGE_PLUGINS := $(notdir $(wildcard storage-plugins/*))
 PLUGIN_SOS := $(OP_PLUGINS:%=$(BUILD)/plugins/%.so) \

@@ -143,9 +143,10 @@ want='  degrees        number 0..360, at most 2 decimals; required
 got=$("$KILN" ops resise 2>&1)
 [ "$got" = 'kiln ops: unknown op "resise" (did you mean "resize"?)' ] &&
     ok "ops unknown name" || fail "ops unknown name" "$got"
-got=$("$KILN" plugins | grep -oE '^[a-z-]+ +[0-9.]+ +ABI 1\.0 +[0-9]+ ops, [0-9]+ storage' | tr -s ' ')
-want='ops-vips 0.1.0 ABI 1.0 15 ops, 0 storage
-storage-local 0.1.0 ABI 1.0 0 ops, 1 storage'
+got=$("$KILN" plugins | grep -oE '^[a-z-]+ +[0-9.]+ +ABI 1\.0 +[0-9]+ ops, [0-9]+ storage, [0-9]+ services' | tr -s ' ')
+want='ops-vips 0.1.0 ABI 1.0 15 ops, 0 storage, 0 services
+storage-local 0.1.0 ABI 1.0 0 ops, 1 storage, 0 services
+api-http 0.1.0 ABI 1.0 0 ops, 0 storage, 1 services'
 [ "$got" = "$want" ] && ok "plugins lists the shipped plugins" ||
     fail "plugins lists the shipped plugins" "$got"
 

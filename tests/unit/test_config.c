@@ -28,7 +28,7 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c->n_services, 1);
     CU_ASSERT_EQUAL(c->services[0].id, 1);
     CU_ASSERT_STRING_EQUAL(c->services[0].storage_plugin, "local");
-    CU_ASSERT_EQUAL(c->n_enable, 2);
+    CU_ASSERT_EQUAL(c->n_enable, 3);
     config_free(c);
 }
 

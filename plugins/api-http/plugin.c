@@ -1,0 +1,32 @@
+/*
+ * The "api-http" plugin: its descriptor and init(), which registers one
+ * service of the same name. `kiln serve` starts it after the job store and
+ * workers are up; server.c and request.c do the rest.
+ */
+#include "http.h"
+
+static int http_init(kiln_plugin *self, const kiln_host_api *api,
+                     kiln_error *err);
+
+const kiln_host_api *http_api;
+kiln_plugin *http_self;
+
+static const kiln_service http_service = {
+    .name = "api-http",
+    .summary = "the HTTP API (spec/api.md) over libmicrohttpd",
+    .start = http_start,
+    .stop = http_stop,
+};
+
+KILN_PLUGIN_DEFINE("api-http", KILN_VERSION_STRING,
+                   "HTTP transport of the kiln API (libmicrohttpd)", http_init,
+                   NULL);
+
+static int
+http_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
+{
+    http_api = api;
+    http_self = self;
+    return api->register_service(self, &http_service, sizeof(kiln_service),
+                                 err);
+}

@@ -1,0 +1,246 @@
+/*
+ * One HTTP request of the "api-http" service: the libmicrohttpd access
+ * handler buffers the body (up to the configured limit, else 413), fills a
+ * kiln_call, asks the engine with api_call() and sends its kiln_reply back
+ * as is. Routing, authentication and every other answer are the core's.
+ */
+#include "http.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* After a body went over the limit the rest is read and dropped so that
+ * the 413 can be sent; a client that keeps sending (a chunked body with
+ * no end) loses its connection after this many more bytes. */
+#define HTTP_DROP_MAX ((size_t)16 << 20)
+
+#define HTTP_JSON "application/json"
+
+/* One request's state, in *con_cls from the first call of the access
+ * handler to MHD_OPTION_NOTIFY_COMPLETED. */
+typedef struct http_request {
+    char *body; /* NULL until a byte arrives */
+    size_t len;
+    size_t cap;
+    bool is_over;      /* the body went over max_body: answer 413 */
+    bool is_answering; /* counted in the server's n_answering */
+    size_t n_dropped;  /* bytes read and dropped since then */
+} http_request;
+
+/* True when a Content-Length header announces more than max bytes. A
+ * value MHD would reject itself (not a number) does not count here. */
+static bool
+http_length_is_over(const char *text, size_t max)
+{
+    size_t v = 0;
+
+    for (; *text >= '0' && *text <= '9'; text++) {
+        size_t d = (size_t)(*text - '0');
+
+        if (v > (SIZE_MAX - d) / 10) {
+            return true;
+        }
+        v = v * 10 + d;
+        if (v > max) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Queues one response. Returns what MHD_queue_response() returns, MHD_NO
+ * (which closes the connection) when the response cannot be built. */
+static enum MHD_Result
+http_send(struct MHD_Connection *conn, int status, const char *content_type,
+          const char *body, size_t len, int retry_after)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret = MHD_NO;
+
+    if (status < 100 || status > 599) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (body == NULL) {
+        body = "";
+        len = 0;
+    }
+    resp = MHD_create_response_from_buffer(len, (void *)body,
+                                           MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type != NULL ? content_type
+                                                     : HTTP_JSON) != MHD_YES) {
+        goto done;
+    }
+    if (retry_after > 0) {
+        char text[16];
+
+        snprintf(text, sizeof(text), "%d", retry_after);
+        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, text) !=
+            MHD_YES) {
+            goto done;
+        }
+    }
+    ret = MHD_queue_response(conn, (unsigned)status, resp);
+done:
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Marks the request as being answered (see http_stop). */
+static void
+http_answering(http_server *s, http_request *r)
+{
+    if (!r->is_answering) {
+        r->is_answering = true;
+        atomic_fetch_add(&s->n_answering, 1);
+    }
+}
+
+static enum MHD_Result
+http_send_over(http_server *s, struct MHD_Connection *conn, http_request *r)
+{
+    char body[96];
+    int n;
+
+    http_answering(s, r);
+    n = snprintf(body, sizeof(body),
+                 "{\"message\":\"request body is over the limit of %zu "
+                 "bytes\"}",
+                 s->max_body);
+
+    return http_send(conn, MHD_HTTP_CONTENT_TOO_LARGE, HTTP_JSON, body,
+                     (size_t)n, 0);
+}
+
+/* Appends n bytes, growing the buffer by doubling but never past max
+ * (plus a NUL kept after the body, for any reader that wants a string).
+ * The caller has checked that len + n <= max. Returns 0 or -1 (no
+ * memory). */
+static int
+http_append(http_request *r, const char *data, size_t n, size_t max)
+{
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap != 0 ? r->cap : 4096;
+        char *p;
+
+        while (cap < r->len + n) {
+            cap = cap > max / 2 ? max : cap * 2;
+        }
+        if (cap > max) {
+            cap = max;
+        }
+        p = realloc(r->body, cap + 1);
+        if (p == NULL) {
+            return -1;
+        }
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result
+http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
+               const char *method, http_request *r)
+{
+    kiln_call call;
+    kiln_reply reply;
+    enum MHD_Result ret;
+
+    /* MHD hands us the path alone: the query is already split off. */
+    memset(&call, 0, sizeof(call));
+    call.method = method;
+    call.path = url;
+    call.authorization = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    call.idempotency_key =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    call.body = r->body;
+    call.body_len = r->len;
+
+    memset(&reply, 0, sizeof(reply));
+    http_answering(s, r);
+    http_api->api_call(s->engine, &call, &reply);
+    ret = http_send(conn, reply.status, reply.content_type, reply.body,
+                    reply.body_len, reply.retry_after);
+    http_api->reply_free(&reply);
+    return ret;
+}
+
+enum MHD_Result
+http_access(void *cls, struct MHD_Connection *conn, const char *url,
+            const char *method, const char *version, const char *upload_data,
+            size_t *upload_data_size, void **con_cls)
+{
+    http_server *s = cls;
+    http_request *r = *con_cls;
+    size_t n = *upload_data_size;
+
+    (void)version;
+    if (r == NULL) {
+        /* Headers only. A body announced over the limit is refused now:
+         * MHD then closes the connection instead of reading it. */
+        const char *length = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        *con_cls = r;
+        if (length != NULL && http_length_is_over(length, s->max_body)) {
+            r->is_over = true;
+            return http_send_over(s, conn, r);
+        }
+        return MHD_YES;
+    }
+    if (n != 0) {
+        *upload_data_size = 0;
+        if (r->is_over) {
+            r->n_dropped += n;
+            return r->n_dropped > HTTP_DROP_MAX ? MHD_NO : MHD_YES;
+        }
+        if (n > s->max_body - r->len) {
+            /* A chunked body (no Content-Length) went over: drop it. */
+            r->is_over = true;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        return http_append(r, upload_data, n, s->max_body) == 0 ? MHD_YES
+                                                                : MHD_NO;
+    }
+    if (r->is_over) {
+        return http_send_over(s, conn, r);
+    }
+    return http_send_call(s, conn, url, method, r);
+}
+
+void
+http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+               enum MHD_RequestTerminationCode toe)
+{
+    http_server *s = cls;
+    http_request *r = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (r != NULL) {
+        if (r->is_answering) {
+            atomic_fetch_sub(&s->n_answering, 1);
+        }
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The HTTP API against a real server: `kiln serve` started here on
+# 127.0.0.1 with two services, driven with curl. Authentication rules,
+# validation answers, body limit, a process from POST to FINISHED with its
+# output written, retry, idempotency, dynamic processes, metrics, and a
+# clean shutdown on SIGTERM.
+set -u
+KILN=${KILN:-build/kiln}
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+status=0
+ok() { echo "ok api/$1"; }
+fail() { echo "FAIL api/$1: $2"; status=1; }
+field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1"; }
+
+mkdir -p "$tmp/storage/in"
+vips black "$tmp/b.v" 64 48 --bands 3 && vips copy "$tmp/b.v" "$tmp/storage/in/a.png" ||
+    { fail setup "cannot make the source"; exit 1; }
+port=$((20000 + RANDOM % 20000))
+plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+cat >"$tmp/cfg.json" <<JSON
+{"listen": "127.0.0.1:$port", "workers": 2,
+ "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
+ "jobstore": {"driver": "sqlite", "path": "$tmp/kiln.db"},
+ "limits": {"max_body": 4096},
+ "rate_limit": {"per_second": 1000, "burst": 1000},
+ "services": [
+   {"id": 1, "tokens": ["tok-one"], "storage": {"plugin": "local", "root": "$tmp/storage"}},
+   {"id": 2, "tokens": ["tok-two"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+JSON
+"$KILN" serve --config "$tmp/cfg.json" >"$tmp/log" 2>&1 &
+pid=$!
+url="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$url/health" && break
+    sleep 0.1
+done
+# call METHOD PATH TOKEN [BODY]: prints "CODE BODY"
+call() {
+    local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" "$url$2")
+    [ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
+    [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
+    local code
+    code=$(curl "${args[@]}")
+    printf '%s %s' "$code" "$(cat "$tmp/body")"
+}
+expect() { # NAME WANT GOT
+    if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "got: $3"; fi
+}
+
+expect health '200 {"message":"ok"}' "$(call GET /health '')"
+expect no-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x '')"
+expect wrong-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x nope)"
+req='{"service_id": 1, "source": "/in/a.png", "jobs": [{"destination": "/out/a.png", "transformations": [{"type": "resize", "width": 32}]}]}'
+expect other-service '403 {"message":"this token may not use service 1"}' \
+    "$(call POST /request tok-two "$req")"
+got=$(call POST /request tok-one '{"service_id": 1, "sorce": "/in/a.png", "jobs": []}')
+expect invalid-400 '400 {"message":"the request is not valid","errors":[{"path":"sorce","message":"unknown parameter \"sorce\" (did you mean \"source\"?)"},{"path":"source","message":"missing required parameter \"source\""},{"path":"jobs","message":"expected at least one job"}]}' "$got"
+big=$(printf '{"service_id": 1, "pad": "%05000d"}' 0)
+expect body-413 '413 {"message":"request body is over the limit of 4096 bytes"}' \
+    "$(call POST /request tok-one "$big")"
+
+got=$(call POST /request tok-one "$req")
+id=$(printf '%s' "${got#* }" | field 'r["process_id"]' 2>/dev/null)
+[ "${got%% *}" = 200 ] && [ ${#id} = 21 ] && ok create || fail create "$got"
+state=
+for _ in $(seq 100); do
+    state=$(call GET "/status/$id" tok-one)
+    case "$state" in *'"status":"FINISHED"'*) break ;; esac
+    sleep 0.1
+done
+st=$(printf '%s' "${state#* }" | field 'r["status"], r["jobs"][0]["width"], r["jobs"][0]["height"], r["attempt"]')
+expect finished "('FINISHED', 32, 24, 1)" "$st"
+[ -f "$tmp/storage/out/a.png" ] && ok output-written || fail output-written "no file"
+expect status-other-service-404 '404 {"message":"Process not found"}' \
+    "$(call GET "/status/$id" tok-two)"
+
+got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$id\", \"nosuchprocess\"]}")
+expect retry "200 [{\"status\":200,\"process_id\":\"$id\",\"description\":\"Reprocessing process, attempt: 2\"},{\"status\":404,\"process_id\":\"nosuchprocess\",\"description\":\"Process not found\"}]" "$got"
+
+# Idempotency-Key: the same body answers the same id.
+a=$(curl -s -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' --data-binary "$req" "$url/request" | field 'r["process_id"]')
+b=$(curl -s -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' --data-binary "$req" "$url/request" | field 'r["process_id"]')
+[ -n "$a" ] && [ "$a" = "$b" ] && ok idempotency || fail idempotency "$a vs $b"
+
+# A dynamic process: created INCOMPLETE, jobs appended, then queued.
+got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "process": false}')
+did=$(printf '%s' "${got#* }" | field 'r["process_id"]')
+expect dynamic-incomplete INCOMPLETE "$(call GET "/status/$did" tok-one | cut -d' ' -f2- | field 'r["status"]')"
+got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/dyn.png"}]}')
+expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"jobs\":1}" "$got"
+got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
+case "$got" in '400 '*'"path":"jobs[1].destination"'*) ok dynamic-append-invalid ;; *) fail dynamic-append-invalid "$got" ;; esac
+code=$(call PATCH "/request/$did" tok-one '{"process": true}' | cut -d' ' -f1)
+expect dynamic-patch 200 "$code"
+for _ in $(seq 100); do
+    [ -f "$tmp/storage/out/dyn.png" ] && break
+    sleep 0.1
+done
+[ -f "$tmp/storage/out/dyn.png" ] && ok dynamic-runs || fail dynamic-runs "no output"
+
+got=$(call GET /metrics tok-one)
+case "$got" in *'kiln_processes{status="FINISHED"}'*) ok metrics ;; *) fail metrics "$got" ;; esac
+expect unknown-endpoint '404 {"message":"no endpoint DELETE /request"}' "$(call DELETE /request tok-one)"
+
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ "$rc" = 0 ] && grep -q 'SIGTERM received, shutting down' "$tmp/log" && ok sigterm-clean ||
+    fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
+grep -q 'tok-one' "$tmp/log" && fail token-not-logged "a token appears in the log" || ok token-not-logged
+exit $status
