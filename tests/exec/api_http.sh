@@ -83,6 +83,9 @@ expect retry "200 [{\"status\":200,\"process_id\":\"$id\",\"description\":\"Repr
 a=$(curl -s -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' --data-binary "$req" "$url/request" | field 'r["process_id"]')
 b=$(curl -s -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' --data-binary "$req" "$url/request" | field 'r["process_id"]')
 [ -n "$a" ] && [ "$a" = "$b" ] && ok idempotency || fail idempotency "$a vs $b"
+got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' \
+      --data-binary "${req/32/16}" "$url/request")
+expect idempotency-other-body '{"message":"Idempotency-Key was used with a different body"} 409' "$got"
 
 # A dynamic process: created INCOMPLETE, jobs appended, then queued.
 got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "process": false}')
@@ -92,8 +95,14 @@ got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/dy
 expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"jobs\":1}" "$got"
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
 case "$got" in '400 '*'"path":"jobs[1].destination"'*) ok dynamic-append-invalid ;; *) fail dynamic-append-invalid "$got" ;; esac
+got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$did\"]}")
+expect retry-not-finished-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is still running\"}]" "$got"
 code=$(call PATCH "/request/$did" tok-one '{"process": true}' | cut -d' ' -f1)
 expect dynamic-patch 200 "$code"
+expect patch-again-409 '409 {"message":"Process is not INCOMPLETE"}' \
+    "$(call PATCH "/request/$did" tok-one '{"process": true}')"
+expect patch-unknown-404 '404 {"message":"Process not found"}' \
+    "$(call PATCH /request/nosuchprocess tok-one '{"process": true}')"
 for _ in $(seq 100); do
     [ -f "$tmp/storage/out/dyn.png" ] && break
     sleep 0.1
@@ -111,4 +120,24 @@ pid=
 [ "$rc" = 0 ] && grep -q 'SIGTERM received, shutting down' "$tmp/log" && ok sigterm-clean ||
     fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
 grep -q 'tok-one' "$tmp/log" && fail token-not-logged "a token appears in the log" || ok token-not-logged
+
+# Rate limit: a second server whose tokens may make 2 calls in a burst.
+sed -e "s/:$port/:$((port + 1))/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 2/' \
+    -e "s|$tmp/kiln.db|$tmp/kiln2.db|" "$tmp/cfg.json" >"$tmp/cfg2.json"
+"$KILN" serve --config "$tmp/cfg2.json" >"$tmp/log2" 2>&1 &
+pid=$!
+url="http://127.0.0.1:$((port + 1))"
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$url/health" && break
+    sleep 0.1
+done
+call GET /status/x tok-one >/dev/null
+call GET /status/x tok-one >/dev/null
+got=$(curl -s -D "$tmp/hdr" -H 'Authorization: Bearer tok-one' "$url/status/x")
+retry=$(tr -d '\r' <"$tmp/hdr" | sed -n 's/^Retry-After: //Ip')
+[ "$got" = '{"message":"too many requests for this token"}' ] && [ "$retry" = 2 ] &&
+    ok rate-limit-429 || fail rate-limit-429 "$got (Retry-After: $retry)"
+kill -TERM "$pid"
+wait "$pid"
+pid=
 exit $status
