@@ -13,7 +13,7 @@ PLUGINDIR := $(libdir)/kiln/plugins-1
 
 CC       ?= cc
 RE2C     ?= re2c
-PKGS     := vips libcjson sqlite3 libcurl
+PKGS     := vips libcjson sqlite3 libcurl libcrypto
 OPT      ?= -O2
 SAN      ?=
 ifeq ($(SAN),1)
@@ -98,7 +98,7 @@ SHELL := /bin/bash
 -include $(shell find $(BUILD)/obj $(BUILD)/pobj -name '*.d' 2>/dev/null)
 
 # Benchmarks: figures for the notes, next to the peers each issue names.
-bench: deps all
+bench: bench-deps all
 	@bash bench/run.sh
 
 .PHONY: bench

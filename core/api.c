@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "jobstore.h"
+#include "metrics.h"
+#include "postback.h"
 #include "runner.h"
 
 /* ------------------------------------------------------------ replies */
@@ -364,6 +366,7 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
             snprintf(desc, sizeof desc, "Reprocessing process, attempt: %d",
                      attempt);
             woke = true;
+            postback_notify(e, id, service);
         } else if (rc == KILN_EPERM) {
             snprintf(desc, sizeof desc, "Process is still running");
         } else if (rc == KILN_ENOTFOUND) {
@@ -474,11 +477,26 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     }
     kiln_error err;
     err_clear(&err);
+    if (cb != NULL && postback_check_url(e, cb->valuestring, &err) != KILN_OK) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "message", "the request is not valid");
+        cJSON *errs = cJSON_AddArrayToObject(o, "errors");
+        cJSON *eo = cJSON_CreateObject();
+        cJSON_AddStringToObject(eo, "path", "callback");
+        cJSON_AddStringToObject(eo, "message", err.message);
+        cJSON_AddItemToArray(errs, eo);
+        api_reply_json(out, 400, o);
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        return;
+    }
     int rc = jobstore_set_processing(e->store, id, p.service_id,
                                      cb ? cb->valuestring : NULL, &err);
+    int service_id = p.service_id;
     jobstore_process_clear(&p);
     cJSON_Delete(body);
     if (rc == KILN_OK) {
+        postback_notify(e, id, service_id);
         runner_wake(e->runner);
         api_status(e, id, ids, n_ids, out);
     } else if (rc == KILN_EPERM) {
@@ -498,33 +516,37 @@ api_metrics(kiln_engine *e, kiln_reply *out)
         api_message(out, 503, "job store: %s", err.message);
         return;
     }
-    char *buf = malloc(4096);
-    if (buf == NULL) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL) {
         api_message(out, 503, "out of memory");
         return;
     }
-    size_t len = 0;
-    len += (size_t)snprintf(buf + len, 4096 - len,
-                            "# HELP kiln_processes Processes by status.\n"
-                            "# TYPE kiln_processes gauge\n");
+    fputs("# HELP kiln_processes Processes in the job store by status.\n"
+          "# TYPE kiln_processes gauge\n",
+          f);
     for (int s = 0; s < JOBSTORE_N_STATUS; s++) {
-        len += (size_t)snprintf(buf + len, 4096 - len,
-                                "kiln_processes{status=\"%s\"} %lld\n",
-                                jobstore_status_name((jobstore_status)s),
-                                (long long)n.processes[s]);
+        fprintf(f, "kiln_processes{status=\"%s\"} %lld\n",
+                jobstore_status_name((jobstore_status)s),
+                (long long)n.processes[s]);
     }
-    len += (size_t)snprintf(
-        buf + len, 4096 - len,
-        "# HELP kiln_queue_depth Queued processes ready to run.\n"
-        "# TYPE kiln_queue_depth gauge\nkiln_queue_depth %lld\n"
-        "# HELP kiln_postbacks Postbacks by state.\n"
-        "# TYPE kiln_postbacks gauge\n",
-        (long long)n.queue_ready);
+    fprintf(f,
+            "# HELP kiln_queue_depth Queued processes ready to run.\n"
+            "# TYPE kiln_queue_depth gauge\nkiln_queue_depth %lld\n"
+            "# HELP kiln_postbacks Postbacks in the job store by state.\n"
+            "# TYPE kiln_postbacks gauge\n",
+            (long long)n.queue_ready);
     for (int s = 0; s < JOBSTORE_PB_N_STATE; s++) {
-        len += (size_t)snprintf(
-            buf + len, 4096 - len, "kiln_postbacks{state=\"%s\"} %lld\n",
-            jobstore_postback_state_name((jobstore_postback_state)s),
-            (long long)n.postbacks[s]);
+        fprintf(f, "kiln_postbacks{state=\"%s\"} %lld\n",
+                jobstore_postback_state_name((jobstore_postback_state)s),
+                (long long)n.postbacks[s]);
+    }
+    metrics_write(e->metrics, f);
+    if (fclose(f) != 0 || buf == NULL) {
+        free(buf);
+        api_message(out, 503, "out of memory");
+        return;
     }
     out->status = 200;
     out->content_type = "text/plain; version=0.0.4";

@@ -16,6 +16,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "netguard.h"
+
 #ifndef KILN_PLUGIN_DIR
 #define KILN_PLUGIN_DIR "/usr/local/lib/kiln/plugins-1"
 #endif
@@ -550,6 +552,16 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
         cfg_check_keys(&x, net, "network", keys, 1);
         cfg_strings(&x, net, "network", "allow", &c->network_allow,
                     &c->n_network_allow);
+        /* Parsed here only to report a bad range with its path at load;
+         * the engine keeps its own parsed copy. */
+        netguard_allow probe = {0};
+        kiln_error ne;
+        err_clear(&ne);
+        if (netguard_allow_parse((const char *const *)c->network_allow,
+                                 c->n_network_allow, &probe, &ne) != KILN_OK) {
+            cfg_error(&x, ne.path, NULL, "%s", ne.message);
+        }
+        netguard_allow_free(&probe);
     }
     const cJSON *svcs = cJSON_GetObjectItemCaseSensitive(root, "services");
     if (svcs == NULL) {

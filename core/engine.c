@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
+#include "netguard.h"
+
 static double
 engine_now_ms(void)
 {
@@ -85,11 +88,19 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
     }
     e->config = cfg;
     e->arena = arena_new();
-    if (e->arena == NULL) {
+    e->metrics = metrics_new();
+    e->net_allow = calloc(1, sizeof *e->net_allow);
+    if (e->arena == NULL || e->metrics == NULL || e->net_allow == NULL) {
         engine_free(e);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
-    int rc = loader_load_config(e, err);
+    int rc = netguard_allow_parse((const char *const *)cfg->network_allow,
+                                  cfg->n_network_allow, e->net_allow, err);
+    if (rc != KILN_OK) {
+        engine_free(e);
+        return rc;
+    }
+    rc = loader_load_config(e, err);
     if (rc == KILN_OK && open_storage) {
         rc = engine_open_storages(e, err);
     }
@@ -115,6 +126,11 @@ engine_free(kiln_engine *e)
     }
     free(e->storages);
     api_limiter_free(e->limiter);
+    metrics_free(e->metrics);
+    if (e->net_allow != NULL) {
+        netguard_allow_free(e->net_allow);
+        free(e->net_allow);
+    }
     loader_unload_all(e);
     registry_free(&e->reg);
     arena_free(e->arena);
@@ -220,17 +236,37 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         goto fail;
     }
     kiln_limits lim = engine_limits(e, g->req.service_id);
+    /* A request may lower its service's limits, never raise them: the
+     * compiler checked it against the deployment's, and a service's own
+     * limits may be lower still. */
     if (g->req.has_limits) {
-        if (g->req.limits.max_pixels > 0) {
-            lim.max_pixels = g->req.limits.max_pixels;
+        const kiln_limits *rl = &g->req.limits;
+        if (rl->max_pixels > 0 &&
+            (lim.max_pixels <= 0 || rl->max_pixels < lim.max_pixels)) {
+            lim.max_pixels = rl->max_pixels;
         }
-        if (g->req.limits.max_file_size > 0) {
-            lim.max_file_size = g->req.limits.max_file_size;
+        if (rl->max_file_size > 0 &&
+            (lim.max_file_size <= 0 || rl->max_file_size < lim.max_file_size)) {
+            lim.max_file_size = rl->max_file_size;
         }
+        if (rl->max_process_time > 0 &&
+            (lim.max_process_time <= 0 ||
+             rl->max_process_time < lim.max_process_time)) {
+            lim.max_process_time = rl->max_process_time;
+        }
+    }
+    /* max_process_time: the pipeline is cancelled when it runs past this
+     * (exec_deadline_watch); measured from the start of the run. */
+    if (lim.max_process_time > 0) {
+        res->deadline.at_ms = t0 + lim.max_process_time * 1e3;
+        res->deadline.limit_s = lim.max_process_time;
     }
     rc = exec_open_stored(st, g->req.source, lim.max_file_size, &raw, &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
+        if (rc == KILN_EIO) {
+            res->storage_errors++;
+        }
         err_prefix_path(&err, "source");
         goto fail;
     }
@@ -253,8 +289,13 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     /* Decode the pixels once, now. With random access the loader keeps
      * them for every job (one decode for many outputs), and a truncated or
      * corrupt file fails here, named, rather than inside a job's encoder. */
+    exec_deadline_watch(&res->deadline, raw);
     double avg;
     if (vips_avg(raw, &avg, NULL) != 0) {
+        if (exec_deadline_passed(&res->deadline)) {
+            rc = exec_deadline_error(&res->deadline, &err);
+            goto fail;
+        }
         char why[sizeof err.message];
         err_set_vips(&err, NULL);
         snprintf(why, sizeof why, "%s", err.message);
@@ -268,10 +309,12 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         err_prefix_path(&err, "source");
         goto fail;
     }
+    exec_deadline_watch(&res->deadline, decoded);
     res->ran_jobs = true;
     rc = exec_graph(e, st, g, decoded, res);
     goto done;
 fail:
+    res->timed_out = exec_deadline_passed(&res->deadline);
     err_format(&err, res->error, sizeof res->error);
     for (size_t j = 0; j < g->n_jobs; j++) {
         snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",

@@ -27,6 +27,51 @@ exec_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+bool
+exec_deadline_passed(exec_deadline *d)
+{
+    if (d->expired) {
+        return true;
+    }
+    if (d->at_ms > 0 && exec_now_ms() > d->at_ms) {
+        d->expired = 1;
+    }
+    return d->expired != 0;
+}
+
+int
+exec_deadline_error(const exec_deadline *d, kiln_error *err)
+{
+    return err_set(err, KILN_ELIMIT,
+                   "cancelled: the process ran longer than its "
+                   "max_process_time of %g s",
+                   d->limit_s);
+}
+
+/* libvips emits "eval" on the image with progress reporting while any
+ * pipeline that reads it is computed, from its worker threads; killing
+ * the image makes every region computed from it fail, which ends the
+ * running sink (the encoder) with an error. */
+static void
+exec_deadline_eval(VipsImage *im, VipsProgress *progress, void *user)
+{
+    (void)progress;
+    exec_deadline *d = user;
+    if (exec_deadline_passed(d)) {
+        vips_image_set_kill(im, TRUE);
+    }
+}
+
+void
+exec_deadline_watch(exec_deadline *d, VipsImage *im)
+{
+    if (d->at_ms <= 0) {
+        return;
+    }
+    vips_image_set_progress(im, TRUE);
+    g_signal_connect(im, "eval", G_CALLBACK(exec_deadline_eval), d);
+}
+
 void
 exec_warn(kiln_exec *ctx, const char *fmt, ...)
 {
@@ -425,7 +470,8 @@ exec_write(const engine_storage *st, const graph_node *enc,
 /* Runs one job's chain from the decoded source; fills jr. */
 static int
 exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
-         VipsImage *source, exec_pending *p, job_result *jr, kiln_error *err)
+         VipsImage *source, exec_deadline *deadline, exec_pending *p,
+         job_result *jr, kiln_error *err)
 {
     (void)e;
     int store_id = g->job_store[job];
@@ -453,6 +499,10 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
                                 "transformation \"%s\" is validated but not "
                                 "yet executed by this build's pixel backend",
                                 op->name);
+        }
+        if (exec_deadline_passed(deadline)) {
+            g_object_unref(cur);
+            return exec_deadline_error(deadline, err);
         }
         VipsImage *in[1] = {cur}, *out = NULL;
         kiln_error oe;
@@ -501,7 +551,17 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         double t0 = exec_now_ms();
         kiln_error err;
         err_clear(&err);
-        int rc = exec_job(e, st, g, (int)j, source, &pend[j], jr, &err);
+        int rc = exec_deadline_passed(&res->deadline)
+                     ? exec_deadline_error(&res->deadline, &err)
+                     : exec_job(e, st, g, (int)j, source, &res->deadline,
+                                &pend[j], jr, &err);
+        if (rc != KILN_OK && exec_deadline_passed(&res->deadline)) {
+            /* Whatever failed, the kill did it: say so. */
+            exec_deadline_error(&res->deadline, &err);
+        }
+        if (rc == KILN_EIO && !res->timed_out) {
+            res->storage_errors++;
+        }
         jr->duration_ms = exec_now_ms() - t0;
         jr->ok = rc == KILN_OK;
         if (!jr->ok) {
@@ -509,8 +569,11 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
             n_failed++;
         }
     }
-    /* fail_on_conversion_error: one failure and nothing is written. */
-    bool commit_ok = n_failed == 0 || !g->req.fail_on_conversion_error;
+    /* fail_on_conversion_error: one failure and nothing is written. A
+     * process cancelled by max_process_time writes nothing either way. */
+    res->timed_out = exec_deadline_passed(&res->deadline);
+    bool commit_ok =
+        !res->timed_out && (n_failed == 0 || !g->req.fail_on_conversion_error);
     const kiln_storage *b = &st->backend->st;
     for (size_t j = 0; j < g->n_jobs; j++) {
         job_result *jr = &res->jobs[j];
@@ -521,6 +584,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
             kiln_error err;
             err_clear(&err);
             if (b->commit(st->state, pend[j].handle, &err) != KILN_OK) {
+                res->storage_errors++;
                 jr->ok = false;
                 err_format(&err, jr->error, sizeof jr->error);
                 n_failed++;
@@ -529,15 +593,23 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
             b->abort(st->state, pend[j].handle);
             if (jr->ok) {
                 jr->ok = false;
-                snprintf(jr->error, sizeof jr->error,
-                         "not written: another job failed and "
-                         "fail_on_conversion_error is true");
+                snprintf(jr->error, sizeof jr->error, "%s",
+                         res->timed_out
+                             ? "not written: the process was cancelled by "
+                               "max_process_time"
+                             : "not written: another job failed and "
+                               "fail_on_conversion_error is true");
             }
         }
     }
     free(pend);
     res->ok = n_failed == 0;
-    if (!res->ok) {
+    if (res->timed_out) {
+        res->ok = false;
+        kiln_error err;
+        exec_deadline_error(&res->deadline, &err);
+        snprintf(res->error, sizeof res->error, "%s", err.message);
+    } else if (!res->ok) {
         snprintf(res->error, sizeof res->error, "%zu of %zu jobs failed",
                  n_failed, g->n_jobs);
     }

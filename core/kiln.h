@@ -367,8 +367,19 @@ typedef struct job_result {
     size_t n_warnings;
 } job_result;
 
+/* The max_process_time of one run: a pipeline that runs past `at_ms`
+ * (CLOCK_MONOTONIC milliseconds; 0: no limit) is killed. */
+typedef struct exec_deadline {
+    double at_ms;
+    double limit_s;
+    volatile int expired; /* set from libvips worker threads */
+} exec_deadline;
+
 typedef struct exec_result {
     bool ok;            /* every job finished */
+    bool timed_out;     /* cancelled by max_process_time */
+    int storage_errors; /* reads, writes and commits the storage failed */
+    exec_deadline deadline;
     bool source_failed; /* the source could not be read (retryable) */
     bool ran_jobs;      /* the jobs ran (the source was read and bound) */
     char error[1024];
@@ -388,6 +399,9 @@ typedef struct engine_storage {
 struct jobstore;
 struct runner;
 struct api_limiter;
+struct postbacker;
+struct kiln_metrics;
+struct netguard_allow;
 
 struct kiln_engine {
     kiln_config *config;
@@ -395,6 +409,10 @@ struct kiln_engine {
     struct jobstore *store;
     struct runner *runner;
     struct api_limiter *limiter;
+    struct postbacker *postbacker;
+    /* Always present: */
+    struct kiln_metrics *metrics;
+    struct netguard_allow *net_allow; /* network.allow, parsed */
     arena *arena; /* storage settings live as long as the engine */
     registry reg;
     kiln_plugin **plugins;
@@ -441,6 +459,12 @@ int exec_open_stored(const engine_storage *st, const char *path,
 void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
                     kiln_error *err);
+/* Cancels the pipelines that read `im` once the deadline passes: libvips
+ * signals evaluation progress on it and the handler kills it. */
+void exec_deadline_watch(exec_deadline *d, VipsImage *im);
+bool exec_deadline_passed(exec_deadline *d);
+/* Fills err with "cancelled: max_process_time of N s exceeded". */
+int exec_deadline_error(const exec_deadline *d, kiln_error *err);
 /* Width and height after EXIF auto-orientation. */
 void exec_oriented_shape(VipsImage *im, kiln_shape *out);
 

@@ -7,21 +7,18 @@
  */
 #include "runner.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
+#include "postback.h"
+#include "workers.h"
+
 struct runner {
     kiln_engine *engine;
     jobstore *store;
-    pthread_t *threads;
-    int n_threads;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool stopping;
-    unsigned wakeups;
+    workers w;
 };
 
 /* The lease of a claim: a process not finished within it may be taken
@@ -65,6 +62,20 @@ runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
         errlist_add(errs, &ve, NULL);
         arena_free(a);
         return KILN_EINVAL;
+    }
+    /* A callback the network guard refuses is refused now, at
+     * submission (400), not discovered at the first postback. */
+    if (g->req.callback != NULL) {
+        kiln_error ve;
+        err_clear(&ve);
+        if (postback_check_url(e, g->req.callback, &ve) != KILN_OK) {
+            char why[sizeof ve.message];
+            snprintf(why, sizeof why, "%s", ve.message);
+            err_set_path(&ve, KILN_EINVAL, "callback", "%s", why);
+            errlist_add(errs, &ve, NULL);
+            arena_free(a);
+            return KILN_EINVAL;
+        }
     }
     jobstore_process p;
     memset(&p, 0, sizeof p);
@@ -118,6 +129,9 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
         jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL,
                           msg[0] ? msg : "the request no longer compiles",
                           &err);
+        if (p->callback != NULL) {
+            postback_notify(e, p->id, p->service_id);
+        }
         errlist_free(&errs);
         arena_free(a);
         return;
@@ -125,18 +139,20 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     errlist_free(&errs);
     exec_result res;
     engine_execute(e, g, &res);
+    const char *outcome;
     bool retryable = !res.ok && res.source_failed &&
                      g->req.wait_retry_delay >= 0 &&
                      p->n_requeues < RUNNER_MAX_REQUEUES;
     if (retryable) {
         int64_t at = (int64_t)time(NULL) + (int64_t)g->req.wait_retry_delay;
         jobstore_requeue(js, p->id, at, res.error, &err);
+        outcome = "requeued";
     } else {
         /* fail_on_conversion_error false: the jobs that worked are written
          * and the process FINISHES with the failures reported (api.md);
          * a source that could not be read fails it either way. */
-        bool finished =
-            res.ok || (res.ran_jobs && !g->req.fail_on_conversion_error);
+        bool finished = res.ok || (res.ran_jobs && !res.timed_out &&
+                                   !g->req.fail_on_conversion_error);
         cJSON *status = exec_result_json(g, &res, p->id);
         cJSON *jobs = cJSON_GetObjectItemCaseSensitive(status, "jobs");
         char *jobs_text = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
@@ -145,11 +161,19 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
                           jobs_text, res.ok ? NULL : res.error, &err);
         cJSON_free(jobs_text);
         cJSON_Delete(status);
+        outcome = res.timed_out ? "timeout" : finished ? "finished" : "failed";
     }
     if (err.message[0] != '\0') {
         fprintf(stderr, "kiln: process %s: cannot store its outcome: %s\n",
                 p->id, err.message);
+    } else if (p->callback != NULL) {
+        postback_notify(e, p->id, p->service_id);
     }
+    for (size_t j = 0; res.ran_jobs && j < res.n_jobs; j++) {
+        metrics_job(e->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
+    }
+    metrics_process(e->metrics, res.duration_ms / 1e3, outcome);
+    metrics_storage_errors(e->metrics, res.storage_errors);
     exec_result_free(&res);
     arena_free(a);
 }
@@ -159,20 +183,17 @@ runner_worker(void *arg)
 {
     runner *r = arg;
     int lease = runner_lease(r->engine);
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        bool stop = r->stopping;
-        unsigned seen = r->wakeups;
-        pthread_mutex_unlock(&r->mu);
-        if (stop) {
-            return NULL;
-        }
+    unsigned seen;
+    while (workers_running(&r->w, &seen)) {
         jobstore_process p;
         memset(&p, 0, sizeof p);
         kiln_error err;
         err_clear(&err);
         int rc = jobstore_claim(r->store, (int64_t)time(NULL), lease, &p, &err);
         if (rc == KILN_OK) {
+            if (p.callback != NULL) {
+                postback_notify(r->engine, p.id, p.service_id);
+            }
             runner_run_one(r->engine, r->store, &p);
             jobstore_process_clear(&p);
             continue;
@@ -182,17 +203,9 @@ runner_worker(void *arg)
         }
         /* Nothing ready: sleep until woken, or a second (a re-queued
          * process's not_before may come due meanwhile). */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        pthread_mutex_lock(&r->mu);
-        while (!r->stopping && r->wakeups == seen) {
-            if (pthread_cond_timedwait(&r->cond, &r->mu, &until) == ETIMEDOUT) {
-                break;
-            }
-        }
-        pthread_mutex_unlock(&r->mu);
+        workers_sleep(&r->w, seen, 1000);
     }
+    return NULL;
 }
 
 int
@@ -214,18 +227,8 @@ runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
     }
     r->engine = e;
     r->store = js;
-    r->threads =
-        calloc((size_t)(n_workers > 0 ? n_workers : 1), sizeof *r->threads);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    for (int i = 0; r->threads != NULL && i < n_workers; i++) {
-        if (pthread_create(&r->threads[i], NULL, runner_worker, r) != 0) {
-            break;
-        }
-        r->n_threads++;
-    }
-    if (r->n_threads == 0) {
-        runner_stop(r);
+    if (workers_start(&r->w, n_workers, runner_worker, r) == 0) {
+        free(r);
         return err_set(err, KILN_EINTERNAL, "cannot start worker threads");
     }
     *out = r;
@@ -235,10 +238,7 @@ runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
 void
 runner_wake(runner *r)
 {
-    pthread_mutex_lock(&r->mu);
-    r->wakeups++;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->mu);
+    workers_wake(&r->w);
 }
 
 void
@@ -247,16 +247,7 @@ runner_stop(runner *r)
     if (r == NULL) {
         return;
     }
-    pthread_mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < r->n_threads; i++) {
-        pthread_join(r->threads[i], NULL);
-    }
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->mu);
-    free(r->threads);
+    workers_stop(&r->w);
     free(r);
 }
 

@@ -2,14 +2,16 @@
 # missing ones with apt-get (we run as root on a fresh machine); nothing is
 # downloaded from anywhere else.
 DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev \
-             libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
+             libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
-             fonts-dejavu-core
+             fonts-dejavu-core prometheus
+# make bench only: the load generator and the peers it is compared with.
+DEB_BENCH := wrk
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEB_PKGS) $(EXTRA_DEBS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -22,3 +24,9 @@ deps:
 	fi
 
 .PHONY: deps
+
+# `make bench` adds its own packages to the same install step.
+bench-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_BENCH)"
+
+.PHONY: bench-deps

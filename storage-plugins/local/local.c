@@ -1,9 +1,12 @@
 /*
  * The "local" storage backend: a service's files live under one directory
  * (setting "root"). Reads hand libvips a VipsSource on the file; writes go
- * to a temporary file in the destination directory that commit() renames
- * over the final name, so a destination is whole or absent. Confinement
- * to the root is done by confine.c.
+ * to an unnamed file (O_TMPFILE) in the destination directory; commit()
+ * gives it a temporary name and renames that over the final name, so a
+ * destination is whole or absent, and a server killed mid-write leaves
+ * nothing behind (the kernel frees an unnamed file). Where the filesystem
+ * has no O_TMPFILE, the file is created under a hidden temporary name.
+ * Confinement to the root is done by confine.c.
  */
 #define _GNU_SOURCE /* O_PATH */
 
@@ -387,9 +390,12 @@ local_open_write(void *state, const char *path, VipsTarget **target,
         goto fail;
     }
 
-    /* The temporary name is one component created in a confined
-     * directory with O_EXCL, which never follows a symlink. */
-    for (tries = 0; tries < LOCAL_TEMP_TRIES; tries++) {
+    /* First choice: an unnamed file, named only at commit. */
+    w->fd = openat(w->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+                   LOCAL_FILE_MODE);
+    /* Otherwise the temporary name is one component created in a
+     * confined directory with O_EXCL, which never follows a symlink. */
+    for (tries = 0; w->fd < 0 && tries < LOCAL_TEMP_TRIES; tries++) {
         local_temp_name(w, name);
         w->fd = openat(w->dir_fd, w->temp,
                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
@@ -419,6 +425,33 @@ fail:
     return rc;
 }
 
+/* Gives the unnamed file a temporary name in its directory (linkat
+ * cannot replace an existing name; the rename that follows can). Through
+ * /proc first, which needs no privilege; AT_EMPTY_PATH needs
+ * CAP_DAC_READ_SEARCH. Returns 0 or -1 with errno. */
+static int
+local_link_unnamed(local_write *w)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
+    for (int tries = 0; tries < LOCAL_TEMP_TRIES; tries++) {
+        local_temp_name(w, w->name);
+        if (linkat(AT_FDCWD, proc, w->dir_fd, w->temp, AT_SYMLINK_FOLLOW) ==
+                0 ||
+            (errno == ENOENT &&
+             linkat(w->fd, "", w->dir_fd, w->temp, AT_EMPTY_PATH) == 0)) {
+            return 0;
+        }
+        if (errno != EEXIST) {
+            w->temp[0] = '\0';
+            return -1;
+        }
+    }
+    w->temp[0] = '\0';
+    errno = EEXIST;
+    return -1;
+}
+
 /* Always consumes the handle: on failure the temporary file is removed
  * and the destination keeps its previous content (or stays absent). */
 static int
@@ -429,6 +462,10 @@ local_commit(void *state, void *handle, kiln_error *err)
 
     (void)state;
     if (fsync(w->fd) != 0) {
+        rc = local_error_errno(err, errno, "cannot write", w->path);
+        goto fail;
+    }
+    if (w->temp[0] == '\0' && local_link_unnamed(w) != 0) {
         rc = local_error_errno(err, errno, "cannot write", w->path);
         goto fail;
     }

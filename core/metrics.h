@@ -1,0 +1,37 @@
+/*
+ * In-process counters for GET /metrics: what the job store cannot tell
+ * (durations, storage errors, postback attempts). Counters start at zero
+ * with the process, as Prometheus expects of counters; the store's gauges
+ * (processes by status, queue depth) come from the store itself. All
+ * calls are thread-safe.
+ */
+#ifndef KILN_CORE_METRICS_H
+#define KILN_CORE_METRICS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct kiln_metrics kiln_metrics;
+
+typedef enum metrics_postback {
+    METRICS_PB_DELIVERED, /* a 2xx answer */
+    METRICS_PB_FAILED,    /* an attempt failed; it will be retried */
+    METRICS_PB_GIVEN_UP,  /* an attempt failed and none will follow */
+    METRICS_PB_N
+} metrics_postback;
+
+kiln_metrics *metrics_new(void);
+void metrics_free(kiln_metrics *m);
+
+/* One job of a process ran for `seconds`; ok: it was written. */
+void metrics_job(kiln_metrics *m, double seconds, bool ok);
+/* One process run ended ("finished", "failed", "requeued", "timeout"). */
+void metrics_process(kiln_metrics *m, double seconds, const char *outcome);
+/* n storage operations (read, write, commit) failed. */
+void metrics_storage_errors(kiln_metrics *m, int n);
+void metrics_postback_attempt(kiln_metrics *m, metrics_postback outcome);
+
+/* Writes the counters and histograms in Prometheus text format (0.0.4). */
+void metrics_write(kiln_metrics *m, FILE *f);
+
+#endif /* KILN_CORE_METRICS_H */

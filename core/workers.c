@@ -1,0 +1,93 @@
+/*
+ * Looping worker threads (workers.h): a mutex, a condition variable, a
+ * stop flag and a wake-up counter. Counting wake-ups instead of keeping a
+ * flag means a wake that arrives while a thread is busy is not lost: the
+ * thread sees the count moved and starts another round at once.
+ */
+#include "workers.h"
+
+#include <errno.h>
+#include <time.h>
+
+int
+workers_start(workers *w, int n, void *(*fn)(void *), void *arg)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->stopping = false;
+    w->wakeups = 0;
+    w->n_threads = 0;
+    if (n < 1) {
+        n = 1;
+    } else if (n > WORKERS_MAX) {
+        n = WORKERS_MAX;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&w->threads[i], NULL, fn, arg) != 0) {
+            break;
+        }
+        w->n_threads++;
+    }
+    if (w->n_threads == 0) {
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->mu);
+    }
+    return w->n_threads;
+}
+
+bool
+workers_running(workers *w, unsigned *seen)
+{
+    pthread_mutex_lock(&w->mu);
+    bool run = !w->stopping;
+    *seen = w->wakeups;
+    pthread_mutex_unlock(&w->mu);
+    return run;
+}
+
+void
+workers_sleep(workers *w, unsigned seen, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping && w->wakeups == seen) {
+        if (pthread_cond_timedwait(&w->cond, &w->mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+workers_wake(workers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->wakeups++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+workers_stop(workers *w)
+{
+    if (w->n_threads == 0) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n_threads; i++) {
+        pthread_join(w->threads[i], NULL);
+    }
+    w->n_threads = 0;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+}

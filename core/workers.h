@@ -1,0 +1,37 @@
+/*
+ * A small set of identical threads that loop until stopped and sleep
+ * between rounds until woken or a timeout passes: the shape of both the
+ * process runner and the postback senders. The threads poll a durable
+ * store, so a lost wake-up costs at most one timeout, never work.
+ */
+#ifndef KILN_CORE_WORKERS_H
+#define KILN_CORE_WORKERS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#define WORKERS_MAX 64
+
+typedef struct workers {
+    pthread_t threads[WORKERS_MAX];
+    int n_threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stopping;
+    unsigned wakeups;
+} workers;
+
+/* Starts n (1..WORKERS_MAX) threads running fn(arg). Returns the number
+ * started; 0 means none could be (w is then already cleaned up). */
+int workers_start(workers *w, int n, void *(*fn)(void *), void *arg);
+/* Called by a thread at the top of a round: false once stopping; *seen
+ * gets the wake-up count to hand to workers_sleep. */
+bool workers_running(workers *w, unsigned *seen);
+/* Sleeps until woken after `seen`, stopped, or `ms` milliseconds. */
+void workers_sleep(workers *w, unsigned seen, long ms);
+/* Wakes every sleeping thread for a new round. */
+void workers_wake(workers *w);
+/* Stops the threads, waits for their current round, and releases w. */
+void workers_stop(workers *w);
+
+#endif /* KILN_CORE_WORKERS_H */

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Durability (api.md): a server killed with SIGKILL while it holds dozens
+# of accepted processes, some running, loses none of them. Submits 40
+# processes (two jobs each), kills the server once a few have finished,
+# restarts it on the same job store, and requires every process that got
+# a 200 to finish, each destination whole (byte-identical to the same job
+# of another process) and no temporary file left anywhere.
+set -u
+KILN=${KILN:-build/kiln}
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+status=0
+ok() { echo "ok durability/$1"; }
+fail() { echo "FAIL durability/$1: $2"; status=1; }
+N=40
+
+mkdir -p "$tmp/storage/in"
+vips gaussnoise "$tmp/n.v" 1000 750 && vips copy "$tmp/n.v" "$tmp/storage/in/src.jpg" ||
+    { fail setup "cannot make the source"; exit 1; }
+port=$((20000 + RANDOM % 20000))
+plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+cat >"$tmp/cfg.json" <<JSON
+{"listen": "127.0.0.1:$port", "workers": 2,
+ "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
+ "jobstore": {"driver": "sqlite", "path": "$tmp/kiln.db"},
+ "rate_limit": {"per_second": 10000, "burst": 10000},
+ "services": [{"id": 1, "tokens": ["tok"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+JSON
+url="http://127.0.0.1:$port"
+start() {
+    "$KILN" serve --config "$tmp/cfg.json" >>"$tmp/log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "$url/health" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# client.py submit N | count: a persistent HTTP connection, so the
+# submissions outrun the workers and polling is cheap.
+cat >"$tmp/client.py" <<'PY'
+import http.client, json, sys
+port, what = int(sys.argv[1]), sys.argv[2]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+auth = {"Authorization": "Bearer tok"}
+if what == "submit":
+    for i in range(1, int(sys.argv[3]) + 1):
+        body = {"service_id": 1, "source": "/in/src.jpg", "jobs": [
+            {"destination": "/out/%d/a.jpg" % i, "quality": 80, "transformations": [
+                {"type": "resize", "width": 400}, {"type": "blur", "radius": 2, "sigma": 1.5}]},
+            {"destination": "/out/%d/b.png" % i, "transformations": [
+                {"type": "rotate", "degrees": 90}, {"type": "resize", "width": 300}]}]}
+        c.request("POST", "/request", json.dumps(body), auth)
+        r = c.getresponse()
+        answer = json.loads(r.read())
+        if r.status == 200:
+            print(answer["process_id"], flush=True)
+        else:
+            print("submit %d: %d %s" % (i, r.status, answer), file=sys.stderr)
+else:
+    n = 0
+    for pid in open(sys.argv[3]).read().split():
+        c.request("GET", "/status/" + pid, headers=auth)
+        r = c.getresponse()
+        n += json.loads(r.read()).get("status") == "FINISHED"
+    print(n)
+PY
+finished() { python3 "$tmp/client.py" "$port" count "$tmp/ids"; }
+
+start || { fail start "the server did not come up: $(tail -3 "$tmp/log")"; exit 1; }
+python3 "$tmp/client.py" "$port" submit "$N" >"$tmp/ids"
+n_ids=$(wc -l <"$tmp/ids")
+# Kill while work is under way: the submissions outrun two workers.
+before=$(finished)
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+pid=
+echo "  killed with $before of $n_ids finished"
+[ "$n_ids" = "$N" ] && ok all-accepted || fail all-accepted "$n_ids of $N got a process id"
+[ "$before" -lt "$n_ids" ] && ok killed-mid-work || fail killed-mid-work "all $before had finished before the kill"
+
+start || { fail restart "the server did not come back: $(tail -3 "$tmp/log")"; exit 1; }
+for _ in $(seq 600); do
+    [ "$(finished)" = "$n_ids" ] && break
+    sleep 0.2
+done
+after=$(finished)
+[ "$after" = "$n_ids" ] && ok every-process-finished || fail every-process-finished "$after of $n_ids"
+grep -q 're-queued [0-9]* interrupted process' "$tmp/log" && ok interrupted-requeued ||
+    echo "  (no process was running at the kill)"
+
+# Every destination whole: the same job gives the same bytes.
+bad=0
+for i in $(seq "$N"); do
+    for f in a.jpg b.png; do
+        cmp -s "$tmp/storage/out/1/$f" "$tmp/storage/out/$i/$f" || bad=$((bad + 1))
+    done
+done
+vipsheader "$tmp/storage/out/1/a.jpg" | grep -q '400x300' &&
+    vipsheader "$tmp/storage/out/1/b.png" | grep -q '300x400' || bad=$((bad + 1))
+[ "$bad" = 0 ] && ok outputs-whole || fail outputs-whole "$bad destinations differ or are missing"
+left=$(find "$tmp/storage" -name '.*' -type f | head -5)
+[ -z "$left" ] && ok no-temporary-files || fail no-temporary-files "$left"
+
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ "$rc" = 0 ] && ok sigterm-clean || fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
+exit $status
