@@ -287,9 +287,9 @@ cfg_limits_default(kiln_limits *l)
     l->max_body = 1048576;
 }
 
-static const char *const cfg_root_keys[] = {"listen",   "workers", "plugins",
-                                            "jobstore", "limits",  "rate_limit",
-                                            "network",  "services"};
+static const char *const cfg_root_keys[] = {
+    "listen", "workers",    "shutdown_timeout", "plugins", "jobstore",
+    "limits", "rate_limit", "network",          "services"};
 static const char *const cfg_service_keys[] = {
     "id", "tokens", "secret", "backend", "storage", "remote_sources", "limits"};
 
@@ -392,6 +392,7 @@ cfg_new_defaults(void)
     c->listen = strdup("127.0.0.1:8080");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (int)n : 1;
+    c->shutdown_timeout = 30;
     /* Plugins: next to the binary in a build tree (build/kiln and
      * build/plugins), or beside an installed one (bin/kiln and
      * lib/kiln/plugins-1, so an install can move), else the directory
@@ -504,11 +505,13 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
         cfg_error(&x, "", root, "expected a JSON object");
         goto done;
     }
-    cfg_check_keys(&x, root, "", cfg_root_keys, 8);
+    cfg_check_keys(&x, root, "", cfg_root_keys, 9);
     cfg_string(&x, root, "", "listen", &c->listen);
     int64_t workers = c->workers;
     cfg_int(&x, root, "", "workers", 1, 1024, &workers);
     c->workers = (int)workers;
+    cfg_number(&x, root, "", "shutdown_timeout", 0, 86400,
+               &c->shutdown_timeout);
     const cJSON *pl = cfg_object(&x, root, "", "plugins");
     if (pl != NULL) {
         static const char *const keys[] = {"dirs", "enable"};

@@ -261,6 +261,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         res->deadline.at_ms = t0 + lim.max_process_time * 1e3;
         res->deadline.limit_s = lim.max_process_time;
     }
+    res->deadline.cancel = &e->cancel;
     rc = exec_open_stored(st, g->req.source, lim.max_file_size, &raw, &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
@@ -315,6 +316,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     goto done;
 fail:
     res->timed_out = exec_deadline_passed(&res->deadline);
+    res->cancelled = res->deadline.cancelled != 0;
     err_format(&err, res->error, sizeof res->error);
     for (size_t j = 0; j < g->n_jobs; j++) {
         snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",

@@ -33,7 +33,10 @@ exec_deadline_passed(exec_deadline *d)
     if (d->expired) {
         return true;
     }
-    if (d->at_ms > 0 && exec_now_ms() > d->at_ms) {
+    if (d->cancel != NULL && *d->cancel) {
+        d->cancelled = 1;
+        d->expired = 1;
+    } else if (d->at_ms > 0 && exec_now_ms() > d->at_ms) {
         d->expired = 1;
     }
     return d->expired != 0;
@@ -42,6 +45,11 @@ exec_deadline_passed(exec_deadline *d)
 int
 exec_deadline_error(const exec_deadline *d, kiln_error *err)
 {
+    if (d->cancelled) {
+        return err_set(err, KILN_ELIMIT,
+                       "interrupted: the server is shutting down (the "
+                       "process is queued again)");
+    }
     return err_set(err, KILN_ELIMIT,
                    "cancelled: the process ran longer than its "
                    "max_process_time of %g s",
@@ -65,7 +73,7 @@ exec_deadline_eval(VipsImage *im, VipsProgress *progress, void *user)
 void
 exec_deadline_watch(exec_deadline *d, VipsImage *im)
 {
-    if (d->at_ms <= 0) {
+    if (d->at_ms <= 0 && d->cancel == NULL) {
         return;
     }
     vips_image_set_progress(im, TRUE);
@@ -572,6 +580,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
     /* fail_on_conversion_error: one failure and nothing is written. A
      * process cancelled by max_process_time writes nothing either way. */
     res->timed_out = exec_deadline_passed(&res->deadline);
+    res->cancelled = res->deadline.cancelled != 0;
     bool commit_ok =
         !res->timed_out && (n_failed == 0 || !g->req.fail_on_conversion_error);
     const kiln_storage *b = &st->backend->st;
@@ -593,12 +602,12 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
             b->abort(st->state, pend[j].handle);
             if (jr->ok) {
                 jr->ok = false;
-                snprintf(jr->error, sizeof jr->error, "%s",
-                         res->timed_out
-                             ? "not written: the process was cancelled by "
-                               "max_process_time"
-                             : "not written: another job failed and "
-                               "fail_on_conversion_error is true");
+                kiln_error why;
+                exec_deadline_error(&res->deadline, &why);
+                snprintf(jr->error, sizeof jr->error, "not written: %s",
+                         res->timed_out ? why.message
+                                        : "another job failed and "
+                                          "fail_on_conversion_error is true");
             }
         }
     }

@@ -185,6 +185,7 @@ typedef struct config_service {
 typedef struct kiln_config {
     char *listen;
     int workers;
+    double shutdown_timeout; /* s running work may take to finish at stop */
     char **plugin_dirs;
     size_t n_plugin_dirs;
     char **enable;
@@ -372,12 +373,15 @@ typedef struct job_result {
 typedef struct exec_deadline {
     double at_ms;
     double limit_s;
-    volatile int expired; /* set from libvips worker threads */
+    const volatile int *cancel; /* non-zero: stop now (server shutdown) */
+    volatile int expired;       /* set from libvips worker threads */
+    volatile int cancelled;     /* expired because of *cancel */
 } exec_deadline;
 
 typedef struct exec_result {
     bool ok;            /* every job finished */
     bool timed_out;     /* cancelled by max_process_time */
+    bool cancelled;     /* stopped by a server shutdown: run it again */
     int storage_errors; /* reads, writes and commits the storage failed */
     exec_deadline deadline;
     bool source_failed; /* the source could not be read (retryable) */
@@ -410,6 +414,9 @@ struct kiln_engine {
     struct runner *runner;
     struct api_limiter *limiter;
     struct postbacker *postbacker;
+    /* Set when a shutdown's grace period is over: running pipelines are
+     * killed and their processes go back to the queue. */
+    volatile int cancel;
     /* Always present: */
     struct kiln_metrics *metrics;
     struct netguard_allow *net_allow; /* network.allow, parsed */
@@ -463,7 +470,8 @@ int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
  * signals evaluation progress on it and the handler kills it. */
 void exec_deadline_watch(exec_deadline *d, VipsImage *im);
 bool exec_deadline_passed(exec_deadline *d);
-/* Fills err with "cancelled: max_process_time of N s exceeded". */
+/* Fills err with why the run was cancelled (its max_process_time, or
+ * the server's shutdown). */
 int exec_deadline_error(const exec_deadline *d, kiln_error *err);
 /* Width and height after EXIF auto-orientation. */
 void exec_oriented_shape(VipsImage *im, kiln_shape *out);

@@ -22,7 +22,7 @@ typedef struct metrics_hist {
 } metrics_hist;
 
 static const char *const metrics_outcomes[] = {"finished", "failed", "requeued",
-                                               "timeout"};
+                                               "timeout", "interrupted"};
 #define METRICS_N_OUTCOMES                                                     \
     (sizeof metrics_outcomes / sizeof metrics_outcomes[0])
 

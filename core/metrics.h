@@ -25,7 +25,8 @@ void metrics_free(kiln_metrics *m);
 
 /* One job of a process ran for `seconds`; ok: it was written. */
 void metrics_job(kiln_metrics *m, double seconds, bool ok);
-/* One process run ended ("finished", "failed", "requeued", "timeout"). */
+/* One process run ended ("finished", "failed", "requeued", "timeout",
+ * "interrupted"). */
 void metrics_process(kiln_metrics *m, double seconds, const char *outcome);
 /* n storage operations (read, write, commit) failed. */
 void metrics_storage_errors(kiln_metrics *m, int n);

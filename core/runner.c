@@ -143,7 +143,12 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     bool retryable = !res.ok && res.source_failed &&
                      g->req.wait_retry_delay >= 0 &&
                      p->n_requeues < RUNNER_MAX_REQUEUES;
-    if (retryable) {
+    if (res.cancelled) {
+        /* Shutdown: nothing was written; the process runs again from the
+         * start on the next server (or another host). */
+        jobstore_requeue(js, p->id, (int64_t)time(NULL), res.error, &err);
+        outcome = "interrupted";
+    } else if (retryable) {
         int64_t at = (int64_t)time(NULL) + (int64_t)g->req.wait_retry_delay;
         jobstore_requeue(js, p->id, at, res.error, &err);
         outcome = "requeued";
@@ -241,13 +246,23 @@ runner_wake(runner *r)
     workers_wake(&r->w);
 }
 
+static void
+runner_cancel(void *arg)
+{
+    runner *r = arg;
+    fprintf(stderr, "kiln: shutdown_timeout passed: interrupting the running "
+                    "processes; they stay queued\n");
+    r->engine->cancel = 1;
+}
+
 void
 runner_stop(runner *r)
 {
     if (r == NULL) {
         return;
     }
-    workers_stop(&r->w);
+    double t = r->engine->config->shutdown_timeout;
+    workers_stop_within(&r->w, (long)(t * 1e3), runner_cancel, r);
     free(r);
 }
 

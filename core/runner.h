@@ -34,9 +34,12 @@ int runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
 /* Wakes idle workers at once (a process was just queued). */
 void runner_wake(runner *r);
 
-/* Stops claiming new processes, waits for the running ones, and frees the
- * runner. A process that is still running when the caller exits stays
- * PROCESSING in the store and is re-queued by the next runner_start(). */
+/* Stops claiming new processes, waits for the running ones for the
+ * config's shutdown_timeout, then interrupts those still running (their
+ * pipelines are killed, nothing is written, and they go back to the
+ * queue), and frees the runner. A process still running when the caller
+ * exits anyway (killed) stays PROCESSING in the store and is re-queued by
+ * the next runner_start(). */
 void runner_stop(runner *r);
 
 /* A short hash of a request body, kept with an Idempotency-Key to tell a

@@ -77,6 +77,12 @@ workers_wake(workers *w)
 void
 workers_stop(workers *w)
 {
+    workers_stop_within(w, -1, NULL, NULL);
+}
+
+void
+workers_stop_within(workers *w, long ms, void (*on_late)(void *), void *arg)
+{
     if (w->n_threads == 0) {
         return;
     }
@@ -84,7 +90,26 @@ workers_stop(workers *w)
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    bool late = false;
     for (int i = 0; i < w->n_threads; i++) {
+        if (ms >= 0 && !late &&
+            pthread_timedjoin_np(w->threads[i], NULL, &until) == 0) {
+            continue;
+        }
+        if (ms >= 0 && !late) {
+            late = true;
+            if (on_late != NULL) {
+                on_late(arg);
+            }
+        }
         pthread_join(w->threads[i], NULL);
     }
     w->n_threads = 0;

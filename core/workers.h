@@ -33,5 +33,9 @@ void workers_sleep(workers *w, unsigned seen, long ms);
 void workers_wake(workers *w);
 /* Stops the threads, waits for their current round, and releases w. */
 void workers_stop(workers *w);
+/* The same, but when the threads are not done within `ms` milliseconds
+ * calls on_late(arg) once (to cancel their work), then waits on. */
+void workers_stop_within(workers *w, long ms, void (*on_late)(void *),
+                         void *arg);
 
 #endif /* KILN_CORE_WORKERS_H */

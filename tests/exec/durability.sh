@@ -4,7 +4,9 @@
 # processes (two jobs each), kills the server once a few have finished,
 # restarts it on the same job store, and requires every process that got
 # a 200 to finish, each destination whole (byte-identical to the same job
-# of another process) and no temporary file left anywhere.
+# of another process) and no temporary file left anywhere. Then SIGTERM
+# while a slow process runs: the server waits shutdown_timeout, interrupts
+# it, exits cleanly, and the process is queued again, nothing written.
 set -u
 KILN=${KILN:-build/kiln}
 tmp=$(mktemp -d)
@@ -16,12 +18,13 @@ fail() { echo "FAIL durability/$1: $2"; status=1; }
 N=40
 
 mkdir -p "$tmp/storage/in"
-vips gaussnoise "$tmp/n.v" 1000 750 && vips copy "$tmp/n.v" "$tmp/storage/in/src.jpg" ||
+vips gaussnoise "$tmp/n.v" 1000 750 && vips copy "$tmp/n.v" "$tmp/storage/in/src.jpg" &&
+    vips gaussnoise "$tmp/big.v" 2400 2400 && vips copy "$tmp/big.v" "$tmp/storage/in/big.png" ||
     { fail setup "cannot make the source"; exit 1; }
 port=$((20000 + RANDOM % 20000))
 plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
 cat >"$tmp/cfg.json" <<JSON
-{"listen": "127.0.0.1:$port", "workers": 2,
+{"listen": "127.0.0.1:$port", "workers": 2, "shutdown_timeout": 0.5,
  "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
  "jobstore": {"driver": "sqlite", "path": "$tmp/kiln.db"},
  "rate_limit": {"per_second": 10000, "burst": 10000},
@@ -103,6 +106,31 @@ vipsheader "$tmp/storage/out/1/a.jpg" | grep -q '400x300' &&
 left=$(find "$tmp/storage" -name '.*' -type f | head -5)
 [ -z "$left" ] && ok no-temporary-files || fail no-temporary-files "$left"
 
+# Graceful shutdown with a slow process running.
+slow='{"service_id": 1, "source": "/in/big.png", "jobs": [{"destination": "/out/slow.jpg", "transformations": [
+  {"type": "rotate", "degrees": 13}, {"type": "blur", "radius": 5, "sigma": 5}, {"type": "rotate", "degrees": 17}]}]}'
+sid=$(curl -s -H 'Authorization: Bearer tok' --data-binary "$slow" "$url/request" |
+    sed -n 's/.*"process_id":"\([A-Za-z0-9_-]*\)".*/\1/p')
+for _ in $(seq 100); do
+    curl -s -H 'Authorization: Bearer tok' "$url/status/$sid" | grep -q '"status":"PROCESSING"' && break
+    sleep 0.05
+done
+t0=$(date +%s.%N)
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+echo "  SIGTERM to exit: ${took} s (shutdown_timeout 0.5 s)"
+[ "$rc" = 0 ] && grep -q 'interrupting the running processes' "$tmp/log" &&
+    ok sigterm-interrupts-running || fail sigterm-interrupts-running "exit $rc: $(tail -3 "$tmp/log")"
+[ ! -e "$tmp/storage/out/slow.jpg" ] && ok interrupted-nothing-written || fail interrupted-nothing-written "slow.jpg exists"
+start || { fail restart-2 "the server did not come back"; exit 1; }
+st=$(curl -s -H 'Authorization: Bearer tok' "$url/status/$sid")
+case "$st" in
+*'"status":"QUEUED"'* | *'"status":"PROCESSING"'*) ok interrupted-queued-again ;;
+*) fail interrupted-queued-again "$st" ;;
+esac
 kill -TERM "$pid"
 wait "$pid"
 rc=$?

@@ -163,6 +163,25 @@ if command -v promtool >/dev/null; then
 else
     echo "skip postback/promtool: promtool is not installed (Debian package prometheus)"
 fi
+# The example receiver (examples/postback) verifies real postbacks.
+eport=$((port + 1))
+KILN_POSTBACK_SECRET=pb-secret python3 "$here/../../examples/postback/receiver.py" "$eport" >"$tmp/example.out" 2>&1 &
+epid=$!
+sleep 0.5
+ebody=$(python3 - "$here/../../examples/postback/request.json" "$eport" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["source"] = "/in/a.png"
+r["callback"] = r["callback"].replace(":8000", ":" + sys.argv[2])
+print(json.dumps(r))
+PY
+)
+post tok-one "$ebody" >/dev/null
+for _ in $(seq 50); do grep -q FINISHED "$tmp/example.out" && break; sleep 0.1; done
+kill "$epid" 2>/dev/null
+grep -q 'PROCESSING signature=ok' "$tmp/example.out" && grep -q 'FINISHED signature=ok' "$tmp/example.out" &&
+    ok example-receiver || fail example-receiver "$(cat "$tmp/example.out")"
+
 grep -q 'pb-secret' "$tmp/log" && fail secret-not-logged "the secret appears in the log" || ok secret-not-logged
 
 kill -TERM "$pid"
