@@ -219,12 +219,45 @@ jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
     return s->drv->find_idempotent(s, service_id, key, out, err);
 }
 
+/* KILN_OK for a lease a driver can add to a timestamp, else KILN_EINVAL
+ * naming the call. */
+static int
+js_check_lease(const char *what, int lease_seconds, kiln_error *err)
+{
+    if (lease_seconds <= 0) {
+        return err_set(err, KILN_EINVAL,
+                       "%s: lease of %d seconds (expected at least 1)", what,
+                       lease_seconds);
+    }
+    return KILN_OK;
+}
+
 int
 jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
                jobstore_process *out, kiln_error *err)
 {
     memset(out, 0, sizeof *out);
+    int rc = js_check_lease("claim", lease_seconds, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
     return s->drv->claim(s, now, lease_seconds, out, err);
+}
+
+int
+jobstore_renew(jobstore *s, const char *id, int64_t now, int lease_seconds,
+               kiln_error *err)
+{
+    int rc = js_check_lease("renew", lease_seconds, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (s->drv->renew == NULL) {
+        return err_set(err, KILN_EABI,
+                       "job store driver \"%s\" cannot renew leases",
+                       s->drv->name);
+    }
+    return s->drv->renew(s, id, now, lease_seconds, err);
 }
 
 int
@@ -313,8 +346,9 @@ jobstore_postback_due(jobstore *s, int64_t now, int lease_seconds, size_t max,
 {
     *out = NULL;
     *n_out = 0;
-    if (max == 0) {
-        return KILN_OK;
+    int rc = js_check_lease("postback_due", lease_seconds, err);
+    if (rc != KILN_OK || max == 0) {
+        return rc;
     }
     return s->drv->postback_due(s, now, lease_seconds, max, out, n_out, err);
 }

@@ -21,19 +21,32 @@
  *   or the service's idempotency key is taken); KILN_EPERM (the process's
  *   status forbids the operation: HTTP 409); KILN_EINVAL (bad argument);
  *   KILN_ELIMIT (append_jobs past max_jobs); KILN_ENOMEM; KILN_EIO (the
- *   database failed). The message goes to the caller-owned `err`, last.
+ *   database failed); KILN_EABI (the driver lacks an operation added
+ *   after it was built). The message goes to the caller-owned `err`,
+ *   last.
  * - Timestamps are UTC seconds since the epoch. The store stamps
  *   created_at/updated_at with the wall clock; scheduling calls (claim,
- *   postback_due, postback_record, counts) take `now` from the caller so
- *   tests and the server agree on one clock.
+ *   renew, postback_due, postback_record, counts) take `now` from the
+ *   caller so tests and the server agree on one clock.
  * - Strings in structs handed *to* the store are borrowed; strings in
  *   structs filled *by* the store are malloc'd and owned by the caller,
  *   released with jobstore_process_clear() / jobstore_postbacks_free().
  *
- * Leases: claim() records lease_until = now + lease. On one host recover()
- * at start-up re-queues every PROCESSING row; a multi-host driver will also
- * return rows whose lease expired (renewal is not part of this interface
- * yet).
+ * Leases: claim() records lease_until = now + lease_seconds, and the
+ * worker holding the process extends it with renew() while it runs. A
+ * lease is live while now <= lease_until; once lease_until < now its
+ * worker or host is taken for dead, and claim() takes the process back
+ * like a queued one (in its old place in the queue), counting a re-queue
+ * (n_requeues + 1, error "lease expired: re-run"). postback_due() leases
+ * too: a taken postback's next_at moves to now + lease_seconds,
+ * and from that second on, without a postback_record(), the postback is
+ * due again (next_at is also its schedule, due when next_at <= now; a
+ * lease that ran out is not counted as a delivery attempt). recover() at
+ * start-up re-queues every PROCESSING process at once, leases or not: it
+ * is for a store one host uses; hosts sharing a store rely on the leases
+ * instead. Nothing tells a worker that its lease was taken over:
+ * complete(), requeue() and renew() from it still succeed while the
+ * process is PROCESSING.
  */
 #ifndef KILN_CORE_JOBSTORE_H
 #define KILN_CORE_JOBSTORE_H
@@ -146,6 +159,10 @@ typedef struct jobstore_driver {
                         kiln_error *err);
     int (*counts)(jobstore *s, int64_t now, jobstore_counts *out,
                   kiln_error *err);
+    /* Added after the first drivers, last so that their tables keep their
+     * layout; NULL in a driver without it (jobstore_renew: KILN_EABI). */
+    int (*renew)(jobstore *s, const char *id, int64_t now, int lease_seconds,
+                 kiln_error *err);
 } jobstore_driver;
 
 struct jobstore {
@@ -217,11 +234,22 @@ int jobstore_get(jobstore *s, const char *id, int service_id,
 int jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
                              jobstore_process *out, kiln_error *err);
 
-/* Atomically moves the QUEUED process queued earliest whose not_before <=
- * now to PROCESSING with lease_until = now + lease_seconds, and fills
- * *out with it. KILN_ENOTFOUND when none is ready. */
+/* Atomically takes the process first in queue order among the QUEUED ones
+ * whose not_before <= now and the PROCESSING ones whose lease expired
+ * (lease_until < now; taken back with n_requeues + 1 and error "lease
+ * expired: re-run"), makes it PROCESSING with lease_until = now +
+ * lease_seconds, and fills *out with it as stored. KILN_ENOTFOUND when
+ * none is ready; KILN_EINVAL if lease_seconds <= 0. */
 int jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
                    jobstore_process *out, kiln_error *err);
+
+/* Extends the lease of a PROCESSING process: lease_until = now +
+ * lease_seconds (nothing else changes, updated_at included). A worker
+ * calls it well within its lease while it runs the process. KILN_ENOTFOUND
+ * if absent; KILN_EPERM if it is not PROCESSING any more; KILN_EINVAL if
+ * lease_seconds <= 0; KILN_EABI if the driver predates renewal. */
+int jobstore_renew(jobstore *s, const char *id, int64_t now, int lease_seconds,
+                   kiln_error *err);
 
 /* Ends a PROCESSING process as FINISHED or FAILED (else KILN_EINVAL),
  * storing the per-job results JSON and error (either may be NULL).
@@ -272,10 +300,11 @@ int jobstore_postback_enqueue(jobstore *s, const jobstore_postback *pb,
                               int64_t *id, kiln_error *err);
 
 /* Claims up to `max` PENDING postbacks with next_at <= now, oldest first:
- * their next_at moves to now + lease_seconds, so another sender does not
- * take them and a crash mid-delivery sends them again later. *out is a
- * malloc'd array of *n_out (NULL when 0), freed with
- * jobstore_postbacks_free(). */
+ * their next_at moves to now + lease_seconds (the lease), so another
+ * sender does not take them and a crash mid-delivery sends them again
+ * once the lease is over. *out is a malloc'd array of *n_out (NULL when
+ * 0), freed with jobstore_postbacks_free(). KILN_EINVAL if lease_seconds
+ * <= 0. */
 int jobstore_postback_due(jobstore *s, int64_t now, int lease_seconds,
                           size_t max, jobstore_postback **out, size_t *n_out,
                           kiln_error *err);

@@ -4,10 +4,12 @@
  * connection per store, guarded by a mutex (the HTTP threads and workers
  * share it); every read-modify-write runs in BEGIN IMMEDIATE, so several
  * processes on the same file (tests, or `kiln` tools) stay atomic too.
- * All SQL of the job store lives here.
+ * All SQL of the job store lives here, in the table sq_queries; each
+ * statement is prepared once per connection and reused under the mutex.
  */
 #include "jobstore.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,12 +23,7 @@
 
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
-
-typedef struct sq_store {
-    jobstore base; /* first: the handle the interface sees */
-    sqlite3 *db;
-    pthread_mutex_t mu;
-} sq_store;
+#define SQ_NAME_LEN 16 /* a status or state name, NUL included */
 
 /* Columns of jobstore_process, in sq_read_process's order. */
 #define SQ_PROC_COLS                                                           \
@@ -40,8 +37,200 @@ typedef struct sq_store {
 
 /* Queue order: a counter that grows each time a process enters QUEUED
  * (creation, requeue, retry, set_processing), so claims are FIFO by the
- * moment a process was queued. recover() keeps the old value. */
+ * moment a process was queued. recover() and a lease taken back keep the
+ * old value: interrupted work goes first. */
 #define SQ_NEXT_SEQ "(SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM process)"
+
+/* The postbacks postback_due() takes (?1 now, ?2 max): the SELECT that
+ * reads them and the UPDATE that leases them, in one write transaction,
+ * see the same rows. */
+#define SQ_PB_DUE_WHERE                                                        \
+    "state = 'PENDING' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+
+/* Why a process whose lease ran out is in the queue again (its error). */
+#define SQ_LEASE_EXPIRED "'lease expired: re-run'"
+
+/* Every statement the driver runs, an index into sq_queries. */
+typedef enum sq_query {
+    SQ_Q_WAL,
+    SQ_Q_HAS_SCHEMA,
+    SQ_Q_VERSION,
+    SQ_Q_PING,
+    SQ_Q_CREATE,
+    SQ_Q_GET,
+    SQ_Q_FIND_IDEM,
+    SQ_Q_STATUS,
+    SQ_Q_CLAIM,
+    SQ_Q_COMPLETE,
+    SQ_Q_REQUEUE,
+    SQ_Q_RENEW,
+    SQ_Q_RECOVER,
+    SQ_Q_RETRY,
+    SQ_Q_READ_REQUEST,
+    SQ_Q_WRITE_REQUEST,
+    SQ_Q_SET_PROCESSING,
+    SQ_Q_PB_ENQUEUE,
+    SQ_Q_PB_DUE,
+    SQ_Q_PB_LEASE,
+    SQ_Q_PB_STATE,
+    SQ_Q_PB_RECORD,
+    SQ_Q_PB_GET,
+    SQ_Q_COUNTS,
+    SQ_N_QUERIES
+} sq_query;
+
+typedef struct sq_store {
+    jobstore base; /* first: the handle the interface sees */
+    sqlite3 *db;
+    pthread_mutex_t mu; /* held by every call, around every statement */
+    sqlite3_stmt *stmts[SQ_N_QUERIES]; /* prepared on first use */
+} sq_store;
+
+/* One value bound to a statement parameter: text (NULL binds SQL NULL)
+ * or an integer. Text is bound without a copy: it must outlive the step,
+ * which every helper below finishes before it returns. */
+typedef struct sq_arg {
+    bool is_text;
+    const char *text;
+    int64_t num;
+} sq_arg;
+
+#define SQ_TEXT(v)                                                             \
+    {                                                                          \
+        .is_text = true, .text = (v)                                           \
+    }
+#define SQ_INT(v)                                                              \
+    {                                                                          \
+        .num = (int64_t)(v)                                                    \
+    }
+/* The arguments ?1, ?2, ... of a statement as the pair (array, count)
+ * the helpers take; sizeof does not evaluate its operand. */
+#define SQ_ARGS(...)                                                           \
+    (const sq_arg[]){__VA_ARGS__},                                             \
+        (int)(sizeof((const sq_arg[]){__VA_ARGS__}) / sizeof(sq_arg))
+
+/* Reads the current row of a statement into ctx. */
+typedef int (*sq_row_fn)(sqlite3_stmt *st, void *ctx, kiln_error *err);
+
+/* How sq_enter opens a call: no transaction (one statement is atomic by
+ * itself), one read snapshot, or a write transaction taken at once. */
+typedef enum sq_mode { SQ_PLAIN, SQ_SNAPSHOT, SQ_WRITE } sq_mode;
+
+/* What each statement does (for messages: "job store: <what>: <why>"),
+ * and its text. Parameters are numbered from ?1 in the order the callers
+ * bind them. */
+static const struct {
+    const char *what;
+    const char *sql;
+} sq_queries[SQ_N_QUERIES] = {
+    [SQ_Q_WAL] = {"journal mode", "PRAGMA journal_mode = WAL"},
+    [SQ_Q_HAS_SCHEMA] = {"read schema",
+                         "SELECT count(*) FROM sqlite_master WHERE type = "
+                         "'table' AND name = 'meta'"},
+    [SQ_Q_VERSION] = {"read schema",
+                      "SELECT value FROM meta WHERE key = 'schema_version'"},
+    [SQ_Q_PING] = {"ping", "SELECT count(*) FROM meta"},
+    /* ?1 id, ?2 service, ?3 status, ?4 request, ?5 callback, ?6 key,
+     * ?7 hash, ?8 now, ?9 not_before */
+    [SQ_Q_CREATE] = {"create process",
+                     "INSERT INTO process (id, service_id, status, request, "
+                     "callback, idem_key, idem_hash, created_at, updated_at, "
+                     "not_before, queue_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                     "?7, ?8, ?8, ?9, " SQ_NEXT_SEQ ")"},
+    [SQ_Q_GET] = {"read process",
+                  "SELECT " SQ_PROC_COLS " FROM process WHERE id = ?1 AND "
+                  "service_id = ?2"},
+    [SQ_Q_FIND_IDEM] = {"read process", "SELECT " SQ_PROC_COLS
+                                        " FROM process WHERE idem_key = ?1 "
+                                        "AND service_id = ?2"},
+    /* ?1 id, ?2 service or -1 for any */
+    [SQ_Q_STATUS] = {"read process",
+                     "SELECT status FROM process WHERE id = ?1 AND (?2 < 0 "
+                     "OR service_id = ?2)"},
+    /* ?1 now, ?2 lease_until, ?3 wall clock. The first in queue order of
+     * the ready QUEUED processes and the PROCESSING ones whose lease ran
+     * out (each found through its own index); a lease taken back counts
+     * as a re-queue. */
+    [SQ_Q_CLAIM] = {"claim",
+                    "UPDATE process SET status = 'PROCESSING', "
+                    "lease_until = ?2, updated_at = ?3, "
+                    "n_requeues = n_requeues + "
+                    "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
+                    "error = CASE status WHEN 'PROCESSING' "
+                    "THEN " SQ_LEASE_EXPIRED " ELSE error END "
+                    "WHERE id = (SELECT id FROM ("
+                    "SELECT * FROM (SELECT id, queue_seq FROM process "
+                    "WHERE status = 'QUEUED' AND not_before <= ?1 "
+                    "ORDER BY queue_seq LIMIT 1) "
+                    "UNION ALL SELECT id, queue_seq FROM process "
+                    "WHERE status = 'PROCESSING' AND lease_until < ?1) "
+                    "ORDER BY queue_seq LIMIT 1) "
+                    "RETURNING " SQ_PROC_COLS},
+    /* ?1 id, ?2 status, ?3 result, ?4 error, ?5 now */
+    [SQ_Q_COMPLETE] = {"complete",
+                       "UPDATE process SET status = ?2, result = ?3, error = "
+                       "?4, updated_at = ?5, lease_until = 0 WHERE id = ?1 "
+                       "AND status = 'PROCESSING'"},
+    /* ?1 id, ?2 not_before, ?3 error, ?4 now */
+    [SQ_Q_REQUEUE] = {"requeue",
+                      "UPDATE process SET status = 'QUEUED', not_before = ?2, "
+                      "error = ?3, n_requeues = n_requeues + 1, updated_at = "
+                      "?4, lease_until = 0, queue_seq = " SQ_NEXT_SEQ
+                      " WHERE id = ?1 AND status = 'PROCESSING'"},
+    /* ?1 id, ?2 lease_until */
+    [SQ_Q_RENEW] = {"renew", "UPDATE process SET lease_until = ?2 WHERE id = "
+                             "?1 AND status = 'PROCESSING'"},
+    /* ?1 now */
+    [SQ_Q_RECOVER] = {"recover",
+                      "UPDATE process SET status = 'QUEUED', lease_until = 0, "
+                      "updated_at = ?1 WHERE status = 'PROCESSING'"},
+    /* ?1 id, ?2 service, ?3 now */
+    [SQ_Q_RETRY] = {"retry",
+                    "UPDATE process SET status = 'QUEUED', attempt = attempt "
+                    "+ 1, n_requeues = 0, result = NULL, error = NULL, "
+                    "not_before = 0, updated_at = ?3, queue_seq = " SQ_NEXT_SEQ
+                    " WHERE id = ?1 AND service_id = ?2 AND status IN "
+                    "('FINISHED', 'FAILED') RETURNING attempt"},
+    [SQ_Q_READ_REQUEST] = {"read process",
+                           "SELECT status, request FROM process WHERE id = ?1 "
+                           "AND service_id = ?2"},
+    /* ?1 id, ?2 request, ?3 now */
+    [SQ_Q_WRITE_REQUEST] = {"append jobs",
+                            "UPDATE process SET request = ?2, updated_at = ?3 "
+                            "WHERE id = ?1"},
+    /* ?1 id, ?2 service, ?3 callback, ?4 now */
+    [SQ_Q_SET_PROCESSING] = {"queue",
+                             "UPDATE process SET status = 'QUEUED', callback "
+                             "= COALESCE(?3, callback), updated_at = ?4, "
+                             "queue_seq = " SQ_NEXT_SEQ " WHERE id = ?1 AND "
+                             "service_id = ?2 AND status = 'INCOMPLETE'"},
+    /* ?1 process, ?2 service, ?3 url, ?4 body, ?5 next_at, ?6 now */
+    [SQ_Q_PB_ENQUEUE] = {"enqueue postback",
+                         "INSERT INTO postback (process_id, service_id, url, "
+                         "body, next_at, created_at, updated_at) VALUES (?1, "
+                         "?2, ?3, ?4, ?5, ?6, ?6)"},
+    [SQ_Q_PB_DUE] = {"read postbacks", "SELECT " SQ_PB_COLS
+                                       " FROM postback WHERE " SQ_PB_DUE_WHERE},
+    /* ?1 now, ?2 max, ?3 next_at */
+    [SQ_Q_PB_LEASE] = {"lease postbacks",
+                       "UPDATE postback SET next_at = ?3 WHERE id IN (SELECT "
+                       "id FROM postback WHERE " SQ_PB_DUE_WHERE ")"},
+    [SQ_Q_PB_STATE] = {"read postback",
+                       "SELECT state, attempt FROM postback WHERE id = ?1"},
+    /* ?1 id, ?2 state, ?3 attempt, ?4 next_at, ?5 status, ?6 error, ?7 now */
+    [SQ_Q_PB_RECORD] = {"record postback",
+                        "UPDATE postback SET state = ?2, attempt = ?3, "
+                        "next_at = ?4, last_status = ?5, last_error = ?6, "
+                        "updated_at = ?7 WHERE id = ?1"},
+    [SQ_Q_PB_GET] = {"read postback",
+                     "SELECT " SQ_PB_COLS " FROM postback WHERE id = ?1"},
+    /* ?1 now */
+    [SQ_Q_COUNTS] = {"count",
+                     "SELECT 0, status, count(*) FROM process GROUP BY status "
+                     "UNION ALL SELECT 1, state, count(*) FROM postback GROUP "
+                     "BY state UNION ALL SELECT 2, '', count(*) FROM process "
+                     "WHERE status = 'QUEUED' AND not_before <= ?1"},
+};
 
 static const char sq_schema_sql[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -83,6 +272,13 @@ static const char sq_schema_sql[] =
     " WHERE state = 'PENDING';"
     "INSERT INTO meta (key, value) VALUES ('schema_version', '1');";
 
+/* Added after schema version 1 without changing it: an index changes no
+ * data, and a build that does not know it ignores it. It keeps claim()'s
+ * search for expired leases off the whole table. */
+static const char sq_indexes_sql[] =
+    "CREATE INDEX IF NOT EXISTS process_lease ON process (lease_until)"
+    " WHERE status = 'PROCESSING';";
+
 /* ------------------------------------------------------------ helpers */
 
 static sq_store *
@@ -120,25 +316,159 @@ sq_exec(sq_store *s, const char *sql, kiln_error *err)
     return KILN_OK;
 }
 
+/* Locks the store for one call and opens the transaction `mode` asks for.
+ * Whatever it returns, the caller ends the call with sq_leave(). */
 static int
-sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st, kiln_error *err)
+sq_enter(sq_store *s, sq_mode mode, kiln_error *err)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
-        *st = NULL;
-        return sq_fail(s, "prepare", err);
+    static const char *const begin[] = {NULL, "BEGIN", "BEGIN IMMEDIATE"};
+    pthread_mutex_lock(&s->mu);
+    return begin[mode] != NULL ? sq_exec(s, begin[mode], err) : KILN_OK;
+}
+
+/* Ends a call: commits an open transaction when rc is KILN_OK, rolls it
+ * back otherwise (or when the commit fails), and unlocks. Returns rc, or
+ * the commit's failure. */
+static int
+sq_leave(sq_store *s, int rc, kiln_error *err)
+{
+    if (rc == KILN_OK && !sqlite3_get_autocommit(s->db)) {
+        rc = sq_exec(s, "COMMIT", err);
     }
+    if (rc != KILN_OK && !sqlite3_get_autocommit(s->db)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* The connection's statement `q`, prepared on first use, with args bound
+ * to ?1..?n_args. The caller holds the mutex and runs it with sq_each. */
+static int
+sq_bind(sq_store *s, sq_query q, const sq_arg *args, int n_args,
+        sqlite3_stmt **out, kiln_error *err)
+{
+    sqlite3_stmt *st = s->stmts[q];
+    *out = NULL;
+    if (st == NULL) {
+        if (sqlite3_prepare_v3(s->db, sq_queries[q].sql, -1,
+                               SQLITE_PREPARE_PERSISTENT, &st,
+                               NULL) != SQLITE_OK) {
+            return sq_fail(s, sq_queries[q].what, err);
+        }
+        s->stmts[q] = st;
+    }
+    assert(n_args == sqlite3_bind_parameter_count(st));
+    int rc = SQLITE_OK;
+    for (int i = 0; i < n_args && rc == SQLITE_OK; i++) {
+        if (!args[i].is_text) {
+            rc = sqlite3_bind_int64(st, i + 1, args[i].num);
+        } else if (args[i].text == NULL) {
+            rc = sqlite3_bind_null(st, i + 1);
+        } else {
+            rc = sqlite3_bind_text(st, i + 1, args[i].text, -1, SQLITE_STATIC);
+        }
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_clear_bindings(st);
+        return sq_fail(s, sq_queries[q].what, err);
+    }
+    *out = st;
     return KILN_OK;
 }
 
-/* Binds text, or NULL for a NULL pointer; SQLite copies it. */
-static void
-sq_bind_text(sqlite3_stmt *st, int i, const char *v)
+/* Runs statement `q` with `args` to its end, calling fn (unless NULL) on
+ * each row; stops at the first failure. The statement is reset and its
+ * bindings cleared on every path, so none keeps a read open or points at
+ * the caller's strings once this returns. */
+static int
+sq_each(sq_store *s, sq_query q, const sq_arg *args, int n_args, sq_row_fn fn,
+        void *ctx, kiln_error *err)
 {
-    if (v == NULL) {
-        sqlite3_bind_null(st, i);
-    } else {
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_bind(s, q, args, n_args, &st, err);
+    while (rc == KILN_OK) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE) {
+            break;
+        }
+        if (step != SQLITE_ROW) {
+            rc = sq_fail(s, sq_queries[q].what, err);
+        } else if (fn != NULL) {
+            rc = fn(st, ctx, err);
+        }
     }
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return rc;
+}
+
+/* Runs a statement that changes rows; *n_changed (may be NULL) gets how
+ * many it changed. */
+static int
+sq_run(sq_store *s, sq_query q, const sq_arg *args, int n_args, int *n_changed,
+       kiln_error *err)
+{
+    int rc = sq_each(s, q, args, n_args, NULL, NULL, err);
+    if (rc == KILN_OK && n_changed != NULL) {
+        *n_changed = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+typedef struct sq_first {
+    sq_row_fn fn;
+    void *ctx;
+    bool seen;
+} sq_first;
+
+static int
+sq_first_row(sqlite3_stmt *st, void *arg, kiln_error *err)
+{
+    sq_first *f = arg;
+    if (f->seen) {
+        return KILN_OK;
+    }
+    f->seen = true;
+    return f->fn(st, f->ctx, err);
+}
+
+/* Runs `q` to its end (a RETURNING statement finishes its change so),
+ * reading its first row with fn. KILN_ENOTFOUND when it has none, with a
+ * plain message the callers reword. */
+static int
+sq_one(sq_store *s, sq_query q, const sq_arg *args, int n_args, sq_row_fn fn,
+       void *ctx, kiln_error *err)
+{
+    sq_first f = {fn, ctx, false};
+    int rc = sq_each(s, q, args, n_args, sq_first_row, &f, err);
+    if (rc == KILN_OK && !f.seen) {
+        rc = err_set(err, KILN_ENOTFOUND, "job store: %s: not found",
+                     sq_queries[q].what);
+    }
+    return rc;
+}
+
+/* Row readers for sq_one and sq_each. */
+
+static int
+sq_row_int(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    (void)err;
+    *(int64_t *)ctx = sqlite3_column_int64(st, 0);
+    return KILN_OK;
+}
+
+/* A status or state name into char[SQ_NAME_LEN] ("" for NULL). */
+static int
+sq_row_name(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    (void)err;
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    snprintf(ctx, SQ_NAME_LEN, "%s", v ? (const char *)v : "");
+    return KILN_OK;
 }
 
 /* A malloc'd copy of a text column, NULL for SQL NULL; *oom on failure. */
@@ -163,9 +493,27 @@ sq_col_id(sqlite3_stmt *st, int i, char out[JOBSTORE_ID_LEN + 1])
     snprintf(out, JOBSTORE_ID_LEN + 1, "%s", v ? (const char *)v : "");
 }
 
+/* How reading a row into a struct went: KILN_ENOMEM if a copy failed,
+ * KILN_EINTERNAL if its `column` held no name we know (parsed < 0). */
 static int
-sq_read_process(sqlite3_stmt *st, jobstore_process *p, kiln_error *err)
+sq_row_checked(bool oom, int parsed, const char *row, const char *column,
+               kiln_error *err)
 {
+    if (oom) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    if (parsed < 0) {
+        return err_set(err, KILN_EINTERNAL, "job store: %s has an unknown %s",
+                       row, column);
+    }
+    return KILN_OK;
+}
+
+/* A row of SQ_PROC_COLS into the jobstore_process ctx. */
+static int
+sq_read_process(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    jobstore_process *p = ctx;
     bool oom = false;
     memset(p, 0, sizeof *p);
     sq_col_id(st, 0, p->id);
@@ -184,22 +532,20 @@ sq_read_process(sqlite3_stmt *st, jobstore_process *p, kiln_error *err)
     p->updated_at = sqlite3_column_int64(st, 12);
     p->not_before = sqlite3_column_int64(st, 13);
     p->lease_until = sqlite3_column_int64(st, 14);
-    if (oom) {
+    int rc = sq_row_checked(oom, status, "process", "status", err);
+    if (rc != KILN_OK) {
         jobstore_process_clear(p);
-        return err_set(err, KILN_ENOMEM, "job store: out of memory");
-    }
-    if (status < 0) {
-        jobstore_process_clear(p);
-        return err_set(err, KILN_EINTERNAL,
-                       "job store: process has an unknown status");
+        return rc;
     }
     p->status = (jobstore_status)status;
     return KILN_OK;
 }
 
+/* A row of SQ_PB_COLS into the jobstore_postback ctx. */
 static int
-sq_read_postback(sqlite3_stmt *st, jobstore_postback *pb, kiln_error *err)
+sq_read_postback(sqlite3_stmt *st, void *ctx, kiln_error *err)
 {
+    jobstore_postback *pb = ctx;
     bool oom = false;
     memset(pb, 0, sizeof *pb);
     pb->id = sqlite3_column_int64(st, 0);
@@ -213,68 +559,64 @@ sq_read_postback(sqlite3_stmt *st, jobstore_postback *pb, kiln_error *err)
     pb->next_at = sqlite3_column_int64(st, 7);
     pb->last_status = sqlite3_column_int(st, 8);
     pb->last_error = sq_col_dup(st, 9, &oom);
-    if (oom) {
+    int rc = sq_row_checked(oom, state, "postback", "state", err);
+    if (rc != KILN_OK) {
         jobstore_postback_clear(pb);
-        return err_set(err, KILN_ENOMEM, "job store: out of memory");
-    }
-    if (state < 0) {
-        jobstore_postback_clear(pb);
-        return err_set(err, KILN_EINTERNAL,
-                       "job store: postback has an unknown state");
+        return rc;
     }
     pb->state = (jobstore_postback_state)state;
     return KILN_OK;
 }
 
+/* Reads the first row of `q` (SQ_PROC_COLS) into *out; on failure *out
+ * is left cleared. KILN_ENOTFOUND as sq_one. */
 static int
-sq_begin(sq_store *s, kiln_error *err)
+sq_one_process(sq_store *s, sq_query q, const sq_arg *args, int n_args,
+               jobstore_process *out, kiln_error *err)
 {
-    return sq_exec(s, "BEGIN IMMEDIATE", err);
-}
-
-static int
-sq_commit(sq_store *s, kiln_error *err)
-{
-    return sq_exec(s, "COMMIT", err);
-}
-
-static void
-sq_rollback(sq_store *s)
-{
-    if (!sqlite3_get_autocommit(s->db)) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    int rc = sq_one(s, q, args, n_args, sq_read_process, out, err);
+    if (rc != KILN_OK) {
+        jobstore_process_clear(out);
     }
+    return rc;
 }
 
-/* The status of process `id` (of `service_id` unless it is < 0), for the
- * message of a refused transition: KILN_ENOTFOUND or KILN_EPERM. */
+/* Why process `id` (of `service_id` unless it is < 0) was not changed by
+ * `what`: KILN_ENOTFOUND, or KILN_EPERM naming its status. */
 static int
 sq_refuse(sq_store *s, const char *id, int service_id, const char *what,
           const char *expected, kiln_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc =
-        sq_prepare(s,
-                   "SELECT status FROM process WHERE id = ?1 AND (?2 < 0 OR "
-                   "service_id = ?2)",
-                   &st, err);
-    if (rc != KILN_OK) {
-        return rc;
+    char status[SQ_NAME_LEN];
+    int rc = sq_one(s, SQ_Q_STATUS, SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)),
+                    sq_row_name, status, err);
+    if (rc == KILN_OK) {
+        return err_set(err, KILN_EPERM,
+                       "cannot %s process \"%s\": it is %s (expected %s)", what,
+                       id, status, expected);
     }
-    sq_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, service_id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        rc = err_set(err, KILN_EPERM,
-                     "cannot %s process \"%s\": it is %s (expected %s)", what,
-                     id, (const char *)sqlite3_column_text(st, 0), expected);
-    } else if (step == SQLITE_DONE) {
-        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
-    } else {
-        rc = sq_fail(s, "read process", err);
+    if (rc == KILN_ENOTFOUND) {
+        return err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
     }
-    sqlite3_finalize(st);
     return rc;
+}
+
+/* One call that moves process `id` from `expected`: runs `q` in a write
+ * transaction (fn, if not NULL, reads what it returns), and when it
+ * changes no row, tells why (sq_refuse). */
+static int
+sq_transition(sq_store *s, sq_query q, const sq_arg *args, int n_args,
+              sq_row_fn fn, void *ctx, const char *id, int service_id,
+              const char *expected, kiln_error *err)
+{
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, q, args, n_args, fn, ctx, err);
+    }
+    if (rc == KILN_OK && sqlite3_changes(s->db) == 0) {
+        rc = sq_refuse(s, id, service_id, sq_queries[q].what, expected, err);
+    }
+    return sq_leave(s, rc, err);
 }
 
 /* Creates the directories above `path` (mkdir -p of its dirname). */
@@ -312,60 +654,32 @@ sq_mkdir_parents(const char *path, kiln_error *err)
     return rc;
 }
 
-/* Creates the schema in a fresh database, or checks its version. */
+/* Creates the schema in a fresh database, or checks its version; then
+ * adds the indexes that came later. */
 static int
 sq_schema(sq_store *s, kiln_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin(s, err);
-    if (rc != KILN_OK) {
-        return rc;
+    int64_t exists = 0, version = 0;
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_HAS_SCHEMA, NULL, 0, sq_row_int, &exists, err);
     }
-    rc = sq_prepare(s,
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                    "AND name = 'meta'",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = sq_fail(s, "read schema", err);
-        goto fail;
-    }
-    bool exists = sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!exists) {
+    if (rc == KILN_OK && exists == 0) {
         rc = sq_exec(s, sq_schema_sql, err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
-    } else {
-        rc = sq_prepare(
-            s, "SELECT value FROM meta WHERE key = 'schema_version'", &st, err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
-        int version = 0;
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            version = sqlite3_column_int(st, 0);
-        }
-        if (version != SQ_SCHEMA_VERSION) {
+    } else if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_VERSION, NULL, 0, sq_row_int, &version, err);
+        if (rc == KILN_ENOTFOUND ||
+            (rc == KILN_OK && version != SQ_SCHEMA_VERSION)) {
             rc = err_set(err, KILN_EINVAL,
-                         "job store schema version %d is not supported "
+                         "job store schema version %lld is not supported "
                          "(expected %d)",
-                         version, SQ_SCHEMA_VERSION);
-            goto fail;
+                         (long long)version, SQ_SCHEMA_VERSION);
         }
-        sqlite3_finalize(st);
-        st = NULL;
     }
-    return sq_commit(s, err);
-
-fail:
-    sqlite3_finalize(st);
-    sq_rollback(s);
-    return rc;
+    if (rc == KILN_OK) {
+        rc = sq_exec(s, sq_indexes_sql, err);
+    }
+    return sq_leave(s, rc, err);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -399,29 +713,20 @@ sq_open(const char *path, jobstore **out, kiln_error *err)
 
     /* journal_mode answers with the mode it got: a file system without
      * shared memory may refuse WAL, and we want to know. */
-    sqlite3_stmt *st = NULL;
-    rc = sq_prepare(s, "PRAGMA journal_mode = WAL", &st, err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    const unsigned char *mode = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        mode = sqlite3_column_text(st, 0);
-    }
-    if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+    char mode[SQ_NAME_LEN] = "";
+    rc = sq_one(s, SQ_Q_WAL, NULL, 0, sq_row_name, mode, err);
+    if (rc == KILN_ENOTFOUND || (rc == KILN_OK && strcmp(mode, "wal") != 0)) {
         rc = err_set(err, KILN_EIO,
                      "job store \"%s\": cannot use WAL journal mode (got "
                      "\"%s\")",
-                     path, mode ? (const char *)mode : "an error");
-        sqlite3_finalize(st);
-        goto fail;
+                     path, mode[0] ? mode : "an error");
     }
-    sqlite3_finalize(st);
-    rc = sq_exec(s, "PRAGMA synchronous = FULL", err);
-    if (rc != KILN_OK) {
-        goto fail;
+    if (rc == KILN_OK) {
+        rc = sq_exec(s, "PRAGMA synchronous = FULL", err);
     }
-    rc = sq_schema(s, err);
+    if (rc == KILN_OK) {
+        rc = sq_schema(s, err);
+    }
     if (rc != KILN_OK) {
         goto fail;
     }
@@ -437,7 +742,10 @@ static void
 sq_close(jobstore *js)
 {
     sq_store *s = sq(js);
-    sqlite3_close(s->db); /* NULL is a no-op */
+    for (int i = 0; i < SQ_N_QUERIES; i++) {
+        sqlite3_finalize(s->stmts[i]); /* NULL is a no-op */
+    }
+    sqlite3_close(s->db); /* so is this */
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -446,15 +754,12 @@ static int
 sq_ping(jobstore *js, kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s, "SELECT count(*) FROM meta", &st, err);
-    if (rc == KILN_OK && sqlite3_step(st) != SQLITE_ROW) {
-        rc = sq_fail(s, "ping", err);
+    int64_t n = 0;
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_PING, NULL, 0, sq_row_int, &n, err);
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_leave(s, rc, err);
 }
 
 /* ---------------------------------------------------------- processes */
@@ -463,99 +768,61 @@ static int
 sq_create(jobstore *js, const jobstore_process *p, kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int64_t now = sq_now();
-    int rc = sq_prepare(
-        s,
-        "INSERT INTO process (id, service_id, status, request, callback, "
-        "idem_key, idem_hash, created_at, updated_at, not_before, queue_seq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, " SQ_NEXT_SEQ ")",
-        &st, err);
-    if (rc != KILN_OK) {
-        goto done;
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_CREATE,
+                    SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
+                            SQ_TEXT(jobstore_status_name(p->status)),
+                            SQ_TEXT(p->request), SQ_TEXT(p->callback),
+                            SQ_TEXT(p->idem_key), SQ_TEXT(p->idem_hash),
+                            SQ_INT(sq_now()), SQ_INT(p->not_before)),
+                    NULL, err);
     }
-    sq_bind_text(st, 1, p->id);
-    sqlite3_bind_int(st, 2, p->service_id);
-    sq_bind_text(st, 3, jobstore_status_name(p->status));
-    sq_bind_text(st, 4, p->request);
-    sq_bind_text(st, 5, p->callback);
-    sq_bind_text(st, 6, p->idem_key);
-    sq_bind_text(st, 7, p->idem_hash);
-    sqlite3_bind_int64(st, 8, now);
-    sqlite3_bind_int64(st, 9, p->not_before);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT) {
-            /* "UNIQUE constraint failed: process.service_id, ..." */
-            bool key_taken = p->idem_key != NULL &&
-                             strstr(sqlite3_errmsg(s->db), "idem_key") != NULL;
-            if (key_taken) {
-                rc =
-                    err_set(err, KILN_EEXIST,
-                            "idempotency key \"%s\" already used", p->idem_key);
-            } else {
-                rc = err_set(err, KILN_EEXIST, "process \"%s\" already exists",
-                             p->id);
-            }
+    if (rc == KILN_EEXIST) {
+        /* "UNIQUE constraint failed: process.service_id, ..." */
+        if (p->idem_key != NULL &&
+            strstr(sqlite3_errmsg(s->db), "idem_key") != NULL) {
+            rc = err_set(err, KILN_EEXIST,
+                         "idempotency key \"%s\" already used", p->idem_key);
         } else {
-            rc = sq_fail(s, "create process", err);
+            rc = err_set(err, KILN_EEXIST, "process \"%s\" already exists",
+                         p->id);
         }
     }
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_leave(s, rc, err);
 }
 
-/* Reads one process by `where` (binding ?1 text, ?2 int). */
+/* get() and find_idempotent(): the process of `service_id` that `key`
+ * names (an id, or an idempotency key). */
 static int
-sq_select_one(sq_store *s, const char *where, const char *a, int b,
-              jobstore_process *out, const char *what, kiln_error *err)
+sq_lookup(jobstore *js, sq_query q, const char *key, int service_id,
+          const char *what, jobstore_process *out, kiln_error *err)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT " SQ_PROC_COLS " FROM process WHERE %s",
-             where);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s, sql, &st, err);
-    if (rc != KILN_OK) {
-        return rc;
+    sq_store *s = sq(js);
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_one_process(s, q, SQ_ARGS(SQ_TEXT(key), SQ_INT(service_id)),
+                            out, err);
     }
-    sq_bind_text(st, 1, a);
-    sqlite3_bind_int(st, 2, b);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        rc = sq_read_process(st, out, err);
-    } else if (step == SQLITE_DONE) {
-        rc = err_set(err, KILN_ENOTFOUND, "%s \"%s\" not found", what, a);
-    } else {
-        rc = sq_fail(s, "read process", err);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "%s \"%s\" not found", what, key);
     }
-    sqlite3_finalize(st);
-    return rc;
+    return sq_leave(s, rc, err);
 }
 
 static int
 sq_get(jobstore *js, const char *id, int service_id, jobstore_process *out,
        kiln_error *err)
 {
-    sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_select_one(s, "id = ?1 AND service_id = ?2", id, service_id,
-                           out, "process", err);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_lookup(js, SQ_Q_GET, id, service_id, "process", out, err);
 }
 
 static int
 sq_find_idempotent(jobstore *js, int service_id, const char *key,
                    jobstore_process *out, kiln_error *err)
 {
-    sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    int rc = sq_select_one(s, "idem_key = ?1 AND service_id = ?2", key,
-                           service_id, out, "idempotency key", err);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_lookup(js, SQ_Q_FIND_IDEM, key, service_id, "idempotency key",
+                     out, err);
 }
 
 static int
@@ -563,232 +830,137 @@ sq_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
          kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin(s, err);
-    if (rc != KILN_OK) {
-        goto done;
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_one_process(
+            s, SQ_Q_CLAIM,
+            SQ_ARGS(SQ_INT(now), SQ_INT(now + lease_seconds), SQ_INT(sq_now())),
+            out, err);
     }
-    rc = sq_prepare(s,
-                    "SELECT " SQ_PROC_COLS " FROM process WHERE status = "
-                    "'QUEUED' AND not_before <= ?1 ORDER BY queue_seq LIMIT 1",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    sqlite3_bind_int64(st, 1, now);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) {
+    if (rc == KILN_ENOTFOUND) {
         rc = err_set(err, KILN_ENOTFOUND, "no process is ready");
-        goto fail;
     }
-    if (step != SQLITE_ROW) {
-        rc = sq_fail(s, "claim", err);
-        goto fail;
-    }
-    rc = sq_read_process(st, out, err);
+    rc = sq_leave(s, rc, err);
     if (rc != KILN_OK) {
-        goto fail;
+        jobstore_process_clear(out);
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = sq_prepare(s,
-                    "UPDATE process SET status = 'PROCESSING', updated_at = "
-                    "?1, lease_until = ?2 WHERE id = ?3",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    int64_t stamp = sq_now();
-    sqlite3_bind_int64(st, 1, stamp);
-    sqlite3_bind_int64(st, 2, now + lease_seconds);
-    sq_bind_text(st, 3, out->id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, "claim", err);
-        goto fail;
-    }
-    rc = sq_commit(s, err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    out->status = JOBSTORE_PROCESSING;
-    out->updated_at = stamp;
-    out->lease_until = now + lease_seconds;
-    goto done;
-
-fail:
-    jobstore_process_clear(out);
-    sq_rollback(s);
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
     return rc;
-}
-
-/* Runs a one-row UPDATE that names its process in ?1 (and ?2 service, if
- * service_id >= 0); zero rows changed becomes ENOTFOUND or EPERM. The
- * caller binds the other parameters through `bind`. */
-typedef void (*sq_binder)(sqlite3_stmt *st, const void *arg);
-
-static int
-sq_transition(sq_store *s, const char *sql, const char *id, int service_id,
-              sq_binder bind, const void *arg, const char *what,
-              const char *expected, kiln_error *err)
-{
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s, sql, &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sq_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, service_id);
-    sqlite3_bind_int64(st, 3, sq_now());
-    bind(st, arg);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, what, err);
-        goto done;
-    }
-    if (sqlite3_changes(s->db) == 0) {
-        rc = sq_refuse(s, id, service_id, what, expected, err);
-    }
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-typedef struct sq_complete_args {
-    jobstore_status status;
-    const char *result;
-    const char *error;
-    int64_t not_before;
-} sq_complete_args;
-
-static void
-sq_bind_complete(sqlite3_stmt *st, const void *arg)
-{
-    const sq_complete_args *a = arg;
-    sq_bind_text(st, 4, jobstore_status_name(a->status));
-    sq_bind_text(st, 5, a->result);
-    sq_bind_text(st, 6, a->error);
 }
 
 static int
 sq_complete(jobstore *js, const char *id, jobstore_status status,
             const char *result_json, const char *error, kiln_error *err)
 {
-    sq_complete_args a = {status, result_json, error, 0};
     return sq_transition(
-        sq(js),
-        "UPDATE process SET status = ?4, result = ?5, error = ?6, "
-        "updated_at = ?3, lease_until = 0 WHERE id = ?1 AND ?2 < 0 AND "
-        "status = 'PROCESSING'",
-        id, -1, sq_bind_complete, &a, "complete", "PROCESSING", err);
-}
-
-static void
-sq_bind_requeue(sqlite3_stmt *st, const void *arg)
-{
-    const sq_complete_args *a = arg;
-    sqlite3_bind_int64(st, 4, a->not_before);
-    sq_bind_text(st, 5, a->error);
+        sq(js), SQ_Q_COMPLETE,
+        SQ_ARGS(SQ_TEXT(id), SQ_TEXT(jobstore_status_name(status)),
+                SQ_TEXT(result_json), SQ_TEXT(error), SQ_INT(sq_now())),
+        NULL, NULL, id, -1, "PROCESSING", err);
 }
 
 static int
 sq_requeue(jobstore *js, const char *id, int64_t not_before, const char *error,
            kiln_error *err)
 {
-    sq_complete_args a = {JOBSTORE_QUEUED, NULL, error, not_before};
-    return sq_transition(
-        sq(js),
-        "UPDATE process SET status = 'QUEUED', not_before = ?4, error = ?5, "
-        "n_requeues = n_requeues + 1, updated_at = ?3, lease_until = 0, "
-        "queue_seq = " SQ_NEXT_SEQ " WHERE id = ?1 AND ?2 < 0 AND "
-        "status = 'PROCESSING'",
-        id, -1, sq_bind_requeue, &a, "requeue", "PROCESSING", err);
+    return sq_transition(sq(js), SQ_Q_REQUEUE,
+                         SQ_ARGS(SQ_TEXT(id), SQ_INT(not_before),
+                                 SQ_TEXT(error), SQ_INT(sq_now())),
+                         NULL, NULL, id, -1, "PROCESSING", err);
 }
 
-static void
-sq_bind_callback(sqlite3_stmt *st, const void *arg)
+static int
+sq_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
+         kiln_error *err)
 {
-    sq_bind_text(st, 4, arg);
+    return sq_transition(sq(js), SQ_Q_RENEW,
+                         SQ_ARGS(SQ_TEXT(id), SQ_INT(now + lease_seconds)),
+                         NULL, NULL, id, -1, "PROCESSING", err);
 }
 
 static int
 sq_set_processing(jobstore *js, const char *id, int service_id,
                   const char *callback, kiln_error *err)
 {
-    return sq_transition(
-        sq(js),
-        "UPDATE process SET status = 'QUEUED', callback = COALESCE(?4, "
-        "callback), updated_at = ?3, queue_seq = " SQ_NEXT_SEQ
-        " WHERE id = ?1 AND service_id = ?2 AND status = 'INCOMPLETE'",
-        id, service_id, sq_bind_callback, callback, "queue", "INCOMPLETE", err);
-}
-
-static int
-sq_recover(jobstore *js, int *n_requeued, kiln_error *err)
-{
-    sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s,
-                        "UPDATE process SET status = 'QUEUED', lease_until = "
-                        "0, updated_at = ?1 WHERE status = 'PROCESSING'",
-                        &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, sq_now());
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, "recover", err);
-        goto done;
-    }
-    *n_requeued = sqlite3_changes(s->db);
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_transition(sq(js), SQ_Q_SET_PROCESSING,
+                         SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id),
+                                 SQ_TEXT(callback), SQ_INT(sq_now())),
+                         NULL, NULL, id, service_id, "INCOMPLETE", err);
 }
 
 static int
 sq_retry(jobstore *js, const char *id, int service_id, int *attempt,
          kiln_error *err)
 {
-    sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(
-        s,
-        "UPDATE process SET status = 'QUEUED', attempt = attempt + 1, "
-        "n_requeues = 0, result = NULL, error = NULL, not_before = 0, "
-        "updated_at = ?3, queue_seq = " SQ_NEXT_SEQ " WHERE id = ?1 AND "
-        "service_id = ?2 AND status IN ('FINISHED', 'FAILED') "
-        "RETURNING attempt",
-        &st, err);
-    if (rc != KILN_OK) {
-        goto done;
+    int64_t a = 0;
+    int rc = sq_transition(
+        sq(js), SQ_Q_RETRY,
+        SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id), SQ_INT(sq_now())), sq_row_int,
+        &a, id, service_id, "FINISHED or FAILED", err);
+    if (rc == KILN_OK) {
+        *attempt = (int)a;
     }
-    sq_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, service_id);
-    sqlite3_bind_int64(st, 3, sq_now());
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        *attempt = sqlite3_column_int(st, 0);
-        step = sqlite3_step(st);
-        if (step != SQLITE_DONE) {
-            rc = sq_fail(s, "retry", err);
-        }
-    } else if (step == SQLITE_DONE) {
-        rc = sq_refuse(s, id, service_id, "retry", "FINISHED or FAILED", err);
-    } else {
-        rc = sq_fail(s, "retry", err);
-    }
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+static int
+sq_recover(jobstore *js, int *n_requeued, kiln_error *err)
+{
+    sq_store *s = sq(js);
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc =
+            sq_run(s, SQ_Q_RECOVER, SQ_ARGS(SQ_INT(sq_now())), n_requeued, err);
+    }
+    return sq_leave(s, rc, err);
+}
+
+/* The status and the request of the process append_jobs() grows. */
+typedef struct sq_request {
+    char status[SQ_NAME_LEN];
+    cJSON *json; /* NULL if the text is not JSON */
+} sq_request;
+
+static int
+sq_read_request(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    sq_request *r = ctx;
+    sq_row_name(st, r->status, err);
+    r->json = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+    return KILN_OK;
+}
+
+/* Appends the elements of `add` (emptied) to req's "jobs" array, made if
+ * missing, unless the total would pass max_jobs > 0. */
+static int
+sq_add_jobs(const char *id, cJSON *req, cJSON *add, size_t max_jobs,
+            size_t *n_jobs, kiln_error *err)
+{
+    if (req == NULL || !cJSON_IsObject(req)) {
+        return err_set(err, KILN_EINTERNAL,
+                       "stored request of process \"%s\" is not a JSON object",
+                       id);
+    }
+    cJSON *jobs = cJSON_GetObjectItemCaseSensitive(req, "jobs");
+    if (jobs == NULL || !cJSON_IsArray(jobs)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(req, "jobs");
+        jobs = cJSON_AddArrayToObject(req, "jobs");
+        if (jobs == NULL) {
+            return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+    }
+    size_t n =
+        (size_t)cJSON_GetArraySize(jobs) + (size_t)cJSON_GetArraySize(add);
+    if (max_jobs > 0 && n > max_jobs) {
+        return err_set(err, KILN_ELIMIT,
+                       "process \"%s\" would have %zu jobs (at most %zu "
+                       "allowed)",
+                       id, n, max_jobs);
+    }
+    while (cJSON_GetArraySize(add) > 0) {
+        cJSON_AddItemToArray(jobs, cJSON_DetachItemFromArray(add, 0));
+    }
+    *n_jobs = n;
+    return KILN_OK;
 }
 
 static int
@@ -802,101 +974,43 @@ sq_append_jobs(jobstore *js, const char *id, int service_id,
         cJSON_Delete(add);
         return err_set(err, KILN_EINVAL, "jobs to append must be a JSON array");
     }
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    cJSON *req = NULL;
+    sq_request req = {"", NULL};
     char *text = NULL;
-    int rc = sq_begin(s, err);
-    if (rc != KILN_OK) {
-        goto done;
+    size_t n = 0;
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_READ_REQUEST,
+                    SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)), sq_read_request,
+                    &req, err);
     }
-    rc = sq_prepare(s,
-                    "SELECT status, request FROM process WHERE id = ?1 AND "
-                    "service_id = ?2",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sq_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, service_id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) {
+    if (rc == KILN_ENOTFOUND) {
         rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
-        goto done;
-    }
-    if (step != SQLITE_ROW) {
-        rc = sq_fail(s, "read process", err);
-        goto done;
-    }
-    const char *status = (const char *)sqlite3_column_text(st, 0);
-    if (status == NULL || strcmp(status, "INCOMPLETE") != 0) {
+    } else if (rc == KILN_OK && strcmp(req.status, "INCOMPLETE") != 0) {
         rc = err_set(err, KILN_EPERM,
                      "cannot append jobs to process \"%s\": it is %s "
                      "(expected INCOMPLETE)",
-                     id, status ? status : "?");
-        goto done;
+                     id, req.status);
     }
-    req = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
-    if (req == NULL || !cJSON_IsObject(req)) {
-        rc = err_set(err, KILN_EINTERNAL,
-                     "stored request of process \"%s\" is not a JSON object",
-                     id);
-        goto done;
+    if (rc == KILN_OK) {
+        rc = sq_add_jobs(id, req.json, add, max_jobs, &n, err);
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    cJSON *jobs = cJSON_GetObjectItemCaseSensitive(req, "jobs");
-    if (jobs == NULL || !cJSON_IsArray(jobs)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(req, "jobs");
-        jobs = cJSON_AddArrayToObject(req, "jobs");
-        if (jobs == NULL) {
+    if (rc == KILN_OK) {
+        text = cJSON_PrintUnformatted(req.json);
+        if (text == NULL) {
             rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
-            goto done;
         }
     }
-    size_t n =
-        (size_t)cJSON_GetArraySize(jobs) + (size_t)cJSON_GetArraySize(add);
-    if (max_jobs > 0 && n > max_jobs) {
-        rc = err_set(err, KILN_ELIMIT,
-                     "process \"%s\" would have %zu jobs (at most %zu "
-                     "allowed)",
-                     id, n, max_jobs);
-        goto done;
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_WRITE_REQUEST,
+                    SQ_ARGS(SQ_TEXT(id), SQ_TEXT(text), SQ_INT(sq_now())), NULL,
+                    err);
     }
-    while (cJSON_GetArraySize(add) > 0) {
-        cJSON_AddItemToArray(jobs, cJSON_DetachItemFromArray(add, 0));
-    }
-    text = cJSON_PrintUnformatted(req);
-    if (text == NULL) {
-        rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
-        goto done;
-    }
-    rc = sq_prepare(s,
-                    "UPDATE process SET request = ?1, updated_at = ?2 WHERE "
-                    "id = ?3",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sq_bind_text(st, 1, text);
-    sqlite3_bind_int64(st, 2, sq_now());
-    sq_bind_text(st, 3, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, "append jobs", err);
-        goto done;
-    }
-    rc = sq_commit(s, err);
+    rc = sq_leave(s, rc, err);
     if (rc == KILN_OK) {
         *n_jobs = n;
     }
-done:
-    sqlite3_finalize(st);
-    if (rc != KILN_OK) {
-        sq_rollback(s);
-    }
-    pthread_mutex_unlock(&s->mu);
     free(text);
-    cJSON_Delete(req);
+    cJSON_Delete(req.json);
     cJSON_Delete(add);
     return rc;
 }
@@ -908,30 +1022,43 @@ sq_postback_enqueue(jobstore *js, const jobstore_postback *pb, int64_t *id,
                     kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s,
-                        "INSERT INTO postback (process_id, service_id, url, "
-                        "body, next_at, created_at, updated_at) VALUES (?1, "
-                        "?2, ?3, ?4, ?5, ?6, ?6)",
-                        &st, err);
-    if (rc != KILN_OK) {
-        goto done;
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_PB_ENQUEUE,
+                    SQ_ARGS(SQ_TEXT(pb->process_id), SQ_INT(pb->service_id),
+                            SQ_TEXT(pb->url), SQ_TEXT(pb->body),
+                            SQ_INT(pb->next_at), SQ_INT(sq_now())),
+                    NULL, err);
     }
-    sq_bind_text(st, 1, pb->process_id);
-    sqlite3_bind_int(st, 2, pb->service_id);
-    sq_bind_text(st, 3, pb->url);
-    sq_bind_text(st, 4, pb->body);
-    sqlite3_bind_int64(st, 5, pb->next_at);
-    sqlite3_bind_int64(st, 6, sq_now());
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, "enqueue postback", err);
-        goto done;
+    if (rc == KILN_OK) {
+        *id = sqlite3_last_insert_rowid(s->db);
     }
-    *id = sqlite3_last_insert_rowid(s->db);
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
+    return sq_leave(s, rc, err);
+}
+
+/* The growing array postback_due() fills. */
+typedef struct sq_pb_list {
+    jobstore_postback *pbs;
+    size_t n, cap;
+} sq_pb_list;
+
+static int
+sq_read_postback_into(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    sq_pb_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 8;
+        jobstore_postback *np = realloc(l->pbs, ncap * sizeof *np);
+        if (np == NULL) {
+            return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+        l->pbs = np;
+        l->cap = ncap;
+    }
+    int rc = sq_read_postback(st, &l->pbs[l->n], err);
+    if (rc == KILN_OK) {
+        l->n++;
+    }
     return rc;
 }
 
@@ -940,75 +1067,45 @@ sq_postback_due(jobstore *js, int64_t now, int lease_seconds, size_t max,
                 jobstore_postback **out, size_t *n_out, kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    jobstore_postback *pbs = NULL;
-    size_t n = 0, cap = 0;
-    int rc = sq_begin(s, err);
-    if (rc != KILN_OK) {
-        goto done;
+    sq_pb_list l = {NULL, 0, 0};
+    int64_t limit = max > INT64_MAX ? INT64_MAX : (int64_t)max;
+    int64_t until = now + lease_seconds;
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_PB_DUE, SQ_ARGS(SQ_INT(now), SQ_INT(limit)),
+                     sq_read_postback_into, &l, err);
     }
-    rc = sq_prepare(s,
-                    "SELECT " SQ_PB_COLS " FROM postback WHERE state = "
-                    "'PENDING' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            jobstore_postback *np = realloc(pbs, ncap * sizeof *np);
-            if (np == NULL) {
-                rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
-                goto done;
-            }
-            pbs = np;
-            cap = ncap;
-        }
-        rc = sq_read_postback(st, &pbs[n], err);
-        if (rc != KILN_OK) {
-            goto done;
-        }
-        n++;
-    }
-    if (step != SQLITE_DONE) {
-        rc = sq_fail(s, "read postbacks", err);
-        goto done;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = sq_prepare(s, "UPDATE postback SET next_at = ?1 WHERE id = ?2", &st,
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_PB_LEASE,
+                    SQ_ARGS(SQ_INT(now), SQ_INT(limit), SQ_INT(until)), NULL,
                     err);
+    }
+    rc = sq_leave(s, rc, err);
     if (rc != KILN_OK) {
-        goto done;
+        jobstore_postbacks_free(l.pbs, l.n);
+        l.pbs = NULL;
+        l.n = 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, now + lease_seconds);
-        sqlite3_bind_int64(st, 2, pbs[i].id);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = sq_fail(s, "lease postback", err);
-            goto done;
-        }
-        pbs[i].next_at = now + lease_seconds;
+    for (size_t i = 0; i < l.n; i++) {
+        l.pbs[i].next_at = until;
     }
-    rc = sq_commit(s, err);
-done:
-    sqlite3_finalize(st);
-    if (rc != KILN_OK) {
-        sq_rollback(s);
-        jobstore_postbacks_free(pbs, n);
-        pbs = NULL;
-        n = 0;
-    }
-    pthread_mutex_unlock(&s->mu);
-    *out = pbs;
-    *n_out = n;
+    *out = l.pbs;
+    *n_out = l.n;
     return rc;
+}
+
+/* The state and attempts of the postback postback_record() updates. */
+typedef struct sq_pb_state {
+    char state[SQ_NAME_LEN];
+    int attempt;
+} sq_pb_state;
+
+static int
+sq_read_pb_state(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    sq_pb_state *p = ctx;
+    p->attempt = sqlite3_column_int(st, 1);
+    return sq_row_name(st, p->state, err);
 }
 
 static int
@@ -1017,38 +1114,20 @@ sq_postback_record(jobstore *js, int64_t id, bool delivered, int http_status,
                    jobstore_postback_state *state, kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_begin(s, err);
-    if (rc != KILN_OK) {
-        goto done;
+    sq_pb_state cur = {"", 0};
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_PB_STATE, SQ_ARGS(SQ_INT(id)), sq_read_pb_state,
+                    &cur, err);
     }
-    rc = sq_prepare(s, "SELECT state, attempt FROM postback WHERE id = ?1", &st,
-                    err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) {
+    if (rc == KILN_ENOTFOUND) {
         rc = err_set(err, KILN_ENOTFOUND, "postback %lld not found",
                      (long long)id);
-        goto done;
-    }
-    if (step != SQLITE_ROW) {
-        rc = sq_fail(s, "read postback", err);
-        goto done;
-    }
-    const char *cur = (const char *)sqlite3_column_text(st, 0);
-    if (cur == NULL || strcmp(cur, "PENDING") != 0) {
+    } else if (rc == KILN_OK && strcmp(cur.state, "PENDING") != 0) {
         rc = err_set(err, KILN_EPERM, "postback %lld is %s (expected PENDING)",
-                     (long long)id, cur ? cur : "?");
-        goto done;
+                     (long long)id, cur.state);
     }
-    int attempt = sqlite3_column_int(st, 1) + 1;
-    sqlite3_finalize(st);
-    st = NULL;
-
+    int attempt = cur.attempt + 1;
     jobstore_postback_state next = JOBSTORE_PB_DELIVERED;
     int64_t next_at = now;
     if (!delivered) {
@@ -1056,35 +1135,18 @@ sq_postback_record(jobstore *js, int64_t id, bool delivered, int http_status,
         next = delay < 0 ? JOBSTORE_PB_GIVEN_UP : JOBSTORE_PB_PENDING;
         next_at = now + (delay < 0 ? 0 : delay);
     }
-    rc = sq_prepare(s,
-                    "UPDATE postback SET state = ?1, attempt = ?2, next_at = "
-                    "?3, last_status = ?4, last_error = ?5, updated_at = ?6 "
-                    "WHERE id = ?7",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto done;
+    if (rc == KILN_OK) {
+        rc = sq_run(
+            s, SQ_Q_PB_RECORD,
+            SQ_ARGS(SQ_INT(id), SQ_TEXT(jobstore_postback_state_name(next)),
+                    SQ_INT(attempt), SQ_INT(next_at), SQ_INT(http_status),
+                    SQ_TEXT(error), SQ_INT(sq_now())),
+            NULL, err);
     }
-    sq_bind_text(st, 1, jobstore_postback_state_name(next));
-    sqlite3_bind_int(st, 2, attempt);
-    sqlite3_bind_int64(st, 3, next_at);
-    sqlite3_bind_int(st, 4, http_status);
-    sq_bind_text(st, 5, error);
-    sqlite3_bind_int64(st, 6, sq_now());
-    sqlite3_bind_int64(st, 7, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = sq_fail(s, "record postback", err);
-        goto done;
-    }
-    rc = sq_commit(s, err);
+    rc = sq_leave(s, rc, err);
     if (rc == KILN_OK) {
         *state = next;
     }
-done:
-    sqlite3_finalize(st);
-    if (rc != KILN_OK) {
-        sq_rollback(s);
-    }
-    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -1093,76 +1155,51 @@ sq_postback_get(jobstore *js, int64_t id, jobstore_postback *out,
                 kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prepare(s, "SELECT " SQ_PB_COLS " FROM postback WHERE id = ?1",
-                        &st, err);
-    if (rc != KILN_OK) {
-        goto done;
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_PB_GET, SQ_ARGS(SQ_INT(id)), sq_read_postback, out,
+                    err);
     }
-    sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        rc = sq_read_postback(st, out, err);
-    } else if (step == SQLITE_DONE) {
+    if (rc == KILN_ENOTFOUND) {
         rc = err_set(err, KILN_ENOTFOUND, "postback %lld not found",
                      (long long)id);
-    } else {
-        rc = sq_fail(s, "read postback", err);
     }
-done:
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    if (rc != KILN_OK) {
+        jobstore_postback_clear(out);
+    }
+    return sq_leave(s, rc, err);
 }
 
 /* ------------------------------------------------------------ metrics */
 
 static int
+sq_read_count(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    (void)err;
+    jobstore_counts *out = ctx;
+    int kind = sqlite3_column_int(st, 0);
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    int64_t n = sqlite3_column_int64(st, 2);
+    if (kind == 0 && jobstore_status_parse(name) >= 0) {
+        out->processes[jobstore_status_parse(name)] = n;
+    } else if (kind == 1 && jobstore_postback_state_parse(name) >= 0) {
+        out->postbacks[jobstore_postback_state_parse(name)] = n;
+    } else if (kind == 2) {
+        out->queue_ready = n;
+    }
+    return KILN_OK;
+}
+
+static int
 sq_counts(jobstore *js, int64_t now, jobstore_counts *out, kiln_error *err)
 {
     sq_store *s = sq(js);
-    pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *st = NULL;
-    int rc = sq_exec(s, "BEGIN", err); /* one snapshot for all three */
-    if (rc != KILN_OK) {
-        goto done;
+    int rc = sq_enter(s, SQ_SNAPSHOT, err); /* one snapshot for all three */
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_COUNTS, SQ_ARGS(SQ_INT(now)), sq_read_count, out,
+                     err);
     }
-    rc = sq_prepare(s,
-                    "SELECT 0, status, count(*) FROM process GROUP BY status "
-                    "UNION ALL SELECT 1, state, count(*) FROM postback GROUP "
-                    "BY state UNION ALL SELECT 2, '', count(*) FROM process "
-                    "WHERE status = 'QUEUED' AND not_before <= ?1",
-                    &st, err);
-    if (rc != KILN_OK) {
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, now);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(st, 0);
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        int64_t n = sqlite3_column_int64(st, 2);
-        if (kind == 0 && jobstore_status_parse(name) >= 0) {
-            out->processes[jobstore_status_parse(name)] = n;
-        } else if (kind == 1 && jobstore_postback_state_parse(name) >= 0) {
-            out->postbacks[jobstore_postback_state_parse(name)] = n;
-        } else if (kind == 2) {
-            out->queue_ready = n;
-        }
-    }
-    if (step != SQLITE_DONE) {
-        rc = sq_fail(s, "count", err);
-        goto done;
-    }
-    rc = sq_commit(s, err);
-done:
-    sqlite3_finalize(st);
-    if (rc != KILN_OK) {
-        sq_rollback(s);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return sq_leave(s, rc, err);
 }
 
 const jobstore_driver jobstore_sqlite_driver = {
@@ -1185,4 +1222,5 @@ const jobstore_driver jobstore_sqlite_driver = {
     .postback_record = sq_postback_record,
     .postback_get = sq_postback_get,
     .counts = sq_counts,
+    .renew = sq_renew,
 };

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the job store (core/jobstore.c, core/jobstore_sqlite.c):
  * every operation's success and refusal, queue order and not_before,
- * concurrent claims from two threads and two connections, recovery,
+ * leases (renewal, expiry and take-back), concurrent claims from two
+ * threads and two connections, recovery,
  * retry's 200/404/409 rules, idempotency keys, dynamic processes, the
  * postback schedule across a reopen, and a child killed with SIGKILL in
  * the middle of writes losing no process whose create() had returned.
@@ -115,6 +116,17 @@ js_create(jobstore *s, int service, jobstore_status status, const char *request,
     return rc;
 }
 
+/* sqlite3_exec callback: counts the rows into *(int *)arg. */
+static int
+js_count_rows(void *arg, int n_cols, char **values, char **names)
+{
+    (void)n_cols;
+    (void)values;
+    (void)names;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static int
 js_status_of(jobstore *s, const char *id, int service)
 {
@@ -139,6 +151,7 @@ test_js_open_errors(void)
     }
     kiln_error err = {0};
     jobstore *s = NULL;
+    int n_rows = 0;
     CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_OK);
     CU_ASSERT_EQUAL(jobstore_open("mysql", e.path, &s, &err), KILN_ENOTFOUND);
     CU_ASSERT_PTR_NULL(s);
@@ -162,10 +175,28 @@ test_js_open_errors(void)
     CU_ASSERT_EQUAL(jobstore_open("sqlite", junk, &s, &err), KILN_EIO);
     CU_ASSERT_PTR_NULL(s);
 
-    /* A schema from a newer kiln is refused. */
+    /* A store made before the lease index gains it when opened. */
     jobstore_close(e.s);
     e.s = NULL;
     sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(
+        sqlite3_exec(db, "DROP INDEX process_lease", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "SELECT 1 FROM sqlite_master WHERE name = "
+                                 "'process_lease'",
+                                 js_count_rows, &n_rows, NULL),
+                    SQLITE_OK);
+    CU_ASSERT_EQUAL(n_rows, 1);
+    sqlite3_close(db);
+
+    /* A schema from a newer kiln is refused. */
+    jobstore_close(e.s);
+    e.s = NULL;
     CU_ASSERT_EQUAL(sqlite3_open(e.path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db,
                                  "UPDATE meta SET value = '99' WHERE key = "
@@ -317,20 +348,21 @@ test_js_claim_order(void)
     js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, d);
     js_create(e.s, 2, JOBSTORE_QUEUED, "{}", NULL, NULL, now, c);
 
-    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    /* Leases that outlive the test: none is taken back here. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 3600, &p, &err), KILN_OK);
     CU_ASSERT_STRING_EQUAL(JS_STR(p.id), a);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
-    CU_ASSERT_EQUAL(p.lease_until, now + 60);
+    CU_ASSERT_EQUAL(p.lease_until, now + 3600);
     CU_ASSERT_STRING_EQUAL(JS_STR(p.request), "{}");
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL(js_status_of(e.s, a, 1), JOBSTORE_PROCESSING);
 
-    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 3600, &p, &err), KILN_OK);
     CU_ASSERT_STRING_EQUAL(JS_STR(p.id), c); /* b waits; d is INCOMPLETE */
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL(jobstore_claim(e.s, now + 99, 60, &p, &err),
                     KILN_ENOTFOUND);
-    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 100, 60, &p, &err),
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 100, 3600, &p, &err),
                           KILN_OK);
     CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
     jobstore_process_clear(&p);
@@ -587,6 +619,170 @@ test_js_dynamic(void)
     js_teardown(&e);
 }
 
+/* ------------------------------------------------------------- leases */
+
+/* Claims at `now` for `lease` seconds and checks that it took process `id`
+ * (nothing, when id is NULL), re-queued n_requeues times so far. */
+static void
+js_expect_claim(jobstore *s, int64_t now, int lease, const char *id,
+                int n_requeues)
+{
+    jobstore_process p;
+    kiln_error err = {0};
+    int rc = jobstore_claim(s, now, lease, &p, &err);
+    CU_ASSERT_EQUAL(rc, id != NULL ? KILN_OK : KILN_ENOTFOUND);
+    if (rc != KILN_OK) {
+        return;
+    }
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), JS_STR(id));
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(p.lease_until, now + lease);
+    CU_ASSERT_EQUAL(p.n_requeues, n_requeues);
+    CU_ASSERT_EQUAL(p.attempt, 1);
+    if (n_requeues > 0) {
+        CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "lease expired: re-run");
+    } else {
+        CU_ASSERT_PTR_NULL(p.error);
+    }
+    jobstore_process_clear(&p);
+}
+
+static void
+test_js_lease_renew(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = 1700000000;
+    char a[JOBSTORE_ID_LEN + 1], q[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, now + 100000, q);
+    js_expect_claim(e.s, now, 60, a, 0);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    int64_t updated = p.updated_at;
+    jobstore_process_clear(&p);
+
+    /* Renewed at now + 50 for 60 s: live until now + 110, nothing else
+     * changes. */
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now + 50, 60, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(p.lease_until, now + 110);
+    CU_ASSERT_EQUAL(p.updated_at, updated);
+    CU_ASSERT_EQUAL(p.n_requeues, 0);
+    jobstore_process_clear(&p);
+
+    /* Past the first lease, within the renewed one (its last second
+     * included): not taken back. */
+    js_expect_claim(e.s, now + 61, 60, NULL, 0);
+    js_expect_claim(e.s, now + 110, 60, NULL, 0);
+
+    /* Leases must be positive. */
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now, 0, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "lease"));
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now, -5, &p, &err), KILN_EINVAL);
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 0, 10, &due, &n, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_PTR_NULL(due);
+
+    /* Unknown: 404; not PROCESSING (yet, or any more): 409. */
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, "AAAAAAAAAAAAAAAAAAAAA", now, 60, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, q, now, 60, &err), KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now + 60, 60, &err), KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "FINISHED"));
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.lease_until, 0);
+    jobstore_process_clear(&p);
+    js_teardown(&e);
+}
+
+static void
+test_js_lease_expiry(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = 1700000000;
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    char c[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, b);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, c);
+    js_expect_claim(e.s, now, 10, a, 0);
+    js_expect_claim(e.s, now, 100, b, 0);
+
+    /* a's worker died: its lease ran out at now + 10. It is taken back,
+     * as a re-queue, before c, which was queued after it. */
+    js_expect_claim(e.s, now + 11, 600, a, 1);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.lease_until, now + 611);
+    CU_ASSERT_EQUAL(p.n_requeues, 1);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "lease expired: re-run");
+    jobstore_process_clear(&p);
+    js_expect_claim(e.s, now + 11, 600, c, 0);
+
+    /* b's lease is live until now + 100, a's and c's until now + 611:
+     * nothing to take. */
+    js_expect_claim(e.s, now + 11, 60, NULL, 0);
+    js_expect_claim(e.s, now + 100, 60, NULL, 0);
+    CU_ASSERT_EQUAL(js_status_of(e.s, b, 1), JOBSTORE_PROCESSING);
+
+    /* The new holder of a finishes it; a finished process is never taken
+     * back. Both other leases out: taken back in queue order, counted
+     * again. */
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    js_expect_claim(e.s, now + 101, 60, b, 1);
+    js_expect_claim(e.s, now + 1000, 60, b, 2);
+    js_expect_claim(e.s, now + 1000, 60, c, 1);
+    js_expect_claim(e.s, now + 1000, 60, NULL, 0);
+    CU_ASSERT_EQUAL(js_status_of(e.s, a, 1), JOBSTORE_FINISHED);
+
+    /* A postback's lease: due again from the second it ends, and not
+     * counted as a delivery attempt. */
+    jobstore_postback pb = {0};
+    memcpy(pb.process_id, a, sizeof a);
+    pb.service_id = 1;
+    pb.url = "https://example.com/cb";
+    pb.body = "{}";
+    pb.next_at = now;
+    int64_t id = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id, &err), KILN_OK);
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 30, 10, &due, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(due[0].next_at, now + 30);
+    jobstore_postbacks_free(due, n);
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, now + 29, 30, 10, &due, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, now + 30, 30, 10, &due, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(due[0].id, id);
+    CU_ASSERT_EQUAL(due[0].attempt, 0);
+    CU_ASSERT_EQUAL(due[0].next_at, now + 60);
+    jobstore_postbacks_free(due, n);
+    js_teardown(&e);
+}
+
 /* ---------------------------------------------------------- postbacks */
 
 static void
@@ -789,9 +985,11 @@ js_cmp_id(const void *a, const void *b)
 }
 
 /* Two threads claim until the queue is empty; with `shared` they share one
- * handle, otherwise each has its own connection to the file. */
+ * handle, otherwise each has its own connection to the file. With
+ * `expired`, every process was claimed long ago by a worker that died,
+ * and the two threads take back the expired leases. */
 static void
-js_concurrent(bool shared)
+js_concurrent(bool shared, bool expired)
 {
     js_env e;
     if (js_setup(&e) != 0) {
@@ -805,6 +1003,13 @@ js_concurrent(bool shared)
         CU_ASSERT_EQUAL_FATAL(
             js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, made[i]),
             KILN_OK);
+    }
+    for (int i = 0; expired && i < JS_N_CONC; i++) {
+        jobstore_process p;
+        CU_ASSERT_EQUAL_FATAL(
+            jobstore_claim(e.s, (int64_t)time(NULL) - 1000, 60, &p, &err),
+            KILN_OK);
+        jobstore_process_clear(&p);
     }
     jobstore *other = e.s;
     if (!shared) {
@@ -843,13 +1048,19 @@ js_concurrent(bool shared)
 static void
 test_js_concurrent_shared(void)
 {
-    js_concurrent(true);
+    js_concurrent(true, false);
 }
 
 static void
 test_js_concurrent_connections(void)
 {
-    js_concurrent(false);
+    js_concurrent(false, false);
+}
+
+static void
+test_js_concurrent_expired(void)
+{
+    js_concurrent(false, true);
 }
 
 /* --------------------------------------------------------- durability */
@@ -1031,6 +1242,10 @@ test_jobstore_register(void)
         {"idempotency keys per service", test_js_idempotency},
         {"claim order and not_before", test_js_claim_order},
         {"complete and requeue", test_js_complete_requeue},
+        {"renew extends a lease, refused when not running",
+         test_js_lease_renew},
+        {"an expired lease is taken back, a live one not",
+         test_js_lease_expiry},
         {"recover after a restart", test_js_recover},
         {"retry 200/404/409", test_js_retry},
         {"dynamic processes", test_js_dynamic},
@@ -1038,6 +1253,8 @@ test_jobstore_register(void)
         {"counts for metrics", test_js_counts},
         {"two threads, one handle, claim once", test_js_concurrent_shared},
         {"two connections claim once", test_js_concurrent_connections},
+        {"two connections take back expired leases once",
+         test_js_concurrent_expired},
         {"SIGKILL loses no created process", test_js_durability},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
