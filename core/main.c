@@ -16,6 +16,7 @@
 
 #include "jobstore.h"
 #include "runner.h"
+#include "submit.h"
 
 static void
 usage(FILE *f)
@@ -31,6 +32,11 @@ usage(FILE *f)
             "      run requests locally; one result JSON per request\n"
             "  serve [--config FILE]     serve the HTTP API (embedded defaults "
             "without --config)\n"
+            "  submit [--url URL] [--token T] [--wait] [--timeout SECONDS]\n"
+            "         [--idempotency-key K] REQUEST.json\n"
+            "      post a request to a server ($KILN_URL, $KILN_TOKEN); "
+            "print its id,\n"
+            "      or with --wait its final status\n"
             "  plugins [--config FILE]   list loaded plugins\n"
             "  ops [--config FILE] [NAME]  list ops and their parameters\n"
             "  version                   print the version\n"
@@ -772,6 +778,9 @@ main(int argc, char **argv)
                KILN_ABI_MAJOR, KILN_ABI_MINOR, vips_version_string());
         return 0;
     }
+    if (strcmp(cmd, "submit") == 0) {
+        return cmd_submit(argc - 1, argv + 1); /* an HTTP client: no libvips */
+    }
     if (VIPS_INIT(argv[0]) != 0) {
         fprintf(stderr, "kiln: cannot initialise libvips\n");
         return 1;
@@ -790,10 +799,11 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "ops") == 0) {
         rc = cmd_ops(argc - 1, argv + 1);
     } else {
-        static const char *const cmds[] = {
-            "compile", "run", "serve", "plugins", "ops", "version", "help"};
+        static const char *const cmds[] = {"compile", "run",     "serve",
+                                           "submit",  "plugins", "ops",
+                                           "version", "help"};
         char hint[128];
-        suggest_hint(cmd, cmds, 7, hint, sizeof hint);
+        suggest_hint(cmd, cmds, 8, hint, sizeof hint);
         fprintf(stderr, "kiln: unknown command \"%s\"%s\n", cmd, hint);
         usage(stderr);
         rc = 2;
