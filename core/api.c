@@ -366,7 +366,6 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
             snprintf(desc, sizeof desc, "Reprocessing process, attempt: %d",
                      attempt);
             woke = true;
-            postback_notify(e, id, service);
         } else if (rc == KILN_EPERM) {
             snprintf(desc, sizeof desc, "Process is still running");
         } else if (rc == KILN_ENOTFOUND) {
@@ -492,11 +491,9 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     }
     int rc = jobstore_set_processing(e->store, id, p.service_id,
                                      cb ? cb->valuestring : NULL, &err);
-    int service_id = p.service_id;
     jobstore_process_clear(&p);
     cJSON_Delete(body);
     if (rc == KILN_OK) {
-        postback_notify(e, id, service_id);
         runner_wake(e->runner);
         api_status(e, id, ids, n_ids, out);
     } else if (rc == KILN_EPERM) {

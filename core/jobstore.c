@@ -158,6 +158,13 @@ jobstore_open_driver(const jobstore_driver *drv, const char *target,
     return KILN_OK;
 }
 
+void
+jobstore_set_notify(jobstore *s, jobstore_notify_fn fn, void *arg)
+{
+    s->notify = fn;
+    s->notify_arg = arg;
+}
+
 int
 jobstore_open(const char *driver, const char *target, jobstore **out,
               kiln_error *err)

@@ -165,8 +165,17 @@ typedef struct jobstore_driver {
                  kiln_error *err);
 } jobstore_driver;
 
+/* The status-change hook (jobstore_set_notify): called by a driver inside
+ * the transaction of every status change, with the process as it now
+ * stands. It returns a malloc'd postback body to store, in the same
+ * transaction, for p->callback (due at once), or NULL for none. It runs
+ * with the store locked: it must not call the store. */
+typedef char *(*jobstore_notify_fn)(const jobstore_process *p, void *arg);
+
 struct jobstore {
     const jobstore_driver *drv;
+    jobstore_notify_fn notify; /* NULL: none */
+    void *notify_arg;
 };
 
 extern const jobstore_driver jobstore_sqlite_driver;
@@ -210,6 +219,13 @@ int jobstore_open(const char *driver, const char *target, jobstore **out,
 /* The same with a driver table a plugin provides. */
 int jobstore_open_driver(const jobstore_driver *drv, const char *target,
                          jobstore **out, kiln_error *err);
+/* Installs the status-change hook. Status changes are create's (no),
+ * claim (QUEUED or an expired lease -> PROCESSING), complete, requeue,
+ * retry and set_processing; a postback the hook asks for is committed
+ * with the change, so a crash cannot keep one and lose the other. Set it
+ * before the store is shared between threads. */
+void jobstore_set_notify(jobstore *s, jobstore_notify_fn fn, void *arg);
+
 /* Closes the store; NULL is a no-op. No call may be running on it. */
 void jobstore_close(jobstore *s);
 /* KILN_OK when the database answers (GET /health). */

@@ -58,6 +58,7 @@ typedef enum sq_query {
     SQ_Q_PING,
     SQ_Q_CREATE,
     SQ_Q_GET,
+    SQ_Q_GET_ID,
     SQ_Q_FIND_IDEM,
     SQ_Q_STATUS,
     SQ_Q_CLAIM,
@@ -140,6 +141,8 @@ static const struct {
     [SQ_Q_GET] = {"read process",
                   "SELECT " SQ_PROC_COLS " FROM process WHERE id = ?1 AND "
                   "service_id = ?2"},
+    [SQ_Q_GET_ID] = {"read process",
+                     "SELECT " SQ_PROC_COLS " FROM process WHERE id = ?1"},
     [SQ_Q_FIND_IDEM] = {"read process", "SELECT " SQ_PROC_COLS
                                         " FROM process WHERE idem_key = ?1 "
                                         "AND service_id = ?2"},
@@ -601,13 +604,49 @@ sq_refuse(sq_store *s, const char *id, int service_id, const char *what,
     return rc;
 }
 
+/* Inside a status change's transaction: hands the process as it now
+ * stands (`p`, or read by `id`) to the store's hook and stores the
+ * postback it asks for. */
+static int
+sq_notify(sq_store *s, const char *id, const jobstore_process *p,
+          kiln_error *err)
+{
+    if (s->base.notify == NULL) {
+        return KILN_OK;
+    }
+    jobstore_process read;
+    memset(&read, 0, sizeof read);
+    if (p == NULL) {
+        int rc =
+            sq_one_process(s, SQ_Q_GET_ID, SQ_ARGS(SQ_TEXT(id)), &read, err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+        p = &read;
+    }
+    int rc = KILN_OK;
+    char *body =
+        p->callback != NULL ? s->base.notify(p, s->base.notify_arg) : NULL;
+    if (body != NULL) {
+        rc = sq_run(s, SQ_Q_PB_ENQUEUE,
+                    SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
+                            SQ_TEXT(p->callback), SQ_TEXT(body),
+                            SQ_INT(sq_now()), SQ_INT(sq_now())),
+                    NULL, err);
+        free(body);
+    }
+    jobstore_process_clear(&read);
+    return rc;
+}
+
 /* One call that moves process `id` from `expected`: runs `q` in a write
  * transaction (fn, if not NULL, reads what it returns), and when it
- * changes no row, tells why (sq_refuse). */
+ * changes no row, tells why (sq_refuse). A status change (`notify`) runs
+ * the store's hook in the same transaction. */
 static int
 sq_transition(sq_store *s, sq_query q, const sq_arg *args, int n_args,
               sq_row_fn fn, void *ctx, const char *id, int service_id,
-              const char *expected, kiln_error *err)
+              const char *expected, bool notify, kiln_error *err)
 {
     int rc = sq_enter(s, SQ_WRITE, err);
     if (rc == KILN_OK) {
@@ -615,6 +654,8 @@ sq_transition(sq_store *s, sq_query q, const sq_arg *args, int n_args,
     }
     if (rc == KILN_OK && sqlite3_changes(s->db) == 0) {
         rc = sq_refuse(s, id, service_id, sq_queries[q].what, expected, err);
+    } else if (rc == KILN_OK && notify) {
+        rc = sq_notify(s, id, NULL, err);
     }
     return sq_leave(s, rc, err);
 }
@@ -837,6 +878,9 @@ sq_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
             SQ_ARGS(SQ_INT(now), SQ_INT(now + lease_seconds), SQ_INT(sq_now())),
             out, err);
     }
+    if (rc == KILN_OK) {
+        rc = sq_notify(s, out->id, out, err);
+    }
     if (rc == KILN_ENOTFOUND) {
         rc = err_set(err, KILN_ENOTFOUND, "no process is ready");
     }
@@ -855,7 +899,7 @@ sq_complete(jobstore *js, const char *id, jobstore_status status,
         sq(js), SQ_Q_COMPLETE,
         SQ_ARGS(SQ_TEXT(id), SQ_TEXT(jobstore_status_name(status)),
                 SQ_TEXT(result_json), SQ_TEXT(error), SQ_INT(sq_now())),
-        NULL, NULL, id, -1, "PROCESSING", err);
+        NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
@@ -865,7 +909,7 @@ sq_requeue(jobstore *js, const char *id, int64_t not_before, const char *error,
     return sq_transition(sq(js), SQ_Q_REQUEUE,
                          SQ_ARGS(SQ_TEXT(id), SQ_INT(not_before),
                                  SQ_TEXT(error), SQ_INT(sq_now())),
-                         NULL, NULL, id, -1, "PROCESSING", err);
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
@@ -874,7 +918,7 @@ sq_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
 {
     return sq_transition(sq(js), SQ_Q_RENEW,
                          SQ_ARGS(SQ_TEXT(id), SQ_INT(now + lease_seconds)),
-                         NULL, NULL, id, -1, "PROCESSING", err);
+                         NULL, NULL, id, -1, "PROCESSING", false, err);
 }
 
 static int
@@ -884,7 +928,7 @@ sq_set_processing(jobstore *js, const char *id, int service_id,
     return sq_transition(sq(js), SQ_Q_SET_PROCESSING,
                          SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id),
                                  SQ_TEXT(callback), SQ_INT(sq_now())),
-                         NULL, NULL, id, service_id, "INCOMPLETE", err);
+                         NULL, NULL, id, service_id, "INCOMPLETE", true, err);
 }
 
 static int
@@ -895,7 +939,7 @@ sq_retry(jobstore *js, const char *id, int service_id, int *attempt,
     int rc = sq_transition(
         sq(js), SQ_Q_RETRY,
         SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id), SQ_INT(sq_now())), sq_row_int,
-        &a, id, service_id, "FINISHED or FAILED", err);
+        &a, id, service_id, "FINISHED or FAILED", true, err);
     if (rc == KILN_OK) {
         *attempt = (int)a;
     }

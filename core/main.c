@@ -6,6 +6,7 @@
  */
 #include "kiln.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "jobstore.h"
+#include "postback.h"
 #include "runner.h"
 #include "submit.h"
 
@@ -518,6 +520,7 @@ cmd_serve(int argc, char **argv)
     if (c == NULL) {
         return 1;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* postbacks */
     bool dev = c->dev_token;
     kiln_engine *e = start_engine(c, true);
     if (e == NULL) {
@@ -528,6 +531,7 @@ cmd_serve(int argc, char **argv)
     int rc = 1;
     jobstore *js = NULL;
     runner *r = NULL;
+    postbacker *pbk = NULL;
     void *states[16] = {0};
     size_t n_started = 0;
     const char *target = e->config->jobstore_path;
@@ -541,12 +545,18 @@ cmd_serve(int argc, char **argv)
         goto done;
     }
     e->store = js;
+    postback_attach(e, js);
     e->limiter = api_limiter_new();
     if (runner_start(e, js, e->config->workers, &r, &err) != KILN_OK) {
         fprintf(stderr, "kiln serve: %s\n", err.message);
         goto done;
     }
     e->runner = r;
+    if (postbacker_start(e, 2, &pbk, &err) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", err.message);
+        goto stop;
+    }
+    e->postbacker = pbk;
     for (size_t k = 0; k < e->reg.n_services && n_started < 16; k++) {
         const kiln_service *svc = &e->reg.services[k].svc;
         if (svc->start(e, &states[n_started], &err) != KILN_OK) {
@@ -581,10 +591,15 @@ stop:
     }
     runner_stop(r);
     e->runner = NULL;
+    /* After the workers: their last status changes owe postbacks too;
+     * whatever is not delivered by now stays in the store for later. */
+    postbacker_stop(pbk);
+    e->postbacker = NULL;
 done:
     e->store = NULL;
     jobstore_close(js);
     engine_free(e);
+    curl_global_cleanup();
     return rc;
 }
 

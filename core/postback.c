@@ -155,44 +155,35 @@ postback_flags(const char *request, bool *notify_status, bool *retry)
     cJSON_Delete(req);
 }
 
-void
-postback_notify(kiln_engine *e, const char *id, int service_id)
+/* The job store's status-change hook (jobstore_set_notify): runs inside
+ * the store's transaction, so it only builds the body. */
+static char *
+postback_hook(const jobstore_process *p, void *arg)
 {
-    if (e == NULL || e->store == NULL) {
-        return;
-    }
-    jobstore_process p;
-    memset(&p, 0, sizeof p);
-    kiln_error err;
-    err_clear(&err);
-    if (jobstore_get(e->store, id, service_id, &p, &err) != KILN_OK) {
-        fprintf(stderr, "kiln: postback for %s: %s\n", id, err.message);
-        return;
-    }
+    kiln_engine *e = arg;
     bool notify = false, retry = true;
-    postback_flags(p.request, &notify, &retry);
-    bool final = p.status == JOBSTORE_FINISHED || p.status == JOBSTORE_FAILED;
-    if (p.callback != NULL && (final || notify)) {
-        cJSON *o = runner_status_json(&p);
-        char *body = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        jobstore_postback pb;
-        memset(&pb, 0, sizeof pb);
-        memcpy(pb.process_id, p.id, sizeof pb.process_id);
-        pb.service_id = p.service_id;
-        pb.url = p.callback;
-        pb.body = body;
-        pb.next_at = (int64_t)time(NULL);
-        if (body == NULL ||
-            jobstore_postback_enqueue(e->store, &pb, NULL, &err) != KILN_OK) {
-            fprintf(stderr, "kiln: postback for %s not stored: %s\n", id,
-                    body == NULL ? "out of memory" : err.message);
-        } else if (e->postbacker != NULL) {
-            postbacker_wake(e->postbacker);
-        }
-        cJSON_free(body);
+    postback_flags(p->request, &notify, &retry);
+    bool final = p->status == JOBSTORE_FINISHED || p->status == JOBSTORE_FAILED;
+    if (!final && !notify) {
+        return NULL;
     }
-    jobstore_process_clear(&p);
+    cJSON *o = runner_status_json(p);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    /* The store frees with free(); cJSON allocates with malloc unless
+     * told otherwise, but copy to be independent of its hooks. */
+    char *body = text != NULL ? strdup(text) : NULL;
+    cJSON_free(text);
+    if (body != NULL && e->postbacker != NULL) {
+        postbacker_wake(e->postbacker);
+    }
+    return body;
+}
+
+void
+postback_attach(kiln_engine *e, jobstore *js)
+{
+    jobstore_set_notify(js, postback_hook, e);
 }
 
 /* The store schedules in whole seconds; rounding the attempt's time up
@@ -296,7 +287,7 @@ postbacker_start(kiln_engine *e, int n_threads, postbacker **out,
 void
 postbacker_wake(postbacker *b)
 {
-    workers_wake(&b->w);
+    workers_wake_one(&b->w);
 }
 
 void

@@ -39,12 +39,12 @@ int postback_check_url(const kiln_engine *e, const char *url, kiln_error *err);
 int postback_deliver(const kiln_engine *e, const char *url, const char *body,
                      const char *secret, int *http_status, kiln_error *err);
 
-/* Stores the postbacks a status change of process `id` owes: reads the
- * process, and when it has a callback and the change is final (FINISHED,
- * FAILED) or the request asked notify_status, enqueues its status body
- * and wakes the senders. Failures are logged, not returned: the status
- * change itself already happened. */
-void postback_notify(kiln_engine *e, const char *id, int service_id);
+/* Makes every status change of the store's processes owe its postback:
+ * when a process has a callback and the change is final (FINISHED,
+ * FAILED) or its request asked notify_status, the status body is stored
+ * as a postback in the same transaction as the change, and the senders
+ * are woken. */
+void postback_attach(kiln_engine *e, jobstore *js);
 
 /* Starts n sender threads; they claim due postbacks until stopped. */
 int postbacker_start(kiln_engine *e, int n_threads, postbacker **out,

@@ -7,6 +7,7 @@
  */
 #include "runner.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,16 +19,65 @@
 struct runner {
     kiln_engine *engine;
     jobstore *store;
-    workers w;
+    int lease;    /* seconds a claim holds without renewal */
+    workers w;    /* the workers that claim and run processes */
+    workers keep; /* one thread that renews the running claims */
+    pthread_mutex_t mu;
+    char running[WORKERS_MAX][JOBSTORE_ID_LEN + 1]; /* "" when free */
 };
 
-/* The lease of a claim: a process not finished within it may be taken
- * back by another host (architecture: scale-out); generous on purpose. */
+/* Notes that this worker runs process `id`; returns its slot. */
 static int
-runner_lease(const kiln_engine *e)
+runner_track(runner *r, const char *id)
 {
-    double t = e->config->limits.max_process_time;
-    return (int)(t > 0 ? t : 60) * 2 + 60;
+    pthread_mutex_lock(&r->mu);
+    int slot = 0;
+    while (slot < WORKERS_MAX - 1 && r->running[slot][0] != '\0') {
+        slot++;
+    }
+    snprintf(r->running[slot], sizeof r->running[slot], "%s", id);
+    pthread_mutex_unlock(&r->mu);
+    return slot;
+}
+
+static void
+runner_untrack(runner *r, int slot)
+{
+    pthread_mutex_lock(&r->mu);
+    r->running[slot][0] = '\0';
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The keeper: renews the lease of every running process three times per
+ * lease, so a process that runs long is not taken back by another worker
+ * or host while its worker is alive, and one whose host died is taken
+ * back within a lease. */
+static void *
+runner_keeper(void *arg)
+{
+    runner *r = arg;
+    unsigned seen;
+    while (workers_running(&r->keep, &seen)) {
+        char ids[WORKERS_MAX][JOBSTORE_ID_LEN + 1];
+        pthread_mutex_lock(&r->mu);
+        memcpy(ids, r->running, sizeof ids);
+        pthread_mutex_unlock(&r->mu);
+        for (int i = 0; i < WORKERS_MAX; i++) {
+            if (ids[i][0] == '\0') {
+                continue;
+            }
+            kiln_error err;
+            err_clear(&err);
+            if (jobstore_renew(r->store, ids[i], (int64_t)time(NULL), r->lease,
+                               &err) != KILN_OK) {
+                fprintf(stderr,
+                        "kiln: process %s: cannot renew its lease: %s\n",
+                        ids[i], err.message);
+            }
+        }
+        workers_sleep(&r->keep, seen, r->lease * 1000L / 3);
+    }
+    return NULL;
 }
 
 /* FNV-1a of the body: tells a repeated POST with the same Idempotency-Key
@@ -129,9 +179,6 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
         jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL,
                           msg[0] ? msg : "the request no longer compiles",
                           &err);
-        if (p->callback != NULL) {
-            postback_notify(e, p->id, p->service_id);
-        }
         errlist_free(&errs);
         arena_free(a);
         return;
@@ -171,8 +218,6 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     if (err.message[0] != '\0') {
         fprintf(stderr, "kiln: process %s: cannot store its outcome: %s\n",
                 p->id, err.message);
-    } else if (p->callback != NULL) {
-        postback_notify(e, p->id, p->service_id);
     }
     for (size_t j = 0; res.ran_jobs && j < res.n_jobs; j++) {
         metrics_job(e->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
@@ -187,19 +232,18 @@ static void *
 runner_worker(void *arg)
 {
     runner *r = arg;
-    int lease = runner_lease(r->engine);
     unsigned seen;
     while (workers_running(&r->w, &seen)) {
         jobstore_process p;
         memset(&p, 0, sizeof p);
         kiln_error err;
         err_clear(&err);
-        int rc = jobstore_claim(r->store, (int64_t)time(NULL), lease, &p, &err);
+        int rc =
+            jobstore_claim(r->store, (int64_t)time(NULL), r->lease, &p, &err);
         if (rc == KILN_OK) {
-            if (p.callback != NULL) {
-                postback_notify(r->engine, p.id, p.service_id);
-            }
+            int slot = runner_track(r, p.id);
             runner_run_one(r->engine, r->store, &p);
+            runner_untrack(r, slot);
             jobstore_process_clear(&p);
             continue;
         }
@@ -217,6 +261,13 @@ int
 runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
              kiln_error *err)
 {
+    return runner_start_lease(e, js, n_workers, RUNNER_LEASE_S, out, err);
+}
+
+int
+runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
+                   runner **out, kiln_error *err)
+{
     int n_requeued = 0;
     int rc = jobstore_recover(js, &n_requeued, err);
     if (rc != KILN_OK) {
@@ -232,7 +283,16 @@ runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
     }
     r->engine = e;
     r->store = js;
+    r->lease = lease_s > 0 ? lease_s : RUNNER_LEASE_S;
+    pthread_mutex_init(&r->mu, NULL);
+    if (workers_start(&r->keep, 1, runner_keeper, r) == 0) {
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return err_set(err, KILN_EINTERNAL, "cannot start the lease keeper");
+    }
     if (workers_start(&r->w, n_workers, runner_worker, r) == 0) {
+        workers_stop(&r->keep);
+        pthread_mutex_destroy(&r->mu);
         free(r);
         return err_set(err, KILN_EINTERNAL, "cannot start worker threads");
     }
@@ -243,7 +303,7 @@ runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
 void
 runner_wake(runner *r)
 {
-    workers_wake(&r->w);
+    workers_wake_one(&r->w);
 }
 
 static void
@@ -263,6 +323,8 @@ runner_stop(runner *r)
     }
     double t = r->engine->config->shutdown_timeout;
     workers_stop_within(&r->w, (long)(t * 1e3), runner_cancel, r);
+    workers_stop(&r->keep);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 

@@ -26,10 +26,18 @@ int runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
                   const char *idem_key, char id_out[JOBSTORE_ID_LEN + 1],
                   errlist *errs, kiln_error *err);
 
+/* A claim's lease: a process whose worker stops renewing it (its host
+ * died) is taken back by another worker after this many seconds. The
+ * runner renews the leases of running processes three times per lease. */
+#define RUNNER_LEASE_S 30
+
 /* Re-queues whatever a previous run left PROCESSING, then starts n_workers
  * threads that claim and run queued processes until runner_stop(). */
 int runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
                  kiln_error *err);
+/* The same with another lease than RUNNER_LEASE_S (tests). */
+int runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
+                       runner **out, kiln_error *err);
 
 /* Wakes idle workers at once (a process was just queued). */
 void runner_wake(runner *r);

@@ -9,6 +9,21 @@
 #include <errno.h>
 #include <time.h>
 
+/* The CLOCK_REALTIME moment `ms` milliseconds from now, for timed waits. */
+static struct timespec
+workers_deadline(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 int
 workers_start(workers *w, int n, void *(*fn)(void *), void *arg)
 {
@@ -48,14 +63,7 @@ workers_running(workers *w, unsigned *seen)
 void
 workers_sleep(workers *w, unsigned seen, long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = workers_deadline(ms);
     pthread_mutex_lock(&w->mu);
     while (!w->stopping && w->wakeups == seen) {
         if (pthread_cond_timedwait(&w->cond, &w->mu, &until) == ETIMEDOUT) {
@@ -75,6 +83,15 @@ workers_wake(workers *w)
 }
 
 void
+workers_wake_one(workers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->wakeups++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
 workers_stop(workers *w)
 {
     workers_stop_within(w, -1, NULL, NULL);
@@ -90,14 +107,7 @@ workers_stop_within(workers *w, long ms, void (*on_late)(void *), void *arg)
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = workers_deadline(ms);
     bool late = false;
     for (int i = 0; i < w->n_threads; i++) {
         if (ms >= 0 && !late &&

@@ -31,6 +31,9 @@ bool workers_running(workers *w, unsigned *seen);
 void workers_sleep(workers *w, unsigned seen, long ms);
 /* Wakes every sleeping thread for a new round. */
 void workers_wake(workers *w);
+/* Wakes one sleeping thread: one new item of work needs one thread, and
+ * waking them all makes the others race for nothing. */
+void workers_wake_one(workers *w);
 /* Stops the threads, waits for their current round, and releases w. */
 void workers_stop(workers *w);
 /* The same, but when the threads are not done within `ms` milliseconds

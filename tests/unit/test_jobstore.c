@@ -1218,6 +1218,85 @@ js_suite_init(void)
     return mkdtemp(js_base) == NULL ? -1 : 0;
 }
 
+/* The status-change hook: records the statuses it saw and asks for a
+ * postback only for FINISHED. */
+typedef struct js_seen {
+    char statuses[256];
+} js_seen;
+
+static char *
+js_hook(const jobstore_process *p, void *arg)
+{
+    js_seen *seen = arg;
+    size_t n = strlen(seen->statuses);
+    snprintf(seen->statuses + n, sizeof seen->statuses - n, "%s%s",
+             n ? " " : "", jobstore_status_name(p->status));
+    if (p->status != JOBSTORE_FINISHED) {
+        return NULL;
+    }
+    char *body = malloc(64);
+    snprintf(body, 64, "{\"status\":\"%s\"}", jobstore_status_name(p->status));
+    return body;
+}
+
+static void
+test_js_notify(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    js_seen seen = {""};
+    jobstore_set_notify(e.s, js_hook, &seen);
+    kiln_error err = {0};
+    jobstore_process p = {0};
+    CU_ASSERT_EQUAL_FATAL(jobstore_new_id(p.id, &err), KILN_OK);
+    p.service_id = 1;
+    p.status = JOBSTORE_QUEUED;
+    p.request = "{}";
+    p.callback = "http://example.com/cb";
+    CU_ASSERT_EQUAL_FATAL(jobstore_create(e.s, &p, &err), KILN_OK);
+    int64_t now = 1000;
+    jobstore_process c = {0};
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c.id, p.id);
+    jobstore_process_clear(&c);
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, p.id, now, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    jobstore_process_clear(&c);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, p.id, now, 60, &err), KILN_OK);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, p.id, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_STRING_EQUAL(seen.statuses,
+                           "PROCESSING QUEUED PROCESSING FINISHED");
+    /* The postback the hook asked for was stored with the change, due
+     * now, for the process's callback. */
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, INT64_MAX / 2, 60, 10, &due, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(due[0].process_id, p.id);
+    CU_ASSERT_STRING_EQUAL(due[0].url, "http://example.com/cb");
+    CU_ASSERT_STRING_EQUAL(due[0].body, "{\"status\":\"FINISHED\"}");
+    jobstore_postbacks_free(due, n);
+    /* A process without a callback never reaches the hook. */
+    char quiet[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, quiet),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    jobstore_process_clear(&c);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, quiet, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_STRING_EQUAL(seen.statuses,
+                           "PROCESSING QUEUED PROCESSING FINISHED");
+    js_teardown(&e);
+}
+
 static int
 js_suite_cleanup(void)
 {
@@ -1256,6 +1335,8 @@ test_jobstore_register(void)
         {"two connections take back expired leases once",
          test_js_concurrent_expired},
         {"SIGKILL loses no created process", test_js_durability},
+        {"status changes reach the hook, postbacks stored with them",
+         test_js_notify},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL) {

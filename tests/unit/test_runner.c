@@ -112,6 +112,14 @@ tr_run_next(void)
     return true;
 }
 
+static double
+tr_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static jobstore_process
 tr_get(const char *id)
 {
@@ -334,6 +342,57 @@ test_recover_and_workers(void)
     }
 }
 
+/* A run longer than its lease keeps it: the keeper renews it, so the
+ * second worker never takes the process back (which would count a
+ * re-queue and run it twice). */
+static void
+test_lease_renewed(void)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/in/big.png", tr_root);
+    VipsImage *im = NULL;
+    CU_ASSERT_EQUAL_FATAL(vips_gaussnoise(&im, 4000, 4000, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(vips_image_write_to_file(im, path, NULL), 0);
+    g_object_unref(im);
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/big.png\", "
+                  "\"jobs\": [{\"destination\": \"/out/long.jpg\", "
+                  "\"transformations\": [{\"type\": \"rotate\", "
+                  "\"degrees\": 13}, {\"type\": \"blur\", \"radius\": 5, "
+                  "\"sigma\": 5}, {\"type\": \"rotate\", \"degrees\": 17}]}]}",
+                  id, &errs),
+        KILN_OK);
+    runner *r = NULL;
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(
+        runner_start_lease(tr_engine, tr_store, 2, 1, &r, &err), KILN_OK);
+    runner_wake(r);
+    double t0 = tr_now();
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    for (int t = 0; t < 1200; t++) {
+        usleep(100 * 1000);
+        p = tr_get(id);
+        if (p.status == JOBSTORE_FINISHED || p.status == JOBSTORE_FAILED) {
+            break;
+        }
+        jobstore_process_clear(&p);
+    }
+    double took = tr_now() - t0;
+    runner_stop(r);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.n_requeues, 0);
+    /* Only meaningful when the run outlived its 1 s lease. */
+    if (!(took > 2.5)) {
+        fprintf(stderr, "lease test ran %.2f s\n", took);
+    }
+    CU_ASSERT_TRUE(took > 2.5);
+    jobstore_process_clear(&p);
+    CU_ASSERT_TRUE(tr_exists("/out/long.jpg"));
+}
+
 int
 test_runner_register(void)
 {
@@ -347,5 +406,6 @@ test_runner_register(void)
     CU_add_test(s, "wait_retry_delay", test_wait_retry_delay);
     CU_add_test(s, "fail_on_conversion_error", test_fail_on_conversion_error);
     CU_add_test(s, "recover, worker threads", test_recover_and_workers);
+    CU_add_test(s, "a long run keeps its lease", test_lease_renewed);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }
