@@ -49,6 +49,16 @@ for j in r["jobs"]:
     fi
 done
 
+# The configurations whose plugins this build ships load cleanly (the
+# S3, Azure and FTP ones wait for their storage plugins).
+for cfg in examples/config/local.json examples/config/postbacks.json; do
+    if out=$(KILN_TOKEN=t KILN_POSTBACK_SECRET=s "$KILN" plugins --config "$cfg" 2>&1); then
+        ok "example/$(basename "$cfg") loads"
+    else
+        fail "example/$(basename "$cfg") loads" "$out"
+    fi
+done
+
 # The third-party plugin: builds with pkg-config alone, loads, runs.
 if [ -d examples/plugin ]; then
     cp -r examples/plugin "$tmp/plugin"

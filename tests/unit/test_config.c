@@ -96,6 +96,40 @@ test_errors(void)
     errlist_free(&errs);
 }
 
+/* network.allow and shutdown_timeout: a bad range is refused at load,
+ * named by its path. */
+static void
+test_network_and_shutdown(void)
+{
+    kiln_config *c = NULL;
+    errlist errs = {0};
+    int rc =
+        load("{\"shutdown_timeout\": 5, \"network\": {\"allow\": "
+             "[\"127.0.0.0/8\", \"10.0.0.1/8\"]}, \"services\": [{\"id\": "
+             "1, \"storage\": {\"plugin\": \"local\", \"root\": \"/x\"}}]}",
+             &c, &errs);
+    CU_ASSERT_EQUAL(rc, KILN_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "network.allow[1]");
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].e.message, "10.0.0.1/8"));
+    errlist_free(&errs);
+    errs = (errlist){0};
+    rc = load("{\"shutdown_timeout\": 5, \"network\": {\"allow\": "
+              "[\"127.0.0.0/8\", \"fd00::/8\"]}, \"services\": [{\"id\": 1, "
+              "\"storage\": {\"plugin\": \"local\", \"root\": \"/x\"}}]}",
+              &c, &errs);
+    CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
+    CU_ASSERT_EQUAL(c->shutdown_timeout, 5);
+    CU_ASSERT_EQUAL(c->n_network_allow, 2);
+    config_free(c);
+    errlist_free(&errs);
+    c = NULL;
+    kiln_error e;
+    CU_ASSERT_EQUAL_FATAL(config_default(&c, &e), KILN_OK);
+    CU_ASSERT_EQUAL(c->shutdown_timeout, 30);
+    config_free(c);
+}
+
 int
 test_config_register(void)
 {
@@ -106,5 +140,7 @@ test_config_register(void)
     CU_add_test(s, "embedded defaults", test_defaults);
     CU_add_test(s, "environment and values", test_env_and_values);
     CU_add_test(s, "error texts", test_errors);
+    CU_add_test(s, "network.allow and shutdown_timeout",
+                test_network_and_shutdown);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }
