@@ -12,6 +12,10 @@ $(BUILD)/pobj/plugins/api-http/%.o: PLUGIN_CFLAGS += \
 $(BUILD)/plugins/api-http.so: PLUGIN_LIBS += \
     $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
+# A plugin folder may hold a plugin.mk with its own flags, e.g.
+#   $(BUILD)/plugins/storage-s3.so: PLUGIN_LIBS += $(shell pkg-config --libs libcurl)
+-include $(wildcard plugins/*/plugin.mk storage-plugins/*/plugin.mk)
+
 OP_PLUGINS      := $(notdir $(wildcard plugins/*))
 STORAGE_PLUGINS := $(notdir $(wildcard storage-plugins/*))
 PLUGIN_SOS := $(OP_PLUGINS:%=$(BUILD)/plugins/%.so) \
