@@ -22,6 +22,8 @@ engine_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static int engine_open_remote(kiln_engine *e, kiln_error *err);
+
 static int
 engine_open_storages(kiln_engine *e, kiln_error *err)
 {
@@ -74,6 +76,86 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
         }
         e->n_storages++;
     }
+    return engine_open_remote(e, err);
+}
+
+bool
+engine_source_is_url(const char *source)
+{
+    return source != NULL && (strncmp(source, "http://", 7) == 0 ||
+                              strncmp(source, "https://", 8) == 0);
+}
+
+int
+engine_check_source(const kiln_engine *e, int service_id, const char *source,
+                    kiln_error *err)
+{
+    if (!engine_source_is_url(source)) {
+        return KILN_OK;
+    }
+    const config_service *s = config_find_service(e->config, service_id);
+    if (s != NULL && !s->remote_sources) {
+        return err_set_path(err, KILN_EPERM, "source",
+                            "\"%s\" is a URL, but service %d does not allow "
+                            "remote sources (expected a path in its storage, "
+                            "or remote_sources: true in its configuration)",
+                            source, service_id);
+    }
+    if (e->remote.backend == NULL) {
+        return err_set_path(err, KILN_ENOTFOUND, "source",
+                            "\"%s\" is a URL, but no storage backend reads "
+                            "URLs here (enable the storage-http plugin)",
+                            source);
+    }
+    netguard_target t;
+    int rc = netguard_check_url("source", source, e->net_allow, &t, err);
+    if (rc != KILN_OK) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        return err_set_path(err, rc, "source", "%s", why);
+    }
+    return KILN_OK;
+}
+
+/* Opens the "http" backend once with its default settings for the URL
+ * sources of services that allow them. */
+static int
+engine_open_remote(kiln_engine *e, kiln_error *err)
+{
+    const reg_storage *b = registry_find_storage(&e->reg, "http");
+    bool wanted = false;
+    for (size_t i = 0; i < e->config->n_services; i++) {
+        wanted = wanted || e->config->services[i].remote_sources;
+    }
+    if (b == NULL || !wanted) {
+        return KILN_OK;
+    }
+    cJSON *none = cJSON_CreateObject();
+    errlist errs = {0};
+    void *settings = NULL;
+    int rc = params_parse(e->arena, b->st.settings, b->st.n_settings,
+                          b->st.settings_size, none, "remote_sources", NULL,
+                          &settings, &errs);
+    cJSON_Delete(none);
+    if (rc != KILN_OK) {
+        if (errs.n > 0) {
+            *err = errs.items[0].e;
+        }
+        errlist_free(&errs);
+        return rc;
+    }
+    errlist_free(&errs);
+    kiln_error oe;
+    err_clear(&oe);
+    rc = b->st.open(settings, &e->remote.state, &oe);
+    if (rc != KILN_OK) {
+        return err_set(err, rc,
+                       "cannot open storage \"http\" for remote "
+                       "sources: %s",
+                       oe.message);
+    }
+    e->remote.service_id = -1;
+    e->remote.backend = b;
     return KILN_OK;
 }
 
@@ -100,6 +182,9 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         engine_free(e);
         return rc;
     }
+    /* Plugins that fetch URLs check them against this deployment's list
+     * (host API net_check_url). */
+    netguard_set_default(e->net_allow);
     rc = loader_load_config(e, err);
     if (rc == KILN_OK && open_storage) {
         rc = engine_open_storages(e, err);
@@ -125,9 +210,15 @@ engine_free(kiln_engine *e)
         }
     }
     free(e->storages);
+    if (e->remote.backend != NULL && e->remote.backend->st.close != NULL) {
+        e->remote.backend->st.close(e->remote.state);
+    }
     api_limiter_free(e->limiter);
     metrics_free(e->metrics);
     if (e->net_allow != NULL) {
+        if (netguard_default() == e->net_allow) {
+            netguard_set_default(NULL);
+        }
         netguard_allow_free(e->net_allow);
         free(e->net_allow);
     }
@@ -262,7 +353,19 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         res->deadline.limit_s = lim.max_process_time;
     }
     res->deadline.cancel = &e->cancel;
-    rc = exec_open_stored(st, g->req.source, lim.max_file_size, &raw, &err);
+    /* A URL source is read through the remote backend, after the same
+     * checks as at submission (the deployment may have changed since). */
+    const engine_storage *src_st = st;
+    if (engine_source_is_url(g->req.source)) {
+        rc = engine_check_source(e, g->req.service_id, g->req.source, &err);
+        if (rc != KILN_OK) {
+            goto fail;
+        }
+        if (strcmp(st->backend->st.name, "http") != 0) {
+            src_st = &e->remote;
+        }
+    }
+    rc = exec_open_stored(src_st, g->req.source, lim.max_file_size, &raw, &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
         if (rc == KILN_EIO) {

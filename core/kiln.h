@@ -426,6 +426,10 @@ struct kiln_engine {
     size_t n_plugins;
     engine_storage *storages;
     size_t n_storages;
+    /* Where URL sources are read (the "http" storage backend with its
+     * default settings), for services with remote_sources; backend NULL
+     * when no such plugin is loaded. */
+    engine_storage remote;
 };
 
 /* Creates an engine for a configuration it takes ownership of: loads the
@@ -445,6 +449,13 @@ void exec_result_free(exec_result *r);
 cJSON *exec_result_json(const graph *g, const exec_result *r,
                         const char *process_id);
 const engine_storage *engine_find_storage(const kiln_engine *e, int id);
+/* True when `source` is a URL (http:// or https://), not a storage path. */
+bool engine_source_is_url(const char *source);
+/* Checks that service `service_id` may read `source`: a URL needs
+ * remote_sources, a loaded "http" backend and an address the network
+ * guard allows. Errors carry path "source". */
+int engine_check_source(const kiln_engine *e, int service_id,
+                        const char *source, kiln_error *err);
 
 /* The HTTP API's semantics, transport-free (api.c): the host API's
  * api_call and reply_free. */

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "netguard.h"
+
 static int
 loader_register_op(kiln_plugin *self, const kiln_op *op, size_t size,
                    kiln_error *err)
@@ -78,6 +80,27 @@ loader_config_max_body(kiln_engine *e)
     return (size_t)e->config->limits.max_body;
 }
 
+static int
+loader_net_check_url(const char *what, const char *url, kiln_net_target *out,
+                     kiln_error *err)
+{
+    netguard_target t;
+    memset(out, 0, sizeof *out);
+    int rc = netguard_check_url(what, url, netguard_default(), &t, err);
+    if (rc == KILN_OK) {
+        out->is_https = t.is_https;
+        out->port = t.port;
+        snprintf(out->resolve, sizeof out->resolve, "%s", t.resolve);
+    }
+    return rc;
+}
+
+static bool
+loader_net_allowed(const struct sockaddr *addr)
+{
+    return netguard_is_allowed(netguard_default(), addr);
+}
+
 static const kiln_host_api loader_api = {
     .size = sizeof(kiln_host_api),
     .abi_major = KILN_ABI_MAJOR,
@@ -98,6 +121,8 @@ static const kiln_host_api loader_api = {
     .reply_free = api_reply_free,
     .config_listen = loader_config_listen,
     .config_max_body = loader_config_max_body,
+    .net_check_url = loader_net_check_url,
+    .net_allowed = loader_net_allowed,
 };
 
 const kiln_host_api *

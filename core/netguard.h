@@ -158,4 +158,10 @@ int netguard_check_url(const char *what, const char *url,
                        const netguard_allow *allow, netguard_target *out,
                        kiln_error *err);
 
+/* The deployment's list for the host API (net_check_url, net_allowed):
+ * set by the engine when it starts; NULL (or never set) allows nothing
+ * beyond public addresses. The list must outlive its use. */
+void netguard_set_default(const netguard_allow *a);
+const netguard_allow *netguard_default(void);
+
 #endif /* KILN_CORE_NETGUARD_H */

@@ -113,6 +113,18 @@ runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
         arena_free(a);
         return KILN_EINVAL;
     }
+    /* A URL source the service may not read, or the network guard
+     * refuses, is refused now (400). */
+    {
+        kiln_error ve;
+        err_clear(&ve);
+        if (engine_check_source(e, g->req.service_id, g->req.source, &ve) !=
+            KILN_OK) {
+            errlist_add(errs, &ve, NULL);
+            arena_free(a);
+            return KILN_EINVAL;
+        }
+    }
     /* A callback the network guard refuses is refused now, at
      * submission (400), not discovered at the first postback. */
     if (g->req.callback != NULL) {

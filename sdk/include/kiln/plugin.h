@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <vips/vips.h>
 
@@ -29,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 0
+#define KILN_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -326,6 +327,22 @@ typedef struct kiln_service {
     void (*stop)(void *state);
 } kiln_service;
 
+/* ------------------------------------------------------ network guard */
+
+/* A URL the host's network guard approved (ABI 1.1). The guard resolved
+ * the host and checked every address against the deployment's
+ * network.allow (loopback, private, link-local, CGNAT, unique-local and
+ * their IPv4-mapped forms are refused unless allowed). Connect with
+ * libcurl using CURLOPT_RESOLVE set to a list holding `resolve` (when not
+ * empty: an IPv6 literal needs none) so the checked addresses are the
+ * ones used, and CURLOPT_OPENSOCKETFUNCTION refusing what net_allowed()
+ * refuses. Follow no redirect without checking its URL again. */
+typedef struct kiln_net_target {
+    bool is_https;
+    int port;
+    char resolve[1400]; /* "host:port:addr1,[v6addr],..." */
+} kiln_net_target;
+
 /* ----------------------------------------------------------- host API */
 
 typedef enum kiln_log_level {
@@ -394,6 +411,16 @@ typedef struct kiln_host_api {
     void (*reply_free)(kiln_reply *r);
     const char *(*config_listen)(kiln_engine *e);
     size_t (*config_max_body)(kiln_engine *e);
+
+    /* 1.1: the network guard, for plugins that fetch URLs on a request's
+     * behalf. net_check_url() checks an http(s) URL ("what" starts the
+     * message: "source" -> "source host \"x\" resolves to ...") and fills
+     * *out; KILN_EINVAL for a bad URL, KILN_EPERM for a refused address,
+     * KILN_ENOTFOUND when the host does not resolve. net_allowed() checks
+     * one address where the socket is made. */
+    int (*net_check_url)(const char *what, const char *url,
+                         kiln_net_target *out, kiln_error *err);
+    bool (*net_allowed)(const struct sockaddr *addr);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */
