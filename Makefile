@@ -29,7 +29,9 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) \
 LDFLAGS  += $(SANFLAGS)
 
 .DEFAULT_GOAL := all
-SHIPPED_PLUGINS := ops-vips storage-local api-http
+# Every plugin folder is shipped and enabled by the embedded defaults.
+SHIPPED_PLUGINS := $(sort $(notdir $(wildcard plugins/*)) \
+                   $(addprefix storage-,$(notdir $(wildcard storage-plugins/*))))
 
 include mk/deps.mk
 

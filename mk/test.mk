@@ -9,7 +9,10 @@ $(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/libkiln-core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcunit -ldl -lpthread -lm
 
-test-build: all $(BUILD)/tests/unit
+# A plugin's plugin.mk may add test programs of its own (e.g. a signer
+# checked against published vectors) to TEST_BINS; tests/exec scripts run
+# them from $(BUILD)/tests/.
+test-build: all $(BUILD)/tests/unit $(TEST_BINS)
 
 # The suite on one build directory.
 check: test-build
