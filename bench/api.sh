@@ -31,9 +31,9 @@ if ! command -v vips >/dev/null; then
     exit 0
 fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
+. "$(dirname "$0")/../tests/exec/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$pid" ] && wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'serve_stop; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$tmp/storage/in"
@@ -41,8 +41,8 @@ vips black "$tmp/b.v" 16 16 --bands 3 && vips copy "$tmp/b.v" "$tmp/storage/in/t
     echo "skip bench/api: cannot make the source image"
     exit 0
 }
-port=$((20000 + RANDOM % 20000))
-plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+port=$(serve_free_port)
+plugdir=$(serve_plugin_dir)
 token=bench-token
 cat >"$tmp/cfg.json" <<JSON
 {"listen": "127.0.0.1:$port", "workers": 2,
@@ -52,14 +52,8 @@ cat >"$tmp/cfg.json" <<JSON
  "services": [
    {"id": 1, "tokens": ["$token"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
-"$KILN" serve --config "$tmp/cfg.json" >"$tmp/log" 2>&1 &
-pid=$!
 url="http://127.0.0.1:$port"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$url/health" && break
-    sleep 0.1
-done
-if ! curl -s -o /dev/null "$url/health"; then
+if ! serve_start "$tmp/cfg.json" "$tmp/log" "$url"; then
     echo "skip bench/api: kiln serve did not start: $(tail -3 "$tmp/log")"
     exit 0
 fi
@@ -106,7 +100,7 @@ wrk_row() {
 
 # Stops here when the server is gone (crashed, or ^C reached its group).
 need_server() {
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! kill -0 "$SERVE_PID" 2>/dev/null; then
         echo "bench/api stopped: the server exited: $(tail -1 "$tmp/log")"
         exit 0
     fi
@@ -114,7 +108,7 @@ need_server() {
 
 # CPU seconds (user + system) the server has used so far
 cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVE_PID/stat" 2>/dev/null
 }
 
 wrk_cmds=()

@@ -6,9 +6,9 @@
 # clean shutdown on SIGTERM.
 set -u
 KILN=${KILN:-build/kiln}
+. "$(dirname "$0")/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'serve_stop; rm -rf "$tmp"' EXIT
 status=0
 ok() { echo "ok api/$1"; }
 fail() { echo "FAIL api/$1: $2"; status=1; }
@@ -17,8 +17,8 @@ field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(eva
 mkdir -p "$tmp/storage/in"
 vips black "$tmp/b.v" 64 48 --bands 3 && vips copy "$tmp/b.v" "$tmp/storage/in/a.png" ||
     { fail setup "cannot make the source"; exit 1; }
-port=$((20000 + RANDOM % 20000))
-plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+port=$(serve_free_port)
+plugdir=$(serve_plugin_dir)
 cat >"$tmp/cfg.json" <<JSON
 {"listen": "127.0.0.1:$port", "workers": 2,
  "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
@@ -29,13 +29,9 @@ cat >"$tmp/cfg.json" <<JSON
    {"id": 1, "tokens": ["tok-one"], "storage": {"plugin": "local", "root": "$tmp/storage"}},
    {"id": 2, "tokens": ["tok-two"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
-"$KILN" serve --config "$tmp/cfg.json" >"$tmp/log" 2>&1 &
-pid=$!
 url="http://127.0.0.1:$port"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$url/health" && break
-    sleep 0.1
-done
+serve_start "$tmp/cfg.json" "$tmp/log" "$url" ||
+    { fail setup "the server did not start: $(tail -3 "$tmp/log")"; exit 1; }
 # call METHOD PATH TOKEN [BODY]: prints "CODE BODY"
 call() {
     local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$1" "$url$2")
@@ -113,31 +109,24 @@ got=$(call GET /metrics tok-one)
 case "$got" in *'kiln_processes{status="FINISHED"}'*) ok metrics ;; *) fail metrics "$got" ;; esac
 expect unknown-endpoint '404 {"message":"no endpoint DELETE /request"}' "$(call DELETE /request tok-one)"
 
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+serve_stop
+rc=$SERVE_RC
 [ "$rc" = 0 ] && grep -q 'SIGTERM received, shutting down' "$tmp/log" && ok sigterm-clean ||
     fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
 grep -q 'tok-one' "$tmp/log" && fail token-not-logged "a token appears in the log" || ok token-not-logged
 
 # Rate limit: a second server whose tokens may make 2 calls in a burst.
-sed -e "s/:$port/:$((port + 1))/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 2/' \
+port2=$(serve_free_port)
+sed -e "s/:$port/:$port2/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 2/' \
     -e "s|$tmp/kiln.db|$tmp/kiln2.db|" "$tmp/cfg.json" >"$tmp/cfg2.json"
-"$KILN" serve --config "$tmp/cfg2.json" >"$tmp/log2" 2>&1 &
-pid=$!
-url="http://127.0.0.1:$((port + 1))"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$url/health" && break
-    sleep 0.1
-done
+url="http://127.0.0.1:$port2"
+serve_start "$tmp/cfg2.json" "$tmp/log2" "$url" ||
+    { fail setup "the second server did not start: $(tail -3 "$tmp/log2")"; exit 1; }
 call GET /status/x tok-one >/dev/null
 call GET /status/x tok-one >/dev/null
 got=$(curl -s -D "$tmp/hdr" -H 'Authorization: Bearer tok-one' "$url/status/x")
 retry=$(tr -d '\r' <"$tmp/hdr" | sed -n 's/^Retry-After: //Ip')
 [ "$got" = '{"message":"too many requests for this token"}' ] && [ "$retry" = 2 ] &&
     ok rate-limit-429 || fail rate-limit-429 "$got (Retry-After: $retry)"
-kill -TERM "$pid"
-wait "$pid"
-pid=
+serve_stop
 exit $status

@@ -9,9 +9,9 @@
 # it, exits cleanly, and the process is queued again, nothing written.
 set -u
 KILN=${KILN:-build/kiln}
+. "$(dirname "$0")/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'serve_stop KILL; rm -rf "$tmp"' EXIT
 status=0
 ok() { echo "ok durability/$1"; }
 fail() { echo "FAIL durability/$1: $2"; status=1; }
@@ -21,8 +21,8 @@ mkdir -p "$tmp/storage/in"
 vips gaussnoise "$tmp/n.v" 1000 750 && vips copy "$tmp/n.v" "$tmp/storage/in/src.jpg" &&
     vips gaussnoise "$tmp/big.v" 2400 2400 && vips copy "$tmp/big.v" "$tmp/storage/in/big.png" ||
     { fail setup "cannot make the source"; exit 1; }
-port=$((20000 + RANDOM % 20000))
-plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+port=$(serve_free_port)
+plugdir=$(serve_plugin_dir)
 cat >"$tmp/cfg.json" <<JSON
 {"listen": "127.0.0.1:$port", "workers": 2, "shutdown_timeout": 0.5,
  "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
@@ -31,15 +31,7 @@ cat >"$tmp/cfg.json" <<JSON
  "services": [{"id": 1, "tokens": ["tok"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
 url="http://127.0.0.1:$port"
-start() {
-    "$KILN" serve --config "$tmp/cfg.json" >>"$tmp/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$url/health" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+start() { serve_start "$tmp/cfg.json" "$tmp/log" "$url"; }
 # client.py submit N | count: a persistent HTTP connection, so the
 # submissions outrun the workers and polling is cheap.
 cat >"$tmp/client.py" <<'PY'
@@ -76,9 +68,7 @@ python3 "$tmp/client.py" "$port" submit "$N" >"$tmp/ids"
 n_ids=$(wc -l <"$tmp/ids")
 # Kill while work is under way: the submissions outrun two workers.
 before=$(finished)
-kill -9 "$pid"
-wait "$pid" 2>/dev/null
-pid=
+serve_stop KILL
 echo "  killed with $before of $n_ids finished"
 [ "$n_ids" = "$N" ] && ok all-accepted || fail all-accepted "$n_ids of $N got a process id"
 [ "$before" -lt "$n_ids" ] && ok killed-mid-work || fail killed-mid-work "all $before had finished before the kill"
@@ -116,10 +106,8 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 t0=$(date +%s.%N)
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+serve_stop
+rc=$SERVE_RC
 took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 echo "  SIGTERM to exit: ${took} s (shutdown_timeout 0.5 s)"
 [ "$rc" = 0 ] && grep -q 'interrupting the running processes' "$tmp/log" &&
@@ -131,9 +119,7 @@ case "$st" in
 *'"status":"QUEUED"'* | *'"status":"PROCESSING"'*) ok interrupted-queued-again ;;
 *) fail interrupted-queued-again "$st" ;;
 esac
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+serve_stop
+rc=$SERVE_RC
 [ "$rc" = 0 ] && ok sigterm-clean || fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
 exit $status

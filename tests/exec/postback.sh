@@ -7,9 +7,10 @@
 set -u
 KILN=${KILN:-build/kiln}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
-pid= rpid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+rpid=
+trap 'serve_stop; [ -n "$rpid" ] && kill "$rpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 status=0
 ok() { echo "ok postback/$1"; }
 fail() { echo "FAIL postback/$1: $2"; status=1; }
@@ -22,8 +23,8 @@ python3 "$here/postback_receiver.py" "$tmp/rport" "$tmp/received" &
 rpid=$!
 for _ in $(seq 100); do [ -f "$tmp/rport" ] && break; sleep 0.05; done
 rport=$(cat "$tmp/rport")
-port=$((20000 + RANDOM % 20000))
-plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+port=$(serve_free_port)
+plugdir=$(serve_plugin_dir)
 cat >"$tmp/cfg.json" <<JSON
 {"listen": "127.0.0.1:$port", "workers": 2,
  "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
@@ -35,13 +36,9 @@ cat >"$tmp/cfg.json" <<JSON
     "storage": {"plugin": "local", "root": "$tmp/storage"}},
    {"id": 2, "tokens": ["tok-two"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
-"$KILN" serve --config "$tmp/cfg.json" >"$tmp/log" 2>&1 &
-pid=$!
 url="http://127.0.0.1:$port"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$url/health" && break
-    sleep 0.1
-done
+serve_start "$tmp/cfg.json" "$tmp/log" "$url" ||
+    { fail setup "the server did not start: $(tail -3 "$tmp/log")"; exit 1; }
 post() { # TOKEN BODY: prints "CODE BODY"
     local code
     code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $1" \
@@ -164,7 +161,7 @@ else
     echo "skip postback/promtool: promtool is not installed (Debian package prometheus)"
 fi
 # The example receiver (examples/postback) verifies real postbacks.
-eport=$((port + 1))
+eport=$(serve_free_port)
 KILN_POSTBACK_SECRET=pb-secret python3 "$here/../../examples/postback/receiver.py" "$eport" >"$tmp/example.out" 2>&1 &
 epid=$!
 sleep 0.5
@@ -184,9 +181,7 @@ grep -q 'PROCESSING signature=ok' "$tmp/example.out" && grep -q 'FINISHED signat
 
 grep -q 'pb-secret' "$tmp/log" && fail secret-not-logged "the secret appears in the log" || ok secret-not-logged
 
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+serve_stop
+rc=$SERVE_RC
 [ "$rc" = 0 ] && ok sigterm-clean || fail sigterm-clean "exit $rc: $(tail -3 "$tmp/log")"
 exit $status

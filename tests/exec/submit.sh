@@ -6,27 +6,21 @@
 # 401, a FAILED process, stdin, KILN_TOKEN/KILN_URL, Idempotency-Key,
 # --timeout, Retry-After on 429 and a refused connection.
 . "$(dirname "$0")/lib.sh"   # ok, fail, finish; KILN made absolute
+. "$(dirname "$0")/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'serve_stop; rm -rf "$tmp"' EXIT
 field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1"; }
 
-# start_server CFG LOG: starts kiln serve, waits for /health; sets pid, url.
+# start_server CFG LOG PORT: starts kiln serve on PORT, waits for /health;
+# sets url.
 start_server() {
-    "$KILN" serve --config "$1" >"$2" 2>&1 &
-    pid=$!
-    url="http://127.0.0.1:$(sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p' "$1")"
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$url/health" && return 0
-        sleep 0.1
-    done
+    url="http://127.0.0.1:$3"
+    serve_start "$1" "$2" "$url" && return 0
     fail submit/setup "the server did not start: $(tail -3 "$2")"
     exit 1
 }
 stop_server() { # LOG: the server's log, checked for sanitizer reports
-    kill -TERM "$pid"
-    wait "$pid"
-    pid=
+    serve_stop
     if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$1"; then
         fail submit/server-sanitizer "$(grep -m1 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$1")"
     fi
@@ -49,8 +43,8 @@ is_id() { [ "$(wc -l <"$1")" = 1 ] && grep -qE '^[A-Za-z0-9_-]{21}$' "$1"; }
 mkdir -p "$tmp/storage/in"
 vips black "$tmp/b.v" 64 48 --bands 3 && vips copy "$tmp/b.v" "$tmp/storage/in/a.png" ||
     { fail submit/setup "cannot make the source"; exit 1; }
-port=$((20000 + RANDOM % 20000))
-plugdir=$(cd "$(dirname "$KILN")/plugins" && pwd)
+port=$(serve_free_port)
+plugdir=$(serve_plugin_dir)
 cat >"$tmp/cfg.json" <<JSON
 {"listen": "127.0.0.1:$port", "workers": 2,
  "plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "api-http"]},
@@ -59,7 +53,7 @@ cat >"$tmp/cfg.json" <<JSON
  "services": [
    {"id": 1, "tokens": ["tok-one"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
-start_server "$tmp/cfg.json" "$tmp/log"
+start_server "$tmp/cfg.json" "$tmp/log" "$port"
 export KILN_URL=$url
 unset KILN_TOKEN
 cat >"$tmp/req.json" <<'JSON'
@@ -171,9 +165,10 @@ sub refused --token tok-one "$tmp/req.json"
 # 429 while waiting: a server allowing a burst of 2 calls, then one call
 # every 2 s. A call here and the POST use the burst; the first GET is told
 # to come back after 2 s, and --wait does.
-sed -e "s/:$port/:$((port + 1))/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 2/' \
+port2=$(serve_free_port)
+sed -e "s/:$port/:$port2/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 2/' \
     -e "s|$tmp/kiln.db|$tmp/kiln2.db|" "$tmp/cfg.json" >"$tmp/cfg2.json"
-start_server "$tmp/cfg2.json" "$tmp/log2"
+start_server "$tmp/cfg2.json" "$tmp/log2" "$port2"
 printf '%s' '{"service_id": 1, "source": "/in/a.png", "jobs": [{"destination": "/out/rate.png", "transformations": [{"type": "resize", "width": 16}]}]}' \
     >"$tmp/rate.json"
 curl -s -o /dev/null -H 'Authorization: Bearer tok-one' "$url/status/x"
