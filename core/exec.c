@@ -103,6 +103,26 @@ exec_warn(kiln_exec *ctx, const char *fmt, ...)
     }
 }
 
+/* Names the service and backend in a storage error, so an operator with
+ * several services on several backends knows where to look; the backend's
+ * message already names the path. Returns err->code. */
+static int
+exec_storage_error(const engine_storage *st, kiln_error *err)
+{
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "%s", err->message);
+    if (st->service_id >= 0) {
+        snprintf(err->message, sizeof err->message,
+                 "service %d, storage \"%s\": %s", st->service_id,
+                 st->backend->st.name, msg);
+    } else {
+        snprintf(err->message, sizeof err->message,
+                 "remote source, storage \"%s\": %s", st->backend->st.name,
+                 msg);
+    }
+    return err->code;
+}
+
 int
 exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
                  VipsImage **out, kiln_error *err)
@@ -110,7 +130,7 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
     VipsSource *src = NULL;
     int rc = st->backend->st.open_read(st->state, path, &src, err);
     if (rc != KILN_OK) {
-        return rc;
+        return exec_storage_error(st, err);
     }
     /* A length the backend knows (a file, an object's size) is checked
      * before reading; -1 means a stream of unknown length. */
@@ -449,6 +469,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
     VipsTarget *inner = NULL;
     rc = b->open_write(st->state, store->destination, &inner, &p->handle, err);
     if (rc != KILN_OK) {
+        exec_storage_error(st, err);
         g_object_unref(ready);
         return rc;
     }
@@ -593,6 +614,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
             kiln_error err;
             err_clear(&err);
             if (b->commit(st->state, pend[j].handle, &err) != KILN_OK) {
+                exec_storage_error(st, &err);
                 res->storage_errors++;
                 jr->ok = false;
                 err_format(&err, jr->error, sizeof jr->error);

@@ -88,7 +88,7 @@ done
 # Missing source: FAILED, named.
 req "$tmp/r7.json" /in/missing.png /out/f.jpg
 got=$("$KILN" run --storage-root "$root" "$tmp/r7.json" | field 'r["error"]')
-[ "$got" = 'source: "/in/missing.png" not found in storage' ] &&
+[ "$got" = 'source: service 1, storage "local": "/in/missing.png" not found in storage' ] &&
     ok "missing source" || fail "missing source" "$got"
 
 # Many requests on two workers: one line each, in request order; exit 1
