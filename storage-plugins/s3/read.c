@@ -1,0 +1,503 @@
+/*
+ * Reading objects for the "s3" backend: open_read() starts one GET and
+ * hands libvips a seekable VipsSource that streams its body. Bytes flow
+ * from libcurl into a bounded buffer (the transfer is paused when it is
+ * full) and out to libvips as it reads. The first bytes are kept, so the
+ * rewinds libvips makes after sniffing and header parsing cost no new
+ * request; any other backward or far seek restarts the GET with a Range
+ * (and If-Match, so a replaced object is noticed). A connection lost mid-
+ * body is resumed where it broke, within the retry budget.
+ */
+#define _GNU_SOURCE /* strdup */
+
+#include "s3.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes kept from the start of the object for rewinds. */
+#define S3_HEAD_MAX (256 * 1024)
+/* The buffer between libcurl and libvips. */
+#define S3_READ_BUF (256 * 1024)
+/* A forward seek at most this far ahead of the stream is read through
+ * instead of requested anew. */
+#define S3_SKIP_MAX (256 * 1024)
+
+/* One open source. libvips serializes reads of one source, but the lock
+ * makes that an invariant of ours rather than a property of the loader. */
+typedef struct s3_reader {
+    s3_state *st; /* one reference */
+    char *key;
+    GMutex lock;
+    gint64 size;
+    char etag[S3_ETAG_MAX];
+    gint64 pos; /* where libvips reads next */
+
+    unsigned char *head; /* bytes [0, head_len) of the object */
+    size_t head_len;
+    size_t head_cap;
+
+    /* The GET in flight, if any. */
+    s3_conn *conn;
+    struct curl_slist *headers;
+    s3_outcome out;
+    bool running; /* conn->easy is in conn->multi */
+    bool paused;  /* the sink paused the transfer: the buffer was full */
+    bool done;
+    CURLcode result;
+    gint64 stream_pos; /* object offset of buf[buf_off] */
+    unsigned char *buf;
+    size_t buf_off;
+    size_t buf_len;
+    size_t buf_cap;
+    int resumes;   /* broken transfers resumed so far */
+    bool no_range; /* the server answered a Range with the whole object */
+} s3_reader;
+
+/* Body bytes from libcurl. An error document goes to the outcome; object
+ * bytes into the buffer, or the transfer pauses until libvips makes
+ * room. */
+static size_t
+s3_reader_sink(char *data, size_t size, size_t n, void *user)
+{
+    s3_reader *r = user;
+    size_t len = size * n;
+    long status = 0;
+
+    curl_easy_getinfo(r->conn->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status > 299) {
+        size_t room =
+            r->out.body.len < S3_BODY_MAX ? S3_BODY_MAX - r->out.body.len : 0;
+
+        s3_buf_add(&r->out.body, data, len < room ? len : room);
+        return len;
+    }
+    if (r->buf_len > 0 && r->buf_len + len > r->buf_cap) {
+        r->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (r->buf_off + r->buf_len + len > r->buf_cap) {
+        if (r->buf_len + len <= r->buf_cap) {
+            memmove(r->buf, r->buf + r->buf_off, r->buf_len);
+        } else {
+            /* An empty buffer takes any chunk, or nothing would move. */
+            unsigned char *b = realloc(r->buf, len);
+
+            if (b == NULL) {
+                return 0;
+            }
+            r->buf = b;
+            r->buf_cap = len;
+        }
+        r->buf_off = 0;
+    }
+    memcpy(r->buf + r->buf_off + r->buf_len, data, len);
+    r->buf_len += len;
+    return len;
+}
+
+/* Ends the GET in flight (a transfer cut short closes its connection) and
+ * gives the slot back. */
+static void
+s3_reader_stop(s3_reader *r)
+{
+    if (r->running) {
+        curl_multi_remove_handle(r->conn->multi, r->conn->easy);
+        r->running = false;
+    }
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    if (r->conn != NULL) {
+        s3_conn_put(r->st, r->conn);
+        r->conn = NULL;
+    }
+    r->buf_off = r->buf_len = 0;
+    r->paused = r->done = false;
+    r->no_range = false;
+    r->result = CURLE_OK;
+}
+
+/* One step of the transfer: unpause, perform, wait for the socket. */
+static void
+s3_reader_drive(s3_reader *r)
+{
+    CURLMcode mc;
+    CURLMsg *m;
+    int running = 0;
+    int left;
+
+    if (r->paused) {
+        r->paused = false;
+        /* Delivers what libcurl held back straight into the sink. */
+        if (curl_easy_pause(r->conn->easy, CURLPAUSE_CONT) != CURLE_OK) {
+            r->done = true;
+            r->result = CURLE_RECV_ERROR;
+            return;
+        }
+        if (r->buf_len > 0 || r->paused) {
+            return;
+        }
+    }
+    mc = curl_multi_perform(r->conn->multi, &running);
+    while ((m = curl_multi_info_read(r->conn->multi, &left)) != NULL) {
+        if (m->msg == CURLMSG_DONE && m->easy_handle == r->conn->easy) {
+            r->done = true;
+            r->result = m->data.result;
+        }
+    }
+    if (mc != CURLM_OK && !r->done) {
+        r->done = true;
+        r->result = CURLE_RECV_ERROR;
+    }
+    if (!r->done && r->buf_len == 0 && !r->paused) {
+        curl_multi_poll(r->conn->multi, NULL, 0, 1000, NULL);
+    }
+}
+
+/* Starts a GET of the object from byte `from` and waits for the head of
+ * the answer. Returns 0 when the body is flowing, -1 with r->out saying
+ * why not. */
+static int
+s3_reader_begin(s3_reader *r, gint64 from)
+{
+    char range[48];
+    s3_req req;
+    long status = 0;
+
+    s3_reader_stop(r);
+    memset(&req, 0, sizeof req);
+    req.method = "GET";
+    req.key = r->key;
+    if (from > 0) {
+        snprintf(range, sizeof range, "bytes=%lld-", (long long)from);
+        req.range = range;
+    }
+    /* Every request after the first must see the same object. */
+    if (r->etag[0] != '\0') {
+        req.if_match = r->etag;
+    }
+    r->conn = s3_conn_get(r->st);
+    if (r->conn == NULL ||
+        s3_conn_prepare(r->st, r->conn, &req, &r->out, s3_reader_sink, r,
+                        &r->headers) != 0) {
+        r->out.curl = CURLE_OUT_OF_MEMORY;
+        s3_reader_stop(r);
+        return -1;
+    }
+    if (curl_multi_add_handle(r->conn->multi, r->conn->easy) != CURLM_OK) {
+        r->out.curl = CURLE_FAILED_INIT;
+        s3_reader_stop(r);
+        return -1;
+    }
+    r->running = true;
+    r->stream_pos = from;
+    while (!r->done && r->buf_len == 0 && !r->paused) {
+        s3_reader_drive(r);
+    }
+    curl_easy_getinfo(r->conn->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (r->done) {
+        s3_outcome_finish(&r->out, r->conn->easy, r->result);
+    } else {
+        r->out.curl = CURLE_OK;
+        r->out.status = status;
+        curl_easy_getinfo(r->conn->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                          &r->out.content_length);
+    }
+    if (r->out.curl != CURLE_OK || (status != 200 && status != 206)) {
+        s3_reader_stop(r);
+        return -1;
+    }
+    if (status == 206 && r->out.range_start != from) {
+        /* Not what was asked for: say so in the message. */
+        snprintf(r->out.code, sizeof r->out.code, "UnexpectedContentRange");
+        r->out.status = 206;
+        s3_reader_stop(r);
+        return -1;
+    }
+    if (status == 200) {
+        /* The whole object, from byte 0: a server that ignores Range is
+         * read through to the wanted byte. */
+        r->stream_pos = 0;
+        r->no_range = from > 0;
+    }
+    return 0;
+}
+
+/* s3_reader_begin with retries for what may pass. */
+static int
+s3_reader_begin_retrying(s3_reader *r, gint64 from)
+{
+    for (int attempt = 0;; attempt++) {
+        if (attempt > 0) {
+            s3_log_retry(r->st, "GET", r->key, (long long)from, &r->out,
+                         attempt);
+            s3_backoff(attempt, &r->out);
+        }
+        if (s3_reader_begin(r, from) == 0) {
+            r->out.attempts = attempt + 1;
+            return 0;
+        }
+        r->out.attempts = attempt + 1;
+        if (attempt >= r->st->retries || !s3_outcome_retryable(&r->out)) {
+            return -1;
+        }
+    }
+}
+
+/* Reports a failed read to libvips, which passes it on to the job. */
+static void
+s3_reader_error(s3_reader *r)
+{
+    kiln_error e;
+
+    memset(&e, 0, sizeof e);
+    s3_fail(r->st, &e, "read", r->key, &r->out);
+    vips_error("s3", "%s",
+               strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4 : e.message);
+}
+
+static void
+s3_reader_consume(s3_reader *r, size_t n)
+{
+    r->buf_off += n;
+    r->buf_len -= n;
+    r->stream_pos += (gint64)n;
+    if (r->buf_len == 0) {
+        r->buf_off = 0;
+    }
+}
+
+/* Keeps bytes just handed out at r->pos when they extend the head. */
+static void
+s3_reader_keep_head(s3_reader *r, const unsigned char *data, size_t n)
+{
+    size_t k;
+
+    if (r->pos != (gint64)r->head_len || r->head_len >= S3_HEAD_MAX) {
+        return;
+    }
+    k = n < S3_HEAD_MAX - r->head_len ? n : S3_HEAD_MAX - r->head_len;
+    if (r->head_len + k > r->head_cap) {
+        size_t cap = r->head_cap == 0 ? 16 * 1024 : r->head_cap;
+        unsigned char *h;
+
+        while (cap < r->head_len + k) {
+            cap *= 2;
+        }
+        if (cap > S3_HEAD_MAX) {
+            cap = S3_HEAD_MAX;
+        }
+        h = realloc(r->head, cap);
+        if (h == NULL) {
+            return; /* only a cache */
+        }
+        r->head = h;
+        r->head_cap = cap;
+    }
+    memcpy(r->head + r->head_len, data, k);
+    r->head_len += k;
+}
+
+static gint64
+s3_reader_read(s3_reader *r, unsigned char *data, gint64 len)
+{
+    if (len <= 0 || r->pos >= r->size) {
+        return 0;
+    }
+    if (len > r->size - r->pos) {
+        len = r->size - r->pos;
+    }
+    if (r->pos < (gint64)r->head_len) {
+        gint64 n = (gint64)r->head_len - r->pos;
+
+        n = n < len ? n : len;
+        memcpy(data, r->head + r->pos, (size_t)n);
+        r->pos += n;
+        return n;
+    }
+    for (;;) {
+        gint64 reached = r->stream_pos + (gint64)r->buf_len;
+
+        if (r->conn == NULL || r->stream_pos > r->pos ||
+            (r->pos - reached > S3_SKIP_MAX && !r->no_range)) {
+            if (s3_reader_begin_retrying(r, r->pos) != 0) {
+                s3_reader_error(r);
+                return -1;
+            }
+            continue;
+        }
+        if (r->buf_len > 0) {
+            size_t n;
+
+            if (r->stream_pos < r->pos) {
+                gint64 skip = r->pos - r->stream_pos;
+
+                s3_reader_consume(r, skip < (gint64)r->buf_len ? (size_t)skip
+                                                               : r->buf_len);
+                continue;
+            }
+            n = (size_t)len < r->buf_len ? (size_t)len : r->buf_len;
+            memcpy(data, r->buf + r->buf_off, n);
+            s3_reader_keep_head(r, data, n);
+            s3_reader_consume(r, n);
+            r->pos += (gint64)n;
+            /* A finished transfer gives its connection back at once. */
+            if (r->done && r->buf_len == 0 && r->result == CURLE_OK) {
+                s3_reader_stop(r);
+            }
+            return (gint64)n;
+        }
+        if (r->done) {
+            /* Ended before the byte we need: the connection broke. */
+            char qk[200];
+
+            if (r->result == CURLE_OK) {
+                r->result = CURLE_PARTIAL_FILE;
+            }
+            r->out.curl = r->result;
+            r->out.status = 0;
+            if (r->resumes >= r->st->retries ||
+                !s3_outcome_retryable(&r->out)) {
+                s3_reader_error(r);
+                s3_reader_stop(r);
+                return -1;
+            }
+            r->resumes++;
+            s3_api->log(s3_self, KILN_LOG_WARN,
+                        "s3: reading %s in bucket \"%s\" broke at byte %lld "
+                        "(%s); resuming, %d of %d",
+                        s3_quote(qk, sizeof qk, r->key), r->st->bucket,
+                        (long long)r->stream_pos, curl_easy_strerror(r->result),
+                        r->resumes, r->st->retries);
+            s3_backoff(r->resumes, NULL);
+            s3_reader_stop(r);
+            continue;
+        }
+        s3_reader_drive(r);
+    }
+}
+
+static gint64
+s3_source_read(VipsSourceCustom *src, void *data, gint64 len, gpointer user)
+{
+    s3_reader *r = user;
+    gint64 n;
+
+    (void)src;
+    g_mutex_lock(&r->lock);
+    n = s3_reader_read(r, data, len);
+    g_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Seeks only move the position; the stream follows on the next read. */
+static gint64
+s3_source_seek(VipsSourceCustom *src, gint64 offset, int whence, gpointer user)
+{
+    s3_reader *r = user;
+    gint64 to;
+
+    (void)src;
+    g_mutex_lock(&r->lock);
+    switch (whence) {
+    case SEEK_SET:
+        to = offset;
+        break;
+    case SEEK_CUR:
+        to = r->pos + offset;
+        break;
+    case SEEK_END:
+        to = r->size + offset;
+        break;
+    default:
+        to = -1;
+        break;
+    }
+    if (to >= 0) {
+        r->pos = to;
+    }
+    g_mutex_unlock(&r->lock);
+    return to;
+}
+
+static void
+s3_reader_free(gpointer p)
+{
+    s3_reader *r = p;
+
+    s3_reader_stop(r);
+    s3_outcome_free(&r->out);
+    free(r->buf);
+    free(r->head);
+    free(r->key);
+    g_mutex_clear(&r->lock);
+    s3_state_unref(r->st);
+    free(r);
+}
+
+int
+s3_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
+{
+    s3_state *st = state;
+    VipsSourceCustom *src;
+    s3_reader *r;
+    char *key;
+    int rc;
+
+    *out = NULL;
+    key = s3_key_for(st, path, err);
+    if (key == NULL) {
+        return err->code;
+    }
+    r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        rc = s3_fail_nomem(err, key);
+        free(key);
+        return rc;
+    }
+    r->st = st;
+    s3_state_ref(st);
+    r->key = key;
+    g_mutex_init(&r->lock);
+    r->buf = malloc(S3_READ_BUF);
+    if (r->buf == NULL) {
+        rc = s3_fail_nomem(err, key);
+        s3_reader_free(r);
+        return rc;
+    }
+    r->buf_cap = S3_READ_BUF;
+
+    /* The first GET answers for the object: missing, forbidden or there,
+     * and how long it is. */
+    if (s3_reader_begin_retrying(r, 0) != 0) {
+        rc = s3_fail(st, err, "read", key, &r->out);
+        s3_reader_free(r);
+        return rc;
+    }
+    if (r->out.content_length < 0) {
+        char qk[200];
+
+        rc = s3_api->error_set(err, KILN_EIO,
+                               "s3: cannot read %s in bucket \"%s\": the "
+                               "answer has no Content-Length (expected an "
+                               "S3 GET Object answer)",
+                               s3_quote(qk, sizeof qk, key), st->bucket);
+        s3_reader_free(r);
+        return rc;
+    }
+    r->size = (gint64)r->out.content_length;
+    memcpy(r->etag, r->out.etag, sizeof r->etag);
+
+    src = vips_source_custom_new();
+    if (src == NULL) {
+        s3_reader_free(r);
+        return s3_api->error_set_vips(err, "s3: cannot make a source");
+    }
+    g_signal_connect(src, "read", G_CALLBACK(s3_source_read), r);
+    g_signal_connect(src, "seek", G_CALLBACK(s3_source_seek), r);
+    /* The reader lives as long as the source, whoever holds it last. */
+    g_object_set_data_full(G_OBJECT(src), "kiln-s3-reader", r, s3_reader_free);
+    *out = VIPS_SOURCE(src);
+    return KILN_OK;
+}
