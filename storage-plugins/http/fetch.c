@@ -39,8 +39,6 @@
 #define HTTP_CONNECT_MS 10000
 /* Connections one holder keeps open for reuse. */
 #define HTTP_CONNS_PER_HOLDER 4L
-/* How every message of this backend starts. */
-#define HTTP_PREFIX "storage http: "
 /* The key of the fetch in its source's object data. */
 #define HTTP_DATA_KEY "kiln-storage-http"
 
@@ -258,8 +256,8 @@ fetch_write(char *data, size_t size, size_t n, void *user)
     }
     if (f->received + (long long)len > f->st->max_size) {
         fetch_fail(f, KILN_ELIMIT, EFBIG,
-                   "storage http: %s sent more than max_size %lld bytes",
-                   f->subject, f->st->max_size);
+                   "%s sent more than max_size %lld bytes", f->subject,
+                   f->st->max_size);
         return 0;
     }
     if (len > f->buf_cap) {
@@ -345,29 +343,28 @@ fetch_fail_transport(http_fetch *f)
     }
     if (f->refused[0] != '\0') {
         fetch_fail(f, KILN_EPERM, EACCES,
-                   "storage http: %s: the connection to %s was refused by "
+                   "%s: the connection to %s was refused by "
                    "the network guard (allow it with network.allow)",
                    f->subject, f->refused);
     } else if (f->mresult != CURLM_OK) {
-        fetch_fail(f, KILN_EIO, EIO, "storage http: %s: %s", f->subject,
+        fetch_fail(f, KILN_EIO, EIO, "%s: %s", f->subject,
                    curl_multi_strerror(f->mresult));
     } else if (f->result == CURLE_OPERATION_TIMEDOUT) {
         fetch_fail(f, KILN_EIO, ETIMEDOUT,
-                   "storage http: %s timed out after %g s (setting timeout)",
-                   f->subject, f->st->timeout_s);
+                   "%s timed out after %g s (setting timeout)", f->subject,
+                   f->st->timeout_s);
     } else if (f->result == CURLE_PARTIAL_FILE) {
         fetch_fail(f, KILN_EIO, EIO,
-                   "storage http: %s: the connection closed after %lld of "
+                   "%s: the connection closed after %lld of "
                    "%lld bytes",
                    f->subject, f->received, f->length);
     } else if (f->result != CURLE_OK) {
-        fetch_fail(f, KILN_EIO, EIO, "storage http: %s: %s", f->subject,
+        fetch_fail(f, KILN_EIO, EIO, "%s: %s", f->subject,
                    f->errbuf[0] != '\0' ? f->errbuf
                                         : curl_easy_strerror(f->result));
     } else {
         fetch_fail(f, KILN_EIO, EIO,
-                   "storage http: %s: the connection closed before the answer",
-                   f->subject);
+                   "%s: the connection closed before the answer", f->subject);
     }
 }
 
@@ -460,7 +457,7 @@ http_fetch_start(http_state *st, const char *url, const kiln_net_target *t,
     if (cc != CURLE_OK) {
         http_fetch_free(f);
         return http_api->error_set(err, KILN_EIO,
-                                   "storage http: %s: cannot set up the "
+                                   "%s: cannot set up the "
                                    "request: %s",
                                    subject, curl_easy_strerror(cc));
     }
@@ -468,7 +465,7 @@ http_fetch_start(http_state *st, const char *url, const kiln_net_target *t,
     if (mc != CURLM_OK) {
         http_fetch_free(f);
         return http_api->error_set(err, KILN_EIO,
-                                   "storage http: %s: cannot start the "
+                                   "%s: cannot start the "
                                    "request: %s",
                                    subject, curl_multi_strerror(mc));
     }
@@ -554,20 +551,14 @@ http_fetch_free(http_fetch *f)
 /* ------------------------------------------------------------- source */
 
 /* Puts the failure into libvips' error buffer, where the engine finds
- * it, and errno, which libvips appends to its "read error". libvips
- * reads again after a failure, so a message already there is not
- * repeated. */
+ * it ("storage http: ..."), and errno, which libvips appends to its
+ * "read error". libvips reads again after a failure, so a message
+ * already there is not repeated. */
 static void
 fetch_vips_error(const http_fetch *f)
 {
-    /* libvips writes "domain: message"; the domain is the prefix every
-     * message of this backend starts with. */
-    const char *msg = strncmp(f->fail, HTTP_PREFIX, strlen(HTTP_PREFIX)) == 0
-                          ? f->fail + strlen(HTTP_PREFIX)
-                          : f->fail;
-
-    if (strstr(vips_error_buffer(), msg) == NULL) {
-        vips_error("storage http", "%s", msg);
+    if (strstr(vips_error_buffer(), f->fail) == NULL) {
+        vips_error("storage http", "%s", f->fail);
     }
     errno = f->fail_errno;
 }
@@ -678,7 +669,7 @@ http_fetch_source_take(http_fetch *f, VipsSource **out, kiln_error *err)
 
         if (f->is_done && f->result == CURLE_OK && f->fail_code == KILN_OK) {
             rc = http_api->error_set(err, KILN_EIO,
-                                     "storage http: %s answered HTTP %ld "
+                                     "%s answered HTTP %ld "
                                      "with an empty body (expected an image)",
                                      f->subject, f->status);
         } else {
@@ -692,8 +683,7 @@ http_fetch_source_take(http_fetch *f, VipsSource **out, kiln_error *err)
     source = vips_source_custom_new();
     if (source == NULL) {
         http_fetch_free(f);
-        return http_api->error_set_vips(err, "storage http: cannot make a "
-                                             "source");
+        return http_api->error_set_vips(err, "cannot make a source");
     }
     /* No "seek" handler: libvips treats the source as a pipe and keeps
      * what it must re-read (the header) itself. */

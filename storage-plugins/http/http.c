@@ -6,7 +6,8 @@
  * URL against the "allow" prefixes and the host's network guard, sends
  * the GET (fetch.c) and follows redirects itself, checking every target
  * the same way, then streams the body into a VipsSource. Writes are
- * refused.
+ * refused. Messages name the URL (without credentials) and what
+ * happened; the host puts the service and the backend's name before them.
  */
 #define _GNU_SOURCE /* strdup */
 
@@ -179,18 +180,17 @@ http_status_error(long status, const char *subject, kiln_error *err)
     if (status == 404 || status == 410) {
         /* KILN_ENOTFOUND: with wait_retry_delay the process waits for it. */
         return http_api->error_set(err, KILN_ENOTFOUND,
-                                   "storage http: %s not found (HTTP %ld)",
-                                   subject, status);
+                                   "%s not found (HTTP %ld)", subject, status);
     }
     if (status == 401 || status == 403) {
         return http_api->error_set(err, KILN_EPERM,
-                                   "storage http: %s refused access (HTTP "
+                                   "%s refused access (HTTP "
                                    "%ld; kiln sends no credentials beyond "
                                    "those in the URL)",
                                    subject, status);
     }
     return http_api->error_set(err, KILN_EIO,
-                               "storage http: %s answered HTTP %ld (expected "
+                               "%s answered HTTP %ld (expected "
                                "200)",
                                subject, status);
 }
@@ -211,19 +211,19 @@ http_check_hop(http_state *st, const char *url, int hop, const char *from,
      * quote the whole URL, credentials included. */
     if (!http_is_url(url)) {
         return http_api->error_set(err, KILN_EPERM,
-                                   "storage http: %s redirects to %s "
+                                   "%s redirects to %s "
                                    "(expected an http:// or https:// URL)",
                                    from, shown);
     }
     if (!http_prefix_allows(st, url)) {
         if (hop == 0) {
             return http_api->error_set(err, KILN_EPERM,
-                                       "storage http: %s is not under a "
+                                       "%s is not under a "
                                        "prefix of the allow setting (\"%s\")",
                                        shown, st->allow_text);
         }
         return http_api->error_set(err, KILN_EPERM,
-                                   "storage http: %s redirects to %s, which "
+                                   "%s redirects to %s, which "
                                    "is not under a prefix of the allow "
                                    "setting (\"%s\")",
                                    from, shown, st->allow_text);
@@ -234,10 +234,10 @@ http_check_hop(http_state *st, const char *url, int hop, const char *from,
     }
     snprintf(why, sizeof why, "%s", err->message);
     if (hop == 0) {
-        return http_api->error_set(err, rc, "storage http: %s: %s", shown, why);
+        return http_api->error_set(err, rc, "%s: %s", shown, why);
     }
     return http_api->error_set(err, rc,
-                               "storage http: %s redirects to %s, which is "
+                               "%s redirects to %s, which is "
                                "refused: %s",
                                from, shown, why);
 }
@@ -258,13 +258,14 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
     http_shown(first, path);
     if (!http_is_url(path)) {
         return http_api->error_set(err, KILN_EINVAL,
-                                   "storage http reads URLs only: %s is not "
-                                   "an http:// or https:// URL",
+                                   "%s is not a URL (expected an http:// or "
+                                   "https:// URL: storage http reads only "
+                                   "those)",
                                    first);
     }
     if (strlen(path) >= HTTP_URL_MAX) {
         return http_api->error_set(err, KILN_EINVAL,
-                                   "storage http: the URL %s is too long "
+                                   "the URL %s is too long "
                                    "(expected at most %d bytes)",
                                    first, HTTP_URL_MAX - 1);
     }
@@ -304,7 +305,7 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
             if (len > st->max_size) {
                 http_fetch_free(f);
                 rc = http_api->error_set(err, KILN_ELIMIT,
-                                         "storage http: %s is %lld bytes, "
+                                         "%s is %lld bytes, "
                                          "above max_size %lld",
                                          subject, len, st->max_size);
                 break;
@@ -322,7 +323,7 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
         if (location == NULL) {
             http_fetch_free(f);
             rc = http_api->error_set(err, KILN_EIO,
-                                     "storage http: %s answered HTTP %ld "
+                                     "%s answered HTTP %ld "
                                      "without a Location header",
                                      subject, status);
             break;
@@ -330,7 +331,7 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
         if (hop >= st->max_redirects) {
             http_fetch_free(f);
             rc = http_api->error_set(err, KILN_EIO,
-                                     "storage http: %s redirects more than "
+                                     "%s redirects more than "
                                      "%d times (setting max_redirects)",
                                      first, st->max_redirects);
             break;
@@ -349,7 +350,7 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
             rc = rc == KILN_ENOMEM
                      ? http_api->error_set(err, rc, "out of memory")
                      : http_api->error_set(err, KILN_EIO,
-                                           "storage http: %s redirects to "
+                                           "%s redirects to "
                                            "%s, which is not a valid URL",
                                            subject, q);
             break;

@@ -20,6 +20,7 @@ typedef struct url_parts {
     char *host;
     char *port;
     char *path;
+    bool has_extras; /* a user name, password, query or fragment */
 } url_parts;
 
 static void
@@ -38,6 +39,8 @@ url_parts_free(url_parts *p)
 static bool
 url_split(const char *url, url_parts *p)
 {
+    static const CURLUPart extras[] = {CURLUPART_USER, CURLUPART_PASSWORD,
+                                       CURLUPART_QUERY, CURLUPART_FRAGMENT};
     CURLU *u = curl_url();
     bool is_ok = false;
 
@@ -53,31 +56,19 @@ url_split(const char *url, url_parts *p)
         curl_url_get(u, CURLUPART_PATH, &p->path, 0) == CURLUE_OK) {
         is_ok = true;
     }
+    for (size_t i = 0; is_ok && i < sizeof extras / sizeof extras[0]; i++) {
+        char *v = NULL;
+
+        if (curl_url_get(u, extras[i], &v, 0) == CURLUE_OK) {
+            p->has_extras = true;
+        }
+        curl_free(v);
+    }
     curl_url_cleanup(u);
     if (!is_ok) {
         url_parts_free(p);
     }
     return is_ok;
-}
-
-/* True when libcurl finds part `what` in `url` (userinfo, query, ...). */
-static bool
-url_has(const char *url, CURLUPart what)
-{
-    CURLU *u = curl_url();
-    char *v = NULL;
-    bool has = false;
-
-    if (u == NULL) {
-        return false;
-    }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, what, &v, 0) == CURLUE_OK) {
-        has = true;
-    }
-    curl_free(v);
-    curl_url_cleanup(u);
-    return has;
 }
 
 /* Appends s[0..n) to out at *pos, escaping quotes, backslashes and
@@ -159,24 +150,24 @@ prefix_add(http_state *st, const char *entry, kiln_error *err)
     if (!url_split(entry, &p)) {
         return http_api->error_set_param(
             err, KILN_EINVAL, "allow",
-            "%s is not a URL prefix (expected e.g. "
+            "setting allow: %s is not a URL prefix (expected e.g. "
             "\"https://cdn.example.com/images/\")",
             http_shown(q, entry));
     }
     if (strcmp(p.scheme, "http") != 0 && strcmp(p.scheme, "https") != 0) {
         url_parts_free(&p);
         return http_api->error_set_param(err, KILN_EINVAL, "allow",
-                                         "%s is not an http:// or https:// "
-                                         "URL prefix",
+                                         "setting allow: %s is not an http:// "
+                                         "or https:// URL prefix",
                                          http_shown(q, entry));
     }
-    if (url_has(entry, CURLUPART_USER) || url_has(entry, CURLUPART_QUERY) ||
-        url_has(entry, CURLUPART_FRAGMENT)) {
+    if (p.has_extras) {
         url_parts_free(&p);
         return http_api->error_set_param(
             err, KILN_EINVAL, "allow",
-            "the prefix starting %s has a user name, a query or a fragment "
-            "(expected scheme, host, optional port and path only)",
+            "setting allow: the prefix for %s has a user name, password, "
+            "query or fragment (expected scheme, host, optional port and "
+            "path only)",
             http_shown(q, entry));
     }
 
