@@ -30,12 +30,13 @@ for t in curl jq vips vipsheader "$PY"; do
 done
 tmp=$(mktemp -d)
 origin_pid=
+tls_pid=
 cleanup() {
     serve_stop
-    if [ -n "$origin_pid" ]; then
-        kill "$origin_pid" 2>/dev/null
-        wait "$origin_pid" 2>/dev/null
-    fi
+    for p in $origin_pid $tls_pid; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -268,6 +269,26 @@ st=$(final read-only)
 err=$(jq -r '.jobs[0].error // ""' "$tmp/read-only.json")
 [ "$st" = FAILED ] && [[ "$err" == *'storage http is read-only: cannot write "/out/f16.png"'* ]] &&
     ok read-only || fail read-only "status $st, job error: $err"
+
+# --- HTTPS: certificates are verified (a self-signed origin is refused).
+if command -v openssl >/dev/null 2>&1 &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1; then
+    "$PY" "$(dirname "$0")/storage_http_server.py" "$tmp/tls.port" "$tmp/img.png" \
+        "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/tls.log" 2>&1 &
+    tls_pid=$!
+    for _ in $(seq 50); do
+        [ -s "$tmp/tls.port" ] && break
+        sleep 0.1
+    done
+    start self-signed-https 1 "https://127.0.0.1:$(cat "$tmp/tls.port" 2>/dev/null)/ok/img.png" /out/tls.png
+    expect_error self-signed-https "\"https://127.0.0.1:$(cat "$tmp/tls.port" 2>/dev/null)/ok/img.png\": SSL certificate problem"
+    kill "$tls_pid" 2>/dev/null
+    wait "$tls_pid" 2>/dev/null
+    tls_pid=
+else
+    echo "skip storage_http/self-signed-https: openssl cannot make a certificate"
+fi
 
 # --- Both servers still serve.
 curl -s -o "$tmp/again.png" "$origin/ok/img.png" && cmp -s "$tmp/again.png" "$tmp/img.png" &&

@@ -5,7 +5,8 @@ Serves one image and the awkward answers a remote source can give:
 redirects (relative, absolute, to refused addresses, in a loop), 403, 404,
 500, a slow answer, bodies above a size limit, an empty body. Listens on
 127.0.0.1, on a free port it writes to the file named by its first
-argument; the second argument is the image to serve. Routes are chosen by
+argument; the second argument is the image to serve. With a third and
+fourth (a certificate and its key, PEM) it speaks HTTPS instead. Routes are chosen by
 the last path segment, so /ok/img.png and /private/img.png are the same
 image (the test uses the first segment for the "allow" setting).
 GET /stats answers {"requests": N, "connections": M}, to check that kiln
@@ -14,6 +15,7 @@ reuses connections.
 import http.server
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -126,6 +128,10 @@ def main():
         IMAGE = f.read()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if len(sys.argv) > 4:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])
