@@ -336,7 +336,25 @@ cfg_services(cfg_ctx *x, const cJSON *arr)
         cfg_strings(x, it, p, "tokens", &s->tokens, &s->n_tokens);
         cfg_string(x, it, p, "secret", &s->secret);
         cfg_string(x, it, p, "backend", &s->backend);
-        cfg_bool(x, it, p, "remote_sources", &s->remote_sources);
+        /* remote_sources: true (the http backend's defaults) or an object
+         * of http settings for this service's URL sources. */
+        const cJSON *rs =
+            cJSON_GetObjectItemCaseSensitive(it, "remote_sources");
+        if (cJSON_IsObject(rs)) {
+            s->remote_sources = true;
+            s->remote_settings = cJSON_Duplicate(rs, true);
+            char rp[80];
+            snprintf(rp, sizeof rp, "%s.remote_sources", p);
+            s->remote_path = strdup(rp);
+        } else if (rs != NULL && !cJSON_IsBool(rs)) {
+            char rp[80];
+            snprintf(rp, sizeof rp, "%s.remote_sources", p);
+            cfg_error(x, rp, rs,
+                      "expected true, false or an object of http settings "
+                      "(allow, timeout, max_size, max_redirects)");
+        } else {
+            cfg_bool(x, it, p, "remote_sources", &s->remote_sources);
+        }
         const cJSON *lim = cfg_object(x, it, p, "limits");
         s->limits = c->limits;
         if (lim != NULL) {
@@ -669,6 +687,8 @@ config_free(kiln_config *c)
         free(s->storage_plugin);
         free(s->storage_path);
         cJSON_Delete(s->storage);
+        cJSON_Delete(s->remote_settings);
+        free(s->remote_path);
     }
     free(c->services);
     free(c);

@@ -23,6 +23,8 @@ engine_now_ms(void)
 }
 
 static int engine_open_remote(kiln_engine *e, kiln_error *err);
+static const engine_storage *engine_remote_for(const kiln_engine *e,
+                                               int service_id);
 
 static int
 engine_open_storages(kiln_engine *e, kiln_error *err)
@@ -93,19 +95,21 @@ engine_check_source(const kiln_engine *e, int service_id, const char *source,
     if (!engine_source_is_url(source)) {
         return KILN_OK;
     }
+    char shown[512];
+    netguard_display_url(source, shown, sizeof shown);
     const config_service *s = config_find_service(e->config, service_id);
     if (s != NULL && !s->remote_sources) {
         return err_set_path(err, KILN_EPERM, "source",
                             "\"%s\" is a URL, but service %d does not allow "
                             "remote sources (expected a path in its storage, "
                             "or remote_sources: true in its configuration)",
-                            source, service_id);
+                            shown, service_id);
     }
-    if (e->remote.backend == NULL) {
+    if (engine_remote_for(e, service_id) == NULL) {
         return err_set_path(err, KILN_ENOTFOUND, "source",
                             "\"%s\" is a URL, but no storage backend reads "
                             "URLs here (enable the storage-http plugin)",
-                            source);
+                            shown);
     }
     netguard_target t;
     int rc = netguard_check_url("source", source, e->net_allow, &t, err);
@@ -117,26 +121,18 @@ engine_check_source(const kiln_engine *e, int service_id, const char *source,
     return KILN_OK;
 }
 
-/* Opens the "http" backend once with its default settings for the URL
- * sources of services that allow them. */
+/* Opens one instance of the "http" backend with `settings` (a JSON
+ * object; path names it in messages) into *es. */
 static int
-engine_open_remote(kiln_engine *e, kiln_error *err)
+engine_open_http(kiln_engine *e, const reg_storage *b, const cJSON *settings,
+                 const char *path, int service_id, engine_storage *es,
+                 kiln_error *err)
 {
-    const reg_storage *b = registry_find_storage(&e->reg, "http");
-    bool wanted = false;
-    for (size_t i = 0; i < e->config->n_services; i++) {
-        wanted = wanted || e->config->services[i].remote_sources;
-    }
-    if (b == NULL || !wanted) {
-        return KILN_OK;
-    }
-    cJSON *none = cJSON_CreateObject();
     errlist errs = {0};
-    void *settings = NULL;
-    int rc = params_parse(e->arena, b->st.settings, b->st.n_settings,
-                          b->st.settings_size, none, "remote_sources", NULL,
-                          &settings, &errs);
-    cJSON_Delete(none);
+    void *parsed = NULL;
+    int rc =
+        params_parse(e->arena, b->st.settings, b->st.n_settings,
+                     b->st.settings_size, settings, path, NULL, &parsed, &errs);
     if (rc != KILN_OK) {
         if (errs.n > 0) {
             *err = errs.items[0].e;
@@ -147,16 +143,67 @@ engine_open_remote(kiln_engine *e, kiln_error *err)
     errlist_free(&errs);
     kiln_error oe;
     err_clear(&oe);
-    rc = b->st.open(settings, &e->remote.state, &oe);
+    rc = b->st.open(parsed, &es->state, &oe);
     if (rc != KILN_OK) {
-        return err_set(err, rc,
-                       "cannot open storage \"http\" for remote "
-                       "sources: %s",
-                       oe.message);
+        return err_set_path(err, rc, path,
+                            "cannot open storage \"http\" for remote "
+                            "sources: %s",
+                            oe.message);
     }
-    e->remote.service_id = -1;
-    e->remote.backend = b;
+    es->service_id = service_id;
+    es->backend = b;
     return KILN_OK;
+}
+
+/* Opens the "http" backend for the URL sources of the services that allow
+ * them: one shared instance with the defaults, one per service that gives
+ * its own settings. Without the plugin, URL sources are refused at
+ * submission (engine_check_source). */
+static int
+engine_open_remote(kiln_engine *e, kiln_error *err)
+{
+    const reg_storage *b = registry_find_storage(&e->reg, "http");
+    if (b == NULL) {
+        return KILN_OK;
+    }
+    const kiln_config *c = e->config;
+    e->remotes = calloc(c->n_services + 1, sizeof *e->remotes);
+    if (e->remotes == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_services; i++) {
+        const config_service *s = &c->services[i];
+        int rc = KILN_OK;
+        if (!s->remote_sources) {
+            continue;
+        }
+        if (s->remote_settings != NULL) {
+            rc = engine_open_http(e, b, s->remote_settings, s->remote_path,
+                                  s->id, &e->remotes[e->n_remotes], err);
+            e->n_remotes += rc == KILN_OK;
+        } else if (e->remote.backend == NULL) {
+            cJSON *none = cJSON_CreateObject();
+            rc = engine_open_http(e, b, none, "remote_sources", -1, &e->remote,
+                                  err);
+            cJSON_Delete(none);
+        }
+        if (rc != KILN_OK) {
+            return rc;
+        }
+    }
+    return KILN_OK;
+}
+
+/* The instance that reads service_id's URL sources, or NULL. */
+static const engine_storage *
+engine_remote_for(const kiln_engine *e, int service_id)
+{
+    for (size_t i = 0; i < e->n_remotes; i++) {
+        if (e->remotes[i].service_id == service_id) {
+            return &e->remotes[i];
+        }
+    }
+    return e->remote.backend != NULL ? &e->remote : NULL;
 }
 
 int
@@ -213,6 +260,12 @@ engine_free(kiln_engine *e)
     if (e->remote.backend != NULL && e->remote.backend->st.close != NULL) {
         e->remote.backend->st.close(e->remote.state);
     }
+    for (size_t i = 0; i < e->n_remotes; i++) {
+        if (e->remotes[i].backend->st.close != NULL) {
+            e->remotes[i].backend->st.close(e->remotes[i].state);
+        }
+    }
+    free(e->remotes);
     api_limiter_free(e->limiter);
     metrics_free(e->metrics);
     if (e->net_allow != NULL) {
@@ -222,6 +275,9 @@ engine_free(kiln_engine *e)
         netguard_allow_free(e->net_allow);
         free(e->net_allow);
     }
+    /* libvips' operation cache may still hold sources and targets whose
+     * callbacks live in plugin code: drop them before the code goes. */
+    vips_cache_drop_all();
     loader_unload_all(e);
     registry_free(&e->reg);
     arena_free(e->arena);
@@ -362,7 +418,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             goto fail;
         }
         if (strcmp(st->backend->st.name, "http") != 0) {
-            src_st = &e->remote;
+            src_st = engine_remote_for(e, g->req.service_id);
         }
     }
     rc = exec_open_stored(src_st, g->req.source, lim.max_file_size, &raw, &err);

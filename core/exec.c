@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "netguard.h"
+
 struct kiln_exec {
     const engine_storage *st;
     job_result *job;
@@ -132,13 +134,19 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
     if (rc != KILN_OK) {
         return exec_storage_error(st, err);
     }
-    /* A length the backend knows (a file, an object's size) is checked
-     * before reading; -1 means a stream of unknown length. */
+    /* The length is checked before decoding. For a stream (a remote
+     * backend), libvips 8.14 finds it by reading the stream into memory:
+     * that also surfaces a backend's read error (its size limit, a cut
+     * connection) here with its own message, rather than inside a
+     * loader's sniffing, which silences errors. The backends bound the
+     * bytes they deliver (max_size, max_file_size). */
+    char shown[512];
+    netguard_display_url(path, shown, sizeof shown);
     gint64 len = vips_source_length(src);
     if (max_bytes > 0 && len > max_bytes) {
         g_object_unref(src);
         return err_set(err, KILN_ELIMIT,
-                       "\"%s\" is %lld bytes, above the limit of %lld", path,
+                       "\"%s\" is %lld bytes, above the limit of %lld", shown,
                        (long long)len, (long long)max_bytes);
     }
     /* fail_on error: a truncated or corrupt file fails the job instead of
@@ -150,7 +158,7 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
         err_set_vips(err, NULL);
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
-        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", path,
+        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", shown,
                        msg);
     }
     *out = im;

@@ -175,6 +175,8 @@ typedef struct config_service {
     char *secret;
     char *backend;
     bool remote_sources;
+    cJSON *remote_settings; /* remote_sources as an object, or NULL */
+    char *remote_path;      /* its JSON path, for messages */
     char *storage_plugin;
     cJSON *storage;     /* the settings object, parsed when plugins load */
     char *storage_path; /* its JSON path, for messages */
@@ -426,10 +428,14 @@ struct kiln_engine {
     size_t n_plugins;
     engine_storage *storages;
     size_t n_storages;
-    /* Where URL sources are read (the "http" storage backend with its
-     * default settings), for services with remote_sources; backend NULL
-     * when no such plugin is loaded. */
+    /* Where URL sources are read: the "http" storage backend with its
+     * default settings for services with remote_sources: true (backend
+     * NULL when no such plugin is loaded or no service wants it), and
+     * one instance per service whose remote_sources is an object of
+     * settings. */
     engine_storage remote;
+    engine_storage *remotes;
+    size_t n_remotes;
 };
 
 /* Creates an engine for a configuration it takes ownership of: loads the

@@ -709,3 +709,29 @@ netguard_default(void)
 {
     return netguard_deployment;
 }
+
+void
+netguard_display_url(const char *text, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", text != NULL ? text : "");
+    if (text == NULL || (strncmp(text, "http://", 7) != 0 &&
+                         strncmp(text, "https://", 8) != 0)) {
+        return;
+    }
+    CURLU *u = curl_url();
+    char *clean = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, text, 0) == CURLUE_OK) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_set(u, CURLUPART_QUERY, NULL, 0);
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+        if (curl_url_get(u, CURLUPART_URL, &clean, 0) == CURLUE_OK) {
+            snprintf(buf, size, "%s", clean);
+        }
+    } else {
+        /* Unparseable: show the scheme only rather than risk a secret. */
+        snprintf(buf, size, "%.*s://...", (int)strcspn(text, ":"), text);
+    }
+    curl_free(clean);
+    curl_url_cleanup(u);
+}

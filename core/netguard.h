@@ -158,6 +158,11 @@ int netguard_check_url(const char *what, const char *url,
                        const netguard_allow *allow, netguard_target *out,
                        kiln_error *err);
 
+/* Copies `text` into buf for messages: a URL loses its user name,
+ * password, query and fragment (they may carry credentials); anything
+ * else is copied as is (truncated to fit). */
+void netguard_display_url(const char *text, char *buf, size_t size);
+
 /* The deployment's list for the host API (net_check_url, net_allowed):
  * set by the engine when it starts; NULL (or never set) allows nothing
  * beyond public addresses. The list must outlive its use. */

@@ -6,7 +6,7 @@ DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
              fonts-dejavu-core prometheus \
-             awscli python3-pyftpdlib nodejs
+             awscli python3-pyftpdlib nodejs jq
 # make bench only: the load generator and the peers it is compared with.
 DEB_BENCH := wrk
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)

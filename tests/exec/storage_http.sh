@@ -333,4 +333,13 @@ grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/run.err" &&
 printf '{"service_id": 1, "source": "http://10.0.0.1/a.png", "jobs": [{"destination": "/out/no.png"}]}\n' >"$tmp/req2.json"
 got=$("$KILN" run --config "$tmp/run.json" "$tmp/req2.json" 2>/dev/null | jq -r .error)
 [[ "$got" == *'private address'* ]] && ok kiln-run-refused || fail kiln-run-refused "$got"
+# Per-service settings for URL sources: remote_sources as an object.
+cat >"$tmp/run2.json" <<JSON
+{"plugins": {"dirs": ["$plugdir"], "enable": ["ops-vips", "storage-local", "storage-http"]},
+ "network": {"allow": ["127.0.0.1/32"]},
+ "services": [{"id": 1, "tokens": ["t"], "remote_sources": {"max_size": 1000},
+               "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+JSON
+got=$("$KILN" run --config "$tmp/run2.json" "$tmp/req.json" 2>/dev/null | jq -r .error)
+[[ "$got" == *'max_size 1000'* ]] && ok remote-sources-settings || fail remote-sources-settings "$got"
 exit $status
