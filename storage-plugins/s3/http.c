@@ -253,9 +253,9 @@ s3_log_retry(const s3_state *st, const char *method, const char *key,
         snprintf(at, sizeof at, " from byte %lld", from);
     }
     s3_api->log(s3_self, KILN_LOG_WARN,
-                "s3: %s %s%s in bucket \"%s\" failed (%s); retry %d of %d",
-                method, s3_quote(qk, sizeof qk, key != NULL ? key : ""), at,
-                st->bucket, why, attempt, st->retries);
+                "%s %s%s in bucket \"%s\" failed (%s); retry %d of %d", method,
+                s3_quote(qk, sizeof qk, key != NULL ? key : ""), at, st->bucket,
+                why, attempt, st->retries);
 }
 
 /* ---------------------------------------------------------- callbacks */

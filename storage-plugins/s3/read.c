@@ -1,12 +1,15 @@
 /*
  * Reading objects for the "s3" backend: open_read() starts one GET and
  * hands libvips a seekable VipsSource that streams its body. Bytes flow
- * from libcurl into a bounded buffer (the transfer is paused when it is
- * full) and out to libvips as it reads. The first bytes are kept, so the
- * rewinds libvips makes after sniffing and header parsing cost no new
- * request; any other backward or far seek restarts the GET with a Range
- * (and If-Match, so a replaced object is noticed). A connection lost mid-
- * body is resumed where it broke, within the retry budget.
+ * from libcurl into a bounded window of the object (the transfer pauses
+ * while the window is full of bytes libvips has not read) and out to
+ * libvips as it reads; reads are whole, as from a file, because some
+ * loaders (libtiff) take a short read for an error. The first bytes of
+ * the object are kept, and so is a stretch behind the read position, so
+ * the rewinds and small backward seeks of loaders cost no request; any
+ * other backward or far seek restarts the GET with a Range (and If-Match,
+ * so a replaced object is noticed). A connection lost mid-body is resumed
+ * where it broke, within the retry budget.
  */
 #define _GNU_SOURCE /* strdup */
 
@@ -18,8 +21,10 @@
 
 /* Bytes kept from the start of the object for rewinds. */
 #define S3_HEAD_MAX (256 * 1024)
-/* The buffer between libcurl and libvips. */
-#define S3_READ_BUF (256 * 1024)
+/* The window between libcurl and libvips. */
+#define S3_WINDOW (512 * 1024)
+/* Bytes kept behind the read position for small backward seeks. */
+#define S3_KEEP_BEHIND (128 * 1024)
 /* A forward seek at most this far ahead of the stream is read through
  * instead of requested anew. */
 #define S3_SKIP_MAX (256 * 1024)
@@ -30,7 +35,7 @@ typedef struct s3_reader {
     s3_state *st; /* one reference */
     char *key;
     GMutex lock;
-    gint64 size;
+    gint64 size; /* -1 until the first answer */
     char etag[S3_ETAG_MAX];
     gint64 pos; /* where libvips reads next */
 
@@ -38,26 +43,28 @@ typedef struct s3_reader {
     size_t head_len;
     size_t head_cap;
 
+    /* Bytes [win_off, win_off + win_len) of the object, as the current
+     * (or last) GET delivered them; the GET has reached their end. */
+    unsigned char *win;
+    gint64 win_off;
+    size_t win_len;
+    size_t win_cap;
+
     /* The GET in flight, if any. */
     s3_conn *conn;
     struct curl_slist *headers;
     s3_outcome out;
-    bool running; /* conn->easy is in conn->multi */
-    bool paused;  /* the sink paused the transfer: the buffer was full */
-    bool done;
-    CURLcode result;
-    gint64 stream_pos; /* object offset of buf[buf_off] */
-    unsigned char *buf;
-    size_t buf_off;
-    size_t buf_len;
-    size_t buf_cap;
-    int resumes;   /* broken transfers resumed so far */
+    bool running;  /* conn->easy is in conn->multi */
+    bool paused;   /* the sink paused the transfer: the window was full */
+    bool done;     /* the transfer ended; `result` says how */
     bool no_range; /* the server answered a Range with the whole object */
+    CURLcode result;
+    int resumes; /* broken transfers resumed so far */
 } s3_reader;
 
 /* Body bytes from libcurl. An error document goes to the outcome; object
- * bytes into the buffer, or the transfer pauses until libvips makes
- * room. */
+ * bytes to the end of the window, after dropping what lies well behind the
+ * read position; when the rest is still unread the transfer pauses. */
 static size_t
 s3_reader_sink(char *data, size_t size, size_t n, void *user)
 {
@@ -73,32 +80,40 @@ s3_reader_sink(char *data, size_t size, size_t n, void *user)
         s3_buf_add(&r->out.body, data, len < room ? len : room);
         return len;
     }
-    if (r->buf_len > 0 && r->buf_len + len > r->buf_cap) {
-        r->paused = true;
-        return CURL_WRITEFUNC_PAUSE;
-    }
-    if (r->buf_off + r->buf_len + len > r->buf_cap) {
-        if (r->buf_len + len <= r->buf_cap) {
-            memmove(r->buf, r->buf + r->buf_off, r->buf_len);
-        } else {
-            /* An empty buffer takes any chunk, or nothing would move. */
-            unsigned char *b = realloc(r->buf, len);
+    if (r->win_len + len > r->win_cap) {
+        gint64 reached = r->win_off + (gint64)r->win_len;
+        gint64 keep = (r->pos < reached ? r->pos : reached) - S3_KEEP_BEHIND;
 
-            if (b == NULL) {
-                return 0;
-            }
-            r->buf = b;
-            r->buf_cap = len;
+        if (keep > r->win_off) {
+            size_t drop = (size_t)(keep - r->win_off);
+
+            memmove(r->win, r->win + drop, r->win_len - drop);
+            r->win_off += (gint64)drop;
+            r->win_len -= drop;
         }
-        r->buf_off = 0;
     }
-    memcpy(r->buf + r->buf_off + r->buf_len, data, len);
-    r->buf_len += len;
+    if (r->win_len + len > r->win_cap) {
+        unsigned char *w;
+
+        if (r->win_len > 0) {
+            r->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        /* An empty window takes any chunk, or nothing would move. */
+        w = realloc(r->win, len);
+        if (w == NULL) {
+            return 0;
+        }
+        r->win = w;
+        r->win_cap = len;
+    }
+    memcpy(r->win + r->win_len, data, len);
+    r->win_len += len;
     return len;
 }
 
 /* Ends the GET in flight (a transfer cut short closes its connection) and
- * gives the slot back. */
+ * gives the slot back; the window stays. */
 static void
 s3_reader_stop(s3_reader *r)
 {
@@ -112,9 +127,7 @@ s3_reader_stop(s3_reader *r)
         s3_conn_put(r->st, r->conn);
         r->conn = NULL;
     }
-    r->buf_off = r->buf_len = 0;
     r->paused = r->done = false;
-    r->no_range = false;
     r->result = CURLE_OK;
 }
 
@@ -122,6 +135,8 @@ s3_reader_stop(s3_reader *r)
 static void
 s3_reader_drive(s3_reader *r)
 {
+    size_t before = r->win_len;
+    gint64 off = r->win_off;
     CURLMcode mc;
     CURLMsg *m;
     int running = 0;
@@ -135,7 +150,7 @@ s3_reader_drive(s3_reader *r)
             r->result = CURLE_RECV_ERROR;
             return;
         }
-        if (r->buf_len > 0 || r->paused) {
+        if (r->paused) {
             return;
         }
     }
@@ -150,7 +165,7 @@ s3_reader_drive(s3_reader *r)
         r->done = true;
         r->result = CURLE_RECV_ERROR;
     }
-    if (!r->done && r->buf_len == 0 && !r->paused) {
+    if (!r->done && !r->paused && r->win_len == before && r->win_off == off) {
         curl_multi_poll(r->conn->multi, NULL, 0, 1000, NULL);
     }
 }
@@ -166,6 +181,9 @@ s3_reader_begin(s3_reader *r, gint64 from)
     long status = 0;
 
     s3_reader_stop(r);
+    r->no_range = false;
+    r->win_off = from;
+    r->win_len = 0;
     memset(&req, 0, sizeof req);
     req.method = "GET";
     req.key = r->key;
@@ -181,24 +199,25 @@ s3_reader_begin(s3_reader *r, gint64 from)
     if (r->conn == NULL ||
         s3_conn_prepare(r->st, r->conn, &req, &r->out, s3_reader_sink, r,
                         &r->headers) != 0) {
-        r->out.curl = CURLE_OUT_OF_MEMORY;
         s3_reader_stop(r);
+        r->out.curl = CURLE_OUT_OF_MEMORY;
         return -1;
     }
     if (curl_multi_add_handle(r->conn->multi, r->conn->easy) != CURLM_OK) {
-        r->out.curl = CURLE_FAILED_INIT;
         s3_reader_stop(r);
+        r->out.curl = CURLE_FAILED_INIT;
         return -1;
     }
     r->running = true;
-    r->stream_pos = from;
-    while (!r->done && r->buf_len == 0 && !r->paused) {
+    while (!r->done && r->win_len == 0 && !r->paused) {
         s3_reader_drive(r);
     }
     curl_easy_getinfo(r->conn->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (r->done) {
+    if (r->done && (r->result == CURLE_OK || r->win_len == 0)) {
         s3_outcome_finish(&r->out, r->conn->easy, r->result);
     } else {
+        /* Flowing, or broken after some of the body arrived: what came is
+         * used, and the read path resumes from where it stopped. */
         r->out.curl = CURLE_OK;
         r->out.status = status;
         curl_easy_getinfo(r->conn->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
@@ -206,20 +225,21 @@ s3_reader_begin(s3_reader *r, gint64 from)
     }
     if (r->out.curl != CURLE_OK || (status != 200 && status != 206)) {
         s3_reader_stop(r);
+        r->win_len = 0;
         return -1;
     }
     if (status == 206 && r->out.range_start != from) {
         /* Not what was asked for: say so in the message. */
         snprintf(r->out.code, sizeof r->out.code, "UnexpectedContentRange");
-        r->out.status = 206;
         s3_reader_stop(r);
+        r->win_len = 0;
         return -1;
     }
-    if (status == 200) {
-        /* The whole object, from byte 0: a server that ignores Range is
+    if (status == 200 && from > 0) {
+        /* The whole object from byte 0: a server that ignores Range is
          * read through to the wanted byte. */
-        r->stream_pos = 0;
-        r->no_range = from > 0;
+        r->win_off = 0;
+        r->no_range = true;
     }
     return 0;
 }
@@ -257,17 +277,6 @@ s3_reader_error(s3_reader *r)
                strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4 : e.message);
 }
 
-static void
-s3_reader_consume(s3_reader *r, size_t n)
-{
-    r->buf_off += n;
-    r->buf_len -= n;
-    r->stream_pos += (gint64)n;
-    if (r->buf_len == 0) {
-        r->buf_off = 0;
-    }
-}
-
 /* Keeps bytes just handed out at r->pos when they extend the head. */
 static void
 s3_reader_keep_head(s3_reader *r, const unsigned char *data, size_t n)
@@ -299,8 +308,35 @@ s3_reader_keep_head(s3_reader *r, const unsigned char *data, size_t n)
     r->head_len += k;
 }
 
+/* After a transfer broke (or ended short) before the byte wanted: resume
+ * from there with a new GET, within the retry budget. */
+static int
+s3_reader_resume(s3_reader *r)
+{
+    char qk[200];
+    gint64 at = r->win_off + (gint64)r->win_len;
+
+    r->out.curl = r->result != CURLE_OK ? r->result : CURLE_PARTIAL_FILE;
+    r->out.status = 0;
+    if (r->resumes >= r->st->retries || !s3_outcome_retryable(&r->out)) {
+        s3_reader_stop(r);
+        return -1;
+    }
+    r->resumes++;
+    s3_api->log(s3_self, KILN_LOG_WARN,
+                "reading %s in bucket \"%s\" broke at byte %lld (%s); "
+                "resuming, %d of %d",
+                s3_quote(qk, sizeof qk, r->key), r->st->bucket, (long long)at,
+                curl_easy_strerror(r->out.curl), r->resumes, r->st->retries);
+    s3_backoff(r->resumes, NULL);
+    return s3_reader_begin_retrying(r, r->pos);
+}
+
+/* Copies what it can of [pos, pos + len) from the head or the window,
+ * moving the stream as needed. Returns the count, 0 at the end, -1 on
+ * error (reported to libvips). */
 static gint64
-s3_reader_read(s3_reader *r, unsigned char *data, gint64 len)
+s3_reader_read_some(s3_reader *r, unsigned char *data, gint64 len)
 {
     if (len <= 0 || r->pos >= r->size) {
         return 0;
@@ -317,65 +353,59 @@ s3_reader_read(s3_reader *r, unsigned char *data, gint64 len)
         return n;
     }
     for (;;) {
-        gint64 reached = r->stream_pos + (gint64)r->buf_len;
+        gint64 reached = r->win_off + (gint64)r->win_len;
 
-        if (r->conn == NULL || r->stream_pos > r->pos ||
-            (r->pos - reached > S3_SKIP_MAX && !r->no_range)) {
-            if (s3_reader_begin_retrying(r, r->pos) != 0) {
-                s3_reader_error(r);
-                return -1;
-            }
-            continue;
+        /* A finished transfer gives its connection back at once. */
+        if (r->conn != NULL && r->done && r->result == CURLE_OK &&
+            reached >= r->size) {
+            s3_reader_stop(r);
         }
-        if (r->buf_len > 0) {
-            size_t n;
+        if (r->pos >= r->win_off && r->pos < reached) {
+            size_t n = (size_t)(reached - r->pos);
 
-            if (r->stream_pos < r->pos) {
-                gint64 skip = r->pos - r->stream_pos;
-
-                s3_reader_consume(r, skip < (gint64)r->buf_len ? (size_t)skip
-                                                               : r->buf_len);
-                continue;
-            }
-            n = (size_t)len < r->buf_len ? (size_t)len : r->buf_len;
-            memcpy(data, r->buf + r->buf_off, n);
+            n = (gint64)n < len ? n : (size_t)len;
+            memcpy(data, r->win + (r->pos - r->win_off), n);
             s3_reader_keep_head(r, data, n);
-            s3_reader_consume(r, n);
             r->pos += (gint64)n;
-            /* A finished transfer gives its connection back at once. */
-            if (r->done && r->buf_len == 0 && r->result == CURLE_OK) {
-                s3_reader_stop(r);
-            }
             return (gint64)n;
         }
-        if (r->done) {
-            /* Ended before the byte we need: the connection broke. */
-            char qk[200];
-
-            if (r->result == CURLE_OK) {
-                r->result = CURLE_PARTIAL_FILE;
+        if (r->conn != NULL && r->pos >= reached &&
+            (r->pos - reached <= S3_SKIP_MAX || r->no_range)) {
+            if (!r->done) {
+                s3_reader_drive(r);
+                continue;
             }
-            r->out.curl = r->result;
-            r->out.status = 0;
-            if (r->resumes >= r->st->retries ||
-                !s3_outcome_retryable(&r->out)) {
+            if (s3_reader_resume(r) != 0) {
                 s3_reader_error(r);
-                s3_reader_stop(r);
                 return -1;
             }
-            r->resumes++;
-            s3_api->log(s3_self, KILN_LOG_WARN,
-                        "s3: reading %s in bucket \"%s\" broke at byte %lld "
-                        "(%s); resuming, %d of %d",
-                        s3_quote(qk, sizeof qk, r->key), r->st->bucket,
-                        (long long)r->stream_pos, curl_easy_strerror(r->result),
-                        r->resumes, r->st->retries);
-            s3_backoff(r->resumes, NULL);
-            s3_reader_stop(r);
             continue;
         }
-        s3_reader_drive(r);
+        if (s3_reader_begin_retrying(r, r->pos) != 0) {
+            s3_reader_error(r);
+            return -1;
+        }
     }
+}
+
+/* Whole reads, as from a file: libtiff takes a short one for an error. */
+static gint64
+s3_reader_read(s3_reader *r, unsigned char *data, gint64 len)
+{
+    gint64 total = 0;
+
+    while (total < len) {
+        gint64 n = s3_reader_read_some(r, data + total, len - total);
+
+        if (n < 0) {
+            return total > 0 ? total : -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        total += n;
+    }
+    return total;
 }
 
 static gint64
@@ -428,7 +458,7 @@ s3_reader_free(gpointer p)
 
     s3_reader_stop(r);
     s3_outcome_free(&r->out);
-    free(r->buf);
+    free(r->win);
     free(r->head);
     free(r->key);
     g_mutex_clear(&r->lock);
@@ -460,13 +490,14 @@ s3_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
     s3_state_ref(st);
     r->key = key;
     g_mutex_init(&r->lock);
-    r->buf = malloc(S3_READ_BUF);
-    if (r->buf == NULL) {
+    r->size = -1;
+    r->win = malloc(S3_WINDOW);
+    if (r->win == NULL) {
         rc = s3_fail_nomem(err, key);
         s3_reader_free(r);
         return rc;
     }
-    r->buf_cap = S3_READ_BUF;
+    r->win_cap = S3_WINDOW;
 
     /* The first GET answers for the object: missing, forbidden or there,
      * and how long it is. */

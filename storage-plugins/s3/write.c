@@ -536,7 +536,8 @@ s3_writer_abort_upload(s3_writer *w)
             s3_api->log(s3_self, KILN_LOG_WARN,
                         "%s; its parts stay until the bucket's lifecycle "
                         "rule (AbortIncompleteMultipartUpload) removes them",
-                        e.message);
+                        strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4
+                                                           : e.message);
         }
     }
     s3_buf_free(&q, false);
