@@ -74,6 +74,9 @@ s3_conn_get(s3_state *st)
             s3_conn_free(c);
             return NULL;
         }
+        /* The default bound follows the handles currently added, which is
+         * none between two requests: keep the connection regardless. */
+        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 2L);
     }
     c->next = NULL;
     return c;

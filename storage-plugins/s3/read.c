@@ -277,6 +277,19 @@ s3_reader_error(s3_reader *r)
                strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4 : e.message);
 }
 
+/* (Re)allocates the window, freed once an object was read to its end. */
+static int
+s3_reader_window(s3_reader *r)
+{
+    r->win = malloc(S3_WINDOW);
+    if (r->win == NULL) {
+        return -1;
+    }
+    r->win_cap = S3_WINDOW;
+    r->win_off = r->win_len = 0;
+    return 0;
+}
+
 /* Keeps bytes just handed out at r->pos when they extend the head. */
 static void
 s3_reader_keep_head(s3_reader *r, const unsigned char *data, size_t n)
@@ -360,6 +373,11 @@ s3_reader_read_some(s3_reader *r, unsigned char *data, gint64 len)
             reached >= r->size) {
             s3_reader_stop(r);
         }
+        if (r->win == NULL && s3_reader_window(r) != 0) {
+            r->out.curl = CURLE_OUT_OF_MEMORY;
+            s3_reader_error(r);
+            return -1;
+        }
         if (r->pos >= r->win_off && r->pos < reached) {
             size_t n = (size_t)(reached - r->pos);
 
@@ -367,6 +385,15 @@ s3_reader_read_some(s3_reader *r, unsigned char *data, gint64 len)
             memcpy(data, r->win + (r->pos - r->win_off), n);
             s3_reader_keep_head(r, data, n);
             r->pos += (gint64)n;
+            /* Read to the end with nothing in flight: the buffers go, as
+             * libvips' cache may keep this source long after (a seek back
+             * costs a new request). */
+            if (r->pos >= r->size && r->conn == NULL) {
+                free(r->win);
+                free(r->head);
+                r->win = r->head = NULL;
+                r->win_len = r->win_cap = r->head_len = r->head_cap = 0;
+            }
             return (gint64)n;
         }
         if (r->conn != NULL && r->pos >= reached &&
@@ -430,20 +457,7 @@ s3_source_seek(VipsSourceCustom *src, gint64 offset, int whence, gpointer user)
 
     (void)src;
     g_mutex_lock(&r->lock);
-    switch (whence) {
-    case SEEK_SET:
-        to = offset;
-        break;
-    case SEEK_CUR:
-        to = r->pos + offset;
-        break;
-    case SEEK_END:
-        to = r->size + offset;
-        break;
-    default:
-        to = -1;
-        break;
-    }
+    to = s3_seek_position(r->pos, r->size, offset, whence);
     if (to >= 0) {
         r->pos = to;
     }
@@ -491,13 +505,11 @@ s3_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
     r->key = key;
     g_mutex_init(&r->lock);
     r->size = -1;
-    r->win = malloc(S3_WINDOW);
-    if (r->win == NULL) {
+    if (s3_reader_window(r) != 0) {
         rc = s3_fail_nomem(err, key);
         s3_reader_free(r);
         return rc;
     }
-    r->win_cap = S3_WINDOW;
 
     /* The first GET answers for the object: missing, forbidden or there,
      * and how long it is. */

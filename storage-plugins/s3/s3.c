@@ -7,11 +7,10 @@
  * ends in. Requests are made by http.c, reads streamed by read.c, writes
  * uploaded by write.c.
  */
-#define _GNU_SOURCE /* strdup, memmem, vasprintf, dladdr */
+#define _GNU_SOURCE /* strdup, memmem, vasprintf */
 
 #include "s3.h"
 
-#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,8 @@ const kiln_host_api *s3_api;
 kiln_plugin *s3_self;
 
 /* libcurl's global state is released when both fini() has run and the
- * last bucket state is gone (a source in libvips' cache keeps one). */
+ * last bucket state is gone: a source held by libvips' operation cache
+ * keeps one until the host drops that cache. */
 static bool s3_curl_ready;
 static bool s3_fini_done;
 static int s3_live_states; /* atomic */
@@ -108,21 +108,6 @@ KILN_PLUGIN_DEFINE("storage-s3", KILN_VERSION_STRING,
                    "reads, multipart uploads)",
                    s3_init, s3_fini);
 
-/* Keeps this object mapped after the host's dlclose(). libvips' operation
- * cache can hold a source made here (its read callback and the reader's
- * destructor are our code) until vips_shutdown(), which runs after the
- * host has unloaded its plugins. */
-static void
-s3_pin_self(void)
-{
-    Dl_info info;
-
-    if (dladdr((void *)&s3_storage, &info) != 0 && info.dli_fname != NULL) {
-        /* The handle is never closed: that is the point. */
-        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    }
-}
-
 static int
 s3_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
@@ -136,7 +121,6 @@ s3_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     }
     s3_curl_ready = true;
     s3_fini_done = false;
-    s3_pin_self();
     return api->register_storage(self, &s3_storage, sizeof(kiln_storage), err);
 }
 
@@ -330,6 +314,27 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
                              "s3: cannot %s %s in bucket %s: HTTP %ld%s%s "
                              "(expected a 2xx answer%s)",
                              verb, qk, qb, o->status, code, said, tries);
+}
+
+gint64
+s3_seek_position(gint64 pos, gint64 size, gint64 offset, int whence)
+{
+    gint64 to;
+
+    switch (whence) {
+    case SEEK_SET:
+        to = offset;
+        break;
+    case SEEK_CUR:
+        to = pos + offset;
+        break;
+    case SEEK_END:
+        to = size + offset;
+        break;
+    default:
+        return -1;
+    }
+    return to >= 0 ? to : -1;
 }
 
 bool

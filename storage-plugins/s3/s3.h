@@ -157,6 +157,10 @@ int s3_fail(const s3_state *st, kiln_error *err, const char *verb,
 /* Sets err to an out-of-memory error naming the key. Returns KILN_ENOMEM. */
 int s3_fail_nomem(kiln_error *err, const char *key);
 
+/* The position a seek leads to from `pos` in an object of `size` bytes
+ * (lseek's rules), or -1 for a bad whence or a negative result. */
+gint64 s3_seek_position(gint64 pos, gint64 size, gint64 offset, int whence);
+
 /* The text inside the first <tag>...</tag> of an XML document, entities
  * decoded, into out. Returns false when there is none. */
 bool s3_xml_text(const char *xml, size_t len, const char *tag, char *out,

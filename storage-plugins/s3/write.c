@@ -144,25 +144,44 @@ s3_upload_query(const s3_writer *w, int part_no, s3_buf *q)
     return q->failed ? -1 : 0;
 }
 
+/* Sends one request on the writer's key and fills *o (the caller frees
+ * it). On failure err, when given, says why. Returns 0 or -1. */
+static int
+s3_writer_call(s3_writer *w, const char *method, const char *query,
+               const void *body, size_t len, const char *content_type,
+               s3_outcome *o, kiln_error *err)
+{
+    s3_req req;
+
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.key = w->key;
+    req.query = query;
+    req.body = body;
+    req.body_len = len;
+    req.content_type = content_type;
+    if (s3_request(w->st, &req, o)) {
+        return 0;
+    }
+    if (err != NULL) {
+        s3_fail(w->st, err, "write", w->key, o);
+    }
+    return -1;
+}
+
 /* CreateMultipartUpload, once. Returns 0, or -1 with w->error set. */
 static int
 s3_writer_start_upload(s3_writer *w, kiln_error *err)
 {
     s3_outcome o = {0};
-    s3_req req;
     char id[1024];
     int rc = 0;
 
     if (w->upload_id != NULL) {
         return 0;
     }
-    memset(&req, 0, sizeof req);
-    req.method = "POST";
-    req.key = w->key;
-    req.query = "uploads";
-    req.content_type = w->content_type;
-    if (!s3_request(w->st, &req, &o)) {
-        s3_fail(w->st, err, "write", w->key, &o);
+    if (s3_writer_call(w, "POST", "uploads", NULL, 0, w->content_type, &o,
+                       err) != 0) {
         rc = -1;
     } else if (!s3_xml_text(o.body.p, o.body.len, "UploadId", id, sizeof id) ||
                id[0] == '\0') {
@@ -192,7 +211,6 @@ s3_writer_put_part(s3_writer *w, int part_no, const unsigned char *data,
 {
     s3_outcome o = {0};
     s3_buf q = {0};
-    s3_req req;
     int rc = -1;
 
     if (part_no > S3_PARTS_MAX) {
@@ -230,14 +248,7 @@ s3_writer_put_part(s3_writer *w, int part_no, const unsigned char *data,
         s3_fail_nomem(err, w->key);
         goto done;
     }
-    memset(&req, 0, sizeof req);
-    req.method = "PUT";
-    req.key = w->key;
-    req.query = q.p;
-    req.body = data;
-    req.body_len = len;
-    if (!s3_request(w->st, &req, &o)) {
-        s3_fail(w->st, err, "write", w->key, &o);
+    if (s3_writer_call(w, "PUT", q.p, data, len, NULL, &o, err) != 0) {
         goto done;
     }
     snprintf(w->etags[part_no], sizeof w->etags[part_no], "%s", o.etag);
@@ -429,20 +440,7 @@ s3_target_seek(VipsTargetCustom *t, gint64 offset, int whence, gpointer user)
 
     (void)t;
     g_mutex_lock(&w->lock);
-    switch (whence) {
-    case SEEK_SET:
-        to = offset;
-        break;
-    case SEEK_CUR:
-        to = w->pos + offset;
-        break;
-    case SEEK_END:
-        to = w->size + offset;
-        break;
-    default:
-        to = -1;
-        break;
-    }
+    to = s3_seek_position(w->pos, w->size, offset, whence);
     if (to >= 0) {
         w->pos = to;
     }
@@ -518,17 +516,13 @@ s3_writer_abort_upload(s3_writer *w)
 {
     s3_outcome o = {0};
     s3_buf q = {0};
-    s3_req req;
 
     if (w->upload_id == NULL) {
         return;
     }
     if (s3_upload_query(w, 0, &q) == 0) {
-        memset(&req, 0, sizeof req);
-        req.method = "DELETE";
-        req.key = w->key;
-        req.query = q.p;
-        if (!s3_request(w->st, &req, &o) && o.status != 404) {
+        if (s3_writer_call(w, "DELETE", q.p, NULL, 0, NULL, &o, NULL) != 0 &&
+            o.status != 404) {
             kiln_error e;
 
             memset(&e, 0, sizeof e);
@@ -553,7 +547,6 @@ s3_writer_complete(s3_writer *w, int n, kiln_error *err)
     s3_outcome o = {0};
     s3_buf xml = {0};
     s3_buf q = {0};
-    s3_req req;
     int rc = -1;
 
     s3_buf_adds(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws."
@@ -579,15 +572,8 @@ s3_writer_complete(s3_writer *w, int n, kiln_error *err)
         s3_fail_nomem(err, w->key);
         goto done;
     }
-    memset(&req, 0, sizeof req);
-    req.method = "POST";
-    req.key = w->key;
-    req.query = q.p;
-    req.body = (const unsigned char *)xml.p;
-    req.body_len = xml.len;
-    req.content_type = "application/xml";
-    if (!s3_request(w->st, &req, &o)) {
-        s3_fail(w->st, err, "write", w->key, &o);
+    if (s3_writer_call(w, "POST", q.p, xml.p, xml.len, "application/xml", &o,
+                       err) != 0) {
         goto done;
     }
     rc = 0;
@@ -614,16 +600,10 @@ s3_commit(void *state, void *handle, kiln_error *err)
         rc = err->code != KILN_OK ? err->code : KILN_EIO;
     } else if (w->size <= (gint64)w->part) {
         s3_outcome o = {0};
-        s3_req req;
 
-        memset(&req, 0, sizeof req);
-        req.method = "PUT";
-        req.key = w->key;
-        req.body = w->first;
-        req.body_len = (size_t)w->size;
-        req.content_type = w->content_type;
-        if (!s3_request(w->st, &req, &o)) {
-            rc = s3_fail(w->st, err, "write", w->key, &o);
+        if (s3_writer_call(w, "PUT", NULL, w->first, (size_t)w->size,
+                           w->content_type, &o, err) != 0) {
+            rc = err->code;
         }
         s3_outcome_free(&o);
     } else {

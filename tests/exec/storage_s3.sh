@@ -168,7 +168,7 @@ run() {
     local tag=$1
     shift
     RC=0
-    "$KILN" run --config "$tmp/cfg.json" --workers 1 "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" || RC=$?
+    "$KILN" run --config "$tmp/cfg.json" --workers "${WORKERS:-1}" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" || RC=$?
     if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/$tag.err"; then
         fail "$tag/sanitizer" "$(grep -m1 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/$tag.err")"
     fi
@@ -319,6 +319,16 @@ e=$(perr mixed "$tmp/r11.json")
 [[ $e == *'s3: path "/in/../../src.jpg" escapes the storage root'* ]] &&
     ok dotdot-refused || fail dotdot-refused "$e"
 
+# --- Four workers on one bucket at once: the pool and the share are shared.
+pars=()
+for i in 1 2 3 4 5 6; do
+    req "$tmp/p$i.json" 1 /in/src.jpg "" "/out/p$i/a.jpg=$RESIZE" "/out/p$i/b.png=[]"
+    pars+=("$tmp/p$i.json")
+done
+WORKERS=4 run parallel "${pars[@]}"
+[ "$RC" = 0 ] && all_finished parallel && ok parallel-workers ||
+    fail parallel-workers "exit $RC: $(head -c 600 "$tmp/parallel.out") $(tail -3 "$tmp/parallel.err")"
+
 # --- What a third-party client reads back.
 rm -rf "$tmp/dl"
 if awsc s3 sync --quiet "s3://$BUCKET/out" "$tmp/dl" >"$tmp/aws-dl.log" 2>&1; then
@@ -331,6 +341,13 @@ if awsc s3 sync --quiet "s3://$BUCKET/out" "$tmp/dl" >"$tmp/aws-dl.log" 2>&1; th
     done
     [ "$(vipsheader -f width "$tmp/dl/r2/whole.tif" 2>/dev/null)" = 1600 ] &&
         ok multipart-output-decodes || fail multipart-output-decodes "$(vipsheader "$tmp/dl/r2/whole.tif" 2>&1)"
+    same=0
+    for i in 1 2 3 4 5 6; do
+        cmp -s "$tmp/dl/p$i/a.jpg" "$tmp/root/out/r1/a.jpg" &&
+            cmp -s "$tmp/dl/p$i/b.png" "$tmp/root/out/r1/b.png" && same=$((same + 1))
+    done
+    [ "$same" = 6 ] && ok parallel-outputs-identical ||
+        fail parallel-outputs-identical "$same of 6 processes wrote outputs identical to the local ones"
     cmp -s "$tmp/dl/r3/a.jpg" "$tmp/root/out/r1/a.jpg" && ok retried-output-identical ||
         fail retried-output-identical "out/r3/a.jpg differs from the local output"
     cmp -s "$tmp/dl/r9/a.jpg" "$tmp/root/out/r1/a.jpg" && ok virtual-hosted-output-identical ||
