@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# The "azure" storage backend against Azurite (Microsoft's emulator, which
+# checks Shared Key signatures) on 127.0.0.1, with Microsoft's
+# @azure/storage-blob client (tests/exec/storage_azure_client.js) putting
+# the sources in and reading kiln's outputs back:
+#  - the signer: hand-written strings to sign ($BUILD/tests/azure-sharedkey)
+#    and the same Authorization header as the SDK's own policy;
+#  - a request through `kiln run --config`: outputs byte-identical to the
+#    same request on local storage, small ones in one Put Blob, larger
+#    ones (a TIFF that seeks back into its first block among them) in
+#    staged blocks committed by Put Block List; a TIFF source, which the
+#    loader reads with seeks (ranged Get Blob);
+#  - a missing source: not found, naming container and blob; a wrong key:
+#    a clear refusal, nothing written; fail_on_conversion_error with a
+#    failing job: nothing visible, not even the staged blocks; a commit
+#    refused (leased blob): the old blob is left whole;
+#  - the key never appears in kiln's output, nor in configuration errors.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/exec/lib.sh
+exec_setup
+require_tools node curl
+
+# Azurite's well-known development account and key, documented by
+# Microsoft for the emulator (not a secret).
+ACCOUNT=devstoreaccount1
+KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+# Another valid key of the same length: what a mistyped key looks like.
+WRONG_KEY=$(printf 'not the key of this account, 64 bytes long......................' | base64 -w0)
+BS=65536   # block_size and single_put_max for the test: outputs above go in blocks
+T=storage_azure
+SK=$(dirname "$KILN")/tests/azure-sharedkey
+PLUGDIR=$(cd "$(dirname "$KILN")/plugins" && pwd)
+AZ_PID=""
+# Azurite takes minutes to close on SIGTERM: give it a moment, then kill.
+stop_azurite() {
+    [ -n "$AZ_PID" ] || return 0
+    kill "$AZ_PID" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$AZ_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$AZ_PID" 2>/dev/null
+    wait "$AZ_PID" 2>/dev/null
+    AZ_PID=""
+}
+trap 'stop_azurite; _cleanup' EXIT
+
+# ------------------------------------------------------------- the signer
+if [ -x "$SK" ]; then
+    "$SK" >"$WORK/sk.out" 2>&1
+    while IFS= read -r line; do
+        case $line in
+        ok\ *) ok "$T/${line#ok }" ;;
+        FAIL\ *) l=${line#FAIL }; fail "$T/${l%%: *}" "${l#*: }" ;;
+        esac
+    done <"$WORK/sk.out"
+    grep -q '^ok ' "$WORK/sk.out" || fail "$T/sharedkey" "$SK printed no check: $(head -c 200 "$WORK/sk.out")"
+else
+    fail "$T/sharedkey" "$SK is missing (make test-build builds it)"
+fi
+
+NM=$(bash tests/servers/install.sh 2>"$WORK/npm.err") || {
+    skip "$T" "cannot install azurite and @azure/storage-blob: $(tail -n 1 "$WORK/npm.err")"
+    finish
+}
+export NODE_PATH=$NM
+client() { node tests/exec/storage_azure_client.js; }
+
+# The same requests as kiln makes them, signed by the SDK's policy with
+# its date (one Node run for all), then by kiln's signer with that date.
+URL=http://127.0.0.1:10000/$ACCOUNT
+SIGN_CASES=(
+    "get-range GET /$ACCOUNT/photos/in/a%20b.jpg x-ms-version:2021-08-06 x-ms-range:bytes=4096- If-Match:\"0x8DC0FFEE\""
+    "put-blob PUT /$ACCOUNT/photos/out/a.jpg Content-Length:14134 Content-Type:image/jpeg x-ms-blob-type:BlockBlob x-ms-version:2021-08-06"
+    "put-block PUT /$ACCOUNT/photos/out/b.png?comp=block&blockid=a2lsbi0%2B%2Fx%3D Content-Length:65536 x-ms-version:2021-08-06"
+    "put-block-list PUT /$ACCOUNT/photos/out/b.png?comp=blocklist Content-Length:200 x-ms-blob-content-type:image/png x-ms-version:2021-08-06"
+)
+if [ -x "$SK" ]; then
+    for c in "${SIGN_CASES[@]}"; do
+        read -r _ method path headers <<<"$c"
+        echo "sign $ACCOUNT $KEY $method $URL/${path#/$ACCOUNT/} $headers"
+    done | client >"$WORK/sign.out" 2>&1
+    i=0
+    for c in "${SIGN_CASES[@]}"; do
+        read -r name method path headers <<<"$c"
+        i=$((i + 1))
+        sdk=$(grep '^sign ' "$WORK/sign.out" | sed -n "${i}p")
+        date=${sdk#sign }; date=${date%%$'\t'*}; want=${sdk##*$'\t'}
+        # shellcheck disable=SC2086 # the headers are words
+        got=$("$SK" sign "$ACCOUNT" "$KEY" "$method" "$path" "x-ms-date:$date" $headers 2>&1)
+        if [ -n "$want" ] && [ "$got" = "$want" ]; then ok "$T/sdk-signature/$name"
+        else fail "$T/sdk-signature/$name" "kiln signs \"$got\", the SDK \"$want\" ($(head -c 200 "$WORK/sign.out"))"; fi
+    done
+fi
+
+# ------------------------------------------------------------- Azurite
+PORT=$(for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; break; }
+done)
+# --skipApiVersionCheck: the SDK client asks for a newer API version
+# than this Azurite lists; kiln itself asks for 2021-08-06.
+"$NM/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$PORT" \
+    --location "$WORK/azurite" --silent --skipApiVersionCheck \
+    >"$WORK/azurite.log" 2>&1 &
+AZ_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.1
+done
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    fail "$T/azurite" "azurite did not listen on port $PORT: $(tail -n 3 "$WORK/azurite.log")"
+    finish
+fi
+ENDPOINT=http://127.0.0.1:$PORT/$ACCOUNT
+export AZ_CONN="DefaultEndpointsProtocol=http;AccountName=$ACCOUNT;AccountKey=$KEY;BlobEndpoint=$ENDPOINT;"
+
+# Sources: a photo-like JPEG larger than kiln's read buffer, and a TIFF,
+# which libvips reads with seeks.
+convert -seed 7 -size 1400x1000 plasma:fractal -quality 95 "$ROOT/in/src.jpg"
+convert "$ROOT/in/src.jpg" -resize 500x350! -compress none "$ROOT/in/src.tif"
+convert rose: -resize 120x80! "$ROOT/in/old.jpg"
+cat >"$WORK/setup.cmds" <<EOF
+mkcontainer photos
+upload photos in/src.jpg $ROOT/in/src.jpg
+upload photos in/src.tif $ROOT/in/src.tif
+upload photos out/leased.jpg $ROOT/in/old.jpg
+lease photos out/leased.jpg
+EOF
+client <"$WORK/setup.cmds" >"$WORK/setup.out" 2>&1
+check "$T/setup" "the SDK could not fill the container: $(grep -m1 error "$WORK/setup.out")" \
+    grep -q '^lease out/leased.jpg ok' "$WORK/setup.out"
+
+# config FILE KEY [EXTRA-SETTINGS]
+config() {
+    cat >"$1" <<EOF
+{"plugins": {"dirs": ["$PLUGDIR"], "enable": ["ops-vips", "storage-azure", "storage-local"]},
+ "services": [{"id": 1, "tokens": ["t"],
+   "storage": {"plugin": "azure", "account": "$ACCOUNT", "key": "$2", "container": "photos",
+               "endpoint": "$ENDPOINT", "block_size": $BS, "single_put_max": $BS${3:+, $3}}}]}
+EOF
+}
+config "$WORK/az.json" "$KEY"
+config "$WORK/wrong.json" "$WRONG_KEY"
+
+# az_run TAG CONFIG REQUEST [--storage-root DIR]: runs kiln, keeps
+# $WORK/TAG.out/.err, sets RUN_RC; a sanitizer report or crash fails.
+az_run() {
+    local tag=$1 cfg=$2 req=$3
+    shift 3
+    RUN_RC=0
+    "$KILN" run --config "$cfg" "$@" "$req" >"$WORK/$tag.out" 2>"$WORK/$tag.err" || RUN_RC=$?
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/$tag.err"; then
+        fail "$T/$tag/sanitizer" "$(grep -m1 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/$tag.err")"
+    fi
+    if [ "$RUN_RC" -ge 128 ]; then
+        fail "$T/$tag/crash" "kiln run exited with status $RUN_RC: $(tail -n 3 "$WORK/$tag.err" | tr '\n' ' ')"
+    fi
+}
+jfield() { jq -r "$2" "$WORK/$1.out" 2>/dev/null; }
+req() {  # FILE SOURCE EXTRA DEST=TRANSFORMATIONS...
+    local file=$1 src=$2 extra=$3 jobs="" j
+    shift 3
+    for j; do jobs="$jobs{\"destination\":\"${j%%=*}\",\"transformations\":${j#*=}},"; done
+    echo "{\"service_id\":1,\"source\":\"$src\",$extra\"jobs\":[${jobs%,}]}" >"$file"
+}
+
+# ------------------------------------------------------------- round trip
+R600='[{"type":"resize","width":600,"height":420}]'
+R400='[{"type":"resize","width":400,"height":280}]'
+req "$WORK/main.json" /in/src.jpg "" "/out/a.jpg=[]" "/out/b.png=$R600" "/out/c.tif=$R400" \
+    "/out/d.webp=$R400"
+req "$WORK/tif.json" /in/src.tif "" "/out/from-tif.png=[]"
+t0=${EPOCHREALTIME/./}
+az_run main "$WORK/az.json" "$WORK/main.json"
+az_run tif "$WORK/az.json" "$WORK/tif.json"
+t1=${EPOCHREALTIME/./}
+az_run local "$WORK/az.json" "$WORK/main.json" --storage-root "$ROOT"
+az_run local-tif "$WORK/az.json" "$WORK/tif.json" --storage-root "$ROOT"
+echo "# azure round trip: 2 requests, 5 outputs in $(( (t1 - t0) / 1000 )) ms"
+check "$T/run/finished" "status $(jfield main .status): $(jfield main '[.error, .jobs[].error] | map(select(. != null)) | join("; ")')" \
+    [ "$(jfield main .status)" = FINISHED ]
+check "$T/tif-source/finished" "status $(jfield tif .status): $(jfield tif '[.error, .jobs[].error] | map(select(. != null)) | join("; ")')" \
+    [ "$(jfield tif .status)" = FINISHED ]
+
+mkdir -p "$WORK/dl"
+outs="a.jpg b.png c.tif d.webp from-tif.png"
+{
+    for f in $outs; do
+        echo "download photos out/$f $WORK/dl/$f"
+        echo "info photos out/$f"
+    done
+} | client >"$WORK/dl.out" 2>&1
+declare -A SIZE CTYPE NBLOCK
+while read -r _ b size type committed uncommitted; do
+    SIZE[${b#out/}]=$size CTYPE[${b#out/}]=$type NBLOCK[${b#out/}]=$committed
+done < <(grep '^info ' "$WORK/dl.out")
+vheader $(for f in $outs; do echo "$WORK/dl/$f"; done)
+for f in $outs; do
+    if [ ! -f "$WORK/dl/$f" ]; then
+        fail "$T/read-back/$f" "the SDK could not download out/$f: $(grep -m1 "out/$f\|error" "$WORK/dl.out")"
+        continue
+    fi
+    check "$T/read-back/$f/same-as-local" "differs from the same request on local storage" \
+        cmp -s "$WORK/dl/$f" "$ROOT/out/$f"
+    tag=main; [ "$f" = from-tif.png ] && tag=tif
+    want=$(jq -r --arg d "/out/$f" '.jobs[] | select(.destination == $d) | "\(.width)x\(.height)"' "$WORK/$tag.out")
+    check "$T/read-back/$f/header" "vipsheader says ${VSIZE[$WORK/dl/$f]:-nothing}, kiln reported $want" \
+        [ "${VSIZE[$WORK/dl/$f]:-}" = "$want" ]
+    size=$(stat -c %s "$WORK/dl/$f")
+    if [ "$size" -gt "$BS" ]; then
+        blocks=$(( (size + BS - 1) / BS ))
+        check "$T/read-back/$f/staged-in-$blocks-blocks" "$size bytes: ${NBLOCK[$f]:-?} committed blocks, expected $blocks (Put Block + Put Block List)" \
+            [ "${NBLOCK[$f]:-}" = "$blocks" ]
+    else
+        check "$T/read-back/$f/one-put-blob" "$size bytes: ${NBLOCK[$f]:-?} committed blocks, expected none (one Put Blob)" \
+            [ "${NBLOCK[$f]:-}" = 0 ]
+    fi
+done
+check "$T/read-back/content-type" "out/b.png is ${CTYPE[b.png]:-?}, out/a.jpg ${CTYPE[a.jpg]:-?}" \
+    [ "${CTYPE[b.png]:-}/${CTYPE[a.jpg]:-}/${CTYPE[c.tif]:-}" = "image/png/image/jpeg/image/tiff" ]
+
+# ------------------------------------------------------------- errors
+listing() { echo "list photos" | client | sort; }
+before=$(listing)
+
+req "$WORK/missing.json" /in/nope.jpg "" "/out/missing.jpg=[]"
+az_run missing "$WORK/az.json" "$WORK/missing.json"
+e=$(jfield missing .error)
+check "$T/missing-source/not-found" "error: $e" grep -q 'not found' <<<"$e"
+check "$T/missing-source/names-blob-and-container" "error: $e" \
+    grep -q '"in/nope.jpg".*container "photos"' <<<"$e"
+
+req "$WORK/wrong.json.req" /in/src.jpg "" "/out/wrong.jpg=[]"
+az_run wrong "$WORK/wrong.json" "$WORK/wrong.json.req"
+e=$(jfield wrong .error)
+check "$T/wrong-key/failed" "status $(jfield wrong .status), exit $RUN_RC" \
+    [ "$(jfield wrong .status)" = FAILED ] && [ "$RUN_RC" != 0 ]
+check "$T/wrong-key/says-key-refused" "error: $e" grep -q 'refused the account key.*403' <<<"$e"
+check "$T/wrong-key/names-account-and-container" "error: $e" \
+    grep -q "container \"photos\": account \"$ACCOUNT\"" <<<"$e"
+
+# fail_on_conversion_error: the good job is big enough to stage blocks
+# before the bad one (a watermark file that is not there) fails.
+BAD='[{"type":"watermark","source":"/no/such-watermark.png","gravity":"center","width":10}]'
+req "$WORK/atomic.json" /in/src.jpg '"fail_on_conversion_error":true,' \
+    "/out/atomic/good.png=$R600" "/out/atomic/bad.png=$BAD"
+az_run atomic "$WORK/az.json" "$WORK/atomic.json"
+check "$T/fail-on-conversion-error/failed" "status $(jfield atomic .status)" \
+    [ "$(jfield atomic .status)" = FAILED ]
+printf 'info photos out/atomic/good.png\ninfo photos out/atomic/bad.png\n' | client >"$WORK/atomic.info"
+check "$T/fail-on-conversion-error/nothing-visible" "$(tr '\n' ' ' <"$WORK/atomic.info")" \
+    [ "$(grep -c ' absent$' "$WORK/atomic.info")" = 2 ]
+
+# A leased blob refuses writes without the lease: the commit (small
+# output, Put Blob) and the staging (large output, Put Block) fail, and
+# the blob keeps its old content.
+req "$WORK/lease.json" /in/src.jpg '"fail_on_conversion_error":false,' \
+    "/out/leased.jpg=$R400"
+az_run lease "$WORK/az.json" "$WORK/lease.json"
+e=$(jfield lease '.jobs[0].error')
+check "$T/commit-refused/job-failed" "job $(jfield lease '.jobs[0].status'): $e" \
+    [ "$(jfield lease '.jobs[0].status')" = FAILED ]
+check "$T/commit-refused/says-why" "error: $e" grep -q '412 LeaseIdMissing' <<<"$e"
+echo "download photos out/leased.jpg $WORK/dl/leased.jpg" | client >/dev/null
+check "$T/commit-refused/old-blob-whole" "out/leased.jpg changed" cmp -s "$WORK/dl/leased.jpg" "$ROOT/in/old.jpg"
+
+after=$(listing)
+check "$T/errors/nothing-written" "new blobs: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')" \
+    [ "$before" = "$after" ]
+
+# ------------------------------------------------------------- settings
+config "$WORK/badkey.json" "${KEY%??}!="
+az_run badkey "$WORK/badkey.json" "$WORK/missing.json"
+e=$(cat "$WORK/badkey.out" "$WORK/badkey.err")
+check "$T/config/bad-key" "exit $RUN_RC: $e" grep -q 'not valid base64' <<<"$e"
+sed 's/"account": "[^"]*"/"account": "Bad_Account"/' "$WORK/az.json" >"$WORK/badacct.json"
+az_run badacct "$WORK/badacct.json" "$WORK/missing.json"
+check "$T/config/bad-account" "$(cat "$WORK/badacct.err")" grep -q '"Bad_Account" is not a storage account name' "$WORK/badacct.err"
+
+# ------------------------------------------------------------- secrets
+leaks=$(grep -lF -e "$KEY" -e "$WRONG_KEY" -e "${KEY%??}" "$WORK"/*.out "$WORK"/*.err 2>/dev/null | grep -v -e setup.out -e dl.out)
+check "$T/key-never-printed" "the key appears in $leaks" [ -z "$leaks" ]
+
+finish
