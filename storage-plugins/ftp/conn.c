@@ -164,14 +164,16 @@ ftp_slot_give(ftp_state *st, ftp_slot *s)
 }
 
 /* Header callback: for FTP, libcurl passes every server reply line
- * here. Keeps the first line of the last 4xx/5xx reply for messages and
- * notes a 350 (RNFR accepted). The password is sent, never received, so
- * it cannot appear. */
+ * here. Keeps the first lines of the last two different 4xx/5xx replies
+ * for messages (a refused MKD is followed by a failing CWD, and the MKD
+ * says why) and notes a 350 (RNFR accepted). The password is sent,
+ * never received, so it cannot appear. */
 static size_t
 ftp_on_reply(char *data, size_t size, size_t n, void *u)
 {
     ftp_slot *s = u;
     size_t len = size * n;
+    char line[FTP_REPLY_MAX];
     int code;
     size_t k;
 
@@ -180,6 +182,7 @@ ftp_on_reply(char *data, size_t size, size_t n, void *u)
         (data[3] != ' ' && data[3] != '-')) {
         return len;
     }
+    s->has_reply = true;
     code = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
     if (code == 350) {
         s->saw_350 = true;
@@ -187,13 +190,17 @@ ftp_on_reply(char *data, size_t size, size_t n, void *u)
     /* Only the first line of a multi-line reply ("550-..." up to
      * "550 ..."). */
     if (code >= 400 && !s->in_multiline) {
-        for (k = 0; k < len && k < sizeof s->reply - 1; k++) {
+        for (k = 0; k < len && k < sizeof line - 1; k++) {
             if (data[k] == '\r' || data[k] == '\n') {
                 break;
             }
-            s->reply[k] = data[k];
+            line[k] = data[k];
         }
-        s->reply[k] = '\0';
+        line[k] = '\0';
+        if (strcmp(line, s->reply) != 0) {
+            memcpy(s->prev_reply, s->reply, sizeof s->prev_reply);
+            memcpy(s->reply, line, sizeof s->reply);
+        }
         s->reply_code = code;
     }
     s->in_multiline = data[3] == '-';
@@ -235,9 +242,11 @@ ftp_slot_prepare(const ftp_state *st, ftp_slot *s, const char *url,
     s->result = CURLE_OK;
     s->errbuf[0] = '\0';
     s->reply[0] = '\0';
+    s->prev_reply[0] = '\0';
     s->reply_code = 0;
     s->in_multiline = false;
     s->saw_350 = false;
+    s->has_reply = false;
 
     FTP_SET(s, CURLOPT_URL, url);
     FTP_SET(s, CURLOPT_PROTOCOLS_STR, "ftp,ftps");
@@ -264,8 +273,11 @@ ftp_slot_prepare(const ftp_state *st, ftp_slot *s, const char *url,
     FTP_SET(s, CURLOPT_FTP_FILEMETHOD, (long)CURLFTPMETHOD_SINGLECWD);
     FTP_SET(s, CURLOPT_CONNECTTIMEOUT, st->timeout);
     FTP_SET(s, CURLOPT_SERVER_RESPONSE_TIMEOUT, st->timeout);
-    FTP_SET(s, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    FTP_SET(s, CURLOPT_LOW_SPEED_TIME, st->timeout);
+    /* No CURLOPT_LOW_SPEED_*: libcurl 7.88 keeps counting while an
+     * upload is paused, so a STOR opened before a long encode would time
+     * out at its first byte. ftp_slot_run() counts only the time it
+     * waits itself. */
+    s->stall_us = (int64_t)st->timeout * 1000000;
     FTP_SET(s, CURLOPT_TCP_KEEPALIVE, 1L);
     if (st->use_tls) {
         /* Explicit TLS: AUTH TLS, then PBSZ 0 and PROT P, so both the
@@ -357,6 +369,7 @@ ftp_now_us(void)
 bool
 ftp_slot_run(ftp_slot *s, bool (*ready)(void *), void *arg)
 {
+    int64_t last = ftp_now_us();
     int spins = 0;
 
     for (;;) {
@@ -382,14 +395,23 @@ ftp_slot_run(ftp_slot *s, bool (*ready)(void *), void *arg)
             s->result = CURLE_RECV_ERROR;
             return true;
         }
-        if (numfds == 0 && ftp_now_us() - t0 < 1000) {
-            if (++spins > 2) {
-                struct timespec pause = {0, 1000000};
-
-                nanosleep(&pause, NULL);
-            }
-        } else {
+        if (numfds > 0) {
+            last = ftp_now_us();
             spins = 0;
+            continue;
+        }
+        if (ftp_now_us() - last >= s->stall_us) {
+            /* Nothing moved on any of the transfer's sockets. */
+            s->is_done = true;
+            s->result = CURLE_OPERATION_TIMEDOUT;
+            snprintf(s->errbuf, sizeof s->errbuf, "no progress for %lld s",
+                     (long long)(s->stall_us / 1000000));
+            return true;
+        }
+        if (ftp_now_us() - t0 < 1000 && ++spins > 2) {
+            struct timespec pause = {0, 1000000};
+
+            nanosleep(&pause, NULL);
         }
     }
 }

@@ -554,7 +554,7 @@ ftp_path_split(const ftp_state *st, const char *path, char **dir_url,
 }
 
 /* Copies curl's message for s (its error buffer, else the code's text)
- * with a lower-case first letter. */
+ * with a lower-case first word unless it is an acronym. */
 static void
 ftp_curl_text(const ftp_slot *s, char *out, size_t size)
 {
@@ -562,9 +562,14 @@ ftp_curl_text(const ftp_slot *s, char *out, size_t size)
         s->errbuf[0] != '\0' ? s->errbuf : curl_easy_strerror(s->result);
 
     snprintf(out, size, "%s", t);
-    if (out[0] != '\0') {
-        out[0] = (char)tolower((unsigned char)out[0]);
+    /* "Failed to connect" -> "failed to connect", but "SSL ..." and
+     * "OpenSSL/3.0: ..." stay. */
+    for (size_t i = 1; out[i] != '\0' && out[i] != ' '; i++) {
+        if (isupper((unsigned char)out[i])) {
+            return;
+        }
     }
+    out[0] = (char)tolower((unsigned char)out[0]);
 }
 
 int
@@ -574,7 +579,8 @@ ftp_fail(const ftp_state *st, const ftp_slot *s, ftp_op op, const char *path,
     char qp[FTP_QUOTE_MAX];
     char qr[FTP_QUOTE_MAX];
     char qu[FTP_QUOTE_MAX];
-    char said[FTP_QUOTE_MAX + 32];
+    char qr2[FTP_QUOTE_MAX];
+    char said[2 * FTP_QUOTE_MAX + 32];
     char text[CURL_ERROR_SIZE + 8];
     const char *verb = op == FTP_OP_READ ? "cannot read" : "cannot write";
     const char *prep = op == FTP_OP_READ ? "from" : "to";
@@ -586,7 +592,10 @@ ftp_fail(const ftp_state *st, const ftp_slot *s, ftp_op op, const char *path,
 
     ftp_quote(qp, path);
     said[0] = '\0';
-    if (s->reply[0] != '\0') {
+    if (s->prev_reply[0] != '\0') {
+        snprintf(said, sizeof said, " (server said %s, then %s)",
+                 ftp_quote(qr2, s->prev_reply), ftp_quote(qr, s->reply));
+    } else if (s->reply[0] != '\0') {
         snprintf(said, sizeof said, " (server said %s)",
                  ftp_quote(qr, s->reply));
     }
@@ -652,11 +661,16 @@ ftp_fail(const ftp_state *st, const ftp_slot *s, ftp_op op, const char *path,
                                   "byte)",
                                   verb, qp, prep, st->display, text);
     case CURLE_OPERATION_TIMEDOUT:
-        return ftp_api->error_set(err, KILN_EIO,
-                                  "%s %s %s %s: %stimed out (timeout %ld "
-                                  "s): %s%s",
-                                  verb, qp, prep, st->display, step,
-                                  st->timeout, text, said);
+        return ftp_api->error_set(
+            err, KILN_EIO,
+            "%s %s %s %s: %stimed out: %s%s (the timeout setting is %ld "
+            "s)%s",
+            verb, qp, prep, st->display, step, text, said, st->timeout,
+            s->has_reply ? ""
+            : st->use_tls
+                ? "; the server never greeted: if it speaks TLS from the "
+                  "first byte, set tls_mode \"implicit\""
+                : "; the server never greeted");
     case CURLE_OUT_OF_MEMORY:
         return ftp_api->error_set(err, KILN_ENOMEM, "out of memory");
     default:

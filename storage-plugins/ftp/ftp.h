@@ -51,15 +51,18 @@ typedef struct ftp_slot {
     bool is_added; /* the easy handle is in the multi */
     bool is_done;  /* the transfer finished; see result */
     CURLcode result;
-    /* Filled while a transfer runs: curl's error text, the first line of
-     * the server's last reply with a 4xx/5xx code, and whether a 350
-     * (RNFR accepted) came. */
+    /* Filled while a transfer runs: curl's error text, the first lines
+     * of the server's last two different replies with a 4xx/5xx code,
+     * and whether a 350 (RNFR accepted) came. */
     char errbuf[CURL_ERROR_SIZE];
     char reply[FTP_REPLY_MAX];
+    char prev_reply[FTP_REPLY_MAX]; /* the one before, if different */
     int reply_code;
     bool in_multiline;
     bool saw_350;
+    bool has_reply;           /* any reply at all: the server greeted */
     struct curl_slist *quote; /* owned; freed when the slot is prepared */
+    int64_t stall_us;         /* ftp_slot_run gives up after this without I/O */
 } ftp_slot;
 
 /* One configured service's storage. Reference counted: close() drops

@@ -25,7 +25,7 @@ if ! "$PY" -c 'import OpenSSL' 2>/dev/null; then
 fi
 require_tools openssl cmp
 exec_setup
-PLUGINS=$(cd "$(dirname "$KILN")/plugins" 2>/dev/null && pwd)
+PLUGINS=$(cd "${KILN_PLUGIN_DIR:-$(dirname "$KILN")/plugins}" 2>/dev/null && pwd)
 if [ ! -f "$PLUGINS/storage-ftp.so" ]; then
     fail "$T_NAME/setup" "$PLUGINS/storage-ftp.so not built"
     finish
@@ -62,10 +62,11 @@ start_server() {
         2>"$WORK/$name.stderr" &
     PIDS+=($!)
 }
-start_server plain "$PASS"
+start_server plain "$PASS" --read-only kiln/ro
 start_server explicit "$TLS_PASS" --cert "$WORK/server.pem"
 start_server implicit "$TLS_PASS" --cert "$WORK/server.pem" --implicit --refuse-replace
-for name in plain explicit implicit; do
+start_server silent x --silent
+for name in plain explicit implicit silent; do
     for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.05; done
     if [ ! -s "$WORK/$name.port" ]; then
         fail "$T_NAME/setup" "$name server did not start: $(tail -n 3 "$WORK/$name.stderr")"
@@ -83,7 +84,8 @@ implicit() { client --implicit --cafile "$WORK/ca.pem" 127.0.0.1 "$PORT_implicit
 # ---------------------------------------------------------------- config
 # Service 1: plain FTP; 2: local storage (the reference); 3: explicit
 # FTPS trusting the test CA; 4: a wrong password; 5: implicit FTPS without
-# verification; 6: explicit FTPS that does not trust the test CA.
+# verification; 6: explicit FTPS that does not trust the test CA; 7: a
+# server that never answers, with a 1 s timeout.
 cat >"$WORK/cfg.json" <<JSON
 {"plugins": {"dirs": ["$PLUGINS"], "enable": ["ops-vips", "storage-local", "storage-ftp"]},
  "services": [
@@ -99,7 +101,9 @@ cat >"$WORK/cfg.json" <<JSON
      "url": "ftps://127.0.0.1:$PORT_implicit/", "tls_mode": "implicit", "tls_verify": false,
      "username": "$USER_NAME", "password": "\${FTP_TLS_PASS}"}},
   {"id": 6, "tokens": ["t6"], "storage": {"plugin": "ftp",
-     "url": "ftps://127.0.0.1:$PORT_explicit/", "username": "$USER_NAME", "password": "\${FTP_TLS_PASS}"}}
+     "url": "ftps://127.0.0.1:$PORT_explicit/", "username": "$USER_NAME", "password": "\${FTP_TLS_PASS}"}},
+  {"id": 7, "tokens": ["t7"], "storage": {"plugin": "ftp",
+     "url": "ftp://127.0.0.1:$PORT_silent/", "username": "$USER_NAME", "password": "\${FTP_PASS}", "timeout": 1}}
  ]}
 JSON
 export FTP_PASS=$PASS FTP_TLS_PASS=$TLS_PASS FTP_BAD_PASS=$BAD_PASS
@@ -240,6 +244,35 @@ check "$T_NAME/wrong-password/nothing-written" "found: $(find "$WORK/plain/kiln/
     [ ! -e "$WORK/plain/kiln/out/badpw" ]
 echo "# wrong password: $err" >&2
 
+# ---------------------------------------------------------------- permissions
+# A directory where the account may only read: the upload and the
+# directory creation are refused, named, and nothing is left behind.
+req "$WORK/ro.json" 1 /in/src.jpg '"fail_on_conversion_error": false,' '/ro/x.jpg=[]' '/ro/sub/y.jpg=[]'
+kiln_ftp ro "$WORK/ro.json"
+err=$(field ro 0 '.jobs[0].error')
+case $err in
+*'cannot write "/ro/x.jpg"'*"127.0.0.1:$PORT_plain"*'refused'*550*) ok "$T_NAME/read-only-directory/upload-refused" ;;
+*) fail "$T_NAME/read-only-directory/upload-refused" "error: $err" ;;
+esac
+err=$(field ro 0 '.jobs[1].error')
+case $err in
+*'cannot write "/ro/sub/y.jpg"'*'cannot enter or create its directory'*550*) ok "$T_NAME/read-only-directory/mkdir-refused" ;;
+*) fail "$T_NAME/read-only-directory/mkdir-refused" "error: $err" ;;
+esac
+found=$(find "$WORK/plain/kiln/ro" -mindepth 1)
+check "$T_NAME/read-only-directory/nothing-written" "found: $found" [ -z "$found" ]
+echo "# read-only directory: $(field ro 0 '.jobs[0].error')" >&2
+echo "# read-only directory: $(field ro 0 '.jobs[1].error')" >&2
+
+# ---------------------------------------------------------------- timeout
+req "$WORK/silent.json" 7 /in/src.jpg "" '/out/silent.jpg=[]'
+kiln_ftp silent "$WORK/silent.json"
+err=$(field silent 0 .error)
+case $err in
+*"127.0.0.1:$PORT_silent"*'timed out'*'1 s'*'never greeted'*) ok "$T_NAME/silent-server/timed-out" ;;
+*) fail "$T_NAME/silent-server/timed-out" "error: $err" ;;
+esac
+
 # ---------------------------------------------------------------- atomicity
 BAD='[{"type":"watermark","source":"/no/such-watermark.png","gravity":"center","width":10}]'
 req "$WORK/atomic.json" 1 /in/src.jpg '"fail_on_conversion_error": true,' \
@@ -312,6 +345,24 @@ else
 fi
 left=$(temps "$WORK/implicit")
 check "$T_NAME/ftps-implicit/no-temporary-files" "left: $left" [ -z "$left" ]
+
+# ---------------------------------------------------------------- example
+# examples/config/ftp.json is accepted as it stands: pointed at the test
+# servers, both its services get as far as checking the certificate.
+sed -e "s#ftp.example.com#127.0.0.1:$PORT_explicit#" -e "s#legacy.example.com:990#127.0.0.1:$PORT_implicit#" \
+    -e "s#\"build/plugins\", \"/usr/local/lib/kiln/plugins-1\"#\"$PLUGINS\"#" \
+    examples/config/ftp.json >"$WORK/example.json"
+req "$WORK/ex1.json" 1 /in/src.jpg "" '/out/ex1.jpg=[]'
+req "$WORK/ex2.json" 2 /in/src.jpg "" '/out/ex2.jpg=[]'
+KILN_TOKEN=a KILN_TOKEN_2=b KILN_FTP_PASSWORD=$TLS_PASS KILN_FTP_PASSWORD_2=$TLS_PASS \
+    "$KILN" run --config "$WORK/example.json" "$WORK/ex1.json" "$WORK/ex2.json" >"$WORK/example.out" 2>"$WORK/example.err"
+for k in 0 1; do
+    err=$(field example $k .error)
+    case $err in
+    *"service $((k + 1)), storage \"ftp\""*'not trusted'*) ok "$T_NAME/example-config/service-$((k + 1))" ;;
+    *) fail "$T_NAME/example-config/service-$((k + 1))" "error: $err $(head -c 300 "$WORK/example.err")" ;;
+    esac
+done
 
 # ---------------------------------------------------------------- secrets
 leaks=""

@@ -6,7 +6,9 @@ the server listens), passive data ports on 127.0.0.1. With --cert the
 server speaks FTPS and requires TLS on both channels: explicit (AUTH TLS)
 by default, implicit (TLS from the first byte) with --implicit. With
 --refuse-replace, RNTO onto an existing file fails with 550, as on IIS
-and some other servers (pyftpdlib itself replaces the file).
+and some other servers (pyftpdlib itself replaces the file). With
+--silent it is no FTP server at all: it accepts connections and never
+answers, for timeout tests.
 
 Run it with /usr/bin/python3: Debian's module is not in a pyenv Python.
 """
@@ -20,6 +22,30 @@ from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
 
+def write_port(port_file, port):
+    tmp = port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.rename(tmp, port_file)
+
+
+def silent(port_file):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    write_port(port_file, s.getsockname()[1])
+    held = []
+    try:
+        while True:
+            c, _ = s.accept()
+            held.append(c)  # kept open, never written to
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", required=True)
@@ -30,10 +56,20 @@ def main():
     ap.add_argument("--cert", help="PEM with certificate and key: FTPS")
     ap.add_argument("--implicit", action="store_true")
     ap.add_argument("--refuse-replace", action="store_true")
+    ap.add_argument("--silent", action="store_true")
+    ap.add_argument("--read-only", action="append", default=[],
+                    help="a directory under the home where the user may "
+                    "only list and read")
     a = ap.parse_args()
+    if a.silent:
+        return silent(a.port_file)
 
     auth = DummyAuthorizer()
     auth.add_user(a.user, a.password, a.home, perm="elradfmwMT")
+    for d in a.read_only:
+        path = os.path.join(a.home, d)
+        os.makedirs(path, exist_ok=True)
+        auth.override_perm(a.user, path, "elr", recursive=True)
 
     handler = FTPHandler
     if a.cert:
@@ -88,11 +124,7 @@ def main():
                         format="%(message)s")
     server = FTPServer(("127.0.0.1", 0), handler)
     server.max_cons = 64
-    port = server.address[1]
-    tmp = a.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.rename(tmp, a.port_file)
+    write_port(a.port_file, server.address[1])
     try:
         server.serve_forever(handle_exit=True)
     except KeyboardInterrupt:
