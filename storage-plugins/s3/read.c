@@ -273,8 +273,7 @@ s3_reader_error(s3_reader *r)
 
     memset(&e, 0, sizeof e);
     s3_fail(r->st, &e, "read", r->key, &r->out);
-    vips_error("s3", "%s",
-               strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4 : e.message);
+    vips_error("s3", "%s", e.message);
 }
 
 /* (Re)allocates the window, freed once an object was read to its end. */
@@ -522,7 +521,7 @@ s3_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
         char qk[200];
 
         rc = s3_api->error_set(err, KILN_EIO,
-                               "s3: cannot read %s in bucket \"%s\": the "
+                               "cannot read %s in bucket \"%s\": the "
                                "answer has no Content-Length (expected an "
                                "S3 GET Object answer)",
                                s3_quote(qk, sizeof qk, key), st->bucket);
@@ -535,7 +534,7 @@ s3_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
     src = vips_source_custom_new();
     if (src == NULL) {
         s3_reader_free(r);
-        return s3_api->error_set_vips(err, "s3: cannot make a source");
+        return s3_api->error_set_vips(err, "cannot make a source");
     }
     g_signal_connect(src, "read", G_CALLBACK(s3_source_read), r);
     g_signal_connect(src, "seek", G_CALLBACK(s3_source_seek), r);

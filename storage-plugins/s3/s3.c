@@ -117,7 +117,7 @@ s3_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
      * may have called it already. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return api->error_set(err, KILN_EINTERNAL,
-                              "s3: libcurl failed to initialize");
+                              "libcurl failed to initialize");
     }
     s3_curl_ready = true;
     s3_fini_done = false;
@@ -177,7 +177,7 @@ s3_fail_nomem(kiln_error *err, const char *key)
 {
     char qk[S3_QUOTE_MAX];
 
-    return s3_api->error_set(err, KILN_ENOMEM, "s3: out of memory for %s",
+    return s3_api->error_set(err, KILN_ENOMEM, "out of memory for %s",
                              s3_quote(qk, sizeof qk, key));
 }
 
@@ -245,8 +245,8 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
     }
     if (o->curl != CURLE_OK) {
         return s3_api->error_set(
-            err, KILN_EIO, "s3: cannot %s %s in bucket %s: %s %s (%s%s)", verb,
-            qk, qb, s3_transport_what(o->curl), qe,
+            err, KILN_EIO, "cannot %s %s in bucket %s: %s %s (%s%s)", verb, qk,
+            qb, s3_transport_what(o->curl), qe,
             o->curl_text[0] != '\0' ? o->curl_text
                                     : curl_easy_strerror(o->curl),
             tries);
@@ -262,7 +262,7 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
     if (o->status == 404 && strcmp(o->code, "NoSuchBucket") == 0) {
         return s3_api->error_set(
             err, KILN_EINVAL,
-            "s3: cannot %s %s in bucket %s: the bucket does not exist at %s "
+            "cannot %s %s in bucket %s: the bucket does not exist at %s "
             "(404 NoSuchBucket; expected an existing bucket: check the "
             "bucket, endpoint and path_style settings)",
             verb, qk, qb, qe);
@@ -270,13 +270,13 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
     if (o->status == 404 &&
         (o->code[0] == '\0' || strcmp(o->code, "NoSuchKey") == 0)) {
         return s3_api->error_set(err, KILN_ENOTFOUND,
-                                 "s3: cannot %s %s in bucket %s: no such "
+                                 "cannot %s %s in bucket %s: no such "
                                  "object (404%s)",
                                  verb, qk, qb, code);
     }
     if (o->status == 412) {
         return s3_api->error_set(err, KILN_EIO,
-                                 "s3: cannot %s %s in bucket %s: the object "
+                                 "cannot %s %s in bucket %s: the object "
                                  "changed while it was being read (412%s; "
                                  "expected it unchanged until the process "
                                  "ends)",
@@ -284,7 +284,7 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
     }
     if (o->status == 403) {
         return s3_api->error_set(err, KILN_EPERM,
-                                 "s3: cannot %s %s in bucket %s: access "
+                                 "cannot %s %s in bucket %s: access "
                                  "denied (403%s%s; %s)",
                                  verb, qk, qb, code, said,
                                  s3_denied_hint(o->code));
@@ -297,21 +297,21 @@ s3_fail(const s3_state *st, kiln_error *err, const char *verb, const char *key,
         s3_quote(qr, sizeof qr, o->region);
         s3_quote(qc, sizeof qc, st->region);
         return s3_api->error_set(err, KILN_EINVAL,
-                                 "s3: cannot %s %s in bucket %s: the bucket "
+                                 "cannot %s %s in bucket %s: the bucket "
                                  "is in region %s, not %s (%ld%s; expected "
                                  "region %s in the settings)",
                                  verb, qk, qb, qr, qc, o->status, code, qr);
     }
     if (o->status == 301 || o->status == 307) {
         return s3_api->error_set(err, KILN_EINVAL,
-                                 "s3: cannot %s %s in bucket %s: the bucket "
+                                 "cannot %s %s in bucket %s: the bucket "
                                  "is not served at %s (%ld%s; expected the "
                                  "bucket's own region, endpoint and "
                                  "path_style)",
                                  verb, qk, qb, qe, o->status, code);
     }
     return s3_api->error_set(err, KILN_EIO,
-                             "s3: cannot %s %s in bucket %s: HTTP %ld%s%s "
+                             "cannot %s %s in bucket %s: HTTP %ld%s%s "
                              "(expected a 2xx answer%s)",
                              verb, qk, qb, o->status, code, said, tries);
 }
@@ -408,14 +408,14 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
 
     if (path == NULL || path[0] == '\0') {
         s3_api->error_set(err, KILN_EINVAL,
-                          "s3: empty path (expected an object path such as "
+                          "empty path (expected an object path such as "
                           "\"/in/a.jpg\")");
         return NULL;
     }
     len = strlen(path);
     if (path[len - 1] == '/') {
         s3_api->error_set(err, KILN_EINVAL,
-                          "s3: path %s ends with \"/\" (expected an object "
+                          "path %s ends with \"/\" (expected an object "
                           "name after the last \"/\")",
                           s3_quote(q, sizeof q, path));
         return NULL;
@@ -423,7 +423,7 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
     for (p = path; *p != '\0'; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
             s3_api->error_set(err, KILN_EINVAL,
-                              "s3: path %s holds a control character "
+                              "path %s holds a control character "
                               "(expected printable text)",
                               s3_quote(q, sizeof q, path));
             return NULL;
@@ -431,7 +431,7 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
     }
     if (len > S3_KEY_MAX * 4) {
         s3_api->error_set(err, KILN_EINVAL,
-                          "s3: path %s is too long (expected a key of at "
+                          "path %s is too long (expected a key of at "
                           "most %d bytes)",
                           s3_quote(q, sizeof q, path), S3_KEY_MAX);
         return NULL;
@@ -458,7 +458,7 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
                 free(key);
                 free(tops);
                 s3_api->error_set(err, KILN_EPERM,
-                                  "s3: path %s escapes the storage root "
+                                  "path %s escapes the storage root "
                                   "(\"..\" above the top of the bucket%s)",
                                   s3_quote(q, sizeof q, path),
                                   plen > 0 ? "'s prefix" : "");
@@ -483,7 +483,7 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
     if (n == plen) {
         free(key);
         s3_api->error_set(err, KILN_EINVAL,
-                          "s3: path %s does not name an object (expected a "
+                          "path %s does not name an object (expected a "
                           "file name after the last \"/\")",
                           s3_quote(q, sizeof q, path));
         return NULL;
@@ -491,7 +491,7 @@ s3_key_for(const s3_state *st, const char *path, kiln_error *err)
     if (n > S3_KEY_MAX) {
         free(key);
         s3_api->error_set(err, KILN_EINVAL,
-                          "s3: path %s makes a key of %zu bytes (expected "
+                          "path %s makes a key of %zu bytes (expected "
                           "at most %d)",
                           s3_quote(q, sizeof q, path), n, S3_KEY_MAX);
         return NULL;
@@ -664,7 +664,7 @@ s3_parse_endpoint(const char *endpoint, char **scheme, char **hostport,
     *scheme = *hostport = NULL;
     s3_quote(q, sizeof q, endpoint);
     if (u == NULL) {
-        return s3_api->error_set(err, KILN_ENOMEM, "s3: out of memory");
+        return s3_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
     if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &sch, 0) != CURLUE_OK ||
@@ -705,7 +705,7 @@ s3_parse_endpoint(const char *endpoint, char **scheme, char **hostport,
         free(*scheme);
         free(*hostport);
         *scheme = *hostport = NULL;
-        rc = s3_api->error_set(err, KILN_ENOMEM, "s3: out of memory");
+        rc = s3_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
 done:
     curl_free(sch);
@@ -791,7 +791,7 @@ s3_open(const void *settings, void **state, kiln_error *err)
         free(scheme);
         free(hostport);
         free(prefix);
-        return s3_api->error_set(err, KILN_ENOMEM, "s3: out of memory");
+        return s3_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
     st->refs = 1;
     __atomic_add_fetch(&s3_live_states, 1, __ATOMIC_ACQ_REL);
@@ -831,7 +831,7 @@ s3_open(const void *settings, void **state, kiln_error *err)
         st->endpoint == NULL || st->host == NULL || st->path_base == NULL ||
         st->base_url == NULL) {
         s3_state_unref(st);
-        return s3_api->error_set(err, KILN_ENOMEM, "s3: out of memory");
+        return s3_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
 
     st->share = curl_share_init();
@@ -844,7 +844,7 @@ s3_open(const void *settings, void **state, kiln_error *err)
                           CURL_LOCK_DATA_SSL_SESSION)) {
         s3_state_unref(st);
         return s3_api->error_set(err, KILN_EINTERNAL,
-                                 "s3: cannot set up libcurl's share object");
+                                 "cannot set up libcurl's share object");
     }
     *state = st;
     return KILN_OK;

@@ -105,9 +105,7 @@ static void
 s3_writer_failed(s3_writer *w)
 {
     w->failed = true;
-    vips_error("s3", "%s",
-               strncmp(w->error.message, "s3: ", 4) == 0 ? w->error.message + 4
-                                                         : w->error.message);
+    vips_error("s3", "%s", w->error.message);
 }
 
 static int s3_writer_setf(s3_writer *w, int code, const char *fmt, ...)
@@ -188,7 +186,7 @@ s3_writer_start_upload(s3_writer *w, kiln_error *err)
         char qk[200];
 
         s3_api->error_set(err, KILN_EIO,
-                          "s3: cannot write %s in bucket \"%s\": the answer "
+                          "cannot write %s in bucket \"%s\": the answer "
                           "to CreateMultipartUpload has no UploadId "
                           "(expected an InitiateMultipartUploadResult)",
                           s3_quote(qk, sizeof qk, w->key), w->st->bucket);
@@ -217,7 +215,7 @@ s3_writer_put_part(s3_writer *w, int part_no, const unsigned char *data,
         char qk[200];
 
         s3_api->error_set(err, KILN_ELIMIT,
-                          "s3: cannot write %s in bucket \"%s\": the output "
+                          "cannot write %s in bucket \"%s\": the output "
                           "needs more than %d parts of %zu MiB (expected a "
                           "larger part_size)",
                           s3_quote(qk, sizeof qk, w->key), w->st->bucket,
@@ -293,7 +291,7 @@ s3_writer_advance(s3_writer *w, int part_no)
 
     if (part_no < w->cur_no) {
         return s3_writer_setf(w, KILN_EIO,
-                              "s3: cannot write %s in bucket \"%s\": the "
+                              "cannot write %s in bucket \"%s\": the "
                               "encoder went back to part %d, which was "
                               "uploaded already (expected a part_size above "
                               "the output's size)",
@@ -302,7 +300,7 @@ s3_writer_advance(s3_writer *w, int part_no)
     }
     if (part_no > (w->cur_no < 2 ? 2 : w->cur_no + 1)) {
         return s3_writer_setf(w, KILN_EIO,
-                              "s3: cannot write %s in bucket \"%s\": the "
+                              "cannot write %s in bucket \"%s\": the "
                               "encoder skipped a whole part (expected "
                               "sequential output)",
                               s3_quote(qk, sizeof qk, w->key), w->st->bucket);
@@ -312,7 +310,7 @@ s3_writer_advance(s3_writer *w, int part_no)
 
         memset(&e, 0, sizeof e);
         if (s3_writer_reserve(w, &w->cur, &w->cur_cap, w->part) != 0) {
-            return s3_writer_setf(w, KILN_ENOMEM, "s3: out of memory for %s",
+            return s3_writer_setf(w, KILN_ENOMEM, "out of memory for %s",
                                   s3_quote(qk, sizeof qk, w->key));
         }
         memset(w->cur + w->cur_len, 0, w->part - w->cur_len);
@@ -325,7 +323,7 @@ s3_writer_advance(s3_writer *w, int part_no)
         }
     } else if (w->first_len < w->part) {
         if (s3_writer_reserve(w, &w->first, &w->first_cap, w->part) != 0) {
-            return s3_writer_setf(w, KILN_ENOMEM, "s3: out of memory for %s",
+            return s3_writer_setf(w, KILN_ENOMEM, "out of memory for %s",
                                   s3_quote(qk, sizeof qk, w->key));
         }
         memset(w->first + w->first_len, 0, w->part - w->first_len);
@@ -365,7 +363,7 @@ s3_writer_write(s3_writer *w, const unsigned char *data, gint64 len)
             bcap = &w->cur_cap;
         }
         if (s3_writer_reserve(w, buf, bcap, off + k) != 0) {
-            return s3_writer_setf(w, KILN_ENOMEM, "s3: out of memory for %s",
+            return s3_writer_setf(w, KILN_ENOMEM, "out of memory for %s",
                                   s3_quote(qk, sizeof qk, w->key));
         }
         if (off > *blen) {
@@ -495,7 +493,7 @@ s3_open_write(void *state, const char *path, VipsTarget **target, void **handle,
     t = vips_target_custom_new();
     if (t == NULL) {
         s3_writer_unref(w);
-        return s3_api->error_set_vips(err, "s3: cannot make a target");
+        return s3_api->error_set_vips(err, "cannot make a target");
     }
     g_signal_connect(t, "write", G_CALLBACK(s3_target_write), w);
     g_signal_connect(t, "read", G_CALLBACK(s3_target_read), w);
@@ -530,8 +528,7 @@ s3_writer_abort_upload(s3_writer *w)
             s3_api->log(s3_self, KILN_LOG_WARN,
                         "%s; its parts stay until the bucket's lifecycle "
                         "rule (AbortIncompleteMultipartUpload) removes them",
-                        strncmp(e.message, "s3: ", 4) == 0 ? e.message + 4
-                                                           : e.message);
+                        e.message);
         }
     }
     s3_buf_free(&q, false);

@@ -282,7 +282,7 @@ run r8 "$tmp/r8.json"
 noplan
 e=$(jerr r8 /out/r8/a.jpg)
 [ "$(jst r8 /out/r8/a.jpg)" = FAILED ] &&
-    [[ $e == *'cannot write "out/r8/a.jpg" in bucket "kiln-test": HTTP 500 InternalError: injected by the test proxy'*'4 attempts'* ]] &&
+    [[ $e == *'service 1, storage "s3": cannot write "out/r8/a.jpg" in bucket "kiln-test": HTTP 500 InternalError: injected by the test proxy'*'4 attempts'* ]] &&
     ok failed-put-reported || fail failed-put-reported "$(jst r8 /out/r8/a.jpg): $e"
 [ "$(jst r8 /out/r8/whole.tif)" = FAILED ] && grep -q 'DELETE /kiln-test/out/r8/whole.tif?uploadId=' <(since "$m") &&
     ok failed-complete-aborts-upload ||
@@ -300,11 +300,11 @@ run mixed "$tmp/r5.json" "$tmp/r6.json" "$tmp/r7.json" "$tmp/r9.json" "$tmp/r10.
 [ "$RC" != 0 ] && ok failed-run-exit-status || fail failed-run-exit-status "kiln run exited 0"
 e=$(perr mixed "$tmp/r5.json")
 [ "$(pst mixed "$tmp/r5.json")" = FAILED ] &&
-    [[ $e == *'s3: cannot read "in/missing.jpg" in bucket "kiln-test": no such object (404 NoSuchKey)'* ]] &&
+    [[ $e == *'source: service 1, storage "s3": cannot read "in/missing.jpg" in bucket "kiln-test": no such object (404 NoSuchKey)'* ]] &&
     ok not-found-names-bucket-and-key || fail not-found-names-bucket-and-key "$(pst mixed "$tmp/r5.json"): $e"
 e=$(perr mixed "$tmp/r6.json")
 [ "$(pst mixed "$tmp/r6.json")" = FAILED ] &&
-    [[ $e == *'s3: cannot read "in/src.jpg" in bucket "kiln-test": access denied (403 InvalidAccessKeyId'*'check access_key_id'* ]] &&
+    [[ $e == *'source: service 4, storage "s3": cannot read "in/src.jpg" in bucket "kiln-test": access denied (403 InvalidAccessKeyId'*'check access_key_id'* ]] &&
     ok access-denied-names-bucket-and-key || fail access-denied-names-bucket-and-key "$(pst mixed "$tmp/r6.json"): $e"
 [ "$(pst mixed "$tmp/r7.json")" = FAILED ] && [ "$(jst mixed /out/r7/bad.png)" = FAILED ] &&
     ! grep -q ' PUT /kiln-test/out/r7/' <(since "$m") &&
@@ -313,10 +313,10 @@ e=$(perr mixed "$tmp/r6.json")
 [ "$(pst mixed "$tmp/r9.json")" = FINISHED ] && ok virtual-hosted-style ||
     fail virtual-hosted-style "$(pst mixed "$tmp/r9.json"): $(perr mixed "$tmp/r9.json")"
 e=$(perr mixed "$tmp/r10.json")
-[[ $e == *"s3: cannot read \"in/src.jpg\" in bucket \"kiln-test\": cannot connect to \"http://127.0.0.1:$deadport\""*'2 attempts'* ]] &&
+[[ $e == *"source: service 5, storage \"s3\": cannot read \"in/src.jpg\" in bucket \"kiln-test\": cannot connect to \"http://127.0.0.1:$deadport\""*'2 attempts'* ]] &&
     ok unreachable-endpoint || fail unreachable-endpoint "$e"
 e=$(perr mixed "$tmp/r11.json")
-[[ $e == *'s3: path "/in/../../src.jpg" escapes the storage root'* ]] &&
+[[ $e == *'storage "s3": path "/in/../../src.jpg" escapes the storage root'* ]] &&
     ok dotdot-refused || fail dotdot-refused "$e"
 
 # --- Four workers on one bucket at once: the pool and the share are shared.
@@ -380,6 +380,18 @@ cfgerr bucket-not-a-host 'bucket "Images_2024" is not a valid bucket name' \
     '{"plugin": "s3", "bucket": "Images_2024", "region": "us-east-1", "access_key_id": "k", "secret_access_key": "x"}'
 cfgerr bucket-missing 'bucket' \
     '{"plugin": "s3", "region": "us-east-1", "access_key_id": "k", "secret_access_key": "x"}'
+
+# --- The example configurations load and every s3 service in them opens
+# (a request for a service they lack gets that far and no further).
+printf '{"service_id": 999, "source": "/in/a.jpg", "jobs": [{"destination": "/out/a.jpg"}]}\n' >"$tmp/r999.json"
+for ex in examples/config/s3.json examples/config/s3-gcs.json; do
+    jq --arg d "$plugdir" '.plugins.dirs = [$d]' "$ex" >"$tmp/example.json" 2>&1
+    out=$(KILN_TOKEN=t KILN_POSTBACK_SECRET=s KILN_PG_DSN=x KILN_MINIO_TOKEN=t AWS_ACCESS_KEY_ID=a \
+        AWS_SECRET_ACCESS_KEY=b MINIO_ACCESS_KEY=a MINIO_SECRET_KEY=b GCS_HMAC_ACCESS_ID=a \
+        GCS_HMAC_SECRET=b "$KILN" run --config "$tmp/example.json" "$tmp/r999.json" 2>&1)
+    [[ $out == *'no service 999 in the configuration'* ]] && ok "example/$(basename "$ex")" ||
+        fail "example/$(basename "$ex")" "$out"
+done
 
 # --- Secrets: neither the secret key nor a signature is ever printed.
 if cat "$tmp"/*.out "$tmp"/*.err | grep -qF -e "$KILN_TEST_S3_SECRET" -e 'Signature='; then
