@@ -38,6 +38,7 @@ struct azure_reader {
     bool active;    /* a transfer is started and not yet stopped */
     bool done;      /* ... and it has ended, with result rc */
     bool paused;    /* ... and it waits for room in buf */
+    bool unranged;  /* ... and it ignored the range: skip any distance */
     CURLcode rc;
     int restarts; /* transfers begun again after a failure */
     int64_t length;
@@ -214,6 +215,7 @@ azure_reader_start(azure_reader *r, int64_t from, kiln_error *err)
     r->active = true;
     r->rc = CURLE_OK;
     r->stream_pos = from;
+    r->unranged = false;
     return KILN_OK;
 }
 
@@ -264,6 +266,7 @@ azure_reader_open_at(azure_reader *r, int64_t from, kiln_error *err)
              * reading on skips to `from`. */
             if (r->resp.status == 200) {
                 r->stream_pos = 0;
+                r->unranged = from > 0;
             }
             return KILN_OK;
         }
@@ -336,6 +339,13 @@ azure_reader_read_some(azure_reader *r, void *out, gint64 want)
     for (;;) {
         size_t avail = r->len - r->off;
 
+        if (r->active && r->pos < r->stream_pos &&
+            r->stream_pos - r->pos <= (int64_t)r->off) {
+            /* A step back into what buf still holds: no new request. */
+            r->off -= (size_t)(r->stream_pos - r->pos);
+            r->stream_pos = r->pos;
+            continue;
+        }
         if (r->active && avail > 0 && r->stream_pos <= r->pos) {
             /* Skip up to pos, or hand out what is there. */
             size_t k = r->stream_pos < r->pos ? (size_t)(r->pos - r->stream_pos)
@@ -364,7 +374,7 @@ azure_reader_read_some(azure_reader *r, void *out, gint64 want)
             continue;
         }
         if (!r->active || r->pos < r->stream_pos ||
-            r->pos - r->stream_pos > AZURE_SKIP_MAX) {
+            (r->pos - r->stream_pos > AZURE_SKIP_MAX && !r->unranged)) {
             err.message[0] = '\0';
             if (azure_reader_open_at(r, r->pos, &err) != KILN_OK) {
                 return azure_reader_vips_error(&err);

@@ -718,7 +718,8 @@ azure_fail(azure_state *st, const azure_response *resp, const char *blob,
                                     what, qb, qc, qa, resp->status, code,
                                     detail);
     }
-    if (resp->status == 412) {
+    /* Reads send If-Match with the first answer's ETag. */
+    if (resp->status == 412 && strcmp(code, "ConditionNotMet") == 0) {
         return azure_api->error_set(err, KILN_EIO,
                                     "%s blob %s in container %s of "
                                     "account %s: it changed while kiln was "
