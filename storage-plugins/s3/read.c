@@ -60,6 +60,7 @@ typedef struct s3_reader {
     bool no_range; /* the server answered a Range with the whole object */
     CURLcode result;
     int resumes; /* broken transfers resumed so far */
+    bool failed; /* a read failed: every later one fails the same way */
 } s3_reader;
 
 /* Body bytes from libcurl. An error document goes to the outcome; object
@@ -265,12 +266,15 @@ s3_reader_begin_retrying(s3_reader *r, gint64 from)
     }
 }
 
-/* Reports a failed read to libvips, which passes it on to the job. */
+/* Reports a failed read to libvips, which passes it on to the job. The
+ * reader stays failed: starting afresh on the next read could mix two
+ * versions of an object, or hide the error behind a short read. */
 static void
 s3_reader_error(s3_reader *r)
 {
     kiln_error e;
 
+    r->failed = true;
     memset(&e, 0, sizeof e);
     s3_fail(r->st, &e, "read", r->key, &r->out);
     vips_error("s3", "%s", e.message);
@@ -350,6 +354,10 @@ s3_reader_resume(s3_reader *r)
 static gint64
 s3_reader_read_some(s3_reader *r, unsigned char *data, gint64 len)
 {
+    if (r->failed) {
+        s3_reader_error(r);
+        return -1;
+    }
     if (len <= 0 || r->pos >= r->size) {
         return 0;
     }

@@ -80,6 +80,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The secret kiln signs with; the proxy checks the signatures with it.
+export KILN_TEST_S3_SECRET="kiln-s3-secret-$RANDOM$RANDOM-do-not-print"
 s3port=$(serve_free_port)
 mkdir -p "$tmp/s3"
 # --service-endpoint localhost: "kiln-test.s3.localhost" is the bucket's
@@ -134,7 +136,6 @@ if ! awsc s3 cp --recursive --quiet "$tmp/up" "s3://$BUCKET/" >"$tmp/aws-up.log"
 fi
 
 # ------------------------------------------------------------ kiln
-export KILN_TEST_S3_SECRET="kiln-s3-secret-$RANDOM$RANDOM-do-not-print"
 deadport=$(serve_free_port)
 plugdir=$(serve_plugin_dir)
 s3cfg() { # ID ENDPOINT PATH-STYLE KEY-ID [EXTRA]
@@ -151,7 +152,8 @@ cat >"$tmp/cfg.json" <<JSON
    {"id": 2, "tokens": ["tok-2"], "storage": {"plugin": "local", "root": "$tmp/root"}},
    $(s3cfg 3 "http://s3.localhost:$s3port" false S3RVER),
    $(s3cfg 4 "http://127.0.0.1:$pport" true NOSUCHKEY),
-   $(s3cfg 5 "http://127.0.0.1:$deadport" true S3RVER ', "retries": 1, "connect_timeout": 2')
+   $(s3cfg 5 "http://127.0.0.1:$deadport" true S3RVER ', "retries": 1, "connect_timeout": 2'),
+   $(s3cfg 6 "http://127.0.0.1:$pport" true S3RVER | sed 's/\${KILN_TEST_S3_SECRET}/not-the-secret/')
  ]}
 JSON
 
@@ -234,7 +236,7 @@ else
 fi
 seg=$(since "$m")
 grep -q ' POST /kiln-test/out/r2/whole.tif?uploads ' <<<"$seg" &&
-    [ "$(grep -c ' PUT /kiln-test/out/r2/whole.tif?partNumber=' <<<"$seg")" = 2 ] &&
+    [ "$(grep -c '^req [0-9]* PUT /kiln-test/out/r2/whole.tif?partNumber=' <<<"$seg")" = 2 ] &&
     grep -q ' POST /kiln-test/out/r2/whole.tif?uploadId=' <<<"$seg" &&
     ok multipart-create-2-parts-complete ||
     fail multipart-create-2-parts-complete "requests: $(grep 'whole.tif' <<<"$seg" | cut -d' ' -f3-4 | tr '\n' ' ')"
@@ -319,6 +321,22 @@ e=$(perr mixed "$tmp/r11.json")
 [[ $e == *'storage "s3": path "/in/../../src.jpg" escapes the storage root'* ]] &&
     ok dotdot-refused || fail dotdot-refused "$e"
 
+# --- A wrong region (301 naming the right one) and an object replaced while
+# it is read (the resumed GET answered 412 for its If-Match).
+m=$(mark)
+plan "fail GET /in/src.jpg 1 301" "cut GET /in/big.jpg 1 300000" "fail GET /in/big.jpg 1 412"
+req "$tmp/r12.json" 1 /in/src.jpg "" "/out/r12/a.jpg=[]"
+req "$tmp/r13.json" 1 /in/big.jpg "" "/out/r13/a.jpg=$SMALL"
+run faults "$tmp/r12.json" "$tmp/r13.json"
+noplan
+e=$(perr faults "$tmp/r12.json")
+[[ $e == *'storage "s3": cannot read "in/src.jpg" in bucket "kiln-test": the bucket is in region "eu-west-1", not "us-east-1" (301 PermanentRedirect; expected region "eu-west-1" in the settings)'* ]] &&
+    ok wrong-region-named || fail wrong-region-named "$e"
+e=$(perr faults "$tmp/r13.json")
+[[ $e == *'cannot read "in/big.jpg" in bucket "kiln-test": the object changed while it was being read (412 PreconditionFailed'* ]] &&
+    grep -q '^ifmatch [0-9]* GET /kiln-test/in/big.jpg$' <(since "$m") &&
+    ok object-replaced-mid-read || fail object-replaced-mid-read "$e"
+
 # --- Four workers on one bucket at once: the pool and the share are shared.
 pars=()
 for i in 1 2 3 4 5 6; do
@@ -328,6 +346,18 @@ done
 WORKERS=4 run parallel "${pars[@]}"
 [ "$RC" = 0 ] && all_finished parallel && ok parallel-workers ||
     fail parallel-workers "exit $RC: $(head -c 600 "$tmp/parallel.out") $(tail -3 "$tmp/parallel.err")"
+
+# --- Every request kiln signed with the key was checked by the proxy's own
+# SigV4 implementation, and none failed; a wrong secret is caught.
+nok=$(grep -c '^sig [0-9]* ok ' "$tmp/proxy.log")
+nbad=$(grep -c '^sig [0-9]* bad ' "$tmp/proxy.log")
+[ "$nok" -ge 40 ] && [ "$nbad" = 0 ] && ok signatures-verified ||
+    fail signatures-verified "$nok requests verified, $nbad refused: $(grep -m3 '^sig [0-9]* bad' "$tmp/proxy.log" | tr '\n' ' ')"
+req "$tmp/r14.json" 6 /in/src.jpg "" "/out/r14/a.jpg=[]"
+run badsig "$tmp/r14.json"
+e=$(perr badsig "$tmp/r14.json")
+[[ $e == *'cannot read "in/src.jpg" in bucket "kiln-test": access denied (403 SignatureDoesNotMatch: checked by the test proxy; expected a matching signature: check secret_access_key and region)'* ]] &&
+    ok wrong-secret-refused || fail wrong-secret-refused "$e"
 
 # --- What a third-party client reads back.
 rm -rf "$tmp/dl"
