@@ -137,6 +137,52 @@ ftp_quote(char out[FTP_QUOTE_MAX], const char *s)
     return out;
 }
 
+bool
+ftp_grow(unsigned char **p, size_t *cap, size_t need, size_t limit)
+{
+    size_t c = *cap == 0 ? 16384 : *cap;
+    unsigned char *q;
+
+    if (need <= *cap) {
+        return true;
+    }
+    while (c < need) {
+        c *= 2;
+    }
+    if (limit > 0 && c > limit) {
+        c = limit;
+    }
+    q = realloc(*p, c);
+    if (q == NULL) {
+        return false;
+    }
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+int64_t
+ftp_seek_to(int64_t pos, int64_t size, int64_t offset, int whence)
+{
+    int64_t to;
+
+    switch (whence) {
+    case SEEK_SET:
+        to = offset;
+        break;
+    case SEEK_CUR:
+        to = pos + offset;
+        break;
+    case SEEK_END:
+        to = size < 0 ? -1 : size + offset;
+        break;
+    default:
+        to = -1;
+        break;
+    }
+    return to < 0 ? -1 : to;
+}
+
 /* True when libcurl was built with protocol `name`. */
 static bool
 ftp_curl_has(const char *name)

@@ -117,6 +117,15 @@ const char *ftp_quote(char out[FTP_QUOTE_MAX], const char *s);
 int ftp_path_split(const ftp_state *st, const char *path, char **dir_url,
                    char **name, kiln_error *err);
 
+/* Makes room for `need` bytes in *p (capacity *cap), doubling from
+ * 16 KiB but never past `limit` (0: no limit; need <= limit). False when
+ * out of memory, *p unchanged. */
+bool ftp_grow(unsigned char **p, size_t *cap, size_t need, size_t limit);
+
+/* Where a seek of `offset` from SEEK_SET, SEEK_CUR (at pos) or SEEK_END
+ * (of size bytes; unknown when negative) leads; -1 when nowhere. */
+int64_t ftp_seek_to(int64_t pos, int64_t size, int64_t offset, int whence);
+
 /* dir_url + the URL-escaped `name`, malloc'd; NULL when out of memory. */
 char *ftp_url_join(const char *dir_url, const char *name);
 

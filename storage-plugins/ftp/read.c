@@ -48,31 +48,6 @@ typedef struct ftp_reader {
     char failure[sizeof(((kiln_error *)0)->message)];
 } ftp_reader;
 
-/* Keeps at most `limit` bytes, growing *p geometrically. */
-static bool
-ftp_grow(unsigned char **p, size_t *cap, size_t need, size_t limit)
-{
-    size_t c = *cap == 0 ? 16384 : *cap;
-    unsigned char *q;
-
-    if (need <= *cap) {
-        return true;
-    }
-    while (c < need) {
-        c *= 2;
-    }
-    if (limit > 0 && c > limit) {
-        c = limit;
-    }
-    q = realloc(*p, c);
-    if (q == NULL) {
-        return false;
-    }
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 /* Write callback of the RETR: appends to the buffer, and to the head
  * while the bytes are among the file's first FTP_HEAD_MAX. */
 static size_t
@@ -324,20 +299,7 @@ ftp_reader_seek(VipsSourceCustom *src, gint64 offset, int whence, void *u)
 
     (void)src;
     pthread_mutex_lock(&r->lock);
-    switch (whence) {
-    case SEEK_SET:
-        to = offset;
-        break;
-    case SEEK_CUR:
-        to = r->pos + offset;
-        break;
-    case SEEK_END:
-        to = r->size + offset;
-        break;
-    default:
-        to = -1;
-        break;
-    }
+    to = ftp_seek_to(r->pos, r->size, offset, whence);
     /* Without a size libvips treats the source as a pipe. */
     if (r->size < 0 || to < 0) {
         to = -1;

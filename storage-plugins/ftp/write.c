@@ -1,9 +1,13 @@
 /*
  * Writes for the "ftp" storage backend. open_write() starts a STOR of a
  * temporary name in the destination's directory (".NAME.kiln-RANDOM",
- * directories created as needed) and hands libvips a custom VipsTarget:
- * each write drives the upload until curl has taken the bytes, then the
- * upload pauses until the next write, so nothing is staged on disk.
+ * directories created as needed) and hands libvips a custom VipsTarget.
+ * The STOR starts at once, so a refused login or directory fails the job
+ * before it encodes, and waits paused. The first 256 KiB of an output
+ * stay in memory until the target ends (a small output goes in one
+ * piece); past that each write drives the upload until curl has taken
+ * the bytes, then the upload pauses again. A TIFF output is kept whole,
+ * as libtiff seeks back to finish its header. Nothing touches the disk.
  * commit() renames the temporary file over the destination (RNFR/RNTO);
  * abort() deletes it (DELE). Readers of the destination see the old file
  * or the new one, never a part.
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,9 +29,11 @@
 #define FTP_TEMP_SUFFIX ".kiln-"
 #define FTP_TEMP_RANDOM 12
 #define FTP_NAME_MAX 255
-/* Outputs up to this size are kept in memory until end, so encoders may
- * seek back into them; larger ones stream. */
-#define FTP_HOLD_MAX (8 * 1024 * 1024)
+/* The first bytes of an output are kept in memory until the target
+ * ends, in chunks; past FTP_HOLD_MAX an output streams, except a TIFF
+ * one, which is kept whole (see ftp_upload_write). */
+#define FTP_HOLD_MAX (256 * 1024)
+#define FTP_CHUNK (64 * 1024)
 
 /* One write between open_write() and commit()/abort(). Two references:
  * the handle's and the VipsTarget's, so either may go first. */
@@ -39,10 +46,12 @@ typedef struct ftp_upload {
     char *dir_url;  /* the destination directory, ends in "/" */
     char *name;     /* final name in dir_url */
     char temp[FTP_NAME_MAX + 1];
-    /* The output while it fits FTP_HOLD_MAX, then the write position,
-     * the output's length and how much of it curl has taken. */
-    unsigned char *hold;
-    size_t hold_cap;
+    /* The output while it is held (chunk i holds bytes from i *
+     * FTP_CHUNK), how much may be held, then the write position, the
+     * output's length and how much of it curl has taken. */
+    unsigned char **chunks;
+    size_t n_chunks;
+    gint64 hold_max;
     gint64 pos, size, sent;
     bool is_streaming;
     /* The bytes being handed to curl, taken by the read callback. */
@@ -67,7 +76,10 @@ ftp_upload_unref(void *p)
         ftp_slot_give(u->st, u->slot);
     }
     ftp_state_unref(u->st);
-    free(u->hold);
+    for (size_t i = 0; i < u->n_chunks; i++) {
+        free(u->chunks[i]);
+    }
+    free(u->chunks);
     free(u->path);
     free(u->dir_url);
     free(u->name);
@@ -114,6 +126,17 @@ ftp_temp_name(ftp_upload *u)
 
 /* Read callback of the STOR: hands curl the current write's bytes;
  * pauses when there are none yet, ends the file after end. */
+/* True for a name the engine writes as TIFF (it picks the format from
+ * the extension). */
+static bool
+ftp_is_tiff(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+
+    return dot != NULL &&
+           (strcasecmp(dot, ".tif") == 0 || strcasecmp(dot, ".tiff") == 0);
+}
+
 static size_t
 ftp_upload_on_read(char *out, size_t size, size_t n, void *data)
 {
@@ -224,31 +247,79 @@ ftp_upload_sent_already(ftp_upload *u)
 
     ftp_api->error_set(&err, KILN_EIO,
                        "cannot write %s to %s: the encoder went back to "
-                       "byte %lld of an output larger than %d MiB, which "
-                       "was uploaded already (FTP uploads cannot seek)",
-                       ftp_quote(q, u->path), u->st->display, (long long)u->pos,
-                       FTP_HOLD_MAX >> 20);
+                       "byte %lld, which was uploaded already (FTP uploads "
+                       "cannot seek; only TIFF outputs are kept in memory "
+                       "whole)",
+                       ftp_quote(q, u->path), u->st->display,
+                       (long long)u->pos);
     ftp_upload_failed(u, &err);
     return -1;
 }
 
-/* Sends the held bytes; from now on writes stream. */
+/* Copies len bytes into the held output at `at`; chunks are zeroed when
+ * made, so a gap left by a seek past the end reads as zeros. */
+static bool
+ftp_hold_put(ftp_upload *u, gint64 at, const unsigned char *data, size_t len)
+{
+    size_t need = (size_t)((at + (gint64)len + FTP_CHUNK - 1) / FTP_CHUNK);
+
+    if (need > u->n_chunks) {
+        unsigned char **c = realloc(u->chunks, need * sizeof *c);
+
+        if (c == NULL) {
+            return false;
+        }
+        u->chunks = c;
+        while (u->n_chunks < need) {
+            c[u->n_chunks] = calloc(1, FTP_CHUNK);
+            if (c[u->n_chunks] == NULL) {
+                return false;
+            }
+            u->n_chunks++;
+        }
+    }
+    while (len > 0) {
+        size_t i = (size_t)(at / FTP_CHUNK);
+        size_t off = (size_t)(at % FTP_CHUNK);
+        size_t n = FTP_CHUNK - off < len ? FTP_CHUNK - off : len;
+
+        memcpy(u->chunks[i] + off, data, n);
+        data += n;
+        at += (gint64)n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Sends the held bytes, freeing each chunk once curl has it; from now on
+ * writes stream. */
 static int
 ftp_upload_release_hold(ftp_upload *u)
 {
-    int rc = ftp_upload_feed(u, u->hold, (size_t)u->size);
+    int rc = 0;
 
+    for (size_t i = 0; i < u->n_chunks; i++) {
+        gint64 from = (gint64)i * FTP_CHUNK;
+        gint64 n = u->size - from < FTP_CHUNK ? u->size - from : FTP_CHUNK;
+
+        if (rc == 0 && n > 0) {
+            rc = ftp_upload_feed(u, u->chunks[i], (size_t)n);
+        }
+        free(u->chunks[i]);
+    }
+    free(u->chunks);
+    u->chunks = NULL;
+    u->n_chunks = 0;
     u->sent = u->size;
     u->is_streaming = true;
-    free(u->hold);
-    u->hold = NULL;
-    u->hold_cap = 0;
     return rc;
 }
 
-/* While the output fits FTP_HOLD_MAX it stays in memory, where encoders
- * may seek back and patch it (libtiff rewrites the first directory's
- * offset at the end); past that it streams. */
+/* The first FTP_HOLD_MAX bytes stay in memory until the target ends, so
+ * a small output goes in one piece and an encoder may seek back into
+ * them; past that the output streams. libtiff writes the offset of its
+ * first directory into the header last, and an FTP upload cannot seek:
+ * a TIFF output is therefore held whole (hold_max). */
 static gint64
 ftp_upload_write(VipsTargetCustom *t, const void *data, gint64 len, void *p)
 {
@@ -260,26 +331,11 @@ ftp_upload_write(VipsTargetCustom *t, const void *data, gint64 len, void *p)
         vips_error("ftp", "%s", u->failure);
         return -1;
     }
-    if (!u->is_streaming && end <= FTP_HOLD_MAX) {
-        if ((size_t)end > u->hold_cap) {
-            size_t cap = u->hold_cap == 0 ? 65536 : u->hold_cap;
-            unsigned char *h;
-
-            while (cap < (size_t)end) {
-                cap *= 2;
-            }
-            h = realloc(u->hold, cap);
-            if (h == NULL) {
-                vips_error("ftp", "out of memory");
-                return -1;
-            }
-            u->hold = h;
-            u->hold_cap = cap;
+    if (!u->is_streaming && end <= u->hold_max) {
+        if (!ftp_hold_put(u, u->pos, data, (size_t)len)) {
+            vips_error("ftp", "out of memory");
+            return -1;
         }
-        if (u->pos > u->size) {
-            memset(u->hold + u->size, 0, (size_t)(u->pos - u->size));
-        }
-        memcpy(u->hold + u->pos, data, (size_t)len);
         u->pos = end;
         if (end > u->size) {
             u->size = end;
@@ -309,22 +365,28 @@ static gint64
 ftp_upload_read(VipsTargetCustom *t, void *out, gint64 len, void *p)
 {
     ftp_upload *u = p;
-    gint64 n;
+    gint64 done = 0;
 
     (void)t;
     if (u->is_streaming) {
         return u->pos >= u->sent ? 0 : ftp_upload_sent_already(u);
     }
-    n = u->size - u->pos;
-    if (n > len) {
-        n = len;
+    while (done < len && u->pos < u->size) {
+        size_t i = (size_t)(u->pos / FTP_CHUNK);
+        size_t off = (size_t)(u->pos % FTP_CHUNK);
+        gint64 n = FTP_CHUNK - (gint64)off;
+
+        if (n > len - done) {
+            n = len - done;
+        }
+        if (n > u->size - u->pos) {
+            n = u->size - u->pos;
+        }
+        memcpy((unsigned char *)out + done, u->chunks[i] + off, (size_t)n);
+        u->pos += n;
+        done += n;
     }
-    if (n <= 0) {
-        return 0;
-    }
-    memcpy(out, u->hold + u->pos, (size_t)n);
-    u->pos += n;
-    return n;
+    return done;
 }
 
 /* Moves the position; going back to sent bytes fails at the next
@@ -336,20 +398,7 @@ ftp_upload_seek(VipsTargetCustom *t, gint64 offset, int whence, void *p)
     gint64 to;
 
     (void)t;
-    switch (whence) {
-    case SEEK_SET:
-        to = offset;
-        break;
-    case SEEK_CUR:
-        to = u->pos + offset;
-        break;
-    case SEEK_END:
-        to = u->size + offset;
-        break;
-    default:
-        to = -1;
-        break;
-    }
+    to = ftp_seek_to(u->pos, u->size, offset, whence);
     if (to < 0) {
         vips_error("ftp", "bad seek");
         return -1;
@@ -415,6 +464,7 @@ ftp_open_write(void *state, const char *path, VipsTarget **target,
         goto fail;
     }
     ftp_temp_name(u);
+    u->hold_max = ftp_is_tiff(u->name) ? G_MAXINT64 : FTP_HOLD_MAX;
     url = ftp_url_join(u->dir_url, u->temp);
     if (url == NULL) {
         rc = ftp_api->error_set(err, KILN_ENOMEM, "out of memory");
