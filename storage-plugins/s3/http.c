@@ -128,7 +128,8 @@ s3_outcome_clear(s3_outcome *o)
     }
 }
 
-void
+/* Clears an outcome for a new request, keeping its body buffer. */
+static void
 s3_outcome_reset(s3_outcome *o)
 {
     s3_outcome_clear(o);

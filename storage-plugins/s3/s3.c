@@ -647,6 +647,36 @@ s3_check_region(const char *region, kiln_error *err)
     return KILN_OK;
 }
 
+/* Credentials go into headers: the key id into the Authorization
+ * header's Credential=ID/date/..., the token as a header value. Their
+ * values are secrets, so a message names the setting, never the value. */
+static int
+s3_check_credentials(const s3_settings *s, kiln_error *err)
+{
+    for (const char *p = s->access_key_id; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == ',' || c == '=') {
+            return s3_api->error_set_param(
+                err, KILN_EINVAL, "access_key_id",
+                "access_key_id holds a character that cannot be sent "
+                "(expected letters and digits, as in "
+                "\"AKIAIOSFODNN7EXAMPLE\")");
+        }
+    }
+    for (const char *p = s->session_token; p != NULL && *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c < 0x20 || c == 0x7f) {
+            return s3_api->error_set_param(
+                err, KILN_EINVAL, "session_token",
+                "session_token holds a control character (expected the "
+                "token as issued, on one line)");
+        }
+    }
+    return KILN_OK;
+}
+
 /* Splits the endpoint setting into scheme and host[:port]. */
 static int
 s3_parse_endpoint(const char *endpoint, char **scheme, char **hostport,
@@ -759,6 +789,9 @@ s3_open(const void *settings, void **state, kiln_error *err)
     rc = s3_check_bucket(s, err);
     if (rc == KILN_OK) {
         rc = s3_check_region(s->region, err);
+    }
+    if (rc == KILN_OK) {
+        rc = s3_check_credentials(s, err);
     }
     if (rc != KILN_OK) {
         return rc;

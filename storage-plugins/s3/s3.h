@@ -132,6 +132,8 @@ extern kiln_plugin *s3_self;
 
 /* ------------------------------------------------------------ s3.c */
 
+/* Takes and drops a reference; the last drop frees the pool, the share
+ * and the secrets (wiped). */
 void s3_state_ref(s3_state *st);
 void s3_state_unref(s3_state *st);
 
@@ -170,8 +172,10 @@ bool s3_xml_text(const char *xml, size_t len, const char *tag, char *out,
 
 /* Takes an idle slot or makes one; NULL when out of memory. */
 s3_conn *s3_conn_get(s3_state *st);
-/* Gives a slot back once its transfer is finished or removed. */
+/* Gives a slot back once its transfer is finished or removed (NULL is
+ * ignored); a full pool frees it instead. */
 void s3_conn_put(s3_state *st, s3_conn *c);
+/* Frees a slot and closes its connections. */
 void s3_conn_free(s3_conn *c);
 
 /* Prepares c->easy for `req`: URL, signed headers, timeouts, protocol
@@ -190,7 +194,7 @@ int s3_conn_prepare(s3_state *st, s3_conn *c, const s3_req *req, s3_outcome *o,
  * error document. */
 bool s3_request(s3_state *st, const s3_req *req, s3_outcome *o);
 
-void s3_outcome_reset(s3_outcome *o);
+/* Frees an outcome's body buffer. An outcome starts zeroed. */
 void s3_outcome_free(s3_outcome *o);
 
 /* After a transfer ended: records the CURLcode and status, parses an
@@ -211,11 +215,18 @@ void s3_backoff(int attempt, const s3_outcome *o);
 
 /* ---------------------------------------------------------- read.c */
 
+/* The storage callbacks (kiln_storage in plugin.h). open_read() answers
+ * for the object with its first GET (KILN_ENOTFOUND, KILN_EPERM, ...) and
+ * hands out a seekable source streaming it; *out is one new reference. */
 int s3_open_read(void *state, const char *path, VipsSource **out,
                  kiln_error *err);
 
 /* --------------------------------------------------------- write.c */
 
+/* open_write() makes a target that keeps the output in memory (uploading
+ * full parts of a large one as it goes); commit() publishes it with one PUT
+ * or CompleteMultipartUpload and always consumes the handle; abort()
+ * discards it and aborts a started multipart upload. */
 int s3_open_write(void *state, const char *path, VipsTarget **target,
                   void **handle, kiln_error *err);
 int s3_commit(void *state, void *handle, kiln_error *err);

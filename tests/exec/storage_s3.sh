@@ -408,6 +408,8 @@ cfgerr endpoint-path 'endpoint "http://127.0.0.1:9000/kiln-test" has more than a
     '{"plugin": "s3", "bucket": "b-1", "region": "us-east-1", "endpoint": "http://127.0.0.1:9000/kiln-test", "access_key_id": "k", "secret_access_key": "x"}'
 cfgerr bucket-not-a-host 'bucket "Images_2024" is not a valid bucket name' \
     '{"plugin": "s3", "bucket": "Images_2024", "region": "us-east-1", "access_key_id": "k", "secret_access_key": "x"}'
+cfgerr key-id-unsendable 'access_key_id holds a character that cannot be sent' \
+    '{"plugin": "s3", "bucket": "b-1", "region": "us-east-1", "access_key_id": "AKIA/../x", "secret_access_key": "x"}'
 cfgerr bucket-missing 'bucket' \
     '{"plugin": "s3", "region": "us-east-1", "access_key_id": "k", "secret_access_key": "x"}'
 
