@@ -389,6 +389,24 @@ JSON
         n=$(plain find /kiln/out | grep -c '^/kiln/out/later.jpg$')
         check "$T_NAME/wait-retry-delay/finished-once-there" "status $st, $n outputs: $(head -c 300 "$WORK/status.json")" \
             [ "$st/$n" = FINISHED/1 ]
+        # The server goes away and comes back on the same port: the
+        # pooled connection is dead, and the next transfer must notice
+        # and log in again rather than fail.
+        kill "${PIDS[0]}"
+        wait "${PIDS[0]}" 2>/dev/null
+        rm -f "$WORK/plain.port"
+        start_server plain "$PASS" --read-only kiln/ro --port "$PORT_plain"
+        for _ in $(seq 100); do [ -s "$WORK/plain.port" ] && break; sleep 0.05; done
+        body='{"service_id": 1, "source": "/in/later.jpg", "jobs": [{"destination": "/out/after-restart.jpg"}]}'
+        pid=$(curl -s -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
+            --data-binary "$body" "http://127.0.0.1:$sport/request" | jq -r '.process_id // empty')
+        for _ in $(seq 100); do
+            st=$(status)
+            [ "$st" = FINISHED ] || [ "$st" = FAILED ] && break
+            sleep 0.1
+        done
+        check "$T_NAME/dead-pooled-connection/replaced" "status $st: $(head -c 300 "$WORK/status.json")" \
+            [ "$st" = FINISHED ]
         serve_stop
         san=$(grep -m1 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/serve.log")
         check "$T_NAME/wait-retry-delay/serve-clean-exit" "exit $SERVE_RC: $san" [ "$SERVE_RC/$san" = 0/ ]

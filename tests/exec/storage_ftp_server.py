@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--implicit", action="store_true")
     ap.add_argument("--refuse-replace", action="store_true")
     ap.add_argument("--silent", action="store_true")
+    ap.add_argument("--port", type=int, default=0,
+                    help="port to listen on (default: one the kernel picks)")
     ap.add_argument("--read-only", action="append", default=[],
                     help="a directory under the home where the user may "
                     "only list and read")
@@ -122,7 +124,7 @@ def main():
 
     logging.basicConfig(filename=a.log, level=logging.INFO,
                         format="%(message)s")
-    server = FTPServer(("127.0.0.1", 0), handler)
+    server = FTPServer(("127.0.0.1", a.port), handler)
     server.max_cons = 64
     write_port(a.port_file, server.address[1])
     try:
