@@ -5,11 +5,10 @@
 # on s3rver (127.0.0.1), next to the same batch on local disk. Prints one
 # line per storage: wall time, images per second, and for S3 the requests
 # and connections kiln made (through tests/exec/storage_s3_proxy.py).
-# Figures only: never fails on timing. Named .bash so tests/run.sh leaves
-# it alone; run it as `bash tests/exec/storage_s3_bench.bash` (or from
-# bench/run.sh).
+# Figures only: never fails on timing. Run by `make bench` (bench/run.sh),
+# or alone: `bash bench/storage_s3.sh`.
 set -u
-cd "$(dirname "$0")/../.." || exit 1
+cd "$(dirname "$0")/.." || exit 1
 KILN=${KILN:-build/kiln}
 case $KILN in /*) ;; *) KILN=$PWD/$KILN ;; esac
 SHARED=${SHARED:-../shared}
