@@ -398,6 +398,26 @@ exec_save_webp(VipsImage *im, int quality, VipsTarget *target)
     return rc;
 }
 
+/* TIFF is encoded in memory, then written in one go: libtiff seeks back
+ * to patch its header, and libvips 8.14 saving TIFF to a target that
+ * cannot seek (a remote upload) writes a broken file and reports success.
+ * Through memory every backend gets a whole file, in order. */
+static int
+exec_save_tiff(VipsImage *im, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_tiffsave_buffer(im, &buf, &len, "strip", TRUE, NULL) != 0) {
+        return -1;
+    }
+    int rc = vips_target_write(target, buf, len);
+    g_free(buf);
+    if (rc == 0) {
+        rc = vips_target_end(target);
+    }
+    return rc;
+}
+
 static int
 exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
 {
@@ -413,7 +433,7 @@ exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
     case FORMAT_GIF:
         return vips_gifsave_target(im, target, "strip", TRUE, NULL);
     case FORMAT_TIFF:
-        return vips_tiffsave_target(im, target, "strip", TRUE, NULL);
+        return exec_save_tiff(im, target);
     case FORMAT_AVIF:
         return vips_heifsave_target(im, target, "Q", q, "compression",
                                     VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
