@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -37,6 +38,7 @@ static int azure_open_write(void *state, const char *path, VipsTarget **target,
                             void **handle, kiln_error *err);
 
 const kiln_host_api *azure_api;
+kiln_plugin *azure_self;
 
 static const kiln_param_spec azure_settings_spec[] = {
     KILN_P_STRING(azure_settings, account, NULL,
@@ -64,6 +66,22 @@ static const kiln_param_spec azure_settings_spec[] = {
                   "outputs up to this many bytes (and never less than one "
                   "block) are sent in one Put Blob at commit",
                   .flags = KILN_PARAM_INTEGER),
+    KILN_P_NUMBER(azure_settings, retries, 0, 10, 3,
+                  "attempts after the first when the service is busy (5xx) "
+                  "or the connection fails",
+                  .flags = KILN_PARAM_INTEGER),
+    KILN_P_NUMBER(azure_settings, connect_timeout, 0.1, 300, 10,
+                  "seconds to wait for a TCP (and TLS) connection"),
+    KILN_P_NUMBER(azure_settings, stall_timeout, 1, 3600, 30,
+                  "seconds a transfer may move no byte before it fails (and "
+                  "is retried)",
+                  .flags = KILN_PARAM_INTEGER),
+    KILN_P_STRING(azure_settings, proxy, NULL,
+                  "an HTTP(S) proxy URL; proxy variables of the environment "
+                  "are never used"),
+    KILN_P_STRING(azure_settings, ca_file, NULL,
+                  "a PEM file of certificate authorities to trust instead "
+                  "of the system's"),
 };
 
 static const kiln_storage azure_storage = {
@@ -90,6 +108,7 @@ azure_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     int rc;
 
     azure_api = api;
+    azure_self = self;
     /* Reference-counted: the host may have initialised libcurl too. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return api->error_set(err, KILN_EIO,
@@ -144,67 +163,89 @@ azure_quote(char out[AZURE_QUOTE_MAX], const char *s)
 }
 
 int
-azure_blob_name(const char *path, const char **name, kiln_error *err)
+azure_blob_name(const char *path, char **name, kiln_error *err)
 {
     char q[AZURE_QUOTE_MAX];
-    const char *p;
     size_t len;
+    char *out;
+    size_t n = 0;
 
-    if (path == NULL) {
-        path = "";
-    }
-    p = path;
-    while (*p == '/') {
-        p++;
-    }
-    len = strlen(p);
-    if (len == 0) {
+    *name = NULL;
+    if (path == NULL || path[0] == '\0') {
         return azure_api->error_set(err, KILN_EINVAL,
-                                    "path %s names no blob (expected "
-                                    "a path such as \"/in/a.jpg\")",
+                                    "empty path (expected a blob path such "
+                                    "as \"/in/a.jpg\")");
+    }
+    len = strlen(path);
+    if (path[len - 1] == '/') {
+        return azure_api->error_set(err, KILN_EINVAL,
+                                    "path %s ends with \"/\" (expected a blob "
+                                    "name after the last \"/\")",
                                     azure_quote(q, path));
     }
-    if (len > AZURE_MAX_NAME) {
-        return azure_api->error_set(err, KILN_EINVAL,
-                                    "path %s is too long (expected a "
-                                    "blob name of at most %d bytes)",
-                                    azure_quote(q, path), AZURE_MAX_NAME);
-    }
-    if (p[len - 1] == '/') {
-        return azure_api->error_set(err, KILN_EINVAL,
-                                    "path %s ends with \"/\" (expected "
-                                    "a blob name after the last \"/\")",
-                                    azure_quote(q, path));
-    }
-    for (const char *s = p; *s != '\0'; s++) {
+    for (const char *s = path; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
 
         if (c < 0x20 || c == 0x7f) {
             return azure_api->error_set(err, KILN_EINVAL,
-                                        "path %s holds a control "
-                                        "character (expected printable "
-                                        "characters)",
+                                        "path %s holds a control character "
+                                        "(expected printable text)",
                                         azure_quote(q, path));
         }
     }
-    /* URLs resolve "." and ".." segments before they reach the service,
-     * so such a name would address another blob than it says. */
-    for (const char *s = p; *s != '\0';) {
-        size_t n = strcspn(s, "/");
 
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
-            return azure_api->error_set(err, KILN_EPERM,
-                                        "path %s has a \".\" or \"..\" "
-                                        "segment (expected a plain blob name "
-                                        "inside the container)",
-                                        azure_quote(q, path));
+    /* Resolve segment by segment into `out`, which never grows longer
+     * than the path. */
+    out = malloc(len + 1);
+    if (out == NULL) {
+        return azure_api->error_set(err, KILN_ENOMEM, "out of memory");
+    }
+    for (const char *s = path; *s != '\0';) {
+        size_t k = strcspn(s, "/");
+
+        if (k == 2 && s[0] == '.' && s[1] == '.') {
+            if (n == 0) {
+                free(out);
+                return azure_api->error_set(err, KILN_EPERM,
+                                            "path %s escapes the storage "
+                                            "root (\"..\" above the top of "
+                                            "the container)",
+                                            azure_quote(q, path));
+            }
+            while (n > 0 && out[n - 1] != '/') {
+                n--;
+            }
+            if (n > 0) {
+                n--; /* the "/" before the dropped segment */
+            }
+        } else if (k > 0 && !(k == 1 && s[0] == '.')) {
+            if (n > 0) {
+                out[n++] = '/';
+            }
+            memcpy(out + n, s, k);
+            n += k;
         }
-        s += n;
+        s += k;
         while (*s == '/') {
             s++;
         }
     }
-    *name = p;
+    out[n] = '\0';
+    if (n == 0) {
+        free(out);
+        return azure_api->error_set(err, KILN_EINVAL,
+                                    "path %s names no blob (expected a blob "
+                                    "path such as \"/in/a.jpg\")",
+                                    azure_quote(q, path));
+    }
+    if (n > AZURE_MAX_NAME) {
+        free(out);
+        return azure_api->error_set(err, KILN_EINVAL,
+                                    "path %s makes a blob name of %zu bytes "
+                                    "(expected at most %d)",
+                                    azure_quote(q, path), n, AZURE_MAX_NAME);
+    }
+    *name = out;
     return KILN_OK;
 }
 
@@ -379,6 +420,24 @@ azure_open(const void *settings, void **state, kiln_error *err)
     if (rc != KILN_OK) {
         goto fail;
     }
+    if (s->ca_file != NULL && access(s->ca_file, R_OK) != 0) {
+        char q[AZURE_QUOTE_MAX];
+
+        rc = azure_api->error_set(err, KILN_EINVAL,
+                                  "setting \"ca_file\": %s cannot be read "
+                                  "(expected a readable PEM file)",
+                                  azure_quote(q, s->ca_file));
+        goto fail;
+    }
+    st->proxy = strdup(s->proxy != NULL ? s->proxy : "");
+    st->ca_file = s->ca_file != NULL ? strdup(s->ca_file) : NULL;
+    if (st->proxy == NULL || (s->ca_file != NULL && st->ca_file == NULL)) {
+        rc = azure_api->error_set(err, KILN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    st->attempts = (int)s->retries + 1;
+    st->connect_timeout_ms = (long)(s->connect_timeout * 1000.0);
+    st->stall_timeout = s->stall_timeout;
     st->block_size = (size_t)s->block_size;
     st->single_put_max = (size_t)s->single_put_max;
     /* Below one block a Put Blob costs no more memory than staging. */
@@ -410,6 +469,8 @@ azure_close(void *state)
     free(st->container);
     free(st->endpoint);
     free(st->path_prefix);
+    free(st->proxy);
+    free(st->ca_file);
     free(st);
 }
 
@@ -417,7 +478,7 @@ static int
 azure_open_read(void *state, const char *path, VipsSource **out,
                 kiln_error *err)
 {
-    const char *name;
+    char *name;
     int rc;
 
     *out = NULL;
@@ -425,14 +486,16 @@ azure_open_read(void *state, const char *path, VipsSource **out,
     if (rc != KILN_OK) {
         return rc;
     }
-    return azure_source_new(state, name, out, err);
+    rc = azure_source_new(state, name, out, err);
+    free(name);
+    return rc;
 }
 
 static int
 azure_open_write(void *state, const char *path, VipsTarget **target,
                  void **handle, kiln_error *err)
 {
-    const char *name;
+    char *name;
     int rc;
 
     *target = NULL;
@@ -441,5 +504,7 @@ azure_open_write(void *state, const char *path, VipsTarget **target,
     if (rc != KILN_OK) {
         return rc;
     }
-    return azure_target_new(state, name, target, handle, err);
+    rc = azure_target_new(state, name, target, handle, err);
+    free(name);
+    return rc;
 }

@@ -20,13 +20,10 @@
 
 /* The REST API version every request asks for. */
 #define AZURE_API_VERSION "2021-08-06"
-/* Attempts per request when the service is busy (5xx) or the connection
- * fails; the waits between them double from AZURE_BACKOFF_MS. */
-#define AZURE_ATTEMPTS 4
+/* The waits between attempts double from AZURE_BACKOFF_MS up to
+ * AZURE_BACKOFF_MAX_MS, plus up to half the first wait of jitter. */
 #define AZURE_BACKOFF_MS 200
-#define AZURE_CONNECT_TIMEOUT 10 /* seconds */
-/* A transfer that moves no byte for this long is given up (and retried). */
-#define AZURE_STALL_SECONDS 30
+#define AZURE_BACKOFF_MAX_MS 5000
 /* The service's limits: blocks per blob and bytes of a blob name. */
 #define AZURE_MAX_BLOCKS 50000
 #define AZURE_MAX_NAME 1024
@@ -43,6 +40,11 @@ typedef struct azure_settings {
     const char *endpoint;
     double block_size;
     double single_put_max;
+    double retries;
+    double connect_timeout;
+    double stall_timeout;
+    const char *proxy;
+    const char *ca_file;
 } azure_settings;
 
 typedef struct azure_conn azure_conn;
@@ -60,6 +62,11 @@ typedef struct azure_state {
     size_t key_len;
     size_t block_size;
     size_t single_put_max; /* at least block_size */
+    int attempts;          /* retries + 1 */
+    long connect_timeout_ms;
+    double stall_timeout; /* seconds without a byte moving */
+    char *proxy;          /* "" for none */
+    char *ca_file;        /* NULL for the system's */
     pthread_mutex_t pool_lock;
     azure_conn *idle;
     size_t n_idle;
@@ -109,6 +116,7 @@ typedef struct azure_xfer {
 } azure_xfer;
 
 extern const kiln_host_api *azure_api;
+extern kiln_plugin *azure_self;
 
 /* azure.c */
 
@@ -116,11 +124,12 @@ extern const kiln_host_api *azure_api;
  * escaped, cut with "..." when long. Returns `out`. */
 const char *azure_quote(char out[AZURE_QUOTE_MAX], const char *s);
 
-/* Checks a request path and gives the blob name inside it (leading "/"
- * dropped) in *name, pointing into `path`. KILN_EINVAL for an empty name,
- * a final "/", "." or ".." segments, control characters or a name longer
- * than the service allows. */
-int azure_blob_name(const char *path, const char **name, kiln_error *err);
+/* The blob name of a request path, resolved as the local backend
+ * resolves paths ("a//b" and "a/./b" are "a/b", ".." steps back), in a
+ * new string *name (the caller frees it). KILN_EPERM for ".." above the
+ * top of the container; KILN_EINVAL for an empty name, a final "/",
+ * control characters or a name longer than the service allows. */
+int azure_blob_name(const char *path, char **name, kiln_error *err);
 
 /* request.c */
 
@@ -155,13 +164,15 @@ void azure_parse_error(azure_xfer *x);
  * failure or a 5xx answer (503 ServerBusy among them). */
 bool azure_retryable(CURLcode rc, long status);
 
-/* Sleeps before attempt `attempt` (1-based; 1 sleeps nothing). */
-void azure_backoff(int attempt);
+/* Before attempt `attempt` (1-based) of `method` on `blob`: nothing for
+ * the first; else logs why the last one failed and sleeps the backoff. */
+void azure_retry_wait(azure_state *st, int attempt, const char *method,
+                      const char *blob, const azure_response *last);
 
 /* Seconds on the monotonic clock. */
 double azure_now(void);
 
-/* Runs `req` to its end with up to AZURE_ATTEMPTS attempts and fills
+/* Runs `req` to its end with up to st->attempts attempts and fills
  * `resp`. KILN_OK when an answer came (whatever its status; see
  * azure_fail), KILN_EIO when the service could not be reached, with a
  * message saying `what` failed ("cannot read", "cannot write"). */

@@ -220,7 +220,7 @@ azure_reader_start(azure_reader *r, int64_t from, kiln_error *err)
 }
 
 /* Drives the transfer once (waiting up to 200 ms); a transfer silent
- * for AZURE_STALL_SECONDS since `since` ends as timed out. */
+ * for stall_timeout since `since` ends as timed out. */
 static void
 azure_reader_step(azure_reader *r, double since)
 {
@@ -231,11 +231,12 @@ azure_reader_step(azure_reader *r, double since)
         curl_easy_pause(azure_conn_easy(r->conn), CURLPAUSE_CONT);
     }
     azure_step(r->conn, 200, &r->done, &r->rc);
-    if (!r->done && !r->paused && azure_now() - last > AZURE_STALL_SECONDS) {
+    if (!r->done && !r->paused && azure_now() - last > r->st->stall_timeout) {
         r->done = true;
         r->rc = CURLE_OPERATION_TIMEDOUT;
         snprintf(r->resp.curl_error, sizeof r->resp.curl_error,
-                 "no data for %d s", AZURE_STALL_SECONDS);
+                 "no byte moved for %g s (stall_timeout)",
+                 r->st->stall_timeout);
     }
 }
 
@@ -247,10 +248,11 @@ azure_reader_open_at(azure_reader *r, int64_t from, kiln_error *err)
 {
     int rc = KILN_OK;
 
-    for (int attempt = 1; attempt <= AZURE_ATTEMPTS; attempt++) {
-        double since = azure_now();
+    for (int attempt = 1; attempt <= r->st->attempts; attempt++) {
+        double since;
 
-        azure_backoff(attempt);
+        azure_retry_wait(r->st, attempt, "GET", r->blob, &r->resp);
+        since = azure_now();
         rc = azure_reader_start(r, from, err);
         if (rc != KILN_OK) {
             return rc;
@@ -384,15 +386,29 @@ azure_reader_read_some(azure_reader *r, void *out, gint64 want)
         if (r->done) {
             /* Ended before pos reached the length: the connection broke
              * or the answer was short. Ask again from pos. */
-            if (r->restarts >= AZURE_ATTEMPTS) {
+            r->resp.curl_rc = r->rc != CURLE_OK ? r->rc : CURLE_PARTIAL_FILE;
+            if (r->restarts + 1 >= r->st->attempts) {
                 r->resp.attempts = r->restarts + 1;
-                r->resp.curl_rc =
-                    r->rc != CURLE_OK ? r->rc : CURLE_PARTIAL_FILE;
                 azure_fail_transport(r->st, &r->resp, r->blob, "cannot read",
                                      &err);
                 return azure_reader_vips_error(&err);
             }
             r->restarts++;
+            {
+                char qb[AZURE_QUOTE_MAX];
+                char qc[AZURE_QUOTE_MAX];
+
+                azure_api->log(
+                    azure_self, KILN_LOG_WARN,
+                    "reading blob %s in container %s broke off at byte "
+                    "%" PRId64 " (%s); resuming there, retry %d of %d",
+                    azure_quote(qb, r->blob), azure_quote(qc, r->st->container),
+                    r->stream_pos,
+                    r->resp.curl_error[0] != '\0'
+                        ? r->resp.curl_error
+                        : curl_easy_strerror(r->resp.curl_rc),
+                    r->restarts, r->st->attempts - 1);
+            }
             azure_reader_stop(r);
             continue;
         }

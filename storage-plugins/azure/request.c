@@ -428,12 +428,16 @@ azure_prepare(azure_state *st, azure_conn *c, const azure_request *req,
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)AZURE_CONNECT_TIMEOUT);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, st->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, st->protocols);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, st->protocols);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    /* The environment's proxy variables are not ours to follow. */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    /* The environment's proxy variables are not ours to follow: "" is
+     * no proxy at all. */
+    curl_easy_setopt(e, CURLOPT_PROXY, st->proxy);
+    if (st->ca_file != NULL) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, st->ca_file);
+    }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT,
                      "kiln/" KILN_VERSION_STRING " storage-azure");
@@ -578,9 +582,28 @@ azure_retryable(CURLcode rc, long status)
     }
 }
 
-void
-azure_backoff(int attempt)
+/* Why an attempt failed, for the log and messages. */
+static const char *
+azure_why(const azure_response *r, char *buf, size_t size)
 {
+    if (r->curl_rc != CURLE_OK) {
+        snprintf(buf, size, "%s",
+                 r->curl_error[0] != '\0' ? r->curl_error
+                                          : curl_easy_strerror(r->curl_rc));
+    } else {
+        snprintf(buf, size, "HTTP %ld %s", r->status,
+                 r->code[0] != '\0' ? r->code : "without error code");
+    }
+    return buf;
+}
+
+void
+azure_retry_wait(azure_state *st, int attempt, const char *method,
+                 const char *blob, const azure_response *last)
+{
+    char qb[AZURE_QUOTE_MAX];
+    char qc[AZURE_QUOTE_MAX];
+    char why[CURL_ERROR_SIZE + 32];
     long ms;
     struct timespec ts;
     unsigned int seed;
@@ -588,7 +611,18 @@ azure_backoff(int attempt)
     if (attempt <= 1) {
         return;
     }
-    ms = (long)AZURE_BACKOFF_MS << (attempt - 2);
+    azure_api->log(
+        azure_self, KILN_LOG_WARN,
+        "%s blob %s in container %s failed (%s); retry %d of %d", method,
+        azure_quote(qb, blob), azure_quote(qc, st->container),
+        azure_why(last, why, sizeof why), attempt - 1, st->attempts - 1);
+    ms = AZURE_BACKOFF_MS;
+    for (int i = 2; i < attempt && ms < AZURE_BACKOFF_MAX_MS; i++) {
+        ms *= 2;
+    }
+    if (ms > AZURE_BACKOFF_MAX_MS) {
+        ms = AZURE_BACKOFF_MAX_MS;
+    }
     /* Jitter spreads the workers that failed together. */
     seed = (unsigned int)(azure_now() * 1e6);
     ms += rand_r(&seed) % (AZURE_BACKOFF_MS / 2);
@@ -610,11 +644,11 @@ azure_run(azure_state *st, const azure_request *req, azure_response *resp,
     if (c == NULL) {
         return err->code;
     }
-    for (int attempt = 1; attempt <= AZURE_ATTEMPTS; attempt++) {
+    for (int attempt = 1; attempt <= st->attempts; attempt++) {
         struct curl_slist *headers = NULL;
         bool done = false;
 
-        azure_backoff(attempt);
+        azure_retry_wait(st, attempt, req->method, req->blob, resp);
         ret = azure_prepare(st, c, req, &x, &headers, err);
         if (ret == KILN_OK) {
             ret = azure_start(c, err);
@@ -626,10 +660,11 @@ azure_run(azure_state *st, const azure_request *req, azure_response *resp,
         rc = CURLE_OK;
         while (!done) {
             azure_step(c, 500, &done, &rc);
-            if (!done && azure_now() - x.last_progress > AZURE_STALL_SECONDS) {
+            if (!done && azure_now() - x.last_progress > st->stall_timeout) {
                 rc = CURLE_OPERATION_TIMEDOUT;
                 snprintf(resp->curl_error, sizeof resp->curl_error,
-                         "no progress for %d s", AZURE_STALL_SECONDS);
+                         "no byte moved for %g s (stall_timeout)",
+                         st->stall_timeout);
                 done = true;
             }
         }
@@ -658,17 +693,26 @@ azure_fail_transport(azure_state *st, const azure_response *resp,
     char qb[AZURE_QUOTE_MAX];
     char qc[AZURE_QUOTE_MAX];
     char qe[AZURE_QUOTE_MAX];
-    const char *why = resp->curl_error[0] != '\0'
-                          ? resp->curl_error
-                          : curl_easy_strerror(resp->curl_rc);
+    char why[CURL_ERROR_SIZE + 32];
+    bool tls = false;
 
-    return azure_api->error_set(err, KILN_EIO,
-                                "%s blob %s in container %s: %s "
-                                "(endpoint %s, %d attempt%s)",
-                                what, azure_quote(qb, blob),
-                                azure_quote(qc, st->container), why,
-                                azure_quote(qe, st->endpoint), resp->attempts,
-                                resp->attempts == 1 ? "" : "s");
+    switch (resp->curl_rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        tls = true;
+        break;
+    default:
+        break;
+    }
+    return azure_api->error_set(
+        err, KILN_EIO, "%s blob %s in container %s: %s %s (%s; %d attempt%s)",
+        what, azure_quote(qb, blob), azure_quote(qc, st->container),
+        tls ? "TLS failed (check ca_file and the server's certificate) with"
+            : "cannot reach",
+        azure_quote(qe, st->endpoint), azure_why(resp, why, sizeof why),
+        resp->attempts, resp->attempts == 1 ? "" : "s");
 }
 
 int
