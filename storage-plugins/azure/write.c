@@ -177,9 +177,10 @@ azure_start_staging(azure_write *w, kiln_error *err)
     w->staging = true;
     w->cur = 1;
     while (at + bs <= have) {
-        memcpy(w->cur_buf, w->mem + at, bs);
-        int rc = azure_next_block(w, err);
+        int rc;
 
+        memcpy(w->cur_buf, w->mem + at, bs);
+        rc = azure_next_block(w, err);
         if (rc != KILN_OK) {
             return rc;
         }

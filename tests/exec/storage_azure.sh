@@ -5,20 +5,24 @@
 # the sources in and reading kiln's outputs back:
 #  - the signer: hand-written strings to sign ($BUILD/tests/azure-sharedkey)
 #    and the same Authorization header as the SDK's own policy;
-#  - a request through `kiln run --config`: outputs byte-identical to the
-#    same request on local storage, small ones in one Put Blob, larger
-#    ones (a TIFF that seeks back into its first block among them) in
-#    staged blocks committed by Put Block List; a TIFF source, which the
-#    loader reads with seeks (ranged Get Blob);
+#  - requests through `kiln run --config`: outputs byte-identical to the
+#    same requests on local storage, small ones in one Put Blob, larger
+#    ones (a TIFF among them) in staged blocks committed by Put Block List;
+#    a TIFF source, read with seeks (ranged Get Blob); paths resolved as
+#    on local storage; the shipped example configuration;
+#  - through a fault-injecting proxy (storage_azure_proxy.py): 503
+#    ServerBusy retried, a cut body resumed with a range, connections
+#    reused, retries exhausted;
 #  - a missing source: not found, naming container and blob; a wrong key:
 #    a clear refusal, nothing written; fail_on_conversion_error with a
-#    failing job: nothing visible, not even the staged blocks; a commit
-#    refused (leased blob): the old blob is left whole;
-#  - the key never appears in kiln's output, nor in configuration errors.
+#    failing job: nothing visible, not even the staged blocks; a leased
+#    blob refusing Put Blob and Put Block: the old blob is left whole;
+#  - configuration errors, and the key never in kiln's output.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/exec/lib.sh
+. tests/exec/lib_serve.sh   # serve_free_port, serve_plugin_dir
 exec_setup
-require_tools node curl
+require_tools node
 
 # Azurite's well-known development account and key, documented by
 # Microsoft for the emulator (not a secret).
@@ -29,7 +33,7 @@ WRONG_KEY=$(printf 'not the key of this account, 64 bytes long..................
 BS=65536   # block_size and single_put_max for the test: outputs above go in blocks
 T=storage_azure
 SK=$(dirname "$KILN")/tests/azure-sharedkey
-PLUGDIR=$(cd "$(dirname "$KILN")/plugins" && pwd)
+PLUGDIR=$(serve_plugin_dir)
 AZ_PID="" PROXY_PID=""
 # Azurite takes minutes to close on SIGTERM: give it a moment, then kill.
 stop_pid() {
@@ -43,14 +47,6 @@ stop_pid() {
     wait "$1" 2>/dev/null
 }
 trap 'stop_pid "$PROXY_PID"; stop_pid "$AZ_PID"; _cleanup' EXIT
-free_port() {
-    local p _
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
-    done
-    echo "$p"
-}
 wait_port() {  # PORT: up to 10 s
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -108,7 +104,7 @@ if [ -x "$SK" ]; then
 fi
 
 # ------------------------------------------------------------- Azurite
-PORT=$(free_port)
+PORT=$(serve_free_port)
 # --skipApiVersionCheck: the SDK client asks for a newer API version
 # than this Azurite lists; kiln itself asks for 2021-08-06.
 "$NM/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$PORT" \
@@ -236,11 +232,15 @@ check "$T/example-config" "$(jfield example-req .status) $(errors example-req) $
 # Through a proxy that answers every third request with 503 ServerBusy
 # and cuts the source's body short once: kiln retries, resumes the read
 # with a range of the same blob version, and the outputs are the same.
-PPORT=$(free_port)
-/usr/bin/python3 tests/exec/storage_azure_proxy.py "$PPORT" "$PORT" "$WORK/proxy.log" \
-    --busy 3 --cut 200000 2>"$WORK/proxy.err" &
-PROXY_PID=$!
-if wait_port "$PPORT"; then
+PPORT=$(serve_free_port)
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 tests/exec/storage_azure_proxy.py "$PPORT" "$PORT" "$WORK/proxy.log" \
+        --busy 3 --cut 200000 2>"$WORK/proxy.err" &
+    PROXY_PID=$!
+fi
+if [ -z "$PROXY_PID" ]; then
+    skip "$T/retry" "/usr/bin/python3 is not installed (make deps)"
+elif wait_port "$PPORT"; then
     config "$WORK/proxy.json" "$KEY" "http://127.0.0.1:$PPORT/$ACCOUNT"
     req "$WORK/retry.json" /in/src.jpg "" "/out/retry/a.jpg=[]" "/out/retry/b.png=$R600"
     az_run retry "$WORK/proxy.json" "$WORK/retry.json"
@@ -307,8 +307,10 @@ done
 check "$T/read-back/content-type" "out/b.png is ${CTYPE[b.png]:-?}, out/a.jpg ${CTYPE[a.jpg]:-?}" \
     [ "${CTYPE[b.png]:-}/${CTYPE[a.jpg]:-}/${CTYPE[c.tif]:-}" = "image/png/image/jpeg/image/tiff" ]
 check "$T/paths/blob-name" "$(grep 'out/paths' "$WORK/dl.out")" grep -q '^info out/paths/a.jpg [0-9]' "$WORK/dl.out"
-check "$T/retry/same-outputs" "out/retry/* differ from the outputs without faults" \
-    all_true cmp -s "$WORK/dl/retry-a.jpg" "$ROOT/out/a.jpg" -- cmp -s "$WORK/dl/retry-b.png" "$ROOT/out/b.png"
+if [ -s "$WORK/retry.out" ]; then
+    check "$T/retry/same-outputs" "out/retry/* differ from the outputs without faults" \
+        all_true cmp -s "$WORK/dl/retry-a.jpg" "$ROOT/out/a.jpg" -- cmp -s "$WORK/dl/retry-b.png" "$ROOT/out/b.png"
+fi
 before=$(grep '^list ' "$WORK/dl.out" | sort)
 
 # ------------------------------------------------------------- errors

@@ -28,6 +28,18 @@ function container(name) {
     return service.getContainerClient(name);
 }
 
+// Runs f; a 404 prints "WHAT absent" instead of failing.
+async function unlessAbsent(what, f) {
+    try {
+        await f();
+    } catch (e) {
+        if (e.statusCode !== 404) {
+            throw e;
+        }
+        console.log(`${what} absent`);
+    }
+}
+
 async function run([cmd, ...args]) {
     switch (cmd) {
     case "mkcontainer":
@@ -37,37 +49,24 @@ async function run([cmd, ...args]) {
         await container(args[0]).getBlockBlobClient(args[1]).uploadFile(args[2]);
         return;
     case "download":
-        try {
+        return unlessAbsent(`download ${args[1]}`, async () => {
             await container(args[0]).getBlobClient(args[1]).downloadToFile(args[2]);
             console.log(`download ${args[1]} ok`);
-        } catch (e) {
-            if (e.statusCode !== 404) {
-                throw e;
-            }
-            console.log(`download ${args[1]} absent`);
-        }
-        return;
+        });
     case "list":
         for await (const b of container(args[0]).listBlobsFlat()) {
             console.log(`list ${b.name}`);
         }
         return;
-    case "info": {
-        const blob = container(args[0]).getBlockBlobClient(args[1]);
-        try {
+    case "info":
+        return unlessAbsent(`info ${args[1]}`, async () => {
+            const blob = container(args[0]).getBlockBlobClient(args[1]);
             const p = await blob.getProperties();
             const l = await blob.getBlockList("all");
             console.log(`info ${args[1]} ${p.contentLength} ${p.contentType} ` +
                         `${(l.committedBlocks || []).length} ` +
                         `${(l.uncommittedBlocks || []).length}`);
-        } catch (e) {
-            if (e.statusCode !== 404) {
-                throw e;
-            }
-            console.log(`info ${args[1]} absent`);
-        }
-        return;
-    }
+        });
     case "lease":
         await container(args[0]).getBlobClient(args[1]).getBlobLeaseClient()
             .acquireLease(-1);
