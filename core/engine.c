@@ -250,6 +250,10 @@ engine_free(kiln_engine *e)
     if (e == NULL) {
         return;
     }
+    /* libvips' operation cache may still hold sources and targets whose
+     * callbacks live in plugin code and use the storages' state: drop
+     * them before the storages close and the code goes. */
+    vips_cache_drop_all();
     for (size_t i = 0; i < e->n_storages; i++) {
         const kiln_storage *b = &e->storages[i].backend->st;
         if (b->close != NULL) {
@@ -275,9 +279,6 @@ engine_free(kiln_engine *e)
         netguard_allow_free(e->net_allow);
         free(e->net_allow);
     }
-    /* libvips' operation cache may still hold sources and targets whose
-     * callbacks live in plugin code: drop them before the code goes. */
-    vips_cache_drop_all();
     loader_unload_all(e);
     registry_free(&e->reg);
     arena_free(e->arena);
