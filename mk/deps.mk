@@ -8,7 +8,7 @@ DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              fonts-dejavu-core prometheus \
              awscli python3-pyftpdlib nodejs jq
 # make bench only: the load generator and the peers it is compared with.
-DEB_BENCH := wrk
+DEB_BENCH := wrk graphicsmagick time
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 
 deps:
