@@ -50,9 +50,36 @@ fi
 rm -f "$unit_out"
 
 run compile bash tests/compile/run.sh
+
+# The executed tests mostly wait (servers starting, retry schedules,
+# emulators), so several run at once: KILN_TEST_JOBS (default 3). Each
+# one's output is printed whole, in order, once all have ended. The npm
+# emulators they share are installed once, first.
+jobs_max=${KILN_TEST_JOBS:-3}
+outdir=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$outdir"' EXIT
+bash tests/servers/install.sh >/dev/null 2>&1 || true
+names=()
 for t in tests/exec/*.sh; do
-    case "$t" in */lib*.sh) continue ;; esac  # lib.sh, lib_serve.sh: sourced helpers
-    run "exec/$(basename "$t" .sh)" bash "$t"
+    case "$t" in */lib*.sh) continue ;; esac # lib.sh, lib_serve.sh: sourced helpers
+    name=$(basename "$t" .sh)
+    names+=("$name")
+    (
+        bash "$t" >"$outdir/$name.out" 2>&1
+        echo $? >"$outdir/$name.rc"
+    ) &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n
+    done
+done
+wait
+for name in "${names[@]}"; do
+    echo "== exec/$name ($BUILD)"
+    tee -a "$log" <"$outdir/$name.out"
+    rc=$(cat "$outdir/$name.rc" 2>/dev/null || echo 1)
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL' "$outdir/$name.out"; then
+        echo "FAIL exec/$name: exited with status $rc" | tee -a "$log"
+    fi
 done
 run examples bash tests/examples.sh
 

@@ -255,8 +255,9 @@ expect_error streamed-too-big "\"$origin/ok/huge-stream\" sent more than max_siz
 expect_error timeout-head "\"$origin/ok/slow-head\" timed out after 1 s (setting timeout)"
 expect_error timeout-body "\"$origin/ok/slow-body\" timed out after 1 s (setting timeout)"
 t1=${EPOCHREALTIME/./}
-# Both slow fetches gave up after their 1 s, not the origin's 5 s.
-if [ $(((t1 - t0) / 1000)) -lt 4500 ]; then
+# Both slow fetches gave up after their 1 s, not the origin's 20 s (the
+# bound is loose: the machine may be busy; it only tells 1 s from 20 s).
+if [ $(((t1 - t0) / 1000)) -lt 15000 ]; then
     ok timeouts-prompt
 else
     fail timeouts-prompt "the slow fetches took $(((t1 - t0) / 1000)) ms"

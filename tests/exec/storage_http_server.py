@@ -89,16 +89,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(500, b"oops")
         elif name == "empty":
             self.answer(200, b"", [("Content-Type", "image/png")])
-        elif name == "slow-head":  # nothing for 5 s
-            time.sleep(5)
+        elif name == "slow-head":  # nothing for 20 s
+            time.sleep(20)
             self.answer(200, IMAGE)
-        elif name == "slow-body":  # headers and 100 bytes, then 5 s of silence
+        elif name == "slow-body":  # headers and 100 bytes, then 20 s of silence
             self.send_response(200)
             self.send_header("Content-Length", str(len(IMAGE)))
             self.end_headers()
             self.wfile.write(IMAGE[:100])
             self.wfile.flush()
-            time.sleep(5)
+            time.sleep(20)
             self.close_connection = True
         elif name == "huge-declared":  # announces 200 MB, sends 1 KiB
             self.send_response(200)
