@@ -50,10 +50,31 @@ dump_label(const graph *g, const graph_node *n, char *buf, size_t size)
     switch (n->kind) {
     case GRAPH_LOAD:
         snprintf(buf, size, "load %s", n->source ? n->source : "?");
+        if (n->load_shrink > 1 || n->load_scale > 0) {
+            size_t l = strlen(buf);
+            if (n->load_shrink > 1) {
+                snprintf(buf + l, size - l, " shrink=%d", n->load_shrink);
+            } else {
+                snprintf(buf + l, size - l, " scale=%.6g", n->load_scale);
+            }
+            l = strlen(buf);
+            snprintf(buf + l, size - l, " (of %dx%d)", n->full.width,
+                     n->full.height);
+        }
         break;
     case GRAPH_OP:
         dump_params(g, n, params, sizeof params, false);
         snprintf(buf, size, "%s %s", n->op->op.name, params);
+        if (n->note != NULL) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, size - l, "%s[%s]", params[0] ? " " : "",
+                     n->note);
+        }
+        if (n->is_reduced) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, size - l, " [reduced input, bound to %dx%d]",
+                     n->reduction.bound.width, n->reduction.bound.height);
+        }
         break;
     case GRAPH_ENCODE:
         snprintf(buf, size, "encode %s quality=%d",
@@ -76,6 +97,9 @@ dump_text(const graph *g, FILE *out)
     for (size_t i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         char label[1400], shape[64], in[16];
+        if (n->dead) {
+            continue;
+        }
         dump_label(g, n, label, sizeof label);
         dump_shape(g, n, shape, sizeof shape);
         if (n->input >= 0) {
@@ -108,9 +132,25 @@ dump_json_node(const graph *g, const graph_node *n)
     switch (n->kind) {
     case GRAPH_LOAD:
         cJSON_AddStringToObject(o, "source", n->source ? n->source : "");
+        if (n->load_shrink > 1) {
+            cJSON_AddNumberToObject(o, "shrink", n->load_shrink);
+        } else if (n->load_scale > 0) {
+            cJSON_AddNumberToObject(o, "scale", n->load_scale);
+        }
         break;
     case GRAPH_OP: {
         cJSON_AddStringToObject(o, "op", n->op->op.name);
+        if (n->note != NULL) {
+            cJSON_AddStringToObject(o, "note", n->note);
+        }
+        if (n->is_reduced) {
+            cJSON *r = cJSON_AddObjectToObject(o, "reduced");
+            cJSON_AddNumberToObject(r, "bound_width", n->reduction.bound.width);
+            cJSON_AddNumberToObject(r, "bound_height",
+                                    n->reduction.bound.height);
+            cJSON_AddNumberToObject(r, "xscale", n->reduction.xscale);
+            cJSON_AddNumberToObject(r, "yscale", n->reduction.yscale);
+        }
         cJSON *p = cJSON_AddObjectToObject(o, "params");
         const kiln_op *op = &n->op->op;
         for (size_t i = 0; i < op->n_params; i++) {
@@ -171,7 +211,9 @@ dump_json(const graph *g, FILE *out)
     cJSON_AddNumberToObject(root, "jobs", (double)g->n_jobs);
     cJSON *nodes = cJSON_AddArrayToObject(root, "nodes");
     for (size_t i = 0; i < g->n_nodes; i++) {
-        cJSON_AddItemToArray(nodes, dump_json_node(g, &g->nodes[i]));
+        if (!g->nodes[i].dead) {
+            cJSON_AddItemToArray(nodes, dump_json_node(g, &g->nodes[i]));
+        }
     }
     char *s = cJSON_Print(root);
     if (s != NULL) {
@@ -206,6 +248,9 @@ dump_dot(const graph *g, FILE *out)
     for (size_t i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         char label[1400], shape[64];
+        if (n->dead) {
+            continue;
+        }
         dump_label(g, n, label, sizeof label);
         dump_shape(g, n, shape, sizeof shape);
         fprintf(out, "  n%d [shape=%s, fillcolor=\"%s\", label=\"", n->id,
@@ -218,7 +263,7 @@ dump_dot(const graph *g, FILE *out)
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
-        if (n->input >= 0) {
+        if (n->input >= 0 && !n->dead) {
             fprintf(out, "  n%d -> n%d", n->input, n->id);
             if (g->nodes[n->input].kind == GRAPH_LOAD) {
                 fprintf(out, " [label=\"job %d\"]", n->job);

@@ -216,6 +216,7 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     e->config = cfg;
+    e->opt_level = OPT_LEVEL_DEFAULT;
     e->arena = arena_new();
     e->metrics = metrics_new();
     e->net_allow = calloc(1, sizeof *e->net_allow);
@@ -356,6 +357,50 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
     }
 }
 
+/* Runs the optimizer's passes on the bound graph. When shrink-on-load
+ * planned a reduced decode, *raw is replaced by `src` opened with it; if
+ * that image is not the size the plan promised (a loader rounding another
+ * way), the plan is undone and the full-size image kept. */
+static int
+engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
+                kiln_error *err)
+{
+    const char *loader = NULL;
+    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
+        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
+        g->source_format = graph_format_of_loader(loader);
+    }
+    g->format_guessed = false;
+    g->source_plain = exec_decode_is_plain(*raw);
+    int rc = opt_run(g, e->opt_level, NULL, NULL, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    const graph_node *load = &g->nodes[0];
+    if (load->kind != GRAPH_LOAD ||
+        (load->load_shrink <= 1 && load->load_scale <= 0)) {
+        return KILN_OK;
+    }
+    VipsImage *reduced = NULL;
+    kiln_error why;
+    err_clear(&why);
+    if (exec_open_reduced(src, load, &reduced, &why) != KILN_OK) {
+        /* The full decode reports whatever is wrong with the file. */
+        pass_shrink_undo(g);
+        return KILN_OK;
+    }
+    kiln_shape got;
+    exec_oriented_shape(reduced, &got);
+    if (got.width != load->shape.width || got.height != load->shape.height) {
+        g_object_unref(reduced);
+        pass_shrink_undo(g);
+        return KILN_OK;
+    }
+    g_object_unref(*raw);
+    *raw = reduced;
+    return KILN_OK;
+}
+
 int
 engine_execute(kiln_engine *e, graph *g, exec_result *res)
 {
@@ -374,6 +419,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     }
     int rc = KILN_OK;
     VipsImage *raw = NULL, *decoded = NULL;
+    VipsSource *src = NULL;
     kiln_error err;
     err_clear(&err);
     const engine_storage *st = engine_find_storage(e, g->req.service_id);
@@ -422,7 +468,8 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             src_st = engine_remote_for(e, g->req.service_id);
         }
     }
-    rc = exec_open_stored(src_st, g->req.source, lim.max_file_size, &raw, &err);
+    rc = exec_open_source(src_st, g->req.source, lim.max_file_size, &src, &raw,
+                          &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
         if (rc == KILN_EIO) {
@@ -447,6 +494,10 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         goto done;
     }
     errlist_free(&errs);
+    rc = engine_optimize(e, g, src, &raw, &err);
+    if (rc != KILN_OK) {
+        goto fail;
+    }
     /* Decode the pixels once, now. With random access the loader keeps
      * them for every job (one decode for many outputs), and a truncated or
      * corrupt file fails here, named, rather than inside a job's encoder. */
@@ -488,6 +539,9 @@ done:
     }
     if (raw != NULL) {
         g_object_unref(raw);
+    }
+    if (src != NULL) {
+        g_object_unref(src);
     }
     res->duration_ms = engine_now_ms() - t0;
     res->ok = rc == KILN_OK;

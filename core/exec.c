@@ -129,6 +129,13 @@ int
 exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
                  VipsImage **out, kiln_error *err)
 {
+    return exec_open_source(st, path, max_bytes, NULL, out, err);
+}
+
+int
+exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
+                 VipsSource **src_out, VipsImage **out, kiln_error *err)
+{
     VipsSource *src = NULL;
     int rc = st->backend->st.open_read(st->state, path, &src, err);
     if (rc != KILN_OK) {
@@ -153,13 +160,37 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
      * yielding a partly grey image. */
     VipsImage *im = vips_image_new_from_source(src, "", "fail_on",
                                                VIPS_FAIL_ON_ERROR, NULL);
-    g_object_unref(src);
     if (im == NULL) {
+        g_object_unref(src);
         err_set_vips(err, NULL);
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
         return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", shown,
                        msg);
+    }
+    if (src_out != NULL) {
+        *src_out = src;
+    } else {
+        g_object_unref(src);
+    }
+    *out = im;
+    return KILN_OK;
+}
+
+int
+exec_open_reduced(VipsSource *src, const graph_node *load, VipsImage **out,
+                  kiln_error *err)
+{
+    VipsImage *im;
+    if (load->load_shrink > 1) {
+        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
+                                        "shrink", load->load_shrink, NULL);
+    } else {
+        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
+                                        "scale", load->load_scale, NULL);
+    }
+    if (im == NULL) {
+        return err_set_vips(err, "reduced decode");
     }
     *out = im;
     return KILN_OK;
@@ -202,6 +233,19 @@ exec_profile_is_srgb(VipsImage *im)
     static const char utf16[] = {0, 's', 0, 'R', 0, 'G', 0, 'B'};
     return memmem(data, len, "sRGB", 4) != NULL ||
            memmem(data, len, utf16, sizeof utf16) != NULL;
+}
+
+bool
+exec_decode_is_plain(VipsImage *im)
+{
+    VipsInterpretation t = vips_image_guess_interpretation(im);
+    if (im->BandFmt != VIPS_FORMAT_UCHAR || vips_image_hasalpha(im) ||
+        (im->Bands != 1 && im->Bands != 3) ||
+        (t != VIPS_INTERPRETATION_sRGB && t != VIPS_INTERPRETATION_B_W)) {
+        return false;
+    }
+    return vips_image_get_typeof(im, VIPS_META_ICC_NAME) == 0 ||
+           exec_profile_is_srgb(im);
 }
 
 int
@@ -564,7 +608,12 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         VipsImage *in[1] = {cur}, *out = NULL;
         kiln_error oe;
         err_clear(&oe);
-        int rc = op->execute(&ctx, node->params, in, &out, &oe);
+        /* Shrink-on-load handed this op a reduced source: it plans from
+         * the shape it was bound to (the pass checked it can). */
+        int rc = node->is_reduced && op->execute_reduced != NULL
+                     ? op->execute_reduced(&ctx, node->params, &node->reduction,
+                                           in, &out, &oe)
+                     : op->execute(&ctx, node->params, in, &out, &oe);
         if (rc != KILN_OK || out == NULL) {
             g_object_unref(cur);
             *err = oe;

@@ -84,3 +84,70 @@ graph_format_has_alpha(graph_format f)
 {
     return f != FORMAT_JPEG;
 }
+
+size_t
+graph_n_consumers(const graph *g, int id)
+{
+    size_t n = 0;
+    for (size_t i = (size_t)id + 1; i < g->n_nodes; i++) {
+        n += !g->nodes[i].dead && g->nodes[i].input == id;
+    }
+    return n;
+}
+
+bool
+graph_same_shape(const kiln_shape *a, const kiln_shape *b)
+{
+    return a->width == b->width && a->height == b->height &&
+           a->bands == b->bands && a->has_alpha == b->has_alpha;
+}
+
+void
+graph_drop(graph *g, int id)
+{
+    graph_node *d = &g->nodes[id];
+    for (size_t i = (size_t)id + 1; i < g->n_nodes; i++) {
+        if (!g->nodes[i].dead && g->nodes[i].input == id) {
+            g->nodes[i].input = d->input;
+        }
+    }
+    d->dead = true;
+}
+
+const char *
+graph_format_of_loader(const char *loader)
+{
+    static const char *const names[] = {"jpeg", "webp", "svg",  "pdf",
+                                        "png",  "gif",  "tiff", "heif"};
+    if (loader == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t l = strlen(names[i]);
+        if (strncmp(loader, names[i], l) == 0 &&
+            strncmp(loader + l, "load", 4) == 0) {
+            return names[i];
+        }
+    }
+    return NULL;
+}
+
+const char *
+graph_format_of_path(const char *path)
+{
+    static const char *const exts[] = {
+        ".jpg", "jpeg", ".jpeg", "jpeg", ".jpe",  "jpeg", ".webp", "webp",
+        ".svg", "svg",  ".svgz", "svg",  ".pdf",  "pdf",  ".png",  "png",
+        ".gif", "gif",  ".tif",  "tiff", ".tiff", "tiff", NULL};
+    const char *dot = path != NULL ? strrchr(path, '.') : NULL;
+    const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+    if (dot == NULL || (slash != NULL && dot < slash)) {
+        return NULL;
+    }
+    for (size_t i = 0; exts[i] != NULL; i += 2) {
+        if (strcasecmp(dot, exts[i]) == 0) {
+            return exts[i + 1];
+        }
+    }
+    return NULL;
+}

@@ -301,6 +301,19 @@ typedef struct graph_node {
     const char *destination;
     /* after bind */
     kiln_shape shape;
+    /* Set by optimizer passes (optimize.c). A dead node was dropped: its
+     * consumers read its input instead, dumps and the executor skip it. */
+    bool dead;
+    const char *note; /* a pass's remark for dumps, or NULL */
+    /* GRAPH_LOAD decoded at a reduced scale (shrink-on-load): the JPEG
+     * shrink factor (1: none) or the WebP/SVG/PDF scale (0: none); `shape`
+     * is then the reduced image and `full` the header's. */
+    int load_shrink;
+    double load_scale;
+    kiln_shape full;
+    /* GRAPH_OP whose input was reduced: it runs execute_reduced(). */
+    bool is_reduced;
+    kiln_reduction reduction;
 } graph_node;
 
 /* Request-level fields the compiler validated; the server uses them. */
@@ -325,6 +338,17 @@ typedef struct graph {
     int *job_store; /* per job: id of its store node */
     graph_request req;
     bool bound;
+    /* The source's loader ("jpeg", "webp", "svg", "pdf", "png", ...) when
+     * known from its header, else guessed from its extension (guessed
+     * true), or NULL: shrink-on-load plans for it. */
+    const char *source_format;
+    bool format_guessed;
+    /* The source decodes to sRGB without a colour transform (sRGB or grey,
+     * 8-bit, no alpha, no profile other than sRGB): averaging pixels
+     * before or after decoding then gives the same colours. Guessed true
+     * when only the extension is known. */
+    bool source_plain;
+    int opt_level; /* the level opt_run ran at (passes may depend on it) */
 } graph;
 
 graph *graph_new(arena *a);
@@ -340,6 +364,72 @@ extern const char *const graph_format_exts[]; /* NULL-terminated */
 
 typedef enum dump_format { DUMP_TEXT = 0, DUMP_JSON, DUMP_DOT } dump_format;
 void dump_graph(const graph *g, dump_format f, FILE *out);
+
+/* How many live nodes read node `id`'s output (its consumers). */
+size_t graph_n_consumers(const graph *g, int id);
+/* True when two shapes have the same size, bands and alpha. */
+bool graph_same_shape(const kiln_shape *a, const kiln_shape *b);
+/* Drops live op node `id`: its consumers read its input instead. */
+void graph_drop(graph *g, int id);
+/* The source format a loader nickname ("jpegload_source") or a path's
+ * extension names ("jpeg", "webp", ...), or NULL when unknown. */
+const char *graph_format_of_loader(const char *loader);
+const char *graph_format_of_path(const char *path);
+
+/* ---------------------------------------------------------- optimize.c */
+
+/* What one pass did, for `kiln compile --passes`. */
+typedef struct opt_report {
+    int n_changes;  /* nodes dropped, merged, rewritten */
+    char note[512]; /* one line saying what and why, or "" */
+} opt_report;
+
+/* A named optimizer pass (docs/optimizer.md). fn rewrites g in place and
+ * fills rep; it fails only on allocation (or a plugin callback's error). */
+typedef struct opt_pass {
+    const char *name;
+    const char *summary;
+    int level;         /* the lowest -O level that runs it: 1 or 2 */
+    bool exact;        /* outputs stay identical; else within the PSNR
+                        * bound docs/optimizer.md states for it */
+    bool needs_shapes; /* runs only on a bound graph */
+    int (*fn)(graph *g, opt_report *rep, kiln_error *err);
+} opt_pass;
+
+#define OPT_LEVEL_MAX 3
+#define OPT_LEVEL_DEFAULT 2
+
+/* The passes, in the order they run. */
+extern const opt_pass opt_passes[];
+extern const size_t opt_n_passes;
+
+/* Called after each pass the level selects: `skipped` when it needs
+ * shapes and the graph is not bound; `g` as the pass left it. */
+typedef void (*opt_observe_fn)(const opt_pass *p, const opt_report *rep,
+                               bool skipped, const graph *g, void *user);
+
+/* Runs every pass of `level` (0: none, 1: the exact ones, 2: all, 3: all
+ * with shrink-on-load down to the needed size, see docs/optimizer.md) on g,
+ * bound or not (passes that need shapes are skipped on an unbound graph).
+ * observe may be NULL. Returns KILN_OK or the first pass's failure. */
+int opt_run(graph *g, int level, opt_observe_fn observe, void *user,
+            kiln_error *err);
+/* Parses "0" to "3" (the digit of -O0..-O3); false otherwise. */
+bool opt_parse_level(const char *s, int *level);
+
+/* The passes (pass_*.c). */
+int pass_drop_noops(graph *g, opt_report *rep, kiln_error *err);
+int pass_merge_pairs(graph *g, opt_report *rep, kiln_error *err);
+int pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err);
+int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
+
+/* Shrink-on-load's plan for a source of w x h (oriented) whose consumers
+ * need at least need_w x need_h: the JPEG shrink factor (1, 2, 4 or 8)
+ * whose decoded size floor(w / s) x floor(h / s) still covers the need. */
+int pass_jpeg_shrink(int w, int h, int need_w, int need_h);
+/* Undoes a shrink-on-load plan (the reduced decode did not give the size
+ * it promised): the load and its consumers get their bound shapes back. */
+void pass_shrink_undo(graph *g);
 
 /* ---------------------------------------------------- dsl/compile.c */
 
@@ -422,6 +512,8 @@ struct kiln_engine {
     /* Always present: */
     struct kiln_metrics *metrics;
     struct netguard_allow *net_allow; /* network.allow, parsed */
+    /* The optimizer level engine_execute runs (0..2; default 2). */
+    int opt_level;
     arena *arena; /* storage settings live as long as the engine */
     registry reg;
     kiln_plugin **plugins;
@@ -479,6 +571,16 @@ int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
 /* Opens an image from storage: header only, nothing decoded. */
 int exec_open_stored(const engine_storage *st, const char *path,
                      int64_t max_bytes, VipsImage **out, kiln_error *err);
+/* The same, and also hands back the source it read (one new reference in
+ * *src_out, when not NULL) so that it can be opened again. */
+int exec_open_source(const engine_storage *st, const char *path,
+                     int64_t max_bytes, VipsSource **src_out, VipsImage **out,
+                     kiln_error *err);
+/* Opens `src` again with the reduced decode a shrink-on-load plan put on
+ * the load node (JPEG shrink, or scale); header only. *out is a new
+ * reference. */
+int exec_open_reduced(VipsSource *src, const graph_node *load, VipsImage **out,
+                      kiln_error *err);
 /* Host API entries for ops (exec.c). */
 void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
@@ -492,5 +594,8 @@ bool exec_deadline_passed(exec_deadline *d);
 int exec_deadline_error(const exec_deadline *d, kiln_error *err);
 /* Width and height after EXIF auto-orientation. */
 void exec_oriented_shape(VipsImage *im, kiln_shape *out);
+/* True when exec_decode() turns `im` into sRGB with no colour transform
+ * (it is 8-bit sRGB or grey without alpha, and any profile is sRGB). */
+bool exec_decode_is_plain(VipsImage *im);
 
 #endif /* KILN_CORE_KILN_H */

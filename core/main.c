@@ -27,10 +27,14 @@ usage(FILE *f)
             "usage: kiln COMMAND [OPTIONS]\n"
             "\n"
             "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
-            "          [--format text|json|dot] REQUEST.json\n"
-            "      validate a request and print its op graph\n"
+            "          [--format text|json|dot] [-O0..-O3] [--passes] "
+            "REQUEST.json\n"
+            "      validate a request and print its op graph, optimized at "
+            "-O2 unless\n"
+            "      told otherwise; --passes prints it after each pass\n"
             "  run [--config FILE] [--storage-root DIR] [--workers N] "
-            "REQUEST.json...\n"
+            "[-O0..-O3]\n"
+            "      REQUEST.json...\n"
             "      run requests locally; one result JSON per request\n"
             "  serve [--config FILE]     serve the HTTP API (embedded defaults "
             "without --config)\n"
@@ -138,7 +142,8 @@ enum {
     OPT_SOURCE_SIZE,
     OPT_FORMAT,
     OPT_STORAGE_ROOT,
-    OPT_WORKERS
+    OPT_WORKERS,
+    OPT_PASSES
 };
 
 static const struct option long_opts[] = {
@@ -148,6 +153,7 @@ static const struct option long_opts[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"storage-root", required_argument, NULL, OPT_STORAGE_ROOT},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"passes", no_argument, NULL, OPT_PASSES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -158,6 +164,8 @@ typedef struct cli_opts {
     const char *format;
     const char *storage_root;
     int workers;
+    int opt_level; /* -O: 0..2, or -1 when not given */
+    bool passes;
 } cli_opts;
 
 /* Parses the flags common to the subcommands; returns optind or -1. */
@@ -166,8 +174,9 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
 {
     optind = 1;
     opterr = 0;
+    o->opt_level = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+hO:", long_opts, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
             exit(0);
@@ -176,6 +185,21 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
             fprintf(stderr, "kiln %s: unknown or incomplete option \"%s\"\n",
                     argv[0], argv[optind - 1]);
             return -1;
+        }
+        if (c == 'O') {
+            if (strchr(allowed, 'O') == NULL) {
+                fprintf(stderr, "kiln %s: option \"-O\" does not apply here\n",
+                        argv[0]);
+                return -1;
+            }
+            if (!opt_parse_level(optarg, &o->opt_level)) {
+                fprintf(stderr,
+                        "kiln %s: -O%s is not a level (expected -O0 to "
+                        "-O3)\n",
+                        argv[0], optarg);
+                return -1;
+            }
+            continue;
         }
         char key[4] = {(char)('a' + (c - OPT_CONFIG)), 0};
         if (strchr(allowed, key[0]) == NULL) {
@@ -199,6 +223,9 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
         case OPT_STORAGE_ROOT:
             o->storage_root = optarg;
             break;
+        case OPT_PASSES:
+            o->passes = true;
+            break;
         case OPT_WORKERS: {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -219,12 +246,46 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
 
 /* ------------------------------------------------------------ compile */
 
+/* --passes: one header line per pass, and the graph after each pass that
+ * changed it. */
+static void
+compile_observe(const opt_pass *p, const opt_report *rep, bool skipped,
+                const graph *g, void *user)
+{
+    (void)user;
+    printf("=== pass %s (%s, -O%d): ", p->name,
+           p->exact ? "exact" : "not exact", p->level);
+    if (skipped) {
+        printf("skipped: it needs sizes (give --source or --source-size)\n");
+    } else if (rep->n_changes == 0) {
+        printf("no change%s%s\n", rep->note[0] ? "; " : "", rep->note);
+    } else {
+        printf("%s\n", rep->note[0] ? rep->note : "changed");
+        dump_graph(g, DUMP_TEXT, stdout);
+    }
+}
+
+/* The source's format for shrink-on-load: the loader of --source FILE
+ * (`format`, NULL when it has none; `plain` from its header), else
+ * guessed from the request's source path (and assumed plain). */
+static void
+compile_source_format(graph *g, bool from_file, const char *format, bool plain)
+{
+    g->source_plain = plain;
+    if (from_file) {
+        g->source_format = format;
+        return;
+    }
+    g->source_format = graph_format_of_path(g->req.source);
+    g->format_guessed = g->source_format != NULL;
+}
+
 static int
 cmd_compile(int argc, char **argv)
 {
     cli_opts o = {0};
-    /* a=config b=source c=source-size d=format */
-    int i = parse_opts(argc, argv, &o, "abcd");
+    /* a=config b=source c=source-size d=format g=passes O=level */
+    int i = parse_opts(argc, argv, &o, "abcdgO");
     if (i < 0) {
         return 2;
     }
@@ -235,6 +296,10 @@ cmd_compile(int argc, char **argv)
     if (o.source != NULL && o.source_size != NULL) {
         fprintf(stderr,
                 "kiln compile: give --source or --source-size, not both\n");
+        return 2;
+    }
+    if (o.passes && o.format != NULL && strcmp(o.format, "text") != 0) {
+        fprintf(stderr, "kiln compile: --passes prints text only\n");
         return 2;
     }
     dump_format fmt = DUMP_TEXT;
@@ -255,6 +320,8 @@ cmd_compile(int argc, char **argv)
     }
     kiln_shape shape = {0, 0, 3, false};
     bool bind = false;
+    const char *source_format = NULL; /* static strings: graph.c */
+    bool source_plain = true;
     if (o.source_size != NULL) {
         char tail;
         if (sscanf(o.source_size, "%dx%d%c", &shape.width, &shape.height,
@@ -278,6 +345,12 @@ cmd_compile(int argc, char **argv)
             return 1;
         }
         exec_oriented_shape(im, &shape);
+        const char *loader = NULL;
+        if (vips_image_get_typeof(im, VIPS_META_LOADER) != 0 &&
+            vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0) {
+            source_format = graph_format_of_loader(loader);
+        }
+        source_plain = exec_decode_is_plain(im);
         g_object_unref(im);
         bind = true;
     }
@@ -299,8 +372,27 @@ cmd_compile(int argc, char **argv)
         rc = bind_graph(g, &shape, &e->config->limits, &errs);
     }
     if (rc == KILN_OK) {
-        dump_graph(g, fmt, stdout);
-    } else {
+        int level = o.opt_level >= 0 ? o.opt_level : OPT_LEVEL_DEFAULT;
+        compile_source_format(g, o.source != NULL, source_format, source_plain);
+        if (o.passes) {
+            if (g->bound) {
+                printf("=== compiled and bound to %dx%d (-O%d)\n", shape.width,
+                       shape.height, level);
+            } else {
+                printf("=== compiled, sizes unknown (-O%d)\n", level);
+            }
+            dump_graph(g, DUMP_TEXT, stdout);
+        }
+        kiln_error oerr;
+        err_clear(&oerr);
+        rc = opt_run(g, level, o.passes ? compile_observe : NULL, NULL, &oerr);
+        if (rc != KILN_OK) {
+            errlist_add(&errs, &oerr, NULL);
+        } else if (!o.passes) {
+            dump_graph(g, fmt, stdout);
+        }
+    }
+    if (rc != KILN_OK) {
         errlist_print(&errs, stderr);
         fprintf(stderr, "kiln compile: %s: %zu error%s\n", argv[i], errs.n,
                 errs.n == 1 ? "" : "s");
@@ -425,8 +517,8 @@ static int
 cmd_run(int argc, char **argv)
 {
     cli_opts o = {0};
-    /* a=config e=storage-root f=workers */
-    int i = parse_opts(argc, argv, &o, "aef");
+    /* a=config e=storage-root f=workers O=level */
+    int i = parse_opts(argc, argv, &o, "aefO");
     if (i < 0) {
         return 2;
     }
@@ -450,6 +542,9 @@ cmd_run(int argc, char **argv)
     kiln_engine *e = start_engine(c, true);
     if (e == NULL) {
         return 1;
+    }
+    if (o.opt_level >= 0) {
+        e->opt_level = o.opt_level;
     }
     run_state s = {0};
     s.e = e;

@@ -3,15 +3,131 @@
 # examples/requests and examples/public-api run against a storage root
 # holding /samples/photo.jpg (1024x768) and /samples/logo.png (256x128
 # RGBA), made here with libvips; every job must finish.
+# Each runs at -O0 and at -O2 (docs/optimizer.md): the outputs must be the
+# same bytes, unless a pass that changes resampling applied (kiln compile
+# --passes says so), and then the same request with PNG outputs must be
+# within 40 dB PSNR of -O0. Thumbnails of the shared photographs (when
+# $SHARED/testdata is there) check shrink-on-load the same way.
 # The third-party plugin in examples/plugin builds with pkg-config alone
 # and runs.
 set -u
 KILN=${KILN:-build/kiln}
+SHARED=${SHARED:-../shared}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; status=1; }
+skip() { echo "skip $1: $2"; }
+PSNR_MIN=40
+
+# run_level LEVEL REQUEST ROOT OUTDIR: runs REQUEST at -OLEVEL on storage
+# ROOT and moves what it wrote to OUTDIR; prints the jobs that did not
+# finish (nothing when all did) and fails on any stderr.
+run_level() {
+    local level=$1 req=$2 root=$3 outdir=$4 out
+    rm -rf "$root/out" "$outdir"
+    out=$("$KILN" run -O"$level" --storage-root "$root" "$req" 2>"$tmp/err")
+    if [ -s "$tmp/err" ]; then
+        echo "stderr: $(head -c 300 "$tmp/err")"
+        return
+    fi
+    printf '%s' "$out" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+for j in r["jobs"]:
+    if j["status"] != "FINISHED":
+        print(j["destination"], j["error"])
+'
+    mkdir -p "$outdir"
+    if [ -d "$root/out" ]; then
+        cp -r "$root/out/." "$outdir/"
+    fi
+}
+
+# psnr A B: PSNR of two images in dB ("inf" when identical), by ImageMagick.
+psnr() {
+    compare -metric PSNR "$1" "$2" null: 2>&1 | awk '{print $1}'
+}
+
+# psnr_ok VALUE: true when VALUE (a number or inf) is at least PSNR_MIN.
+psnr_ok() {
+    [ "$1" = inf ] || awk -v v="$1" -v m="$PSNR_MIN" 'BEGIN {exit !(v + 0 >= m)}'
+}
+
+# as_png REQUEST OUT: the request with every destination turned into a PNG
+# (lossless, so the comparison measures the optimizer, not the encoder).
+as_png() {
+    python3 - "$1" "$2" <<'PY'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+for j in r.get("jobs", []):
+    j["destination"] = re.sub(r"\.[A-Za-z]+$", "", j["destination"]) + ".png"
+json.dump(r, open(sys.argv[2], "w"))
+PY
+}
+
+# run_levels NAME REQUEST ROOT PREFIX: runs at -O0 and -O2 into
+# $tmp/PREFIX0 and $tmp/PREFIX2; false, after a FAIL line, when a job did
+# not finish.
+run_levels() {
+    local bad lvl
+    for lvl in 0 2; do
+        bad=$(run_level "$lvl" "$2" "$3" "$tmp/$4$lvl")
+        if [ -n "$bad" ]; then
+            fail "$1 runs at -O$lvl" "$bad"
+            return 1
+        fi
+    done
+}
+
+# compare_levels NAME REQUEST ROOT SOURCE: runs at -O0 and -O2 and
+# compares as the header says. SOURCE is the source file (for kiln
+# compile --source, which names the passes that apply).
+compare_levels() {
+    local name=$1 req=$2 root=$3 src=$4 f rel
+    run_levels "$name" "$req" "$root" o || return
+    ok "$name runs at -O0 and -O2"
+    local resampled=0
+    if "$KILN" compile --passes --source "$src" "$req" 2>/dev/null |
+        grep -q '^=== pass .*(not exact, .*): [^n]'; then
+        resampled=1
+    fi
+    local differ=""
+    for f in $(cd "$tmp/o0" && find . -type f | sort); do
+        if ! cmp -s "$tmp/o0/$f" "$tmp/o2/$f"; then
+            differ="$differ ${f#./}"
+        fi
+    done
+    if [ -z "$differ" ]; then
+        ok "$name -O2 writes the bytes -O0 writes"
+        return
+    fi
+    if [ "$resampled" = 0 ]; then
+        fail "$name -O2 writes the bytes -O0 writes" "differ:$differ"
+        return
+    fi
+    as_png "$req" "$tmp/png.json"
+    run_levels "$name as PNG" "$tmp/png.json" "$root" p || return
+    local worst=inf low=""
+    for f in $(cd "$tmp/p0" && find . -type f | sort); do
+        rel=${f#./}
+        local v
+        v=$(psnr "$tmp/p0/$rel" "$tmp/p2/$rel")
+        if ! psnr_ok "$v"; then
+            low="$low $rel=$v"
+        fi
+        if [ "$worst" = inf ] || { [ "$v" != inf ] &&
+            awk -v a="$v" -v b="$worst" 'BEGIN {exit !(a < b)}'; }; then
+            worst=$v
+        fi
+    done
+    if [ -n "$low" ]; then
+        fail "$name -O2 within $PSNR_MIN dB of -O0" "below:$low"
+    else
+        ok "$name -O2 within $PSNR_MIN dB of -O0 (worst $worst dB)"
+    fi
+}
 
 mkdir -p "$tmp/root/samples"
 vips gaussnoise "$tmp/n.v" 1024 768 --mean 128 --sigma 40 &&
@@ -29,25 +145,71 @@ for req in examples/requests/*.json examples/public-api/*.json; do
         continue
     fi
     ok "example/$name compiles"
-    out=$("$KILN" run --storage-root "$tmp/root" "$req" 2>"$tmp/err")
-    if [ -s "$tmp/err" ]; then
-        fail "example/$name runs" "stderr: $(head -c 300 "$tmp/err")"
-        continue
-    fi
-    bad=$(printf '%s' "$out" | python3 -c '
-import json, sys
-r = json.loads(sys.stdin.read())
-for j in r["jobs"]:
-    if j["status"] == "FINISHED":
-        continue
-    print(j["destination"], j["error"])
-')
-    if [ -n "$bad" ]; then
-        fail "example/$name runs" "$bad"
-    else
-        ok "example/$name runs"
-    fi
+    compare_levels "example/$name" "$req" "$tmp/root" \
+        "$tmp/root/samples/photo.jpg"
 done
+
+# Shrink-on-load where it applies at -O2: reductions of at least 4 to at
+# least 128 px, on the sample (noise, the worst case for a reduced
+# decode) and the shared photographs. Each request must show the pass in
+# `kiln compile --passes`, then compare as above.
+thumbs() { # SOURCE-PATH W H: a request with fits and resizes of W x H
+    cat <<JSON
+{"service_id": 1, "source": "$1", "jobs": [
+ {"destination": "/out/box.jpg", "quality": 80, "transformations": [
+   {"type": "fitmethod", "fit_type": "box", "width": $2, "height": $3,
+    "color": "#000", "gravity": "center"}]},
+ {"destination": "/out/cropbox.png", "transformations": [
+   {"type": "fitmethod", "fit_type": "cropbox", "width": $2, "height": $3,
+    "color": "#000", "gravity": "north"}]},
+ {"destination": "/out/letterbox.webp", "transformations": [
+   {"type": "fitmethod", "fit_type": "letterbox", "width": $2, "height": $2,
+    "color": "#336699", "opacity": 5, "gravity": "center"}]},
+ {"destination": "/out/resize.png", "transformations": [
+   {"type": "resize", "width": $2}, {"type": "flip", "direction": "y"}]}]}
+JSON
+}
+shrink_case() { # NAME FILE W H
+    local name=$1 file=$2 ext=${2##*.}
+    cp "$file" "$tmp/root/samples/shrink.$ext"
+    thumbs "/samples/shrink.$ext" "$3" "$4" >"$tmp/shrink.json"
+    if ! "$KILN" compile --passes --source "$file" "$tmp/shrink.json" |
+        grep -q '^=== pass shrink-on-load (not exact, -O2): [a-z]* s'; then
+        fail "shrink/$name applies" "kiln compile --passes shows no shrink"
+        return
+    fi
+    ok "shrink/$name applies"
+    compare_levels "shrink/$name" "$tmp/shrink.json" "$tmp/root" "$file"
+}
+shrink_case noise-256 "$tmp/root/samples/photo.jpg" 256 192
+if [ -d "$SHARED/testdata" ]; then
+    T=$SHARED/testdata
+    shrink_case photo-681 "$T/photo-2725x2225.jpg" 681 556
+    shrink_case photo-340 "$T/photo-2725x2225.jpg" 340 278
+    shrink_case photo-170 "$T/photo-2725x2225.jpg" 170 139
+    shrink_case uhd-640 "$T/photo-3840x2160.jpg" 640 360
+    shrink_case uhd-240 "$T/photo-3840x2160.jpg" 240 135
+    vips copy "$T/photo-2725x2225.jpg" "$tmp/photo.webp[Q=90]" &&
+        shrink_case webp-340 "$tmp/photo.webp" 340 278
+    # -O3 shrinks to the needed size (not bounded by the 40 dB rule): the
+    # 40-photo batch's thumbnail runs and keeps its geometry (a wrong
+    # orientation or offset would be far below 30 dB).
+    thumbs /samples/shrink.jpg 720 588 >"$tmp/fast.json"
+    cp "$T/photo-2725x2225.jpg" "$tmp/root/samples/shrink.jpg"
+    as_png "$tmp/fast.json" "$tmp/fast-png.json"
+    b0=$(run_level 0 "$tmp/fast-png.json" "$tmp/root" "$tmp/f0")
+    b3=$(run_level 3 "$tmp/fast-png.json" "$tmp/root" "$tmp/f3")
+    v=$(psnr "$tmp/f0/box.png" "$tmp/f3/box.png" 2>/dev/null)
+    if [ -n "$b0$b3" ]; then
+        fail "shrink/fast-720 runs at -O3" "$b0$b3"
+    elif awk -v v="$v" 'BEGIN {exit !(v + 0 >= 30)}'; then
+        ok "shrink/fast-720 runs at -O3 ($v dB from -O0)"
+    else
+        fail "shrink/fast-720 runs at -O3" "PSNR $v dB from -O0"
+    fi
+else
+    skip shrink/photos "$SHARED/testdata is absent (set SHARED)"
+fi
 
 # The example configurations load cleanly.
 # Every ${NAME} they use gets a dummy value.

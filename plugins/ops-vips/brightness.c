@@ -25,21 +25,36 @@ brightness_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return ops_infer_same(in, out);
 }
 
-static int
-brightness_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
-                   VipsImage **out, kiln_error *err)
+static bool
+brightness_is_noop(const void *params, const kiln_shape *in)
 {
-    const brightness_params *p = params;
-    int level = (int)p->bright_level;
-    gd_lut lut;
+    (void)in;
+    return ((const brightness_params *)params)->bright_level == 0;
+}
 
-    (void)ctx;
+/* The table execute maps the colour bands through. */
+static bool
+brightness_lut(const void *params, gd_lut lut)
+{
+    int level = (int)((const brightness_params *)params)->bright_level;
+
     for (int v = 0; v < 256; v++) {
         int c = v + level;
 
         c = c > 255 ? 255 : (c < 0 ? 0 : c);
         lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)c;
     }
+    return true;
+}
+
+static int
+brightness_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                   VipsImage **out, kiln_error *err)
+{
+    gd_lut lut;
+
+    (void)ctx;
+    brightness_lut(params, lut);
     return gd_map(in[0], lut, "brightness", out, err);
 }
 
@@ -56,4 +71,6 @@ const kiln_op brightness_op = {
     .n_params = KILN_N_ELEMENTS(brightness_specs),
     .infer = brightness_infer,
     .execute = brightness_execute,
+    .is_noop = brightness_is_noop,
+    .lut = brightness_lut,
 };

@@ -33,15 +33,22 @@ colorize_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return ops_infer_same(in, out);
 }
 
-static int
-colorize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
-                 VipsImage **out, kiln_error *err)
+static bool
+colorize_is_noop(const void *params, const kiln_shape *in)
+{
+    const colorize_params *p = params;
+
+    (void)in;
+    return p->red == 0 && p->green == 0 && p->blue == 0;
+}
+
+/* The tables execute maps the colour bands through. */
+static bool
+colorize_lut(const void *params, gd_lut lut)
 {
     const colorize_params *p = params;
     const int add[3] = {(int)p->red, (int)p->green, (int)p->blue};
-    gd_lut lut;
 
-    (void)ctx;
     for (int band = 0; band < 3; band++) {
         for (int v = 0; v < 256; v++) {
             int c = v + add[band];
@@ -49,6 +56,17 @@ colorize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
             lut[band][v] = (uint8_t)(c > 255 ? 255 : c);
         }
     }
+    return true;
+}
+
+static int
+colorize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                 VipsImage **out, kiln_error *err)
+{
+    gd_lut lut;
+
+    (void)ctx;
+    colorize_lut(params, lut);
     return gd_map(in[0], lut, "colorize", out, err);
 }
 
@@ -65,4 +83,6 @@ const kiln_op colorize_op = {
     .n_params = KILN_N_ELEMENTS(colorize_specs),
     .infer = colorize_infer,
     .execute = colorize_execute,
+    .is_noop = colorize_is_noop,
+    .lut = colorize_lut,
 };

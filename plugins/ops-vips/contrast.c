@@ -34,12 +34,43 @@ contrast_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return ops_infer_same(in, out);
 }
 
+static bool
+contrast_is_noop(const void *params, const kiln_shape *in)
+{
+    (void)in;
+    return ((const contrast_params *)params)->level == 0;
+}
+
+/* The table execute maps the colour bands through: the identity at level
+ * 0, GD's arithmetic otherwise. */
+static bool
+contrast_lut(const void *params, gd_lut lut)
+{
+    const contrast_params *p = params;
+    double f;
+
+    /* GD: contrast = (100 - arg) / 100, squared, with arg = -level. */
+    f = (100.0 - -p->level) / 100.0;
+    f = f * f;
+    for (int v = 0; v < 256; v++) {
+        double c = (double)v / 255.0;
+
+        c = c - 0.5;
+        c = c * f;
+        c = c + 0.5;
+        c = c * 255.0;
+        c = c > 255.0 ? 255.0 : (c < 0.0 ? 0.0 : c);
+        lut[0][v] = lut[1][v] = lut[2][v] =
+            p->level == 0 ? (uint8_t)v : (uint8_t)(int)c;
+    }
+    return true;
+}
+
 static int
 contrast_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                  VipsImage **out, kiln_error *err)
 {
     const contrast_params *p = params;
-    double f;
     gd_lut lut;
     int rc;
 
@@ -53,19 +84,7 @@ contrast_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
         *out = in[0];
         return KILN_OK;
     }
-    /* GD: contrast = (100 - arg) / 100, squared, with arg = -level. */
-    f = (100.0 - -p->level) / 100.0;
-    f = f * f;
-    for (int v = 0; v < 256; v++) {
-        double c = (double)v / 255.0;
-
-        c = c - 0.5;
-        c = c * f;
-        c = c + 0.5;
-        c = c * 255.0;
-        c = c > 255.0 ? 255.0 : (c < 0.0 ? 0.0 : c);
-        lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)(int)c;
-    }
+    contrast_lut(params, lut);
     return gd_map(in[0], lut, "contrast", out, err);
 }
 
@@ -84,4 +103,6 @@ const kiln_op contrast_op = {
     .n_params = KILN_N_ELEMENTS(contrast_specs),
     .infer = contrast_infer,
     .execute = contrast_execute,
+    .is_noop = contrast_is_noop,
+    .lut = contrast_lut,
 };

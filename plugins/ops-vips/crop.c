@@ -98,6 +98,19 @@ crop_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return KILN_OK;
 }
 
+/* A region that is the whole input is the input (vips_extract_area). */
+static bool
+crop_is_noop(const void *params, const kiln_shape *in)
+{
+    VipsRect r;
+    kiln_error err;
+
+    return in != NULL &&
+           crop_region(params, in->width, in->height, &r, &err) == KILN_OK &&
+           r.left == 0 && r.top == 0 && r.width == in->width &&
+           r.height == in->height;
+}
+
 static int
 crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
@@ -134,4 +147,5 @@ const kiln_op crop_op = {
     .n_params = KILN_N_ELEMENTS(crop_specs),
     .infer = crop_infer,
     .execute = crop_execute,
+    .is_noop = crop_is_noop,
 };

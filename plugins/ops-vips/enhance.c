@@ -182,6 +182,14 @@ enhance_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return ops_infer_same(in, out);
 }
 
+/* ImageMagick leaves images under 5 pixels on a side unchanged. */
+static bool
+enhance_is_noop(const void *params, const kiln_shape *in)
+{
+    (void)params;
+    return in != NULL && (in->width < 5 || in->height < 5);
+}
+
 static int
 enhance_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                 VipsImage **out, kiln_error *err)
@@ -258,4 +266,5 @@ const kiln_op enhance_op = {
     .n_params = 0,
     .infer = enhance_infer,
     .execute = enhance_execute,
+    .is_noop = enhance_is_noop,
 };

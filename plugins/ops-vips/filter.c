@@ -177,6 +177,20 @@ done:
     return rc;
 }
 
+/* negate is a table on the colour bands; the other filters mix bands or
+ * neighbours. */
+static bool
+filter_lut(const void *params, gd_lut lut)
+{
+    if (((const filter_params *)params)->filter != FILTER_NEGATE) {
+        return false;
+    }
+    for (int v = 0; v < 256; v++) {
+        lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)(255 - v);
+    }
+    return true;
+}
+
 static int
 filter_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                VipsImage **out, kiln_error *err)
@@ -193,9 +207,7 @@ filter_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     case FILTER_NEGATE: {
         gd_lut lut;
 
-        for (int v = 0; v < 256; v++) {
-            lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)(255 - v);
-        }
+        filter_lut(params, lut);
         return gd_map(in[0], lut, "filter", out, err);
     }
     case FILTER_GRAYSCALE:
@@ -240,4 +252,5 @@ const kiln_op filter_op = {
     .n_params = KILN_N_ELEMENTS(filter_specs),
     .infer = filter_infer,
     .execute = filter_execute,
+    .lut = filter_lut,
 };

@@ -8,6 +8,9 @@
  * scale to the smallest size that covers W x H, no crop. Upscaling is
  * allowed. fitmethod_plan() computes every size and position once for
  * infer and execute; resampling is ops_resample() (exact size, Lanczos3).
+ * Every fit type resamples the whole input once, so it can run on a
+ * source decoded at a reduced scale (execute_reduced: the plan comes from
+ * the bound input, the resample from the smaller image).
  */
 #include <math.h>
 
@@ -134,26 +137,57 @@ fitmethod_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return KILN_OK;
 }
 
-static int
-fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
-                  VipsImage **out, kiln_error *err)
+/* True when the plan changes nothing: scaled to the input's own size,
+ * nothing cut, nothing padded, no alpha band added. */
+static bool
+fitmethod_is_noop(const void *params, const kiln_shape *in)
 {
-    const fitmethod_params *p = params;
+    fitmethod_plan plan;
+    kiln_error err;
+
+    return in != NULL &&
+           fitmethod_plan_make(params, in->width, in->height, in->has_alpha,
+                               &plan, &err) == KILN_OK &&
+           plan.scaled_w == in->width && plan.scaled_h == in->height &&
+           plan.out_w == in->width && plan.out_h == in->height &&
+           plan.has_alpha == in->has_alpha;
+}
+
+static bool
+fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
+                       double *sy)
+{
+    fitmethod_plan plan;
+    kiln_error err;
+
+    if (fitmethod_plan_make(params, in->width, in->height, in->has_alpha, &plan,
+                            &err) != KILN_OK) {
+        return false;
+    }
+    *sx = (double)plan.scaled_w / in->width;
+    *sy = (double)plan.scaled_h / in->height;
+    return true;
+}
+
+/* Plans for an iw x ih input and resamples `in`, which covers ext_w x
+ * ext_h of it (the whole of `in` outside shrink-on-load). */
+static int
+fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
+              double ext_h, VipsImage *in, VipsImage **out, kiln_error *err)
+{
     fitmethod_plan plan;
     VipsImage *t[3] = {NULL};
     VipsImage *cur;
     VipsArrayDouble *background = NULL;
-    bool in_alpha = vips_image_hasalpha(in[0]);
+    bool in_alpha = vips_image_hasalpha(in);
     int rc;
 
-    (void)ctx;
-    rc =
-        fitmethod_plan_make(p, vips_image_get_width(in[0]),
-                            vips_image_get_height(in[0]), in_alpha, &plan, err);
+    rc = fitmethod_plan_make(p, iw, ih, in_alpha, &plan, err);
     if (rc != KILN_OK) {
         return rc;
     }
-    rc = ops_resample(in[0], plan.scaled_w, plan.scaled_h, &t[0], err);
+    rc = ops_resample_from(in, ext_w, ext_h, plan.scaled_w, plan.scaled_h,
+                           &t[0], err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -202,6 +236,28 @@ done:
     return rc;
 }
 
+static int
+fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                  VipsImage **out, kiln_error *err)
+{
+    int w = vips_image_get_width(in[0]);
+    int h = vips_image_get_height(in[0]);
+
+    (void)ctx;
+    return fitmethod_run(params, w, h, w, h, in[0], out, err);
+}
+
+static int
+fitmethod_execute_reduced(kiln_exec *ctx, const void *params,
+                          const kiln_reduction *r, VipsImage *const *in,
+                          VipsImage **out, kiln_error *err)
+{
+    (void)ctx;
+    return fitmethod_run(params, r->bound.width, r->bound.height,
+                         r->bound.width * r->xscale,
+                         r->bound.height * r->yscale, in[0], out, err);
+}
+
 const kiln_op fitmethod_op = {
     .name = "fitmethod",
     .summary = "fit into a box: box, stretch, cropbox, letterbox, outside",
@@ -219,4 +275,7 @@ const kiln_op fitmethod_op = {
     .n_params = KILN_N_ELEMENTS(fitmethod_specs),
     .infer = fitmethod_infer,
     .execute = fitmethod_execute,
+    .is_noop = fitmethod_is_noop,
+    .sample_scale = fitmethod_sample_scale,
+    .execute_reduced = fitmethod_execute_reduced,
 };

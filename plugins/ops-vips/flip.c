@@ -29,6 +29,18 @@ flip_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return ops_infer_same(in, out);
 }
 
+/* Mirroring one axis twice gives the input back; mirroring both axes is
+ * a rotation by 180, which is another op's business. */
+static int
+flip_compose(const void *first, const void *second, void *merged)
+{
+    bool a_x = ((const flip_params *)first)->direction < 2;
+    bool b_x = ((const flip_params *)second)->direction < 2;
+
+    (void)merged;
+    return a_x == b_x ? KILN_COMPOSE_IDENTITY : KILN_COMPOSE_NONE;
+}
+
 static int
 flip_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
@@ -57,4 +69,5 @@ const kiln_op flip_op = {
     .n_params = KILN_N_ELEMENTS(flip_specs),
     .infer = flip_infer,
     .execute = flip_execute,
+    .compose = flip_compose,
 };

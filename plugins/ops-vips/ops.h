@@ -28,6 +28,15 @@ extern const kiln_op annotation_op, blur_op, brightness_op, colorize_op,
  */
 int ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err);
 
+/*
+ * The same for an input that is a reduced decode of the image the op was
+ * planned for (kiln_op.execute_reduced): that image covers ext_w x ext_h
+ * pixels of `in` (its bound size times the reduction's scales, possibly
+ * fractional and a little past in's edge), and is resampled to w x h.
+ */
+int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
+                      VipsImage **out, kiln_error *err);
+
 /* The pixels of an offset, 0 when the request did not give it. */
 static inline int
 ops_px(const kiln_length *len)

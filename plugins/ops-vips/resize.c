@@ -10,6 +10,9 @@
  * one pixel off the target, so a final vips_embed() to exactly w x h crops
  * the extra pixel or repeats the edge one (at most one row or column):
  * the size infer() promises is the size execute() makes.
+ * ops_resample_from() is the same from a source decoded at a reduced scale
+ * (shrink-on-load): the scale factors come from the extent the full image
+ * covers in it, so pixel centres map exactly as from the full image.
  */
 #include "ops.h"
 
@@ -30,6 +33,14 @@ static const kiln_param_spec resize_specs[] = {
 int
 ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
 {
+    return ops_resample_from(in, vips_image_get_width(in),
+                             vips_image_get_height(in), w, h, out, err);
+}
+
+int
+ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
+                  VipsImage **out, kiln_error *err)
+{
     VipsImage *t[5] = {NULL};
     VipsImage *cur = in;
     int in_w = vips_image_get_width(in);
@@ -38,7 +49,7 @@ ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
     VipsBandFormat format = vips_image_get_format(in);
     int rc;
 
-    if (w == in_w && h == in_h) {
+    if (w == in_w && h == in_h && ext_w == in_w && ext_h == in_h) {
         *out = in;
         g_object_ref(in);
         return KILN_OK;
@@ -49,8 +60,8 @@ ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
         }
         cur = t[0];
     }
-    if (vips_resize(cur, &t[1], (double)w / in_w, "vscale", (double)h / in_h,
-                    "kernel", VIPS_KERNEL_LANCZOS3, NULL)) {
+    if (vips_resize(cur, &t[1], w / ext_w, "vscale", h / ext_h, "kernel",
+                    VIPS_KERNEL_LANCZOS3, NULL)) {
         goto fail;
     }
     cur = t[1];
@@ -95,6 +106,50 @@ resize_infer(const void *params, const kiln_shape *in, kiln_shape *out,
                                 &out->width, &out->height, err);
 }
 
+/* A resize to its input's size returns the input (ops_resample). */
+static bool
+resize_is_noop(const void *params, const kiln_shape *in)
+{
+    kiln_shape out;
+    kiln_error err;
+
+    return in != NULL && resize_infer(params, in, &out, &err) == KILN_OK &&
+           out.width == in->width && out.height == in->height;
+}
+
+static bool
+resize_sample_scale(const void *params, const kiln_shape *in, double *sx,
+                    double *sy)
+{
+    kiln_shape out;
+    kiln_error err;
+
+    if (resize_infer(params, in, &out, &err) != KILN_OK) {
+        return false;
+    }
+    *sx = (double)out.width / in->width;
+    *sy = (double)out.height / in->height;
+    return true;
+}
+
+static int
+resize_execute_reduced(kiln_exec *ctx, const void *params,
+                       const kiln_reduction *r, VipsImage *const *in,
+                       VipsImage **out, kiln_error *err)
+{
+    kiln_shape size;
+    int rc;
+
+    (void)ctx;
+    rc = resize_infer(params, &r->bound, &size, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    return ops_resample_from(in[0], r->bound.width * r->xscale,
+                             r->bound.height * r->yscale, size.width,
+                             size.height, out, err);
+}
+
 static int
 resize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                VipsImage **out, kiln_error *err)
@@ -127,4 +182,7 @@ const kiln_op resize_op = {
     .n_params = KILN_N_ELEMENTS(resize_specs),
     .infer = resize_infer,
     .execute = resize_execute,
+    .is_noop = resize_is_noop,
+    .sample_scale = resize_sample_scale,
+    .execute_reduced = resize_execute_reduced,
 };

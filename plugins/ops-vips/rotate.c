@@ -82,6 +82,32 @@ rotate_infer(const void *params, const kiln_shape *in, kiln_shape *out,
                        err);
 }
 
+/* 0 and 360 degrees: vips_rot by no quarter turn is the input. */
+static bool
+rotate_is_noop(const void *params, const kiln_shape *in)
+{
+    (void)in;
+    return rotate_quarters(((const rotate_params *)params)->degrees) == 0;
+}
+
+/* Quarter turns add up exactly (vips_rot is lossless); other angles
+ * resample, and two resamples are not one. */
+static int
+rotate_compose(const void *first, const void *second, void *merged)
+{
+    int a = rotate_quarters(((const rotate_params *)first)->degrees);
+    int b = rotate_quarters(((const rotate_params *)second)->degrees);
+
+    if (a < 0 || b < 0) {
+        return KILN_COMPOSE_NONE;
+    }
+    if ((a + b) % 4 == 0) {
+        return KILN_COMPOSE_IDENTITY;
+    }
+    ((rotate_params *)merged)->degrees = 90.0 * ((a + b) % 4);
+    return KILN_COMPOSE_MERGED;
+}
+
 static int
 rotate_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
                VipsImage **out, kiln_error *err)
@@ -182,4 +208,6 @@ const kiln_op rotate_op = {
     .n_params = KILN_N_ELEMENTS(rotate_specs),
     .infer = rotate_infer,
     .execute = rotate_execute,
+    .is_noop = rotate_is_noop,
+    .compose = rotate_compose,
 };

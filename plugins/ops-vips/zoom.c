@@ -96,6 +96,21 @@ zoom_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return KILN_OK;
 }
 
+/* Level 0 to the input's own size keeps the whole input, scales it by 1
+ * (ops_resample returns it) and cuts nothing. */
+static bool
+zoom_is_noop(const void *params, const kiln_shape *in)
+{
+    zoom_plan plan;
+    kiln_error err;
+
+    return in != NULL && ((const zoom_params *)params)->level == 0 &&
+           zoom_plan_make(params, in->width, in->height, &plan, &err) ==
+               KILN_OK &&
+           plan.out_w == in->width && plan.out_h == in->height &&
+           plan.scaled_w == in->width && plan.scaled_h == in->height;
+}
+
 static int
 zoom_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
@@ -141,4 +156,5 @@ const kiln_op zoom_op = {
     .n_params = KILN_N_ELEMENTS(zoom_specs),
     .infer = zoom_infer,
     .execute = zoom_execute,
+    .is_noop = zoom_is_noop,
 };

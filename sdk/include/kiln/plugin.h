@@ -243,6 +243,19 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
 #define KILN_OP_SEQUENTIAL (1u << 1) /* reads its input top to bottom */
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
 
+/* Results of kiln_op.compose(). */
+#define KILN_COMPOSE_NONE 0
+#define KILN_COMPOSE_IDENTITY 1
+#define KILN_COMPOSE_MERGED 2
+
+/* How an op's input was reduced before it ran (kiln_op.execute_reduced):
+ * pixel x of the input corresponds to x / xscale of the bound input, in
+ * pixel-edge coordinates (0.5: a JPEG decoded at half size). */
+typedef struct kiln_reduction {
+    kiln_shape bound;      /* the input shape the op was bound against */
+    double xscale, yscale; /* input pixels per bound pixel, in (0, 1] */
+} kiln_reduction;
+
 /* An op: a const descriptor, registered with register_op(). Members are
  * only ever appended; the host accepts a smaller (older) descriptor. */
 typedef struct kiln_op {
@@ -265,6 +278,52 @@ typedef struct kiln_op {
      * the compiler still validates it; running it fails the job. */
     int (*execute)(kiln_exec *ctx, const void *params, VipsImage *const *in,
                    VipsImage **out, kiln_error *err);
+
+    /* Members below were appended after ABI 1.1 for the optimizer
+     * (docs/optimizer.md); the minor was not bumped, so a 1.1 host refuses
+     * a descriptor that has them ("op descriptor of N bytes"). Each is
+     * optional: NULL (or absent from an older, smaller descriptor) means
+     * the optimizer leaves the op alone. All are pure and see only params
+     * the host parsed; lengths are bound whenever `in` is not NULL. */
+
+    /* True when, for these params and this input, the output equals the
+     * input pixel for pixel and shape for shape (rotate 0, brightness 0, a
+     * crop of the whole input): the optimizer drops the op. `in` is NULL
+     * when the input's shape is not known (kiln compile without a source
+     * size; lengths are unbound then): answer from the params that need no
+     * size, false when they do not decide it. */
+    bool (*is_noop)(const void *params, const kiln_shape *in);
+
+    /* Two consecutive runs of this op, `first` then `second`, as one.
+     * Returns KILN_COMPOSE_IDENTITY when together they change nothing on
+     * any input (two flips of one axis), KILN_COMPOSE_MERGED after filling
+     * `merged` (a zeroed params struct of params_size bytes) with params
+     * whose one run equals both runs pixel for pixel on any input, and
+     * KILN_COMPOSE_NONE otherwise. Only params without lengths may be
+     * merged: the host does not bind `merged` again. */
+    int (*compose)(const void *first, const void *second, void *merged);
+
+    /* Shrink-on-load. An op that reduces its whole input with one
+     * resample gives the factors of that resample for these bound params
+     * and input: *sx = resampled width / in->width, *sy likewise (0.25: a
+     * quarter). Returns false when it cannot run on a reduced input. The
+     * host may then decode the source at a reduced scale, never below
+     * sx x width by sy x height, and calls execute_reduced() instead of
+     * execute() with that smaller image: the op plans from r->bound (the
+     * shape it was bound against) and resamples from in[0], whose pixel
+     * grid is the bound one scaled by r->xscale, r->yscale. Its output
+     * must have the size infer() gave for r->bound. */
+    bool (*sample_scale)(const void *params, const kiln_shape *in, double *sx,
+                         double *sy);
+    int (*execute_reduced)(kiln_exec *ctx, const void *params,
+                           const kiln_reduction *r, VipsImage *const *in,
+                           VipsImage **out, kiln_error *err);
+
+    /* True, with `table` filled, when the op is exactly a lookup table on
+     * the colour bands (R, G, B: table[band][value]) of an 8-bit image,
+     * alpha and shape untouched, for these params. Runs of such ops are
+     * fused into one lookup (composing 8-bit tables is exact). */
+    bool (*lut)(const void *params, uint8_t table[3][256]);
 } kiln_op;
 
 /* ----------------------------------------------------------- storage */

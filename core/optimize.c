@@ -1,0 +1,68 @@
+/*
+ * Stage 4: the optimizer. A table of named passes, each a function that
+ * rewrites the IR graph in place after bind (or before it, for passes that
+ * need no sizes: `kiln compile` without a source). -O0 runs none, -O1 the
+ * exact ones, -O2 all; `kiln compile --passes` prints the graph after each.
+ * The passes themselves live in pass_*.c; docs/optimizer.md describes them.
+ */
+#include "kiln.h"
+
+#include <string.h>
+
+const opt_pass opt_passes[] = {
+    {"drop-noops",
+     "drop ops that change nothing (rotate 0, brightness 0, a crop or resize "
+     "to the input's size) and pairs that undo each other (two flips of one "
+     "axis)",
+     1, true, false, pass_drop_noops},
+    {"merge-pairs",
+     "merge two consecutive runs of one op into one when the op says they "
+     "compose exactly (rotate 90 then 90: rotate 180)",
+     1, true, false, pass_merge_pairs},
+    {"fuse-luts",
+     "fuse runs of per-channel lookup ops (brightness, contrast, colorize, "
+     "negate) into one 8-bit lookup",
+     1, true, false, pass_fuse_luts},
+    {"shrink-on-load",
+     "decode the source at a reduced scale (JPEG shrink 2/4/8, WebP, SVG "
+     "and PDF scale) when every consumer reduces it",
+     2, false, true, pass_shrink_on_load},
+};
+
+const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];
+
+bool
+opt_parse_level(const char *s, int *level)
+{
+    if (s == NULL || s[0] < '0' || s[0] > '0' + OPT_LEVEL_MAX || s[1] != '\0') {
+        return false;
+    }
+    *level = s[0] - '0';
+    return true;
+}
+
+int
+opt_run(graph *g, int level, opt_observe_fn observe, void *user,
+        kiln_error *err)
+{
+    g->opt_level = level;
+    for (size_t i = 0; i < opt_n_passes; i++) {
+        const opt_pass *p = &opt_passes[i];
+        if (p->level > level) {
+            continue;
+        }
+        opt_report rep;
+        memset(&rep, 0, sizeof rep);
+        bool skip = p->needs_shapes && !g->bound;
+        if (!skip) {
+            int rc = p->fn(g, &rep, err);
+            if (rc != KILN_OK) {
+                return rc;
+            }
+        }
+        if (observe != NULL) {
+            observe(p, &rep, skip, g, user);
+        }
+    }
+    return KILN_OK;
+}

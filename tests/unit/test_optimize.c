@@ -1,0 +1,488 @@
+/*
+ * Optimizer tests: the pass table and its -O levels, and the passes on
+ * small hand-built graphs of fake ops (so that what a pass may do is
+ * decided by the callbacks these tests give, not by ops-vips): drop-noops,
+ * merge-pairs, fuse-luts and shrink-on-load's plan.
+ */
+#include <CUnit/CUnit.h>
+#include <string.h>
+
+#include "../../core/kiln.h"
+
+int test_optimize_register(void);
+
+/* ------------------------------------------------------------ fake ops */
+
+/* "add": adds v; no-op at 0; two runs merge into one (their sum), or into
+ * nothing when the sum is 0. */
+typedef struct add_params {
+    double v;
+} add_params;
+
+static int
+fake_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+           kiln_error *err)
+{
+    (void)params;
+    (void)err;
+    *out = *in;
+    return KILN_OK;
+}
+
+static bool
+add_is_noop(const void *params, const kiln_shape *in)
+{
+    (void)in;
+    return ((const add_params *)params)->v == 0;
+}
+
+static int
+add_compose(const void *first, const void *second, void *merged)
+{
+    double v = ((const add_params *)first)->v + ((const add_params *)second)->v;
+    if (v == 0) {
+        return KILN_COMPOSE_IDENTITY;
+    }
+    ((add_params *)merged)->v = v;
+    return KILN_COMPOSE_MERGED;
+}
+
+static const reg_op fake_add = {.op = {.name = "add",
+                                       .n_inputs = 1,
+                                       .params_size = sizeof(add_params),
+                                       .infer = fake_infer,
+                                       .is_noop = add_is_noop,
+                                       .compose = add_compose}};
+
+/* "inv": 255 - v on every colour band, a lookup op. "plus": v + 1,
+ * clamped, also a lookup. */
+static bool
+inv_lut(const void *params, uint8_t table[3][256])
+{
+    (void)params;
+    for (int b = 0; b < 3; b++) {
+        for (int v = 0; v < 256; v++) {
+            table[b][v] = (uint8_t)(255 - v);
+        }
+    }
+    return true;
+}
+
+static bool
+plus_lut(const void *params, uint8_t table[3][256])
+{
+    (void)params;
+    for (int b = 0; b < 3; b++) {
+        for (int v = 0; v < 256; v++) {
+            table[b][v] = (uint8_t)(v < 255 ? v + 1 : 255);
+        }
+    }
+    return true;
+}
+
+static const reg_op fake_inv = {
+    .op = {.name = "inv", .n_inputs = 1, .infer = fake_infer, .lut = inv_lut}};
+static const reg_op fake_plus = {
+    .op = {
+        .name = "plus", .n_inputs = 1, .infer = fake_infer, .lut = plus_lut}};
+
+/* "scale": a resample to a fraction of its input, which it can run on a
+ * reduced input; "dim": a per-pixel op that cannot. */
+typedef struct scale_params {
+    double f;
+} scale_params;
+
+static bool
+scale_sample(const void *params, const kiln_shape *in, double *sx, double *sy)
+{
+    (void)in;
+    *sx = *sy = ((const scale_params *)params)->f;
+    return true;
+}
+
+static int
+scale_reduced(kiln_exec *ctx, const void *params, const kiln_reduction *r,
+              VipsImage *const *in, VipsImage **out, kiln_error *err)
+{
+    (void)ctx;
+    (void)params;
+    (void)r;
+    (void)in;
+    (void)out;
+    (void)err;
+    return KILN_EINTERNAL; /* never run here */
+}
+
+static const reg_op fake_scale = {.op = {.name = "scale",
+                                         .n_inputs = 1,
+                                         .params_size = sizeof(scale_params),
+                                         .infer = fake_infer,
+                                         .sample_scale = scale_sample,
+                                         .execute_reduced = scale_reduced}};
+static const reg_op fake_dim = {
+    .op = {.name = "dim", .n_inputs = 1, .infer = fake_infer}};
+
+/* ------------------------------------------------------ graph builders */
+
+static graph *
+new_graph(arena *a, int w, int h)
+{
+    graph *g = graph_new(a);
+    graph_node *load = graph_add(g, GRAPH_LOAD, -1, -1, "source");
+    load->source = "/in/photo.jpg";
+    load->shape = (kiln_shape){w, h, 3, false};
+    g->bound = w > 0;
+    g->source_format = "jpeg";
+    g->source_plain = true;
+    return g;
+}
+
+static int
+add_op(graph *g, const reg_op *op, int input, double v, int w, int h)
+{
+    graph_node *n = graph_add(g, GRAPH_OP, input, 0, "jobs[0]");
+    n->op = op;
+    n->params = arena_alloc(g->arena, 16);
+    ((add_params *)n->params)->v = v;
+    n->shape = (kiln_shape){w, h, 3, false};
+    return n->id;
+}
+
+static void
+end_job(graph *g, int input)
+{
+    graph_node *enc = graph_add(g, GRAPH_ENCODE, input, 0, "jobs[0]");
+    enc->shape = g->nodes[input].shape;
+    graph_node *st = graph_add(g, GRAPH_STORE, enc->id, 0, "jobs[0]");
+    st->shape = enc->shape;
+    st->destination = "/out/x.jpg";
+}
+
+/* The op node ids a job's chain runs, from its encode back to the load,
+ * written first to last into ids; returns how many. */
+static int
+chain(const graph *g, int encode_id, int *ids, int max)
+{
+    int n = 0;
+    for (int id = g->nodes[encode_id].input;
+         g->nodes[id].kind == GRAPH_OP && n < max; id = g->nodes[id].input) {
+        ids[n++] = id;
+    }
+    for (int i = 0; i < n / 2; i++) {
+        int t = ids[i];
+        ids[i] = ids[n - 1 - i];
+        ids[n - 1 - i] = t;
+    }
+    return n;
+}
+
+static graph_node *
+find_encode(graph *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].kind == GRAPH_ENCODE) {
+            return &g->nodes[i];
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void
+test_table(void)
+{
+    CU_ASSERT(opt_n_passes >= 4);
+    for (size_t i = 0; i < opt_n_passes; i++) {
+        const opt_pass *p = &opt_passes[i];
+        CU_ASSERT_PTR_NOT_NULL(p->fn);
+        CU_ASSERT_PTR_NOT_NULL(p->summary);
+        /* Exact passes run from -O1, the others only from -O2. */
+        CU_ASSERT_EQUAL(p->level, p->exact ? 1 : 2);
+        for (size_t k = 0; k < i; k++) {
+            CU_ASSERT(strcmp(opt_passes[k].name, p->name) != 0);
+        }
+    }
+    int level = -1;
+    CU_ASSERT(opt_parse_level("0", &level) && level == 0);
+    CU_ASSERT(opt_parse_level("3", &level) && level == 3);
+    CU_ASSERT(!opt_parse_level("4", &level));
+    CU_ASSERT(!opt_parse_level("", &level));
+    CU_ASSERT(!opt_parse_level("22", &level));
+    CU_ASSERT(!opt_parse_level(NULL, &level));
+}
+
+typedef struct seen {
+    int n;
+    int n_skipped;
+    char names[8][32];
+} seen;
+
+static void
+observe(const opt_pass *p, const opt_report *rep, bool skipped, const graph *g,
+        void *user)
+{
+    (void)rep;
+    (void)g;
+    seen *s = user;
+    if (s->n < 8) {
+        snprintf(s->names[s->n], sizeof s->names[0], "%s", p->name);
+    }
+    s->n++;
+    s->n_skipped += skipped;
+}
+
+static void
+test_levels(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 0, 0);
+    int id = add_op(g, &fake_add, 0, 0, 0, 0);
+    end_job(g, id);
+    kiln_error err;
+    seen s = {0};
+    /* -O0: nothing runs, the no-op stays. */
+    CU_ASSERT_EQUAL(opt_run(g, 0, observe, &s, &err), KILN_OK);
+    CU_ASSERT_EQUAL(s.n, 0);
+    CU_ASSERT(!g->nodes[id].dead);
+    /* -O1 on an unbound graph: the exact passes, none skipped. */
+    CU_ASSERT_EQUAL(opt_run(g, 1, observe, &s, &err), KILN_OK);
+    CU_ASSERT(g->nodes[id].dead);
+    CU_ASSERT_STRING_EQUAL(s.names[0], "drop-noops");
+    for (int i = 0; i < s.n; i++) {
+        CU_ASSERT(strcmp(s.names[i], "shrink-on-load") != 0);
+    }
+    CU_ASSERT_EQUAL(s.n_skipped, 0);
+    /* -O2 unbound: shrink-on-load is reported skipped (needs sizes). */
+    seen s2 = {0};
+    CU_ASSERT_EQUAL(opt_run(g, 2, observe, &s2, &err), KILN_OK);
+    CU_ASSERT_EQUAL(s2.n, (int)opt_n_passes);
+    CU_ASSERT_EQUAL(s2.n_skipped, 1);
+    arena_free(a);
+}
+
+static void
+test_drop_noops(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 100, 50);
+    int n0 = add_op(g, &fake_add, 0, 0, 100, 50);   /* no-op */
+    int n1 = add_op(g, &fake_add, n0, 3, 100, 50);  /* +3 */
+    int n2 = add_op(g, &fake_add, n1, -3, 100, 50); /* -3: pair undone */
+    int n3 = add_op(g, &fake_dim, n2, 0, 100, 50);
+    int n4 = add_op(g, &fake_add, n3, 0, 100, 50); /* no-op */
+    end_job(g, n4);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_drop_noops(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 4);
+    CU_ASSERT(g->nodes[n0].dead && g->nodes[n1].dead && g->nodes[n2].dead &&
+              g->nodes[n4].dead);
+    CU_ASSERT(!g->nodes[n3].dead);
+    CU_ASSERT_EQUAL(g->nodes[n3].input, 0);
+    int ids[8];
+    CU_ASSERT_EQUAL(chain(g, find_encode(g)->id, ids, 8), 1);
+    CU_ASSERT_EQUAL(ids[0], n3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "dropped"));
+    arena_free(a);
+}
+
+static void
+test_drop_needs_same_shape(void)
+{
+    /* A plugin that calls an op a no-op while its bound output differs
+     * from its input is not trusted. */
+    arena *a = arena_new();
+    graph *g = new_graph(a, 100, 50);
+    int n0 = add_op(g, &fake_add, 0, 0, 80, 50);
+    end_job(g, n0);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_drop_noops(g, &rep, &err), KILN_OK);
+    CU_ASSERT(!g->nodes[n0].dead);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    arena_free(a);
+}
+
+static void
+test_merge_pairs(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 0, 0);
+    int n0 = add_op(g, &fake_add, 0, 1, 0, 0);
+    int n1 = add_op(g, &fake_add, n0, 2, 0, 0);
+    int n2 = add_op(g, &fake_add, n1, 4, 0, 0);
+    end_job(g, n2);
+    /* A second job reads n0 too: n0 cannot be merged into n1. */
+    int other = add_op(g, &fake_dim, n0, 0, 0, 0);
+    end_job(g, other);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_merge_pairs(g, &rep, &err), KILN_OK);
+    CU_ASSERT(!g->nodes[n0].dead);
+    CU_ASSERT(g->nodes[n1].dead);
+    CU_ASSERT(!g->nodes[n2].dead);
+    CU_ASSERT_EQUAL(g->nodes[n2].input, n0);
+    CU_ASSERT_DOUBLE_EQUAL(((add_params *)g->nodes[n2].params)->v, 6, 1e-12);
+    CU_ASSERT_PTR_NOT_NULL(g->nodes[n2].note);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 2);
+    arena_free(a);
+}
+
+static void
+test_fuse_luts(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 0, 0);
+    int n0 = add_op(g, &fake_plus, 0, 0, 0, 0);
+    int n1 = add_op(g, &fake_plus, n0, 0, 0, 0);
+    int n2 = add_op(g, &fake_dim, n1, 0, 0, 0);
+    int n3 = add_op(g, &fake_inv, n2, 0, 0, 0);
+    int n4 = add_op(g, &fake_inv, n3, 0, 0, 0); /* inv twice: identity */
+    end_job(g, n4);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_fuse_luts(g, &rep, &err), KILN_OK);
+    CU_ASSERT(g->nodes[n0].dead);
+    CU_ASSERT(!g->nodes[n1].dead);
+    CU_ASSERT_STRING_EQUAL(g->nodes[n1].op->op.name, "lut");
+    CU_ASSERT_STRING_EQUAL(g->nodes[n1].note, "fused plus + plus");
+    /* The fused table is plus twice: 0 -> 2, 254 -> 255. */
+    uint8_t t[3][256];
+    CU_ASSERT(g->nodes[n1].op->op.lut(g->nodes[n1].params, t));
+    CU_ASSERT_EQUAL(t[0][0], 2);
+    CU_ASSERT_EQUAL(t[2][254], 255);
+    CU_ASSERT(g->nodes[n3].dead && g->nodes[n4].dead);
+    int ids[8];
+    CU_ASSERT_EQUAL(chain(g, find_encode(g)->id, ids, 8), 2);
+    CU_ASSERT_EQUAL(ids[0], n1);
+    CU_ASSERT_EQUAL(ids[1], n2);
+    arena_free(a);
+}
+
+static void
+test_jpeg_shrink(void)
+{
+    CU_ASSERT_EQUAL(pass_jpeg_shrink(2725, 2225, 720, 588), 2);
+    CU_ASSERT_EQUAL(pass_jpeg_shrink(2725, 2225, 340, 278), 8);
+    CU_ASSERT_EQUAL(pass_jpeg_shrink(2725, 2225, 341, 278), 4);
+    CU_ASSERT_EQUAL(pass_jpeg_shrink(1024, 768, 1000, 10), 1);
+    /* floor(w / s): 1023 / 2 = 511 does not cover 512. */
+    CU_ASSERT_EQUAL(pass_jpeg_shrink(1023, 768, 512, 384), 1);
+}
+
+/* A 4000x3000 JPEG read by one "scale" consumer of factor f, bound to an
+ * output of out_w x out_h; runs shrink-on-load at `level`. */
+static graph *
+shrink_graph(arena *a, double f, int out_w, int out_h, int level,
+             opt_report *rep)
+{
+    graph *g = new_graph(a, 4000, 3000);
+    int n0 = add_op(g, &fake_scale, 0, f, out_w, out_h);
+    end_job(g, n0);
+    g->opt_level = level;
+    memset(rep, 0, sizeof *rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, rep, &err), KILN_OK);
+    return g;
+}
+
+static void
+test_shrink_plan(void)
+{
+    arena *a = arena_new();
+    opt_report rep;
+    /* A tenth: -O2 leaves libvips' x2 Lanczos step, so shrink 4 (5 would
+     * be the box factor); -O3 goes down to the need, shrink 8. */
+    graph *g = shrink_graph(a, 0.1, 400, 300, 2, &rep);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 4);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.width, 1000);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.height, 750);
+    CU_ASSERT_EQUAL(g->nodes[0].full.width, 4000);
+    CU_ASSERT(g->nodes[1].is_reduced);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[1].reduction.xscale, 0.25, 1e-12);
+    CU_ASSERT_EQUAL(g->nodes[1].reduction.bound.width, 4000);
+    CU_ASSERT_EQUAL(rep.n_changes, 2);
+    pass_shrink_undo(g);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.width, 4000);
+    CU_ASSERT(!g->nodes[1].is_reduced);
+    g = shrink_graph(a, 0.1, 400, 300, 3, &rep);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 8);
+    /* Less than a quarter at -O2: no shrink; at -O3 shrink 2. */
+    g = shrink_graph(a, 0.3, 1200, 900, 2, &rep);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "not applied"));
+    g = shrink_graph(a, 0.3, 1200, 900, 3, &rep);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 2);
+    /* Outputs under 128 px: not at -O2. */
+    g = shrink_graph(a, 0.02, 80, 60, 2, &rep);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    arena_free(a);
+}
+
+static void
+test_shrink_refusals(void)
+{
+    arena *a = arena_new();
+    kiln_error err;
+    opt_report rep;
+    /* A consumer that cannot run on a reduced input. */
+    graph *g = new_graph(a, 4000, 3000);
+    end_job(g, add_op(g, &fake_scale, 0, 0.1, 400, 300));
+    end_job(g, add_op(g, &fake_dim, 0, 0, 4000, 3000));
+    g->opt_level = 2;
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "dim cannot run"));
+    /* A job that encodes the source as it is. */
+    g = new_graph(a, 4000, 3000);
+    end_job(g, add_op(g, &fake_scale, 0, 0.1, 400, 300));
+    end_job(g, 0);
+    g->opt_level = 2;
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    /* PNG, and a JPEG decoded through a colour transform. */
+    g = new_graph(a, 4000, 3000);
+    end_job(g, add_op(g, &fake_scale, 0, 0.1, 400, 300));
+    g->opt_level = 2;
+    g->source_format = "png";
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    g->source_format = "jpeg";
+    g->source_plain = false;
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 0);
+    /* WebP: a scale, twice the need at -O2. */
+    g->source_plain = true;
+    g->source_format = "webp";
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[0].load_scale, 0.2, 1e-12);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.width, 800);
+    arena_free(a);
+}
+
+int
+test_optimize_register(void)
+{
+    CU_pSuite s = CU_add_suite("optimize", NULL, NULL);
+    if (s == NULL) {
+        return 1;
+    }
+    CU_add_test(s, "pass table and levels", test_table);
+    CU_add_test(s, "opt_run by level", test_levels);
+    CU_add_test(s, "drop-noops: singles and pairs", test_drop_noops);
+    CU_add_test(s, "drop-noops: shape must agree", test_drop_needs_same_shape);
+    CU_add_test(s, "merge-pairs", test_merge_pairs);
+    CU_add_test(s, "fuse-luts", test_fuse_luts);
+    CU_add_test(s, "jpeg shrink factor", test_jpeg_shrink);
+    CU_add_test(s, "shrink-on-load plan", test_shrink_plan);
+    CU_add_test(s, "shrink-on-load refusals", test_shrink_refusals);
+    return CU_get_error() == CUE_SUCCESS ? 0 : 1;
+}
