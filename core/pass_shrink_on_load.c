@@ -200,10 +200,11 @@ pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err)
     }
     rep->n_changes = 1 + n_consumers;
     snprintf(rep->note, sizeof rep->note,
-             "%s%s %s: decode %dx%d instead of %dx%d (%d consumer%s need "
+             "%s%s %s: decode %dx%d instead of %dx%d (%d consumer%s "
              "%dx%d)%s",
-             fast ? "-O3, down to the need: " : "", fmt, how, reduced.width, reduced.height, w, h, n_consumers,
-             n_consumers == 1 ? "" : "s", need_w, need_h,
+             fast ? "-O3, down to the need: " : "", fmt, how, reduced.width,
+             reduced.height, w, h, n_consumers,
+             n_consumers == 1 ? " needs" : "s need", need_w, need_h,
              g->format_guessed ? "; format guessed from the extension" : "");
     return KILN_OK;
 }
