@@ -568,20 +568,26 @@ exec_write(const engine_storage *st, const graph_node *enc,
     return KILN_OK;
 }
 
-/* Runs one job's chain from the decoded source; fills jr. */
+/* Runs one job's chain from the decoded source; fills jr. memo[id] holds
+ * the rendered image of node id once computed, for the nodes the
+ * optimizer made several jobs share (NULL until then): the chain starts
+ * from the nearest one, and each shared node is rendered into memory once
+ * so that its consumers do not compute it again. */
 static int
 exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
-         VipsImage *source, exec_deadline *deadline, exec_pending *p,
-         job_result *jr, kiln_error *err)
+         VipsImage *source, VipsImage **memo, exec_deadline *deadline,
+         exec_pending *p, job_result *jr, kiln_error *err)
 {
     (void)e;
     int store_id = g->job_store[job];
     const graph_node *store = &g->nodes[store_id];
     const graph_node *enc = &g->nodes[store->input];
-    /* Walk back from the encode node to the load to get the chain. */
+    /* Walk back from the encode node to the load (or to a shared node
+     * already rendered) to get the chain. */
     int chain[4096];
     size_t n = 0;
-    for (int id = enc->input; g->nodes[id].kind == GRAPH_OP;
+    int id = enc->input;
+    for (; g->nodes[id].kind == GRAPH_OP && memo[id] == NULL;
          id = g->nodes[id].input) {
         if (n == sizeof chain / sizeof chain[0]) {
             return err_set(err, KILN_ELIMIT, "too many transformations");
@@ -589,7 +595,7 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         chain[n++] = id;
     }
     kiln_exec ctx = {st, jr};
-    VipsImage *cur = source;
+    VipsImage *cur = g->nodes[id].kind == GRAPH_OP ? memo[id] : source;
     g_object_ref(cur);
     for (size_t k = n; k-- > 0;) {
         const graph_node *node = &g->nodes[chain[k]];
@@ -634,6 +640,18 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
                                 op->name, w, h, node->shape.width,
                                 node->shape.height);
         }
+        if (graph_n_consumers(g, node->id) > 1) {
+            VipsImage *mem = vips_image_copy_memory(cur);
+            if (mem == NULL) {
+                g_object_unref(cur);
+                err_set_vips(err, op->name);
+                err_prefix_path(err, node->path);
+                return err->code;
+            }
+            exec_swap(&cur, mem);
+            g_object_ref(cur);
+            memo[node->id] = cur;
+        }
     }
     int rc = exec_write(st, enc, store, cur, p, jr, err);
     g_object_unref(cur);
@@ -645,7 +663,10 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
            VipsImage *source, exec_result *res)
 {
     exec_pending *pend = calloc(g->n_jobs + 1, sizeof *pend);
-    if (pend == NULL) {
+    VipsImage **memo = calloc(g->n_nodes + 1, sizeof *memo);
+    if (pend == NULL || memo == NULL) {
+        free(pend);
+        free(memo);
         snprintf(res->error, sizeof res->error, "out of memory");
         return KILN_ENOMEM;
     }
@@ -659,7 +680,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         err_clear(&err);
         int rc = exec_deadline_passed(&res->deadline)
                      ? exec_deadline_error(&res->deadline, &err)
-                     : exec_job(e, st, g, (int)j, source, &res->deadline,
+                     : exec_job(e, st, g, (int)j, source, memo, &res->deadline,
                                 &pend[j], jr, &err);
         if (rc != KILN_OK && exec_deadline_passed(&res->deadline)) {
             /* Whatever failed, the kill did it: say so. */
@@ -711,6 +732,12 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         }
     }
     free(pend);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (memo[i] != NULL) {
+            g_object_unref(memo[i]);
+        }
+    }
+    free(memo);
     res->ok = n_failed == 0;
     if (res->timed_out) {
         res->ok = false;

@@ -422,6 +422,8 @@ int pass_drop_noops(graph *g, opt_report *rep, kiln_error *err);
 int pass_merge_pairs(graph *g, opt_report *rep, kiln_error *err);
 int pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err);
 int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
+int pass_share_chains(graph *g, opt_report *rep, kiln_error *err);
+int pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err);
 
 /* Shrink-on-load's plan for a source of w x h (oriented) whose consumers
  * need at least need_w x need_h: the JPEG shrink factor (1, 2, 4 or 8)

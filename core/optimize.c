@@ -23,10 +23,17 @@ const opt_pass opt_passes[] = {
      "fuse runs of per-channel lookup ops (brightness, contrast, colorize, "
      "negate) into one 8-bit lookup",
      1, true, false, pass_fuse_luts},
+    {"share-chains",
+     "run the identical leading ops of several jobs once, for all of them", 1,
+     true, false, pass_share_chains},
     {"shrink-on-load",
      "decode the source at a reduced scale (JPEG shrink 2/4/8, WebP, SVG "
      "and PDF scale) when every consumer reduces it",
      2, false, true, pass_shrink_on_load},
+    {"reuse-reductions",
+     "resample a reduction of the source from another job's reduction at "
+     "least twice as large, rather than from the source",
+     2, false, true, pass_reuse_reductions},
 };
 
 const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];

@@ -35,7 +35,9 @@ run_level() {
     printf '%s' "$out" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-for j in r["jobs"]:
+if "jobs" not in r:
+    print(r.get("error"), r.get("errors"))
+for j in r.get("jobs", []):
     if j["status"] != "FINISHED":
         print(j["destination"], j["error"])
 '
@@ -56,13 +58,14 @@ psnr_ok() {
 }
 
 # as_png REQUEST OUT: the request with every destination turned into a PNG
-# (lossless, so the comparison measures the optimizer, not the encoder).
+# (lossless, so the comparison measures the optimizer, not the encoder):
+# /out/a.jpg becomes /out/a-jpg.png.
 as_png() {
     python3 - "$1" "$2" <<'PY'
 import json, re, sys
 r = json.load(open(sys.argv[1]))
 for j in r.get("jobs", []):
-    j["destination"] = re.sub(r"\.[A-Za-z]+$", "", j["destination"]) + ".png"
+    j["destination"] = re.sub(r"\.([A-Za-z]+)$", r"-\1", j["destination"]) + ".png"
 json.dump(r, open(sys.argv[2], "w"))
 PY
 }
@@ -93,6 +96,10 @@ compare_levels() {
         grep -q '^=== pass .*(not exact, .*): [^n]'; then
         resampled=1
     fi
+    if [ -z "$(find "$tmp/o0" -type f)" ]; then
+        fail "$name -O2 writes the bytes -O0 writes" "-O0 wrote nothing"
+        return
+    fi
     local differ=""
     for f in $(cd "$tmp/o0" && find . -type f | sort); do
         if ! cmp -s "$tmp/o0/$f" "$tmp/o2/$f"; then
@@ -109,6 +116,10 @@ compare_levels() {
     fi
     as_png "$req" "$tmp/png.json"
     run_levels "$name as PNG" "$tmp/png.json" "$root" p || return
+    if [ -z "$(find "$tmp/p0" -type f)" ]; then
+        fail "$name -O2 within $PSNR_MIN dB of -O0" "-O0 wrote nothing"
+        return
+    fi
     local worst=inf low=""
     for f in $(cd "$tmp/p0" && find . -type f | sort); do
         rel=${f#./}
@@ -169,21 +180,63 @@ thumbs() { # SOURCE-PATH W H: a request with fits and resizes of W x H
    {"type": "resize", "width": $2}, {"type": "flip", "direction": "y"}]}]}
 JSON
 }
-shrink_case() { # NAME FILE W H
-    local name=$1 file=$2 ext=${2##*.}
-    cp "$file" "$tmp/root/samples/shrink.$ext"
-    thumbs "/samples/shrink.$ext" "$3" "$4" >"$tmp/shrink.json"
-    if ! "$KILN" compile --passes --source "$file" "$tmp/shrink.json" |
-        grep -q '^=== pass shrink-on-load (not exact, -O2): [a-z]* s'; then
-        fail "shrink/$name applies" "kiln compile --passes shows no shrink"
-        return
+# opt_case NAME FILE PASS-LINE MAKER ARGS...: puts FILE in the storage,
+# writes the request MAKER prints for it (with ARGS), checks that `kiln
+# compile --passes` shows a line matching PASS-LINE, then compares the
+# levels; false when the pass did not apply.
+opt_case() {
+    local name=$1 file=$2 line=$3 maker=$4 ext=${2##*.}
+    shift 4
+    cp "$file" "$tmp/root/samples/case.$ext"
+    "$maker" "/samples/case.$ext" "$@" >"$tmp/case.json"
+    if ! "$KILN" compile --passes --source "$file" "$tmp/case.json" |
+        grep -q "$line"; then
+        fail "$name applies" "kiln compile --passes shows no \"$line\""
+        return 1
     fi
-    ok "shrink/$name applies"
-    compare_levels "shrink/$name" "$tmp/shrink.json" "$tmp/root" "$file"
+    ok "$name applies"
+    compare_levels "$name" "$tmp/case.json" "$tmp/root" "$file"
+}
+shrink_case() { # NAME FILE W H
+    opt_case "shrink/$1" "$2" \
+        '^=== pass shrink-on-load (not exact, -O2): [a-z]* s' thumbs "$3" "$4"
+}
+# Several widths of one source, two jobs sharing their chain: the smaller
+# reductions resample from the largest (reuse-reductions), the shared
+# chain runs once (share-chains).
+widths() { # SOURCE-PATH
+    local w jobs=""
+    for w in 2048 1024 640 320 160; do
+        jobs="$jobs{\"destination\": \"/out/w$w.jpg\", \"quality\": 80,
+ \"transformations\": [{\"type\": \"resize\", \"width\": $w}]},"
+    done
+    cat <<JSON
+{"service_id": 1, "source": "$1", "jobs": [$jobs
+ {"destination": "/out/w160.webp", "transformations": [
+   {"type": "resize", "width": 160}]}]}
+JSON
+}
+widths_case() { # NAME FILE
+    opt_case "widths/$1" "$2" \
+        '^=== pass reuse-reductions (not exact, -O2): resample' widths ||
+        return
+    # -O1 shares the two 160 px jobs' resize (exact): -O0's bytes.
+    local bad f differ=""
+    bad=$(run_level 1 "$tmp/case.json" "$tmp/root" "$tmp/o1")
+    for f in $(cd "$tmp/o0" && find . -type f | sort); do
+        cmp -s "$tmp/o0/$f" "$tmp/o1/$f" || differ="$differ ${f#./}"
+    done
+    if [ -n "$bad$differ" ]; then
+        fail "widths/$1 -O1 writes the bytes -O0 writes" "$bad$differ"
+    else
+        ok "widths/$1 -O1 writes the bytes -O0 writes"
+    fi
 }
 shrink_case noise-256 "$tmp/root/samples/photo.jpg" 256 192
 if [ -d "$SHARED/testdata" ]; then
     T=$SHARED/testdata
+    widths_case uhd "$T/photo-3840x2160.jpg"
+    widths_case photo "$T/photo-2725x2225.jpg"
     shrink_case photo-681 "$T/photo-2725x2225.jpg" 681 556
     shrink_case photo-340 "$T/photo-2725x2225.jpg" 340 278
     shrink_case photo-170 "$T/photo-2725x2225.jpg" 170 139
@@ -199,7 +252,7 @@ if [ -d "$SHARED/testdata" ]; then
     as_png "$tmp/fast.json" "$tmp/fast-png.json"
     b0=$(run_level 0 "$tmp/fast-png.json" "$tmp/root" "$tmp/f0")
     b3=$(run_level 3 "$tmp/fast-png.json" "$tmp/root" "$tmp/f3")
-    v=$(psnr "$tmp/f0/box.png" "$tmp/f3/box.png" 2>/dev/null)
+    v=$(psnr "$tmp/f0/box-jpg.png" "$tmp/f3/box-jpg.png" 2>/dev/null)
     if [ -n "$b0$b3" ]; then
         fail "shrink/fast-720 runs at -O3" "$b0$b3"
     elif awk -v v="$v" 'BEGIN {exit !(v + 0 >= 30)}'; then
