@@ -30,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 1
+#define KILN_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
