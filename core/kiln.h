@@ -39,6 +39,10 @@ int err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
 int err_set_param(kiln_error *err, int code, const char *param, const char *fmt,
                   ...) KILN_PRINTF(4, 5);
 int err_set_vips(kiln_error *err, const char *what);
+/* Writes `s` double-quoted into out for a message: '"' and '\\' escaped,
+ * control bytes as \xNN, cut with "..." to fit `size` (at least 16).
+ * NULL quotes as "". Returns out. The host API's quote(). */
+const char *err_quote(char *out, size_t size, const char *s);
 void err_clear(kiln_error *err);
 /* Makes err->path "prefix.path" (or "prefix" when path is empty). */
 void err_prefix_path(kiln_error *err, const char *prefix);

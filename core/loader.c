@@ -123,6 +123,7 @@ static const kiln_host_api loader_api = {
     .config_max_body = loader_config_max_body,
     .net_check_url = loader_net_check_url,
     .net_allowed = loader_net_allowed,
+    .quote = err_quote,
 };
 
 const kiln_host_api *

@@ -106,35 +106,7 @@ ftp_fini(kiln_plugin *self)
 const char *
 ftp_quote(char out[FTP_QUOTE_MAX], const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    /* Room for an escape (4), the ellipsis (3), '"' and NUL. */
-    size_t limit = FTP_QUOTE_MAX - 9;
-
-    out[n++] = '"';
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (n >= limit) {
-            memcpy(out + n, "...", 3);
-            n += 3;
-            break;
-        }
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            out[n++] = '\\';
-            out[n++] = 'x';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 0xf];
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-    return out;
+    return ftp_api->quote(out, FTP_QUOTE_MAX, s);
 }
 
 bool

@@ -141,35 +141,7 @@ s3_fini(kiln_plugin *self)
 const char *
 s3_quote(char *out, size_t size, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    /* Room for an escape (4), the ellipsis (3), '"' and NUL. */
-    size_t limit = size - 9;
-
-    out[n++] = '"';
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (n >= limit) {
-            memcpy(out + n, "...", 3);
-            n += 3;
-            break;
-        }
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            out[n++] = '\\';
-            out[n++] = 'x';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 0xf];
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-    return out;
+    return s3_api->quote(out, size, s);
 }
 
 int

@@ -226,6 +226,25 @@ test_host_has(void)
     CU_ASSERT_TRUE(KILN_HOST_HAS(&small, resolve_length));
 }
 
+/* The host's quote(), which every storage plugin uses for its messages. */
+static void
+test_host_quote(void)
+{
+    const kiln_host_api *api = loader_host_api();
+    char buf[32];
+    CU_ASSERT_TRUE(KILN_HOST_HAS(api, quote));
+    CU_ASSERT_STRING_EQUAL(api->quote(buf, sizeof buf, "/a b/c.jpg"),
+                           "\"/a b/c.jpg\"");
+    CU_ASSERT_STRING_EQUAL(api->quote(buf, sizeof buf, "x\"y\\z\n"),
+                           "\"x\\\"y\\\\z\\x0a\"");
+    CU_ASSERT_STRING_EQUAL(api->quote(buf, sizeof buf, NULL), "\"\"");
+    /* Cut to fit, with an ellipsis, never past the buffer. */
+    CU_ASSERT_STRING_EQUAL(
+        api->quote(buf, sizeof buf, "0123456789abcdefghijklmnopqrstuvwxyz"),
+        "\"0123456789abcdefghijkl...\"");
+    CU_ASSERT_TRUE(strlen(buf) < sizeof buf);
+}
+
 int
 test_loader_register(void)
 {
@@ -244,5 +263,6 @@ test_loader_register(void)
     CU_add_test(s, "older host table accepted", test_older_table);
     CU_add_test(s, "missing file", test_missing_file);
     CU_add_test(s, "KILN_HOST_HAS", test_host_has);
+    CU_add_test(s, "host quote", test_host_quote);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

@@ -25,6 +25,10 @@
 
 #include "kiln/plugin.h"
 
+/* The host's own quote(), from libkiln-core (the rest of this host table
+ * is the test's). */
+const char *err_quote(char *out, size_t size, const char *s);
+
 #define SL_PATH_MAX 1024
 
 /* The settings struct of the plugin: one string, "root". */
@@ -100,6 +104,7 @@ static const kiln_host_api sl_api = {
     .error_set = sl_error_set,
     .error_set_param = sl_error_set_param,
     .error_set_vips = sl_error_set_vips,
+    .quote = err_quote,
 };
 
 /* ------------------------------------------------------------ helpers */

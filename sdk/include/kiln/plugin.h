@@ -480,6 +480,11 @@ typedef struct kiln_host_api {
     int (*net_check_url)(const char *what, const char *url,
                          kiln_net_target *out, kiln_error *err);
     bool (*net_allowed)(const struct sockaddr *addr);
+
+    /* 1.2: quotes a path or value for a message: `s` double-quoted into
+     * out, '"' and '\\' escaped, control bytes as \xNN, cut with "..."
+     * to fit `size` (at least 16); NULL quotes as "". Returns out. */
+    const char *(*quote)(char *out, size_t size, const char *s);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */
