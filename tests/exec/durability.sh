@@ -116,7 +116,9 @@ echo "  SIGTERM to exit: ${took} s (shutdown_timeout 0.5 s)"
 start || { fail restart-2 "the server did not come back"; exit 1; }
 st=$(curl -s -H 'Authorization: Bearer tok' "$url/status/$sid")
 case "$st" in
-*'"status":"QUEUED"'* | *'"status":"PROCESSING"'*) ok interrupted-queued-again ;;
+*'"status":"QUEUED"'*'"error":"interrupted: the server is shutting down (the process is queued again)"'* | \
+    *'"status":"PROCESSING"'*'"error":"interrupted: the server is shutting down (the process is queued again)"'*)
+    ok interrupted-queued-again ;;
 *) fail interrupted-queued-again "$st" ;;
 esac
 serve_stop
