@@ -357,15 +357,23 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
     }
 }
 
-/* Runs the optimizer's passes on the bound graph. When shrink-on-load
- * planned a reduced decode, *raw is replaced by `src` opened with it; if
- * that image is not the size the plan promised (a loader rounding another
- * way), the plan is undone and the full-size image kept. */
+/* Runs the optimizer's passes on the bound graph, then opens the source
+ * again the way the optimized graph reads it (*raw is replaced):
+ *  - with the reduced decode shrink-on-load planned, if any; when that
+ *    image is not the size the plan promised (a loader rounding another
+ *    way), the plan is undone and the full-size decode kept;
+ *  - sequentially when the graph streams (graph_streams; *sequential is
+ *    set): the pixels are then decoded in strips as the one consumer's
+ *    pipeline pulls them, never held whole. Otherwise (several jobs that
+ *    start differently, or an op that reads its input twice) the source
+ *    stays in random-access mode, where libvips decodes it once into
+ *    memory for all of them. */
 static int
 engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
-                kiln_error *err)
+                bool *sequential, kiln_error *err)
 {
     const char *loader = NULL;
+    *sequential = false;
     if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
         vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
         g->source_format = graph_format_of_loader(loader);
@@ -376,29 +384,99 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     if (rc != KILN_OK) {
         return rc;
     }
-    const graph_node *load = &g->nodes[0];
-    if (load->kind != GRAPH_LOAD ||
-        (load->load_shrink <= 1 && load->load_scale <= 0)) {
+    graph_node *load = &g->nodes[0];
+    if (load->kind != GRAPH_LOAD) {
         return KILN_OK;
     }
-    VipsImage *reduced = NULL;
+    bool reduced = load->load_shrink > 1 || load->load_scale > 0;
+    /* Auto-orientation turns or mirrors the whole image: not a top to
+     * bottom read either. */
+    bool seq = graph_streams(g) && vips_image_get_orientation(*raw) <= 1;
+    if (!reduced && !seq) {
+        return KILN_OK;
+    }
+    VipsImage *im = NULL;
     kiln_error why;
     err_clear(&why);
-    if (exec_open_reduced(src, load, &reduced, &why) != KILN_OK) {
+    if (exec_reopen(src, load, seq, &im, &why) == KILN_OK && reduced) {
+        kiln_shape got;
+        exec_oriented_shape(im, &got);
+        if (got.width != load->shape.width ||
+            got.height != load->shape.height) {
+            g_object_unref(im);
+            im = NULL;
+        }
+    }
+    if (im == NULL && reduced) {
         /* The full decode reports whatever is wrong with the file. */
         pass_shrink_undo(g);
-        return KILN_OK;
+        err_clear(&why);
+        if (!seq || exec_reopen(src, load, seq, &im, &why) != KILN_OK) {
+            vips_error_clear();
+            return KILN_OK;
+        }
     }
-    kiln_shape got;
-    exec_oriented_shape(reduced, &got);
-    if (got.width != load->shape.width || got.height != load->shape.height) {
-        g_object_unref(reduced);
-        pass_shrink_undo(g);
+    if (im == NULL) {
+        vips_error_clear();
         return KILN_OK;
     }
     g_object_unref(*raw);
-    *raw = reduced;
+    *raw = im;
+    *sequential = seq;
     return KILN_OK;
+}
+
+/* The error of a source whose pixels do not decode, with libvips' words
+ * for why; returns its code. */
+static int
+engine_decode_failed(const char *shown, kiln_error *err)
+{
+    char why[sizeof err->message];
+    err_set_vips(err, NULL);
+    snprintf(why, sizeof why, "%s", err->message);
+    return err_set_path(err, KILN_EINVAL, "source",
+                        "cannot decode \"%s\" (damaged or truncated?): %s",
+                        shown, why);
+}
+
+/* True when a job failed and no storage operation did: the failure was
+ * in computing pixels (or encoding them). */
+static bool
+engine_jobs_failed_in_pixels(const exec_result *res)
+{
+    if (res->storage_errors > 0) {
+        return false;
+    }
+    for (size_t j = 0; j < res->n_jobs; j++) {
+        if (!res->jobs[j].ok) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A job failed while the source was read sequentially: was it the
+ * source? Its pixels were decoded as the job pulled them, so a damaged
+ * file fails inside the job's encoder with the loader's words. Decoding
+ * it again, whole, tells; when that fails, the process fails with the
+ * same error a random-access decode gives up front (path "source"). */
+static bool
+engine_source_damaged(VipsSource *src, const char *shown, kiln_error *err)
+{
+    graph_node plain;
+    memset(&plain, 0, sizeof plain);
+    VipsImage *im = NULL;
+    double avg;
+    if (exec_reopen(src, &plain, false, &im, err) == KILN_OK &&
+        vips_avg(im, &avg, NULL) == 0) {
+        g_object_unref(im);
+        return false;
+    }
+    if (im != NULL) {
+        g_object_unref(im);
+    }
+    engine_decode_failed(shown, err);
+    return true;
 }
 
 int
@@ -494,26 +572,25 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         goto done;
     }
     errlist_free(&errs);
-    rc = engine_optimize(e, g, src, &raw, &err);
+    bool sequential = false;
+    rc = engine_optimize(e, g, src, &raw, &sequential, &err);
     if (rc != KILN_OK) {
         goto fail;
     }
-    /* Decode the pixels once, now. With random access the loader keeps
+    /* With random access, decode the pixels once, now: the loader keeps
      * them for every job (one decode for many outputs), and a truncated or
-     * corrupt file fails here, named, rather than inside a job's encoder. */
+     * corrupt file fails here, named, rather than inside a job's encoder.
+     * A sequential source is decoded as its one consumer pulls it. */
     exec_deadline_watch(&res->deadline, raw);
     double avg;
-    if (vips_avg(raw, &avg, NULL) != 0) {
+    if (!sequential && vips_avg(raw, &avg, NULL) != 0) {
         if (exec_deadline_passed(&res->deadline)) {
             rc = exec_deadline_error(&res->deadline, &err);
             goto fail;
         }
-        char why[sizeof err.message];
-        err_set_vips(&err, NULL);
-        snprintf(why, sizeof why, "%s", err.message);
-        rc = err_set_path(&err, KILN_EINVAL, "source",
-                          "cannot decode \"%s\" (damaged or truncated?): %s",
-                          g->req.source, why);
+        char shown[512];
+        netguard_display_url(g->req.source, shown, sizeof shown);
+        rc = engine_decode_failed(shown, &err);
         goto fail;
     }
     rc = exec_decode(raw, &decoded, &err);
@@ -524,6 +601,17 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     exec_deadline_watch(&res->deadline, decoded);
     res->ran_jobs = true;
     rc = exec_graph(e, st, g, decoded, res);
+    if (rc != KILN_OK && sequential && !res->timed_out &&
+        engine_jobs_failed_in_pixels(res)) {
+        char shown[512];
+        netguard_display_url(g->req.source, shown, sizeof shown);
+        if (engine_source_damaged(src, shown, &err)) {
+            /* As with an up-front decode failure: the process fails
+             * whatever fail_on_conversion_error says. */
+            res->ran_jobs = false;
+            goto fail;
+        }
+    }
     goto done;
 fail:
     res->timed_out = exec_deadline_passed(&res->deadline);

@@ -178,19 +178,26 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
 }
 
 int
-exec_open_reduced(VipsSource *src, const graph_node *load, VipsImage **out,
-                  kiln_error *err)
+exec_reopen(VipsSource *src, const graph_node *load, bool sequential,
+            VipsImage **out, kiln_error *err)
 {
+    VipsAccess access =
+        sequential ? VIPS_ACCESS_SEQUENTIAL : VIPS_ACCESS_RANDOM;
     VipsImage *im;
     if (load->load_shrink > 1) {
         im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "shrink", load->load_shrink, NULL);
+                                        "access", access, "shrink",
+                                        load->load_shrink, NULL);
+    } else if (load->load_scale > 0) {
+        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
+                                        "access", access, "scale",
+                                        load->load_scale, NULL);
     } else {
         im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "scale", load->load_scale, NULL);
+                                        "access", access, NULL);
     }
     if (im == NULL) {
-        return err_set_vips(err, "reduced decode");
+        return err_set_vips(err, "reopening the source");
     }
     *out = im;
     return KILN_OK;

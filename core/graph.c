@@ -96,6 +96,45 @@ graph_n_consumers(const graph *g, int id)
 }
 
 bool
+graph_streams(const graph *g)
+{
+    if (g->n_nodes == 0 || g->nodes[0].kind != GRAPH_LOAD) {
+        return false;
+    }
+    /* One pass for the consumer counts, one along the topological order:
+     * a node is fed by the stream when its input is the load or a
+     * streamed node with no other consumer (a shared node is rendered
+     * into memory, which ends the stream). */
+    size_t *users = calloc(g->n_nodes, sizeof *users);
+    bool *fed = calloc(g->n_nodes, sizeof *fed);
+    bool ok = users != NULL && fed != NULL;
+    for (size_t i = 1; ok && i < g->n_nodes; i++) {
+        if (!g->nodes[i].dead && g->nodes[i].input >= 0) {
+            users[g->nodes[i].input]++;
+        }
+    }
+    ok = ok && users[0] == 1;
+    if (ok) {
+        fed[0] = true;
+    }
+    for (size_t i = 1; ok && i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->dead || n->input < 0 || !fed[n->input] ||
+            (n->input > 0 && users[n->input] > 1)) {
+            continue;
+        }
+        fed[i] = true;
+        if (n->kind == GRAPH_OP &&
+            (n->op->op.flags & KILN_OP_SEQUENTIAL) == 0) {
+            ok = false;
+        }
+    }
+    free(users);
+    free(fed);
+    return ok;
+}
+
+bool
 graph_same_shape(const kiln_shape *a, const kiln_shape *b)
 {
     return a->width == b->width && a->height == b->height &&

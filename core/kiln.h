@@ -371,6 +371,12 @@ void dump_graph(const graph *g, dump_format f, FILE *out);
 
 /* How many live nodes read node `id`'s output (its consumers). */
 size_t graph_n_consumers(const graph *g, int id);
+/* True when the source (node 0, a load) can be decoded sequentially: it
+ * has one consumer, and every op its pixels flow through before they
+ * reach an encoder or a node several jobs share (which the executor
+ * renders into memory) reads its input once, in order
+ * (KILN_OP_SEQUENTIAL). false when out of memory. */
+bool graph_streams(const graph *g);
 /* True when two shapes have the same size, bands and alpha. */
 bool graph_same_shape(const kiln_shape *a, const kiln_shape *b);
 /* Drops live op node `id`: its consumers read its input instead. */
@@ -582,11 +588,12 @@ int exec_open_stored(const engine_storage *st, const char *path,
 int exec_open_source(const engine_storage *st, const char *path,
                      int64_t max_bytes, VipsSource **src_out, VipsImage **out,
                      kiln_error *err);
-/* Opens `src` again with the reduced decode a shrink-on-load plan put on
- * the load node (JPEG shrink, or scale); header only. *out is a new
- * reference. */
-int exec_open_reduced(VipsSource *src, const graph_node *load, VipsImage **out,
-                      kiln_error *err);
+/* Opens `src` again for the run, header only: with the reduced decode a
+ * shrink-on-load plan put on the load node (JPEG shrink, or scale), if
+ * any, and sequential access when `sequential` (the pixels are then read
+ * once, top to bottom, as they are consumed). *out is a new reference. */
+int exec_reopen(VipsSource *src, const graph_node *load, bool sequential,
+                VipsImage **out, kiln_error *err);
 /* Host API entries for ops (exec.c). */
 void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,

@@ -16,8 +16,11 @@
  * image is returned unchanged.
  *
  * Two passes over the input: a histogram of Y (vips_hist_find), then one
- * vips_linear. The op is therefore not sequential: the histogram needs
- * every row before the first output row exists.
+ * vips_linear. The histogram needs every row before the first output row
+ * exists, so the input is first copied into memory (read once, in order):
+ * the op is then `sequential` for the host, which can stream the source
+ * through whatever comes before ulb (a resize: only the small image is
+ * held) instead of holding the whole decoded source.
  */
 #include "ops.h"
 
@@ -62,10 +65,10 @@ static int
 ulb_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
             VipsImage **out, kiln_error *err)
 {
-    VipsImage *src = in[0];
-    int bands = vips_image_get_bands(src);
-    uint64_t n = (uint64_t)vips_image_get_width(src) *
-                 (uint64_t)vips_image_get_height(src);
+    VipsImage *src = NULL;
+    int bands = vips_image_get_bands(in[0]);
+    uint64_t n = (uint64_t)vips_image_get_width(in[0]) *
+                 (uint64_t)vips_image_get_height(in[0]);
     VipsImage *m = NULL, *t[3] = {NULL};
     guint32 *hist = NULL;
     size_t size = 0;
@@ -74,12 +77,16 @@ ulb_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 
     (void)ctx;
     (void)params;
-    if (vips_image_get_format(src) != VIPS_FORMAT_UCHAR ||
+    if (vips_image_get_format(in[0]) != VIPS_FORMAT_UCHAR ||
         (bands != 3 && bands != 4)) {
         return ops_api->error_set(err, KILN_EINTERNAL,
                                   "ulb: expected 8-bit sRGB with 3 or 4 "
                                   "bands, got %d bands of format %d",
-                                  bands, (int)vips_image_get_format(src));
+                                  bands, (int)vips_image_get_format(in[0]));
+    }
+    src = vips_image_copy_memory(in[0]);
+    if (src == NULL) {
+        goto fail;
     }
     /* Y = round(.299 R + .587 G + .114 B); the alpha column is 0. */
     m = vips_image_new_matrixv(bands, 1, 0.299, 0.587, 0.114, 0.0);
@@ -132,6 +139,9 @@ done:
     if (m != NULL) {
         g_object_unref(m);
     }
+    if (src != NULL) {
+        g_object_unref(src);
+    }
     return rc;
 }
 
@@ -143,7 +153,7 @@ const kiln_op ulb_op = {
            "offset on red, green and blue so hues keep. No parameters; the "
            "size is unchanged.",
     .n_inputs = 1,
-    .flags = KILN_OP_PURE, /* needs the whole histogram before any row */
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL, /* reads its copy twice */
     .params_size = 0,
     .params = NULL,
     .n_params = 0,

@@ -116,6 +116,22 @@ done
 left=$(find "$ROOT/out/bad" -mindepth 1 -printf '%f ')
 check "decode/truncated-nofail/nothing-written" "files left in the destination directory: $left" [ -z "$left" ]
 
+# One job of top-to-bottom ops: the source is decoded sequentially, as the
+# job pulls it, so the damage shows inside the job's encoder; the process
+# must still fail as a damaged source (path "source"), whatever
+# fail_on_conversion_error says, and write nothing.
+cat >"$WORK/truncated-seq.json" <<'EOF'
+{"service_id": 1, "source": "/in/truncated.jpg", "fail_on_conversion_error": false, "jobs": [
+ {"destination": "/out/bad/s.jpg", "transformations": [{"type": "resize", "width": 50}, {"type": "brightness", "bright_level": 10}]}]}
+EOF
+run_kiln truncated-seq "$WORK/truncated-seq.json"
+check "decode/truncated-sequential/request-failed" "request status ${RST[$WORK/truncated-seq.json]:-none}" [ "${RST[$WORK/truncated-seq.json]:-}" = FAILED ]
+e=${JERR[/out/bad/s.jpg]:-}
+check "decode/truncated-sequential/error-is-the-source" "job error: \"$e\"" \
+    grep -qE '^source: cannot decode "/in/truncated.jpg" \(damaged or truncated\?\)' <<<"$e"
+left=$(find "$ROOT/out/bad" -mindepth 1 -printf '%f ')
+check "decode/truncated-sequential/nothing-written" "files left in the destination directory: $left" [ -z "$left" ]
+
 # ------------------------------------------------------------ missing source
 cat >"$WORK/missing.json" <<'EOF'
 {"service_id": 1, "source": "/in/no-such-file.jpg", "jobs": [

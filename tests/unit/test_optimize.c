@@ -506,6 +506,50 @@ test_share_chains(void)
     arena_free(a);
 }
 
+/* graph_streams: the source is decoded sequentially only when it has one
+ * consumer and every op its pixels flow through, up to a node several
+ * jobs share (rendered into memory), reads its input top to bottom. */
+static void
+test_streams(void)
+{
+    arena *a = arena_new();
+    reg_op seq = fake_scale, rnd = fake_scale;
+    seq.op.flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL;
+    rnd.op.flags = KILN_OP_PURE;
+
+    graph *g = new_graph(a, 100, 50);
+    int s0 = add_op(g, &seq, 0, 0.5, 50, 25);
+    int s1 = add_op(g, &seq, s0, 1, 50, 25);
+    end_job(g, s1);
+    CU_ASSERT(graph_streams(g));
+    g->nodes[s1].op = &rnd; /* a random reader anywhere on the stream */
+    CU_ASSERT(!graph_streams(g));
+
+    /* Two jobs from the load: two consumers, random access. */
+    g = new_graph(a, 100, 50);
+    end_job(g, add_op(g, &seq, 0, 0.5, 50, 25));
+    end_job(g, add_op(g, &seq, 0, 0.25, 25, 12));
+    CU_ASSERT(!graph_streams(g));
+
+    /* Two jobs sharing a sequential prefix: the shared node is rendered
+     * into memory, so what follows it may read at random. */
+    g = new_graph(a, 100, 50);
+    int p = add_op(g, &seq, 0, 0.5, 50, 25);
+    end_job(g, add_op(g, &rnd, p, 1, 50, 25));
+    end_job(g, add_op(g, &rnd, p, 2, 50, 25));
+    CU_ASSERT(graph_streams(g));
+    g->nodes[p].op = &rnd;
+    CU_ASSERT(!graph_streams(g));
+
+    /* A dead op does not count. */
+    g = new_graph(a, 100, 50);
+    int d = add_op(g, &rnd, 0, 1, 100, 50);
+    g->nodes[d].dead = true;
+    end_job(g, add_op(g, &seq, 0, 0.5, 50, 25));
+    CU_ASSERT(graph_streams(g));
+    arena_free(a);
+}
+
 static void
 test_reuse_reductions(void)
 {
@@ -564,5 +608,6 @@ test_optimize_register(void)
     CU_add_test(s, "shrink-on-load refusals", test_shrink_refusals);
     CU_add_test(s, "share-chains", test_share_chains);
     CU_add_test(s, "reuse-reductions", test_reuse_reductions);
+    CU_add_test(s, "graph_streams", test_streams);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

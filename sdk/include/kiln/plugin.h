@@ -239,8 +239,15 @@ typedef struct kiln_param_spec {
 typedef struct kiln_plugin kiln_plugin; /* the host's handle of a plugin */
 typedef struct kiln_exec kiln_exec;     /* one job being executed */
 
-#define KILN_OP_PURE (1u << 0)       /* output depends only on params+input */
-#define KILN_OP_SEQUENTIAL (1u << 1) /* reads its input top to bottom */
+#define KILN_OP_PURE (1u << 0) /* output depends only on params+input */
+/* execute() reads its input at most once, top to bottom (point ops,
+ * resamplers, crops, convolutions, composites; or an op that copies its
+ * input into memory first). When every op a source flows through says
+ * so, the host decodes the source sequentially, in strips, instead of
+ * whole into memory first. Without it the host gives the op a
+ * random-access source: set it only when true, or the pipeline fails with
+ * "out of order read". */
+#define KILN_OP_SEQUENTIAL (1u << 1)
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
 
 /* Results of kiln_op.compose(). */
