@@ -28,20 +28,30 @@ graph_new(arena *a)
     return g;
 }
 
+int
+graph_reserve(graph *g, size_t cap)
+{
+    if (cap <= g->cap_nodes) {
+        return KILN_OK;
+    }
+    graph_node *n = arena_alloc(g->arena, cap * sizeof *n);
+    if (n == NULL) {
+        return KILN_ENOMEM;
+    }
+    if (g->n_nodes > 0) {
+        memcpy(n, g->nodes, g->n_nodes * sizeof *n);
+    }
+    g->nodes = n;
+    g->cap_nodes = cap;
+    return KILN_OK;
+}
+
 graph_node *
 graph_add(graph *g, graph_kind kind, int input, int job, const char *path)
 {
-    if (g->n_nodes == g->cap_nodes) {
-        size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 16;
-        graph_node *n = arena_alloc(g->arena, cap * sizeof *n);
-        if (n == NULL) {
-            return NULL;
-        }
-        if (g->n_nodes > 0) {
-            memcpy(n, g->nodes, g->n_nodes * sizeof *n);
-        }
-        g->nodes = n;
-        g->cap_nodes = cap;
+    if (g->n_nodes == g->cap_nodes &&
+        graph_reserve(g, g->cap_nodes ? g->cap_nodes * 2 : 16) != KILN_OK) {
+        return NULL;
     }
     graph_node *node = &g->nodes[g->n_nodes];
     memset(node, 0, sizeof *node);
@@ -51,6 +61,9 @@ graph_add(graph *g, graph_kind kind, int input, int job, const char *path)
     node->job = job;
     node->path = path;
     g->n_nodes++;
+    if (input >= 0) {
+        g->nodes[input].n_users++;
+    }
     return node;
 }
 
@@ -88,11 +101,44 @@ graph_format_has_alpha(graph_format f)
 size_t
 graph_n_consumers(const graph *g, int id)
 {
-    size_t n = 0;
-    for (size_t i = (size_t)id + 1; i < g->n_nodes; i++) {
-        n += !g->nodes[i].dead && g->nodes[i].input == id;
+    return (size_t)g->nodes[id].n_users;
+}
+
+void
+graph_set_input(graph *g, int id, int input)
+{
+    graph_node *n = &g->nodes[id];
+    if (n->input >= 0) {
+        g->nodes[n->input].n_users--;
     }
-    return n;
+    n->input = input;
+    if (input >= 0) {
+        g->nodes[input].n_users++;
+    }
+}
+
+/* Kills `from` after moving its readers to `to`. Readers come after
+ * `from` in the array; the scan stops at the last one, so dropping each
+ * op of a long chain stays linear overall. */
+static void
+graph_kill(graph *g, int from, int to)
+{
+    graph_node *d = &g->nodes[from];
+    for (size_t i = (size_t)from + 1; i < g->n_nodes && d->n_users > 0; i++) {
+        if (!g->nodes[i].dead && g->nodes[i].input == from) {
+            graph_set_input(g, (int)i, to);
+        }
+    }
+    if (d->input >= 0) {
+        g->nodes[d->input].n_users--;
+    }
+    d->dead = true;
+}
+
+void
+graph_merge(graph *g, int from, int to)
+{
+    graph_kill(g, from, to);
 }
 
 bool
@@ -101,26 +147,18 @@ graph_streams(const graph *g)
     if (g->n_nodes == 0 || g->nodes[0].kind != GRAPH_LOAD) {
         return false;
     }
-    /* One pass for the consumer counts, one along the topological order:
-     * a node is fed by the stream when its input is the load or a
-     * streamed node with no other consumer (a shared node is rendered
-     * into memory, which ends the stream). */
-    size_t *users = calloc(g->n_nodes, sizeof *users);
+    /* One pass along the topological order: a node is fed by the stream
+     * when its input is the load or a streamed node with no other reader
+     * (a shared node is rendered into memory, which ends the stream). */
     bool *fed = calloc(g->n_nodes, sizeof *fed);
-    bool ok = users != NULL && fed != NULL;
-    for (size_t i = 1; ok && i < g->n_nodes; i++) {
-        if (!g->nodes[i].dead && g->nodes[i].input >= 0) {
-            users[g->nodes[i].input]++;
-        }
-    }
-    ok = ok && users[0] == 1;
+    bool ok = fed != NULL && g->nodes[0].n_users == 1;
     if (ok) {
         fed[0] = true;
     }
     for (size_t i = 1; ok && i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         if (n->dead || n->input < 0 || !fed[n->input] ||
-            (n->input > 0 && users[n->input] > 1)) {
+            (n->input > 0 && g->nodes[n->input].n_users > 1)) {
             continue;
         }
         fed[i] = true;
@@ -129,7 +167,6 @@ graph_streams(const graph *g)
             ok = false;
         }
     }
-    free(users);
     free(fed);
     return ok;
 }
@@ -144,13 +181,7 @@ graph_same_shape(const kiln_shape *a, const kiln_shape *b)
 void
 graph_drop(graph *g, int id)
 {
-    graph_node *d = &g->nodes[id];
-    for (size_t i = (size_t)id + 1; i < g->n_nodes; i++) {
-        if (!g->nodes[i].dead && g->nodes[i].input == id) {
-            g->nodes[i].input = d->input;
-        }
-    }
-    d->dead = true;
+    graph_kill(g, id, g->nodes[id].input);
 }
 
 const char *

@@ -308,6 +308,10 @@ typedef struct graph_node {
     /* Set by optimizer passes (optimize.c). A dead node was dropped: its
      * consumers read its input instead, dumps and the executor skip it. */
     bool dead;
+    /* Live nodes that read this one. graph_add, graph_set_input,
+     * graph_drop and graph_merge keep it: passes change inputs and kill
+     * nodes only through them. */
+    int n_users;
     const char *note; /* a pass's remark for dumps, or NULL */
     /* GRAPH_LOAD decoded at a reduced scale (shrink-on-load): the JPEG
      * shrink factor (1: none) or the WebP/SVG/PDF scale (0: none); `shape`
@@ -371,6 +375,13 @@ void dump_graph(const graph *g, dump_format f, FILE *out);
 
 /* How many live nodes read node `id`'s output (its consumers). */
 size_t graph_n_consumers(const graph *g, int id);
+/* Makes room for `cap` nodes in all (graph_add grows the array as well). */
+int graph_reserve(graph *g, size_t cap);
+/* Makes node `id` read `input` instead of its current input. */
+void graph_set_input(graph *g, int id, int input);
+/* Kills node `from`, whose readers read `to` instead (an identical node:
+ * pass share-chains). */
+void graph_merge(graph *g, int from, int to);
 /* True when the source (node 0, a load) can be decoded sequentially: it
  * has one consumer, and every op its pixels flow through before they
  * reach an encoder or a node several jobs share (which the executor

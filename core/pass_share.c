@@ -112,12 +112,7 @@ pass_share_chains(graph *g, opt_report *rep, kiln_error *err)
                 continue;
             }
             /* b's readers read a instead; b goes. */
-            for (size_t c = i + 1; c < g->n_nodes; c++) {
-                if (!g->nodes[c].dead && g->nodes[c].input == b->id) {
-                    g->nodes[c].input = a->id;
-                }
-            }
-            b->dead = true;
+            graph_merge(g, b->id, a->id);
             a->note = arena_printf(g->arena, "shared by %zu jobs",
                                    graph_n_consumers(g, a->id));
             n++;
@@ -191,7 +186,7 @@ pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err)
         if (best == NULL) {
             continue;
         }
-        c->input = best->id;
+        graph_set_input(g, c->id, best->id);
         c->is_reduced = true;
         c->reduction.bound = *full;
         c->reduction.xscale = (double)best->shape.width / full->width;

@@ -544,7 +544,7 @@ test_streams(void)
     /* A dead op does not count. */
     g = new_graph(a, 100, 50);
     int d = add_op(g, &rnd, 0, 1, 100, 50);
-    g->nodes[d].dead = true;
+    graph_drop(g, d);
     end_job(g, add_op(g, &seq, 0, 0.5, 50, 25));
     CU_ASSERT(graph_streams(g));
     arena_free(a);
