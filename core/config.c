@@ -288,8 +288,8 @@ cfg_limits_default(kiln_limits *l)
 }
 
 static const char *const cfg_root_keys[] = {
-    "listen", "workers",    "shutdown_timeout", "plugins", "jobstore",
-    "limits", "rate_limit", "network",          "services"};
+    "listen",   "workers", "shutdown_timeout", "optimize", "plugins",
+    "jobstore", "limits",  "rate_limit",       "network",  "services"};
 static const char *const cfg_service_keys[] = {
     "id", "tokens", "secret", "backend", "storage", "remote_sources", "limits"};
 
@@ -411,6 +411,7 @@ cfg_new_defaults(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (int)n : 1;
     c->shutdown_timeout = 30;
+    c->opt_level = OPT_LEVEL_DEFAULT;
     /* Plugins: next to the binary in a build tree (build/kiln and
      * build/plugins), or beside an installed one (bin/kiln and
      * lib/kiln/plugins-1, so an install can move), else the directory
@@ -523,13 +524,17 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
         cfg_error(&x, "", root, "expected a JSON object");
         goto done;
     }
-    cfg_check_keys(&x, root, "", cfg_root_keys, 9);
+    cfg_check_keys(&x, root, "", cfg_root_keys,
+                   sizeof cfg_root_keys / sizeof cfg_root_keys[0]);
     cfg_string(&x, root, "", "listen", &c->listen);
     int64_t workers = c->workers;
     cfg_int(&x, root, "", "workers", 1, 1024, &workers);
     c->workers = (int)workers;
     cfg_number(&x, root, "", "shutdown_timeout", 0, 86400,
                &c->shutdown_timeout);
+    int64_t level = c->opt_level;
+    cfg_int(&x, root, "", "optimize", 0, OPT_LEVEL_MAX, &level);
+    c->opt_level = (int)level;
     const cJSON *pl = cfg_object(&x, root, "", "plugins");
     if (pl != NULL) {
         static const char *const keys[] = {"dirs", "enable"};

@@ -216,7 +216,7 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     e->config = cfg;
-    e->opt_level = OPT_LEVEL_DEFAULT;
+    e->opt_level = cfg->opt_level;
     e->arena = arena_new();
     e->metrics = metrics_new();
     e->net_allow = calloc(1, sizeof *e->net_allow);

@@ -192,6 +192,7 @@ typedef struct kiln_config {
     char *listen;
     int workers;
     double shutdown_timeout; /* s running work may take to finish at stop */
+    int opt_level;           /* "optimize": the passes' level, 0..3 */
     char **plugin_dirs;
     size_t n_plugin_dirs;
     char **enable;

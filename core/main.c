@@ -373,7 +373,7 @@ cmd_compile(int argc, char **argv)
         rc = bind_graph(g, &shape, &e->config->limits, &errs);
     }
     if (rc == KILN_OK) {
-        int level = o.opt_level >= 0 ? o.opt_level : OPT_LEVEL_DEFAULT;
+        int level = o.opt_level >= 0 ? o.opt_level : e->opt_level;
         compile_source_format(g, o.source != NULL, source_format, source_plain);
         if (o.passes) {
             if (g->bound) {

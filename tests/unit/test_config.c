@@ -127,6 +127,7 @@ test_network_and_shutdown(void)
               &c, &errs);
     CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
     CU_ASSERT_EQUAL(c->shutdown_timeout, 5);
+    CU_ASSERT_EQUAL(c->opt_level, OPT_LEVEL_DEFAULT);
     CU_ASSERT_EQUAL(c->n_network_allow, 2);
     config_free(c);
     errlist_free(&errs);
@@ -135,6 +136,37 @@ test_network_and_shutdown(void)
     CU_ASSERT_EQUAL_FATAL(config_default(&c, &e), KILN_OK);
     CU_ASSERT_EQUAL(c->shutdown_timeout, 30);
     config_free(c);
+}
+
+/* optimize: the passes' level, 0..3, named by its path when out of range
+ * or not an integer. */
+static void
+test_optimize_level(void)
+{
+    static const char svc[] = ", \"services\": [{\"id\": 1, \"storage\": "
+                              "{\"plugin\": \"local\", \"root\": \"/x\"}}]}";
+    char text[256];
+    kiln_config *c = NULL;
+    errlist errs = {0};
+    snprintf(text, sizeof text, "{\"optimize\": 3%s", svc);
+    CU_ASSERT_EQUAL_FATAL(load(text, &c, &errs), KILN_OK);
+    CU_ASSERT_EQUAL(c->opt_level, 3);
+    config_free(c);
+    c = NULL;
+    snprintf(text, sizeof text, "{\"optimize\": 0%s", svc);
+    CU_ASSERT_EQUAL_FATAL(load(text, &c, &errs), KILN_OK);
+    CU_ASSERT_EQUAL(c->opt_level, 0);
+    config_free(c);
+    c = NULL;
+    static const char *const bad[] = {"4", "-1", "1.5", "\"2\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "{\"optimize\": %s%s", bad[i], svc);
+        errs = (errlist){0};
+        CU_ASSERT_EQUAL(load(text, &c, &errs), KILN_EINVAL);
+        CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+        CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "optimize");
+        errlist_free(&errs);
+    }
 }
 
 int
@@ -147,6 +179,7 @@ test_config_register(void)
     CU_add_test(s, "embedded defaults", test_defaults);
     CU_add_test(s, "environment and values", test_env_and_values);
     CU_add_test(s, "error texts", test_errors);
+    CU_add_test(s, "optimize", test_optimize_level);
     CU_add_test(s, "network.allow and shutdown_timeout",
                 test_network_and_shutdown);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
