@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -893,6 +895,22 @@ cli_tune_malloc(void)
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    /* The main thread's heap (where a compile's JSON tree and graph live)
+     * grows in steps of 64 MB of address space, backed by transparent
+     * huge pages where the kernel offers them on request: a 10,000-op
+     * compile spent a third of its time faulting in 4 KB pages. Only
+     * address space is reserved; pages are used as they are touched. */
+    mallopt(M_TOP_PAD, 64 << 20);
+    void *first = malloc(1 << 20); /* extends the heap by that much */
+    if (first != NULL) {
+        uintptr_t huge = 2u << 20;
+        uintptr_t lo = ((uintptr_t)first + huge - 1) & ~(huge - 1);
+        uintptr_t hi = (uintptr_t)sbrk(0) & ~(huge - 1);
+        if (hi > lo) {
+            madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+        }
+        free(first);
+    }
 }
 
 int
