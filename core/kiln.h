@@ -443,6 +443,7 @@ bool opt_parse_level(const char *s, int *level);
 int pass_drop_noops(graph *g, opt_report *rep, kiln_error *err);
 int pass_merge_pairs(graph *g, opt_report *rep, kiln_error *err);
 int pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err);
+int pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err);
 int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
 int pass_share_chains(graph *g, opt_report *rep, kiln_error *err);
 int pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err);

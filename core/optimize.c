@@ -26,6 +26,10 @@ const opt_pass opt_passes[] = {
     {"share-chains",
      "run the identical leading ops of several jobs once, for all of them", 1,
      true, false, pass_share_chains},
+    {"fuse-resamples",
+     "resample once from the larger image where a reduction reads a whole "
+     "resize or fit that reduced (the rule in docs/optimizer.md)",
+     2, false, true, pass_fuse_resamples},
     {"shrink-on-load",
      "decode the source at a reduced scale (JPEG shrink 2/4/8, WebP, SVG "
      "and PDF scale) when every consumer reduces it",

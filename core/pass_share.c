@@ -127,16 +127,26 @@ pass_share_chains(graph *g, opt_report *rep, kiln_error *err)
     return KILN_OK;
 }
 
-/* The factors by which op node `n` samples the full source, or false. */
+/* The size to which op node `n`, a reader of the source, resamples the
+ * whole source (before any crop or pad), or false. It plans from the
+ * shape it was bound to: the full source's, or (fuse-resamples) a smaller
+ * image that the source covers whole. */
 static bool
-share_scale(const graph_node *n, const kiln_shape *full, double *sx, double *sy)
+share_scaled(const graph_node *n, const kiln_shape *full, double *w, double *h)
 {
     if (n->kind != GRAPH_OP || n->dead) {
         return false;
     }
     const kiln_op *op = &n->op->op;
-    return op->sample_scale != NULL && op->execute_reduced != NULL &&
-           op->sample_scale(n->params, full, sx, sy);
+    const kiln_shape *bound = n->is_reduced ? &n->reduction.bound : full;
+    double sx, sy;
+    if (op->sample_scale == NULL || op->execute_reduced == NULL ||
+        !op->sample_scale(n->params, bound, &sx, &sy)) {
+        return false;
+    }
+    *w = sx * bound->width;
+    *h = sy * bound->height;
+    return true;
 }
 
 int
@@ -155,12 +165,12 @@ pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err)
     char what[256] = "";
     for (size_t i = 1; i < g->n_nodes; i++) {
         graph_node *c = &g->nodes[i];
-        double cx, cy;
-        if (c->input != 0 || !share_scale(c, full, &cx, &cy)) {
+        double cw, ch;
+        if (c->input != 0 || !share_scaled(c, full, &cw, &ch)) {
             continue;
         }
-        int need_w = (int)ceil(cx * full->width - 1e-6);
-        int need_h = (int)ceil(cy * full->height - 1e-6);
+        int need_w = (int)ceil(cw - 1e-6);
+        int need_h = (int)ceil(ch - 1e-6);
         /* The smallest earlier node that resamples the whole source itself
          * (not from another reduction: one extra resample at most per
          * output) to exactly its scaled size, nothing cut or padded, and
@@ -168,10 +178,10 @@ pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err)
         graph_node *best = NULL;
         for (size_t k = 1; k < i; k++) {
             graph_node *m = &g->nodes[k];
-            double mx, my;
-            if (m->input != 0 || !share_scale(m, full, &mx, &my) ||
-                m->shape.width != (int)floor(mx * full->width + 0.5) ||
-                m->shape.height != (int)floor(my * full->height + 0.5) ||
+            double mw, mh;
+            if (m->input != 0 || !share_scaled(m, full, &mw, &mh) ||
+                m->shape.width != (int)floor(mw + 0.5) ||
+                m->shape.height != (int)floor(mh + 0.5) ||
                 m->shape.bands != load->shape.bands ||
                 m->shape.width < 2 * need_w || m->shape.height < 2 * need_h ||
                 m->shape.width >= load->shape.width) {
@@ -186,11 +196,14 @@ pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err)
         if (best == NULL) {
             continue;
         }
+        /* c keeps the shape it plans from; best covers the whole source,
+         * so all of that shape. */
+        kiln_shape bound = c->is_reduced ? c->reduction.bound : *full;
         graph_set_input(g, c->id, best->id);
         c->is_reduced = true;
-        c->reduction.bound = *full;
-        c->reduction.xscale = (double)best->shape.width / full->width;
-        c->reduction.yscale = (double)best->shape.height / full->height;
+        c->reduction.bound = bound;
+        c->reduction.xscale = (double)best->shape.width / bound.width;
+        c->reduction.yscale = (double)best->shape.height / bound.height;
         n++;
         size_t l = strlen(what);
         snprintf(what + l, sizeof what - l, "%s%%%d from %%%d", l ? ", " : "",

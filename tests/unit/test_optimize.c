@@ -2,7 +2,7 @@
  * Optimizer tests: the pass table and its -O levels, and the passes on
  * small hand-built graphs of fake ops (so that what a pass may do is
  * decided by the callbacks these tests give, not by ops-vips): drop-noops,
- * merge-pairs, fuse-luts and shrink-on-load's plan.
+ * merge-pairs, fuse-luts, fuse-resamples and shrink-on-load's plan.
  */
 #include <CUnit/CUnit.h>
 #include <string.h>
@@ -590,6 +590,283 @@ test_reuse_reductions(void)
     arena_free(a);
 }
 
+/* fuse-resamples on one job's chain: runs the pass, returns its report. */
+static opt_report
+fuse(graph *g)
+{
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_fuse_resamples(g, &rep, &err), KILN_OK);
+    return rep;
+}
+
+static void
+test_fuse_pair(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    int n0 = add_op(g, &fake_scale, 0, 0.5, 2000, 1500);
+    int n1 = add_op(g, &fake_scale, n0, 0.25, 500, 375);
+    end_job(g, n1);
+    opt_report rep = fuse(g);
+    CU_ASSERT_EQUAL(rep.n_changes, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "fused 1 resample"));
+    CU_ASSERT(g->nodes[n0].dead);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, 0);
+    /* n1 plans from the 2000x1500 it was bound to and resamples from the
+     * 4000x3000 source: 2 source pixels per bound pixel. */
+    CU_ASSERT(g->nodes[n1].is_reduced);
+    CU_ASSERT_EQUAL(g->nodes[n1].reduction.bound.width, 2000);
+    CU_ASSERT_EQUAL(g->nodes[n1].reduction.bound.height, 1500);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.xscale, 2.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.yscale, 2.0, 1e-12);
+    CU_ASSERT_EQUAL(g->nodes[n1].shape.width, 500);
+    /* Reader counts: the load has n1, n0 has none, n1 its encode. */
+    CU_ASSERT_EQUAL(graph_n_consumers(g, 0), 1);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 0);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n1), 1);
+    int ids[8];
+    CU_ASSERT_EQUAL(chain(g, find_encode(g)->id, ids, 8), 1);
+    CU_ASSERT_EQUAL(ids[0], n1);
+    arena_free(a);
+}
+
+static void
+test_fuse_chain(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    int n0 = add_op(g, &fake_scale, 0, 0.6, 2400, 1800);
+    int n1 = add_op(g, &fake_scale, n0, 0.5, 1200, 900);
+    int n2 = add_op(g, &fake_scale, n1, 0.5, 600, 450);
+    int n3 = add_op(g, &fake_dim, n2, 0, 600, 450);
+    end_job(g, n3);
+    opt_report rep = fuse(g);
+    CU_ASSERT_EQUAL(rep.n_changes, 2);
+    CU_ASSERT(g->nodes[n0].dead && g->nodes[n1].dead);
+    CU_ASSERT(!g->nodes[n2].dead && !g->nodes[n3].dead);
+    CU_ASSERT_EQUAL(g->nodes[n2].input, 0);
+    /* Composed: bound to n1's 1200x900, reading the 4000x3000 source. */
+    CU_ASSERT(g->nodes[n2].is_reduced);
+    CU_ASSERT_EQUAL(g->nodes[n2].reduction.bound.width, 1200);
+    CU_ASSERT_EQUAL(g->nodes[n2].reduction.bound.height, 900);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n2].reduction.xscale, 4000.0 / 1200, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n2].reduction.yscale, 3000.0 / 900, 1e-12);
+    CU_ASSERT_PTR_NOT_NULL(g->nodes[n2].note);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->nodes[n2].note, "%1, %2"));
+    /* dim cannot run reduced: it still reads n2. */
+    CU_ASSERT_EQUAL(g->nodes[n3].input, n2);
+    CU_ASSERT(!g->nodes[n3].is_reduced);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, 0), 1);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 0);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n1), 0);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n2), 1);
+    int ids[8];
+    CU_ASSERT_EQUAL(chain(g, find_encode(g)->id, ids, 8), 2);
+    CU_ASSERT_EQUAL(ids[0], n2);
+    CU_ASSERT_EQUAL(ids[1], n3);
+    arena_free(a);
+}
+
+/* A first op that is not the whole input resampled: its output is not
+ * its input scaled by its own factors (a cropbox cut, a letterbox
+ * padded), or it adds a band. */
+static void
+test_fuse_refuses_crop_pad(void)
+{
+    arena *a = arena_new();
+    const struct {
+        double f;
+        kiln_shape out;
+    } firsts[] = {
+        {0.5, {1500, 1500, 3, false}},  /* cropped */
+        {0.25, {1200, 1200, 3, false}}, /* padded */
+        {0.5, {2000, 1500, 4, true}},   /* alpha added */
+    };
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        graph *g = new_graph(a, 4000, 3000);
+        int n0 = add_op(g, &fake_scale, 0, firsts[i].f, 0, 0);
+        g->nodes[n0].shape = firsts[i].out;
+        int n1 = add_op(g, &fake_scale, n0, 0.25, firsts[i].out.width / 4,
+                        firsts[i].out.height / 4);
+        g->nodes[n1].shape.bands = firsts[i].out.bands;
+        g->nodes[n1].shape.has_alpha = firsts[i].out.has_alpha;
+        end_job(g, n1);
+        opt_report rep = fuse(g);
+        CU_ASSERT_EQUAL(rep.n_changes, 0);
+        CU_ASSERT(!g->nodes[n0].dead);
+        CU_ASSERT_EQUAL(g->nodes[n1].input, n0);
+        CU_ASSERT(!g->nodes[n1].is_reduced);
+        CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 1);
+    }
+    /* A first op that cannot run reduced (no sample_scale). */
+    graph *g = new_graph(a, 4000, 3000);
+    int d = add_op(g, &fake_dim, 0, 0, 4000, 3000);
+    int n1 = add_op(g, &fake_scale, d, 0.25, 1000, 750);
+    end_job(g, n1);
+    CU_ASSERT_EQUAL(fuse(g).n_changes, 0);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, d);
+    arena_free(a);
+}
+
+static void
+test_fuse_refuses_shared(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    /* Two jobs read n0 (share-chains made it one node). */
+    int n0 = add_op(g, &fake_scale, 0, 0.5, 2000, 1500);
+    int n1 = add_op(g, &fake_scale, n0, 0.25, 500, 375);
+    end_job(g, n1);
+    int n2 = add_op(g, &fake_scale, n0, 0.5, 1000, 750);
+    end_job(g, n2);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 2);
+    opt_report rep = fuse(g);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[n0].dead);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, n0);
+    CU_ASSERT_EQUAL(g->nodes[n2].input, n0);
+    CU_ASSERT(!g->nodes[n1].is_reduced && !g->nodes[n2].is_reduced);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 2);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, 0), 1);
+    arena_free(a);
+}
+
+/* Only reductions after reductions fuse (docs/optimizer.md measures the
+ * rest below 40 dB): down then up, up then down, and one axis down then
+ * up stay two resamples. */
+static void
+test_fuse_refuses_enlarging(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    int n0 = add_op(g, &fake_scale, 0, 0.025, 100, 75);
+    int n1 = add_op(g, &fake_scale, n0, 10, 1000, 750);
+    end_job(g, n1);
+    opt_report rep = fuse(g);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, n0);
+    CU_ASSERT(!g->nodes[n0].dead);
+    CU_ASSERT(!g->nodes[n1].is_reduced);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "not applied"));
+    CU_ASSERT_EQUAL(graph_n_consumers(g, n0), 1);
+
+    g = new_graph(a, 1000, 750);
+    n0 = add_op(g, &fake_scale, 0, 2, 2000, 1500);
+    n1 = add_op(g, &fake_scale, n0, 0.25, 500, 375);
+    end_job(g, n1);
+    CU_ASSERT_EQUAL(fuse(g).n_changes, 0);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, n0);
+
+    /* In a chain, the fused op's scale is the whole way from the source:
+     * 4000 to 2000 to 1200 fuses, then 1200 to 3600 (up from a
+     * reduction) does not. */
+    g = new_graph(a, 4000, 3000);
+    n0 = add_op(g, &fake_scale, 0, 0.5, 2000, 1500);
+    n1 = add_op(g, &fake_scale, n0, 0.6, 1200, 900);
+    int n2 = add_op(g, &fake_scale, n1, 3, 3600, 2700);
+    end_job(g, n2);
+    rep = fuse(g);
+    CU_ASSERT_EQUAL(rep.n_changes, 1);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, 0);
+    CU_ASSERT_EQUAL(g->nodes[n2].input, n1);
+    CU_ASSERT(!g->nodes[n2].is_reduced);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "kept %3 after %2"));
+
+    /* A second reduction milder than 4/3 (0.9), and a fused scale of
+     * 1/4 (0.5 then 0.5) or just under it: white noise measured below
+     * 40 dB there. 0.5 then 0.4 (1/5) fuses. */
+    const double seconds[][2] = {
+        {0.5, 0.9}, {0.5, 0.5}, {0.6, 0.4}, {0.9, 0.25}, {0.5, 0.4}};
+    for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++) {
+        double f0 = seconds[i][0], f1 = seconds[i][1];
+        g = new_graph(a, 4000, 3000);
+        n0 = add_op(g, &fake_scale, 0, f0, (int)(4000 * f0 + 0.5),
+                    (int)(3000 * f0 + 0.5));
+        n1 = add_op(g, &fake_scale, n0, f1, (int)(4000 * f0 * f1 + 0.5),
+                    (int)(3000 * f0 * f1 + 0.5));
+        end_job(g, n1);
+        rep = fuse(g);
+        bool fuses = i == 4;
+        CU_ASSERT_EQUAL(rep.n_changes, fuses ? 1 : 0);
+        CU_ASSERT_EQUAL(g->nodes[n1].input, fuses ? 0 : n0);
+        CU_ASSERT_EQUAL(graph_n_consumers(g, n0), fuses ? 0 : 1);
+    }
+    arena_free(a);
+}
+
+/* shrink-on-load after fusion: the fused op is the source's consumer,
+ * planned for as the first resample it replaced (so 4000 to 1000 to 400
+ * decodes at shrink 2, as 4000 to 1000 alone would, not at the shrink 4
+ * the fused 0.1 alone allows); the reductions compose, and undoing the
+ * plan gives the fusion's back. */
+static void
+test_fuse_then_shrink(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    int n0 = add_op(g, &fake_scale, 0, 0.25, 1000, 750);
+    int n1 = add_op(g, &fake_scale, n0, 0.4, 400, 300);
+    end_job(g, n1);
+    CU_ASSERT_EQUAL(fuse(g).n_changes, 1);
+    g->opt_level = 2;
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 2);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.width, 2000);
+    CU_ASSERT(g->nodes[n1].is_reduced);
+    CU_ASSERT_EQUAL(g->nodes[n1].reduction.bound.width, 1000);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.xscale, 2.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.yscale, 2.0, 1e-12);
+    pass_shrink_undo(g);
+    CU_ASSERT_EQUAL(g->nodes[0].shape.width, 4000);
+    CU_ASSERT(g->nodes[n1].is_reduced);
+    CU_ASSERT_EQUAL(g->nodes[n1].reduction.bound.width, 1000);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.xscale, 4.0, 1e-12);
+    arena_free(a);
+}
+
+/* reuse-reductions after fusion: a fused job's op keeps planning from
+ * its own bound shape when it moves to another job's reduction, and its
+ * need is its own size, not its params applied to the full source. */
+static void
+test_fuse_then_reuse(void)
+{
+    arena *a = arena_new();
+    graph *g = new_graph(a, 4000, 3000);
+    int m = add_op(g, &fake_scale, 0, 0.8, 3200, 2400);
+    end_job(g, m);
+    int n0 = add_op(g, &fake_scale, 0, 0.6, 2400, 1800);
+    int n1 = add_op(g, &fake_scale, n0, 0.5, 1200, 900);
+    end_job(g, n1);
+    CU_ASSERT_EQUAL(fuse(g).n_changes, 1);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, 0);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_reuse_reductions(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 1);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, m);
+    CU_ASSERT(g->nodes[n1].is_reduced);
+    /* It needs 1200 (its params on its 2400 bound), and 3200 is more
+     * than twice that; it reads 3200 pixels per 2400 bound ones. */
+    CU_ASSERT_EQUAL(g->nodes[n1].reduction.bound.width, 2400);
+    CU_ASSERT_DOUBLE_EQUAL(g->nodes[n1].reduction.xscale, 3200.0 / 2400, 1e-12);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, 0), 1);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, m), 2);
+    /* A reuse-reductions reader is not the load's: undoing a shrink plan
+     * leaves it reduced. */
+    g->nodes[0].load_shrink = 2;
+    g->nodes[0].full = g->nodes[0].shape;
+    pass_shrink_undo(g);
+    CU_ASSERT(g->nodes[n1].is_reduced);
+    CU_ASSERT_EQUAL(g->nodes[n1].input, m);
+    arena_free(a);
+}
+
 int
 test_optimize_register(void)
 {
@@ -609,5 +886,16 @@ test_optimize_register(void)
     CU_add_test(s, "share-chains", test_share_chains);
     CU_add_test(s, "reuse-reductions", test_reuse_reductions);
     CU_add_test(s, "graph_streams", test_streams);
+    CU_add_test(s, "fuse-resamples: a pair", test_fuse_pair);
+    CU_add_test(s, "fuse-resamples: a chain of 3", test_fuse_chain);
+    CU_add_test(s, "fuse-resamples: not after a crop or pad",
+                test_fuse_refuses_crop_pad);
+    CU_add_test(s, "fuse-resamples: not a shared node",
+                test_fuse_refuses_shared);
+    CU_add_test(s, "fuse-resamples: not with an enlargement",
+                test_fuse_refuses_enlarging);
+    CU_add_test(s, "fuse-resamples then shrink-on-load", test_fuse_then_shrink);
+    CU_add_test(s, "fuse-resamples then reuse-reductions",
+                test_fuse_then_reuse);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

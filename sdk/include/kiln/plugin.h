@@ -257,10 +257,14 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
 
 /* How an op's input was reduced before it ran (kiln_op.execute_reduced):
  * pixel x of the input corresponds to x / xscale of the bound input, in
- * pixel-edge coordinates (0.5: a JPEG decoded at half size). */
+ * pixel-edge coordinates (0.5: a JPEG decoded at half size). Since the
+ * optimizer pass fuse-resamples, the input may also be larger than the
+ * bound one (an image an earlier resample reduced, read instead of that
+ * resample's output): scales above 1. The input always covers the whole
+ * bound image, bound.width x xscale by bound.height x yscale pixels. */
 typedef struct kiln_reduction {
     kiln_shape bound;      /* the input shape the op was bound against */
-    double xscale, yscale; /* input pixels per bound pixel, in (0, 1] */
+    double xscale, yscale; /* input pixels per bound pixel, > 0 */
 } kiln_reduction;
 
 /* An op: a const descriptor, registered with register_op(). Members are

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Optimizer pass fuse-resamples (docs/optimizer.md): a resample that reads
+# a whole-image resize or fit resamples once from the earlier image. For
+# chains of reductions, on a generated image and on the shared photographs
+# (JPEG, PNG, PNG with alpha), `kiln compile --passes` must show the
+# fusion, and the -O2 output must have -O0's size and be within 40 dB
+# PSNR of it (PNG outputs: the encoder adds nothing). Pairs outside the
+# pass's rule (an enlargement, a mild second reduction, a fused scale of
+# 1/4) must stay two resamples: -O2 writes -O0's pixels.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/exec/lib.sh
+exec_setup
+
+PSNR_MIN=40
+
+rz() { echo "{\"type\": \"resize\", \"width\": $1}"; }
+box() {
+    echo "{\"type\": \"fitmethod\", \"fit_type\": \"box\", \"width\": $1," \
+        "\"height\": $1, \"color\": \"#000\", \"gravity\": \"center\"}"
+}
+
+# fuse_case NAME FILE EXPECT TRANSFORMATION...: one job reading FILE
+# through the transformations. EXPECT is "fused" (the pass applies, the
+# output is within PSNR_MIN of -O0) or "kept" (the pass refuses, the
+# output has -O0's pixels).
+fuse_case() {
+    local name=$1 file=$2 expect=$3 ext=${2##*.} chain="" t line
+    shift 3
+    for t in "$@"; do
+        chain="$chain${chain:+, }$t"
+    done
+    cp "$file" "$ROOT/in/$name.$ext"
+    cat >"$WORK/$name.json" <<JSON
+{"service_id": 1, "source": "/in/$name.$ext", "jobs": [
+ {"destination": "/out/$name.png", "transformations": [$chain]}]}
+JSON
+    line=$("$KILN" compile --passes --source "$file" "$WORK/$name.json" \
+        2>&1 | grep '^=== pass fuse-resamples')
+    if [ "$expect" = fused ]; then
+        check "fuse/$name/applies" "kiln compile --passes says: $line" \
+            grep -q ': fused [0-9]* resample' <<<"$line"
+    else
+        check "fuse/$name/refused" "kiln compile --passes says: $line" \
+            grep -q 'no change; not applied: .*outside the rule' <<<"$line"
+    fi
+    local lvl
+    for lvl in 0 2; do
+        run_kiln "$name-O$lvl" -O"$lvl" "$WORK/$name.json"
+        if [ "${JST[/out/$name.png]:-}" != FINISHED ]; then
+            fail "fuse/$name/runs-O$lvl" "${JERR[/out/$name.png]:-no result}"
+            return
+        fi
+        mv "$ROOT/out/$name.png" "$WORK/$name-O$lvl.png"
+    done
+    local s0 s2
+    s0=$(img_size "$WORK/$name-O0.png")
+    s2=$(img_size "$WORK/$name-O2.png")
+    if [ "$s0" != "$s2" ]; then
+        fail "fuse/$name/size" "-O2 wrote $s2, -O0 $s0"
+        return
+    fi
+    ok "fuse/$name/size"
+    if [ "$expect" = fused ]; then
+        if psnr_ge "$WORK/$name-O0.png" "$WORK/$name-O2.png" "$PSNR_MIN"; then
+            ok "fuse/$name/psnr ($PSNR_VALUE dB)"
+        else
+            fail "fuse/$name/psnr" "$PSNR_VALUE dB from -O0, below $PSNR_MIN"
+        fi
+    else
+        local n
+        n=$(ae "$WORK/$name-O0.png" "$WORK/$name-O2.png")
+        check "fuse/$name/same-pixels" "$n pixels differ from -O0" \
+            [ "$n" = 0 ]
+    fi
+}
+
+# Always: a generated 1600x1200 image of white noise (the worst case
+# for resampling: every frequency up to Nyquist).
+vips gaussnoise "$WORK/n.v" 1600 1200 --mean 128 --sigma 30 &&
+    vips colourspace "$WORK/n.v" "$WORK/g.v" srgb &&
+    vips bandjoin "$WORK/g.v $WORK/g.v $WORK/g.v" "$WORK/gen.png" ||
+    fail fuse/fixture "cannot make the generated image"
+fuse_case gen-1280-640 "$WORK/gen.png" fused "$(rz 1280)" "$(rz 640)"
+fuse_case gen-chain "$WORK/gen.png" fused "$(rz 1200)" "$(box 700)" \
+    "$(rz 300)"
+# Outside the rule: down then up, up then down, a mild second reduction,
+# a fused scale of exactly 1/4.
+fuse_case gen-down-up "$WORK/gen.png" kept "$(rz 200)" "$(rz 800)"
+fuse_case gen-up-down "$WORK/gen.png" kept "$(rz 2400)" "$(rz 800)"
+fuse_case gen-mild "$WORK/gen.png" kept "$(rz 800)" "$(rz 720)"
+fuse_case gen-quarter "$WORK/gen.png" kept "$(rz 800)" "$(rz 400)"
+
+T=$TESTDATA
+if [ ! -d "$T" ]; then
+    skip "$T_NAME/photos" "$T is absent (set SHARED to the shared folder)"
+    finish
+fi
+require_testdata photo-2725x2225.jpg photo-3840x2160.jpg \
+    alpha-2048x1536.png sample.png
+# The lowest figures of docs/optimizer.md's table, and a chain of four.
+fuse_case p27-681-341 "$T/photo-2725x2225.jpg" fused "$(rz 681)" "$(rz 341)"
+fuse_case p27-681-170 "$T/photo-2725x2225.jpg" fused "$(rz 681)" "$(rz 170)"
+fuse_case p27-1008-545 "$T/photo-2725x2225.jpg" fused "$(rz 1008)" \
+    "$(rz 545)"
+fuse_case p27-chain "$T/photo-2725x2225.jpg" fused "$(rz 1500)" \
+    "$(box 800)" "$(rz 500)" "$(rz 200)"
+fuse_case p38-960-240 "$T/photo-3840x2160.jpg" fused "$(rz 960)" "$(rz 240)"
+fuse_case p38-2304-1152 "$T/photo-3840x2160.jpg" fused "$(rz 2304)" \
+    "$(rz 1152)"
+fuse_case alpha-614-205 "$T/alpha-2048x1536.png" fused "$(rz 614)" \
+    "$(rz 205)"
+fuse_case alpha-1843-1229 "$T/alpha-2048x1536.png" fused "$(rz 1843)" \
+    "$(rz 1229)"
+fuse_case sample-72-36 "$T/sample.png" fused "$(rz 72)" "$(rz 36)"
+fuse_case sample-174-87 "$T/sample.png" fused "$(rz 174)" "$(rz 87)"
+fuse_case alpha-down-up "$T/alpha-2048x1536.png" kept "$(rz 512)" \
+    "$(rz 1024)"
+finish
