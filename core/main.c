@@ -30,11 +30,13 @@ usage(FILE *f)
             "usage: kiln COMMAND [OPTIONS]\n"
             "\n"
             "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
-            "          [--format text|json|dot] [-O0..-O3] [--passes] "
-            "REQUEST.json\n"
+            "          [--format text|json|dot] [-O0..-O3] [--passes | --quiet]"
+            "\n          REQUEST.json\n"
             "      validate a request and print its op graph, optimized at "
             "-O2 unless\n"
-            "      told otherwise; --passes prints it after each pass\n"
+            "      told otherwise; --passes prints it after each pass, "
+            "--quiet only\n"
+            "      the errors (the exit status says whether it compiles)\n"
             "  run [--config FILE] [--storage-root DIR] [--workers N] "
             "[-O0..-O3]\n"
             "      REQUEST.json...\n"
@@ -146,7 +148,8 @@ enum {
     OPT_FORMAT,
     OPT_STORAGE_ROOT,
     OPT_WORKERS,
-    OPT_PASSES
+    OPT_PASSES,
+    OPT_QUIET
 };
 
 static const struct option long_opts[] = {
@@ -157,6 +160,7 @@ static const struct option long_opts[] = {
     {"storage-root", required_argument, NULL, OPT_STORAGE_ROOT},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"passes", no_argument, NULL, OPT_PASSES},
+    {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -169,6 +173,7 @@ typedef struct cli_opts {
     int workers;
     int opt_level; /* -O: 0..2, or -1 when not given */
     bool passes;
+    bool quiet; /* compile: print nothing but errors */
 } cli_opts;
 
 /* Parses the flags common to the subcommands; returns optind or -1. */
@@ -229,6 +234,9 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
         case OPT_PASSES:
             o->passes = true;
             break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
         case OPT_WORKERS: {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -288,7 +296,7 @@ cmd_compile(int argc, char **argv)
 {
     cli_opts o = {0};
     /* a=config b=source c=source-size d=format g=passes O=level */
-    int i = parse_opts(argc, argv, &o, "abcdgO");
+    int i = parse_opts(argc, argv, &o, "abcdghO");
     if (i < 0) {
         return 2;
     }
@@ -299,6 +307,11 @@ cmd_compile(int argc, char **argv)
     if (o.source != NULL && o.source_size != NULL) {
         fprintf(stderr,
                 "kiln compile: give --source or --source-size, not both\n");
+        return 2;
+    }
+    if (o.passes && o.quiet) {
+        fprintf(stderr, "kiln compile: --passes and --quiet exclude each "
+                        "other\n");
         return 2;
     }
     if (o.passes && o.format != NULL && strcmp(o.format, "text") != 0) {
@@ -391,7 +404,7 @@ cmd_compile(int argc, char **argv)
         rc = opt_run(g, level, o.passes ? compile_observe : NULL, NULL, &oerr);
         if (rc != KILN_OK) {
             errlist_add(&errs, &oerr, NULL);
-        } else if (!o.passes) {
+        } else if (!o.passes && !o.quiet) {
             dump_graph(g, fmt, stdout);
         }
     }
