@@ -18,6 +18,24 @@ dump_shape(const graph *g, const graph_node *n, char *buf, size_t size)
              n->shape.bands);
 }
 
+/* True when a reduced node only makes a window (crop-first): it reads the
+ * input it was bound to, at scale 1, so "reduced input" would mislead. */
+static bool
+dump_window_only(const graph *g, const graph_node *n)
+{
+    return n->reduction.has_window && n->reduction.xscale == 1 &&
+           n->reduction.yscale == 1 && n->input >= 0 &&
+           graph_same_shape(&n->reduction.bound, &g->nodes[n->input].shape);
+}
+
+/* The output a windowed node would make without its window. */
+static bool
+dump_unwindowed(const graph_node *n, kiln_shape *out)
+{
+    kiln_error e;
+    return n->op->op.infer(n->params, &n->reduction.bound, out, &e) == KILN_OK;
+}
+
 /* "width=50% of in.w, height=-": the params that are set. */
 static void
 dump_params(const graph *g, const graph_node *n, char *buf, size_t size,
@@ -70,10 +88,24 @@ dump_label(const graph *g, const graph_node *n, char *buf, size_t size)
             snprintf(buf + l, size - l, "%s[%s]", params[0] ? " " : "",
                      n->note);
         }
-        if (n->is_reduced) {
+        if (n->is_reduced && !dump_window_only(g, n)) {
             size_t l = strlen(buf);
             snprintf(buf + l, size - l, " [reduced input, bound to %dx%d]",
                      n->reduction.bound.width, n->reduction.bound.height);
+        }
+        if (n->is_reduced && n->reduction.has_window) {
+            const kiln_rect *w = &n->reduction.window;
+            kiln_shape full;
+            size_t l = strlen(buf);
+            snprintf(buf + l, size - l, " [window %dx%d%+d%+d", w->width,
+                     w->height, w->x, w->y);
+            l = strlen(buf);
+            if (dump_unwindowed(n, &full)) {
+                snprintf(buf + l, size - l, " of %dx%d]", full.width,
+                         full.height);
+            } else {
+                snprintf(buf + l, size - l, "]");
+            }
         }
         break;
     case GRAPH_ENCODE:
@@ -150,6 +182,14 @@ dump_json_node(const graph *g, const graph_node *n)
                                     n->reduction.bound.height);
             cJSON_AddNumberToObject(r, "xscale", n->reduction.xscale);
             cJSON_AddNumberToObject(r, "yscale", n->reduction.yscale);
+            if (n->reduction.has_window) {
+                const kiln_rect *w = &n->reduction.window;
+                cJSON *wo = cJSON_AddObjectToObject(r, "window");
+                cJSON_AddNumberToObject(wo, "x", w->x);
+                cJSON_AddNumberToObject(wo, "y", w->y);
+                cJSON_AddNumberToObject(wo, "width", w->width);
+                cJSON_AddNumberToObject(wo, "height", w->height);
+            }
         }
         cJSON *p = cJSON_AddObjectToObject(o, "params");
         const kiln_op *op = &n->op->op;

@@ -320,7 +320,8 @@ typedef struct graph_node {
     int load_shrink;
     double load_scale;
     kiln_shape full;
-    /* GRAPH_OP whose input was reduced: it runs execute_reduced(). */
+    /* GRAPH_OP whose input was reduced, or that makes only a window of
+     * its output (crop-first): it runs execute_reduced(). */
     bool is_reduced;
     kiln_reduction reduction;
 } graph_node;
@@ -447,6 +448,7 @@ int pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err);
 int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
 int pass_share_chains(graph *g, opt_report *rep, kiln_error *err);
 int pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err);
+int pass_crop_first(graph *g, opt_report *rep, kiln_error *err);
 
 /* Shrink-on-load's plan for a source of w x h (oriented) whose consumers
  * need at least need_w x need_h: the JPEG shrink factor (1, 2, 4 or 8)

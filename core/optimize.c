@@ -38,6 +38,10 @@ const opt_pass opt_passes[] = {
      "resample a reduction of the source from another job's reduction at "
      "least twice as large, rather than from the source",
      2, false, true, pass_reuse_reductions},
+    {"crop-first",
+     "make a resample produce only the region a crop after it keeps, "
+     "resampling only the part of its input that region needs",
+     1, true, true, pass_crop_first},
 };
 
 const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];

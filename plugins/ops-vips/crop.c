@@ -111,6 +111,21 @@ crop_is_noop(const void *params, const kiln_shape *in)
            r.height == in->height;
 }
 
+/* The rectangle crop_execute() cuts, for the optimizer (crop-first). */
+static bool
+crop_region_of(const void *params, const kiln_shape *in, kiln_rect *r)
+{
+    VipsRect v;
+    kiln_error err;
+
+    if (in == NULL ||
+        crop_region(params, in->width, in->height, &v, &err) != KILN_OK) {
+        return false;
+    }
+    *r = (kiln_rect){v.left, v.top, v.width, v.height};
+    return true;
+}
+
 static int
 crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
@@ -148,4 +163,5 @@ const kiln_op crop_op = {
     .infer = crop_infer,
     .execute = crop_execute,
     .is_noop = crop_is_noop,
+    .region = crop_region_of,
 };

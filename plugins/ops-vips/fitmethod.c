@@ -10,7 +10,10 @@
  * infer and execute; resampling is ops_resample() (exact size, Lanczos3).
  * Every fit type resamples the whole input once, so it can run on a
  * source decoded at a reduced scale (execute_reduced: the plan comes from
- * the bound input, the resample from the smaller image).
+ * the bound input, the resample from the smaller image), and with a window
+ * (KILN_OP_WINDOWED, the pass crop-first): box, stretch, outside and
+ * cropbox resample only around the window (ops_resample_window), letterbox
+ * makes the whole and cuts the window out.
  */
 #include <math.h>
 
@@ -170,13 +173,15 @@ fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
 }
 
 /* Plans for an iw x ih input and resamples `in`, which covers ext_w x
- * ext_h of it (the whole of `in` outside shrink-on-load). */
+ * ext_h of it (the whole of `in` outside shrink-on-load). With `win` not
+ * NULL, makes only that rectangle of the output. */
 static int
 fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
-              double ext_h, VipsImage *in, VipsImage **out, kiln_error *err)
+              double ext_h, const kiln_rect *win, VipsImage *in,
+              VipsImage **out, kiln_error *err)
 {
     fitmethod_plan plan;
-    VipsImage *t[3] = {NULL};
+    VipsImage *t[4] = {NULL};
     VipsImage *cur;
     VipsArrayDouble *background = NULL;
     bool in_alpha = vips_image_hasalpha(in);
@@ -185,6 +190,18 @@ fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
     rc = fitmethod_plan_make(p, iw, ih, in_alpha, &plan, err);
     if (rc != KILN_OK) {
         return rc;
+    }
+    if (win != NULL && p->fit_type != FIT_LETTERBOX) {
+        /* The output is the scaled image, or (cropbox) its rectangle at
+         * plan.x, plan.y: the window is a rectangle of the scaled one. */
+        kiln_rect sw = *win;
+
+        if (p->fit_type == FIT_CROPBOX) {
+            sw.x += plan.x;
+            sw.y += plan.y;
+        }
+        return ops_resample_window(in, ext_w, ext_h, plan.scaled_w,
+                                   plan.scaled_h, &sw, out, err);
     }
     rc = ops_resample_from(in, ext_w, ext_h, plan.scaled_w, plan.scaled_h,
                            &t[0], err);
@@ -216,6 +233,13 @@ fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
             goto fail;
         }
         cur = t[2];
+        if (win != NULL) {
+            if (vips_extract_area(cur, &t[3], win->x, win->y, win->width,
+                                  win->height, NULL)) {
+                goto fail;
+            }
+            cur = t[3];
+        }
     }
     g_object_ref(cur);
     *out = cur;
@@ -228,7 +252,7 @@ done:
     if (background != NULL) {
         vips_area_unref(VIPS_AREA(background));
     }
-    for (int i = 2; i >= 0; i--) {
+    for (int i = 3; i >= 0; i--) {
         if (t[i] != NULL) {
             g_object_unref(t[i]);
         }
@@ -244,7 +268,7 @@ fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     int h = vips_image_get_height(in[0]);
 
     (void)ctx;
-    return fitmethod_run(params, w, h, w, h, in[0], out, err);
+    return fitmethod_run(params, w, h, w, h, NULL, in[0], out, err);
 }
 
 static int
@@ -255,7 +279,8 @@ fitmethod_execute_reduced(kiln_exec *ctx, const void *params,
     (void)ctx;
     return fitmethod_run(params, r->bound.width, r->bound.height,
                          r->bound.width * r->xscale,
-                         r->bound.height * r->yscale, in[0], out, err);
+                         r->bound.height * r->yscale,
+                         r->has_window ? &r->window : NULL, in[0], out, err);
 }
 
 const kiln_op fitmethod_op = {
@@ -269,7 +294,7 @@ const kiln_op fitmethod_op = {
            "scales to the smallest size that covers the box, without "
            "cropping. Upscaling is allowed.",
     .n_inputs = 1,
-    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
+    .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL | KILN_OP_WINDOWED,
     .params_size = sizeof(fitmethod_params),
     .params = fitmethod_specs,
     .n_params = KILN_N_ELEMENTS(fitmethod_specs),

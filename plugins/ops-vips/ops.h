@@ -37,6 +37,17 @@ int ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err);
 int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
                       VipsImage **out, kiln_error *err);
 
+/*
+ * Only the rectangle `win` (inside w x h) of what ops_resample_from()
+ * would make, the same pixels: for an input that is not reduced (ext_w,
+ * ext_h its own size) it resamples a cut of `in` around the rectangle,
+ * aligned to libvips' pixel grid (resize.c says how); otherwise, or when
+ * no aligned cut is smaller, the whole, then cuts. *out: one new reference
+ * of win->width x win->height.
+ */
+int ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
+                        const kiln_rect *win, VipsImage **out, kiln_error *err);
+
 /* The pixels of an offset, 0 when the request did not give it. */
 static inline int
 ops_px(const kiln_length *len)

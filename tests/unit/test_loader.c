@@ -75,7 +75,7 @@ static void
 test_abi_major(void)
 {
     expect_refusal("abi-major", KILN_EABI,
-                   "plugin %s needs ABI 2.2, host provides 1.2 (a "
+                   "plugin %s needs ABI 2.3, host provides 1.3 (a "
                    "different major version)");
 }
 
@@ -83,7 +83,7 @@ static void
 test_abi_minor(void)
 {
     expect_refusal("abi-minor-newer", KILN_EABI,
-                   "plugin %s needs ABI 1.3, host provides 1.2 (a newer "
+                   "plugin %s needs ABI 1.4, host provides 1.3 (a newer "
                    "minor version)");
 }
 

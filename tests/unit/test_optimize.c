@@ -122,6 +122,33 @@ static const reg_op fake_scale = {.op = {.name = "scale",
 static const reg_op fake_dim = {
     .op = {.name = "dim", .n_inputs = 1, .infer = fake_infer}};
 
+/* "wscale": scale that honours windows (crop-first); "cut": a crop of a
+ * v x v square at the centre of its input. */
+static const reg_op fake_wscale = {.op = {.name = "wscale",
+                                          .n_inputs = 1,
+                                          .flags = KILN_OP_WINDOWED,
+                                          .params_size = sizeof(scale_params),
+                                          .infer = fake_infer,
+                                          .sample_scale = scale_sample,
+                                          .execute_reduced = scale_reduced}};
+
+static bool
+cut_region(const void *params, const kiln_shape *in, kiln_rect *r)
+{
+    int v = (int)((const add_params *)params)->v;
+    if (v > in->width || v > in->height) {
+        return false;
+    }
+    *r = (kiln_rect){(in->width - v) / 2, (in->height - v) / 2, v, v};
+    return true;
+}
+
+static const reg_op fake_cut = {.op = {.name = "cut",
+                                       .n_inputs = 1,
+                                       .params_size = sizeof(add_params),
+                                       .infer = fake_infer,
+                                       .region = cut_region}};
+
 /* ------------------------------------------------------ graph builders */
 
 static graph *
@@ -245,14 +272,19 @@ test_levels(void)
     CU_ASSERT_EQUAL(opt_run(g, 0, observe, &s, &err), KILN_OK);
     CU_ASSERT_EQUAL(s.n, 0);
     CU_ASSERT(!g->nodes[id].dead);
-    /* -O1 on an unbound graph: the exact passes, none skipped. */
+    /* -O1 on an unbound graph: the exact passes; those that need sizes
+     * (crop-first) are reported skipped. */
     CU_ASSERT_EQUAL(opt_run(g, 1, observe, &s, &err), KILN_OK);
     CU_ASSERT(g->nodes[id].dead);
     CU_ASSERT_STRING_EQUAL(s.names[0], "drop-noops");
     for (int i = 0; i < s.n; i++) {
         CU_ASSERT(strcmp(s.names[i], "shrink-on-load") != 0);
     }
-    CU_ASSERT_EQUAL(s.n_skipped, 0);
+    int n_exact_sized = 0;
+    for (size_t i = 0; i < opt_n_passes; i++) {
+        n_exact_sized += opt_passes[i].level == 1 && opt_passes[i].needs_shapes;
+    }
+    CU_ASSERT_EQUAL(s.n_skipped, n_exact_sized);
     /* -O2 unbound: shrink-on-load is reported skipped (needs sizes). */
     seen s2 = {0};
     CU_ASSERT_EQUAL(opt_run(g, 2, observe, &s2, &err), KILN_OK);
@@ -867,6 +899,116 @@ test_fuse_then_reuse(void)
     arena_free(a);
 }
 
+/* For crop-first: a load of w x h, a resample by f to rw x rh and a cut of
+ * v x v, one job: returns the graph; *r_id, *c_id the two nodes. */
+static graph *
+crop_first_graph(arena *a, const reg_op *op, int w, int h, double f, int rw,
+                 int rh, int v, int *r_id, int *c_id)
+{
+    graph *g = new_graph(a, w, h);
+    *r_id = add_op(g, op, 0, f, rw, rh);
+    *c_id = add_op(g, &fake_cut, *r_id, v, v, v);
+    end_job(g, *c_id);
+    return g;
+}
+
+static void
+test_crop_first_applies(void)
+{
+    arena *a = arena_new();
+    int r, c;
+    graph *g = crop_first_graph(a, &fake_wscale, 4000, 3000, 0.5, 2000, 1500,
+                                300, &r, &c);
+    opt_report rep;
+    memset(&rep, 0, sizeof rep);
+    kiln_error err;
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "moved 1 crop"));
+    const graph_node *rn = &g->nodes[r];
+    CU_ASSERT(g->nodes[c].dead);
+    CU_ASSERT(rn->is_reduced && rn->reduction.has_window);
+    CU_ASSERT_EQUAL(rn->reduction.window.x, 850);
+    CU_ASSERT_EQUAL(rn->reduction.window.y, 600);
+    CU_ASSERT_EQUAL(rn->reduction.window.width, 300);
+    CU_ASSERT_EQUAL(rn->reduction.window.height, 300);
+    CU_ASSERT_EQUAL(rn->reduction.bound.width, 4000);
+    CU_ASSERT_EQUAL(rn->reduction.bound.height, 3000);
+    CU_ASSERT_DOUBLE_EQUAL(rn->reduction.xscale, 1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(rn->reduction.yscale, 1, 0);
+    CU_ASSERT_EQUAL(rn->shape.width, 300);
+    CU_ASSERT_EQUAL(rn->shape.height, 300);
+    /* The encoder reads the resample; reader counts follow. */
+    CU_ASSERT_EQUAL(find_encode(g)->input, r);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, r), 1);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, 0), 1);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, c), 0);
+    /* Run again: a windowed resample is reduced and takes no second. */
+    int c2 = add_op(g, &fake_cut, r, 100, 100, 100);
+    graph_set_input(g, find_encode(g)->id, c2);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[c2].dead);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "reduced"));
+    arena_free(a);
+}
+
+static void
+test_crop_first_refusals(void)
+{
+    arena *a = arena_new();
+    int r, c;
+    opt_report rep;
+    kiln_error err;
+
+    /* 1601 to 801 and 1201 to 601: no factor shared, nothing to cut. */
+    graph *g = crop_first_graph(a, &fake_wscale, 1601, 1201, 0.5, 801, 601, 100,
+                                &r, &c);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[c].dead && !g->nodes[r].is_reduced);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "no aligned cut"));
+
+    /* A resample two jobs read. */
+    g = crop_first_graph(a, &fake_wscale, 4000, 3000, 0.5, 2000, 1500, 300, &r,
+                         &c);
+    end_job(g, r);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[c].dead && !g->nodes[r].is_reduced);
+    CU_ASSERT_EQUAL(graph_n_consumers(g, r), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "read by other jobs"));
+
+    /* A resample without KILN_OP_WINDOWED. */
+    g = crop_first_graph(a, &fake_scale, 4000, 3000, 0.5, 2000, 1500, 300, &r,
+                         &c);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[c].dead && !g->nodes[r].is_reduced);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "does not take windows"));
+
+    /* A resample that pads (its output larger than the scaled input). */
+    g = crop_first_graph(a, &fake_wscale, 4000, 3000, 0.5, 2000, 2000, 300, &r,
+                         &c);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT(!g->nodes[c].dead);
+
+    /* Not a crop after a resample at all: nothing reported. */
+    g = crop_first_graph(a, &fake_dim, 4000, 3000, 0.5, 4000, 3000, 300, &r,
+                         &c);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_crop_first(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(rep.n_changes, 0);
+    CU_ASSERT_STRING_EQUAL(rep.note, "");
+    arena_free(a);
+}
+
 int
 test_optimize_register(void)
 {
@@ -897,5 +1039,7 @@ test_optimize_register(void)
     CU_add_test(s, "fuse-resamples then shrink-on-load", test_fuse_then_shrink);
     CU_add_test(s, "fuse-resamples then reuse-reductions",
                 test_fuse_then_reuse);
+    CU_add_test(s, "crop-first: applies", test_crop_first_applies);
+    CU_add_test(s, "crop-first: refusals", test_crop_first_refusals);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

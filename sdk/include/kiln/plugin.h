@@ -30,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 2
+#define KILN_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -79,6 +79,14 @@ typedef struct kiln_shape {
     int bands; /* including alpha */
     bool has_alpha;
 } kiln_shape;
+
+/* A rectangle of pixels: top-left corner and size (ABI 1.3). */
+typedef struct kiln_rect {
+    int x;
+    int y;
+    int width;
+    int height;
+} kiln_rect;
 
 /* Gravity, ImageMagick's convention (ops.md section 3). The zero value is
  * the default of ops whose gravity is optional. "middle" parses as center. */
@@ -249,6 +257,12 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
  * "out of order read". */
 #define KILN_OP_SEQUENTIAL (1u << 1)
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
+/* 1.3: execute_reduced() honours a window in its kiln_reduction
+ * (has_window, window): it then produces only that rectangle of the
+ * output it would produce for r->bound, the same pixels. The host sets a
+ * window only for ops with this flag (an older op does not know the
+ * members exist). */
+#define KILN_OP_WINDOWED (1u << 3)
 
 /* Results of kiln_op.compose(). */
 #define KILN_COMPOSE_NONE 0
@@ -261,10 +275,17 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
  * optimizer pass fuse-resamples, the input may also be larger than the
  * bound one (an image an earlier resample reduced, read instead of that
  * resample's output): scales above 1. The input always covers the whole
- * bound image, bound.width x xscale by bound.height x yscale pixels. */
+ * bound image, bound.width x xscale by bound.height x yscale pixels.
+ *
+ * 1.3, only for ops flagged KILN_OP_WINDOWED: with has_window, the op
+ * produces only `window` (inside the output it would produce for bound)
+ * of that output, pixel for pixel, window.width x window.height (the
+ * optimizer pass crop-first: a crop that followed the op). */
 typedef struct kiln_reduction {
     kiln_shape bound;      /* the input shape the op was bound against */
     double xscale, yscale; /* input pixels per bound pixel, > 0 */
+    bool has_window;       /* 1.3 */
+    kiln_rect window;      /* 1.3: in the output's pixel coordinates */
 } kiln_reduction;
 
 /* An op: a const descriptor, registered with register_op(). Members are
@@ -335,6 +356,12 @@ typedef struct kiln_op {
      * alpha and shape untouched, for these params. Runs of such ops are
      * fused into one lookup (composing 8-bit tables is exact). */
     bool (*lut)(const void *params, uint8_t table[3][256]);
+
+    /* 1.3: true, with *r filled, when for these bound params and this
+     * input the output is exactly the rectangle *r of the input, pixels
+     * untouched (a crop). The optimizer may then have the op before it
+     * (a KILN_OP_WINDOWED resample) produce only that rectangle. */
+    bool (*region)(const void *params, const kiln_shape *in, kiln_rect *r);
 } kiln_op;
 
 /* ----------------------------------------------------------- storage */
