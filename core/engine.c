@@ -457,11 +457,14 @@ engine_jobs_failed_in_pixels(const exec_result *res)
 
 /* A job failed while the source was read sequentially: was it the
  * source? Its pixels were decoded as the job pulled them, so a damaged
- * file fails inside the job's encoder with the loader's words. Decoding
- * it again, whole, tells; when that fails, the process fails with the
- * same error a random-access decode gives up front (path "source"). */
+ * file (or a storage read that failed midway) fails inside the job's
+ * encoder with the loader's or the backend's words. Decoding it again,
+ * whole, tells; when that fails too, the process fails as a random-access
+ * decode fails up front (path "source"), with the words the job saw
+ * (`seen`): a second read of a broken stream says less. */
 static bool
-engine_source_damaged(VipsSource *src, const char *shown, kiln_error *err)
+engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
+                      kiln_error *err)
 {
     graph_node plain;
     memset(&plain, 0, sizeof plain);
@@ -475,7 +478,13 @@ engine_source_damaged(VipsSource *src, const char *shown, kiln_error *err)
     if (im != NULL) {
         g_object_unref(im);
     }
-    engine_decode_failed(shown, err);
+    vips_error_clear();
+    if (strncmp(seen, "encode: ", 8) == 0) {
+        seen += 8;
+    }
+    err_set_path(err, KILN_EINVAL, "source",
+                 "cannot decode \"%s\" (damaged or truncated?): %s", shown,
+                 seen);
     return true;
 }
 
@@ -605,7 +614,13 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         engine_jobs_failed_in_pixels(res)) {
         char shown[512];
         netguard_display_url(g->req.source, shown, sizeof shown);
-        if (engine_source_damaged(src, shown, &err)) {
+        const char *seen = "";
+        for (size_t j = 0; j < res->n_jobs && seen[0] == '\0'; j++) {
+            if (!res->jobs[j].ok) {
+                seen = res->jobs[j].error;
+            }
+        }
+        if (engine_source_damaged(src, shown, seen, &err)) {
             /* As with an up-front decode failure: the process fails
              * whatever fail_on_conversion_error says. */
             res->ran_jobs = false;
