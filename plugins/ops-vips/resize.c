@@ -27,8 +27,8 @@ typedef struct resize_params {
     kiln_length height;
 } resize_params;
 
-static int ops_resample_scaled(VipsImage *in, double hscale, double vscale,
-                               int w, int h, VipsImage **out, kiln_error *err);
+static int resize_scaled(VipsImage *in, double hscale, double vscale, int w,
+                         int h, VipsImage **out, kiln_error *err);
 
 static const kiln_param_spec resize_specs[] = {
     KILN_P_LENGTH(resize_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
@@ -56,15 +56,15 @@ ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
         g_object_ref(in);
         return KILN_OK;
     }
-    return ops_resample_scaled(in, w / ext_w, h / ext_h, w, h, out, err);
+    return resize_scaled(in, w / ext_w, h / ext_h, w, h, out, err);
 }
 
 /* Resamples `in` by hscale x vscale (vips_resize, Lanczos3, premultiplied
  * around it for alpha) to exactly w x h: vips_resize may round one pixel
  * off, which a final embed cuts or repeats. */
 static int
-ops_resample_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
-                    VipsImage **out, kiln_error *err)
+resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
+              VipsImage **out, kiln_error *err)
 {
     VipsImage *t[5] = {NULL};
     VipsImage *cur = in;
@@ -191,8 +191,8 @@ ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
             return ops_api->error_set_vips(err, "resize");
         }
         /* The whole image's factors, not the cut's rounded ones. */
-        rc = ops_resample_scaled(cut, (double)w / in_w, (double)h / in_h,
-                                 ox1 - ox0, oy1 - oy0, &part, err);
+        rc = resize_scaled(cut, (double)w / in_w, (double)h / in_h, ox1 - ox0,
+                           oy1 - oy0, &part, err);
         g_object_unref(cut);
     }
     if (rc != KILN_OK) {
