@@ -49,13 +49,15 @@ static const char *
 crop_first_refusal(const graph *g, const graph_node *c, const graph_node *r,
                    kiln_rect *rect, bool *quiet)
 {
-    const kiln_op *rop = &r->op->op;
-    const kiln_shape *in = &g->nodes[r->input].shape;
     double sx, sy;
 
     *quiet = true;
-    if (r->kind != GRAPH_OP || r->dead || r->input < 0 ||
-        rop->sample_scale == NULL || rop->execute_reduced == NULL ||
+    if (r->kind != GRAPH_OP || r->dead || r->input < 0) {
+        return "";
+    }
+    const kiln_op *rop = &r->op->op;
+    const kiln_shape *in = &g->nodes[r->input].shape;
+    if (rop->sample_scale == NULL || rop->execute_reduced == NULL ||
         !c->op->op.region(c->params, &r->shape, rect)) {
         return "";
     }
