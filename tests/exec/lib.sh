@@ -296,3 +296,48 @@ same_images() {
         if [ "$n" = 0 ]; then ok "$name"; else fail "$name" "$n of ${SZ[$a]} pixels differ from ImageMagick"; fi
     done <"$list"
 }
+
+# pass_case PASS APPLIED REFUSED NAME FILE EXPECT TRANSFORMATION...: for
+# the optimizer pass tests. Writes a one-job request reading a copy of
+# FILE through the transformations into /out/NAME.png; checks that
+# `kiln compile --passes` reports pass PASS as APPLIED (a grep pattern)
+# when EXPECT is "applied", as REFUSED otherwise; runs it at -O0 and -O2
+# and leaves the outputs in $WORK/NAME-O0.png and $WORK/NAME-O2.png.
+# Returns 0 when both ran and have the same size (failing otherwise).
+pass_case() {
+    local pass=$1 applied=$2 refused=$3 name=$4 file=$5 expect=$6
+    local ext=${5##*.} chain="" t line lvl s0 s2
+    shift 6
+    for t in "$@"; do
+        chain="$chain${chain:+, }$t"
+    done
+    cp "$file" "$ROOT/in/$name.$ext"
+    cat >"$WORK/$name.json" <<JSON
+{"service_id": 1, "source": "/in/$name.$ext", "jobs": [
+ {"destination": "/out/$name.png", "transformations": [$chain]}]}
+JSON
+    line=$("$KILN" compile --passes --source "$file" "$WORK/$name.json" \
+        2>&1 | grep "^=== pass $pass ")
+    if [ "$expect" = applied ]; then
+        check "$T_NAME/$name/applies" "kiln compile --passes says: $line" \
+            grep -q "$applied" <<<"$line"
+    else
+        check "$T_NAME/$name/refused" "kiln compile --passes says: $line" \
+            grep -q "$refused" <<<"$line"
+    fi
+    for lvl in 0 2; do
+        run_kiln "$name-O$lvl" -O"$lvl" "$WORK/$name.json"
+        if [ "${JST[/out/$name.png]:-}" != FINISHED ]; then
+            fail "$T_NAME/$name/runs-O$lvl" "${JERR[/out/$name.png]:-no result}"
+            return 1
+        fi
+        mv "$ROOT/out/$name.png" "$WORK/$name-O$lvl.png"
+    done
+    s0=$(img_size "$WORK/$name-O0.png")
+    s2=$(img_size "$WORK/$name-O2.png")
+    if [ "$s0" != "$s2" ]; then
+        fail "$T_NAME/$name/size" "-O2 wrote $s2, -O0 $s0"
+        return 1
+    fi
+    ok "$T_NAME/$name/size"
+}

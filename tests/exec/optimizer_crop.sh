@@ -29,44 +29,12 @@ crop() {
 # "kept" (it refuses, saying why); either way -O2 must write -O0's size
 # and pixels.
 crop_case() {
-    local name=$1 file=$2 expect=$3 ext=${2##*.} chain="" t line
-    shift 3
-    for t in "$@"; do
-        chain="$chain${chain:+, }$t"
-    done
-    cp "$file" "$ROOT/in/$name.$ext"
-    cat >"$WORK/$name.json" <<JSON
-{"service_id": 1, "source": "/in/$name.$ext", "jobs": [
- {"destination": "/out/$name.png", "transformations": [$chain]}]}
-JSON
-    line=$("$KILN" compile --passes --source "$file" "$WORK/$name.json" \
-        2>&1 | grep '^=== pass crop-first')
-    if [ "$expect" = moved ]; then
-        check "crop/$name/applies" "kiln compile --passes says: $line" \
-            grep -q ': moved 1 crop into the resample before' <<<"$line"
-    else
-        check "crop/$name/refused" "kiln compile --passes says: $line" \
-            grep -q 'no change; not applied: ' <<<"$line"
-    fi
-    local lvl
-    for lvl in 0 2; do
-        run_kiln "$name-O$lvl" -O"$lvl" "$WORK/$name.json"
-        if [ "${JST[/out/$name.png]:-}" != FINISHED ]; then
-            fail "crop/$name/runs-O$lvl" "${JERR[/out/$name.png]:-no result}"
-            return
-        fi
-        mv "$ROOT/out/$name.png" "$WORK/$name-O$lvl.png"
-    done
-    local s0 s2 n
-    s0=$(img_size "$WORK/$name-O0.png")
-    s2=$(img_size "$WORK/$name-O2.png")
-    if [ "$s0" != "$s2" ]; then
-        fail "crop/$name/size" "-O2 wrote $s2, -O0 $s0"
-        return
-    fi
-    ok "crop/$name/size"
-    n=$(ae "$WORK/$name-O0.png" "$WORK/$name-O2.png")
-    check "crop/$name/same-pixels" "$n pixels differ from -O0" [ "$n" = 0 ]
+    local n expect=applied
+    [ "$3" = moved ] || expect=refused
+    pass_case crop-first ': moved 1 crop into the resample before' \
+        'no change; not applied: ' "$1" "$2" "$expect" "${@:4}" || return
+    n=$(ae "$WORK/$1-O0.png" "$WORK/$1-O2.png")
+    check "$T_NAME/$1/same-pixels" "$n pixels differ from -O0" [ "$n" = 0 ]
 }
 
 # Always: a generated 1800x1200 image of white noise (every frequency up

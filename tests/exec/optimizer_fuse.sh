@@ -24,53 +24,20 @@ box() {
 # output is within PSNR_MIN of -O0) or "kept" (the pass refuses, the
 # output has -O0's pixels).
 fuse_case() {
-    local name=$1 file=$2 expect=$3 ext=${2##*.} chain="" t line
-    shift 3
-    for t in "$@"; do
-        chain="$chain${chain:+, }$t"
-    done
-    cp "$file" "$ROOT/in/$name.$ext"
-    cat >"$WORK/$name.json" <<JSON
-{"service_id": 1, "source": "/in/$name.$ext", "jobs": [
- {"destination": "/out/$name.png", "transformations": [$chain]}]}
-JSON
-    line=$("$KILN" compile --passes --source "$file" "$WORK/$name.json" \
-        2>&1 | grep '^=== pass fuse-resamples')
-    if [ "$expect" = fused ]; then
-        check "fuse/$name/applies" "kiln compile --passes says: $line" \
-            grep -q ': fused [0-9]* resample' <<<"$line"
-    else
-        check "fuse/$name/refused" "kiln compile --passes says: $line" \
-            grep -q 'no change; not applied: .*outside the rule' <<<"$line"
-    fi
-    local lvl
-    for lvl in 0 2; do
-        run_kiln "$name-O$lvl" -O"$lvl" "$WORK/$name.json"
-        if [ "${JST[/out/$name.png]:-}" != FINISHED ]; then
-            fail "fuse/$name/runs-O$lvl" "${JERR[/out/$name.png]:-no result}"
-            return
-        fi
-        mv "$ROOT/out/$name.png" "$WORK/$name-O$lvl.png"
-    done
-    local s0 s2
-    s0=$(img_size "$WORK/$name-O0.png")
-    s2=$(img_size "$WORK/$name-O2.png")
-    if [ "$s0" != "$s2" ]; then
-        fail "fuse/$name/size" "-O2 wrote $s2, -O0 $s0"
-        return
-    fi
-    ok "fuse/$name/size"
-    if [ "$expect" = fused ]; then
-        if psnr_ge "$WORK/$name-O0.png" "$WORK/$name-O2.png" "$PSNR_MIN"; then
-            ok "fuse/$name/psnr ($PSNR_VALUE dB)"
+    local n expect=applied
+    [ "$3" = fused ] || expect=refused
+    pass_case fuse-resamples ': fused [0-9]* resample' \
+        'no change; not applied: .*outside the rule' "$1" "$2" "$expect" \
+        "${@:4}" || return
+    if [ "$expect" = applied ]; then
+        if psnr_ge "$WORK/$1-O0.png" "$WORK/$1-O2.png" "$PSNR_MIN"; then
+            ok "$T_NAME/$1/psnr ($PSNR_VALUE dB)"
         else
-            fail "fuse/$name/psnr" "$PSNR_VALUE dB from -O0, below $PSNR_MIN"
+            fail "$T_NAME/$1/psnr" "$PSNR_VALUE dB from -O0, below $PSNR_MIN"
         fi
     else
-        local n
-        n=$(ae "$WORK/$name-O0.png" "$WORK/$name-O2.png")
-        check "fuse/$name/same-pixels" "$n pixels differ from -O0" \
-            [ "$n" = 0 ]
+        n=$(ae "$WORK/$1-O0.png" "$WORK/$1-O2.png")
+        check "$T_NAME/$1/same-pixels" "$n pixels differ from -O0" [ "$n" = 0 ]
     fi
 }
 
