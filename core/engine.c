@@ -397,27 +397,26 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     }
     VipsImage *im = NULL;
     kiln_error why;
-    err_clear(&why);
-    if (exec_reopen(src, load, seq, &im, &why) == KILN_OK && reduced) {
+    if (reduced) {
         kiln_shape got;
-        exec_oriented_shape(im, &got);
-        if (got.width != load->shape.width ||
-            got.height != load->shape.height) {
-            g_object_unref(im);
-            im = NULL;
+        if (exec_reopen(src, load, seq, &im, &why) == KILN_OK) {
+            exec_oriented_shape(im, &got);
+            if (got.width != load->shape.width ||
+                got.height != load->shape.height) {
+                g_object_unref(im);
+                im = NULL;
+            }
+        }
+        if (im == NULL) {
+            /* The full decode reports whatever is wrong with the file. */
+            pass_shrink_undo(g);
         }
     }
-    if (im == NULL && reduced) {
-        /* The full decode reports whatever is wrong with the file. */
-        pass_shrink_undo(g);
-        err_clear(&why);
-        if (!seq || exec_reopen(src, load, seq, &im, &why) != KILN_OK) {
-            vips_error_clear();
-            return KILN_OK;
-        }
+    if (im == NULL && seq) {
+        (void)exec_reopen(src, load, true, &im, &why); /* NULL on failure */
     }
     if (im == NULL) {
-        vips_error_clear();
+        vips_error_clear(); /* keep the random-access, full-size header */
         return KILN_OK;
     }
     g_object_unref(*raw);
@@ -426,14 +425,11 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     return KILN_OK;
 }
 
-/* The error of a source whose pixels do not decode, with libvips' words
- * for why; returns its code. */
+/* The error of a source whose pixels do not decode, `why` saying what
+ * libvips or the backend said; returns its code. */
 static int
-engine_decode_failed(const char *shown, kiln_error *err)
+engine_decode_failed(const char *shown, const char *why, kiln_error *err)
 {
-    char why[sizeof err->message];
-    err_set_vips(err, NULL);
-    snprintf(why, sizeof why, "%s", err->message);
     return err_set_path(err, KILN_EINVAL, "source",
                         "cannot decode \"%s\" (damaged or truncated?): %s",
                         shown, why);
@@ -482,9 +478,7 @@ engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
     if (strncmp(seen, "encode: ", 8) == 0) {
         seen += 8;
     }
-    err_set_path(err, KILN_EINVAL, "source",
-                 "cannot decode \"%s\" (damaged or truncated?): %s", shown,
-                 seen);
+    engine_decode_failed(shown, seen, err);
     return true;
 }
 
@@ -597,9 +591,11 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             rc = exec_deadline_error(&res->deadline, &err);
             goto fail;
         }
-        char shown[512];
+        char shown[512], why[sizeof err.message];
         netguard_display_url(g->req.source, shown, sizeof shown);
-        rc = engine_decode_failed(shown, &err);
+        err_set_vips(&err, NULL);
+        snprintf(why, sizeof why, "%s", err.message);
+        rc = engine_decode_failed(shown, why, &err);
         goto fail;
     }
     rc = exec_decode(raw, &decoded, &err);

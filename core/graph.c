@@ -117,11 +117,10 @@ graph_set_input(graph *g, int id, int input)
     }
 }
 
-/* Kills `from` after moving its readers to `to`. Readers come after
- * `from` in the array; the scan stops at the last one, so dropping each
- * op of a long chain stays linear overall. */
-static void
-graph_kill(graph *g, int from, int to)
+/* Readers come after `from` in the array; the scan stops at the last
+ * one, so dropping each op of a long chain stays linear overall. */
+void
+graph_merge(graph *g, int from, int to)
 {
     graph_node *d = &g->nodes[from];
     for (size_t i = (size_t)from + 1; i < g->n_nodes && d->n_users > 0; i++) {
@@ -133,12 +132,6 @@ graph_kill(graph *g, int from, int to)
         g->nodes[d->input].n_users--;
     }
     d->dead = true;
-}
-
-void
-graph_merge(graph *g, int from, int to)
-{
-    graph_kill(g, from, to);
 }
 
 bool
@@ -181,7 +174,7 @@ graph_same_shape(const kiln_shape *a, const kiln_shape *b)
 void
 graph_drop(graph *g, int id)
 {
-    graph_kill(g, id, g->nodes[id].input);
+    graph_merge(g, id, g->nodes[id].input);
 }
 
 const char *

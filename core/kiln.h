@@ -407,6 +407,10 @@ typedef struct opt_report {
     char note[512]; /* one line saying what and why, or "" */
 } opt_report;
 
+/* Appends "%x WORD %y" to a pass's comma-separated list in buf (cut when
+ * full), for its report line. */
+void opt_list_add(char *buf, size_t size, int x, const char *word, int y);
+
 /* A named optimizer pass (docs/optimizer.md). fn rewrites g in place and
  * fills rep; it fails only on allocation (or a plugin callback's error). */
 typedef struct opt_pass {

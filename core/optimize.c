@@ -46,6 +46,13 @@ const opt_pass opt_passes[] = {
 
 const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];
 
+void
+opt_list_add(char *buf, size_t size, int x, const char *word, int y)
+{
+    size_t l = strlen(buf);
+    snprintf(buf + l, size - l, "%s%%%d %s %%%d", l ? ", " : "", x, word, y);
+}
+
 bool
 opt_parse_level(const char *s, int *level)
 {

@@ -34,14 +34,6 @@ crop_first_axis_cuts(int in_n, int out_n)
     return out_n / crop_first_gcd(in_n, out_n) < out_n;
 }
 
-/* Appends "%x into %y" to the report list buf (truncated when full). */
-static void
-crop_first_list_add(char *buf, size_t size, int x, int y)
-{
-    size_t l = strlen(buf);
-    snprintf(buf + l, size - l, "%s%%%d into %%%d", l ? ", " : "", x, y);
-}
-
 /* Why resample node r cannot take crop c's rectangle *rect, or NULL when
  * it can (rect filled). Quiet (*quiet true) when c or r is simply not a
  * crop after a resample, so that the report lists only real refusals. */
@@ -135,7 +127,7 @@ pass_crop_first(graph *g, opt_report *rep, kiln_error *err)
                                r->note != NULL ? "; " : "", c->id);
         graph_drop(g, c->id);
         n++;
-        crop_first_list_add(what, sizeof what, c->id, r->id);
+        opt_list_add(what, sizeof what, c->id, "into", r->id);
     }
     rep->n_changes = n;
     if (n > 0) {

@@ -74,14 +74,6 @@ fuse_keeps_quality(double a_scale, double b_scale)
            !(fused > 0.2 && fused <= 0.25 + 1e-9);
 }
 
-/* Appends "%x WORD %y" to the report list buf (truncated when full). */
-static void
-fuse_list_add(char *buf, size_t size, int x, const char *word, int y)
-{
-    size_t l = strlen(buf);
-    snprintf(buf + l, size - l, "%s%%%d %s %%%d", l ? ", " : "", x, word, y);
-}
-
 int
 pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err)
 {
@@ -106,7 +98,7 @@ pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err)
         }
         if (!fuse_keeps_quality(a->shape.width / ext_w, bx) ||
             !fuse_keeps_quality(a->shape.height / ext_h, by)) {
-            fuse_list_add(kept, sizeof kept, b->id, "after", a->id);
+            opt_list_add(kept, sizeof kept, b->id, "after", a->id);
             n_kept++;
             continue;
         }
@@ -129,7 +121,7 @@ pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err)
         /* a has no reader left: it goes (its input loses a reader). */
         graph_drop(g, a->id);
         n++;
-        fuse_list_add(what, sizeof what, a->id, "into", b->id);
+        opt_list_add(what, sizeof what, a->id, "into", b->id);
     }
     rep->n_changes = n;
     if (n > 0) {
