@@ -171,7 +171,7 @@ typedef struct cli_opts {
     const char *format;
     const char *storage_root;
     int workers;
-    int opt_level; /* -O: 0..2, or -1 when not given */
+    int opt_level; /* -O: 0..3, or -1 when not given */
     bool passes;
     bool quiet; /* compile: print nothing but errors */
 } cli_opts;
@@ -295,7 +295,7 @@ static int
 cmd_compile(int argc, char **argv)
 {
     cli_opts o = {0};
-    /* a=config b=source c=source-size d=format g=passes O=level */
+    /* a=config b=source c=source-size d=format g=passes h=quiet O=level */
     int i = parse_opts(argc, argv, &o, "abcdghO");
     if (i < 0) {
         return 2;
@@ -886,10 +886,10 @@ cli_vips_log(const char *domain, GLogLevelFlags level, const char *msg, void *u)
     }
 }
 
-/* Allocator settings for image work, measured (docs/optimizer.md, "Engine
- * settings"): libvips allocates and frees megabytes of pixel buffers per
- * image from many threads. glibc's defaults give each thread its own
- * arena, hand big blocks straight back to the kernel and fault them in
+/* Allocator settings for image work, measured (docs/optimizer.md, "How
+ * the engine runs a graph"): libvips allocates and frees megabytes of pixel
+ * buffers per image from many threads. glibc's defaults give each thread its
+ * own arena, hand big blocks straight back to the kernel and fault them in
  * again for the next image: a third of a thumbnail batch's time went to
  * page faults and memset. Two arenas, blocks up to 32 MB kept on the
  * heap and up to 128 MB of free heap kept before trimming cut the batch
