@@ -341,3 +341,21 @@ JSON
     fi
     ok "$T_NAME/$name/size"
 }
+
+# pass_same_pixels NAME: after pass_case, -O2's output must have -O0's
+# pixels.
+pass_same_pixels() {
+    local n
+    n=$(ae "$WORK/$1-O0.png" "$WORK/$1-O2.png")
+    check "$T_NAME/$1/same-pixels" "$n pixels differ from -O0" [ "$n" = 0 ]
+}
+
+# noise_png OUT W H: a W x H sRGB PNG of grey white noise (every frequency
+# up to Nyquist: the worst case for resampling, where a misplaced grid or
+# a missing neighbour shows at once). Fails the test when vips cannot.
+noise_png() {
+    vips gaussnoise "$WORK/noise.v" "$2" "$3" --mean 128 --sigma 30 &&
+        vips colourspace "$WORK/noise.v" "$WORK/noise-g.v" srgb &&
+        vips bandjoin "$WORK/noise-g.v $WORK/noise-g.v $WORK/noise-g.v" "$1" ||
+        fail "$T_NAME/fixture" "cannot make the generated image $1"
+}
