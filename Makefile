@@ -67,6 +67,7 @@ $(BUILD)/kiln: $(CLI_OBJ) $(BUILD)/libkiln-core.a
 
 include mk/plugins.mk
 include mk/test.mk
+include mk/chains.mk
 include mk/install.mk
 
 # ------------------------------------------------------------- lexers

@@ -370,7 +370,7 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
  *    memory for all of them. */
 static int
 engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
-                bool *sequential, kiln_error *err)
+                bool *sequential, int *redecodes, kiln_error *err)
 {
     const char *loader = NULL;
     *sequential = false;
@@ -414,6 +414,15 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     }
     if (im == NULL && seq) {
         (void)exec_reopen(src, load, true, &im, &why); /* NULL on failure */
+    }
+    if (im != NULL && seq) {
+        /* Only the stream reads a sequential loader (stream.c). */
+        VipsImage *st = NULL;
+        if (stream_new(src, load, im, redecodes, &st, &why) != KILN_OK) {
+            st = NULL;
+        }
+        g_object_unref(im);
+        im = st;
     }
     if (im == NULL) {
         vips_error_clear(); /* keep the random-access, full-size header */
@@ -475,8 +484,9 @@ engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
         g_object_unref(im);
     }
     vips_error_clear();
-    if (strncmp(seen, "encode: ", 8) == 0) {
-        seen += 8;
+    const char *said = strstr(seen, "libvips said: ");
+    if (said != NULL) {
+        seen = said + strlen("libvips said: ");
     }
     engine_decode_failed(shown, seen, err);
     return true;
@@ -576,7 +586,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     }
     errlist_free(&errs);
     bool sequential = false;
-    rc = engine_optimize(e, g, src, &raw, &sequential, &err);
+    rc = engine_optimize(e, g, src, &raw, &sequential, &res->redecodes, &err);
     if (rc != KILN_OK) {
         goto fail;
     }

@@ -334,6 +334,7 @@ exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
 typedef struct exec_sink {
     VipsTarget *inner;
     gint64 pos, size;
+    bool storage_failed; /* the storage's target refused a write or end */
 } exec_sink;
 
 static gint64
@@ -342,6 +343,7 @@ exec_sink_write(VipsTargetCustom *t, const void *data, gint64 len, void *u)
     (void)t;
     exec_sink *s = u;
     if (vips_target_write(s->inner, data, (size_t)len) != 0) {
+        s->storage_failed = true;
         return -1;
     }
     s->pos += len;
@@ -380,7 +382,11 @@ exec_sink_end(VipsTargetCustom *t, void *u)
 {
     (void)t;
     exec_sink *s = u;
-    return vips_target_end(s->inner);
+    if (vips_target_end(s->inner) != 0) {
+        s->storage_failed = true;
+        return -1;
+    }
+    return 0;
 }
 
 static uint32_t
@@ -553,7 +559,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
         return rc;
     }
     p->open = true;
-    exec_sink sink = {inner, 0, 0};
+    exec_sink sink = {inner, 0, 0, false};
     VipsTargetCustom *t = vips_target_custom_new();
     g_signal_connect(t, "write", G_CALLBACK(exec_sink_write), &sink);
     g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
@@ -561,7 +567,23 @@ exec_write(const engine_storage *st, const graph_node *enc,
     g_signal_connect(t, "end", G_CALLBACK(exec_sink_end), &sink);
     int sr = exec_save(ready, enc->format, enc->quality, VIPS_TARGET(t));
     if (sr != 0) {
-        err_set_vips(err, "encode");
+        /* Mostly a pixel of the chain failing as the encoder pulls it (a
+         * source decoded in strips fails here when it is damaged). */
+        err_set_vips(err, NULL);
+        char detail[sizeof err->message];
+        snprintf(detail, sizeof detail, "%s", err->message);
+        if (sink.storage_failed) {
+            err_set_path(err, KILN_EIO, enc->path,
+                         "cannot write the result to \"%s\": %s",
+                         store->destination, detail);
+            exec_storage_error(st, err);
+        } else {
+            err_set_path(err, KILN_EVIPS, enc->path,
+                         "cannot compute and encode the %dx%d result as %s; "
+                         "libvips said: %s",
+                         ready->Xsize, ready->Ysize,
+                         graph_format_name(enc->format), detail);
+        }
     }
     g_object_unref(t);
     g_object_unref(inner);
@@ -569,10 +591,84 @@ exec_write(const engine_storage *st, const graph_node *enc,
     jr->height = ready->Ysize;
     g_object_unref(ready);
     if (sr != 0) {
-        return KILN_EVIPS;
+        return err->code;
     }
     jr->bytes = sink.size;
     return KILN_OK;
+}
+
+/* "600x400, 4 bands, uchar, multiband": what an image is, for messages
+ * about images that are not what they should be. */
+static void
+exec_describe(VipsImage *im, char *buf, size_t size)
+{
+    snprintf(buf, size, "%dx%d, %d band%s, %s, %s%s", im->Xsize, im->Ysize,
+             im->Bands, im->Bands == 1 ? "" : "s",
+             vips_enum_nick(VIPS_TYPE_BAND_FORMAT, im->BandFmt),
+             vips_enum_nick(VIPS_TYPE_INTERPRETATION, im->Type),
+             im->Coding != VIPS_CODING_NONE ? ", coded" : "");
+}
+
+/* What the op contract (plugin.h, kiln_op.execute) says an image of
+ * `shape` is. */
+static void
+exec_expected(const kiln_shape *shape, char *buf, size_t size)
+{
+    snprintf(buf, size, "%dx%d, 8-bit sRGB, %d bands (%s)", shape->width,
+             shape->height, shape->bands,
+             shape->has_alpha ? "RGB and alpha" : "RGB");
+}
+
+/* Checks an op's output against the contract: the size its infer gave,
+ * uncoded 8-bit sRGB with the bands and alpha infer gave. A mismatch is
+ * the op's bug, reported at its path naming its plugin, before a later
+ * op or the encoder fails on it with libvips' words. */
+static int
+exec_check_contract(const graph_node *node, VipsImage *im, kiln_error *err)
+{
+    const kiln_shape *want = &node->shape;
+    if (im->Xsize == want->width && im->Ysize == want->height &&
+        im->Coding == VIPS_CODING_NONE && im->BandFmt == VIPS_FORMAT_UCHAR &&
+        im->Type == VIPS_INTERPRETATION_sRGB && im->Bands == want->bands &&
+        (bool)vips_image_hasalpha(im) == want->has_alpha) {
+        return KILN_OK;
+    }
+    char got[160], exp[160];
+    exec_describe(im, got, sizeof got);
+    exec_expected(want, exp, sizeof exp);
+    const kiln_plugin *owner = node->op->owner;
+    return err_set_path(err, KILN_EINTERNAL, node->path,
+                        "%s broke the op contract: it returned an image of "
+                        "%s where %s was expected (a bug in %s%s%s)",
+                        node->op->op.name, got, exp,
+                        owner != NULL ? "plugin \"" : "kiln's core",
+                        owner != NULL ? owner->name : "",
+                        owner != NULL ? "\"" : "");
+}
+
+/* An op's execute failed: keep its own message when it wrote one in our
+ * words (a parameter it refused, a limit); put a libvips failure in ours,
+ * naming the op and what it was given, the library's text as detail. */
+static int
+exec_op_failed(const graph_node *node, VipsImage *in, kiln_error *err)
+{
+    if (err->code == KILN_EVIPS) {
+        const char *name = node->op->op.name;
+        const char *detail = err->message;
+        size_t l = strlen(name);
+        if (strncmp(detail, name, l) == 0 &&
+            strncmp(detail + l, ": ", 2) == 0) {
+            detail += l + 2; /* the op's own "name: " prefix */
+        }
+        char d[sizeof err->message], got[160];
+        snprintf(d, sizeof d, "%s", detail);
+        exec_describe(in, got, sizeof got);
+        err_set(err, KILN_EVIPS,
+                "%s failed on its input (%s); libvips said: %s", name, got, d);
+        err->path[0] = '\0';
+    }
+    err_prefix_path(err, node->path);
+    return err->code;
 }
 
 /* Runs one job's chain from the decoded source; fills jr. memo[id] holds
@@ -628,24 +724,23 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
                                            in, &out, &oe)
                      : op->execute(&ctx, node->params, in, &out, &oe);
         if (rc != KILN_OK || out == NULL) {
-            g_object_unref(cur);
             *err = oe;
             if (rc == KILN_OK) {
-                err_set(err, KILN_EINTERNAL, "%s produced no image", op->name);
+                err_set(err, KILN_EINTERNAL,
+                        "%s returned no image and no error (a plugin bug)",
+                        op->name);
+            } else if (err->code == KILN_OK) {
+                err_set(err, rc, "%s failed and gave no reason (a plugin bug)",
+                        op->name);
             }
-            err_prefix_path(err, node->path);
+            exec_op_failed(node, cur, err);
+            g_object_unref(cur);
             return err->code;
         }
         exec_swap(&cur, out);
-        if (cur->Xsize != node->shape.width ||
-            cur->Ysize != node->shape.height) {
-            int w = cur->Xsize, h = cur->Ysize;
+        if (exec_check_contract(node, cur, err) != KILN_OK) {
             g_object_unref(cur);
-            return err_set_path(err, KILN_EINTERNAL, node->path,
-                                "%s produced %dx%d where its infer said "
-                                "%dx%d (a plugin bug)",
-                                op->name, w, h, node->shape.width,
-                                node->shape.height);
+            return err->code;
         }
         if (graph_n_consumers(g, node->id) > 1) {
             VipsImage *mem = vips_image_copy_memory(cur);
@@ -731,10 +826,22 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                 jr->ok = false;
                 kiln_error why;
                 exec_deadline_error(&res->deadline, &why);
-                snprintf(jr->error, sizeof jr->error, "not written: %s",
-                         res->timed_out ? why.message
-                                        : "another job failed and "
-                                          "fail_on_conversion_error is true");
+                char other[64] = "another job";
+                for (size_t k = 0; k < g->n_jobs; k++) {
+                    if (!res->jobs[k].ok) {
+                        snprintf(other, sizeof other, "jobs[%zu]", k);
+                        break;
+                    }
+                }
+                if (res->timed_out) {
+                    snprintf(jr->error, sizeof jr->error, "not written: %s",
+                             why.message);
+                } else {
+                    snprintf(jr->error, sizeof jr->error,
+                             "not written: %s failed and "
+                             "fail_on_conversion_error is true",
+                             other);
+                }
             }
         }
     }

@@ -243,6 +243,10 @@ bool params_is_set(const kiln_param_spec *spec, const void *params);
 void params_describe(const kiln_param_spec *spec, char *buf, size_t size);
 void params_describe_default(const kiln_param_spec *spec, char *buf,
                              size_t size);
+/* The spec as a JSON object for `kiln ops --format json`: name, kind,
+ * required, range, units, values, defaults, doc; tools (and the chain
+ * property tests) generate valid values from it. A new reference. */
+cJSON *params_spec_json(const kiln_param_spec *spec);
 
 /* ------------------------------------------------------ dsl/parse.c */
 
@@ -509,6 +513,7 @@ typedef struct exec_result {
     exec_deadline deadline;
     bool source_failed; /* the source could not be read (retryable) */
     bool ran_jobs;      /* the jobs ran (the source was read and bound) */
+    int redecodes;      /* times a streamed source was decoded again */
     char error[1024];
     job_result *jobs;
     size_t n_jobs;
@@ -629,5 +634,17 @@ void exec_oriented_shape(VipsImage *im, kiln_shape *out);
 /* True when exec_decode() turns `im` into sRGB with no colour transform
  * (it is 8-bit sRGB or grey without alpha, and any profile is sRGB). */
 bool exec_decode_is_plain(VipsImage *im);
+
+/* ----------------------------------------------------------- stream.c */
+
+/* Wraps `loader`, a sequential decode of `src` (opened with exec_reopen
+ * for `load`), into *out: an image with its header whose pixels come
+ * from a window of rows this reads from the loader strictly top to
+ * bottom, so no pipeline can make the loader read out of order. A request
+ * above the window decodes `src` again from the top, keeping every row,
+ * and bumps *restarts (may be NULL). *out is a new reference; it holds
+ * references to src and loader. */
+int stream_new(VipsSource *src, const graph_node *load, VipsImage *loader,
+               int *restarts, VipsImage **out, kiln_error *err);
 
 #endif /* KILN_CORE_KILN_H */

@@ -49,7 +49,8 @@ usage(FILE *f)
             "print its id,\n"
             "      or with --wait its final status\n"
             "  plugins [--config FILE]   list loaded plugins\n"
-            "  ops [--config FILE] [NAME]  list ops and their parameters\n"
+            "  ops [--config FILE] [--format text|json] [NAME]\n"
+            "      list ops and their parameters\n"
             "  version                   print the version\n"
             "\n"
             "REQUEST.json may be - for standard input.\n");
@@ -814,22 +815,67 @@ print_op(const kiln_op *op)
     }
 }
 
+/* One op as JSON (kiln ops --format json): what `kiln ops` prints, in a
+ * form tools can read to build valid requests. */
+static cJSON *
+op_json(const kiln_op *op)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", op->name);
+    cJSON_AddStringToObject(o, "summary", op->summary ? op->summary : "");
+    if (op->doc != NULL) {
+        cJSON_AddStringToObject(o, "doc", op->doc);
+    }
+    cJSON_AddNumberToObject(o, "inputs", op->n_inputs);
+    cJSON *f = cJSON_AddArrayToObject(o, "flags");
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } flags[] = {{KILN_OP_PURE, "pure"},
+                 {KILN_OP_SEQUENTIAL, "sequential"},
+                 {KILN_OP_NEEDS_STORAGE, "needs_storage"},
+                 {KILN_OP_WINDOWED, "windowed"}};
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        if (op->flags & flags[k].bit) {
+            cJSON_AddItemToArray(f, cJSON_CreateString(flags[k].name));
+        }
+    }
+    cJSON_AddBoolToObject(o, "executes", op->execute != NULL);
+    cJSON *ps = cJSON_AddArrayToObject(o, "params");
+    for (size_t k = 0; k < op->n_params; k++) {
+        cJSON_AddItemToArray(ps, params_spec_json(&op->params[k]));
+    }
+    return o;
+}
+
 static int
 cmd_ops(int argc, char **argv)
 {
     cli_opts o = {0};
-    int i = parse_opts(argc, argv, &o, "a");
+    int i = parse_opts(argc, argv, &o, "ad");
     if (i < 0 || argc - i > 1) {
         if (i >= 0) {
             fprintf(stderr, "kiln ops: expected at most one NAME\n");
         }
         return 2;
     }
+    bool json = false;
+    if (o.format != NULL) {
+        if (strcmp(o.format, "json") != 0 && strcmp(o.format, "text") != 0) {
+            fprintf(stderr,
+                    "kiln ops: --format \"%s\" is not known (expected text "
+                    "or json)\n",
+                    o.format);
+            return 2;
+        }
+        json = strcmp(o.format, "json") == 0;
+    }
     kiln_engine *e = start_engine(load_config(o.config), false);
     if (e == NULL) {
         return 1;
     }
     int rc = 0;
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
     if (argc - i == 1) {
         const reg_op *op = registry_find_op(&e->reg, argv[i]);
         if (op == NULL) {
@@ -842,6 +888,8 @@ cmd_ops(int argc, char **argv)
             suggest_hint(argv[i], names, n, hint, sizeof hint);
             fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
             rc = 1;
+        } else if (json) {
+            cJSON_AddItemToArray(arr, op_json(&op->op));
         } else {
             print_op(&op->op);
         }
@@ -862,12 +910,26 @@ cmd_ops(int argc, char **argv)
             }
         }
         for (size_t k = 0; ops != NULL && k < n; k++) {
+            if (json) {
+                cJSON_AddItemToArray(arr, op_json(ops[k]));
+                continue;
+            }
             if (k > 0) {
                 printf("\n");
             }
             print_op(ops[k]);
         }
         free(ops);
+    }
+    if (arr != NULL) {
+        if (rc == 0) {
+            char *text = cJSON_Print(arr);
+            if (text != NULL) {
+                printf("%s\n", text);
+                free(text);
+            }
+        }
+        cJSON_Delete(arr);
     }
     engine_free(e);
     return rc;

@@ -630,3 +630,80 @@ params_describe_default(const kiln_param_spec *s, char *buf, size_t size)
         break;
     }
 }
+
+cJSON *
+params_spec_json(const kiln_param_spec *s)
+{
+    static const char *const kinds[] = {
+        [KILN_PARAM_BOOL] = "bool",      [KILN_PARAM_NUMBER] = "number",
+        [KILN_PARAM_LENGTH] = "length",  [KILN_PARAM_COLOR] = "color",
+        [KILN_PARAM_ENUM] = "enum",      [KILN_PARAM_STRING] = "string",
+        [KILN_PARAM_GRAVITY] = "gravity"};
+    static const char *const axes[] = {"width", "height", "x", "y"};
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "name", s->name);
+    cJSON_AddStringToObject(o, "kind", kinds[s->kind]);
+    cJSON_AddBoolToObject(o, "required", (s->flags & KILN_PARAM_REQUIRED) != 0);
+    cJSON_AddBoolToObject(o, "one_of", (s->flags & KILN_PARAM_ONE_OF) != 0);
+    if (s->alias != NULL) {
+        cJSON_AddStringToObject(o, "alias", s->alias);
+    }
+    switch (s->kind) {
+    case KILN_PARAM_BOOL:
+        cJSON_AddBoolToObject(o, "default", s->def_bool);
+        break;
+    case KILN_PARAM_NUMBER:
+        cJSON_AddNumberToObject(o, "min", s->min);
+        cJSON_AddNumberToObject(o, "max", s->max);
+        cJSON_AddBoolToObject(o, "min_exclusive",
+                              (s->flags & KILN_PARAM_MIN_EXCLUSIVE) != 0);
+        cJSON_AddBoolToObject(o, "integer",
+                              (s->flags & KILN_PARAM_INTEGER) != 0);
+        cJSON_AddNumberToObject(o, "max_decimals", s->max_decimals);
+        cJSON_AddNumberToObject(o, "default", s->def_number);
+        break;
+    case KILN_PARAM_LENGTH: {
+        cJSON *u = cJSON_AddArrayToObject(o, "units");
+        static const kiln_unit all[] = {KILN_UNIT_PX, KILN_UNIT_PERCENT,
+                                        KILN_UNIT_W, KILN_UNIT_H};
+        for (size_t i = 0; i < 4; i++) {
+            if (s->units & all[i]) {
+                cJSON_AddItemToArray(
+                    u, cJSON_CreateString(geom_unit_name(all[i])));
+            }
+        }
+        cJSON_AddStringToObject(o, "axis", axes[s->axis]);
+        break;
+    }
+    case KILN_PARAM_ENUM: {
+        cJSON *v = cJSON_AddArrayToObject(o, "values");
+        for (size_t i = 0; s->values[i] != NULL; i++) {
+            cJSON_AddItemToArray(v, cJSON_CreateString(s->values[i]));
+        }
+        cJSON_AddStringToObject(o, "default", s->values[s->def_enum]);
+        break;
+    }
+    case KILN_PARAM_GRAVITY:
+        cJSON_AddStringToObject(o, "default",
+                                geom_gravity_name(s->def_gravity));
+        break;
+    case KILN_PARAM_STRING:
+        cJSON_AddNumberToObject(o, "min_len", (double)s->min_len);
+        cJSON_AddNumberToObject(o, "max_len", (double)s->max_len);
+        cJSON_AddBoolToObject(o, "secret", (s->flags & KILN_PARAM_SECRET) != 0);
+        break;
+    case KILN_PARAM_COLOR:
+        break;
+    }
+    if ((s->kind == KILN_PARAM_STRING || s->kind == KILN_PARAM_COLOR) &&
+        s->def_string != NULL) {
+        cJSON_AddStringToObject(o, "default", s->def_string);
+    }
+    if (s->doc != NULL) {
+        cJSON_AddStringToObject(o, "doc", s->doc);
+    }
+    return o;
+}

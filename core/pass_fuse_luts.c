@@ -58,6 +58,10 @@ lut_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     }
     VipsImage *t = vips_image_new_from_memory_copy(
         table, (size_t)256 * bands, 256, 1, bands, VIPS_FORMAT_UCHAR);
+    if (t != NULL) {
+        /* maplut labels its output like a many-band table: keep sRGB. */
+        t->Type = vips_image_get_interpretation(in[0]);
+    }
     int rc = KILN_OK;
     if (t == NULL || vips_maplut(in[0], out, t, NULL) != 0) {
         rc = err_set_vips(err, "lut");

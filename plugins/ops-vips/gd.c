@@ -59,6 +59,12 @@ gd_map(VipsImage *in, const gd_lut lut, const char *what, VipsImage **out,
     }
     t = vips_image_new_from_memory_copy(table, (size_t)256 * bands, 256, 1,
                                         bands, VIPS_FORMAT_UCHAR);
+    if (t != NULL) {
+        /* maplut gives its output the interpretation of a many-band
+         * table: keep the input's (sRGB), or libvips stops seeing the
+         * alpha band as alpha. */
+        t->Type = vips_image_get_interpretation(in);
+    }
     if (t == NULL || vips_maplut(in, out, t, NULL)) {
         rc = ops_api->error_set_vips(err, what);
     }

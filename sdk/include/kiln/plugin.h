@@ -248,13 +248,15 @@ typedef struct kiln_plugin kiln_plugin; /* the host's handle of a plugin */
 typedef struct kiln_exec kiln_exec;     /* one job being executed */
 
 #define KILN_OP_PURE (1u << 0) /* output depends only on params+input */
-/* execute() reads its input at most once, top to bottom (point ops,
- * resamplers, crops, convolutions, composites; or an op that copies its
- * input into memory first). When every op a source flows through says
- * so, the host decodes the source sequentially, in strips, instead of
- * whole into memory first. Without it the host gives the op a
- * random-access source: set it only when true, or the pipeline fails with
- * "out of order read". */
+/* execute() reads its input at most once, top to bottom, a bounded number
+ * of rows around the rows it produces (point ops, resamplers, crops,
+ * convolutions, composites; or an op that copies its input into memory
+ * first). When every op a source flows through says so, the host decodes
+ * the source in strips as the pipeline pulls them instead of whole into
+ * memory first. A wrong flag cannot break a job: the host serves the
+ * strips from a window of rows it reads in order, and a request above
+ * that window decodes the source a second time, whole (docs/optimizer.md,
+ * "Sequential decoding"). It only costs that second decode. */
 #define KILN_OP_SEQUENTIAL (1u << 1)
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
 /* 1.3: execute_reduced() honours a window in its kiln_reduction
@@ -305,9 +307,22 @@ typedef struct kiln_op {
     int (*infer)(const void *params, const kiln_shape *in, kiln_shape *out,
                  kiln_error *err);
     /* Builds libvips calls for in[0..n_inputs-1] into *out (one new
-     * reference). In ABI 1.0 the input is 8-bit sRGB, 3 bands or 4 with
-     * alpha. May be NULL for an op that a backend does not execute yet:
-     * the compiler still validates it; running it fails the job. */
+     * reference). May be NULL for an op that a backend does not execute
+     * yet: the compiler still validates it; running it fails the job.
+     *
+     * The op contract. Every input is uncoded 8-bit (VIPS_FORMAT_UCHAR)
+     * sRGB (interpretation VIPS_INTERPRETATION_sRGB), 3 bands, or 4 with
+     * straight alpha last, of the shape the op was bound against (or of
+     * a reduced or larger one, for execute_reduced). Whatever the source
+     * was (grey, 16-bit, CMYK, palette, a profile, an EXIF orientation),
+     * the host has made it so. *out must be the same kind of image: 8-bit,
+     * interpretation sRGB, exactly the width, height and bands infer()
+     * gave, with alpha exactly when infer() said has_alpha. The host
+     * checks every output against this and fails the job at the op's
+     * path, naming the plugin, when it does not hold (libvips operations
+     * such as maplut or bandjoin change the interpretation: copy it back).
+     * An op must handle every input the contract allows, one pixel to
+     * 65535 on a side, with and without alpha. */
     int (*execute)(kiln_exec *ctx, const void *params, VipsImage *const *in,
                    VipsImage **out, kiln_error *err);
 
