@@ -671,6 +671,19 @@ exec_op_failed(const graph_node *node, VipsImage *in, kiln_error *err)
     return err->code;
 }
 
+/* True when `out` has at most a quarter of the input's pixels: an op that
+ * reduced its input. A reduced result that more ops read is rendered into
+ * memory (it is small): read through the pipeline, every region a later
+ * resample or convolution asks for, with its margins, would recompute the
+ * whole chain above it, and stacked reductions multiply that (a resize
+ * after a resize after enhance on a 1942x1730 image ran for minutes; the
+ * chain property tests found it). */
+static bool
+exec_reduces(double in_area, VipsImage *out)
+{
+    return (double)out->Xsize * out->Ysize * 4 <= in_area;
+}
+
 /* Runs one job's chain from the decoded source; fills jr. memo[id] holds
  * the rendered image of node id once computed, for the nodes the
  * optimizer made several jobs share (NULL until then): the chain starts
@@ -737,20 +750,28 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
             g_object_unref(cur);
             return err->code;
         }
+        double in_area = (double)cur->Xsize * cur->Ysize;
         exec_swap(&cur, out);
         if (exec_check_contract(node, cur, err) != KILN_OK) {
             g_object_unref(cur);
             return err->code;
         }
-        if (graph_n_consumers(g, node->id) > 1) {
+        bool shared = graph_n_consumers(g, node->id) > 1;
+        if (shared || (k > 0 && exec_reduces(in_area, cur))) {
             VipsImage *mem = vips_image_copy_memory(cur);
             if (mem == NULL) {
                 g_object_unref(cur);
-                err_set_vips(err, op->name);
-                err_prefix_path(err, node->path);
-                return err->code;
+                err_set_vips(err, NULL);
+                char detail[sizeof err->message];
+                snprintf(detail, sizeof detail, "%s", err->message);
+                return err_set_path(err, KILN_EVIPS, node->path,
+                                    "cannot render the result of %s into "
+                                    "memory; libvips said: %s",
+                                    op->name, detail);
             }
             exec_swap(&cur, mem);
+        }
+        if (shared) {
             g_object_ref(cur);
             memo[node->id] = cur;
         }
