@@ -24,10 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows the window holds at first, and how many times the tallest request
- * it has seen it keeps: two output strips of libvips' sinks in flight,
- * each one request tall, and room for a third. */
-#define STREAM_MIN_ROWS 64
+/* The window holds at least STREAM_BUFFERS times libvips' sink buffer
+ * height (vips_get_tile_size's n_lines, 128 rows up to 7 threads), and
+ * STREAM_REQUEST_FACTOR times the tallest request it has seen. A sink
+ * computes one buffer while it writes the one before, so its threads are
+ * at most two buffers apart, plus the margins of the ops between (a
+ * convolution, a resample's kernel); libvips sizes its own line caches
+ * the same way. A reduction asks for tall requests, one per output
+ * strip, which the second term covers. */
+#define STREAM_BUFFERS 4
 #define STREAM_REQUEST_FACTOR 4
 
 /* Rows read from the loader in one go. */
@@ -217,7 +222,9 @@ stream_new(VipsSource *src, const graph_node *load, VipsImage *loader,
     /* The loader stays upstream of the stream (its header, metadata,
      * progress and kill signals carry through), but only this file reads
      * its pixels. */
-    if (stream_grow(s, VIPS_MIN(STREAM_MIN_ROWS, s->height)) != 0 ||
+    int tile_w, tile_h, n_lines;
+    vips_get_tile_size(loader, &tile_w, &tile_h, &n_lines);
+    if (stream_grow(s, VIPS_MIN(STREAM_BUFFERS * n_lines, s->height)) != 0 ||
         vips_image_pipelinev(im, VIPS_DEMAND_STYLE_THINSTRIP, loader, NULL) !=
             0 ||
         vips_image_generate(im, NULL, stream_generate, NULL, s, NULL) != 0) {
