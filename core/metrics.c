@@ -33,6 +33,7 @@ typedef struct metrics_data {
     metrics_hist jobs[2]; /* [0] failed, [1] ok */
     metrics_hist processes[METRICS_N_OUTCOMES];
     unsigned long long storage_errors;
+    unsigned long long redecodes;
     unsigned long long postbacks[METRICS_PB_N];
 } metrics_data;
 
@@ -113,6 +114,17 @@ metrics_storage_errors(kiln_metrics *m, int n)
 }
 
 void
+metrics_redecodes(kiln_metrics *m, int n)
+{
+    if (m == NULL || n <= 0) {
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    m->d.redecodes += (unsigned long long)n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
 metrics_postback_attempt(kiln_metrics *m, metrics_postback outcome)
 {
     if (m == NULL || outcome >= METRICS_PB_N) {
@@ -170,6 +182,14 @@ metrics_write(kiln_metrics *m, FILE *f)
             "# TYPE kiln_storage_errors_total counter\n"
             "kiln_storage_errors_total %llu\n",
             s.storage_errors);
+    fprintf(f,
+            "# HELP kiln_source_redecodes_total Sources decoded in strips "
+            "that had to be decoded again, whole, because an op read above "
+            "the stream's window (a plugin op whose KILN_OP_SEQUENTIAL "
+            "flag does not hold).\n"
+            "# TYPE kiln_source_redecodes_total counter\n"
+            "kiln_source_redecodes_total %llu\n",
+            s.redecodes);
     fputs("# HELP kiln_postback_attempts_total Postback delivery attempts by "
           "outcome.\n"
           "# TYPE kiln_postback_attempts_total counter\n",

@@ -30,6 +30,8 @@ void metrics_job(kiln_metrics *m, double seconds, bool ok);
 void metrics_process(kiln_metrics *m, double seconds, const char *outcome);
 /* n storage operations (read, write, commit) failed. */
 void metrics_storage_errors(kiln_metrics *m, int n);
+/* Counts streamed sources decoded a second time (stream.c). */
+void metrics_redecodes(kiln_metrics *m, int n);
 void metrics_postback_attempt(kiln_metrics *m, metrics_postback outcome);
 
 /* Writes the counters and histograms in Prometheus text format (0.0.4). */

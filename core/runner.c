@@ -236,6 +236,7 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     }
     metrics_process(e->metrics, res.duration_ms / 1e3, outcome);
     metrics_storage_errors(e->metrics, res.storage_errors);
+    metrics_redecodes(e->metrics, res.redecodes);
     exec_result_free(&res);
     arena_free(a);
 }

@@ -123,6 +123,10 @@ class Gen:
         units = spec["units"]
         offset = spec["axis"] in ("x", "y")
         unit = r.choice(units)
+        if unit == "px" and not offset and r.random() < 0.03:
+            # Extreme sizes: one side of thousands of pixels (the other
+            # usually small), the largest allowed, one past it.
+            return r.choice([4096, 12000, 30000, 65535, 65536])
         if unit == "px":
             if offset:
                 v = r.choice([0, 0, 1, 5, 17, -3, -12, 40, 120, -60])
@@ -363,8 +367,9 @@ class Failure:
 class Checker:
     """Runs batches of requests and checks every property."""
 
-    def __init__(self, kiln, sources_dir, manifest, work):
+    def __init__(self, kiln, sources_dir, manifest, work, max_area=24e6):
         self.kiln = kiln
+        self.max_area = max_area
         self.sources_dir = sources_dir
         self.by_path = {m["path"]: m for m in manifest}
         self.work = work
@@ -391,6 +396,7 @@ class Checker:
         os.makedirs(bdir, exist_ok=True)
         fails = {rid: [] for rid, _ in reqs}
         paths, inferred = {}, {}
+        skipped = set()
         # Every job writes its own file, whatever the request said.
         reqs = [(rid, unique_destinations(rid, req)) for rid, req in reqs]
         for rid, req in reqs:
@@ -412,6 +418,13 @@ class Checker:
                     if n["kind"] == "encode":
                         shapes[n["job"]] = n["shape"]
                 inferred[rid] = shapes
+                area = max(n["shape"]["width"] * n["shape"]["height"]
+                           for n in g["nodes"])
+                if area > self.max_area:
+                    # Valid, but too costly to run five times here.
+                    self.stats["skipped_cost"] = \
+                        self.stats.get("skipped_cost", 0) + 1
+                    skipped.add(rid)
             else:
                 lines = [x for x in err.splitlines()
                          if x and not x[0].isspace() and
@@ -423,7 +436,8 @@ class Checker:
                         "compile exited %d without path-named errors: %s" %
                         (rc, (bad or lines or [err.strip()[:300]])[0])))
                 inferred[rid] = None
-        runnable = [rid for rid, _ in reqs if not fails[rid]]
+        runnable = [rid for rid, _ in reqs
+                    if not fails[rid] and rid not in skipped]
         # Twins: a job into a format that may drop an opaque alpha band
         # (WebP, AVIF, HEIC) runs again into PNG at -O0, which keeps
         # every band, to tell whether the alpha said anything.
@@ -806,6 +820,9 @@ def report(failures_by_sig, stats, seconds, seed, out):
           "jobs finished (%d refused by a limit when run), %d ops, in %.0f s"
           % (seed, stats["requests"], stats["refused"], stats["finished"],
              stats.get("refused_limit", 0), stats["ops"], seconds), file=out)
+    if stats.get("skipped_cost"):
+        print("chains: %d valid requests not run: an image above the "
+              "--max-area cost bound" % stats["skipped_cost"], file=out)
     if stats.get("stream_flaky"):
         print("chains: %d batch(es) restarted a stream in a way that did "
               "not happen again alone" % stats["stream_flaky"], file=out)
@@ -829,7 +846,8 @@ def cmd_run(args):
             random.SystemRandom().randrange(1 << 31)
         rng = random.Random(seed)
         gen = Gen(rng, ops, srcs, marks)
-        checker = Checker(kiln, sources_dir, manifest, kiln_work)
+        checker = Checker(kiln, sources_dir, manifest, kiln_work,
+                          args.max_area)
         t0 = time.time()
         found = {}
         n_done = 0
@@ -922,6 +940,8 @@ def main():
     r.add_argument("--keep", help="save each minimal failing case here")
     r.add_argument("--keep-work", action="store_true")
     r.add_argument("--max-failures", type=int, default=20)
+    r.add_argument("--max-area", type=float, default=24e6,
+                   help="requests with a larger image anywhere are not run")
     r.add_argument("--no-shrink", action="store_true")
     r.add_argument("--shrink-budget", type=int, default=150,
                    help="candidate requests tried per failure")
