@@ -237,9 +237,14 @@ if [ -d "$SHARED/testdata" ]; then
     T=$SHARED/testdata
     widths_case uhd "$T/photo-3840x2160.jpg"
     widths_case photo "$T/photo-2725x2225.jpg"
-    shrink_case photo-681 "$T/photo-2725x2225.jpg" 681 556
-    shrink_case photo-340 "$T/photo-2725x2225.jpg" 340 278
-    shrink_case photo-170 "$T/photo-2725x2225.jpg" 170 139
+    # -O2 shrinks only by a factor that divides both sides of the source
+    # (docs/optimizer.md): 2725x2225 gets none, a cut of it to 2720x2224
+    # up to 8.
+    vips crop "$T/photo-2725x2225.jpg" "$tmp/photo-cut.jpg[Q=90]" \
+        0 0 2720 2224 &&
+        shrink_case photo-cut-680 "$tmp/photo-cut.jpg" 680 556 &&
+        shrink_case photo-cut-340 "$tmp/photo-cut.jpg" 340 278 &&
+        shrink_case photo-cut-170 "$tmp/photo-cut.jpg" 170 139
     shrink_case uhd-640 "$T/photo-3840x2160.jpg" 640 360
     shrink_case uhd-240 "$T/photo-3840x2160.jpg" 240 135
     vips copy "$T/photo-2725x2225.jpg" "$tmp/photo.webp[Q=90]" &&
