@@ -17,8 +17,9 @@ PKGS     := vips libcjson sqlite3 libcurl libcrypto
 OPT      ?= -O2
 SAN      ?=
 ifeq ($(SAN),1)
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
-            -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow \
+            -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined,float-cast-overflow
 endif
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -66,6 +67,7 @@ $(BUILD)/kiln: $(CLI_OBJ) $(BUILD)/libkiln-core.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldl -lpthread -lm
 
 include mk/plugins.mk
+include mk/fuzz.mk
 include mk/test.mk
 include mk/chains.mk
 include mk/install.mk
@@ -93,7 +95,7 @@ run: deps all
 	@bash examples/tour.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 .PHONY: all lexers check-lexers run clean FORCE
 SHELL := /bin/bash

@@ -9,6 +9,8 @@
  */
 #include "kiln.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -207,15 +209,37 @@ static int
 api_body_service(const cJSON *body)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
-    if (cJSON_IsNumber(s) && s->valuedouble == floor(s->valuedouble)) {
+    /* Only ids an int holds: a cast of 1e300 is undefined, and "4294967297"
+     * would wrap to service 1 (the fuzzer found both). The compiler then
+     * refuses whatever is out of range, with its path. */
+    if (cJSON_IsNumber(s) && s->valuedouble == floor(s->valuedouble) &&
+        s->valuedouble >= 0 && s->valuedouble <= INT_MAX) {
         return (int)s->valuedouble;
     }
     if (cJSON_IsString(s)) {
         char *end;
+        errno = 0;
         long v = strtol(s->valuestring, &end, 10);
-        return *end == '\0' && end != s->valuestring ? (int)v : -1;
+        return *end == '\0' && end != s->valuestring && errno == 0 && v >= 0 &&
+                       v <= INT_MAX
+                   ? (int)v
+                   : -1;
     }
     return -1;
+}
+
+/* A 400 with one error at `path`, shaped like the compiler's. */
+static void
+api_invalid_one(kiln_reply *out, const char *path, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", "the request is not valid");
+    cJSON *errs = cJSON_AddArrayToObject(o, "errors");
+    cJSON *eo = cJSON_CreateObject();
+    cJSON_AddStringToObject(eo, "path", path);
+    cJSON_AddStringToObject(eo, "message", message);
+    cJSON_AddItemToArray(errs, eo);
+    api_reply_json(out, 400, o);
 }
 
 static void
@@ -406,17 +430,35 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     }
     cJSON *merged = cJSON_Parse(p.request);
     cJSON *mjobs = cJSON_GetObjectItemCaseSensitive(merged, "jobs");
-    if (mjobs == NULL) {
+    if (cJSON_IsObject(merged) && mjobs == NULL) {
         mjobs = cJSON_AddArrayToObject(merged, "jobs");
+    }
+    if (!cJSON_IsArray(mjobs)) {
+        /* The store holds what the compiler accepted; anything else is
+         * our bug, not the client's. */
+        cJSON_Delete(merged);
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        api_message(out, 500, "the stored request cannot be read");
+        return;
     }
     const cJSON *j;
     cJSON_ArrayForEach(j, jobs)
     {
         cJSON_AddItemToArray(mjobs, cJSON_Duplicate(j, true));
     }
-    cJSON_ReplaceItemInObject(merged, "process", cJSON_CreateTrue());
+    /* Replace fails when the member is absent (every process not created
+     * with "process": false), which leaked the new item. */
+    cJSON_DeleteItemFromObjectCaseSensitive(merged, "process");
+    cJSON_AddTrueToObject(merged, "process");
     char *text = cJSON_PrintUnformatted(merged);
     cJSON_Delete(merged);
+    if (text == NULL) {
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        api_message(out, 500, "out of memory");
+        return;
+    }
     arena *a = NULL;
     graph *g = NULL;
     errlist errs = {0};
@@ -474,19 +516,25 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
                     "\"callback\" URL");
         return;
     }
+    /* A process with no jobs would only fail once queued. */
+    cJSON *stored = cJSON_Parse(p.request);
+    int n_jobs =
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(stored, "jobs"));
+    cJSON_Delete(stored);
+    if (n_jobs == 0) {
+        cJSON_Delete(body);
+        jobstore_process_clear(&p);
+        api_invalid_one(out, "jobs",
+                        "the process has no jobs yet (add them with POST "
+                        "/request/{id}/jobs, then queue it)");
+        return;
+    }
     kiln_error err;
     err_clear(&err);
     if (cb != NULL && postback_check_url(e, cb->valuestring, &err) != KILN_OK) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "message", "the request is not valid");
-        cJSON *errs = cJSON_AddArrayToObject(o, "errors");
-        cJSON *eo = cJSON_CreateObject();
-        cJSON_AddStringToObject(eo, "path", "callback");
-        cJSON_AddStringToObject(eo, "message", err.message);
-        cJSON_AddItemToArray(errs, eo);
-        api_reply_json(out, 400, o);
         cJSON_Delete(body);
         jobstore_process_clear(&p);
+        api_invalid_one(out, "callback", err.message);
         return;
     }
     int rc = jobstore_set_processing(e->store, id, p.service_id,

@@ -117,6 +117,18 @@ dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err)
         return err_set(err, KILN_EINVAL,
                        "empty document (expected a JSON object)");
     }
+    /* JSON text has no NUL bytes: cJSON skips them as blanks, and the
+     * request is later kept and re-read as a C string, which one would
+     * cut short (the fuzzer found a body that compiled, then crashed the
+     * server when jobs were added to its process). */
+    const char *nul = memchr(text, '\0', len);
+    if (nul != NULL) {
+        dsl_line_col(text, nul, &line, &col);
+        return err_set(err, KILN_EINVAL,
+                       "invalid JSON at line %d, column %d: a NUL byte "
+                       "(JSON text cannot hold one)",
+                       line, col);
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (root == NULL) {
         const char *at = cJSON_GetErrorPtr();

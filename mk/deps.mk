@@ -9,6 +9,9 @@ DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              awscli python3-pyftpdlib nodejs jq
 # make bench only: the load generator and the peers it is compared with.
 DEB_BENCH := wrk graphicsmagick time
+# make fuzz only: clang with its sanitizer and libFuzzer runtimes
+# (tests/fuzz/README.md; the replay in make test needs neither).
+DEB_FUZZ  := clang libclang-rt-14-dev
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 
 deps:
@@ -31,3 +34,9 @@ bench-deps:
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_BENCH)"
 
 .PHONY: bench-deps
+
+# `make fuzz` likewise.
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_FUZZ)"
+
+.PHONY: fuzz-deps

@@ -87,6 +87,8 @@ expect idempotency-other-body '{"message":"Idempotency-Key was used with a diffe
 got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "process": false}')
 did=$(printf '%s' "${got#* }" | field 'r["process_id"]')
 expect dynamic-incomplete INCOMPLETE "$(call GET "/status/$did" tok-one | cut -d' ' -f2- | field 'r["status"]')"
+expect patch-no-jobs-400 '400 {"message":"the request is not valid","errors":[{"path":"jobs","message":"the process has no jobs yet (add them with POST /request/{id}/jobs, then queue it)"}]}' \
+    "$(call PATCH "/request/$did" tok-one '{"process": true}')"
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/dyn.png"}]}')
 expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"jobs\":1}" "$got"
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
@@ -104,6 +106,27 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -f "$tmp/storage/out/dyn.png" ] && ok dynamic-runs || fail dynamic-runs "no output"
+
+# Found by fuzzing the API call handler (tests/fuzz): a NUL byte in a
+# body compiled (cJSON skips it) and was stored cut short, which crashed
+# the server when jobs were added; a huge or wrapping service_id was an
+# undefined cast (1e300) or read as service 1 ("4294967297"); appending
+# jobs to a process leaked.
+printf '{"service_id": 1, "source": "/in/a.png",\0"jobs": [{"destination": "/out/n.png"}]}' >"$tmp/nul.json"
+got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' \
+      --data-binary @"$tmp/nul.json" "$url/request")
+expect nul-in-body-400 '{"message":"the request is not valid","errors":[{"path":"","message":"invalid JSON at line 1, column 41: a NUL byte (JSON text cannot hold one)"}]} 400' "$got"
+got=$(call POST /request tok-two '{"service_id": 1e300, "source": "/in/a.png", "jobs": [{"destination": "/out/h.png"}]}')
+case "$got" in '400 '*'"path":"service_id"'*) ok service-id-huge-400 ;; *) fail service-id-huge-400 "$got" ;; esac
+got=$(call POST /request tok-two '{"service_id": "4294967297", "source": "/in/a.png", "jobs": [{"destination": "/out/h.png"}]}')
+case "$got" in '400 '*'"path":"service_id"'*) ok service-id-wrapping-400 ;; *) fail service-id-wrapping-400 "$got" ;; esac
+got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "process": false, "jobs": [{"destination": "/out/d1.png"}]}')
+did2=$(printf '%s' "${got#* }" | field 'r["process_id"]')
+for k in 2 3; do
+    got=$(call POST "/request/$did2/jobs" tok-one "{\"jobs\": [{\"destination\": \"/out/d$k.png\"}]}")
+    expect "append-$k" "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did2\",\"jobs\":$k}" "$got"
+done
+expect service-still-serving '200 {"message":"ok"}' "$(call GET /health '')"
 
 got=$(call GET /metrics tok-one)
 case "$got" in *'kiln_processes{status="FINISHED"}'*) ok metrics ;; *) fail metrics "$got" ;; esac

@@ -1,0 +1,178 @@
+/*
+ * Fuzzes source probing on hostile files: the bytes are the source image,
+ * opened through exec_open_source (core/exec.c) as the engine opens every
+ * source (a storage backend's VipsSource, the length check, the header
+ * read with fail_on error), then what engine_execute does before any
+ * pixel is decoded: exec_oriented_shape, bind_graph of a small fixed
+ * request (the pixel limit first), the optimizer's passes at -O3 with the
+ * loader and plainness the header gives, the reduced re-open that
+ * shrink-on-load plans (exec_reopen, header only) and exec_decode, which
+ * only builds the lazy colour pipeline. No pixel is computed, so a file
+ * that claims a huge image costs its header only.
+ *
+ * Input: the file's bytes. The operation cache is off and libvips runs one
+ * thread, so one input cannot leave state for the next.
+ */
+#include "fuzz_common.h"
+
+#include <string.h>
+
+/* One job with a resize (shrink-on-load plans for it) and one with a
+ * crop and a rotation, into formats with and without alpha. */
+static const char probe_request[] =
+    "{\"service_id\": 1, \"source\": \"/in/fuzz\", \"jobs\": ["
+    "{\"destination\": \"/out/a.jpg\", \"transformations\": ["
+    "{\"type\": \"resize\", \"width\": 48}]},"
+    "{\"destination\": \"/out/b.png\", \"transformations\": ["
+    "{\"type\": \"crop\", \"width\": \"50%\", \"height\": \"50%\","
+    " \"gravity\": \"center\"}, {\"type\": \"rotate\", \"degrees\": 90}]}]}";
+
+typedef struct probe_input {
+    const uint8_t *data;
+    size_t size;
+} probe_input;
+
+static kiln_engine *probe_engine;
+static probe_input probe_current;
+
+/* The storage backend's open_read: a source over a copy of the input
+ * (the copy lives as long as the source, whatever holds it). */
+static int
+probe_open_read(void *state, const char *path, VipsSource **out,
+                kiln_error *err)
+{
+    const probe_input *in = state;
+    VipsBlob *blob = vips_blob_copy(in->data, in->size);
+    if (blob == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory for %s", path);
+    }
+    *out = vips_source_new_from_blob(blob);
+    vips_area_unref(VIPS_AREA(blob));
+    if (*out == NULL) {
+        return err_set_vips(err, path);
+    }
+    return KILN_OK;
+}
+
+static reg_storage probe_backend = {
+    .st = {.name = "fuzz", .open_read = probe_open_read},
+};
+
+static engine_storage probe_storage = {
+    .service_id = 1,
+    .backend = &probe_backend,
+    .state = &probe_current,
+};
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_vips_init();
+    vips_cache_set_max(0);
+    vips_concurrency_set(1);
+    char config[5000];
+    snprintf(config, sizeof config,
+             "{\"plugins\": {\"dirs\": [\"%s\"], \"enable\": [\"ops-vips\"]},"
+             " \"limits\": {\"max_pixels\": 100000000,"
+             " \"max_file_size\": 10000000},"
+             " \"services\": [{\"id\": 1, \"tokens\": [\"t\"],"
+             " \"storage\": {\"plugin\": \"local\", \"root\": \"/nonexistent\"}"
+             "}]}",
+             fuzz_plugin_dir());
+    probe_engine = fuzz_engine_new(config, false);
+    return 0;
+}
+
+/* What engine_optimize does with the header: the passes, then the
+ * reduced re-open a shrink-on-load plan asks for (header only), undone
+ * when it does not give the promised size. */
+static void
+probe_optimize(graph *g, VipsSource *src, VipsImage *raw)
+{
+    const char *loader = NULL;
+    if (vips_image_get_typeof(raw, VIPS_META_LOADER) != 0 &&
+        vips_image_get_string(raw, VIPS_META_LOADER, &loader) == 0) {
+        g->source_format = graph_format_of_loader(loader);
+    }
+    g->format_guessed = false;
+    g->source_plain = exec_decode_is_plain(raw);
+    kiln_error err;
+    err_clear(&err);
+    if (opt_run(g, OPT_LEVEL_MAX, NULL, NULL, &err) != KILN_OK) {
+        return;
+    }
+    graph_node *load = &g->nodes[0];
+    bool seq = graph_streams(g) && vips_image_get_orientation(raw) <= 1;
+    VipsImage *im = NULL;
+    if (load->load_shrink > 1 || load->load_scale > 0) {
+        if (exec_reopen(src, load, seq, &im, &err) == KILN_OK) {
+            kiln_shape got;
+            exec_oriented_shape(im, &got);
+            if (got.width != load->shape.width ||
+                got.height != load->shape.height) {
+                g_object_unref(im);
+                im = NULL;
+            }
+        }
+        if (im == NULL) {
+            pass_shrink_undo(g);
+        }
+    }
+    if (im == NULL && seq) {
+        (void)exec_reopen(src, load, true, &im, &err);
+    }
+    if (im != NULL) {
+        g_object_unref(im);
+    }
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    kiln_engine *e = probe_engine;
+    const kiln_limits *lim = &e->config->limits;
+    probe_current.data = data;
+    probe_current.size = size;
+    arena *a = NULL;
+    graph *g = NULL;
+    errlist errs = {0};
+    if (engine_compile(e, probe_request, sizeof probe_request - 1, &a, &g,
+                       &errs) != KILN_OK) {
+        errlist_print(&errs, stderr);
+        fuzz_fail("the fixed request does not compile");
+    }
+    VipsSource *src = NULL;
+    VipsImage *raw = NULL, *decoded = NULL;
+    kiln_error err;
+    err_clear(&err);
+    if (exec_open_source(&probe_storage, g->req.source, lim->max_file_size,
+                         &src, &raw, &err) != KILN_OK) {
+        goto done;
+    }
+    kiln_shape shape;
+    exec_oriented_shape(raw, &shape);
+    /* bind_graph refuses a source above max_pixels before anything
+     * else, as engine_execute relies on. */
+    if (bind_graph(g, &shape, lim, &errs) != KILN_OK) {
+        errlist_print(&errs, fuzz_devnull());
+        goto done;
+    }
+    probe_optimize(g, src, raw);
+    if (exec_decode(raw, &decoded, &err) == KILN_OK) {
+        g_object_unref(decoded);
+    }
+done:
+    if (raw != NULL) {
+        g_object_unref(raw);
+    }
+    if (src != NULL) {
+        g_object_unref(src);
+    }
+    vips_error_clear();
+    errlist_free(&errs);
+    arena_free(a);
+    probe_current.data = NULL;
+    return 0;
+}
