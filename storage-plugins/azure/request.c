@@ -624,7 +624,10 @@ azure_retry_wait(azure_state *st, int attempt, const char *method,
         ms = AZURE_BACKOFF_MAX_MS;
     }
     /* Jitter spreads the workers that failed together. */
-    seed = (unsigned int)(azure_now() * 1e6);
+    /* Through 64 bits: the microseconds since boot overflow an unsigned
+     * int after 71 minutes, and that conversion is undefined (the ASan
+     * build's float-cast-overflow check found it). */
+    seed = (unsigned int)(uint64_t)(azure_now() * 1e6);
     ms += rand_r(&seed) % (AZURE_BACKOFF_MS / 2);
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (ms % 1000) * 1000000L;

@@ -355,8 +355,10 @@ class Failure:
         self.detail = detail
 
     def signature(self):
+        if self.prop == "crash":
+            return "crash:" + normalise(self.detail)
         return "%s:%s" % (self.prop, normalise(self.detail)[:40]
-                          if self.prop in ("finishes", "crash") else "")
+                          if self.prop == "finishes" else "")
 
     def __str__(self):
         where = "job %s" % self.job if self.job is not None else "request"
@@ -495,7 +497,7 @@ class Checker:
                 if st != "ok":
                     fails.setdefault(rid.split("-twin")[0], []).append(Failure(
                         "crash" if st == "crash" else "timeout", None, level,
-                        (err1 or "").strip()[-600:] or st))
+                        crash_summary(err1) or st))
                 else:
                     out[rid] = one.get(paths[rid])
                     self._stream(rid, level, err1, fails)
@@ -680,6 +682,20 @@ class Checker:
                     fails[rid].append(Failure(
                         "levels", k, level, "%.1f dB from -O0, below %g dB" %
                         (b["psnr"], bound)))
+
+
+def crash_summary(err):
+    """What a crashed run's stderr says went wrong, in one line: the
+    sanitizer's report and its first frame in a library, or the last
+    lines."""
+    lines = (err or "").splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(r"(ERROR: \w+Sanitizer: .*|runtime error: .*)", line)
+        if m:
+            frame = next((x.strip() for x in lines[i + 1:i + 12]
+                          if re.match(r"\s*#[1-9]", x)), "")
+            return "%s %s" % (m.group(1), frame)
+    return " ".join(lines[-3:])[-600:]
 
 
 def unique_destinations(rid, req):
