@@ -647,6 +647,7 @@ done:
         g_object_unref(decoded);
     }
     if (raw != NULL) {
+        stream_finish(raw);
         g_object_unref(raw);
     }
     if (src != NULL) {

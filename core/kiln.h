@@ -638,13 +638,17 @@ bool exec_decode_is_plain(VipsImage *im);
 /* ----------------------------------------------------------- stream.c */
 
 /* Wraps `loader`, a sequential decode of `src` (opened with exec_reopen
- * for `load`), into *out: an image with its header whose pixels come
- * from a window of rows this reads from the loader strictly top to
- * bottom, so no pipeline can make the loader read out of order. A request
- * above the window decodes `src` again from the top, keeping every row,
- * and bumps *restarts (may be NULL). *out is a new reference; it holds
- * references to src and loader. */
+ * for `load`), into *out: an image with its header and metadata, not
+ * linked to it, whose pixels are read from the loader without a copy. A
+ * read that fails (a chain that went above the loader's cache) decodes
+ * `src` again, whole, from an independent copy of its bytes, serves that
+ * request and every later one from it, and bumps *restarts (may be
+ * NULL). *out is a new reference; it holds references to src and
+ * loader. */
 int stream_new(VipsSource *src, const graph_node *load, VipsImage *loader,
                int *restarts, VipsImage **out, kiln_error *err);
+/* After the last job that reads `im` (a stream_new image; anything else
+ * is ignored): releases the memory its loader holds. */
+void stream_finish(VipsImage *im);
 
 #endif /* KILN_CORE_KILN_H */

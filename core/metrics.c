@@ -184,9 +184,9 @@ metrics_write(kiln_metrics *m, FILE *f)
             s.storage_errors);
     fprintf(f,
             "# HELP kiln_source_redecodes_total Sources decoded in strips "
-            "that had to be decoded again, whole, because an op read above "
-            "the stream's window (a plugin op whose KILN_OP_SEQUENTIAL "
-            "flag does not hold).\n"
+            "that had to be decoded again, whole, because a read left the "
+            "loader's cache (an op whose KILN_OP_SEQUENTIAL flag does not "
+            "hold).\n"
             "# TYPE kiln_source_redecodes_total counter\n"
             "kiln_source_redecodes_total %llu\n",
             s.redecodes);

@@ -2,21 +2,27 @@
  * The stream: how a job's pipeline reads a source decoded in strips
  * (libvips sequential access), safe for every chain by construction.
  *
- * A sequential loader can only produce rows top to bottom; libvips keeps
- * a few recent rows in a line cache and fails with "out of order read"
- * when a request reaches above them. Whether a chain stays inside that
- * cache depends on libvips internals no op can promise (insert and the
- * sinks "minimise" their inputs, which empties the cache; threads run
- * ahead of each other by a factor of the request height). So the engine
- * never lets a pipeline drive the loader: it reads the loader here,
- * strictly in order, one strip after another, into a window of recent
- * rows, and serves every request from that window. A request above the
- * window (an op that reads its input twice, or bottom up) re-opens the
- * source and decodes it again from the top, this time keeping every row:
- * it costs one more decode and the memory a random-access decode takes,
- * never an error. The window grows with the requests it sees, so the
- * ops that declare KILN_OP_SEQUENTIAL never need that (the chain
- * property tests check it).
+ * A sequential loader produces rows only top to bottom, through a line
+ * cache of recent rows; a request above that cache fails ("out of order
+ * read"). Whether a chain stays inside it depends on libvips internals no
+ * op can promise: insert (annotation, watermark) and every sink (a copy to
+ * memory, a histogram) tell the pipeline above them to minimise, which
+ * empties the cache, and threads can run ahead of each other. So:
+ *
+ *  - The stream's image is not linked to the loader: it copies the
+ *    loader's header and metadata and serves its pixels itself, so no
+ *    minimise reaches the loader's cache.
+ *  - Each request is read from the loader and handed on without a copy
+ *    (the libvips region points at the loader's pixels).
+ *  - A read that fails makes the stream decode the source again, whole,
+ *    from an independent copy of its bytes, and serve that request and
+ *    every later one from it. If the whole decode fails too, the file is
+ *    damaged and the job fails as a whole decode would have.
+ *
+ * A job therefore never fails because its source was streamed; a chain
+ * that leaves the cache only costs a second decode (counted; with
+ * KILN_DEBUG set, logged). The shipped ops, which declare
+ * KILN_OP_SEQUENTIAL, never need one: the chain property tests check it.
  */
 #include "kiln.h"
 
@@ -24,180 +30,194 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The window holds at least STREAM_BUFFERS times libvips' sink buffer
- * height (vips_get_tile_size's n_lines, 128 rows up to 7 threads), and
- * STREAM_REQUEST_FACTOR times the tallest request it has seen. A sink
- * computes one buffer while it writes the one before, so its threads are
- * at most two buffers apart, plus the margins of the ops between (a
- * convolution, a resample's kernel); libvips sizes its own line caches
- * the same way. A reduction asks for tall requests, one per output
- * strip, which the second term covers. */
-#define STREAM_BUFFERS 4
-#define STREAM_REQUEST_FACTOR 4
-
-/* Rows read from the loader in one go. */
-#define STREAM_CHUNK 16
-
 typedef struct stream {
     GMutex lock;
-    VipsSource *src; /* for the second decode */
-    graph_node load; /* its shrink or scale */
-    VipsImage *loader;
-    int y_pos;     /* the next row the loader produces */
-    int top;       /* the first row the window holds */
-    int cap;       /* rows the window holds (a ring) */
-    VipsPel *rows; /* cap * row_bytes */
-    size_t row_bytes;
-    int width, height, bands;
-    VipsBandFormat format;
-    int *restarts; /* the engine's counter, bumped on a second decode */
-    bool failed;
+    VipsSource *src;  /* the source, for a second decode's bytes */
+    graph_node load;  /* its shrink or scale */
+    VipsImage *image; /* the loader; after a failed read, the whole decode */
+    int generation;   /* 0 for the loader, 1 after the switch */
+    int *restarts;    /* the engine's counter of second decodes */
+    bool failed;      /* the whole decode failed too */
 } stream;
+
+/* One sequence (a libvips region being computed): its region on the
+ * image of the generation it was made for. */
+typedef struct stream_seq {
+    VipsRegion *reg;
+    int generation;
+} stream_seq;
+
+/* The header fields vips_image_init_fields() sets; the others are
+ * metadata, copied one by one. */
+static const char *const stream_builtin[] = {
+    "width",   "height",  "bands", "format", "coding",   "interpretation",
+    "xoffset", "yoffset", "xres",  "yres",   "filename", NULL};
 
 static void
 stream_free(VipsImage *out, stream *s)
 {
     (void)out;
     g_mutex_clear(&s->lock);
-    if (s->loader != NULL) {
-        g_object_unref(s->loader);
+    if (s->image != NULL) {
+        g_object_unref(s->image);
     }
     if (s->src != NULL) {
         g_object_unref(s->src);
     }
-    g_free(s->rows);
     g_free(s);
 }
 
-/* Makes the window hold `rows` rows (more than it does), keeping the ones
- * it has. Called with the lock held. */
-static int
-stream_grow(stream *s, int rows)
+static void *
+stream_start(VipsImage *out, void *a, void *b)
 {
-    if (rows > s->height) {
-        rows = s->height;
+    (void)out;
+    (void)a;
+    (void)b;
+    stream_seq *seq = g_new0(stream_seq, 1);
+    seq->generation = -1;
+    return seq;
+}
+
+static int
+stream_stop(void *vseq, void *a, void *b)
+{
+    (void)a;
+    (void)b;
+    stream_seq *seq = vseq;
+    if (seq->reg != NULL) {
+        g_object_unref(seq->reg);
     }
-    if (rows <= s->cap) {
-        return 0;
-    }
-    VipsPel *n = g_try_malloc((size_t)rows * s->row_bytes);
-    if (n == NULL) {
-        vips_error("kiln", "out of memory for %d rows of the source", rows);
-        return -1;
-    }
-    for (int y = s->top; y < s->y_pos; y++) {
-        memcpy(n + (size_t)(y % rows) * s->row_bytes,
-               s->rows + (size_t)(y % s->cap) * s->row_bytes, s->row_bytes);
-    }
-    g_free(s->rows);
-    s->rows = n;
-    s->cap = rows;
+    g_free(seq);
     return 0;
 }
 
-/* Reads the loader on until row `bottom` (exclusive) is in the window,
- * dropping the oldest rows as the ring fills. */
-static int
-stream_fill(stream *s, int bottom)
+/* The image of the current generation, one new reference. */
+static VipsImage *
+stream_current(stream *s, int *generation)
 {
-    while (s->y_pos < bottom) {
-        VipsRect area = {0, s->y_pos, s->width,
-                         VIPS_MIN(STREAM_CHUNK, s->height - s->y_pos)};
-        VipsRegion *reg = vips_region_new(s->loader);
-        if (reg == NULL || vips_region_prepare(reg, &area) != 0) {
-            if (reg != NULL) {
-                g_object_unref(reg);
-            }
-            return -1;
-        }
-        for (int y = area.top; y < VIPS_RECT_BOTTOM(&area); y++) {
-            memcpy(s->rows + (size_t)(y % s->cap) * s->row_bytes,
-                   VIPS_REGION_ADDR(reg, 0, y), s->row_bytes);
-        }
-        g_object_unref(reg);
-        s->y_pos = VIPS_RECT_BOTTOM(&area);
-        if (s->y_pos - s->top > s->cap) {
-            s->top = s->y_pos - s->cap;
-        }
-    }
-    return 0;
+    g_mutex_lock(&s->lock);
+    VipsImage *im = s->image;
+    g_object_ref(im);
+    *generation = s->generation;
+    g_mutex_unlock(&s->lock);
+    return im;
 }
 
-/* A request above the window: decode the source again from the top,
- * keeping every row. */
+/* A read of generation `failed_gen` failed: unless another thread has
+ * already done it, decode the source whole from an independent copy of
+ * its bytes (the loader may still be reading the original). */
 static int
-stream_restart(stream *s, int wanted)
+stream_switch(stream *s, int failed_gen)
 {
-    VipsImage *im = NULL;
-    kiln_error err;
-    err_clear(&err);
+    int rc = 0;
+    g_mutex_lock(&s->lock);
+    if (s->generation != failed_gen) {
+        goto done; /* switched already */
+    }
+    if (s->generation > 0 || s->failed) {
+        s->failed = true;
+        rc = -1; /* the whole decode fails too: a damaged file */
+        goto done;
+    }
     if (getenv("KILN_DEBUG") != NULL) {
-        fprintf(stderr,
-                "kiln: stream restart: row %d was requested after the "
-                "window moved to rows %d..%d; decoding the source again, "
-                "whole\n",
-                wanted, s->top, s->y_pos - 1);
+        fprintf(stderr, "kiln: stream restart: a read of the source in "
+                        "strips failed; decoding it again, whole\n");
     }
     if (s->restarts != NULL) {
         g_atomic_int_inc(s->restarts);
     }
-    if (vips_source_rewind(s->src) != 0 ||
-        exec_reopen(s->src, &s->load, true, &im, &err) != KILN_OK) {
-        vips_error("kiln", "cannot decode the source a second time: %s",
-                   err.message);
-        return -1;
-    }
-    if (im->Xsize != s->width || im->Ysize != s->height ||
-        im->Bands != s->bands || im->BandFmt != s->format) {
-        g_object_unref(im);
-        vips_error("kiln", "the source changed between two decodes");
-        return -1;
-    }
-    g_object_unref(s->loader);
-    s->loader = im;
-    s->y_pos = 0;
-    s->top = 0;
-    return stream_grow(s, s->height);
-}
-
-static int
-stream_generate(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop)
-{
-    (void)seq;
-    (void)b;
-    (void)stop;
-    stream *s = a;
-    const VipsRect *r = &out->valid;
-    int rc = 0;
-    g_mutex_lock(&s->lock);
-    if (s->failed) {
-        vips_error("kiln", "the source could not be decoded");
-        rc = -1;
-        goto done;
-    }
-    /* Grow first, so that the rows above the request that are still held
-     * stay held. */
-    if (stream_grow(s, VIPS_MAX(s->cap, STREAM_REQUEST_FACTOR * r->height)) !=
-        0) {
-        rc = -1;
-    } else if (r->top < s->top && stream_restart(s, r->top) != 0) {
-        rc = -1;
-    } else if (stream_fill(s, VIPS_RECT_BOTTOM(r)) != 0) {
-        rc = -1;
-    }
-    if (rc != 0) {
+    size_t len = 0;
+    const void *bytes = vips_source_map(s->src, &len);
+    VipsSource *copy =
+        bytes != NULL ? vips_source_new_from_memory(bytes, len) : NULL;
+    VipsImage *im = NULL;
+    kiln_error err;
+    err_clear(&err);
+    if (copy == NULL ||
+        exec_reopen(copy, &s->load, false, &im, &err) != KILN_OK) {
         s->failed = true;
-        goto done;
+        rc = -1;
+    } else if (im->Xsize != s->image->Xsize || im->Ysize != s->image->Ysize ||
+               im->Bands != s->image->Bands ||
+               im->BandFmt != s->image->BandFmt) {
+        vips_error("kiln", "the source decoded differently the second time");
+        g_object_unref(im);
+        s->failed = true;
+        rc = -1;
+    } else {
+        g_object_unref(s->image);
+        s->image = im;
+        s->generation++;
     }
-    size_t ps = VIPS_IMAGE_SIZEOF_PEL(out->im);
-    for (int y = r->top; y < VIPS_RECT_BOTTOM(r); y++) {
-        memcpy(VIPS_REGION_ADDR(out, r->left, y),
-               s->rows + (size_t)(y % s->cap) * s->row_bytes + r->left * ps,
-               (size_t)r->width * ps);
+    if (copy != NULL) {
+        g_object_unref(copy);
     }
 done:
     g_mutex_unlock(&s->lock);
     return rc;
+}
+
+/* Points `out` at the pixels of r in the current image, through the
+ * sequence's region (made again when the generation changed). On
+ * failure *generation says which image failed. */
+static int
+stream_read(stream *s, stream_seq *seq, VipsRegion *out, const VipsRect *r,
+            int *generation)
+{
+    VipsImage *im = stream_current(s, generation);
+    if (seq->generation != *generation) {
+        if (seq->reg != NULL) {
+            g_object_unref(seq->reg);
+        }
+        seq->reg = vips_region_new(im);
+        seq->generation = *generation;
+    }
+    g_object_unref(im); /* the region holds it */
+    if (seq->reg == NULL || vips_region_prepare(seq->reg, r) != 0) {
+        return -1;
+    }
+    return vips_region_region(out, seq->reg, (VipsRect *)r, r->left, r->top);
+}
+
+static int
+stream_generate(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop)
+{
+    (void)b;
+    (void)stop;
+    stream *s = a;
+    stream_seq *seq = vseq;
+    const VipsRect *r = &out->valid;
+    int generation;
+    if (stream_read(s, seq, out, r, &generation) == 0) {
+        return 0;
+    }
+    if (stream_switch(s, generation) != 0) {
+        return -1;
+    }
+    return stream_read(s, seq, out, r, &generation);
+}
+
+/* Copies the header and metadata of `from` to `to`, without linking the
+ * two (a link would carry minimise up to the loader). */
+static void
+stream_copy_header(VipsImage *from, VipsImage *to)
+{
+    vips_image_init_fields(to, from->Xsize, from->Ysize, from->Bands,
+                           from->BandFmt, from->Coding, from->Type, from->Xres,
+                           from->Yres);
+    gchar **fields = vips_image_get_fields(from);
+    for (gchar **f = fields; f != NULL && *f != NULL; f++) {
+        bool builtin = false;
+        for (size_t i = 0; stream_builtin[i] != NULL && !builtin; i++) {
+            builtin = strcmp(*f, stream_builtin[i]) == 0;
+        }
+        GValue v = G_VALUE_INIT;
+        if (!builtin && vips_image_get(from, *f, &v) == 0) {
+            vips_image_set(to, *f, &v);
+            g_value_unset(&v);
+        }
+    }
+    g_strfreev(fields);
 }
 
 int
@@ -210,27 +230,34 @@ stream_new(VipsSource *src, const graph_node *load, VipsImage *loader,
     s->src = src;
     s->load = *load;
     g_object_ref(loader);
-    s->loader = loader;
-    s->width = loader->Xsize;
-    s->height = loader->Ysize;
-    s->bands = loader->Bands;
-    s->format = loader->BandFmt;
-    s->row_bytes = VIPS_IMAGE_SIZEOF_LINE(loader);
+    s->image = loader;
     s->restarts = restarts;
     VipsImage *im = vips_image_new();
     g_signal_connect(im, "postclose", G_CALLBACK(stream_free), s);
-    /* The loader stays upstream of the stream (its header, metadata,
-     * progress and kill signals carry through), but only this file reads
-     * its pixels. */
-    int tile_w, tile_h, n_lines;
-    vips_get_tile_size(loader, &tile_w, &tile_h, &n_lines);
-    if (stream_grow(s, VIPS_MIN(STREAM_BUFFERS * n_lines, s->height)) != 0 ||
-        vips_image_pipelinev(im, VIPS_DEMAND_STYLE_THINSTRIP, loader, NULL) !=
-            0 ||
-        vips_image_generate(im, NULL, stream_generate, NULL, s, NULL) != 0) {
+    g_object_set_data(G_OBJECT(im), "kiln-stream", s);
+    stream_copy_header(loader, im);
+    if (vips_image_pipelinev(im, VIPS_DEMAND_STYLE_THINSTRIP, NULL) != 0 ||
+        vips_image_generate(im, stream_start, stream_generate, stream_stop, s,
+                            NULL) != 0) {
         g_object_unref(im);
         return err_set_vips(err, "reading the source in strips");
     }
     *out = im;
     return KILN_OK;
+}
+
+void
+stream_finish(VipsImage *im)
+{
+    stream *s = g_object_get_data(G_OBJECT(im), "kiln-stream");
+    if (s == NULL) {
+        return;
+    }
+    /* libvips' operation cache may keep the pipelines that read the
+     * stream, and with them the loader and its line cache, after the job:
+     * release what the loader holds, as a sink minimises its input when
+     * it ends (that minimise no longer reaches the loader). */
+    g_mutex_lock(&s->lock);
+    vips_image_minimise_all(s->image);
+    g_mutex_unlock(&s->lock);
 }

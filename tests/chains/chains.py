@@ -508,8 +508,9 @@ class Checker:
             # Some request decoded its source twice: run them one by one
             # to name it.
             # A restart that does not happen again alone was a thread
-            # falling behind on a loaded machine (the window is sized for
-            # libvips' own bounds): correct, slower, counted, not failed.
+            # falling behind on a loaded machine (libvips sizes the
+            # loader's cache for its own bounds): correct, slower,
+            # counted, not failed.
             root1 = root + "-one"
             named = False
             for rid in rids:

@@ -253,10 +253,10 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
  * convolutions, composites; or an op that copies its input into memory
  * first). When every op a source flows through says so, the host decodes
  * the source in strips as the pipeline pulls them instead of whole into
- * memory first. A wrong flag cannot break a job: the host serves the
- * strips from a window of rows it reads in order, and a request above
- * that window decodes the source a second time, whole (docs/optimizer.md,
- * "Sequential decoding"). It only costs that second decode. */
+ * memory first. A wrong flag cannot break a job: a read that leaves the
+ * loader's cache makes the host decode the source a second time, whole,
+ * and serve the rest from that (docs/optimizer.md, "Sequential
+ * decoding"). It only costs that second decode. */
 #define KILN_OP_SEQUENTIAL (1u << 1)
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
 /* 1.3: execute_reduced() honours a window in its kiln_reduction
