@@ -119,13 +119,6 @@ stream_switch(stream *s, int failed_gen)
         rc = -1; /* the whole decode fails too: a damaged file */
         goto done;
     }
-    if (getenv("KILN_DEBUG") != NULL) {
-        fprintf(stderr, "kiln: stream restart: a read of the source in "
-                        "strips failed; decoding it again, whole\n");
-    }
-    if (s->restarts != NULL) {
-        g_atomic_int_inc(s->restarts);
-    }
     size_t len = 0;
     const void *bytes = vips_source_map(s->src, &len);
     VipsSource *copy =
@@ -133,8 +126,17 @@ stream_switch(stream *s, int failed_gen)
     VipsImage *im = NULL;
     kiln_error err;
     err_clear(&err);
+    VipsRegion *probe = NULL;
+    VipsRect first = {0, 0, 1, 1};
+    /* Random access decodes the whole image on its first read: make it
+     * now, so that a damaged file fails here. */
     if (copy == NULL ||
-        exec_reopen(copy, &s->load, false, &im, &err) != KILN_OK) {
+        exec_reopen(copy, &s->load, false, &im, &err) != KILN_OK ||
+        (probe = vips_region_new(im)) == NULL ||
+        vips_region_prepare(probe, &first) != 0) {
+        if (im != NULL) {
+            g_object_unref(im);
+        }
         s->failed = true;
         rc = -1;
     } else if (im->Xsize != s->image->Xsize || im->Ysize != s->image->Ysize ||
@@ -145,9 +147,21 @@ stream_switch(stream *s, int failed_gen)
         s->failed = true;
         rc = -1;
     } else {
+        /* Counted only now: a damaged file fails both ways, and is not
+         * a chain that left the cache. */
+        if (getenv("KILN_DEBUG") != NULL) {
+            fprintf(stderr, "kiln: stream restart: a read of the source in "
+                            "strips failed; decoded it again, whole\n");
+        }
+        if (s->restarts != NULL) {
+            g_atomic_int_inc(s->restarts);
+        }
         g_object_unref(s->image);
         s->image = im;
         s->generation++;
+    }
+    if (probe != NULL) {
+        g_object_unref(probe);
     }
     if (copy != NULL) {
         g_object_unref(copy);

@@ -571,10 +571,14 @@ class Checker:
                         "finishes", None, 0,
                         "compile refused the request but the run %s it" %
                         r0["status"]))
-                elif not error_names_path(r0.get("error")):
+                elif not (r0.get("errors") and all(
+                        e.get("path") and e.get("message")
+                        for e in r0["errors"])) and \
+                        not error_names_path(r0.get("error")):
                     fails[rid].append(Failure(
                         "finishes", None, 0,
-                        "refusal without a path: %s" % r0.get("error")))
+                        "refusal without a path: %s %s" %
+                        (r0.get("error"), r0.get("errors"))))
                 continue
             for k, job in enumerate(req["jobs"]):
                 ext = job["destination"].rsplit(".", 1)[1]
