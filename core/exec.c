@@ -713,7 +713,7 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
     kiln_exec ctx = {st, jr};
     VipsImage *cur = g->nodes[id].kind == GRAPH_OP ? memo[id] : source;
     g_object_ref(cur);
-    /* The source (decoded, or the stream's window) and a rendered node
+    /* The source (decoded, or read in strips) and a rendered node
      * cost nothing to read again; an op's output pipeline may. */
     bool cur_cheap = true;
     for (size_t k = n; k-- > 0;) {
