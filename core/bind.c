@@ -6,6 +6,7 @@
  */
 #include "kiln.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int
@@ -50,6 +51,23 @@ bind_graph(graph *g, const kiln_shape *source, const kiln_limits *lim,
             if (!graph_format_has_alpha(n->format) && in->has_alpha) {
                 n->shape.has_alpha = false;
                 n->shape.bands = in->bands - 1;
+            }
+            /* An encoder's own size limit, refused here rather than when
+             * the pixels are made (the chain property tests found WebP's
+             * and JPEG's failing in the encoder). */
+            int max = graph_format_max_side(n->format);
+            if (in->width > max || in->height > max) {
+                kiln_error e;
+                char path[300];
+                snprintf(path, sizeof path, "%s.destination", n->path);
+                err_set_path(&e, KILN_EINVAL, path,
+                             "the result is %dx%d, larger than the %s "
+                             "format allows (expected at most %d px on a "
+                             "side)",
+                             in->width, in->height,
+                             graph_format_name(n->format), max);
+                errlist_add(errs, &e, NULL);
+                failed[i] = true;
             }
             continue;
         }

@@ -98,6 +98,19 @@ graph_format_has_alpha(graph_format f)
     return f != FORMAT_JPEG;
 }
 
+int
+graph_format_max_side(graph_format f)
+{
+    switch (f) {
+    case FORMAT_JPEG:
+        return 65500; /* libjpeg's JPEG_MAX_DIMENSION */
+    case FORMAT_WEBP:
+        return 16383; /* WEBP_MAX_DIMENSION */
+    default:
+        return KILN_MAX_SIZE;
+    }
+}
+
 size_t
 graph_n_consumers(const graph *g, int id)
 {

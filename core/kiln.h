@@ -372,6 +372,8 @@ const char *graph_format_name(graph_format f);
 /* Format from a destination's extension; false when unknown. */
 bool graph_format_from_path(const char *path, graph_format *out);
 bool graph_format_has_alpha(graph_format f);
+/* The largest width or height the format's encoder writes. */
+int graph_format_max_side(graph_format f);
 extern const char *const graph_format_exts[]; /* NULL-terminated */
 
 /* ------------------------------------------------------------- dump.c */
