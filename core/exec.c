@@ -849,6 +849,12 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
     bool commit_ok =
         !res->timed_out && (n_failed == 0 || !g->req.fail_on_conversion_error);
     const kiln_storage *b = &st->backend->st;
+    /* The job that failed on its own, named in the others' errors (found
+     * before any of them is marked not written). */
+    size_t first_failed = 0;
+    while (first_failed < g->n_jobs && res->jobs[first_failed].ok) {
+        first_failed++;
+    }
     for (size_t j = 0; j < g->n_jobs; j++) {
         job_result *jr = &res->jobs[j];
         if (!pend[j].open) {
@@ -870,21 +876,14 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                 jr->ok = false;
                 kiln_error why;
                 exec_deadline_error(&res->deadline, &why);
-                char other[64] = "another job";
-                for (size_t k = 0; k < g->n_jobs; k++) {
-                    if (!res->jobs[k].ok) {
-                        snprintf(other, sizeof other, "jobs[%zu]", k);
-                        break;
-                    }
-                }
                 if (res->timed_out) {
                     snprintf(jr->error, sizeof jr->error, "not written: %s",
                              why.message);
                 } else {
                     snprintf(jr->error, sizeof jr->error,
-                             "not written: %s failed and "
+                             "not written: jobs[%zu] failed and "
                              "fail_on_conversion_error is true",
-                             other);
+                             first_failed);
                 }
             }
         }

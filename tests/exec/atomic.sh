@@ -41,6 +41,8 @@ check "atomic/true-default/request-failed" "request status ${RST[$WORK/t1.json]:
 check "atomic/true-default/bad-job-failed" "job status ${JST[/out/t1b/bad.png]:-none}" [ "${JST[/out/t1b/bad.png]:-}" = FAILED ]
 check "atomic/true-default/bad-job-error-names-path" "error: ${JERR[/out/t1b/bad.png]:-}" grep -q 'such-watermark.png' <<<"${JERR[/out/t1b/bad.png]:-}"
 check "atomic/true-default/good-job-not-finished" "job status ${JST[/out/t1a/good.png]:-none}" [ "${JST[/out/t1a/good.png]:-}" = FAILED ]
+check "atomic/true-default/good-job-names-the-failed-job" "error: ${JERR[/out/t1a/good.png]:-}" \
+    [ "${JERR[/out/t1a/good.png]:-}" = "not written: jobs[1] failed and fail_on_conversion_error is true" ]
 check "atomic/true-default/good-not-written" "/out/t1a/good.png exists" [ ! -e "$ROOT/out/t1a/good.png" ]
 check "atomic/true-default/bad-not-written" "/out/t1b/bad.png exists" [ ! -e "$ROOT/out/t1b/bad.png" ]
 left=$(temp_left "$ROOT/out/t1a" "$ROOT/out/t1b")
