@@ -358,16 +358,7 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
 }
 
 /* Runs the optimizer's passes on the bound graph, then opens the source
- * again the way the optimized graph reads it (*raw is replaced):
- *  - with the reduced decode shrink-on-load planned, if any; when that
- *    image is not the size the plan promised (a loader rounding another
- *    way), the plan is undone and the full-size decode kept;
- *  - sequentially when the graph streams (graph_streams; *sequential is
- *    set): the pixels are then decoded in strips as the one consumer's
- *    pipeline pulls them, never held whole. Otherwise (several jobs that
- *    start differently, or an op that reads its input twice) the source
- *    stays in random-access mode, where libvips decodes it once into
- *    memory for all of them. */
+ * again the way the optimized graph reads it (engine_reopen). */
 static int
 engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
                 bool *sequential, int *redecodes, kiln_error *err)
@@ -384,16 +375,25 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     if (rc != KILN_OK) {
         return rc;
     }
+    engine_reopen(g, src, raw, sequential, redecodes);
+    return KILN_OK;
+}
+
+void
+engine_reopen(graph *g, VipsSource *src, VipsImage **raw, bool *sequential,
+              int *redecodes)
+{
+    *sequential = false;
     graph_node *load = &g->nodes[0];
-    if (load->kind != GRAPH_LOAD) {
-        return KILN_OK;
+    if (g->n_nodes == 0 || load->kind != GRAPH_LOAD) {
+        return;
     }
     bool reduced = load->load_shrink > 1 || load->load_scale > 0;
     /* Auto-orientation turns or mirrors the whole image: not a top to
      * bottom read either. */
     bool seq = graph_streams(g) && vips_image_get_orientation(*raw) <= 1;
     if (!reduced && !seq) {
-        return KILN_OK;
+        return;
     }
     VipsImage *im = NULL;
     kiln_error why;
@@ -426,12 +426,11 @@ engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
     }
     if (im == NULL) {
         vips_error_clear(); /* keep the random-access, full-size header */
-        return KILN_OK;
+        return;
     }
     g_object_unref(*raw);
     *raw = im;
     *sequential = seq;
-    return KILN_OK;
 }
 
 /* The error of a source whose pixels do not decode, `why` saying what

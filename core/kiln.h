@@ -580,6 +580,20 @@ int engine_compile(kiln_engine *e, const char *text, size_t len,
 /* Runs a compiled graph: reads the source from the service's storage,
  * binds, executes every job, writes outputs whole or not at all. */
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
+/* Opens `src` again the way an optimized, bound graph reads it; *raw
+ * (its random-access header image) is replaced when that differs:
+ *  - with the reduced decode shrink-on-load planned, if any; when that
+ *    image is not the size the plan promised (a loader rounding another
+ *    way), the plan is undone and the full-size decode kept;
+ *  - in strips, through the stream (stream.c), when the graph streams
+ *    (graph_streams; *sequential is set): the pixels are then decoded as
+ *    the one consumer's pipeline pulls them, never held whole. Otherwise
+ *    (several jobs that start differently, an op that reads its input
+ *    twice, an EXIF orientation) the source stays in random-access mode,
+ *    where libvips decodes it once into memory for all of them.
+ * *redecodes counts the stream's second decodes (may be NULL). */
+void engine_reopen(graph *g, VipsSource *src, VipsImage **raw,
+                   bool *sequential, int *redecodes);
 void exec_result_free(exec_result *r);
 /* The status-body JSON for a result (api.md). */
 cJSON *exec_result_json(const graph *g, const exec_result *r,

@@ -86,46 +86,27 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* What engine_optimize does with the header: the passes, then the
- * reduced re-open a shrink-on-load plan asks for (header only), undone
- * when it does not give the promised size. */
+ * engine's re-open (engine_reopen: a shrink-on-load plan's reduced
+ * decode, undone when it does not give the promised size; the stream),
+ * which may replace *raw. */
 static void
-probe_optimize(graph *g, VipsSource *src, VipsImage *raw)
+probe_optimize(graph *g, VipsSource *src, VipsImage **raw)
 {
     const char *loader = NULL;
-    if (vips_image_get_typeof(raw, VIPS_META_LOADER) != 0 &&
-        vips_image_get_string(raw, VIPS_META_LOADER, &loader) == 0) {
+    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
+        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
         g->source_format = graph_format_of_loader(loader);
     }
     g->format_guessed = false;
-    g->source_plain = exec_decode_is_plain(raw);
+    g->source_plain = exec_decode_is_plain(*raw);
     kiln_error err;
     err_clear(&err);
     if (opt_run(g, OPT_LEVEL_MAX, NULL, NULL, &err) != KILN_OK) {
         return;
     }
-    graph_node *load = &g->nodes[0];
-    bool seq = graph_streams(g) && vips_image_get_orientation(raw) <= 1;
-    VipsImage *im = NULL;
-    if (load->load_shrink > 1 || load->load_scale > 0) {
-        if (exec_reopen(src, load, seq, &im, &err) == KILN_OK) {
-            kiln_shape got;
-            exec_oriented_shape(im, &got);
-            if (got.width != load->shape.width ||
-                got.height != load->shape.height) {
-                g_object_unref(im);
-                im = NULL;
-            }
-        }
-        if (im == NULL) {
-            pass_shrink_undo(g);
-        }
-    }
-    if (im == NULL && seq) {
-        (void)exec_reopen(src, load, true, &im, &err);
-    }
-    if (im != NULL) {
-        g_object_unref(im);
-    }
+    /* Header only: no pixel is read. */
+    bool sequential = false;
+    engine_reopen(g, src, raw, &sequential, NULL);
 }
 
 int
@@ -159,7 +140,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         errlist_print(&errs, fuzz_devnull());
         goto done;
     }
-    probe_optimize(g, src, raw);
+    probe_optimize(g, src, &raw);
     if (exec_decode(raw, &decoded, &err) == KILN_OK) {
         g_object_unref(decoded);
     }
