@@ -357,29 +357,7 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
     }
 }
 
-/* Runs the optimizer's passes on the bound graph, then opens the source
- * again the way the optimized graph reads it (engine_reopen). */
-static int
-engine_optimize(kiln_engine *e, graph *g, VipsSource *src, VipsImage **raw,
-                bool *sequential, int *redecodes, kiln_error *err)
-{
-    const char *loader = NULL;
-    *sequential = false;
-    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
-        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
-        g->source_format = graph_format_of_loader(loader);
-    }
-    g->format_guessed = false;
-    g->source_plain = exec_decode_is_plain(*raw);
-    int rc = opt_run(g, e->opt_level, NULL, NULL, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    engine_reopen(g, src, raw, sequential, redecodes);
-    return KILN_OK;
-}
-
-void
+static void
 engine_reopen(graph *g, VipsSource *src, VipsImage **raw, bool *sequential,
               int *redecodes)
 {
@@ -431,6 +409,26 @@ engine_reopen(graph *g, VipsSource *src, VipsImage **raw, bool *sequential,
     g_object_unref(*raw);
     *raw = im;
     *sequential = seq;
+}
+
+int
+engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
+                bool *sequential, int *redecodes, kiln_error *err)
+{
+    const char *loader = NULL;
+    *sequential = false;
+    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
+        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
+        g->source_format = graph_format_of_loader(loader);
+    }
+    g->format_guessed = false;
+    g->source_plain = exec_decode_is_plain(*raw);
+    int rc = opt_run(g, level, NULL, NULL, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    engine_reopen(g, src, raw, sequential, redecodes);
+    return KILN_OK;
 }
 
 /* The error of a source whose pixels do not decode, `why` saying what
@@ -585,7 +583,8 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     }
     errlist_free(&errs);
     bool sequential = false;
-    rc = engine_optimize(e, g, src, &raw, &sequential, &res->redecodes, &err);
+    rc = engine_optimize(g, e->opt_level, src, &raw, &sequential,
+                         &res->redecodes, &err);
     if (rc != KILN_OK) {
         goto fail;
     }

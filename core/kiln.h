@@ -580,8 +580,10 @@ int engine_compile(kiln_engine *e, const char *text, size_t len,
 /* Runs a compiled graph: reads the source from the service's storage,
  * binds, executes every job, writes outputs whole or not at all. */
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
-/* Opens `src` again the way an optimized, bound graph reads it; *raw
- * (its random-access header image) is replaced when that differs:
+/* Runs the optimizer's passes at `level` on a bound graph whose source
+ * header is *raw (the source's format and plainness come from it), then
+ * opens `src` again the way the optimized graph reads it; *raw (its
+ * random-access header image) is replaced when that differs:
  *  - with the reduced decode shrink-on-load planned, if any; when that
  *    image is not the size the plan promised (a loader rounding another
  *    way), the plan is undone and the full-size decode kept;
@@ -591,9 +593,10 @@ int engine_execute(kiln_engine *e, graph *g, exec_result *res);
  *    (several jobs that start differently, an op that reads its input
  *    twice, an EXIF orientation) the source stays in random-access mode,
  *    where libvips decodes it once into memory for all of them.
- * *redecodes counts the stream's second decodes (may be NULL). */
-void engine_reopen(graph *g, VipsSource *src, VipsImage **raw,
-                   bool *sequential, int *redecodes);
+ * *redecodes counts the stream's second decodes (may be NULL). No pixel
+ * is read here. */
+int engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
+                    bool *sequential, int *redecodes, kiln_error *err);
 void exec_result_free(exec_result *r);
 /* The status-body JSON for a result (api.md). */
 cJSON *exec_result_json(const graph *g, const exec_result *r,

@@ -4,11 +4,11 @@
  * source (a storage backend's VipsSource, the length check, the header
  * read with fail_on error), then what engine_execute does before any
  * pixel is decoded: exec_oriented_shape, bind_graph of a small fixed
- * request (the pixel limit first), the optimizer's passes at -O3 with the
- * loader and plainness the header gives, the reduced re-open that
- * shrink-on-load plans (exec_reopen, header only) and exec_decode, which
- * only builds the lazy colour pipeline. No pixel is computed, so a file
- * that claims a huge image costs its header only.
+ * request (the pixel limit first), engine_optimize (the passes at -O3
+ * with the loader and plainness the header gives, then the re-open that
+ * shrink-on-load's plan or the stream asks for, header only) and
+ * exec_decode, which only builds the lazy colour pipeline. No pixel is
+ * computed, so a file that claims a huge image costs its header only.
  *
  * Input: the file's bytes. The operation cache is off and libvips runs one
  * thread, so one input cannot leave state for the next.
@@ -85,30 +85,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* What engine_optimize does with the header: the passes, then the
- * engine's re-open (engine_reopen: a shrink-on-load plan's reduced
- * decode, undone when it does not give the promised size; the stream),
- * which may replace *raw. */
-static void
-probe_optimize(graph *g, VipsSource *src, VipsImage **raw)
-{
-    const char *loader = NULL;
-    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
-        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
-        g->source_format = graph_format_of_loader(loader);
-    }
-    g->format_guessed = false;
-    g->source_plain = exec_decode_is_plain(*raw);
-    kiln_error err;
-    err_clear(&err);
-    if (opt_run(g, OPT_LEVEL_MAX, NULL, NULL, &err) != KILN_OK) {
-        return;
-    }
-    /* Header only: no pixel is read. */
-    bool sequential = false;
-    engine_reopen(g, src, raw, &sequential, NULL);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -140,7 +116,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         errlist_print(&errs, fuzz_devnull());
         goto done;
     }
-    probe_optimize(g, src, &raw);
+    /* The passes at -O3 and the engine's re-open (engine_optimize), which
+     * may replace raw; header only, no pixel is read. A failed pass
+     * leaves raw as it was, which is decoded all the same. */
+    bool sequential = false;
+    (void)engine_optimize(g, OPT_LEVEL_MAX, src, &raw, &sequential, NULL, &err);
+    err_clear(&err);
     if (exec_decode(raw, &decoded, &err) == KILN_OK) {
         g_object_unref(decoded);
     }
