@@ -389,120 +389,6 @@ exec_sink_end(VipsTargetCustom *t, void *u)
     return 0;
 }
 
-static uint32_t
-exec_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void
-exec_put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-/* Drops the EXIF and XMP chunks of a WebP file in place and clears their
- * flags in VP8X; returns the new length. libvips 8.14 writes an EXIF chunk
- * even with strip set, and outputs must carry no metadata. */
-static size_t
-exec_webp_strip(unsigned char *buf, size_t len)
-{
-    if (len < 12 || memcmp(buf, "RIFF", 4) != 0 ||
-        memcmp(buf + 8, "WEBP", 4) != 0) {
-        return len;
-    }
-    size_t in = 12, out = 12;
-    while (in + 8 <= len) {
-        uint32_t size = exec_le32(buf + in + 4);
-        size_t whole = 8 + (size_t)size + (size & 1);
-        if (whole > len - in) {
-            return len; /* malformed: leave it alone */
-        }
-        bool drop = memcmp(buf + in, "EXIF", 4) == 0 ||
-                    memcmp(buf + in, "XMP ", 4) == 0;
-        if (!drop) {
-            if (memcmp(buf + in, "VP8X", 4) == 0 && size >= 1) {
-                buf[in + 8] &= (unsigned char)~(0x08 | 0x04);
-            }
-            memmove(buf + out, buf + in, whole);
-            out += whole;
-        }
-        in += whole;
-    }
-    exec_put_le32(buf + 4, (uint32_t)(out - 8));
-    return out;
-}
-
-static int
-exec_save_webp(VipsImage *im, int quality, VipsTarget *target)
-{
-    void *buf = NULL;
-    size_t len = 0;
-    if (vips_webpsave_buffer(im, &buf, &len, "Q", quality, "strip", TRUE,
-                             NULL) != 0) {
-        return -1;
-    }
-    len = exec_webp_strip(buf, len);
-    int rc = vips_target_write(target, buf, len);
-    g_free(buf);
-    if (rc == 0) {
-        rc = vips_target_end(target);
-    }
-    return rc;
-}
-
-/* TIFF is encoded in memory, then written in one go: libtiff seeks back
- * to patch its header, and libvips 8.14 saving TIFF to a target that
- * cannot seek (a remote upload) writes a broken file and reports success.
- * Through memory every backend gets a whole file, in order. */
-static int
-exec_save_tiff(VipsImage *im, VipsTarget *target)
-{
-    void *buf = NULL;
-    size_t len = 0;
-    if (vips_tiffsave_buffer(im, &buf, &len, "strip", TRUE, NULL) != 0) {
-        return -1;
-    }
-    int rc = vips_target_write(target, buf, len);
-    g_free(buf);
-    if (rc == 0) {
-        rc = vips_target_end(target);
-    }
-    return rc;
-}
-
-static int
-exec_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
-{
-    /* The contract's quality 0 is the encoders' lowest, 1. */
-    int q = quality < 1 ? 1 : quality;
-    switch (f) {
-    case FORMAT_JPEG:
-        return vips_jpegsave_target(im, target, "Q", q, "strip", TRUE, NULL);
-    case FORMAT_PNG:
-        return vips_pngsave_target(im, target, "strip", TRUE, NULL);
-    case FORMAT_WEBP:
-        return exec_save_webp(im, quality, target);
-    case FORMAT_GIF:
-        return vips_gifsave_target(im, target, "strip", TRUE, NULL);
-    case FORMAT_TIFF:
-        return exec_save_tiff(im, target);
-    case FORMAT_AVIF:
-        return vips_heifsave_target(im, target, "Q", q, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
-                                    TRUE, NULL);
-    case FORMAT_HEIC:
-        return vips_heifsave_target(im, target, "Q", q, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip",
-                                    TRUE, NULL);
-    }
-    return -1;
-}
-
 /* Flattens alpha for formats without it, onto the job's background or
  * white. *out is a new reference. */
 static int
@@ -565,7 +451,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
     g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
     g_signal_connect(t, "seek", G_CALLBACK(exec_sink_seek), &sink);
     g_signal_connect(t, "end", G_CALLBACK(exec_sink_end), &sink);
-    int sr = exec_save(ready, enc->format, enc->quality, VIPS_TARGET(t));
+    int sr = encode_save(ready, enc->format, enc->quality, VIPS_TARGET(t));
     if (sr != 0) {
         /* Mostly a pixel of the chain failing as the encoder pulls it (a
          * source decoded in strips fails here when it is damaged). */

@@ -106,6 +106,11 @@ graph_format_max_side(graph_format f)
         return 65500; /* libjpeg's JPEG_MAX_DIMENSION */
     case FORMAT_WEBP:
         return 16383; /* WEBP_MAX_DIMENSION */
+    case FORMAT_AVIF:
+    case FORMAT_HEIC:
+        /* One coded image (no grid): AV1's and HEVC's levels stop near
+         * 16384 px a side, and libheif refuses to read a larger one. */
+        return 16384;
     default:
         return KILN_MAX_SIZE;
     }

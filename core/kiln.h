@@ -617,6 +617,11 @@ void api_reply_free(kiln_reply *r);
 struct api_limiter *api_limiter_new(void);
 void api_limiter_free(struct api_limiter *l);
 
+/* Encodes `im` (8-bit sRGB, flattened where the format has no alpha) as
+ * format f into target and ends it (encode.c); -1 with the libvips error
+ * set on failure. quality is the contract's 0..100. */
+int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
+
 /* Executes a bound graph with an open source image (exec.c). */
 int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                VipsImage *source, exec_result *res);

@@ -1,0 +1,210 @@
+/*
+ * Encoding: a job's result into its format's bytes, through libvips'
+ * savers, with what kiln adds to them. Outputs carry no metadata, and
+ * each saver's known faults are put right here, each next to the saver
+ * it concerns: WebP's EXIF chunk, TIFF on targets that cannot seek, GIF
+ * transparency in an opaque image.
+ */
+#include "kiln.h"
+
+#include <string.h>
+
+/* Writes a whole encoded buffer to the target, frees it, and ends the
+ * target. */
+static int
+encode_write(VipsTarget *target, void *buf, size_t len)
+{
+    int rc = vips_target_write(target, buf, len);
+    g_free(buf);
+    if (rc == 0) {
+        rc = vips_target_end(target);
+    }
+    return rc;
+}
+
+static uint32_t
+encode_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void
+encode_put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* Drops the EXIF and XMP chunks of a WebP file in place and clears their
+ * flags in VP8X; returns the new length. libvips 8.14 writes an EXIF chunk
+ * even with strip set, and outputs must carry no metadata. */
+static size_t
+encode_webp_strip(unsigned char *buf, size_t len)
+{
+    if (len < 12 || memcmp(buf, "RIFF", 4) != 0 ||
+        memcmp(buf + 8, "WEBP", 4) != 0) {
+        return len;
+    }
+    size_t in = 12, out = 12;
+    while (in + 8 <= len) {
+        uint32_t size = encode_le32(buf + in + 4);
+        size_t whole = 8 + (size_t)size + (size & 1);
+        if (whole > len - in) {
+            return len; /* malformed: leave it alone */
+        }
+        bool drop = memcmp(buf + in, "EXIF", 4) == 0 ||
+                    memcmp(buf + in, "XMP ", 4) == 0;
+        if (!drop) {
+            if (memcmp(buf + in, "VP8X", 4) == 0 && size >= 1) {
+                buf[in + 8] &= (unsigned char)~(0x08 | 0x04);
+            }
+            memmove(buf + out, buf + in, whole);
+            out += whole;
+        }
+        in += whole;
+    }
+    encode_put_le32(buf + 4, (uint32_t)(out - 8));
+    return out;
+}
+
+static int
+encode_webp(VipsImage *im, int quality, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_webpsave_buffer(im, &buf, &len, "Q", quality, "strip", TRUE,
+                             NULL) != 0) {
+        return -1;
+    }
+    len = encode_webp_strip(buf, len);
+    return encode_write(target, buf, len);
+}
+
+/* TIFF is encoded in memory, then written in one go: libtiff seeks back
+ * to patch its header, and libvips 8.14 saving TIFF to a target that
+ * cannot seek (a remote upload) writes a broken file and reports success.
+ * Through memory every backend gets a whole file, in order. */
+static int
+encode_tiff(VipsImage *im, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_tiffsave_buffer(im, &buf, &len, "strip", TRUE, NULL) != 0) {
+        return -1;
+    }
+    return encode_write(target, buf, len);
+}
+
+/* Whether any frame of a GIF declares a transparent colour (a Graphic
+ * Control Extension with its transparency flag); with `clear`, removes the
+ * flag from each. Walks the blocks the file is made of; a file it cannot
+ * walk (libvips wrote it, so that would be a libvips fault) answers false
+ * and is left as it is. */
+static bool
+encode_gif_transparency(unsigned char *buf, size_t len, bool clear)
+{
+    if (len < 13 || memcmp(buf, "GIF8", 4) != 0) {
+        return false;
+    }
+    size_t at = 13;
+    if (buf[10] & 0x80) {
+        at += 3u << ((buf[10] & 7) + 1); /* the global colour table */
+    }
+    bool found = false;
+    while (at < len) {
+        unsigned char kind = buf[at];
+        if (kind == 0x3B) { /* trailer */
+            return found;
+        }
+        if (kind == 0x21) { /* extension: label, then sub-blocks */
+            if (at + 1 >= len) {
+                return false;
+            }
+            if (buf[at + 1] == 0xF9 && at + 6 < len && buf[at + 2] == 4 &&
+                (buf[at + 3] & 1)) {
+                found = true;
+                if (clear) {
+                    buf[at + 3] &= (unsigned char)~1;
+                }
+            }
+            at += 2;
+        } else if (kind == 0x2C) { /* image: descriptor, table, LZW size */
+            if (at + 10 >= len) {
+                return false;
+            }
+            unsigned char packed = buf[at + 9];
+            at += 10;
+            if (packed & 0x80) {
+                at += 3u << ((packed & 7) + 1);
+            }
+            at += 1;
+        } else {
+            return false;
+        }
+        /* Sub-blocks: a length byte, that many bytes, up to a 0. */
+        while (at < len && buf[at] != 0) {
+            at += 1 + (size_t)buf[at];
+        }
+        at += 1;
+    }
+    return false;
+}
+
+/* libvips quantises with libimagequant, whose palette for an opaque
+ * image may still hold a transparent entry (2.17 made one for a dark RGB
+ * image); dithering can then send a pixel to it, and an opaque image
+ * comes back with a hole (found by the chain property tests:
+ * tests/chains/regressions/gif-opaque-dark.json). For an image without
+ * alpha whose GIF declares transparency, the GIF is made again without
+ * dithering, where every pixel takes its nearest entry and so never the
+ * transparent one, and the declaration is removed. */
+static int
+encode_gif(VipsImage *im, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_gifsave_buffer(im, &buf, &len, "strip", TRUE, NULL) != 0) {
+        return -1;
+    }
+    if (!vips_image_hasalpha(im) && encode_gif_transparency(buf, len, false)) {
+        g_free(buf);
+        buf = NULL;
+        if (vips_gifsave_buffer(im, &buf, &len, "strip", TRUE, "dither", 0.0,
+                                NULL) != 0) {
+            return -1;
+        }
+        (void)encode_gif_transparency(buf, len, true);
+    }
+    return encode_write(target, buf, len);
+}
+
+int
+encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
+{
+    /* The contract's quality 0 is the encoders' lowest, 1. */
+    int q = quality < 1 ? 1 : quality;
+    switch (f) {
+    case FORMAT_JPEG:
+        return vips_jpegsave_target(im, target, "Q", q, "strip", TRUE, NULL);
+    case FORMAT_PNG:
+        return vips_pngsave_target(im, target, "strip", TRUE, NULL);
+    case FORMAT_WEBP:
+        return encode_webp(im, quality, target);
+    case FORMAT_GIF:
+        return encode_gif(im, target);
+    case FORMAT_TIFF:
+        return encode_tiff(im, target);
+    case FORMAT_AVIF:
+        return vips_heifsave_target(im, target, "Q", q, "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
+                                    TRUE, NULL);
+    case FORMAT_HEIC:
+        return vips_heifsave_target(im, target, "Q", q, "compression",
+                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip",
+                                    TRUE, NULL);
+    }
+    return -1;
+}
