@@ -164,21 +164,28 @@ encode_gif_transparency(unsigned char *buf, size_t len, bool clear)
 static int
 encode_gif(VipsImage *im, VipsTarget *target)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    if (vips_gifsave_buffer(im, &buf, &len, "strip", TRUE, NULL) != 0) {
+    /* The saver holds the whole frame anyway (4 bytes a pixel, twice); a
+     * copy in memory lets it run a second time without computing the
+     * chain, or reading a streamed source, again. */
+    VipsImage *mem = vips_image_copy_memory(im);
+    if (mem == NULL) {
         return -1;
     }
-    if (!vips_image_hasalpha(im) && encode_gif_transparency(buf, len, false)) {
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = vips_gifsave_buffer(mem, &buf, &len, "strip", TRUE, NULL);
+    if (rc == 0 && !vips_image_hasalpha(mem) &&
+        encode_gif_transparency(buf, len, false)) {
         g_free(buf);
         buf = NULL;
-        if (vips_gifsave_buffer(im, &buf, &len, "strip", TRUE, "dither", 0.0,
-                                NULL) != 0) {
-            return -1;
+        rc = vips_gifsave_buffer(mem, &buf, &len, "strip", TRUE, "dither", 0.0,
+                                 NULL);
+        if (rc == 0) {
+            (void)encode_gif_transparency(buf, len, true);
         }
-        (void)encode_gif_transparency(buf, len, true);
     }
-    return encode_write(target, buf, len);
+    g_object_unref(mem);
+    return rc == 0 ? encode_write(target, buf, len) : -1;
 }
 
 int
