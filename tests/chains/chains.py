@@ -18,7 +18,8 @@ For every generated job it checks:
   size       the written image has the size `kiln compile --source`
              inferred (read back from the file)
   levels     -O1 writes the bytes -O0 writes (exact passes); into PNG or
-             TIFF, -O2 writes the same bytes or at least 40 dB PSNR, -O3
+             TIFF, -O2 writes the same bytes or at least 40 dB PSNR
+             (colour premultiplied by alpha where there is alpha), -O3
              at least 30 dB (docs/optimizer.md: the bounds hold on pixels
              before encoding, which a lossless format keeps; a lossy
              encoder's own noise would hide or inflate them); a job under

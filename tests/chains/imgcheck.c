@@ -4,8 +4,9 @@
  * Each line of standard input is a path, or two paths separated by a tab;
  * each answer is one JSON line on standard output: the first image's size,
  * bands, alpha and loader, and for a pair the PSNR of the second against
- * the first over every band (99 when the pixels are identical) or why the
- * two cannot be compared. An unreadable file answers {"ok": false, ...}.
+ * the first over every band (colour premultiplied by alpha where there is
+ * alpha; 99 when the pixels are identical) or why the two cannot be
+ * compared. An unreadable file answers {"ok": false, ...}.
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,11 +60,15 @@ load(const char *path)
 }
 
 /* PSNR of b against a over every band, on the 0..255 scale; 99 when the
- * pixels are equal. -1 when the shapes differ (*why says how). */
+ * pixels are equal. -1 when the shapes differ (*why says how). With
+ * alpha, colour is compared premultiplied by it, as it shows when the
+ * image is composited (ImageMagick's compare weighs it the same way): the
+ * colour of a nearly transparent pixel is invisible, and a resample that
+ * divides by a small alpha to store it moves it far for nothing. */
 static double
 psnr(VipsImage *a, VipsImage *b, const char **why)
 {
-    VipsImage *d = NULL, *sq = NULL;
+    VipsImage *pa = NULL, *pb = NULL, *d = NULL, *sq = NULL;
     double mse = -1;
     if (a->Xsize != b->Xsize || a->Ysize != b->Ysize) {
         *why = "sizes differ";
@@ -73,19 +78,30 @@ psnr(VipsImage *a, VipsImage *b, const char **why)
         *why = "band counts differ";
         return -1;
     }
-    if (vips_subtract(a, b, &d, NULL) == 0 &&
+    *why = "libvips could not compare them";
+    if (vips_image_hasalpha(a)) {
+        if (vips_premultiply(a, &pa, NULL) != 0 ||
+            vips_premultiply(b, &pb, NULL) != 0) {
+            goto done;
+        }
+    } else {
+        pa = g_object_ref(a);
+        pb = g_object_ref(b);
+    }
+    if (vips_subtract(pa, pb, &d, NULL) == 0 &&
         vips_multiply(d, d, &sq, NULL) == 0 && vips_avg(sq, &mse, NULL) == 0) {
         *why = NULL;
-    } else {
-        *why = "libvips could not compare them";
+    }
+done:
+    if (*why != NULL) {
         vips_error_clear();
         mse = -1;
     }
-    if (sq != NULL) {
-        g_object_unref(sq);
-    }
-    if (d != NULL) {
-        g_object_unref(d);
+    VipsImage *all[] = {sq, d, pb, pa};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (all[i] != NULL) {
+            g_object_unref(all[i]);
+        }
     }
     if (mse < 0) {
         return -1;
