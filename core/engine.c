@@ -215,6 +215,10 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         config_free(cfg);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
+    /* Defence in depth behind source_format_allowed(): libvips' loaders
+     * marked untrusted (ImageMagick's, PDF, SVG, FITS, ...) refuse to
+     * run in this process at all. */
+    vips_block_untrusted_set(TRUE);
     e->config = cfg;
     e->opt_level = cfg->opt_level;
     e->arena = arena_new();

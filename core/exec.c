@@ -156,6 +156,19 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
                        "\"%s\" is %lld bytes, above the limit of %lld", shown,
                        (long long)len, (long long)max_bytes);
     }
+    /* Only the formats kiln reads, sniffed from the content whatever the
+     * name says (source_format.c). */
+    const char *loader = vips_foreign_find_load_source(src);
+    if (!source_format_allowed(loader)) {
+        char what[128];
+        source_format_describe(src, loader, what, sizeof what);
+        vips_error_clear();
+        g_object_unref(src);
+        return err_set(err, KILN_EINVAL,
+                       "\"%s\" is %s, which kiln does not read (sources "
+                       "are JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC)",
+                       shown, what);
+    }
     /* fail_on error: a truncated or corrupt file fails the job instead of
      * yielding a partly grey image. */
     VipsImage *im = vips_image_new_from_source(src, "", "fail_on",

@@ -622,6 +622,13 @@ void api_limiter_free(struct api_limiter *l);
  * set on failure. quality is the contract's 0..100. */
 int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
 
+/* Whether a loader (the type name vips_foreign_find_load_source gives)
+ * reads a format kiln admits as a source (source_format.c). */
+bool source_format_allowed(const char *loader);
+/* What a refused source is, for its error: "a PDF document", ... */
+void source_format_describe(VipsSource *src, const char *loader, char *buf,
+                            size_t size);
+
 /* Executes a bound graph with an open source image (exec.c). */
 int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                VipsImage *source, exec_result *res);
