@@ -266,10 +266,43 @@ api_success(kiln_reply *out, const char *id)
     api_reply_json(out, 200, o);
 }
 
+/* An Idempotency-Key is stored and compared: 1 to 255 visible ASCII
+ * characters (RFC 9110's token and quoted text fit), so one header cannot
+ * fill the job store or carry bytes a log or status body would mangle.
+ * Returns false after answering 400. */
+#define API_IDEMPOTENCY_MAX 255
+static bool
+api_idempotency_ok(const char *key, kiln_reply *out)
+{
+    size_t len = strlen(key);
+    if (len == 0 || len > API_IDEMPOTENCY_MAX) {
+        api_message(out, 400,
+                    "the Idempotency-Key header is %zu bytes long (expected "
+                    "1 to %d visible ASCII characters)",
+                    len, API_IDEMPOTENCY_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if (ch < 0x20 || ch > 0x7e) {
+            api_message(out, 400,
+                        "the Idempotency-Key header has the byte 0x%02x at "
+                        "offset %zu (expected visible ASCII characters)",
+                        ch, i);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void
 api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
            kiln_reply *out)
 {
+    if (c->idempotency_key != NULL &&
+        !api_idempotency_ok(c->idempotency_key, out)) {
+        return;
+    }
     cJSON *body = api_parse_body(c);
     int service = api_body_service(body);
     cJSON_Delete(body);

@@ -579,9 +579,11 @@ cmd_run(int argc, char **argv)
     if ((size_t)workers > s.n) {
         workers = (int)s.n;
     }
-    pthread_t th[256];
+    /* As many as the configuration allows (up to 1024), not a fixed
+     * array's worth. */
+    pthread_t *th = calloc((size_t)workers, sizeof *th);
     int started = 0;
-    for (int k = 0; k < workers; k++) {
+    for (int k = 0; th != NULL && k < workers; k++) {
         if (pthread_create(&th[k], NULL, run_worker, &s) != 0) {
             break;
         }
@@ -593,6 +595,7 @@ cmd_run(int argc, char **argv)
     for (int k = 0; k < started; k++) {
         pthread_join(th[k], NULL);
     }
+    free(th);
     bool all_ok = true;
     for (size_t k = 0; k < s.n; k++) {
         all_ok = all_ok && s.items[k].ok;
@@ -879,13 +882,14 @@ cmd_ops(int argc, char **argv)
     if (argc - i == 1) {
         const reg_op *op = registry_find_op(&e->reg, argv[i]);
         if (op == NULL) {
-            const char *names[256];
+            const char **names = calloc(e->reg.n_ops + 1, sizeof *names);
             size_t n = 0;
-            for (; n < e->reg.n_ops && n < 256; n++) {
+            for (; names != NULL && n < e->reg.n_ops; n++) {
                 names[n] = e->reg.ops[n].op.name;
             }
             char hint[128];
             suggest_hint(argv[i], names, n, hint, sizeof hint);
+            free(names);
             fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
             rc = 1;
         } else if (json) {

@@ -82,6 +82,18 @@ b=$(curl -s -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' --data-b
 got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' -H 'Idempotency-Key: k1' \
       --data-binary "${req/32/16}" "$url/request")
 expect idempotency-other-body '{"message":"Idempotency-Key was used with a different body"} 409' "$got"
+# A key is bounded and printable (issue 12: it had no cap).
+long=$(printf 'k%.0s' $(seq 1 256))
+got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' -H "Idempotency-Key: $long" \
+      --data-binary "$req" "$url/request")
+expect idempotency-too-long '{"message":"the Idempotency-Key header is 256 bytes long (expected 1 to 255 visible ASCII characters)"} 400' "$got"
+got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' -H $'Idempotency-Key: ab\x01c' \
+      --data-binary "$req" "$url/request")
+expect idempotency-control-byte '{"message":"the Idempotency-Key header has the byte 0x01 at offset 2 (expected visible ASCII characters)"} 400' "$got"
+long=$(printf 'k%.0s' $(seq 1 255))
+got=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-one' -H "Idempotency-Key: $long" \
+      --data-binary "$req" "$url/request")
+expect idempotency-255 '200' "$got"
 
 # A dynamic process: created INCOMPLETE, jobs appended, then queued.
 got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "process": false}')

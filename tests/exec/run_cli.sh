@@ -109,6 +109,23 @@ out=$("$KILN" run --workers 2 --storage-root "$root" "$tmp"/m{1,2}.json)
 [ $? = 0 ] && ok "exit 0 when every request finished" ||
     fail "exit 0 when every request finished" "$out"
 
+# More workers than a fixed array once held (256): the configuration
+# allows up to 1024, and `kiln run` starts one per request up to that.
+vips black "$tmp/t.v" 8 8 --bands 3 && vips copy "$tmp/t.v" "$root/in/t.png"
+cat >"$tmp/cfgw.json" <<JSON
+{"workers": 300,
+ "services": [{"id": 1, "tokens": ["t"],
+               "storage": {"plugin": "local", "root": "$root"}}]}
+JSON
+for i in $(seq 1 300); do req "$tmp/w$i.json" /in/t.png "/out/w$i.png"; done
+out=$("$KILN" run --config "$tmp/cfgw.json" $(for i in $(seq 1 300); do echo "$tmp/w$i.json"; done) 2>"$tmp/w.err")
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c '"status":"FINISHED"')
+[ "$rc" = 0 ] && [ "$n" = 300 ] && [ -e "$root/out/w300.png" ] &&
+    ! grep -qE 'AddressSanitizer|runtime error:' "$tmp/w.err" &&
+    ok "300 workers for 300 requests" ||
+    fail "300 workers for 300 requests" "rc=$rc finished=$n $(grep -m1 -E 'Sanitizer|runtime error' "$tmp/w.err")"
+
 # An invalid request is reported with every error, not run.
 printf '{"service_id": 1, "source": "/in/a.png", "jobs": [{"destination": "/o.bmp"}]}' >"$tmp/bad.json"
 got=$("$KILN" run --storage-root "$root" "$tmp/bad.json" | field 'r["errors"][0]["path"] + " | " + r["errors"][0]["message"]')
