@@ -103,6 +103,80 @@ dsl_line_col(const char *text, const char *at, int *line, int *col)
     }
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t
+dsl_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    size_t n;
+    unsigned int min, cp;
+    if (p[0] < 0x80) {
+        return 1;
+    } else if ((p[0] & 0xe0) == 0xc0) {
+        n = 2, min = 0x80, cp = p[0] & 0x1fu;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3, min = 0x800, cp = p[0] & 0x0fu;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4, min = 0x10000, cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+/* What cJSON lets through but a request must not hold: bytes that are not
+ * UTF-8 (they would be stored, written into paths and make the status
+ * body invalid JSON), and the escape \u0000 inside a string (cJSON
+ * decodes it to a NUL, which cuts the C string: "/a.jpg\u0000.png" read
+ * as "/a.jpg"). */
+static int
+dsl_check_text(const char *text, size_t len, kiln_error *err)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    const unsigned char *end = p + len;
+    bool in_string = false;
+    int line, col;
+    while (p < end) {
+        size_t n = dsl_utf8_len(p, end);
+        if (n == 0) {
+            dsl_line_col(text, (const char *)p, &line, &col);
+            return err_set(err, KILN_EINVAL,
+                           "invalid JSON at line %d, column %d: the byte "
+                           "0x%02x is not UTF-8 (a request is UTF-8 text)",
+                           line, col, *p);
+        }
+        if (*p == '"') {
+            in_string = !in_string;
+        } else if (in_string && *p == '\\' && p + 1 < end) {
+            if (p[1] == 'u' && end - p >= 6 && memcmp(p + 2, "0000", 4) == 0) {
+                dsl_line_col(text, (const char *)p, &line, &col);
+                return err_set(
+                    err, KILN_EINVAL,
+                    "invalid JSON at line %d, column %d: \"\\u0000\" "
+                    "(a string in a request cannot hold a NUL "
+                    "character)",
+                    line, col);
+            }
+            p += 2; /* the escaped character, never a closing quote */
+            continue;
+        }
+        p += n;
+    }
+    return KILN_OK;
+}
+
 int
 dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err)
 {
@@ -128,6 +202,10 @@ dsl_parse_json(const char *text, size_t len, cJSON **out, kiln_error *err)
                        "invalid JSON at line %d, column %d: a NUL byte "
                        "(JSON text cannot hold one)",
                        line, col);
+    }
+    int rc = dsl_check_text(text, len, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (root == NULL) {
