@@ -385,19 +385,71 @@ api_status(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
     jobstore_process_clear(&p);
 }
 
+/* Answers 400 at the path of what is wrong and returns false unless the
+ * body is {"service_id": N, "process_ids": ["...", ...]} with N a whole
+ * number an int holds (not "1": api.md gives an integer) and every id a
+ * string. */
+static bool
+api_retry_body_ok(const cJSON *body, kiln_reply *out)
+{
+    char msg[256], *shown;
+    if (!cJSON_IsObject(body)) {
+        api_invalid_one(out, "",
+                        "expected a JSON object {\"service_id\": N, "
+                        "\"process_ids\": [\"...\"]}");
+        return false;
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
+    if (!cJSON_IsNumber(s) || api_body_service(body) < 0) {
+        shown = s != NULL ? cJSON_PrintUnformatted(s) : NULL;
+        snprintf(msg, sizeof msg,
+                 "%s%.60s%s (expected a service id: a whole number from 0)",
+                 shown != NULL ? "got " : "missing", shown ? shown : "",
+                 shown != NULL && strlen(shown) > 60 ? "..." : "");
+        cJSON_free(shown);
+        api_invalid_one(out, "service_id", msg);
+        return false;
+    }
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "process_ids");
+    if (!cJSON_IsArray(list)) {
+        api_invalid_one(out, "process_ids",
+                        list == NULL ? "missing (expected an array of "
+                                       "process ids)"
+                                     : "expected an array of process ids");
+        return false;
+    }
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+    {
+        if (!cJSON_IsString(it)) {
+            char path[40];
+            snprintf(path, sizeof path, "process_ids[%d]", k);
+            shown = cJSON_PrintUnformatted(it);
+            snprintf(msg, sizeof msg,
+                     "got %.60s%s (expected a process id, a string)",
+                     shown ? shown : "?",
+                     shown != NULL && strlen(shown) > 60 ? "..." : "");
+            cJSON_free(shown);
+            api_invalid_one(out, path, msg);
+            return false;
+        }
+        k++;
+    }
+    return true;
+}
+
 static void
 api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
           kiln_reply *out)
 {
     cJSON *body = api_parse_body(c);
-    int service = api_body_service(body);
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "process_ids");
-    if (service < 0 || !cJSON_IsArray(list)) {
+    if (!api_retry_body_ok(body, out)) {
         cJSON_Delete(body);
-        api_message(out, 400,
-                    "expected {\"service_id\": N, \"process_ids\": [...]}");
         return;
     }
+    int service = api_body_service(body);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "process_ids");
     if (!api_may_use(ids, n_ids, service)) {
         cJSON_Delete(body);
         api_message(out, 403, "this token may not use service %d", service);
@@ -408,7 +460,7 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
     bool woke = false;
     cJSON_ArrayForEach(it, list)
     {
-        const char *id = cJSON_IsString(it) ? it->valuestring : "";
+        const char *id = it->valuestring; /* a string: checked above */
         cJSON *o = cJSON_CreateObject();
         kiln_error err;
         err_clear(&err);

@@ -105,6 +105,13 @@ got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/dy
 expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"jobs\":1}" "$got"
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
 case "$got" in '400 '*'"path":"jobs[1].destination"'*) ok dynamic-append-invalid ;; *) fail dynamic-append-invalid "$got" ;; esac
+# /retry takes the types api.md gives, and says which part is wrong.
+got=$(call POST /retry tok-one '{"service_id": "1", "process_ids": ["x"]}')
+expect retry-service-id-string '400 {"message":"the request is not valid","errors":[{"path":"service_id","message":"got \"1\" (expected a service id: a whole number from 0)"}]}' "$got"
+got=$(call POST /retry tok-one '{"service_id": 1, "process_ids": ["x", 7]}')
+expect retry-id-not-string '400 {"message":"the request is not valid","errors":[{"path":"process_ids[1]","message":"got 7 (expected a process id, a string)"}]}' "$got"
+got=$(call POST /retry tok-one '{"service_id": 1}')
+expect retry-no-ids '400 {"message":"the request is not valid","errors":[{"path":"process_ids","message":"missing (expected an array of process ids)"}]}' "$got"
 got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$did\"]}")
 expect retry-not-finished-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is still running\"}]" "$got"
 code=$(call PATCH "/request/$did" tok-one '{"process": true}' | cut -d' ' -f1)
