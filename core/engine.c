@@ -6,6 +6,7 @@
  */
 #include "kiln.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,26 @@ engine_limits(const kiln_engine *e, int service_id)
     return s != NULL ? s->limits : e->config->limits;
 }
 
+/* The service id a parsed request names (a whole number, or a string of
+ * digits, as the compiler reads it), or -1. */
+static int
+engine_request_service(const dsl_node *root)
+{
+    const cJSON *s =
+        root != NULL && cJSON_IsObject(root->json)
+            ? cJSON_GetObjectItemCaseSensitive(root->json, "service_id")
+            : NULL;
+    double v = -1;
+    if (cJSON_IsNumber(s)) {
+        v = s->valuedouble;
+    } else if (cJSON_IsString(s) && s->valuestring[0] != '\0' &&
+               strspn(s->valuestring, "0123456789") == strlen(s->valuestring) &&
+               strlen(s->valuestring) < 10) {
+        v = strtod(s->valuestring, NULL);
+    }
+    return v >= 0 && v <= INT_MAX && v == floor(v) ? (int)v : -1;
+}
+
 int
 engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
                graph **out, errlist *errs)
@@ -328,9 +349,17 @@ engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
         errlist_add(errs, &err, NULL);
         return rc;
     }
-    /* Limits depend on the service the request names; compile against
-     * the deployment's and let execution apply the service's. */
-    rc = dsl_compile(&e->reg, &e->config->limits, a, root, out, errs);
+    /* A request may lower its service's limits, never raise them: it is
+     * compiled against the limits of the service it names (a service's
+     * own may be lower than the deployment's), so one above them is
+     * refused at submission with its path instead of failing later. A
+     * service id the compiler will refuse gets the deployment's. */
+    kiln_limits lim = e->config->limits;
+    int sid = engine_request_service(root);
+    if (sid >= 0) {
+        lim = engine_limits(e, sid);
+    }
+    rc = dsl_compile(&e->reg, &lim, a, root, out, errs);
     dsl_release(root);
     return rc;
 }

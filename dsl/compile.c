@@ -271,7 +271,9 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
         return;
     }
     req->has_limits = true;
-    /* A request may lower the deployment's limits, never raise them. */
+    /* A request may lower its service's limits (`deploy`: the service's
+     * when the request names one the configuration has), never raise
+     * them. */
     struct {
         const char *name;
         double asked, allowed;
@@ -284,7 +286,7 @@ compile_limits(cctx *x, const dsl_node *lim, const kiln_limits *deploy,
         if (checks[i].asked > checks[i].allowed) {
             const dsl_node *v = dsl_child(lim, checks[i].name);
             compile_fail(x, v->path, v->json, -1, 0,
-                         "%.15g is above the deployment's limit of %.15g (a "
+                         "%.15g is above its service's limit of %.15g (a "
                          "request may lower limits, not raise them)",
                          checks[i].asked, checks[i].allowed);
         }

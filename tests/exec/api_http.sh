@@ -27,7 +27,8 @@ cat >"$tmp/cfg.json" <<JSON
  "rate_limit": {"per_second": 1000, "burst": 1000},
  "services": [
    {"id": 1, "tokens": ["tok-one"], "storage": {"plugin": "local", "root": "$tmp/storage"}},
-   {"id": 2, "tokens": ["tok-two"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+   {"id": 2, "tokens": ["tok-two"], "limits": {"max_process_time": 20},
+    "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
 url="http://127.0.0.1:$port"
 serve_start "$tmp/cfg.json" "$tmp/log" "$url" ||
@@ -135,6 +136,13 @@ printf '{"service_id": 1, "source": "/in/a.png",\0"jobs": [{"destination": "/out
 got=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-one' \
       --data-binary @"$tmp/nul.json" "$url/request")
 expect nul-in-body-400 '{"message":"the request is not valid","errors":[{"path":"","message":"invalid JSON at line 1, column 41: a NUL byte (JSON text cannot hold one)"}]} 400' "$got"
+# A request may lower its service's limits, never raise them: above the
+# service's own (lower than the deployment's 60 s) is a 400 at submission
+# (issue 12: it was accepted, then run under the service's limit).
+got=$(call POST /request tok-two '{"service_id": 2, "source": "/in/a.png", "limits": {"max_process_time": 30}, "jobs": [{"destination": "/out/l.png"}]}')
+expect limit-above-service '400 {"message":"the request is not valid","errors":[{"path":"limits.max_process_time","message":"30 is above its service'"'"'s limit of 20 (a request may lower limits, not raise them)"}]}' "$got"
+got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/a.png", "limits": {"max_process_time": 30}, "jobs": [{"destination": "/out/l.png"}]}')
+case "$got" in "200 "*) ok limit-below-deployment ;; *) fail limit-below-deployment "$got" ;; esac
 got=$(call POST /request tok-two '{"service_id": 1e300, "source": "/in/a.png", "jobs": [{"destination": "/out/h.png"}]}')
 case "$got" in '400 '*'"path":"service_id"'*) ok service-id-huge-400 ;; *) fail service-id-huge-400 "$got" ;; esac
 got=$(call POST /request tok-two '{"service_id": "4294967297", "source": "/in/a.png", "jobs": [{"destination": "/out/h.png"}]}')
