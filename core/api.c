@@ -356,19 +356,29 @@ api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
     errlist_free(&errs);
 }
 
-/* Finds process `id` among the token's services; false when none has it
- * (the answer is then 404, never 403: existence is not revealed). */
+/* Finds process `id` among the token's services. Otherwise answers, and
+ * returns false: 404 when none has it (never 403: existence is not
+ * revealed), 503 when the job store could not be read, as api.md says (a
+ * store that fails is not a process that is missing). */
 static bool
 api_find(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
-         jobstore_process *p)
+         jobstore_process *p, kiln_reply *out)
 {
     kiln_error err;
+    err_clear(&err);
     for (size_t i = 0; i < n_ids; i++) {
         memset(p, 0, sizeof *p);
-        if (jobstore_get(e->store, id, ids[i], p, &err) == KILN_OK) {
+        int rc = jobstore_get(e->store, id, ids[i], p, &err);
+        if (rc == KILN_OK) {
             return true;
         }
+        if (rc != KILN_ENOTFOUND) {
+            api_message(out, 503, "the job store cannot be read: %s",
+                        err.message);
+            return false;
+        }
     }
+    api_message(out, 404, "Process not found");
     return false;
 }
 
@@ -377,8 +387,7 @@ api_status(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
            kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p)) {
-        api_message(out, 404, "Process not found");
+    if (!api_find(e, id, ids, n_ids, &p, out)) {
         return;
     }
     api_reply_json(out, 200, runner_status_json(&p));
@@ -501,8 +510,7 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
              size_t n_ids, kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p)) {
-        api_message(out, 404, "Process not found");
+    if (!api_find(e, id, ids, n_ids, &p, out)) {
         return;
     }
     cJSON *body = api_parse_body(c);
@@ -586,8 +594,7 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
           size_t n_ids, kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p)) {
-        api_message(out, 404, "Process not found");
+    if (!api_find(e, id, ids, n_ids, &p, out)) {
         return;
     }
     cJSON *body = api_parse_body(c);
