@@ -118,19 +118,23 @@ api_may_use(const int *ids, size_t n, int service_id)
 
 /* --------------------------------------------------------- rate limits */
 
-/* One token bucket per bearer token (by hash), refilled at
- * rate_limit.per_second up to rate_limit.burst. */
-#define API_BUCKETS 256
-
+/* One token bucket per bearer token, refilled at rate_limit.per_second up
+ * to rate_limit.burst. Buckets are keyed by the token itself (an open
+ * hash table that grows), so two tokens never share or reset one
+ * another's bucket; only tokens that authenticated get one, so the
+ * configuration bounds the table. */
 typedef struct api_bucket {
-    uint64_t key;
+    char *token; /* NULL: an empty slot */
+    size_t len;
+    uint64_t hash;
     double tokens;
     double at;
 } api_bucket;
 
 struct api_limiter {
     pthread_mutex_t mu;
-    api_bucket buckets[API_BUCKETS];
+    api_bucket *slots;
+    size_t cap, used; /* cap a power of two; used at most cap / 2 */
 };
 
 struct api_limiter *
@@ -147,9 +151,69 @@ void
 api_limiter_free(struct api_limiter *l)
 {
     if (l != NULL) {
+        for (size_t i = 0; i < l->cap; i++) {
+            free(l->slots[i].token);
+        }
+        free(l->slots);
         pthread_mutex_destroy(&l->mu);
         free(l);
     }
+}
+
+/* The slot of `token`: its bucket, or the empty slot where it belongs. */
+static api_bucket *
+api_slot(api_bucket *slots, size_t cap, const char *token, size_t len,
+         uint64_t hash)
+{
+    for (size_t i = hash & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        api_bucket *b = &slots[i];
+        if (b->token == NULL || (b->hash == hash && b->len == len &&
+                                 memcmp(b->token, token, len) == 0)) {
+            return b;
+        }
+    }
+}
+
+/* The bucket of `token`, made full when new; NULL when out of memory. */
+static api_bucket *
+api_bucket_of(struct api_limiter *l, const char *token, size_t len,
+              uint64_t hash, double burst, double now)
+{
+    if (l->cap > 0) {
+        api_bucket *b = api_slot(l->slots, l->cap, token, len, hash);
+        if (b->token != NULL) {
+            return b;
+        }
+    }
+    if (2 * (l->used + 1) > l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        api_bucket *slots = calloc(cap, sizeof *slots);
+        if (slots == NULL) {
+            return NULL;
+        }
+        for (size_t i = 0; i < l->cap; i++) {
+            if (l->slots[i].token != NULL) {
+                *api_slot(slots, cap, l->slots[i].token, l->slots[i].len,
+                          l->slots[i].hash) = l->slots[i];
+            }
+        }
+        free(l->slots);
+        l->slots = slots;
+        l->cap = cap;
+    }
+    api_bucket *b = api_slot(l->slots, l->cap, token, len, hash);
+    b->token = malloc(len + 1);
+    if (b->token == NULL) {
+        return NULL;
+    }
+    memcpy(b->token, token, len);
+    b->token[len] = '\0';
+    b->len = len;
+    b->hash = hash;
+    b->tokens = burst;
+    b->at = now;
+    l->used++;
+    return b;
 }
 
 static double
@@ -175,19 +239,18 @@ api_rate(kiln_engine *e, const char *token, size_t len)
     double rate = e->config->rate_per_second, burst = e->config->rate_burst;
     double now = api_now();
     pthread_mutex_lock(&l->mu);
-    api_bucket *b = &l->buckets[h % API_BUCKETS];
-    if (b->key != h) {
-        b->key = h;
-        b->tokens = burst;
-        b->at = now;
-    }
-    b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
-    b->at = now;
+    api_bucket *b = api_bucket_of(l, token, len, h, burst, now);
     int wait = 0;
-    if (b->tokens >= 1) {
-        b->tokens -= 1;
+    if (b == NULL) {
+        wait = 1; /* out of memory: refuse rather than not limit */
     } else {
-        wait = (int)ceil((1 - b->tokens) / rate);
+        b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
+        b->at = now;
+        if (b->tokens >= 1) {
+            b->tokens -= 1;
+        } else {
+            wait = (int)ceil((1 - b->tokens) / rate);
+        }
     }
     pthread_mutex_unlock(&l->mu);
     return wait;
