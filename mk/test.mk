@@ -27,6 +27,7 @@ test: deps
 	KILN_SUMMARY=$$sum bash tests/run.sh build-asan || status=1; \
 	awk '{p+=$$1; f+=$$2; s+=$$3} END {print ""; \
 	  print "total: " p " passed, " f " failed, " s " skipped"}' $$sum; \
-	rm -f $$sum; exit $$status
+	cat $$sum.failed 2>/dev/null; \
+	rm -f $$sum $$sum.failed; exit $$status
 
 .PHONY: test test-build check

@@ -93,5 +93,11 @@ grep '^FAIL' "$log" | sed 's/^/  /'
 echo "$BUILD: $p passed, $f failed, $s skipped"
 if [ -n "${KILN_SUMMARY:-}" ]; then
     echo "$p $f $s" >>"$KILN_SUMMARY"
+    # The failures again, for the closing summary: a CI log that keeps only
+    # its tail still names what failed.
+    grep '^FAIL' "$log" | sed "s/^/  $BUILD: /" >>"$KILN_SUMMARY.failed"
+    if [ "$uf" != 0 ]; then
+        echo "  $BUILD: FAIL unit: $uf CUnit test(s) failed" >>"$KILN_SUMMARY.failed"
+    fi
 fi
 [ "$f" = 0 ]
