@@ -216,14 +216,6 @@ api_bucket_of(struct api_limiter *l, const char *token, size_t len,
     return b;
 }
 
-static double
-api_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* 0 when allowed, else the seconds to wait. */
 static int
 api_rate(kiln_engine *e, const char *token, size_t len)
@@ -237,7 +229,7 @@ api_rate(kiln_engine *e, const char *token, size_t len)
         h = (h ^ (unsigned char)token[i]) * 1099511628211ull;
     }
     double rate = e->config->rate_per_second, burst = e->config->rate_burst;
-    double now = api_now();
+    double now = clock_ms() / 1e3;
     pthread_mutex_lock(&l->mu);
     api_bucket *b = api_bucket_of(l, token, len, h, burst, now);
     int wait = 0;

@@ -288,8 +288,10 @@ cfg_limits_default(kiln_limits *l)
 }
 
 static const char *const cfg_root_keys[] = {
-    "listen",   "workers", "shutdown_timeout", "optimize", "plugins",
-    "jobstore", "limits",  "rate_limit",       "network",  "services"};
+    "listen",     "workers",           "shutdown_timeout",
+    "kill_after", "max_interruptions", "optimize",
+    "plugins",    "jobstore",          "limits",
+    "rate_limit", "network",           "services"};
 static const char *const cfg_service_keys[] = {
     "id", "tokens", "secret", "backend", "storage", "remote_sources", "limits"};
 
@@ -411,6 +413,8 @@ cfg_new_defaults(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = n > 0 ? (int)n : 1;
     c->shutdown_timeout = 30;
+    c->kill_after = 10;
+    c->max_interruptions = 3;
     c->opt_level = OPT_LEVEL_DEFAULT;
     /* Plugins: next to the binary in a build tree (build/kiln and
      * build/plugins), or beside an installed one (bin/kiln and
@@ -532,6 +536,10 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     c->workers = (int)workers;
     cfg_number(&x, root, "", "shutdown_timeout", 0, 86400,
                &c->shutdown_timeout);
+    cfg_number(&x, root, "", "kill_after", 0.1, 86400, &c->kill_after);
+    int64_t interruptions = c->max_interruptions;
+    cfg_int(&x, root, "", "max_interruptions", 1, 1000, &interruptions);
+    c->max_interruptions = (int)interruptions;
     int64_t level = c->opt_level;
     cfg_int(&x, root, "", "optimize", 0, OPT_LEVEL_MAX, &level);
     c->opt_level = (int)level;

@@ -15,14 +15,6 @@
 #include "metrics.h"
 #include "netguard.h"
 
-static double
-engine_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int engine_open_remote(kiln_engine *e, kiln_error *err);
 static const engine_storage *engine_remote_for(const kiln_engine *e,
                                                int service_id);
@@ -311,6 +303,31 @@ engine_limits(const kiln_engine *e, int service_id)
     return s != NULL ? s->limits : e->config->limits;
 }
 
+kiln_limits
+engine_process_limits(const kiln_engine *e, const graph *g)
+{
+    kiln_limits lim = engine_limits(e, g->req.service_id);
+    /* A request may lower its service's limits, never raise them: the
+     * compiler checked it against the service's. */
+    if (g->req.has_limits) {
+        const kiln_limits *rl = &g->req.limits;
+        if (rl->max_pixels > 0 &&
+            (lim.max_pixels <= 0 || rl->max_pixels < lim.max_pixels)) {
+            lim.max_pixels = rl->max_pixels;
+        }
+        if (rl->max_file_size > 0 &&
+            (lim.max_file_size <= 0 || rl->max_file_size < lim.max_file_size)) {
+            lim.max_file_size = rl->max_file_size;
+        }
+        if (rl->max_process_time > 0 &&
+            (lim.max_process_time <= 0 ||
+             rl->max_process_time < lim.max_process_time)) {
+            lim.max_process_time = rl->max_process_time;
+        }
+    }
+    return lim;
+}
+
 /* The service id a parsed request names (a whole number, or a string of
  * digits, as the compiler reads it), or -1. */
 static int
@@ -525,7 +542,7 @@ engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
 int
 engine_execute(kiln_engine *e, graph *g, exec_result *res)
 {
-    double t0 = engine_now_ms();
+    double t0 = clock_ms();
     memset(res, 0, sizeof *res);
     res->jobs = calloc(g->n_jobs + 1, sizeof *res->jobs);
     if (res->jobs == NULL) {
@@ -550,26 +567,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
                           g->req.service_id);
         goto fail;
     }
-    kiln_limits lim = engine_limits(e, g->req.service_id);
-    /* A request may lower its service's limits, never raise them: the
-     * compiler checked it against the deployment's, and a service's own
-     * limits may be lower still. */
-    if (g->req.has_limits) {
-        const kiln_limits *rl = &g->req.limits;
-        if (rl->max_pixels > 0 &&
-            (lim.max_pixels <= 0 || rl->max_pixels < lim.max_pixels)) {
-            lim.max_pixels = rl->max_pixels;
-        }
-        if (rl->max_file_size > 0 &&
-            (lim.max_file_size <= 0 || rl->max_file_size < lim.max_file_size)) {
-            lim.max_file_size = rl->max_file_size;
-        }
-        if (rl->max_process_time > 0 &&
-            (lim.max_process_time <= 0 ||
-             rl->max_process_time < lim.max_process_time)) {
-            lim.max_process_time = rl->max_process_time;
-        }
-    }
+    kiln_limits lim = engine_process_limits(e, g);
     /* max_process_time: the pipeline is cancelled when it runs past this
      * (exec_deadline_watch); measured from the start of the run. */
     if (lim.max_process_time > 0) {
@@ -684,7 +682,7 @@ done:
     if (src != NULL) {
         g_object_unref(src);
     }
-    res->duration_ms = engine_now_ms() - t0;
+    res->duration_ms = clock_ms() - t0;
     res->ok = rc == KILN_OK;
     return rc;
 }

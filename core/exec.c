@@ -21,14 +21,6 @@ struct kiln_exec {
     job_result *job;
 };
 
-static double
-exec_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 bool
 exec_deadline_passed(exec_deadline *d)
 {
@@ -38,7 +30,7 @@ exec_deadline_passed(exec_deadline *d)
     if (d->cancel != NULL && *d->cancel) {
         d->cancelled = 1;
         d->expired = 1;
-    } else if (d->at_ms > 0 && exec_now_ms() > d->at_ms) {
+    } else if (d->at_ms > 0 && clock_ms() > d->at_ms) {
         d->expired = 1;
     }
     return d->expired != 0;
@@ -720,7 +712,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         job_result *jr = &res->jobs[j];
         const graph_node *enc = &g->nodes[g->nodes[g->job_store[j]].input];
         jr->format = graph_format_name(enc->format);
-        double t0 = exec_now_ms();
+        double t0 = clock_ms();
         kiln_error err;
         err_clear(&err);
         int rc = exec_deadline_passed(&res->deadline)
@@ -734,7 +726,7 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         if (rc == KILN_EIO && !res->timed_out) {
             res->storage_errors++;
         }
-        jr->duration_ms = exec_now_ms() - t0;
+        jr->duration_ms = clock_ms() - t0;
         jr->ok = rc == KILN_OK;
         if (!jr->ok) {
             err_format(&err, jr->error, sizeof jr->error);

@@ -287,6 +287,16 @@ jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
 }
 
 int
+jobstore_interrupt(jobstore *s, const char *id, const char *error,
+                   kiln_error *err)
+{
+    if (s->drv->interrupt == NULL) {
+        return s->drv->requeue(s, id, 0, error, err);
+    }
+    return s->drv->interrupt(s, id, error, err);
+}
+
+int
 jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err)
 {
     int n = 0;

@@ -82,8 +82,13 @@ typedef struct jobstore_process {
     char id[JOBSTORE_ID_LEN + 1];
     int service_id;
     jobstore_status status;
-    int attempt;     /* 1 on creation, +1 per retry() */
-    int n_requeues;  /* requeue() calls in this attempt (wait_retry_delay) */
+    int attempt;    /* 1 on creation, +1 per retry() */
+    int n_requeues; /* requeue() calls in this attempt (wait_retry_delay) */
+    /* Runs of this attempt that ended with no outcome: interrupt() (a
+     * shutdown), recover() (the host stopped or crashed while it ran) and
+     * a lease taken back. The runner fails a process interrupted too often
+     * (a poison pill would otherwise come back on every restart). */
+    int n_interrupts;
     char *request;   /* JSON text, required on create */
     char *callback;  /* postback URL or NULL */
     char *result;    /* JSON text of the last run's per-job results, or NULL */
@@ -163,6 +168,9 @@ typedef struct jobstore_driver {
      * layout; NULL in a driver without it (jobstore_renew: KILN_EABI). */
     int (*renew)(jobstore *s, const char *id, int64_t now, int lease_seconds,
                  kiln_error *err);
+    /* NULL: jobstore_interrupt falls back to requeue (nothing counted). */
+    int (*interrupt)(jobstore *s, const char *id, const char *error,
+                     kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -252,9 +260,9 @@ int jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
 
 /* Atomically takes the process first in queue order among the QUEUED ones
  * whose not_before <= now and the PROCESSING ones whose lease expired
- * (lease_until < now; taken back with n_requeues + 1 and error "lease
- * expired: re-run"), makes it PROCESSING with lease_until = now +
- * lease_seconds, and fills *out with it as stored. KILN_ENOTFOUND when
+ * (lease_until < now; taken back with n_requeues + 1, n_interrupts + 1
+ * and error "lease expired: re-run"), makes it PROCESSING with lease_until =
+ * now + lease_seconds, and fills *out with it as stored. KILN_ENOTFOUND when
  * none is ready; KILN_EINVAL if lease_seconds <= 0. */
 int jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
                    jobstore_process *out, kiln_error *err);
@@ -281,8 +289,15 @@ int jobstore_complete(jobstore *s, const char *id, jobstore_status status,
 int jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
                      const char *error, kiln_error *err);
 
+/* A run that was interrupted (shutdown): the PROCESSING process back to
+ * QUEUED in its old place in the queue, ready at once, n_interrupts + 1,
+ * keeping `error`. KILN_ENOTFOUND, KILN_EPERM as complete. */
+int jobstore_interrupt(jobstore *s, const char *id, const char *error,
+                       kiln_error *err);
+
 /* Start-up: every PROCESSING process back to QUEUED, keeping its place in
- * the queue. *n_requeued (may be NULL) gets how many. */
+ * the queue, n_interrupts + 1 (its run ended with its host). *n_requeued
+ * (may be NULL) gets how many. */
 int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
 
 /* POST /retry for one id: a FINISHED or FAILED process goes back to

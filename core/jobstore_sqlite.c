@@ -29,7 +29,7 @@
 #define SQ_PROC_COLS                                                           \
     "id, service_id, status, attempt, n_requeues, request, callback, "         \
     "result, error, idem_key, idem_hash, created_at, updated_at, "             \
-    "not_before, lease_until"
+    "not_before, lease_until, n_interrupts"
 
 #define SQ_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
@@ -65,6 +65,7 @@ typedef enum sq_query {
     SQ_Q_COMPLETE,
     SQ_Q_REQUEUE,
     SQ_Q_RENEW,
+    SQ_Q_INTERRUPT,
     SQ_Q_RECOVER,
     SQ_Q_RETRY,
     SQ_Q_READ_REQUEST,
@@ -159,6 +160,8 @@ static const struct {
                     "lease_until = ?2, updated_at = ?3, "
                     "n_requeues = n_requeues + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
+                    "n_interrupts = n_interrupts + "
+                    "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
                     "error = CASE status WHEN 'PROCESSING' "
                     "THEN " SQ_LEASE_EXPIRED " ELSE error END "
                     "WHERE id = (SELECT id FROM ("
@@ -183,14 +186,23 @@ static const struct {
     /* ?1 id, ?2 lease_until */
     [SQ_Q_RENEW] = {"renew", "UPDATE process SET lease_until = ?2 WHERE id = "
                              "?1 AND status = 'PROCESSING'"},
+    /* ?1 id, ?2 error, ?3 now. Back in its old place in the queue, like a
+     * lease taken back. */
+    [SQ_Q_INTERRUPT] = {"interrupt",
+                        "UPDATE process SET status = 'QUEUED', not_before = "
+                        "0, error = ?2, n_interrupts = n_interrupts + 1, "
+                        "updated_at = ?3, lease_until = 0 WHERE id = ?1 AND "
+                        "status = 'PROCESSING'"},
     /* ?1 now */
     [SQ_Q_RECOVER] = {"recover",
                       "UPDATE process SET status = 'QUEUED', lease_until = 0, "
-                      "updated_at = ?1 WHERE status = 'PROCESSING'"},
+                      "n_interrupts = n_interrupts + 1, updated_at = ?1 "
+                      "WHERE status = 'PROCESSING'"},
     /* ?1 id, ?2 service, ?3 now */
     [SQ_Q_RETRY] = {"retry",
                     "UPDATE process SET status = 'QUEUED', attempt = attempt "
-                    "+ 1, n_requeues = 0, result = NULL, error = NULL, "
+                    "+ 1, n_requeues = 0, n_interrupts = 0, result = NULL, "
+                    "error = NULL, "
                     "not_before = 0, updated_at = ?3, queue_seq = " SQ_NEXT_SEQ
                     " WHERE id = ?1 AND service_id = ?2 AND status IN "
                     "('FINISHED', 'FAILED') RETURNING attempt"},
@@ -254,6 +266,7 @@ static const char sq_schema_sql[] =
     " not_before INTEGER NOT NULL DEFAULT 0,"
     " lease_until INTEGER NOT NULL DEFAULT 0,"
     " queue_seq INTEGER NOT NULL DEFAULT 0,"
+    " n_interrupts INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (service_id, idem_key));"
     "CREATE INDEX process_queue ON process (queue_seq)"
     " WHERE status = 'QUEUED';"
@@ -535,6 +548,7 @@ sq_read_process(sqlite3_stmt *st, void *ctx, kiln_error *err)
     p->updated_at = sqlite3_column_int64(st, 12);
     p->not_before = sqlite3_column_int64(st, 13);
     p->lease_until = sqlite3_column_int64(st, 14);
+    p->n_interrupts = sqlite3_column_int(st, 15);
     int rc = sq_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -697,6 +711,23 @@ sq_mkdir_parents(const char *path, kiln_error *err)
 
 /* Creates the schema in a fresh database, or checks its version; then
  * adds the indexes that came later. */
+/* Adds a column that a store made by an older build lacks. Like the
+ * indexes above, an added column with a default changes nothing an older
+ * build reads, so the schema version stays. */
+static int
+sq_add_column(sq_store *s, const char *table, const char *column,
+              const char *decl, kiln_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK) {
+        return KILN_OK;
+    }
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column,
+             decl);
+    return sq_exec(s, sql, err);
+}
+
 static int
 sq_schema(sq_store *s, kiln_error *err)
 {
@@ -719,6 +750,10 @@ sq_schema(sq_store *s, kiln_error *err)
     }
     if (rc == KILN_OK) {
         rc = sq_exec(s, sq_indexes_sql, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "n_interrupts",
+                           "INTEGER NOT NULL DEFAULT 0", err);
     }
     return sq_leave(s, rc, err);
 }
@@ -919,6 +954,14 @@ sq_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
     return sq_transition(sq(js), SQ_Q_RENEW,
                          SQ_ARGS(SQ_TEXT(id), SQ_INT(now + lease_seconds)),
                          NULL, NULL, id, -1, "PROCESSING", false, err);
+}
+
+static int
+sq_interrupt(jobstore *js, const char *id, const char *error, kiln_error *err)
+{
+    return sq_transition(sq(js), SQ_Q_INTERRUPT,
+                         SQ_ARGS(SQ_TEXT(id), SQ_TEXT(error), SQ_INT(sq_now())),
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
@@ -1267,4 +1310,5 @@ const jobstore_driver jobstore_sqlite_driver = {
     .postback_get = sq_postback_get,
     .counts = sq_counts,
     .renew = sq_renew,
+    .interrupt = sq_interrupt,
 };

@@ -30,6 +30,11 @@ char *arena_strdup(arena *a, const char *s);
 char *arena_strndup(arena *a, const char *s, size_t n);
 char *arena_printf(arena *a, const char *fmt, ...) KILN_PRINTF(2, 3);
 
+/* ------------------------------------------------------------- clock.c */
+
+/* Milliseconds on the monotonic clock (durations and deadlines only). */
+double clock_ms(void);
+
 /* ------------------------------------------------------------- error.c */
 
 int err_set(kiln_error *err, int code, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -192,7 +197,11 @@ typedef struct kiln_config {
     char *listen;
     int workers;
     double shutdown_timeout; /* s running work may take to finish at stop */
-    int opt_level;           /* "optimize": the passes' level, 0..3 */
+    /* s a process that does not stop may run past max_process_time (or
+     * past shutdown_timeout) before kiln ends it by force (runner.c) */
+    double kill_after;
+    int max_interruptions; /* interrupted this often: FAILED, not re-run */
+    int opt_level;         /* "optimize": the passes' level, 0..3 */
     char **plugin_dirs;
     size_t n_plugin_dirs;
     char **enable;
@@ -580,6 +589,9 @@ int engine_compile(kiln_engine *e, const char *text, size_t len,
 /* Runs a compiled graph: reads the source from the service's storage,
  * binds, executes every job, writes outputs whole or not at all. */
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
+/* The limits a compiled request runs under: its service's, lowered by the
+ * request's own `limits`. */
+kiln_limits engine_process_limits(const kiln_engine *e, const graph *g);
 /* Runs the optimizer's passes at `level` on a bound graph whose source
  * header is *raw (the source's format and plainness come from it), then
  * opens `src` again the way the optimized graph reads it; *raw (its

@@ -704,7 +704,12 @@ stop:
             svc->stop(states[k]);
         }
     }
-    runner_stop(r);
+    if (!runner_stop(r)) {
+        /* Its threads still use the engine and the store: nothing may be
+         * freed. What they ran stays in the store for the next start. */
+        fflush(stderr);
+        _exit(1);
+    }
     e->runner = NULL;
     /* After the workers: their last status changes owe postbacks too;
      * whatever is not delivered by now stays in the store for later. */

@@ -8,13 +8,22 @@
 #include "runner.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 #include "postback.h"
 #include "workers.h"
+
+/* What one worker runs, as the keeper sees it. */
+typedef struct runner_slot {
+    char id[JOBSTORE_ID_LEN + 1]; /* "" when free */
+    double started_ms;            /* monotonic clock, when claimed */
+    double limit_s; /* its max_process_time once compiled; 0: none (yet) */
+} runner_slot;
 
 struct runner {
     kiln_engine *engine;
@@ -23,60 +32,144 @@ struct runner {
     workers w;    /* the workers that claim and run processes */
     workers keep; /* one thread that renews the running claims */
     pthread_mutex_t mu;
-    char running[WORKERS_MAX][JOBSTORE_ID_LEN + 1]; /* "" when free */
+    int n_slots; /* one per worker */
+    runner_slot *slots;
 };
 
-/* Notes that this worker runs process `id`; returns its slot. */
+/* Notes that this worker runs process `id`; returns its slot. There is a
+ * slot per worker, so one is always free. */
 static int
 runner_track(runner *r, const char *id)
 {
     pthread_mutex_lock(&r->mu);
     int slot = 0;
-    while (slot < WORKERS_MAX - 1 && r->running[slot][0] != '\0') {
+    while (slot < r->n_slots - 1 && r->slots[slot].id[0] != '\0') {
         slot++;
     }
-    snprintf(r->running[slot], sizeof r->running[slot], "%s", id);
+    snprintf(r->slots[slot].id, sizeof r->slots[slot].id, "%s", id);
+    r->slots[slot].started_ms = clock_ms();
+    r->slots[slot].limit_s = 0;
     pthread_mutex_unlock(&r->mu);
     return slot;
+}
+
+static void
+runner_set_limit(runner *r, int slot, double limit_s)
+{
+    pthread_mutex_lock(&r->mu);
+    r->slots[slot].limit_s = limit_s;
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void
 runner_untrack(runner *r, int slot)
 {
     pthread_mutex_lock(&r->mu);
-    r->running[slot][0] = '\0';
+    r->slots[slot].id[0] = '\0';
     pthread_mutex_unlock(&r->mu);
 }
 
-/* The keeper: renews the lease of every running process three times per
- * lease, so a process that runs long is not taken back by another worker
- * or host while its worker is alive, and one whose host died is taken
- * back within a lease. */
+/* The backstop of max_process_time. The engine cancels a pipeline at its
+ * deadline, but only code that returns to libvips sees the cancel: a
+ * decoder or plugin stuck inside one native call (librsvg rendering a
+ * huge blur was one) never does, and a thread cannot be stopped from
+ * outside without leaving the process's memory and locks in an unknown
+ * state. So when a process is still running kill_after seconds past its
+ * limit, kiln stores it FAILED (never to be re-queued), queues the other
+ * running processes again (they lose their run, not their place or an
+ * interruption), and ends the whole server with status 70 for its
+ * supervisor (systemd, Kubernetes) to start again. Drastic, but the only
+ * way that always ends the process; the API is back within a restart and
+ * no accepted process is lost. */
+#define RUNNER_KILLED_EXIT 70
+
+static void
+runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
+{
+    kiln_error err;
+    err_clear(&err);
+    fprintf(stderr,
+            "kiln: process %s ran %.0f s past its max_process_time of %g s "
+            "and does not stop: ending it by force; the server exits with "
+            "status %d for its supervisor to restart it\n",
+            stuck->id, over_s, stuck->limit_s, RUNNER_KILLED_EXIT);
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "ran past max_process_time (%g s) and could not be stopped (a "
+             "source or op that kiln cannot interrupt): the process was "
+             "ended by force and is not run again",
+             stuck->limit_s);
+    if (jobstore_complete(r->store, stuck->id, JOBSTORE_FAILED, NULL, msg,
+                          &err) != KILN_OK) {
+        fprintf(stderr, "kiln: process %s: cannot store its failure: %s\n",
+                stuck->id, err.message);
+    }
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->n_slots; i++) {
+        const char *id = r->slots[i].id;
+        if (id[0] == '\0' || strcmp(id, stuck->id) == 0) {
+            continue;
+        }
+        err_clear(&err);
+        if (jobstore_requeue(r->store, id, 0,
+                             "re-run: the server restarted to end another "
+                             "process that did not stop",
+                             &err) != KILN_OK) {
+            fprintf(stderr, "kiln: process %s: cannot queue it again: %s\n", id,
+                    err.message);
+        }
+    }
+    fflush(stderr);
+    _exit(RUNNER_KILLED_EXIT);
+}
+
+/* The keeper: wakes every second to look for a process past its hard
+ * deadline (runner_force_stop), and renews the lease of every running
+ * process three times per lease, so a process that runs long is not taken
+ * back by another worker or host while its worker is alive, and one whose
+ * host died is taken back within a lease. */
 static void *
 runner_keeper(void *arg)
 {
     runner *r = arg;
     unsigned seen;
-    while (workers_running(&r->keep, &seen)) {
-        char ids[WORKERS_MAX][JOBSTORE_ID_LEN + 1];
+    double kill_after = r->engine->config->kill_after;
+    double renewed_ms = clock_ms();
+    runner_slot *snap = calloc((size_t)r->n_slots, sizeof *snap);
+    while (snap != NULL && workers_running(&r->keep, &seen)) {
         pthread_mutex_lock(&r->mu);
-        memcpy(ids, r->running, sizeof ids);
+        memcpy(snap, r->slots, (size_t)r->n_slots * sizeof *snap);
         pthread_mutex_unlock(&r->mu);
-        for (int i = 0; i < WORKERS_MAX; i++) {
-            if (ids[i][0] == '\0') {
+        double now = clock_ms();
+        for (int i = 0; i < r->n_slots; i++) {
+            const runner_slot *sl = &snap[i];
+            if (sl->id[0] == '\0' || sl->limit_s <= 0) {
                 continue;
             }
-            kiln_error err;
-            err_clear(&err);
-            if (jobstore_renew(r->store, ids[i], (int64_t)time(NULL), r->lease,
-                               &err) != KILN_OK) {
-                fprintf(stderr,
-                        "kiln: process %s: cannot renew its lease: %s\n",
-                        ids[i], err.message);
+            double over_s = (now - sl->started_ms) / 1e3 - sl->limit_s;
+            if (over_s > kill_after) {
+                runner_force_stop(r, sl, over_s);
             }
         }
-        workers_sleep(&r->keep, seen, r->lease * 1000L / 3);
+        if (now - renewed_ms >= r->lease * 1000.0 / 3) {
+            renewed_ms = now;
+            for (int i = 0; i < r->n_slots; i++) {
+                if (snap[i].id[0] == '\0') {
+                    continue;
+                }
+                kiln_error err;
+                err_clear(&err);
+                if (jobstore_renew(r->store, snap[i].id, (int64_t)time(NULL),
+                                   r->lease, &err) != KILN_OK) {
+                    fprintf(stderr,
+                            "kiln: process %s: cannot renew its lease: %s\n",
+                            snap[i].id, err.message);
+                }
+            }
+        }
+        workers_sleep(&r->keep, seen, 1000);
     }
+    free(snap);
     return NULL;
 }
 
@@ -169,10 +262,11 @@ runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
     return rc;
 }
 
-/* The per-job results as JSON text (the "jobs" array of the status body)
- * and the outcome of one run. */
-void
-runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
+/* Runs one claimed process and stores its outcome; `r` (may be NULL)
+ * learns the process's time limit for the keeper. */
+static void
+runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
+           int slot)
 {
     kiln_error err;
     err_clear(&err);
@@ -196,6 +290,23 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
         return;
     }
     errlist_free(&errs);
+    if (p->n_interrupts >= e->config->max_interruptions) {
+        /* A run that never ends with an outcome, time after time, is most
+         * likely what ended it: a poison pill must not come back on every
+         * restart. POST /retry starts the count again. */
+        snprintf(msg, sizeof msg,
+                 "interrupted %d times while it ran (the server stopped, "
+                 "crashed or lost its lease each time): not run again, as "
+                 "it may be what stops the server (max_interruptions %d)",
+                 p->n_interrupts, e->config->max_interruptions);
+        jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL, msg, &err);
+        metrics_process(e->metrics, 0, "failed");
+        arena_free(a);
+        return;
+    }
+    if (r != NULL) {
+        runner_set_limit(r, slot, engine_process_limits(e, g).max_process_time);
+    }
     exec_result res;
     engine_execute(e, g, &res);
     const char *outcome;
@@ -205,7 +316,7 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     if (res.cancelled) {
         /* Shutdown: nothing was written; the process runs again from the
          * start on the next server (or another host). */
-        jobstore_requeue(js, p->id, (int64_t)time(NULL), res.error, &err);
+        jobstore_interrupt(js, p->id, res.error, &err);
         outcome = "interrupted";
     } else if (retryable) {
         int64_t at = (int64_t)time(NULL) + (int64_t)g->req.wait_retry_delay;
@@ -241,6 +352,12 @@ runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
     arena_free(a);
 }
 
+void
+runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
+{
+    runner_run(e, js, p, NULL, -1);
+}
+
 static void *
 runner_worker(void *arg)
 {
@@ -255,7 +372,7 @@ runner_worker(void *arg)
             jobstore_claim(r->store, (int64_t)time(NULL), r->lease, &p, &err);
         if (rc == KILN_OK) {
             int slot = runner_track(r, p.id);
-            runner_run_one(r->engine, r->store, &p);
+            runner_run(r->engine, r->store, &p, r, slot);
             runner_untrack(r, slot);
             jobstore_process_clear(&p);
             continue;
@@ -297,15 +414,25 @@ runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
     r->engine = e;
     r->store = js;
     r->lease = lease_s > 0 ? lease_s : RUNNER_LEASE_S;
+    r->n_slots = n_workers < 1             ? 1
+                 : n_workers > WORKERS_MAX ? WORKERS_MAX
+                                           : n_workers;
+    r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
+    if (r->slots == NULL) {
+        free(r);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&r->mu, NULL);
     if (workers_start(&r->keep, 1, runner_keeper, r) == 0) {
         pthread_mutex_destroy(&r->mu);
+        free(r->slots);
         free(r);
         return err_set(err, KILN_EINTERNAL, "cannot start the lease keeper");
     }
     if (workers_start(&r->w, n_workers, runner_worker, r) == 0) {
         workers_stop(&r->keep);
         pthread_mutex_destroy(&r->mu);
+        free(r->slots);
         free(r);
         return err_set(err, KILN_EINTERNAL, "cannot start worker threads");
     }
@@ -328,17 +455,30 @@ runner_cancel(void *arg)
     r->engine->cancel = 1;
 }
 
-void
+bool
 runner_stop(runner *r)
 {
     if (r == NULL) {
-        return;
+        return true;
     }
-    double t = r->engine->config->shutdown_timeout;
-    workers_stop_within(&r->w, (long)(t * 1e3), runner_cancel, r);
+    const kiln_config *c = r->engine->config;
+    if (!workers_stop_within(&r->w, (long)(c->shutdown_timeout * 1e3),
+                             runner_cancel, r, (long)(c->kill_after * 1e3))) {
+        /* Something that cannot be interrupted: the process stays
+         * PROCESSING and the next start counts the interruption. The keeper
+         * keeps renewing nothing: the caller ends the program now. */
+        fprintf(stderr,
+                "kiln: a running process did not stop within kill_after "
+                "(%g s) of being interrupted: exiting without it; it is "
+                "queued again at the next start\n",
+                c->kill_after);
+        return false;
+    }
     workers_stop(&r->keep);
     pthread_mutex_destroy(&r->mu);
+    free(r->slots);
     free(r);
+    return true;
 }
 
 static void

@@ -32,7 +32,10 @@ int runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
 #define RUNNER_LEASE_S 30
 
 /* Re-queues whatever a previous run left PROCESSING, then starts n_workers
- * threads that claim and run queued processes until runner_stop(). */
+ * threads that claim and run queued processes until runner_stop(). A
+ * process interrupted config max_interruptions times is failed when next
+ * claimed; one running kill_after seconds past its max_process_time ends
+ * the program (runner.c, runner_force_stop). */
 int runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
                  kiln_error *err);
 /* The same with another lease than RUNNER_LEASE_S (tests). */
@@ -45,10 +48,13 @@ void runner_wake(runner *r);
 /* Stops claiming new processes, waits for the running ones for the
  * config's shutdown_timeout, then interrupts those still running (their
  * pipelines are killed, nothing is written, and they go back to the
- * queue), and frees the runner. A process still running when the caller
- * exits anyway (killed) stays PROCESSING in the store and is re-queued by
- * the next runner_start(). */
-void runner_stop(runner *r);
+ * queue), and frees the runner. Returns false when a process did not
+ * stop within the config's kill_after of being interrupted: the runner is
+ * then not freed, its threads still use the engine and store, and the
+ * caller must end the program without freeing them (_exit); the process
+ * stays PROCESSING in the store and the next runner_start() re-queues it,
+ * counted as an interruption. */
+bool runner_stop(runner *r);
 
 /* A short hash of a request body, kept with an Idempotency-Key to tell a
  * repeated POST from a different one under the same key. */

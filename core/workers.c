@@ -7,6 +7,7 @@
 #include "workers.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* The CLOCK_REALTIME moment `ms` milliseconds from now, for timed waits. */
@@ -37,13 +38,16 @@ workers_start(workers *w, int n, void *(*fn)(void *), void *arg)
     } else if (n > WORKERS_MAX) {
         n = WORKERS_MAX;
     }
-    for (int i = 0; i < n; i++) {
+    w->threads = calloc((size_t)n, sizeof *w->threads);
+    for (int i = 0; w->threads != NULL && i < n; i++) {
         if (pthread_create(&w->threads[i], NULL, fn, arg) != 0) {
             break;
         }
         w->n_threads++;
     }
     if (w->n_threads == 0) {
+        free(w->threads);
+        w->threads = NULL;
         pthread_cond_destroy(&w->cond);
         pthread_mutex_destroy(&w->mu);
     }
@@ -94,14 +98,15 @@ workers_wake_one(workers *w)
 void
 workers_stop(workers *w)
 {
-    workers_stop_within(w, -1, NULL, NULL);
+    workers_stop_within(w, -1, NULL, NULL, -1);
 }
 
-void
-workers_stop_within(workers *w, long ms, void (*on_late)(void *), void *arg)
+bool
+workers_stop_within(workers *w, long ms, void (*on_late)(void *), void *arg,
+                    long give_up_ms)
 {
     if (w->n_threads == 0) {
-        return;
+        return true;
     }
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
@@ -119,10 +124,20 @@ workers_stop_within(workers *w, long ms, void (*on_late)(void *), void *arg)
             if (on_late != NULL) {
                 on_late(arg);
             }
+            until = workers_deadline(give_up_ms);
+        }
+        if (late && give_up_ms >= 0) {
+            if (pthread_timedjoin_np(w->threads[i], NULL, &until) != 0) {
+                return false;
+            }
+            continue;
         }
         pthread_join(w->threads[i], NULL);
     }
     w->n_threads = 0;
+    free(w->threads);
+    w->threads = NULL;
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);
+    return true;
 }

@@ -10,10 +10,11 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#define WORKERS_MAX 64
+/* Threads in one set: the configuration's "workers" is at most 1024. */
+#define WORKERS_MAX 1024
 
 typedef struct workers {
-    pthread_t threads[WORKERS_MAX];
+    pthread_t *threads; /* n_threads of them, allocated by workers_start */
     int n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -37,8 +38,11 @@ void workers_wake_one(workers *w);
 /* Stops the threads, waits for their current round, and releases w. */
 void workers_stop(workers *w);
 /* The same, but when the threads are not done within `ms` milliseconds
- * calls on_late(arg) once (to cancel their work), then waits on. */
-void workers_stop_within(workers *w, long ms, void (*on_late)(void *),
-                         void *arg);
+ * calls on_late(arg) once (to cancel their work), then waits at most
+ * `give_up_ms` more (negative: for ever). Returns false when some thread
+ * was still running then: w is not released and its threads may still
+ * use `arg`, so the caller can only end the program. */
+bool workers_stop_within(workers *w, long ms, void (*on_late)(void *),
+                         void *arg, long give_up_ms);
 
 #endif /* KILN_CORE_WORKERS_H */

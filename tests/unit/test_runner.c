@@ -54,6 +54,18 @@ tr_setup(void)
     }
     c->plugin_dirs[0] = strdup(dir ? dir : "build/plugins");
     c->n_plugin_dirs = 1;
+    /* And the test plugins' "test-sleep" op, for the lease test. */
+    const char *tdir = getenv("KILN_TEST_PLUGIN_DIR");
+    char **dirs = realloc(c->plugin_dirs, 2 * sizeof *dirs);
+    char **en = realloc(c->enable, (c->n_enable + 1) * sizeof *en);
+    if (dirs == NULL || en == NULL) {
+        return 1;
+    }
+    c->plugin_dirs = dirs;
+    c->plugin_dirs[c->n_plugin_dirs++] =
+        strdup(tdir ? tdir : "build/tests/plugins");
+    c->enable = en;
+    c->enable[c->n_enable++] = strdup("test-stall");
     if (config_set_storage_root(c, tr_root, &err) != KILN_OK ||
         engine_new_take(c, true, &tr_engine, &err) != KILN_OK) {
         fprintf(stderr, "runner setup: %s\n", err.message);
@@ -110,14 +122,6 @@ tr_run_next(void)
     runner_run_one(tr_engine, tr_store, &p);
     jobstore_process_clear(&p);
     return true;
-}
-
-static double
-tr_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static jobstore_process
@@ -342,82 +346,108 @@ test_recover_and_workers(void)
     }
 }
 
-/* One run of the lease test's chain on a side x side noise image under
- * a 1 s lease; fills the process as it ended and returns the seconds it
- * took. */
-static double
-tr_lease_run(int side, jobstore_process *p)
-{
-    char path[800];
-    snprintf(path, sizeof path, "%s/in/big.png", tr_root);
-    VipsImage *im = NULL;
-    memset(p, 0, sizeof *p);
-    if (vips_gaussnoise(&im, side, side, NULL) != 0 ||
-        vips_image_write_to_file(im, path, NULL) != 0) {
-        if (im != NULL) {
-            g_object_unref(im);
-        }
-        return -1;
-    }
-    g_object_unref(im);
-    char id[JOBSTORE_ID_LEN + 1];
-    errlist errs = {0};
-    if (tr_submit("{\"service_id\": 1, \"source\": \"/in/big.png\", "
-                  "\"jobs\": [{\"destination\": \"/out/long.jpg\", "
-                  "\"transformations\": [{\"type\": \"rotate\", "
-                  "\"degrees\": 13}, {\"type\": \"blur\", \"radius\": 5, "
-                  "\"sigma\": 5}, {\"type\": \"rotate\", \"degrees\": 17}]}]}",
-                  id, &errs) != KILN_OK) {
-        errlist_free(&errs);
-        return -1;
-    }
-    runner *r = NULL;
-    kiln_error err;
-    if (runner_start_lease(tr_engine, tr_store, 2, 1, &r, &err) != KILN_OK) {
-        return -1;
-    }
-    runner_wake(r);
-    double t0 = tr_now();
-    for (int t = 0; t < 1200; t++) {
-        usleep(100 * 1000);
-        *p = tr_get(id);
-        if (p->status == JOBSTORE_FINISHED || p->status == JOBSTORE_FAILED) {
-            break;
-        }
-        jobstore_process_clear(p);
-    }
-    double took = tr_now() - t0;
-    runner_stop(r);
-    return took;
-}
-
 /* A run longer than its lease keeps it: the keeper renews it, so the
  * second worker never takes the process back (which would count a
- * re-queue and run it twice). The property needs a run that outlives the
- * lease by more than a renewal period; how long the chain takes depends
- * on the machine, so the image grows until it does (no timing
- * threshold decides the outcome). */
+ * re-queue and run it twice). The chain's "test-sleep" op (a test plugin)
+ * takes 3 s on any machine, three times the 1 s lease. */
 static void
 test_lease_renewed(void)
 {
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", "
+                  "\"jobs\": [{\"destination\": \"/out/long.jpg\", "
+                  "\"transformations\": [{\"type\": \"test-sleep\"}]}]}",
+                  id, &errs),
+        KILN_OK);
+    errlist_free(&errs);
+    runner *r = NULL;
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(
+        runner_start_lease(tr_engine, tr_store, 2, 1, &r, &err), KILN_OK);
+    runner_wake(r);
     jobstore_process p;
-    double took = -1;
-    for (int side = 4000; side <= 12000; side += 4000) {
-        took = tr_lease_run(side, &p);
-        CU_ASSERT_TRUE_FATAL(took >= 0);
-        CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
-        CU_ASSERT_EQUAL(p.n_requeues, 0);
-        jobstore_process_clear(&p);
-        if (took > 2.5) {
+    memset(&p, 0, sizeof p);
+    for (int t = 0; t < 600; t++) {
+        usleep(100 * 1000);
+        p = tr_get(id);
+        if (p.status == JOBSTORE_FINISHED || p.status == JOBSTORE_FAILED) {
             break;
         }
-        fprintf(stderr,
-                "lease test: a %d px run took %.2f s, within its "
-                "lease; trying a larger image\n",
-                side, took);
+        jobstore_process_clear(&p);
     }
-    CU_ASSERT_TRUE(took > 2.5);
+    runner_stop(r);
+    if (p.status != JOBSTORE_FINISHED) {
+        fprintf(stderr, "lease test: status %s, error %s\n",
+                jobstore_status_name(p.status), p.error ? p.error : "none");
+    }
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.n_requeues, 0);
+    CU_ASSERT_EQUAL(p.n_interrupts, 0);
+    jobstore_process_clear(&p);
     CU_ASSERT_TRUE(tr_exists("/out/long.jpg"));
+}
+
+/* A process whose runs keep ending with no outcome (the server stopped,
+ * crashed, or lost the lease while running it) is FAILED once it has been
+ * interrupted max_interruptions times, with a message saying so, and is
+ * not run; each kind of interruption counts; POST /retry starts the
+ * count again. */
+static void
+test_interrupted_too_often(void)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", "
+                  "\"jobs\": [{\"destination\": \"/out/pill.png\"}]}",
+                  id, &errs),
+        KILN_OK);
+    errlist_free(&errs);
+    int max = tr_engine->config->max_interruptions;
+    CU_ASSERT_EQUAL_FATAL(max, 3);
+    kiln_error err;
+    int64_t now = (int64_t)time(NULL);
+    for (int k = 0; k < max; k++) {
+        jobstore_process p;
+        CU_ASSERT_EQUAL_FATAL(jobstore_claim(tr_store, now, 60, &p, &err),
+                              KILN_OK);
+        CU_ASSERT_STRING_EQUAL(p.id, id);
+        CU_ASSERT_EQUAL(p.n_interrupts, k);
+        jobstore_process_clear(&p);
+        if (k == 0) { /* a shutdown that interrupted the run */
+            CU_ASSERT_EQUAL(jobstore_interrupt(tr_store, id, "shutdown", &err),
+                            KILN_OK);
+        } else if (k == 1) { /* the host crashed: the next start recovers */
+            int n = 0;
+            CU_ASSERT_EQUAL(jobstore_recover(tr_store, &n, &err), KILN_OK);
+            CU_ASSERT_EQUAL(n, 1);
+        } else { /* the host died and another took the lease back */
+            now += 120;
+        }
+    }
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(tr_store, now, 60, &p, &err),
+                          KILN_OK);
+    CU_ASSERT_EQUAL(p.n_interrupts, max);
+    runner_run_one(tr_engine, tr_store, &p);
+    jobstore_process_clear(&p);
+    p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FAILED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p.error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.error, "interrupted 3 times"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.error, "not run again"));
+    jobstore_process_clear(&p);
+    CU_ASSERT_FALSE(tr_exists("/out/pill.png"));
+    int attempt = 0;
+    CU_ASSERT_EQUAL(jobstore_retry(tr_store, id, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_TRUE(tr_run_next());
+    p = tr_get(id);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.n_interrupts, 0);
+    jobstore_process_clear(&p);
+    CU_ASSERT_TRUE(tr_exists("/out/pill.png"));
 }
 
 int
@@ -434,5 +464,6 @@ test_runner_register(void)
     CU_add_test(s, "fail_on_conversion_error", test_fail_on_conversion_error);
     CU_add_test(s, "recover, worker threads", test_recover_and_workers);
     CU_add_test(s, "a long run keeps its lease", test_lease_renewed);
+    CU_add_test(s, "interrupted too often: FAILED", test_interrupted_too_often);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }
