@@ -167,7 +167,8 @@ runner_keeper(void *arg)
                 }
             }
         }
-        workers_sleep(&r->keep, seen, 1000);
+        long renew_ms = r->lease * 1000L / 3;
+        workers_sleep(&r->keep, seen, renew_ms < 1000 ? renew_ms : 1000);
     }
     free(snap);
     return NULL;
