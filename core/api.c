@@ -50,6 +50,15 @@ api_message(kiln_reply *out, int status, const char *fmt, ...)
     api_reply_json(out, status, o);
 }
 
+/* 503 for a store that failed: its driver's message, which names the
+ * store ("job store: create process: no space left on device ..."). */
+static void
+api_store_failed(kiln_reply *out, const kiln_error *err)
+{
+    bool named = strncmp(err->message, "job store", 9) == 0;
+    api_message(out, 503, "%s%s", named ? "" : "job store: ", err->message);
+}
+
 void
 api_reply_free(kiln_reply *r)
 {
@@ -403,10 +412,10 @@ api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
             api_success(out, p.id);
             jobstore_process_clear(&p);
         } else {
-            api_message(out, 503, "job store: %s", err.message);
+            api_store_failed(out, &err);
         }
     } else {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
     }
     errlist_free(&errs);
 }
@@ -634,7 +643,7 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
         } else if (rc == KILN_ELIMIT) {
             api_message(out, 400, "%s", err.message);
         } else {
-            api_message(out, 503, "job store: %s", err.message);
+            api_store_failed(out, &err);
         }
     }
     errlist_free(&errs);
@@ -694,7 +703,7 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     } else if (rc == KILN_EPERM) {
         api_message(out, 409, "Process is not INCOMPLETE");
     } else {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
     }
 }
 
@@ -705,7 +714,7 @@ api_metrics(kiln_engine *e, kiln_reply *out)
     kiln_error err;
     if (jobstore_counts_get(e->store, (int64_t)time(NULL), &n, &err) !=
         KILN_OK) {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
         return;
     }
     char *buf = NULL;
@@ -781,7 +790,8 @@ api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
         if (jobstore_ping(e->store, &err) == KILN_OK) {
             api_message(out, 200, "ok");
         } else {
-            api_message(out, 503, "job store unreachable: %s", err.message);
+            api_message(out, 503, "the job store cannot take new processes: %s",
+                        err.message);
         }
         return;
     }

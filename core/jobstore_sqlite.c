@@ -86,6 +86,7 @@ typedef struct sq_store {
     sqlite3 *db;
     pthread_mutex_t mu; /* held by every call, around every statement */
     sqlite3_stmt *stmts[SQ_N_QUERIES]; /* prepared on first use */
+    char *path;                        /* the database file, for messages */
 } sq_store;
 
 /* One value bound to a statement parameter: text (NULL binds SQL NULL)
@@ -131,7 +132,11 @@ static const struct {
                          "'table' AND name = 'meta'"},
     [SQ_Q_VERSION] = {"read schema",
                       "SELECT value FROM meta WHERE key = 'schema_version'"},
-    [SQ_Q_PING] = {"ping", "SELECT count(*) FROM meta"},
+    /* ?1 now. A write, not a read: a store that answers but cannot take
+     * a new process (disk full, read-only) is not healthy. */
+    [SQ_Q_PING] = {"health check",
+                   "INSERT OR REPLACE INTO meta (key, value) VALUES "
+                   "('health_checked_at', ?1)"},
     /* ?1 id, ?2 service, ?3 status, ?4 request, ?5 callback, ?6 key,
      * ?7 hash, ?8 now, ?9 not_before */
     [SQ_Q_CREATE] = {"create process",
@@ -319,6 +324,15 @@ sq_fail(sq_store *s, const char *what, kiln_error *err)
         code = KILN_ENOMEM;
     } else if ((ext & 0xff) == SQLITE_CONSTRAINT) {
         code = KILN_EEXIST;
+    } else if ((ext & 0xff) == SQLITE_FULL) {
+        /* SQLite's own words ("database or disk is full") do not say
+         * which disk. */
+        return err_set(err, code,
+                       "job store: %s: no space left on device for \"%s\"",
+                       what, s->path != NULL ? s->path : "");
+    } else if ((ext & 0xff) == SQLITE_READONLY) {
+        return err_set(err, code, "job store: %s: \"%s\" cannot be written",
+                       what, s->path != NULL ? s->path : "");
     }
     return err_set(err, code, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
@@ -777,6 +791,7 @@ sq_open(const char *path, jobstore **out, kiln_error *err)
         free(s);
         return err_set(err, KILN_ENOMEM, "job store: cannot create a mutex");
     }
+    s->path = strdup(path);
     int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -823,6 +838,7 @@ sq_close(jobstore *js)
     }
     sqlite3_close(s->db); /* so is this */
     pthread_mutex_destroy(&s->mu);
+    free(s->path);
     free(s);
 }
 
@@ -830,10 +846,9 @@ static int
 sq_ping(jobstore *js, kiln_error *err)
 {
     sq_store *s = sq(js);
-    int64_t n = 0;
     int rc = sq_enter(s, SQ_PLAIN, err);
     if (rc == KILN_OK) {
-        rc = sq_one(s, SQ_Q_PING, NULL, 0, sq_row_int, &n, err);
+        rc = sq_run(s, SQ_Q_PING, SQ_ARGS(SQ_INT(sq_now())), NULL, err);
     }
     return sq_leave(s, rc, err);
 }
