@@ -293,7 +293,42 @@ static const char *const cfg_root_keys[] = {
     "plugins",    "jobstore",          "limits",
     "rate_limit", "network",           "services"};
 static const char *const cfg_service_keys[] = {
-    "id", "tokens", "secret", "backend", "storage", "remote_sources", "limits"};
+    "id",      "tokens",         "secret", "backend",
+    "storage", "remote_sources", "limits", "vector_sources"};
+
+/* "vector_sources": {"formats": ["svg", "pdf"], "max_cpu_time": s,
+ * "max_memory": bytes}. */
+static void
+cfg_vector(cfg_ctx *x, const cJSON *obj, const char *path, config_vector *v)
+{
+    static const char *const keys[] = {"formats", "max_cpu_time", "max_memory"};
+    cfg_check_keys(x, obj, path, keys, 3);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, "formats");
+    char fp[100];
+    snprintf(fp, sizeof fp, "%s.formats", path);
+    if (!cJSON_IsArray(f)) {
+        cfg_error(x, f != NULL ? fp : path, f, "%s",
+                  f != NULL ? "expected an array of \"svg\" and \"pdf\""
+                            : "missing required key \"formats\"");
+    }
+    const cJSON *it;
+    int k = 0;
+    cJSON_ArrayForEach(it, f)
+    {
+        char ip[120];
+        snprintf(ip, sizeof ip, "%s[%d]", fp, k++);
+        if (cJSON_IsString(it) && strcmp(it->valuestring, "svg") == 0) {
+            v->svg = true;
+        } else if (cJSON_IsString(it) && strcmp(it->valuestring, "pdf") == 0) {
+            v->pdf = true;
+        } else {
+            cfg_error(x, ip, it, "expected \"svg\" or \"pdf\"");
+        }
+    }
+    cfg_number(x, obj, path, "max_cpu_time", 0.1, 3600, &v->max_cpu_time);
+    cfg_int(x, obj, path, "max_memory", 16 << 20, (int64_t)1 << 40,
+            &v->max_memory);
+}
 
 static void
 cfg_services(cfg_ctx *x, const cJSON *arr)
@@ -321,7 +356,7 @@ cfg_services(cfg_ctx *x, const cJSON *arr)
             cfg_error(x, p, it, "expected an object");
             continue;
         }
-        cfg_check_keys(x, it, p, cfg_service_keys, 7);
+        cfg_check_keys(x, it, p, cfg_service_keys, 8);
         int64_t id = -1;
         if (cJSON_GetObjectItemCaseSensitive(it, "id") == NULL) {
             cfg_error(x, p, it, "missing required key \"id\"");
@@ -356,6 +391,14 @@ cfg_services(cfg_ctx *x, const cJSON *arr)
                       "(allow, timeout, max_size, max_redirects)");
         } else {
             cfg_bool(x, it, p, "remote_sources", &s->remote_sources);
+        }
+        s->vector.max_cpu_time = 10;
+        s->vector.max_memory = (int64_t)1 << 30;
+        const cJSON *vec = cfg_object(x, it, p, "vector_sources");
+        if (vec != NULL) {
+            char vp[80];
+            snprintf(vp, sizeof vp, "%s.vector_sources", p);
+            cfg_vector(x, vec, vp, &s->vector);
         }
         const cJSON *lim = cfg_object(x, it, p, "limits");
         s->limits = c->limits;

@@ -60,6 +60,7 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
         errlist_free(&errs);
         engine_storage *es = &e->storages[e->n_storages];
         es->service_id = s->id;
+        es->vector = &s->vector;
         es->backend = b;
         kiln_error oe;
         err_clear(&oe);
@@ -144,6 +145,8 @@ engine_open_http(kiln_engine *e, const reg_storage *b, const cJSON *settings,
                             oe.message);
     }
     es->service_id = service_id;
+    const config_service *svc = config_find_service(e->config, service_id);
+    es->vector = svc != NULL ? &svc->vector : NULL;
     es->backend = b;
     return KILN_OK;
 }
@@ -587,8 +590,8 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             src_st = engine_remote_for(e, g->req.service_id);
         }
     }
-    rc = exec_open_source(src_st, g->req.source, lim.max_file_size, &src, &raw,
-                          &err);
+    rc = exec_open_source(src_st, g->req.source, lim.max_file_size,
+                          lim.max_pixels, &res->deadline, &src, &raw, &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
         if (rc == KILN_EIO) {

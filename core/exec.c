@@ -16,6 +16,10 @@
 
 #include "netguard.h"
 
+/* A watermark has no pixel limit of its own; a vector one is rendered at
+ * most this large. */
+#define EXEC_VECTOR_MAX_PIXELS ((int64_t)100000000)
+
 struct kiln_exec {
     const engine_storage *st;
     job_result *job;
@@ -121,11 +125,58 @@ int
 exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
                  VipsImage **out, kiln_error *err)
 {
-    return exec_open_source(st, path, max_bytes, NULL, out, err);
+    return exec_open_source(st, path, max_bytes, EXEC_VECTOR_MAX_PIXELS, NULL,
+                            NULL, out, err);
+}
+
+/* Frees a rendered PNG when its blob goes. */
+static int
+exec_free_blob(void *data, void *unused)
+{
+    (void)unused;
+    free(data);
+    return 0;
+}
+
+/* An SVG or PDF the service enables: rendered in a child (render.c);
+ * *src is replaced with a source of the PNG it made. */
+static int
+exec_render_vector(const char *format, const char *shown, int64_t max_pixels,
+                   const config_vector *v, const exec_deadline *dl,
+                   VipsSource **src, kiln_error *err)
+{
+    size_t len = 0;
+    const void *bytes = vips_source_map(*src, &len);
+    if (bytes == NULL) {
+        err_set_vips(err, NULL);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return err_set(err, KILN_EIO, "cannot read \"%s\": %s", shown, msg);
+    }
+    void *png = NULL;
+    size_t png_len = 0;
+    int rc = render_source(format, bytes, len, max_pixels, v, dl, &png,
+                           &png_len, err);
+    if (rc != KILN_OK) {
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return err_set(err, rc, "\"%s\": %s", shown, msg);
+    }
+    VipsBlob *blob =
+        vips_blob_new((VipsCallbackFn)exec_free_blob, png, png_len);
+    VipsSource *rendered = vips_source_new_from_blob(blob);
+    vips_area_unref(VIPS_AREA(blob));
+    if (rendered == NULL) {
+        return err_set_vips(err, "reading the rendered image");
+    }
+    g_object_unref(*src);
+    *src = rendered;
+    return KILN_OK;
 }
 
 int
 exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
+                 int64_t max_pixels, const exec_deadline *dl,
                  VipsSource **src_out, VipsImage **out, kiln_error *err)
 {
     VipsSource *src = NULL;
@@ -151,6 +202,16 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
     /* Only the formats kiln reads, sniffed from the content whatever the
      * name says (source_format.c). */
     const char *loader = vips_foreign_find_load_source(src);
+    const char *vector = source_format_vector(loader, st->vector);
+    if (vector != NULL) {
+        rc = exec_render_vector(vector, shown, max_pixels, st->vector, dl, &src,
+                                err);
+        if (rc != KILN_OK) {
+            g_object_unref(src);
+            return rc;
+        }
+        loader = vips_foreign_find_load_source(src);
+    }
     if (!source_format_allowed(loader)) {
         char what[128];
         source_format_describe(src, loader, what, sizeof what);

@@ -177,6 +177,14 @@ typedef struct kiln_limits {
     int64_t max_body;
 } kiln_limits;
 
+/* A service's "vector_sources": SVG and PDF, rendered in a child process
+ * (render.c) because their renderers cannot be cancelled. */
+typedef struct config_vector {
+    bool svg, pdf;
+    double max_cpu_time; /* s of CPU one render may use */
+    int64_t max_memory;  /* bytes of address space of the child */
+} config_vector;
+
 typedef struct config_service {
     int id;
     char **tokens;
@@ -191,6 +199,7 @@ typedef struct config_service {
     char *storage_path; /* its JSON path, for messages */
     bool has_limits;
     kiln_limits limits;
+    config_vector vector; /* both formats off unless configured */
 } config_service;
 
 typedef struct kiln_config {
@@ -535,6 +544,7 @@ typedef struct exec_result {
 
 typedef struct engine_storage {
     int service_id;
+    const config_vector *vector; /* the service's; NULL: none */
     const reg_storage *backend;
     void *state;
 } engine_storage;
@@ -637,6 +647,9 @@ int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
 /* Whether a loader (the type name vips_foreign_find_load_source gives)
  * reads a format kiln admits as a source (source_format.c). */
 bool source_format_allowed(const char *loader);
+/* "svg" or "pdf" when `loader` is libvips' SVG or PDF loader and v (may be
+ * NULL) enables that format; else NULL. */
+const char *source_format_vector(const char *loader, const config_vector *v);
 /* What a refused source is, for its error: "a PDF document", ... */
 void source_format_describe(VipsSource *src, const char *loader, char *buf,
                             size_t size);
@@ -651,10 +664,30 @@ int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
 int exec_open_stored(const engine_storage *st, const char *path,
                      int64_t max_bytes, VipsImage **out, kiln_error *err);
 /* The same, and also hands back the source it read (one new reference in
- * *src_out, when not NULL) so that it can be opened again. */
+ * *src_out, when not NULL) so that it can be opened again. An SVG or PDF
+ * that the service enables is rendered in a child process (render.c)
+ * under max_pixels and `dl` (may be NULL), and *src_out is then the PNG
+ * it rendered. */
 int exec_open_source(const engine_storage *st, const char *path,
-                     int64_t max_bytes, VipsSource **src_out, VipsImage **out,
-                     kiln_error *err);
+                     int64_t max_bytes, int64_t max_pixels,
+                     const exec_deadline *dl, VipsSource **src_out,
+                     VipsImage **out, kiln_error *err);
+
+/* ------------------------------------------------------------ render.c */
+
+/* Renders an SVG or PDF (`format` "svg" or "pdf") in a child process under
+ * v's CPU and memory limits, killed at dl's deadline or cancel (dl may be
+ * NULL). *out (malloc'd, *out_len bytes) is an uncompressed PNG of at
+ * most max_pixels pixels. KILN_ELIMIT when a limit stopped it,
+ * KILN_EINVAL when the file does not render (the renderer's words). */
+int render_source(const char *format, const void *bytes, size_t len,
+                  int64_t max_pixels, const config_vector *v,
+                  const exec_deadline *dl, void **out, size_t *out_len,
+                  kiln_error *err);
+/* The child: `kiln render-source FORMAT MAX_PIXELS MAX_CPU_S MAX_MEMORY`
+ * reads the file on stdin, writes the PNG on stdout, says why on stderr.
+ * Returns the exit status. */
+int render_source_main(int argc, char **argv);
 /* Opens `src` again for the run, header only: with the reduced decode a
  * shrink-on-load plan put on the load node (JPEG shrink, or scale), if
  * any, and sequential access when `sequential` (the pixels are then read

@@ -1018,6 +1018,11 @@ main(int argc, char **argv)
     if (strcmp(cmd, "submit") == 0) {
         return cmd_submit(argc - 1, argv + 1); /* an HTTP client: no libvips */
     }
+    if (strcmp(cmd, "render-source") == 0) {
+        /* The child that renders an SVG or PDF (render.c): it limits
+         * itself before libvips starts. */
+        return render_source_main(argc - 1, argv + 1);
+    }
     cli_tune_malloc();
     if (VIPS_INIT(argv[0]) != 0) {
         fprintf(stderr, "kiln: cannot initialise libvips\n");

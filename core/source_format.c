@@ -83,6 +83,21 @@ static const struct {
     {"VipsForeignLoadOpenslideSource", "an OpenSlide slide"},
 };
 
+const char *
+source_format_vector(const char *loader, const config_vector *v)
+{
+    if (loader == NULL || v == NULL) {
+        return NULL;
+    }
+    if (v->svg && strcmp(loader, "VipsForeignLoadSvgSource") == 0) {
+        return "svg";
+    }
+    if (v->pdf && strcmp(loader, "VipsForeignLoadPdfSource") == 0) {
+        return "pdf";
+    }
+    return NULL;
+}
+
 void
 source_format_describe(VipsSource *src, const char *loader, char *buf,
                        size_t size)

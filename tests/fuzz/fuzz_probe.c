@@ -105,7 +105,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kiln_error err;
     err_clear(&err);
     if (exec_open_source(&probe_storage, g->req.source, lim->max_file_size,
-                         &src, &raw, &err) != KILN_OK) {
+                         lim->max_pixels, NULL, &src, &raw, &err) != KILN_OK) {
         goto done;
     }
     kiln_shape shape;
