@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.." || exit 1
 exec_setup
 IN=$ROOT/in
 if ! vips -l 2>/dev/null | grep -q svgload_source; then
-    skip "$T_NAME: this libvips has no SVG loader"
+    skip "$T_NAME" "this libvips has no SVG loader"
     finish
 fi
 PLUGDIR=$(cd "$(dirname "$KILN")/plugins" && pwd)
@@ -115,7 +115,7 @@ if ! nm "$KILN" 2>/dev/null | grep -q __asan_init; then
     esac
     config 2 8589934592
 else
-    skip "$T_NAME/memory-limit: the sanitizer build renders without RLIMIT_AS"
+    skip "$T_NAME/memory-limit" "the sanitizer build renders without RLIMIT_AS"
 fi
 
 run huge 1 huge.svg

@@ -428,8 +428,7 @@ test_interrupted_too_often(void)
         }
     }
     jobstore_process p;
-    CU_ASSERT_EQUAL_FATAL(jobstore_claim(tr_store, now, 60, &p, &err),
-                          KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(tr_store, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.n_interrupts, max);
     runner_run_one(tr_engine, tr_store, &p);
     jobstore_process_clear(&p);
@@ -450,6 +449,79 @@ test_interrupted_too_often(void)
     CU_ASSERT_TRUE(tr_exists("/out/pill.png"));
 }
 
+/* A job store whose every read and write fails, as a database on a
+ * dying disk does: the API must say 503 and name the store, never 404
+ * (a store that fails is not a process that is missing). */
+static int
+tr_broken_open(const char *target, jobstore **out, kiln_error *err)
+{
+    (void)target;
+    (void)err;
+    *out = calloc(1, sizeof **out);
+    return *out != NULL ? KILN_OK : KILN_ENOMEM;
+}
+
+static void
+tr_broken_close(jobstore *s)
+{
+    free(s);
+}
+
+static int
+tr_broken_ping(jobstore *s, kiln_error *err)
+{
+    (void)s;
+    return err_set(err, KILN_EIO, "job store: health check: disk I/O error");
+}
+
+static int
+tr_broken_get(jobstore *s, const char *id, int service_id,
+              jobstore_process *out, kiln_error *err)
+{
+    (void)s;
+    (void)id;
+    (void)service_id;
+    (void)out;
+    return err_set(err, KILN_EIO, "job store: read process: disk I/O error");
+}
+
+static void
+test_store_failure_is_503(void)
+{
+    static const jobstore_driver broken = {
+        .name = "broken",
+        .open = tr_broken_open,
+        .close = tr_broken_close,
+        .ping = tr_broken_ping,
+        .get = tr_broken_get,
+    };
+    jobstore *js = NULL;
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(jobstore_open_driver(&broken, "x", &js, &err),
+                          KILN_OK);
+    jobstore *saved = tr_engine->store;
+    tr_engine->store = js;
+    char auth[300];
+    snprintf(auth, sizeof auth, "Bearer %s",
+             tr_engine->config->services[0].tokens[0]);
+    const char *paths[] = {"/status/AAAAAAAAAAAAAAAAAAAAA", "/health"};
+    for (int i = 0; i < 2; i++) {
+        kiln_call call = {
+            .method = "GET", .path = paths[i], .authorization = auth};
+        kiln_reply reply;
+        api_call(tr_engine, &call, &reply);
+        CU_ASSERT_EQUAL(reply.status, 503);
+        CU_ASSERT_PTR_NOT_NULL(reply.body);
+        if (reply.body != NULL) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(reply.body, "disk I/O error"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(reply.body, "job store"));
+        }
+        api_reply_free(&reply);
+    }
+    tr_engine->store = saved;
+    jobstore_close(js);
+}
+
 int
 test_runner_register(void)
 {
@@ -465,5 +537,6 @@ test_runner_register(void)
     CU_add_test(s, "recover, worker threads", test_recover_and_workers);
     CU_add_test(s, "a long run keeps its lease", test_lease_renewed);
     CU_add_test(s, "interrupted too often: FAILED", test_interrupted_too_often);
+    CU_add_test(s, "a failing job store is 503", test_store_failure_is_503);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }
