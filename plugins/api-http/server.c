@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ static const kiln_http_settings http_default_settings = {
     .body_timeout = 60,
     .idle_timeout = 30,
 };
+
+/* Lines of libmicrohttpd's log passed on per second (see http_log). */
+#define HTTP_LOG_PER_SECOND 10
 
 /* Descriptors the process needs besides its connections (job store,
  * epoll sets, plugins, logs), for the warning below. */
@@ -351,14 +355,45 @@ http_bind_error(const struct sockaddr_storage *sa, bool is_ipv6, char *buf,
 }
 
 /* MHD_OPTION_EXTERNAL_LOGGER: MHD's messages go to the host's log. They
- * describe sockets and protocol errors, never header values. */
+ * describe sockets and protocol errors, never header values. MHD writes
+ * one for every connection closed before its request was whole, so a
+ * client reconnecting as fast as the guard closes it made 20,000 lines a
+ * second: at most HTTP_LOG_PER_SECOND pass each second, and the next one
+ * that passes is preceded by how many were dropped. */
 static void
 http_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static unsigned n_this_second;
+    static unsigned long n_dropped;
+    unsigned long n_report = 0;
+    struct timespec now;
     char msg[512];
     size_t n;
 
     (void)cls;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&mu);
+    if (now.tv_sec != second) {
+        second = now.tv_sec;
+        n_this_second = 0;
+    }
+    if (n_this_second >= HTTP_LOG_PER_SECOND) {
+        n_dropped++;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    n_this_second++;
+    n_report = n_dropped;
+    n_dropped = 0;
+    pthread_mutex_unlock(&mu);
+    if (n_report > 0) {
+        http_api->log(http_self, KILN_LOG_WARN,
+                      "%lu more messages of libmicrohttpd were not logged "
+                      "(over %d a second)",
+                      n_report, HTTP_LOG_PER_SECOND);
+    }
     vsnprintf(msg, sizeof(msg), fmt, ap);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {

@@ -80,4 +80,5 @@ check("refills", after == [401, 429], "after Retry-After: %s" % after)
 sys.exit(0 if ok else 1)
 PY
 serve_stop
+[ "$SERVE_RC" = 0 ] || { echo "FAIL api_auth_limit/exit: the server exited with $SERVE_RC: $(tail -3 "$tmp/log")"; status=1; }
 exit $status
