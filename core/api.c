@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,10 +141,32 @@ typedef struct api_bucket {
     double at;
 } api_bucket;
 
+/* Failed authentications, one bucket per client address (an IPv4
+ * address, an IPv6 /64: one host usually holds a whole /64), refilled at
+ * rate_limit.failed_auth_per_second up to failed_auth_burst. Keyed by the
+ * address itself, never by a hash slot. Any address may fail, so the
+ * table is bounded: a bucket that has refilled is the same as none and
+ * is dropped whenever the table would grow; when API_FAILED_MAX
+ * addresses are all still short of their budget, a new address is
+ * refused as if its own were spent (a flood from that many addresses is
+ * an attack, and refusing keeps guessing slow). */
+#define API_FAILED_MAX 16384
+#define API_ADDR_LEN 9 /* family (4 or 6), then 4 or 8 address bytes */
+
+typedef struct api_addr_bucket {
+    unsigned char key[API_ADDR_LEN]; /* key[0] == 0: an empty slot */
+    double tokens;
+    double at;
+} api_addr_bucket;
+
 struct api_limiter {
     pthread_mutex_t mu;
     api_bucket *slots;
     size_t cap, used; /* cap a power of two; used at most cap / 2 */
+    api_addr_bucket *failed;
+    size_t failed_cap, failed_used; /* likewise */
+    double failed_full_at; /* when a rebuild last found it full, or 0 */
+    uint64_t seed;         /* so no one picks colliding addresses */
 };
 
 struct api_limiter *
@@ -152,6 +175,10 @@ api_limiter_new(void)
     struct api_limiter *l = calloc(1, sizeof *l);
     if (l != NULL) {
         pthread_mutex_init(&l->mu, NULL);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        l->seed = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
+                  (uint64_t)(uintptr_t)l;
     }
     return l;
 }
@@ -164,6 +191,7 @@ api_limiter_free(struct api_limiter *l)
             free(l->slots[i].token);
         }
         free(l->slots);
+        free(l->failed);
         pthread_mutex_destroy(&l->mu);
         free(l);
     }
@@ -253,6 +281,148 @@ api_rate(kiln_engine *e, const char *token, size_t len)
             wait = (int)ceil((1 - b->tokens) / rate);
         }
     }
+    pthread_mutex_unlock(&l->mu);
+    return wait;
+}
+
+/* The key of a client address; false for a family without one. An
+ * IPv4-mapped IPv6 address is its IPv4 address. */
+static bool
+api_addr_key(const struct sockaddr *peer, unsigned char key[API_ADDR_LEN])
+{
+    memset(key, 0, API_ADDR_LEN);
+    if (peer == NULL) {
+        return false;
+    }
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+        key[0] = 4;
+        memcpy(key + 1, &a->sin_addr, 4);
+        return true;
+    }
+    if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            key[0] = 4;
+            memcpy(key + 1, a->sin6_addr.s6_addr + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, a->sin6_addr.s6_addr, 8);
+        }
+        return true;
+    }
+    return false;
+}
+
+static api_addr_bucket *
+api_addr_slot(api_addr_bucket *slots, size_t cap, uint64_t seed,
+              const unsigned char key[API_ADDR_LEN])
+{
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (size_t i = 0; i < API_ADDR_LEN; i++) {
+        h = (h ^ key[i]) * 1099511628211ull;
+    }
+    h ^= h >> 29;
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (slots[i].key[0] == 0 ||
+            memcmp(slots[i].key, key, API_ADDR_LEN) == 0) {
+            return &slots[i];
+        }
+    }
+}
+
+/* Makes room for one more address: a new table holding only the buckets
+ * not yet refilled, at most a quarter full (so the next rebuild is at
+ * least as many inserts away as this one costs). -1 when API_FAILED_MAX
+ * buckets are still live or memory is short. */
+static int
+api_failed_rebuild(struct api_limiter *l, double rate, double burst, double now)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < l->failed_cap; i++) {
+        const api_addr_bucket *b = &l->failed[i];
+        live += b->key[0] != 0 && b->tokens + (now - b->at) * rate < burst;
+    }
+    if (live >= API_FAILED_MAX) {
+        l->failed_full_at = now;
+        return -1;
+    }
+    size_t cap = 64;
+    while (cap < 4 * (live + 1)) {
+        cap *= 2;
+    }
+    api_addr_bucket *slots = calloc(cap, sizeof *slots);
+    if (slots == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < l->failed_cap; i++) {
+        const api_addr_bucket *b = &l->failed[i];
+        if (b->key[0] != 0 && b->tokens + (now - b->at) * rate < burst) {
+            *api_addr_slot(slots, cap, l->seed, b->key) = *b;
+        }
+    }
+    free(l->failed);
+    l->failed = slots;
+    l->failed_cap = cap;
+    l->failed_used = live;
+    l->failed_full_at = 0;
+    return 0;
+}
+
+/* Failed authentications from `peer`: with `spend`, counts one. Returns
+ * 0 when the address still has budget (before this failure), else the
+ * seconds until it has one again. An address without a key (unknown
+ * peer) is never limited. */
+static int
+api_failed(kiln_engine *e, const struct sockaddr *peer, bool spend)
+{
+    struct api_limiter *l = e->limiter;
+    unsigned char key[API_ADDR_LEN];
+    if (l == NULL || !api_addr_key(peer, key)) {
+        return 0;
+    }
+    double rate = e->config->failed_auth_per_second;
+    double burst = e->config->failed_auth_burst;
+    double now = clock_ms() / 1e3;
+    int wait = 0;
+    pthread_mutex_lock(&l->mu);
+    api_addr_bucket *b = NULL;
+    if (l->failed_cap > 0) {
+        b = api_addr_slot(l->failed, l->failed_cap, l->seed, key);
+    }
+    if (b == NULL || b->key[0] == 0) {
+        /* No bucket is a full one, unless the table is full: then every
+         * new address is refused, and a rebuild (it costs the whole
+         * table) is tried again once a second at most. */
+        if (l->failed_full_at > 0 && now - l->failed_full_at < 1) {
+            wait = 1;
+            goto done;
+        }
+        if (!spend && l->failed_full_at == 0) {
+            goto done;
+        }
+        if (2 * (l->failed_used + 1) > l->failed_cap &&
+            api_failed_rebuild(l, rate, burst, now) != 0) {
+            wait = 1;
+            goto done;
+        }
+        if (!spend) {
+            goto done;
+        }
+        b = api_addr_slot(l->failed, l->failed_cap, l->seed, key);
+        memcpy(b->key, key, API_ADDR_LEN);
+        b->tokens = burst;
+        b->at = now;
+        l->failed_used++;
+    }
+    b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
+    b->at = now;
+    if (b->tokens < 1) {
+        wait = (int)ceil((1 - b->tokens) / rate);
+    } else if (spend) {
+        b->tokens -= 1;
+    }
+done:
     pthread_mutex_unlock(&l->mu);
     return wait;
 }
@@ -778,6 +948,13 @@ api_path_id(const char *path, const char *prefix, const char *suffix,
 void
 api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
 {
+    api_call_from(e, c, NULL, out);
+}
+
+void
+api_call_from(kiln_engine *e, const kiln_call *c, const struct sockaddr *peer,
+              kiln_reply *out)
+{
     memset(out, 0, sizeof *out);
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
@@ -795,15 +972,29 @@ api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
         }
         return;
     }
+    /* An address that has spent its failed-authentication budget gets a
+     * 429 before any token is compared, valid or not: were a valid token
+     * let through, the answer (429 or not) would tell a guesser which
+     * guess was right, and guessing would go on at full speed. */
+    int wait = api_failed(e, peer, false);
+    if (wait > 0) {
+        api_message(out, 429,
+                    "too many failed authentications from this address; "
+                    "try again in %d s",
+                    wait);
+        out->retry_after = wait;
+        return;
+    }
     int ids[64];
     const char *token = NULL;
     size_t token_len = 0;
     size_t n_ids = api_auth(e, c->authorization, ids, 64, &token, &token_len);
     if (n_ids == 0) {
+        (void)api_failed(e, peer, true);
         api_message(out, 401, "Invalid Secret");
         return;
     }
-    int wait = api_rate(e, token, token_len);
+    wait = api_rate(e, token, token_len);
     if (wait > 0) {
         api_message(out, 429, "too many requests for this token");
         out->retry_after = wait;

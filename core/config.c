@@ -291,7 +291,40 @@ static const char *const cfg_root_keys[] = {
     "listen",     "workers",           "shutdown_timeout",
     "kill_after", "max_interruptions", "optimize",
     "plugins",    "jobstore",          "limits",
-    "rate_limit", "network",           "services"};
+    "rate_limit", "network",           "services",
+    "http"};
+
+static const char *const cfg_http_keys[] = {
+    "max_connections", "max_connections_per_address", "header_timeout",
+    "body_timeout", "idle_timeout"};
+
+/* The "http" object (the transport's connection limits). Each connection
+ * holds a file descriptor, hence the caps' bound; idle_timeout is whole
+ * seconds because libmicrohttpd takes it so. */
+static void
+cfg_http(cfg_ctx *x, const cJSON *obj, kiln_http_settings *h)
+{
+    int64_t max = h->max_connections, per = h->max_connections_per_address;
+    int64_t idle = (int64_t)h->idle_timeout;
+
+    cfg_check_keys(x, obj, "http", cfg_http_keys,
+                   sizeof cfg_http_keys / sizeof cfg_http_keys[0]);
+    cfg_int(x, obj, "http", "max_connections", 1, 100000, &max);
+    cfg_int(x, obj, "http", "max_connections_per_address", 1, 100000, &per);
+    cfg_number(x, obj, "http", "header_timeout", 0.1, 3600, &h->header_timeout);
+    cfg_number(x, obj, "http", "body_timeout", 0.1, 86400, &h->body_timeout);
+    cfg_int(x, obj, "http", "idle_timeout", 1, 86400, &idle);
+    if (per > max) {
+        cfg_error(x, "http.max_connections_per_address", NULL,
+                  "%lld is above max_connections (%lld): one address could "
+                  "never use them all",
+                  (long long)per, (long long)max);
+    }
+    h->max_connections = (unsigned)max;
+    h->max_connections_per_address = (unsigned)per;
+    h->idle_timeout = (double)idle;
+}
+
 static const char *const cfg_service_keys[] = {
     "id",      "tokens",         "secret", "backend",
     "storage", "remote_sources", "limits", "vector_sources"};
@@ -496,6 +529,13 @@ cfg_new_defaults(void)
     cfg_limits_default(&c->limits);
     c->rate_per_second = 50;
     c->rate_burst = 100;
+    c->failed_auth_per_second = 1;
+    c->failed_auth_burst = 20;
+    c->http.max_connections = 1000;
+    c->http.max_connections_per_address = 64;
+    c->http.header_timeout = 10;
+    c->http.body_timeout = 60;
+    c->http.idle_timeout = 30;
     return c;
 }
 
@@ -615,13 +655,25 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     }
     const cJSON *rl = cfg_object(&x, root, "", "rate_limit");
     if (rl != NULL) {
-        static const char *const keys[] = {"per_second", "burst"};
-        cfg_check_keys(&x, rl, "rate_limit", keys, 2);
+        static const char *const keys[] = {"per_second", "burst",
+                                           "failed_auth_per_second",
+                                           "failed_auth_burst"};
+        cfg_check_keys(&x, rl, "rate_limit", keys, 4);
         int64_t burst = c->rate_burst;
+        int64_t failed_burst = c->failed_auth_burst;
         cfg_number(&x, rl, "rate_limit", "per_second", 0.001, 1e9,
                    &c->rate_per_second);
         cfg_int(&x, rl, "rate_limit", "burst", 1, 1e9, &burst);
+        cfg_number(&x, rl, "rate_limit", "failed_auth_per_second", 0.001, 1e9,
+                   &c->failed_auth_per_second);
+        cfg_int(&x, rl, "rate_limit", "failed_auth_burst", 1, 1e9,
+                &failed_burst);
         c->rate_burst = (int)burst;
+        c->failed_auth_burst = (int)failed_burst;
+    }
+    const cJSON *http = cfg_object(&x, root, "", "http");
+    if (http != NULL) {
+        cfg_http(&x, http, &c->http);
     }
     const cJSON *net = cfg_object(&x, root, "", "network");
     if (net != NULL) {

@@ -221,6 +221,10 @@ typedef struct kiln_config {
     kiln_limits limits;
     double rate_per_second;
     int rate_burst;
+    /* Failed authentications allowed per client address (api.c). */
+    double failed_auth_per_second;
+    int failed_auth_burst;
+    kiln_http_settings http; /* "http": the transport's connection limits */
     char **network_allow;
     size_t n_network_allow;
     config_service *services;
@@ -635,6 +639,8 @@ int engine_check_source(const kiln_engine *e, int service_id,
 /* The HTTP API's semantics, transport-free (api.c): the host API's
  * api_call and reply_free. */
 void api_call(kiln_engine *e, const kiln_call *call, kiln_reply *out);
+void api_call_from(kiln_engine *e, const kiln_call *call,
+                   const struct sockaddr *peer, kiln_reply *out);
 void api_reply_free(kiln_reply *r);
 struct api_limiter *api_limiter_new(void);
 void api_limiter_free(struct api_limiter *l);

@@ -80,6 +80,15 @@ loader_config_max_body(kiln_engine *e)
     return (size_t)e->config->limits.max_body;
 }
 
+/* Copies no more than the plugin's struct holds: one built against 1.3
+ * passes a smaller struct than a later host knows. */
+static void
+loader_config_http(kiln_engine *e, kiln_http_settings *out, size_t size)
+{
+    memcpy(out, &e->config->http,
+           size < sizeof e->config->http ? size : sizeof e->config->http);
+}
+
 static int
 loader_net_check_url(const char *what, const char *url, kiln_net_target *out,
                      kiln_error *err)
@@ -124,6 +133,8 @@ static const kiln_host_api loader_api = {
     .net_check_url = loader_net_check_url,
     .net_allowed = loader_net_allowed,
     .quote = err_quote,
+    .config_http = loader_config_http,
+    .api_call_from = api_call_from,
 };
 
 const kiln_host_api *

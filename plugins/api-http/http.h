@@ -2,13 +2,15 @@
  * Internal header of the "api-http" service plugin, the HTTP transport of
  * the API (spec/api.md). plugin.c registers the service; server.c owns the
  * libmicrohttpd daemon and its listen address; request.c turns one HTTP
- * request into a kiln_call and the engine's kiln_reply into a response.
- * Everything here is hidden in the .so.
+ * request into a kiln_call and the engine's kiln_reply into a response;
+ * guard.c caps connections and closes those that are too slow to send a
+ * request. Everything here is hidden in the .so.
  */
 #ifndef KILN_PLUGINS_API_HTTP_HTTP_H
 #define KILN_PLUGINS_API_HTTP_HTTP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,11 +25,25 @@
 extern const kiln_host_api *http_api;
 extern kiln_plugin *http_self;
 
+/* Where a connection is in its current request, for its deadline. */
+typedef enum http_phase {
+    HTTP_PHASE_HEADER, /* until the header is whole: header_timeout */
+    HTTP_PHASE_BODY,   /* until the body is whole: body_timeout */
+    HTTP_PHASE_ANSWER, /* being answered: no deadline of ours */
+    HTTP_PHASE_IDLE    /* between requests: idle_timeout */
+} http_phase;
+
+typedef struct http_guard http_guard;
+typedef struct http_conn http_conn;
+
 /* What the access handler needs; lives as long as the daemon. */
 typedef struct http_server {
     struct MHD_Daemon *daemon;
     kiln_engine *engine;
-    size_t max_body; /* bytes; a larger body is answered 413 */
+    http_guard *guard;
+    kiln_http_settings settings;
+    bool has_peer_call; /* the host has api_call_from (ABI 1.3) */
+    size_t max_body;    /* bytes; a larger body is answered 413 */
     /* Requests being answered: from the engine call (or the 413) until
      * the response is sent; stop() waits a little for them. */
     atomic_uint n_answering;
@@ -53,5 +69,36 @@ enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
  * request's state and counts it out of n_answering. */
 void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                     enum MHD_RequestTerminationCode toe);
+
+/* The connection guard (guard.c). http_guard_new() starts its sweeper
+ * thread for these settings; KILN_ENOMEM or KILN_EIO (no thread).
+ * http_guard_free() stops it and frees the guard, once the daemon has
+ * stopped. http_guard_daemon_limit() is the MHD_OPTION_CONNECTION_LIMIT
+ * that leaves the guard's caps and reserve room to work. */
+int http_guard_new(const kiln_http_settings *set, http_guard **out,
+                   kiln_error *err);
+void http_guard_free(http_guard *g);
+unsigned http_guard_daemon_limit(const kiln_http_settings *set);
+
+/* MHD_OPTION_NOTIFY_CONNECTION (cls is the http_server): admits a new
+ * connection to a counted or reserve place, or shuts it at once; forgets
+ * a closed one. */
+void http_guard_notify(void *cls, struct MHD_Connection *conn,
+                       void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe);
+
+/* MHD_OPTION_URI_LOG_CALLBACK: a request line has arrived, so on a
+ * kept-alive connection a new request's header deadline starts. Returns
+ * NULL (request.c makes the request's state). */
+void *http_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+
+/* Moves the connection's current request to `phase`: BODY once its
+ * header is in, ANSWER once its body is in or it is answered early, IDLE
+ * once it has been answered. */
+void http_guard_phase(struct MHD_Connection *conn, http_phase phase);
+
+/* True when the connection holds a reserve place: only GET /health and
+ * GET /metrics are answered on it, and each answer closes it. */
+bool http_guard_is_reserve(struct MHD_Connection *conn);
 
 #endif /* KILN_PLUGINS_API_HTTP_HTTP_H */

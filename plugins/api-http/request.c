@@ -1,8 +1,10 @@
 /*
  * One HTTP request of the "api-http" service: the libmicrohttpd access
  * handler buffers the body (up to the configured limit, else 413), fills a
- * kiln_call, asks the engine with api_call() and sends its kiln_reply back
- * as is. Routing, authentication and every other answer are the core's.
+ * kiln_call, asks the engine with api_call_from() and sends its kiln_reply
+ * back as is. Routing, authentication and every other answer are the
+ * core's, but for a connection on the guard's reserve (guard.c), which
+ * may only ask for /health and /metrics.
  */
 #include "http.h"
 
@@ -11,10 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-/* After a body went over the limit the rest is read and dropped so that
- * the 413 can be sent; a client that keeps sending (a chunked body with
- * no end) loses its connection after this many more bytes. */
+/* A body over the limit is read and dropped so that the 413 can be sent
+ * and read: a client that writes its whole body before reading (Python's
+ * urllib) gets a connection reset instead when we close with its bytes
+ * unread. Reading costs bandwidth and time (body_timeout still applies),
+ * so only this many bytes are dropped: a Content-Length over it is
+ * answered at once and the connection closed, and a chunked body loses
+ * its connection once it has sent this much more. */
 #define HTTP_DROP_MAX ((size_t)16 << 20)
 
 #define HTTP_JSON "application/json"
@@ -27,6 +34,7 @@ typedef struct http_request {
     size_t cap;
     bool is_over;      /* the body went over max_body: answer 413 */
     bool is_answering; /* counted in the server's n_answering */
+    bool is_close;     /* on a reserve place: close after the answer */
     size_t n_dropped;  /* bytes read and dropped since then */
 } http_request;
 
@@ -54,8 +62,9 @@ http_length_is_over(const char *text, size_t max)
 /* Queues one response. Returns what MHD_queue_response() returns, MHD_NO
  * (which closes the connection) when the response cannot be built. */
 static enum MHD_Result
-http_send(struct MHD_Connection *conn, int status, const char *content_type,
-          const char *body, size_t len, int retry_after)
+http_send(struct MHD_Connection *conn, const http_request *r, int status,
+          const char *content_type, const char *body, size_t len,
+          int retry_after)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret = MHD_NO;
@@ -86,6 +95,11 @@ http_send(struct MHD_Connection *conn, int status, const char *content_type,
             goto done;
         }
     }
+    if (r->is_close && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+                                               "close") != MHD_YES) {
+        goto done;
+    }
+    http_guard_phase(conn, HTTP_PHASE_ANSWER);
     ret = MHD_queue_response(conn, (unsigned)status, resp);
 done:
     MHD_destroy_response(resp);
@@ -114,8 +128,31 @@ http_send_over(http_server *s, struct MHD_Connection *conn, http_request *r)
                  "bytes\"}",
                  s->max_body);
 
-    return http_send(conn, MHD_HTTP_CONTENT_TOO_LARGE, HTTP_JSON, body,
+    return http_send(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, HTTP_JSON, body,
                      (size_t)n, 0);
+}
+
+/* A request on a reserve place that is not for /health or /metrics. */
+static enum MHD_Result
+http_send_busy(http_server *s, struct MHD_Connection *conn, http_request *r)
+{
+    static const char body[] =
+        "{\"message\":\"too many connections: this one may only ask for "
+        "GET /health or GET /metrics; try again later\"}";
+
+    http_answering(s, r);
+    return http_send(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, HTTP_JSON, body,
+                     sizeof(body) - 1, 1);
+}
+
+/* True when a client asked for "100 Continue" before sending its body. */
+static bool
+http_expects_continue(struct MHD_Connection *conn)
+{
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_EXPECT);
+
+    return expect != NULL && strcasecmp(expect, "100-continue") == 0;
 }
 
 /* Appends n bytes, growing the buffer by doubling but never past max
@@ -169,8 +206,16 @@ http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
 
     memset(&reply, 0, sizeof(reply));
     http_answering(s, r);
-    http_api->api_call(s->engine, &call, &reply);
-    ret = http_send(conn, reply.status, reply.content_type, reply.body,
+    if (s->has_peer_call) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        http_api->api_call_from(
+            s->engine, &call, info != NULL ? info->client_addr : NULL, &reply);
+    } else {
+        http_api->api_call(s->engine, &call, &reply);
+    }
+    ret = http_send(conn, r, reply.status, reply.content_type, reply.body,
                     reply.body_len, reply.retry_after);
     http_api->reply_free(&reply);
     return ret;
@@ -187,19 +232,33 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 
     (void)version;
     if (r == NULL) {
-        /* Headers only. A body announced over the limit is refused now:
-         * MHD then closes the connection instead of reading it. */
+        /* Headers only. */
         const char *length = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
+        http_guard_phase(conn, HTTP_PHASE_BODY);
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
             return MHD_NO;
         }
         *con_cls = r;
+        if (http_guard_is_reserve(conn)) {
+            r->is_close = true;
+            if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 ||
+                (strcmp(url, "/health") != 0 && strcmp(url, "/metrics") != 0)) {
+                return http_send_busy(s, conn, r);
+            }
+        }
         if (length != NULL && http_length_is_over(length, s->max_body)) {
+            /* Over the limit: dropped (HTTP_DROP_MAX) unless the client
+             * waits for "100 Continue" (it then sends nothing more) or
+             * announces more than is worth reading. Answering now makes
+             * MHD close the connection without reading the body. */
             r->is_over = true;
-            return http_send_over(s, conn, r);
+            if (http_expects_continue(conn) ||
+                http_length_is_over(length, HTTP_DROP_MAX)) {
+                return http_send_over(s, conn, r);
+            }
         }
         return MHD_YES;
     }
@@ -233,8 +292,8 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_server *s = cls;
     http_request *r = *con_cls;
 
-    (void)conn;
     (void)toe;
+    http_guard_phase(conn, HTTP_PHASE_IDLE);
     if (r != NULL) {
         if (r->is_answering) {
             atomic_fetch_sub(&s->n_answering, 1);

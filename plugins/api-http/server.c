@@ -12,11 +12,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,9 +40,22 @@
 #define HTTP_THREADS_PER_CPU 2
 #define HTTP_MAX_THREADS 64
 
-/* Connections across the whole pool, and how long one may sit idle. */
-#define HTTP_MAX_CONNECTIONS 1000
-#define HTTP_TIMEOUT_SECONDS 30
+/* The "http" settings for a host older than ABI 1.3's config_http:
+ * docs/config.md's defaults. */
+static const kiln_http_settings http_default_settings = {
+    .max_connections = 1000,
+    .max_connections_per_address = 64,
+    .header_timeout = 10,
+    .body_timeout = 60,
+    .idle_timeout = 30,
+};
+
+/* Lines of libmicrohttpd's log passed on per second (see http_log). */
+#define HTTP_LOG_PER_SECOND 10
+
+/* Descriptors the process needs besides its connections (job store,
+ * epoll sets, plugins, logs), for the warning below. */
+#define HTTP_FD_MARGIN 64
 
 /* How long stop() lets requests already being answered finish (their
  * process may be accepted: the client should get its process_id), and how
@@ -54,6 +69,7 @@ static const char *http_bind_error(const struct sockaddr_storage *sa,
                                    bool is_ipv6, char *buf, size_t size);
 static void http_log(void *cls, const char *fmt, va_list ap);
 static void http_drain(http_server *s);
+static void http_check_fd_limit(const kiln_http_settings *set);
 
 int
 http_start(kiln_engine *engine, void **state, kiln_error *err)
@@ -84,6 +100,16 @@ http_start(kiln_engine *engine, void **state, kiln_error *err)
     atomic_init(&s->n_answering, 0);
     s->max_body = http_api->config_max_body(engine);
     snprintf(s->listen, sizeof(s->listen), "%s", listen);
+    s->settings = http_default_settings;
+    if (KILN_HOST_HAS(http_api, config_http)) {
+        http_api->config_http(engine, &s->settings, sizeof(s->settings));
+    }
+    s->has_peer_call = KILN_HOST_HAS(http_api, api_call_from);
+    if (http_guard_new(&s->settings, &s->guard, err) != KILN_OK) {
+        free(s);
+        return err->code;
+    }
+    http_check_fd_limit(&s->settings);
 
     n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
     n_threads = HTTP_MIN_THREADS;
@@ -99,17 +125,24 @@ http_start(kiln_engine *engine, void **state, kiln_error *err)
     if (is_ipv6) {
         flags |= MHD_USE_IPv6; /* IPV6_V6ONLY: exactly the given address */
     }
+    /* The daemon's own limit sits above the guard's caps (guard.c): the
+     * guard decides who gets a place, the daemon's limit only stops
+     * accepting when every place is taken. Its timeout is the idle one:
+     * the deadlines from a request's start are the guard's. */
     s->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, http_access, s, MHD_OPTION_EXTERNAL_LOGGER,
         http_log, (void *)NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, n_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_TIMEOUT_SECONDS, MHD_OPTION_NOTIFY_COMPLETED,
-        http_completed, (void *)s, MHD_OPTION_END);
+        http_guard_daemon_limit(&s->settings), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->settings.idle_timeout, MHD_OPTION_NOTIFY_CONNECTION,
+        http_guard_notify, (void *)s, MHD_OPTION_URI_LOG_CALLBACK,
+        http_guard_uri, (void *)s, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
+        (void *)s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         char buf[128];
         const char *why = http_bind_error(&sa, is_ipv6, buf, sizeof(buf));
 
+        http_guard_free(s->guard);
         free(s);
         if (why != NULL) {
             return http_api->error_set(err, KILN_EIO, "cannot listen on %s: %s",
@@ -121,7 +154,13 @@ http_start(kiln_engine *engine, void **state, kiln_error *err)
                                    listen);
     }
     http_api->log(http_self, KILN_LOG_INFO,
-                  "listening on %s (%u threads, epoll)", listen, n_threads);
+                  "listening on %s (%u threads, epoll; at most %u "
+                  "connections, %u per address; header %gs, body %gs, "
+                  "idle %gs)",
+                  listen, n_threads, s->settings.max_connections,
+                  s->settings.max_connections_per_address,
+                  s->settings.header_timeout, s->settings.body_timeout,
+                  s->settings.idle_timeout);
     *state = s;
     return KILN_OK;
 }
@@ -144,6 +183,7 @@ http_stop(void *state)
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
     }
+    http_guard_free(s->guard);
     http_api->log(http_self, KILN_LOG_INFO, "stopped listening on %s",
                   s->listen);
     free(s);
@@ -165,6 +205,26 @@ http_drain(http_server *s)
     if (n_left > 0) {
         http_api->log(http_self, KILN_LOG_WARN,
                       "stopping with %u answers unsent", n_left);
+    }
+}
+
+/* Each connection holds a descriptor: with a lower RLIMIT_NOFILE the
+ * caps are never reached, accept() fails instead, and the reserve for
+ * /health is useless. Say so at start rather than under attack. */
+static void
+http_check_fd_limit(const kiln_http_settings *set)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)http_guard_daemon_limit(set) + HTTP_FD_MARGIN;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < need) {
+        http_api->log(http_self, KILN_LOG_WARN,
+                      "http.max_connections %u needs about %llu file "
+                      "descriptors, but the limit is %llu (raise ulimit -n "
+                      "or lower http.max_connections)",
+                      set->max_connections, (unsigned long long)need,
+                      (unsigned long long)rl.rlim_cur);
     }
 }
 
@@ -295,14 +355,45 @@ http_bind_error(const struct sockaddr_storage *sa, bool is_ipv6, char *buf,
 }
 
 /* MHD_OPTION_EXTERNAL_LOGGER: MHD's messages go to the host's log. They
- * describe sockets and protocol errors, never header values. */
+ * describe sockets and protocol errors, never header values. MHD writes
+ * one for every connection closed before its request was whole, so a
+ * client reconnecting as fast as the guard closes it made 20,000 lines a
+ * second: at most HTTP_LOG_PER_SECOND pass each second, and the next one
+ * that passes is preceded by how many were dropped. */
 static void
 http_log(void *cls, const char *fmt, va_list ap)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static unsigned n_this_second;
+    static unsigned long n_dropped;
+    unsigned long n_report = 0;
+    struct timespec now;
     char msg[512];
     size_t n;
 
     (void)cls;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&mu);
+    if (now.tv_sec != second) {
+        second = now.tv_sec;
+        n_this_second = 0;
+    }
+    if (n_this_second >= HTTP_LOG_PER_SECOND) {
+        n_dropped++;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    n_this_second++;
+    n_report = n_dropped;
+    n_dropped = 0;
+    pthread_mutex_unlock(&mu);
+    if (n_report > 0) {
+        http_api->log(http_self, KILN_LOG_WARN,
+                      "%lu more messages of libmicrohttpd were not logged "
+                      "(over %d a second)",
+                      n_report, HTTP_LOG_PER_SECOND);
+    }
     vsnprintf(msg, sizeof(msg), fmt, ap);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {

@@ -1,6 +1,6 @@
 /*
  * Configuration tests: defaults, ${ENV} expansion, and the error texts
- * for unknown keys, bad types and unset variables.
+ * for unknown keys, bad types, unset variables and values that disagree.
  */
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
@@ -14,6 +14,22 @@ static int
 load(const char *text, kiln_config **c, errlist *errs)
 {
     return config_load_text(text, strlen(text), c, errs);
+}
+
+/* Checks that errs holds exactly the n messages of want, in order, each
+ * as "path: message"; prints a mismatch in full. */
+static void
+expect_errors(const errlist *errs, const char *const *want, size_t n)
+{
+    CU_ASSERT_EQUAL(errs->n, n);
+    for (size_t i = 0; i < errs->n && i < n; i++) {
+        char got[1200];
+        err_format(&errs->items[i].e, got, sizeof got);
+        if (strcmp(got, want[i]) != 0) {
+            fprintf(stderr, "\n  got:  %s\n  want: %s\n", got, want[i]);
+        }
+        CU_ASSERT_STRING_EQUAL(got, want[i]);
+    }
 }
 
 static void
@@ -84,15 +100,7 @@ test_errors(void)
         "services[0].storage.plugin: expected the name of a storage "
         "backend, e.g. \"local\"",
     };
-    CU_ASSERT_EQUAL(errs.n, 4);
-    for (size_t i = 0; i < errs.n && i < 4; i++) {
-        char got[1200];
-        err_format(&errs.items[i].e, got, sizeof got);
-        if (strcmp(got, want[i]) != 0) {
-            fprintf(stderr, "\n  got:  %s\n  want: %s\n", got, want[i]);
-        }
-        CU_ASSERT_STRING_EQUAL(got, want[i]);
-    }
+    expect_errors(&errs, want, 4);
     errlist_free(&errs);
     errs = (errlist){0};
     CU_ASSERT_EQUAL(load("{\"services\": [1,", &c, &errs), KILN_EINVAL);
@@ -169,6 +177,66 @@ test_optimize_level(void)
     }
 }
 
+/* http and rate_limit's failed_auth keys: defaults, values, and the
+ * errors for a per-address cap above the total, a fractional
+ * idle_timeout and a misspelt key. */
+static void
+test_http_and_failed_auth(void)
+{
+    static const char svc[] = ", \"services\": [{\"id\": 1, \"storage\": "
+                              "{\"plugin\": \"local\", \"root\": \"/x\"}}]}";
+    char text[512];
+    kiln_config *c = NULL;
+    errlist errs = {0};
+    snprintf(text, sizeof text, "{\"listen\": \"127.0.0.1:1\"%s", svc);
+    CU_ASSERT_EQUAL_FATAL(load(text, &c, &errs), KILN_OK);
+    CU_ASSERT_EQUAL(c->http.max_connections, 1000);
+    CU_ASSERT_EQUAL(c->http.max_connections_per_address, 64);
+    CU_ASSERT_EQUAL(c->http.header_timeout, 10);
+    CU_ASSERT_EQUAL(c->http.body_timeout, 60);
+    CU_ASSERT_EQUAL(c->http.idle_timeout, 30);
+    CU_ASSERT_EQUAL(c->failed_auth_per_second, 1);
+    CU_ASSERT_EQUAL(c->failed_auth_burst, 20);
+    config_free(c);
+    c = NULL;
+    snprintf(text, sizeof text,
+             "{\"http\": {\"max_connections\": 24, "
+             "\"max_connections_per_address\": 6, \"header_timeout\": 2.5, "
+             "\"body_timeout\": 3, \"idle_timeout\": 4}, \"rate_limit\": "
+             "{\"failed_auth_per_second\": 0.5, \"failed_auth_burst\": 5}%s",
+             svc);
+    CU_ASSERT_EQUAL_FATAL(load(text, &c, &errs), KILN_OK);
+    CU_ASSERT_EQUAL(c->http.max_connections, 24);
+    CU_ASSERT_EQUAL(c->http.max_connections_per_address, 6);
+    CU_ASSERT_EQUAL(c->http.header_timeout, 2.5);
+    CU_ASSERT_EQUAL(c->http.body_timeout, 3);
+    CU_ASSERT_EQUAL(c->http.idle_timeout, 4);
+    CU_ASSERT_EQUAL(c->failed_auth_per_second, 0.5);
+    CU_ASSERT_EQUAL(c->failed_auth_burst, 5);
+    CU_ASSERT_EQUAL(c->rate_burst, 100);
+    config_free(c);
+    c = NULL;
+    snprintf(text, sizeof text,
+             "{\"http\": {\"max_connections\": 10, "
+             "\"max_connections_per_address\": 20, \"idle_timeout\": 1.5, "
+             "\"header_timeout\": 0, \"body_timeot\": 3}, \"rate_limit\": "
+             "{\"failed_auth_burst\": 0}%s",
+             svc);
+    CU_ASSERT_EQUAL(load(text, &c, &errs), KILN_EINVAL);
+    const char *want[] = {
+        "rate_limit.failed_auth_burst: 0 is not valid (expected a number "
+        "1..1e+09)",
+        "http.body_timeot: unknown key \"body_timeot\" (did you mean "
+        "\"body_timeout\"?)",
+        "http.header_timeout: 0 is not valid (expected a number 0.1..3600)",
+        "http.idle_timeout: 1.5 is not valid (expected a whole number)",
+        "http.max_connections_per_address: 20 is above max_connections (10): "
+        "one address could never use them all",
+    };
+    expect_errors(&errs, want, 5);
+    errlist_free(&errs);
+}
+
 int
 test_config_register(void)
 {
@@ -182,5 +250,6 @@ test_config_register(void)
     CU_add_test(s, "optimize", test_optimize_level);
     CU_add_test(s, "network.allow and shutdown_timeout",
                 test_network_and_shutdown);
+    CU_add_test(s, "http and failed authentication", test_http_and_failed_auth);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

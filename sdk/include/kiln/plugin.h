@@ -455,6 +455,23 @@ typedef struct kiln_net_target {
     char resolve[1400]; /* "host:port:addr1,[v6addr],..." */
 } kiln_net_target;
 
+/* ------------------------------------------------------ HTTP settings */
+
+/* The deployment's "http" settings for a transport (ABI 1.3; see
+ * docs/config.md). Times are in seconds. A request's header must have
+ * arrived header_timeout after the request started and its body
+ * body_timeout after it started, however steadily the bytes trickle in;
+ * a request starts when its connection opens, or, on a kept-alive
+ * connection, when its request line has arrived. idle_timeout bounds the
+ * wait between two requests and any pause with no bytes either way. */
+typedef struct kiln_http_settings {
+    unsigned max_connections;             /* from all clients together */
+    unsigned max_connections_per_address; /* an IPv6 client is its /64 */
+    double header_timeout;
+    double body_timeout;
+    double idle_timeout;
+} kiln_http_settings;
+
 /* ----------------------------------------------------------- host API */
 
 typedef enum kiln_log_level {
@@ -538,6 +555,21 @@ typedef struct kiln_host_api {
      * out, '"' and '\\' escaped, control bytes as \xNN, cut with "..."
      * to fit `size` (at least 16); NULL quotes as "". Returns out. */
     const char *(*quote)(char *out, size_t size, const char *s);
+
+    /* 1.3: the "http" settings into *out; `size` is sizeof(*out) as the
+     * plugin was built, so a later host fills only the members the
+     * plugin knows. */
+    void (*config_http)(kiln_engine *e, kiln_http_settings *out, size_t size);
+    /* 1.3: api_call() for a call from `peer`, the client's address as
+     * accept() gave it (NULL: unknown, as api_call()). Calls from one
+     * address that fail authentication spend its budget
+     * (rate_limit.failed_auth_per_second and failed_auth_burst); once it
+     * is spent, every call from there that needs a token is answered 429
+     * with retry_after, without looking at its token, until the budget
+     * refills. api_call() counts no failures: a transport that knows the
+     * peer should call this. */
+    void (*api_call_from)(kiln_engine *e, const kiln_call *call,
+                          const struct sockaddr *peer, kiln_reply *out);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */
