@@ -50,6 +50,21 @@ api_message(kiln_reply *out, int status, const char *fmt, ...)
     api_reply_json(out, status, o);
 }
 
+/* "job store: " unless the store's message already names it (the SQLite
+ * store names its file). */
+static const char *
+api_store_prefix(const kiln_error *err)
+{
+    return strncmp(err->message, "job store", 9) == 0 ? "" : "job store: ";
+}
+
+/* 503: the job store failed, in its words. */
+static void
+api_store_failed(kiln_reply *out, const kiln_error *err)
+{
+    api_message(out, 503, "%s%s", api_store_prefix(err), err->message);
+}
+
 void
 api_reply_free(kiln_reply *r)
 {
@@ -411,10 +426,10 @@ api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
             api_success(out, p.id);
             jobstore_process_clear(&p);
         } else {
-            api_message(out, 503, "job store: %s", err.message);
+            api_store_failed(out, &err);
         }
     } else {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
     }
     errlist_free(&errs);
 }
@@ -552,7 +567,8 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
         } else if (rc == KILN_ENOTFOUND) {
             snprintf(desc, sizeof desc, "Process not found");
         } else {
-            snprintf(desc, sizeof desc, "job store: %.100s", err.message);
+            snprintf(desc, sizeof desc, "%s%.200s", api_store_prefix(&err),
+                     err.message);
         }
         cJSON_AddNumberToObject(o, "status", status);
         cJSON_AddStringToObject(o, "process_id", id);
@@ -642,7 +658,7 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
         } else if (rc == KILN_ELIMIT) {
             api_message(out, 400, "%s", err.message);
         } else {
-            api_message(out, 503, "job store: %s", err.message);
+            api_store_failed(out, &err);
         }
     }
     errlist_free(&errs);
@@ -702,7 +718,7 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     } else if (rc == KILN_EPERM) {
         api_message(out, 409, "Process is not INCOMPLETE");
     } else {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
     }
 }
 
@@ -713,7 +729,7 @@ api_metrics(kiln_engine *e, kiln_reply *out)
     kiln_error err;
     if (jobstore_counts_get(e->store, (int64_t)time(NULL), &n, &err) !=
         KILN_OK) {
-        api_message(out, 503, "job store: %s", err.message);
+        api_store_failed(out, &err);
         return;
     }
     char *buf = NULL;

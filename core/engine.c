@@ -6,6 +6,7 @@
  */
 #include "kiln.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -469,6 +470,14 @@ engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
 static int
 engine_decode_failed(const char *shown, const char *why, kiln_error *err)
 {
+    /* libvips holds a large random-access decode in a temporary file in
+     * TMPDIR: a full disk there is not the source's fault. */
+    if (strstr(why, g_strerror(ENOSPC)) != NULL) {
+        return err_set_path(err, KILN_EIO, "source",
+                            "cannot decode \"%s\": no space left on device "
+                            "for libvips' temporary file in \"%s\" (TMPDIR)",
+                            shown, g_get_tmp_dir());
+    }
     return err_set_path(err, KILN_EINVAL, "source",
                         "cannot decode \"%s\" (damaged or truncated?): %s",
                         shown, why);

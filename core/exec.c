@@ -9,6 +9,7 @@
  */
 #include "kiln.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +399,7 @@ typedef struct exec_sink {
     VipsTarget *inner;
     gint64 pos, size;
     bool storage_failed; /* the storage's target refused a write or end */
+    int storage_errno;   /* errno just after it did (0: none set) */
 } exec_sink;
 
 static gint64
@@ -405,8 +407,10 @@ exec_sink_write(VipsTargetCustom *t, const void *data, gint64 len, void *u)
 {
     (void)t;
     exec_sink *s = u;
+    errno = 0;
     if (vips_target_write(s->inner, data, (size_t)len) != 0) {
         s->storage_failed = true;
+        s->storage_errno = errno;
         return -1;
     }
     s->pos += len;
@@ -445,8 +449,10 @@ exec_sink_end(VipsTargetCustom *t, void *u)
 {
     (void)t;
     exec_sink *s = u;
+    errno = 0;
     if (vips_target_end(s->inner) != 0) {
         s->storage_failed = true;
+        s->storage_errno = errno;
         return -1;
     }
     return 0;
@@ -508,7 +514,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
         return rc;
     }
     p->open = true;
-    exec_sink sink = {inner, 0, 0, false};
+    exec_sink sink = {inner, 0, 0, false, 0};
     VipsTargetCustom *t = vips_target_custom_new();
     g_signal_connect(t, "write", G_CALLBACK(exec_sink_write), &sink);
     g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
@@ -521,7 +527,16 @@ exec_write(const engine_storage *st, const graph_node *enc,
         err_set_vips(err, NULL);
         char detail[sizeof err->message];
         snprintf(detail, sizeof detail, "%s", err->message);
-        if (sink.storage_failed) {
+        if (sink.storage_failed && sink.storage_errno != 0) {
+            /* A file system's refusal (a full disk) in its own words:
+             * libvips' layers only repeat it. */
+            char why[128];
+            err_errno_text(sink.storage_errno, why, sizeof why);
+            err_set_path(err, KILN_EIO, enc->path,
+                         "cannot write the result to \"%s\": %s",
+                         store->destination, why);
+            exec_storage_error(st, err);
+        } else if (sink.storage_failed) {
             err_set_path(err, KILN_EIO, enc->path,
                          "cannot write the result to \"%s\": %s",
                          store->destination, detail);

@@ -307,6 +307,23 @@ sq_fail(sq_store *s, const char *what, kiln_error *err)
     } else if ((ext & 0xff) == SQLITE_CONSTRAINT) {
         code = KILN_EEXIST;
     }
+    /* Name the file and say what the system said: "database or disk is
+     * full" alone names neither the disk nor the file. */
+    const char *path = sqlite3_db_filename(s->db, "main");
+    int sys = sqlite3_system_errno(s->db);
+    if ((ext & 0xff) == SQLITE_FULL || (ext & 0xff) == SQLITE_IOERR) {
+        char why[128];
+        if (sys != 0) {
+            err_errno_text(sys, why, sizeof why);
+        } else if ((ext & 0xff) == SQLITE_FULL) {
+            err_errno_text(ENOSPC, why, sizeof why);
+        } else {
+            err_errno_text(EIO, why, sizeof why);
+        }
+        return err_set(err, code, "job store \"%s\": %s: %s (sqlite: %s)",
+                       path != NULL ? path : "", what, why,
+                       sqlite3_errmsg(s->db));
+    }
     return err_set(err, code, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 

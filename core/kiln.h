@@ -39,6 +39,9 @@ int err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
 int err_set_param(kiln_error *err, int code, const char *param, const char *fmt,
                   ...) KILN_PRINTF(4, 5);
 int err_set_vips(kiln_error *err, const char *what);
+/* strerror(e) in lower case, as messages are written ("no space left on
+ * device"); returns buf. */
+const char *err_errno_text(int e, char *buf, size_t size);
 /* Writes `s` double-quoted into out for a message: '"' and '\\' escaped,
  * control bytes as \xNN, cut with "..." to fit `size` (at least 16).
  * NULL quotes as "". Returns out. The host API's quote(). */
