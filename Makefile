@@ -13,7 +13,7 @@ PLUGINDIR := $(libdir)/kiln/plugins-1
 
 CC       ?= cc
 RE2C     ?= re2c
-PKGS     := vips libcjson sqlite3 libcurl libcrypto
+PKGS     := vips libcjson sqlite3 libcurl libcrypto libjpeg
 OPT      ?= -O2
 SAN      ?=
 ifeq ($(SAN),1)

@@ -51,13 +51,19 @@ api_message(kiln_reply *out, int status, const char *fmt, ...)
     api_reply_json(out, status, o);
 }
 
-/* 503 for a store that failed: its driver's message, which names the
- * store ("job store: create process: no space left on device ..."). */
+/* "job store: " unless the store's message already names it (the SQLite
+ * store names its file). */
+static const char *
+api_store_prefix(const kiln_error *err)
+{
+    return strncmp(err->message, "job store", 9) == 0 ? "" : "job store: ";
+}
+
+/* 503: the job store failed, in its words. */
 static void
 api_store_failed(kiln_reply *out, const kiln_error *err)
 {
-    bool named = strncmp(err->message, "job store", 9) == 0;
-    api_message(out, 503, "%s%s", named ? "" : "job store: ", err->message);
+    api_message(out, 503, "%s%s", api_store_prefix(err), err->message);
 }
 
 void
@@ -723,7 +729,8 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
         } else if (rc == KILN_ENOTFOUND) {
             snprintf(desc, sizeof desc, "Process not found");
         } else {
-            snprintf(desc, sizeof desc, "job store: %.100s", err.message);
+            snprintf(desc, sizeof desc, "%s%.200s", api_store_prefix(&err),
+                     err.message);
         }
         cJSON_AddNumberToObject(o, "status", status);
         cJSON_AddStringToObject(o, "process_id", id);

@@ -6,6 +6,7 @@
  */
 #include "kiln.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -489,6 +490,14 @@ engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
 static int
 engine_decode_failed(const char *shown, const char *why, kiln_error *err)
 {
+    /* libvips holds a large random-access decode in a temporary file in
+     * TMPDIR: a full disk there is not the source's fault. */
+    if (strstr(why, g_strerror(ENOSPC)) != NULL) {
+        return err_set_path(err, KILN_EIO, "source",
+                            "cannot decode \"%s\": no space left on device "
+                            "for libvips' temporary file in \"%s\" (TMPDIR)",
+                            shown, g_get_tmp_dir());
+    }
     return err_set_path(err, KILN_EINVAL, "source",
                         "cannot decode \"%s\" (damaged or truncated?): %s",
                         shown, why);
@@ -510,25 +519,116 @@ engine_jobs_failed_in_pixels(const exec_result *res)
     return false;
 }
 
+/* A strict decode of the source failed, libvips saying `why`. For a JPEG
+ * that may be a harmless libjpeg warning (exec_fail_on): ask the file.
+ * Returns true when it is harmless (the load node is made lenient: open
+ * the source again and decode it so); otherwise fills err with the
+ * damaged source's error. */
+static bool
+engine_decode_lenient(graph *g, VipsSource *src, const char *shown,
+                      const char *why, kiln_error *err)
+{
+    graph_node *load = &g->nodes[0];
+    if (g->n_nodes == 0 || load->kind != GRAPH_LOAD || load->load_lenient ||
+        !exec_is_jpeg(src)) {
+        engine_decode_failed(shown, why, err);
+        return false;
+    }
+    kiln_error cerr;
+    err_clear(&cerr);
+    int rc = source_check_jpeg(src, &cerr);
+    if (rc == KILN_OK) {
+        load->load_lenient = true;
+        return true;
+    }
+    if (rc == KILN_EINVAL) {
+        err_set_path(err, KILN_EINVAL, "source", "cannot decode \"%s\": %s",
+                     shown, cerr.message);
+    } else {
+        /* The bytes could not be read again (a broken stream): libvips'
+         * words say more. */
+        engine_decode_failed(shown, why, err);
+    }
+    return false;
+}
+
+/* Replaces *raw (the loader, or the stream over it) with a random-access
+ * decode of `src` for the lenient load node, its pixels computed. */
+static int
+engine_reopen_lenient(graph *g, VipsSource *src, const char *shown,
+                      exec_deadline *deadline, VipsImage **raw, kiln_error *err)
+{
+    VipsImage *im = NULL;
+    double avg;
+    if (exec_reopen(src, &g->nodes[0], false, &im, err) == KILN_OK) {
+        exec_deadline_watch(deadline, im);
+    }
+    if (im == NULL || vips_avg(im, &avg, NULL) != 0) {
+        if (exec_deadline_passed(deadline)) {
+            if (im != NULL) {
+                g_object_unref(im);
+            }
+            return exec_deadline_error(deadline, err);
+        }
+        char why[sizeof err->message];
+        if (im != NULL) {
+            g_object_unref(im);
+            err_set_vips(err, NULL);
+        }
+        snprintf(why, sizeof why, "%s", err->message);
+        return engine_decode_failed(shown, why, err);
+    }
+    stream_finish(*raw);
+    g_object_unref(*raw);
+    *raw = im;
+    return KILN_OK;
+}
+
+/* Forgets what a run of the jobs left in res, for a second run. */
+static void
+engine_reset_jobs(exec_result *res)
+{
+    for (size_t j = 0; j < res->n_jobs; j++) {
+        job_result *jr = &res->jobs[j];
+        for (size_t k = 0; k < jr->n_warnings; k++) {
+            free(jr->warnings[k]);
+        }
+        free(jr->warnings);
+        jr->warnings = NULL;
+        jr->n_warnings = 0;
+        jr->ok = false;
+        jr->error[0] = '\0';
+        jr->width = jr->height = 0;
+        jr->bytes = 0;
+    }
+    res->storage_errors = 0;
+    res->ran_jobs = false;
+}
+
 /* A job failed while the source was read sequentially: was it the
  * source? Its pixels were decoded as the job pulled them, so a damaged
  * file (or a storage read that failed midway) fails inside the job's
  * encoder with the loader's or the backend's words. Decoding it again,
  * whole, tells; when that fails too, the process fails as a random-access
  * decode fails up front (path "source"), with the words the job saw
- * (`seen`): a second read of a broken stream says less. */
-static bool
-engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
-                      kiln_error *err)
+ * (`seen`): a second read of a broken stream says less. A JPEG whose
+ * strict decode failed on a harmless warning is neither: the jobs run
+ * again on a lenient decode (ENGINE_SOURCE_LENIENT). */
+enum { ENGINE_SOURCE_FINE, ENGINE_SOURCE_DAMAGED, ENGINE_SOURCE_LENIENT };
+
+static int
+engine_source_damaged(graph *g, VipsSource *src, const char *shown,
+                      const char *seen, kiln_error *err)
 {
     graph_node plain;
     memset(&plain, 0, sizeof plain);
+    plain.load_lenient = g->nodes[0].load_lenient;
     VipsImage *im = NULL;
     double avg;
     if (exec_reopen(src, &plain, false, &im, err) == KILN_OK &&
         vips_avg(im, &avg, NULL) == 0) {
         g_object_unref(im);
-        return false;
+        return ENGINE_SOURCE_FINE;
     }
     if (im != NULL) {
         g_object_unref(im);
@@ -538,8 +638,9 @@ engine_source_damaged(VipsSource *src, const char *shown, const char *seen,
     if (said != NULL) {
         seen = said + strlen("libvips said: ");
     }
-    engine_decode_failed(shown, seen, err);
-    return true;
+    return engine_decode_lenient(g, src, shown, seen, err)
+               ? ENGINE_SOURCE_LENIENT
+               : ENGINE_SOURCE_DAMAGED;
 }
 
 int
@@ -591,7 +692,8 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         }
     }
     rc = exec_open_source(src_st, g->req.source, lim.max_file_size,
-                          lim.max_pixels, &res->deadline, &src, &raw, &err);
+                          lim.max_pixels, &res->deadline, true, &src, &raw,
+                          &err);
     if (rc != KILN_OK) {
         res->source_failed = true;
         if (rc == KILN_EIO) {
@@ -622,6 +724,8 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     if (rc != KILN_OK) {
         goto fail;
     }
+    char shown[512];
+    netguard_display_url(g->req.source, shown, sizeof shown);
     /* With random access, decode the pixels once, now: the loader keeps
      * them for every job (one decode for many outputs), and a truncated or
      * corrupt file fails here, named, rather than inside a job's encoder.
@@ -633,37 +737,60 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             rc = exec_deadline_error(&res->deadline, &err);
             goto fail;
         }
-        char shown[512], why[sizeof err.message];
-        netguard_display_url(g->req.source, shown, sizeof shown);
+        char why[sizeof err.message];
         err_set_vips(&err, NULL);
         snprintf(why, sizeof why, "%s", err.message);
-        rc = engine_decode_failed(shown, why, &err);
-        goto fail;
+        if (!engine_decode_lenient(g, src, shown, why, &err)) {
+            rc = err.code;
+            goto fail;
+        }
+        rc = engine_reopen_lenient(g, src, shown, &res->deadline, &raw, &err);
+        if (rc != KILN_OK) {
+            goto fail;
+        }
     }
-    rc = exec_decode(raw, &decoded, &err);
-    if (rc != KILN_OK) {
-        err_prefix_path(&err, "source");
-        goto fail;
-    }
-    exec_deadline_watch(&res->deadline, decoded);
-    res->ran_jobs = true;
-    rc = exec_graph(e, st, g, decoded, res);
-    if (rc != KILN_OK && sequential && !res->timed_out &&
-        engine_jobs_failed_in_pixels(res)) {
-        char shown[512];
-        netguard_display_url(g->req.source, shown, sizeof shown);
+    for (;;) {
+        rc = exec_decode(raw, &decoded, &err);
+        if (rc != KILN_OK) {
+            err_prefix_path(&err, "source");
+            goto fail;
+        }
+        exec_deadline_watch(&res->deadline, decoded);
+        res->ran_jobs = true;
+        rc = exec_graph(e, st, g, decoded, res);
+        if (rc == KILN_OK || !sequential || res->timed_out ||
+            !engine_jobs_failed_in_pixels(res)) {
+            break;
+        }
         const char *seen = "";
         for (size_t j = 0; j < res->n_jobs && seen[0] == '\0'; j++) {
             if (!res->jobs[j].ok) {
                 seen = res->jobs[j].error;
             }
         }
-        if (engine_source_damaged(src, shown, seen, &err)) {
+        char saw[sizeof res->jobs[0].error];
+        snprintf(saw, sizeof saw, "%s", seen);
+        int verdict = engine_source_damaged(g, src, shown, saw, &err);
+        if (verdict == ENGINE_SOURCE_DAMAGED) {
             /* As with an up-front decode failure: the process fails
              * whatever fail_on_conversion_error says. */
             res->ran_jobs = false;
+            rc = err.code;
             goto fail;
         }
+        if (verdict == ENGINE_SOURCE_FINE) {
+            break;
+        }
+        /* Harmless JPEG warnings: nothing was written; run the jobs
+         * again on a lenient, random-access decode. */
+        g_object_unref(decoded);
+        decoded = NULL;
+        engine_reset_jobs(res);
+        rc = engine_reopen_lenient(g, src, shown, &res->deadline, &raw, &err);
+        if (rc != KILN_OK) {
+            goto fail;
+        }
+        sequential = false;
     }
     goto done;
 fail:

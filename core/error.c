@@ -68,6 +68,17 @@ err_set_vips(kiln_error *err, const char *what)
     char buf[sizeof err->message];
     snprintf(buf, sizeof buf, "%s", vips_error_buffer());
     vips_error_clear();
+    /* libvips 8.14's disc sink reports its writer's -1 as an errno
+     * ("wbuffer_write: write failed" then this line): the line says
+     * nothing, and the real errno is in the lines before it. */
+    static const char unknown[] = "unix error: Unknown error -1";
+    for (char *u = strstr(buf, unknown); u != NULL; u = strstr(u, unknown)) {
+        char *next = u + strlen(unknown);
+        if (*next == '\n') {
+            next++;
+        }
+        memmove(u, next, strlen(next) + 1);
+    }
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) {
         buf[--n] = '\0';
@@ -84,6 +95,16 @@ err_set_vips(kiln_error *err, const char *what)
         return err_set(err, KILN_EVIPS, "%s", buf);
     }
     return err_set(err, KILN_EVIPS, "%s: %s", what, buf);
+}
+
+const char *
+err_errno_text(int e, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", g_strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z') {
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    }
+    return buf;
 }
 
 void

@@ -9,6 +9,7 @@
  */
 #include "kiln.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,7 @@ exec_open_stored(const engine_storage *st, const char *path, int64_t max_bytes,
                  VipsImage **out, kiln_error *err)
 {
     return exec_open_source(st, path, max_bytes, EXEC_VECTOR_MAX_PIXELS, NULL,
-                            NULL, out, err);
+                            false, NULL, out, err);
 }
 
 /* Frees a rendered PNG when its blob goes. */
@@ -174,9 +175,33 @@ exec_render_vector(const char *format, const char *shown, int64_t max_pixels,
     return KILN_OK;
 }
 
+bool
+exec_is_jpeg(VipsSource *src)
+{
+    const char *loader = vips_foreign_find_load_source(src);
+    vips_error_clear();
+    return loader != NULL && strcmp(loader, "VipsForeignLoadJpegSource") == 0;
+}
+
+/* How strictly a loader decodes. libvips 8.14 fails a JPEG whose file
+ * stops early (fail_on truncated or more), but one whose data stops at a
+ * marker before the image is complete is only a libjpeg warning: decoded
+ * with fail_on error, its missing rows come out grey. Failing on every
+ * warning also fails harmless ones (extraneous bytes before a marker),
+ * so a strict JPEG decode that fails is asked about (source_check_jpeg)
+ * and decoded leniently when the warning was harmless. The other formats
+ * fail on errors, truncation included: their warnings are mostly
+ * harmless (libpng's benign errors: a known incorrect sRGB profile). */
+static VipsFailOn
+exec_fail_on(VipsSource *src, bool lenient)
+{
+    return !lenient && exec_is_jpeg(src) ? VIPS_FAIL_ON_WARNING
+                                         : VIPS_FAIL_ON_ERROR;
+}
+
 int
 exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
-                 int64_t max_pixels, const exec_deadline *dl,
+                 int64_t max_pixels, const exec_deadline *dl, bool strict,
                  VipsSource **src_out, VipsImage **out, kiln_error *err)
 {
     VipsSource *src = NULL;
@@ -193,6 +218,14 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
     char shown[512];
     netguard_display_url(path, shown, sizeof shown);
     gint64 len = vips_source_length(src);
+    if (len < 0) {
+        g_object_unref(src);
+        err_set_vips(err, NULL);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", shown,
+                       msg);
+    }
     if (max_bytes > 0 && len > max_bytes) {
         g_object_unref(src);
         return err_set(err, KILN_ELIMIT,
@@ -222,17 +255,33 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
                        "are JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC)",
                        shown, what);
     }
-    /* fail_on error: a truncated or corrupt file fails the job instead of
-     * yielding a partly grey image. */
-    VipsImage *im = vips_image_new_from_source(src, "", "fail_on",
-                                               VIPS_FAIL_ON_ERROR, NULL);
+    /* Damage libvips would decode without a word (source_check.c). */
+    bool is_gif = strcmp(loader, "VipsForeignLoadNsgifSource") == 0;
+    bool is_jpeg = strcmp(loader, "VipsForeignLoadJpegSource") == 0;
+    if (is_gif || (is_jpeg && !strict)) {
+        kiln_error why;
+        err_clear(&why);
+        rc =
+            is_gif ? source_check_gif(src, &why) : source_check_jpeg(src, &why);
+        if (rc != KILN_OK) {
+            g_object_unref(src);
+            return err_set(err, rc, "cannot decode \"%s\": %s", shown,
+                           why.message);
+        }
+    }
+    /* A truncated or corrupt file fails the job instead of yielding a
+     * partly grey image (exec_fail_on). */
+    VipsImage *im = vips_image_new_from_source(
+        src, "", "fail_on", exec_fail_on(src, !strict), NULL);
     if (im == NULL) {
         g_object_unref(src);
         err_set_vips(err, NULL);
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
-        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", shown,
-                       msg);
+        /* The bytes were all read (above): the loader refused them. */
+        return err_set(err, KILN_EINVAL,
+                       "cannot read image \"%s\" (damaged or truncated?): %s",
+                       shown, msg);
     }
     if (src_out != NULL) {
         *src_out = src;
@@ -249,18 +298,19 @@ exec_reopen(VipsSource *src, const graph_node *load, bool sequential,
 {
     VipsAccess access =
         sequential ? VIPS_ACCESS_SEQUENTIAL : VIPS_ACCESS_RANDOM;
+    VipsFailOn fail_on = exec_fail_on(src, load->load_lenient);
     VipsImage *im;
     if (load->load_shrink > 1) {
-        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "access", access, "shrink",
-                                        load->load_shrink, NULL);
+        im = vips_image_new_from_source(src, "", "fail_on", fail_on, "access",
+                                        access, "shrink", load->load_shrink,
+                                        NULL);
     } else if (load->load_scale > 0) {
-        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "access", access, "scale",
-                                        load->load_scale, NULL);
+        im =
+            vips_image_new_from_source(src, "", "fail_on", fail_on, "access",
+                                       access, "scale", load->load_scale, NULL);
     } else {
-        im = vips_image_new_from_source(src, "", "fail_on", VIPS_FAIL_ON_ERROR,
-                                        "access", access, NULL);
+        im = vips_image_new_from_source(src, "", "fail_on", fail_on, "access",
+                                        access, NULL);
     }
     if (im == NULL) {
         return err_set_vips(err, "reopening the source");
@@ -401,6 +451,7 @@ typedef struct exec_sink {
     VipsTarget *inner;
     gint64 pos, size;
     bool storage_failed; /* the storage's target refused a write or end */
+    int storage_errno;   /* errno just after it did (0: none set) */
 } exec_sink;
 
 static gint64
@@ -408,8 +459,10 @@ exec_sink_write(VipsTargetCustom *t, const void *data, gint64 len, void *u)
 {
     (void)t;
     exec_sink *s = u;
+    errno = 0;
     if (vips_target_write(s->inner, data, (size_t)len) != 0) {
         s->storage_failed = true;
+        s->storage_errno = errno;
         return -1;
     }
     s->pos += len;
@@ -448,8 +501,10 @@ exec_sink_end(VipsTargetCustom *t, void *u)
 {
     (void)t;
     exec_sink *s = u;
+    errno = 0;
     if (vips_target_end(s->inner) != 0) {
         s->storage_failed = true;
+        s->storage_errno = errno;
         return -1;
     }
     return 0;
@@ -511,7 +566,7 @@ exec_write(const engine_storage *st, const graph_node *enc,
         return rc;
     }
     p->open = true;
-    exec_sink sink = {inner, 0, 0, false};
+    exec_sink sink = {inner, 0, 0, false, 0};
     VipsTargetCustom *t = vips_target_custom_new();
     g_signal_connect(t, "write", G_CALLBACK(exec_sink_write), &sink);
     g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
@@ -524,7 +579,16 @@ exec_write(const engine_storage *st, const graph_node *enc,
         err_set_vips(err, NULL);
         char detail[sizeof err->message];
         snprintf(detail, sizeof detail, "%s", err->message);
-        if (sink.storage_failed) {
+        if (sink.storage_failed && sink.storage_errno != 0) {
+            /* A file system's refusal (a full disk) in its own words:
+             * libvips' layers only repeat it. */
+            char why[128];
+            err_errno_text(sink.storage_errno, why, sizeof why);
+            err_set_path(err, KILN_EIO, enc->path,
+                         "cannot write the result to \"%s\": %s",
+                         store->destination, why);
+            exec_storage_error(st, err);
+        } else if (sink.storage_failed) {
             err_set_path(err, KILN_EIO, enc->path,
                          "cannot write the result to \"%s\": %s",
                          store->destination, detail);

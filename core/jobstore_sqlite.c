@@ -86,7 +86,6 @@ typedef struct sq_store {
     sqlite3 *db;
     pthread_mutex_t mu; /* held by every call, around every statement */
     sqlite3_stmt *stmts[SQ_N_QUERIES]; /* prepared on first use */
-    char *path;                        /* the database file, for messages */
 } sq_store;
 
 /* One value bound to a statement parameter: text (NULL binds SQL NULL)
@@ -324,15 +323,27 @@ sq_fail(sq_store *s, const char *what, kiln_error *err)
         code = KILN_ENOMEM;
     } else if ((ext & 0xff) == SQLITE_CONSTRAINT) {
         code = KILN_EEXIST;
-    } else if ((ext & 0xff) == SQLITE_FULL) {
-        /* SQLite's own words ("database or disk is full") do not say
-         * which disk. */
-        return err_set(err, code,
-                       "job store: %s: no space left on device for \"%s\"",
-                       what, s->path != NULL ? s->path : "");
-    } else if ((ext & 0xff) == SQLITE_READONLY) {
-        return err_set(err, code, "job store: %s: \"%s\" cannot be written",
-                       what, s->path != NULL ? s->path : "");
+    }
+    /* Name the file and say what the system said: "database or disk is
+     * full" alone names neither the disk nor the file. */
+    const char *path = sqlite3_db_filename(s->db, "main");
+    int sys = sqlite3_system_errno(s->db);
+    if ((ext & 0xff) == SQLITE_READONLY) {
+        return err_set(err, code, "job store \"%s\": %s: it cannot be written",
+                       path != NULL ? path : "", what);
+    }
+    if ((ext & 0xff) == SQLITE_FULL || (ext & 0xff) == SQLITE_IOERR) {
+        char why[128];
+        if (sys != 0) {
+            err_errno_text(sys, why, sizeof why);
+        } else if ((ext & 0xff) == SQLITE_FULL) {
+            err_errno_text(ENOSPC, why, sizeof why);
+        } else {
+            err_errno_text(EIO, why, sizeof why);
+        }
+        return err_set(err, code, "job store \"%s\": %s: %s (sqlite: %s)",
+                       path != NULL ? path : "", what, why,
+                       sqlite3_errmsg(s->db));
     }
     return err_set(err, code, "job store: %s: %s", what, sqlite3_errmsg(s->db));
 }
@@ -791,7 +802,6 @@ sq_open(const char *path, jobstore **out, kiln_error *err)
         free(s);
         return err_set(err, KILN_ENOMEM, "job store: cannot create a mutex");
     }
-    s->path = strdup(path);
     int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -838,7 +848,6 @@ sq_close(jobstore *js)
     }
     sqlite3_close(s->db); /* so is this */
     pthread_mutex_destroy(&s->mu);
-    free(s->path);
     free(s);
 }
 

@@ -44,6 +44,9 @@ int err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
 int err_set_param(kiln_error *err, int code, const char *param, const char *fmt,
                   ...) KILN_PRINTF(4, 5);
 int err_set_vips(kiln_error *err, const char *what);
+/* strerror(e) in lower case, as messages are written ("no space left on
+ * device"); returns buf. */
+const char *err_errno_text(int e, char *buf, size_t size);
 /* Writes `s` double-quoted into out for a message: '"' and '\\' escaped,
  * control bytes as \xNN, cut with "..." to fit `size` (at least 16).
  * NULL quotes as "". Returns out. The host API's quote(). */
@@ -346,6 +349,9 @@ typedef struct graph_node {
     int load_shrink;
     double load_scale;
     kiln_shape full;
+    /* GRAPH_LOAD of a JPEG whose libjpeg warnings source_check_jpeg found
+     * harmless: decoded with fail_on error, not warning (exec_fail_on). */
+    bool load_lenient;
     /* GRAPH_OP whose input was reduced, or that makes only a window of
      * its output (crop-first): it runs execute_reduced(). */
     bool is_reduced;
@@ -660,24 +666,40 @@ const char *source_format_vector(const char *loader, const config_vector *v);
 void source_format_describe(VipsSource *src, const char *loader, char *buf,
                             size_t size);
 
+/* Checks a JPEG's data for an end before the image's (source_check.c):
+ * KILN_OK, or KILN_EINVAL with a message in our words ("it is truncated:
+ * ...", the library's text as detail). Entropy-decodes the file at an
+ * eighth of its size: about half the work of a decode. */
+int source_check_jpeg(VipsSource *src, kiln_error *err);
+/* The same for the first frame of a GIF, from its LZW codes alone (no
+ * pixel is made): libvips shows missing GIF data as transparent rows. */
+int source_check_gif(VipsSource *src, kiln_error *err);
+
 /* Executes a bound graph with an open source image (exec.c). */
 int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                VipsImage *source, exec_result *res);
 /* Decodes an image the way every source is decoded: auto-orient, sRGB,
  * 8-bit. *out is a new reference. */
 int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
-/* Opens an image from storage: header only, nothing decoded. */
+/* Opens an image from storage: header only, nothing decoded. A JPEG or
+ * GIF is checked for missing data first (source_check.c) and decoded
+ * leniently: an error fails, a harmless warning does not. */
 int exec_open_stored(const engine_storage *st, const char *path,
                      int64_t max_bytes, VipsImage **out, kiln_error *err);
 /* The same, and also hands back the source it read (one new reference in
  * *src_out, when not NULL) so that it can be opened again. An SVG or PDF
  * that the service enables is rendered in a child process (render.c)
  * under max_pixels and `dl` (may be NULL), and *src_out is then the PNG
- * it rendered. */
+ * it rendered. With `strict`, a JPEG is not checked and its decode fails
+ * on any libjpeg warning: the caller asks source_check_jpeg what a failure
+ * meant, and opens it again leniently when the warning was harmless
+ * (engine.c). A GIF is always checked here. */
 int exec_open_source(const engine_storage *st, const char *path,
                      int64_t max_bytes, int64_t max_pixels,
-                     const exec_deadline *dl, VipsSource **src_out,
+                     const exec_deadline *dl, bool strict, VipsSource **src_out,
                      VipsImage **out, kiln_error *err);
+/* True when libvips reads `src` with its JPEG loader. */
+bool exec_is_jpeg(VipsSource *src);
 
 /* ------------------------------------------------------------ render.c */
 
@@ -697,7 +719,8 @@ int render_source_main(int argc, char **argv);
 /* Opens `src` again for the run, header only: with the reduced decode a
  * shrink-on-load plan put on the load node (JPEG shrink, or scale), if
  * any, and sequential access when `sequential` (the pixels are then read
- * once, top to bottom, as they are consumed). *out is a new reference. */
+ * once, top to bottom, as they are consumed). A JPEG fails on warnings
+ * unless the load node is lenient. *out is a new reference. */
 int exec_reopen(VipsSource *src, const graph_node *load, bool sequential,
                 VipsImage **out, kiln_error *err);
 /* Host API entries for ops (exec.c). */

@@ -435,6 +435,7 @@ typedef struct run_state {
     run_item *items;
     size_t n, next, n_done, n_printed;
     bool tty;
+    int out_errno; /* the first failed write of a result to stdout */
     pthread_mutex_t mu;
 } run_state;
 
@@ -522,8 +523,12 @@ run_worker(void *arg)
             if (s->tty && s->n > 1) {
                 fprintf(stderr, "\r\033[K");
             }
-            printf("%s\n", it->output ? it->output : "{}");
-            fflush(stdout);
+            errno = 0;
+            if ((printf("%s\n", it->output ? it->output : "{}") < 0 ||
+                 fflush(stdout) != 0) &&
+                s->out_errno == 0) {
+                s->out_errno = errno != 0 ? errno : EIO;
+            }
         }
         run_progress(s);
         pthread_mutex_unlock(&s->mu);
@@ -604,6 +609,21 @@ cmd_run(int argc, char **argv)
     free(s.items);
     pthread_mutex_destroy(&s.mu);
     engine_free(e);
+    /* Results that did not reach standard output (a full disk under a
+     * redirection) are lost: say so, and fail. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout) || s.out_errno != 0) {
+        int saved = s.out_errno != 0 ? s.out_errno : errno != 0 ? errno : EIO;
+        char where[4096], why[128];
+        ssize_t n = readlink("/proc/self/fd/1", where, sizeof where - 1);
+        where[n > 0 ? n : 0] = '\0';
+        fprintf(stderr,
+                "kiln run: cannot write the results to standard output%s%s%s: "
+                "%s\n",
+                n > 0 ? " (\"" : "", where, n > 0 ? "\")" : "",
+                err_errno_text(saved, why, sizeof why));
+        return 1;
+    }
     return all_ok ? 0 : 1;
 }
 

@@ -128,7 +128,7 @@ run_kiln truncated-seq "$WORK/truncated-seq.json"
 check "decode/truncated-sequential/request-failed" "request status ${RST[$WORK/truncated-seq.json]:-none}" [ "${RST[$WORK/truncated-seq.json]:-}" = FAILED ]
 e=${JERR[/out/bad/s.jpg]:-}
 check "decode/truncated-sequential/error-is-the-source" "job error: \"$e\"" \
-    grep -qE '^source: cannot decode "/in/truncated.jpg" \(damaged or truncated\?\)' <<<"$e"
+    grep -qE '^source: cannot decode "/in/truncated.jpg"(: it is truncated| \(damaged or truncated\?\))' <<<"$e"
 left=$(find "$ROOT/out/bad" -mindepth 1 -printf '%f ')
 check "decode/truncated-sequential/nothing-written" "files left in the destination directory: $left" [ -z "$left" ]
 

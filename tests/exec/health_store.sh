@@ -67,7 +67,7 @@ for _ in $(seq 20); do
     [ "${got%% *}" = 503 ] && break
 done
 case "$got" in
-"503 "*'no space left on device'*"$mnt/kiln.db"*) ok full-disk-503 ;;
+"503 "*"$mnt/kiln.db"*'no space left on device'*) ok full-disk-503 ;;
 *) fail full-disk-503 "$got" ;;
 esac
 got=$(call POST /request "$req")
