@@ -13,7 +13,7 @@ PLUGINDIR := $(libdir)/kiln/plugins-1
 
 CC       ?= cc
 RE2C     ?= re2c
-PKGS     := vips libcjson sqlite3 libcurl libcrypto libjpeg
+PKGS     := vips gmodule-2.0 libcjson sqlite3 libcurl libcrypto libjpeg
 OPT      ?= -O2
 SAN      ?=
 ifeq ($(SAN),1)
@@ -41,8 +41,12 @@ CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard dsl/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(BUILD)/obj/core/main.o
 
+# Where libvips keeps its loadable modules (core/vips_modules.c opens the
+# ones kiln uses from there).
+VIPS_MODULE_DIR := $(shell pkg-config --variable=libdir vips 2>/dev/null)/vips-modules-$(shell pkg-config --modversion vips 2>/dev/null | cut -d. -f1-2)
 DEFS := -DKILN_PLUGIN_DIR='"$(PLUGINDIR)"' \
-        -DKILN_SHIPPED_PLUGINS='"$(subst $(eval) ,$(shell printf ','),$(SHIPPED_PLUGINS))"'
+        -DKILN_SHIPPED_PLUGINS='"$(subst $(eval) ,$(shell printf ','),$(SHIPPED_PLUGINS))"' \
+        -DKILN_VIPS_MODULE_DIR='"$(VIPS_MODULE_DIR)"'
 
 all: $(BUILD)/kiln plugins test-plugins $(BUILD)/pkgconfig/kiln-plugin.pc
 
@@ -51,7 +55,7 @@ all: $(BUILD)/kiln plugins test-plugins $(BUILD)/pkgconfig/kiln-plugin.pc
 $(BUILD)/defs.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(DEFS)' | cmp -s - $@ || echo '$(DEFS)' > $@
-$(BUILD)/obj/core/config.o: $(BUILD)/defs.stamp
+$(BUILD)/obj/core/config.o $(BUILD)/obj/core/vips_modules.o: $(BUILD)/defs.stamp
 FORCE:
 
 $(BUILD)/obj/%.o: %.c

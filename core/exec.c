@@ -235,7 +235,7 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
     /* Only the formats kiln reads, sniffed from the content whatever the
      * name says (source_format.c). */
     const char *loader = vips_foreign_find_load_source(src);
-    const char *vector = source_format_vector(loader, st->vector);
+    const char *vector = source_format_vector(src, loader, st->vector);
     if (vector != NULL) {
         rc = exec_render_vector(vector, shown, max_pixels, st->vector, dl, &src,
                                 err);

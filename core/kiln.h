@@ -35,6 +35,13 @@ char *arena_printf(arena *a, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Milliseconds on the monotonic clock (durations and deadlines only). */
 double clock_ms(void);
 
+/* ------------------------------------------------------ vips_modules.c */
+
+/* Before VIPS_INIT: keeps libvips from opening all its modules. */
+void vips_modules_hold(void);
+/* After VIPS_INIT: opens the named ones ("heif", "poppler"). */
+void vips_modules_load(const char *const *names, size_t n);
+
 /* ------------------------------------------------------------- error.c */
 
 int err_set(kiln_error *err, int code, const char *fmt, ...) KILN_PRINTF(3, 4);
@@ -659,9 +666,10 @@ int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
 /* Whether a loader (the type name vips_foreign_find_load_source gives)
  * reads a format kiln admits as a source (source_format.c). */
 bool source_format_allowed(const char *loader);
-/* "svg" or "pdf" when `loader` is libvips' SVG or PDF loader and v (may be
- * NULL) enables that format; else NULL. */
-const char *source_format_vector(const char *loader, const config_vector *v);
+/* "svg" or "pdf" when `src` is an SVG (by libvips' `loader`) or a PDF (by
+ * its first bytes) and v (may be NULL) enables that format; else NULL. */
+const char *source_format_vector(VipsSource *src, const char *loader,
+                                 const config_vector *v);
 /* What a refused source is, for its error: "a PDF document", ... */
 void source_format_describe(VipsSource *src, const char *loader, char *buf,
                             size_t size);

@@ -1044,10 +1044,13 @@ main(int argc, char **argv)
         return render_source_main(argc - 1, argv + 1);
     }
     cli_tune_malloc();
+    vips_modules_hold();
     if (VIPS_INIT(argv[0]) != 0) {
         fprintf(stderr, "kiln: cannot initialise libvips\n");
         return 1;
     }
+    static const char *const modules[] = {"heif"}; /* AVIF, HEIC */
+    vips_modules_load(modules, 1);
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE,
                       cli_vips_log, NULL);
     int rc;

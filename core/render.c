@@ -343,9 +343,12 @@ render_source_main(int argc, char **argv)
             in = nb;
         }
     }
+    vips_modules_hold();
     if (VIPS_INIT("kiln")) {
         return render_fail("%s", "cannot start libvips");
     }
+    static const char *const modules[] = {"poppler"}; /* PDF */
+    vips_modules_load(modules, 1);
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE,
                       render_quiet, NULL);
     g_log_set_handler(NULL, G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE,

@@ -84,16 +84,25 @@ static const struct {
 };
 
 const char *
-source_format_vector(const char *loader, const config_vector *v)
+source_format_vector(VipsSource *src, const char *loader,
+                     const config_vector *v)
 {
-    if (loader == NULL || v == NULL) {
+    if (v == NULL || (!v->svg && !v->pdf)) {
         return NULL;
     }
-    if (v->svg && strcmp(loader, "VipsForeignLoadSvgSource") == 0) {
+    if (v->svg && loader != NULL &&
+        strcmp(loader, "VipsForeignLoadSvgSource") == 0) {
         return "svg";
     }
-    if (v->pdf && strcmp(loader, "VipsForeignLoadPdfSource") == 0) {
-        return "pdf";
+    /* libvips' PDF loader is a module that kiln does not open in its own
+     * process (vips_modules.c): a PDF is told by its first bytes. */
+    if (v->pdf) {
+        unsigned char *head = NULL;
+        gint64 n = vips_source_sniff_at_most(src, &head, 5);
+        if (n == 5 && memcmp(head, "%PDF-", 5) == 0) {
+            return "pdf";
+        }
+        vips_error_clear();
     }
     return NULL;
 }
