@@ -16,6 +16,7 @@
 #     and each pixel op on the 6 MP photo, kiln vs ImageMagick's nearest
 #     equivalent (taken from bench/ops.sh's table).
 #  5. `kiln compile` of one job of 10,000 transformations.
+#  6. process start-up: `kiln run` of a 1x1 PNG.
 # Timing only: nothing here passes or fails, whatever the targets say.
 # Installs sharp from npm into bench/node_modules (pinned by
 # bench/package-lock.json) when missing or stale; the Debian peers come
@@ -245,7 +246,7 @@ echo "RUNS=$RUNS rounds per row (median wall time; peak RSS is the largest of th
 [ -n "$IMC" ] && echo "ImageMagick $("$IMC" -version | head -1 | cut -d' ' -f3-4), $("$IMC" -version | grep -o 'OpenMP([^)]*)')"
 [ -n "$GM" ] && echo "$("$GM" version | head -1)"
 echo
-printf "$fmt" "row" "kiln" "sharp" "vipsthumbnail" "ImageMagick" "GraphicsMagick" "k/shrp" "k/vt" "k/IM" "k/GM" "target (issue 6)"
+printf "$fmt" "row" "kiln" "sharp" "vipsthumbnail" "ImageMagick" "GraphicsMagick" "k/shrp" "k/vt" "k/IM" "k/GM" "target (issue 13)"
 printf "$fmt" "---" "----" "-----" "-------------" "-----------" "--------------" "------" "----" "----" "----" "----------------"
 
 # --- 1. thumbnail batch ----------------------------------------------------
@@ -265,7 +266,7 @@ row_batch() {
     CMD[1.gm]="cd in40 && printf '%s\n' *.jpg | xargs -P2 -n20 $GM mogrify -output-directory ../g1 -size 1440x1176 -thumbnail 720x588 -quality 80"
     LIMIT[1.im]=90 LIMIT[1.gm]=90
     measure 1 "$RUNS" $(peers kiln sharp vt im gm)
-    line 1 "$label" mem "$(verdict "$(le "$(ratio 1 sharp)" 0.8)" "<=0.8x sharp"), $(verdict "$(le "$(figure 1 kiln rss)" $((150 * 1024)))" "<=150MB")"
+    line 1 "$label" mem "$(verdict "$(le "$(ratio 1 sharp)" 0.7)" "<=0.7x sharp"), $(verdict "$(le "$(figure 1 kiln rss)" "$(figure 1 sharp rss)")" "memory <= sharp's")"
     # 1b: the same batch at -O3, shrink-on-load as far as sharp's own
     # default goes (JPEG shrink 2 here, then Lanczos3 for the last x1.9),
     # against sharp again in the same rounds.
@@ -276,7 +277,7 @@ row_batch() {
     CMD[1b.kiln]="$KILN run -O3 --workers 2 --storage-root . req1b/r*.json"
     CMD[1b.sharp]="node $root/bench/peers_sharp.js batch s1b 2 in40/*.jpg"
     measure 1b "$RUNS" $(peers kiln sharp)
-    line 1b "1b the same at kiln -O3" mem "$(verdict "$(le "$(ratio 1b sharp)" 0.8)" "<=0.8x sharp"), $(verdict "$(le "$(figure 1b kiln rss)" $((150 * 1024)))" "<=150MB")"
+    line 1b "1b the same at kiln -O3" mem "(-O3 is not the target's level)"
     notes+=("row 1b: kiln -O3 (shrink-on-load as far as sharp's default: JPEG shrink 2 for this photo; PSNR against -O0 in docs/optimizer.md) vs sharp re-run in the same rounds; row 1 is kiln's default, -O2, which keeps a x2 Lanczos3 step and decodes this photo at full size")
     notes+=("row 1: vipsthumbnail, mogrify and gm mogrify run as 2 processes of 20 files at once (xargs -P2), as kiln runs 2 workers; their own threading is left at its default (ImageMagick: OpenMP). ImageMagick's jpeg:size=1440x1176 hint cannot DCT-scale this photo (2725/2 < 1440), so it decodes at full size, as the issue's command asks; GraphicsMagick's -size hint likewise")
     notes+=("row 1 outputs (vipsheader, 40 files fitting inside 720x588): kiln $(check_sizes k1 40 720 588); sharp $(check_sizes s1 40 720 588); vipsthumbnail $(check_sizes v1 40 720 588); ImageMagick $(check_sizes m1 40 720 588); GraphicsMagick $(check_sizes g1 40 720 588)")
@@ -297,7 +298,7 @@ row_widths() {
     CMD[2.kiln]="$KILN run --storage-root . req2.json"
     CMD[2.sharp]="node $root/bench/peers_sharp.js widths in2/photo.jpg s2 2048 1024 640 320 160"
     measure 2 "$RUNS" $(peers kiln sharp)
-    line 2 "$label" "" "$(verdict "$(le "$(ratio 2 sharp)" 0.5)" "<=0.5x sharp")"
+    line 2 "$label" "" "$(verdict "$(le "$(ratio 2 sharp)" 0.45)" "<=0.45x sharp")"
     notes+=("row 2 output widths: kiln $(vipsheader -f width "$tmp"/k2/w*.jpg 2>&1 | sort -rn | tr '\n' ' '); sharp $(vipsheader -f width "$tmp"/s2/w*.jpg 2>&1 | sort -rn | tr '\n' ' ')")
 }
 row "2 five widths of an 8MP photo" "$photo4k" row_widths
@@ -322,7 +323,7 @@ EOF
     CMD[3.vt]="$VT --size 720x -o $tmp/v3/%s.jpg[Q=80] in3/giant.jpg"
     LIMIT[3.kiln]=40
     measure 3 "$RUNS" $(peers kiln sharp vt)
-    line 3 "$label" mem "$(verdict "$(le "$(figure 3 kiln time)" 0.2)" "<=0.2s"), $(verdict "$(le "$(figure 3 kiln rss)" $((60 * 1024)))" "<=60MB")"
+    line 3 "$label" mem "$(verdict "$(le "$(ratio 3 sharp)" 0.7)" "<=0.7x sharp"), $(verdict "$(le "$(figure 3 kiln rss)" "$(awk -v s="$(figure 3 sharp rss)" 'BEGIN { if (s != "") printf "%d", s * 0.7 }')")" "memory <=0.7x sharp's")"
     notes+=("row 3: kiln runs with --config giant-config.json: limits.max_pixels 300000000 (default 100 MP; the image has 280 MP) and max_process_time 20 s; sharp with limitInputPixels 300000000 (its default is 268 MP)")
     notes+=("row 3 outputs: kiln $(dims k3/giant.jpg); sharp $(dims s3/giant.jpg); vipsthumbnail $(dims v3/giant.jpg)")
 }
@@ -402,6 +403,20 @@ row_compile() {
     notes+=("row 5: median of $nc runs each of kiln compile --quiet (parse, validate, bind, optimize; no output); the target is judged on the 10,000-transformation compile minus the 3-transformation one (same process start-up)")
 }
 row "5 compile 10,000 transformations" "" row_compile
+
+# --- 6. process start-up ----------------------------------------------------
+row_startup() {
+    local label=$1 n
+    mkdir -p "$tmp/in6"
+    vips black "$tmp/in6/one.png" 1 1 2>/dev/null
+    printf '{"service_id":1,"source":"/in6/one.png","jobs":[{"destination":"/k6/one.png"}]}\n' >"$tmp/req6.json"
+    CMD[6.kiln]="$KILN run --storage-root . req6.json"
+    n=$((4 * RUNS + 1))
+    measure 6 "$n" kiln
+    line 6 "$label" "" "$(verdict "$(le "$(figure 6 kiln time)" 0.045)" "<=45ms (half of the 80-90 ms before)")"
+    notes+=("row 6: median of $n runs of kiln run on a 1x1 PNG: process start-up, libvips init (only the vips-heif module: core/vips_modules.c), plugin loading, one tiny job")
+}
+row "6 start-up: kiln run of a 1x1 PNG" "" row_startup
 
 echo
 echo "cells: median wall time of the whole command (process start-up included) over RUNS=$RUNS rounds; 'NNMB' peak RSS (GNU time, the largest run);"

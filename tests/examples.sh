@@ -6,7 +6,7 @@
 # Each runs at -O0 and at -O2 (docs/optimizer.md): the outputs must be the
 # same bytes, unless a pass that changes resampling applied (kiln compile
 # --passes says so), and then the same request with PNG outputs must be
-# within 40 dB PSNR of -O0. Thumbnails of the shared photographs (when
+# within 38 dB PSNR of -O0 (issue 13's floor). Thumbnails of the shared photographs (when
 # $SHARED/testdata is there) check shrink-on-load the same way.
 # The third-party plugin in examples/plugin builds with pkg-config alone
 # and runs.
@@ -19,7 +19,7 @@ status=0
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; status=1; }
 skip() { echo "skip $1: $2"; }
-PSNR_MIN=40
+PSNR_MIN=38
 
 # run_level LEVEL REQUEST ROOT OUTDIR: runs REQUEST at -OLEVEL on storage
 # ROOT and moves what it wrote to OUTDIR; prints the jobs that did not

@@ -177,7 +177,7 @@ fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
  * NULL, makes only that rectangle of the output. */
 static int
 fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
-              double ext_h, const kiln_rect *win, VipsImage *in,
+              double ext_h, double gap, const kiln_rect *win, VipsImage *in,
               VipsImage **out, kiln_error *err)
 {
     fitmethod_plan plan;
@@ -201,9 +201,9 @@ fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
             sw.y += plan.y;
         }
         return ops_resample_window(in, ext_w, ext_h, plan.scaled_w,
-                                   plan.scaled_h, &sw, out, err);
+                                   plan.scaled_h, gap, &sw, out, err);
     }
-    rc = ops_resample_from(in, ext_w, ext_h, plan.scaled_w, plan.scaled_h,
+    rc = ops_resample_from(in, ext_w, ext_h, plan.scaled_w, plan.scaled_h, gap,
                            &t[0], err);
     if (rc != KILN_OK) {
         return rc;
@@ -268,7 +268,8 @@ fitmethod_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     int h = vips_image_get_height(in[0]);
 
     (void)ctx;
-    return fitmethod_run(params, w, h, w, h, NULL, in[0], out, err);
+    return fitmethod_run(params, w, h, w, h, OPS_GAP_FULL, NULL, in[0], out,
+                         err);
 }
 
 static int
@@ -279,7 +280,7 @@ fitmethod_execute_reduced(kiln_exec *ctx, const void *params,
     (void)ctx;
     return fitmethod_run(params, r->bound.width, r->bound.height,
                          r->bound.width * r->xscale,
-                         r->bound.height * r->yscale,
+                         r->bound.height * r->yscale, ops_resample_gap(r),
                          r->has_window ? &r->window : NULL, in[0], out, err);
 }
 

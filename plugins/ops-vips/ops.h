@@ -35,7 +35,20 @@ int ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err);
  * fractional and a little past in's edge), and is resampled to w x h.
  */
 int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
-                      VipsImage **out, kiln_error *err);
+                      double gap, VipsImage **out, kiln_error *err);
+
+/* vips_resize()'s "gap" (how much box shrinking precedes Lanczos3): 2, its
+ * default, for the image the op was planned for (the -O0 semantics); 0,
+ * Lanczos3 alone, for an input the decoder already reduced (shrink-on-
+ * load), whose DCT scaling did the coarse part better than a box would:
+ * a box shrink after it cost 1 to 5 dB against an exact reduction
+ * (docs/optimizer.md, the quality rule). ops_resample_gap() picks it for
+ * a kiln_reduction (by_decoder). An image an earlier resample reduced
+ * (fuse-resamples, reuse-reductions) keeps the box: it was not low-passed
+ * by a decoder, and Lanczos3 alone over a reduction of 13 cost 20 ms on a
+ * request for five widths. */
+#define OPS_GAP_FULL 2.0
+double ops_resample_gap(const kiln_reduction *r);
 
 /*
  * Only the rectangle `win` (inside w x h) of what ops_resample_from()
@@ -46,7 +59,8 @@ int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
  * of win->width x win->height.
  */
 int ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
-                        const kiln_rect *win, VipsImage **out, kiln_error *err);
+                        double gap, const kiln_rect *win, VipsImage **out,
+                        kiln_error *err);
 
 /* The pixels of an offset, 0 when the request did not give it. */
 static inline int

@@ -28,7 +28,7 @@ typedef struct resize_params {
 } resize_params;
 
 static int resize_scaled(VipsImage *in, double hscale, double vscale, int w,
-                         int h, VipsImage **out, kiln_error *err);
+                         int h, double gap, VipsImage **out, kiln_error *err);
 
 static const kiln_param_spec resize_specs[] = {
     KILN_P_LENGTH(resize_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
@@ -43,12 +43,19 @@ int
 ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
 {
     return ops_resample_from(in, vips_image_get_width(in),
-                             vips_image_get_height(in), w, h, out, err);
+                             vips_image_get_height(in), w, h, OPS_GAP_FULL, out,
+                             err);
+}
+
+double
+ops_resample_gap(const kiln_reduction *r)
+{
+    return r->by_decoder ? 0.0 : OPS_GAP_FULL;
 }
 
 int
 ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
-                  VipsImage **out, kiln_error *err)
+                  double gap, VipsImage **out, kiln_error *err)
 {
     if (w == vips_image_get_width(in) && h == vips_image_get_height(in) &&
         ext_w == w && ext_h == h) {
@@ -56,7 +63,7 @@ ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
         g_object_ref(in);
         return KILN_OK;
     }
-    return resize_scaled(in, w / ext_w, h / ext_h, w, h, out, err);
+    return resize_scaled(in, w / ext_w, h / ext_h, w, h, gap, out, err);
 }
 
 /* Resamples `in` by hscale x vscale (vips_resize, Lanczos3, premultiplied
@@ -64,7 +71,7 @@ ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
  * off, which a final embed cuts or repeats. */
 static int
 resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
-              VipsImage **out, kiln_error *err)
+              double gap, VipsImage **out, kiln_error *err)
 {
     VipsImage *t[5] = {NULL};
     VipsImage *cur = in;
@@ -79,7 +86,7 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
         cur = t[0];
     }
     if (vips_resize(cur, &t[1], hscale, "vscale", vscale, "kernel",
-                    VIPS_KERNEL_LANCZOS3, NULL)) {
+                    VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {
         goto fail;
     }
     cur = t[1];
@@ -165,7 +172,8 @@ resize_window_axis(int in_n, int out_n, int x, int len, int *o0, int *o1)
 
 int
 ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
-                    const kiln_rect *win, VipsImage **out, kiln_error *err)
+                    double gap, const kiln_rect *win, VipsImage **out,
+                    kiln_error *err)
 {
     int in_w = vips_image_get_width(in);
     int in_h = vips_image_get_height(in);
@@ -173,14 +181,14 @@ ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
     int ox0 = 0, ox1 = w, oy0 = 0, oy1 = h;
     int rc;
 
-    /* A reduced input (fractional extent) keeps the whole resample: the
-     * alignment above is for integer pixel grids. */
-    if (ext_w == in_w && ext_h == in_h) {
+    /* A reduced input keeps the whole resample: the alignment above is for
+     * the full image's integer pixel grid and libvips' box shrink. */
+    if (ext_w == in_w && ext_h == in_h && gap == OPS_GAP_FULL) {
         resize_window_axis(in_w, w, win->x, win->width, &ox0, &ox1);
         resize_window_axis(in_h, h, win->y, win->height, &oy0, &oy1);
     }
     if (ox0 == 0 && ox1 == w && oy0 == 0 && oy1 == h) {
-        rc = ops_resample_from(in, ext_w, ext_h, w, h, &part, err);
+        rc = ops_resample_from(in, ext_w, ext_h, w, h, gap, &part, err);
     } else {
         int ix0 = (int)((int64_t)ox0 * in_w / w);
         int iy0 = (int)((int64_t)oy0 * in_h / h);
@@ -192,7 +200,7 @@ ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
         }
         /* The whole image's factors, not the cut's rounded ones. */
         rc = resize_scaled(cut, (double)w / in_w, (double)h / in_h, ox1 - ox0,
-                           oy1 - oy0, &part, err);
+                           oy1 - oy0, OPS_GAP_FULL, &part, err);
         g_object_unref(cut);
     }
     if (rc != KILN_OK) {
@@ -258,13 +266,13 @@ resize_execute_reduced(kiln_exec *ctx, const void *params,
         return rc;
     }
     if (r->has_window) {
-        return ops_resample_window(in[0], r->bound.width * r->xscale,
-                                   r->bound.height * r->yscale, size.width,
-                                   size.height, &r->window, out, err);
+        return ops_resample_window(
+            in[0], r->bound.width * r->xscale, r->bound.height * r->yscale,
+            size.width, size.height, ops_resample_gap(r), &r->window, out, err);
     }
     return ops_resample_from(in[0], r->bound.width * r->xscale,
                              r->bound.height * r->yscale, size.width,
-                             size.height, out, err);
+                             size.height, ops_resample_gap(r), out, err);
 }
 
 static int

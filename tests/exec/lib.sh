@@ -126,8 +126,9 @@ run_kiln() {
 
 # run_kiln_o0 TAG ARGS...: issue 6 asks that every test job also run at
 # -O0 (the graph as compiled) and agree with the default -O2: identical
-# bytes when only exact passes applied, at least 40 dB PSNR when a pass
-# changed resampling. Runs the same requests at -O0 on a hard-linked copy
+# bytes when only exact passes applied, at least 38 dB PSNR when a pass
+# changed resampling (issue 13's floor; the rule itself, against an exact
+# reference and sharp, is measured by bench/quality.sh). Runs the same requests at -O0 on a hard-linked copy
 # of $ROOT (kiln replaces outputs by name, so the copy's inputs are
 # shared and its outputs separate) and compares every job that finished.
 # Skipped when the arguments pick a level or a configuration themselves,
@@ -150,7 +151,7 @@ run_kiln_o0() {
         n=$((n + 1))
         if [ ! -f "$b" ]; then
             bad+="$d: no -O0 output ($(jq -r --arg d "$d" '.jobs[]? | select(.destination == $d) | .error' "$WORK/$tag.o0.out" | head -1)); "
-        elif ! cmp -s "$a" "$b" && ! psnr_ge "$a" "$b" 40; then
+        elif ! cmp -s "$a" "$b" && ! psnr_ge "$a" "$b" 38; then
             bad+="$d: ${PSNR_VALUE:-?} dB between -O2 and -O0; "
         fi
     done
