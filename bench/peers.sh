@@ -2,7 +2,7 @@
 # make bench, peers section (issue 6): kiln next to the tools people use for
 # the same work, on this machine, in one table. Each row runs its peers side
 # by side, interleaved round by round (kiln, sharp, ..., then again), and
-# shows the median wall time of RUNS rounds (default 3), peak RSS where the
+# shows the median wall time of RUNS rounds (default 5), peak RSS where the
 # row asks for it, kiln / peer ratios and the issue's target.
 #  1. 40 copies of photo-2725x2225.jpg to fit inside 720x588, JPEG q80:
 #     one `kiln run --workers 2` of 40 requests (fitmethod box) vs sharp
@@ -21,7 +21,7 @@
 # Installs sharp from npm into bench/node_modules (pinned by
 # bench/package-lock.json) when missing or stale; the Debian peers come
 # from `make bench-deps`. Inputs from $SHARED/testdata (default ../shared).
-# RUNS (rounds, default 3); PEERS_SLOW (seconds, default 10): a command
+# RUNS (rounds, default 5); PEERS_SLOW (seconds, default 10): a command
 # whose first run takes longer runs only once; PEERS_ONLY=REGEX runs the
 # rows whose label matches.
 set -u
@@ -31,7 +31,7 @@ KILN=${KILN:-build/kiln}
 case $KILN in /*) ;; *) KILN=$root/$KILN ;; esac
 SHARED=${SHARED:-../shared}
 data=$SHARED/testdata
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 SLOW=${PEERS_SLOW:-10}
 TIME=/usr/bin/time
 
