@@ -5,7 +5,10 @@
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 
-$(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/libkiln-core.a
+# ops-vips' own reduce kernel is tested directly (tests/unit/test_reducev.c).
+UNIT_PLUGIN_OBJ := $(BUILD)/pobj/plugins/ops-vips/reducev.o
+
+$(BUILD)/tests/unit: $(UNIT_OBJ) $(UNIT_PLUGIN_OBJ) $(BUILD)/libkiln-core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcunit -ldl -lpthread -lm
 

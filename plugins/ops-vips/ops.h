@@ -48,6 +48,11 @@ int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
  * by a decoder, and Lanczos3 alone over a reduction of 13 cost 20 ms on a
  * request for five widths. */
 #define OPS_GAP_FULL 2.0
+
+/* The vertical half of a Lanczos3 reduction of an 8-bit image by
+ * vshrink (1 to 10), libvips' geometry, vectorised (reducev.c). 0 or -1
+ * with the libvips error buffer set, as libvips' own functions. */
+int ops_reducev(VipsImage *in, double vshrink, VipsImage **out);
 double ops_resample_gap(const kiln_reduction *r);
 
 /*

@@ -85,8 +85,26 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
         }
         cur = t[0];
     }
-    if (vips_resize(cur, &t[1], hscale, "vscale", vscale, "kernel",
-                    VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {
+    /* A decoder-reduced 8-bit image without alpha (the thumbnail case):
+     * the vertical pass is kiln's own, vectorised (reducev.c), then
+     * libvips' horizontal one; that is the order vips_resize() uses, and
+     * with gap 0 it does nothing else. */
+    bool own_v = gap == 0 && !has_alpha && format == VIPS_FORMAT_UCHAR &&
+                 vips_image_get_coding(cur) == VIPS_CODING_NONE && vscale < 1 &&
+                 1 / vscale <= 10;
+    if (own_v) {
+        if (ops_reducev(cur, 1 / vscale, &t[0])) {
+            goto fail;
+        }
+        if (hscale < 1
+                ? vips_reduceh(t[0], &t[1], 1 / hscale, "kernel",
+                               VIPS_KERNEL_LANCZOS3, NULL)
+                : vips_resize(t[0], &t[1], hscale, "vscale", 1.0, "kernel",
+                              VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {
+            goto fail;
+        }
+    } else if (vips_resize(cur, &t[1], hscale, "vscale", vscale, "kernel",
+                           VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {
         goto fail;
     }
     cur = t[1];
