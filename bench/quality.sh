@@ -71,8 +71,12 @@ JS
 printf '%-34s %-9s %-9s %8s %8s %8s %8s  %s\n' photo size out O0 O2 O3 sharp "rule (-O2 >= sharp - 0.25, >= 38)"
 met=0 total=0 worst=
 for f in $photos; do
-    name=$(basename "$(dirname "$(dirname "$(dirname "$f")")")")
-    case $f in "$data"/*) name=$(basename "$f") ;; esac
+    # A wallpaper by its folder (.../Path/contents/images/2560x1600.jpg),
+    # any other file by its name.
+    case $f in
+    */contents/images/*) name=$(basename "$(dirname "$(dirname "$(dirname "$f")")")") ;;
+    *) name=$(basename "$f") ;;
+    esac
     cp "$f" "$tmp/in/src.jpg"
     W=$(vipsheader -f width "$f" 2>/dev/null) H=$(vipsheader -f height "$f" 2>/dev/null)
     vips cast "$f" "$tmp/full.v" float 2>/dev/null

@@ -30,8 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDUCEV_SHIFT 14
-#define REDUCEV_ONE (1 << REDUCEV_SHIFT)
+#define REDUCEV_SHIFT OPS_LANCZOS3_SHIFT
+#define REDUCEV_ONE OPS_LANCZOS3_ONE
 
 /* Makes one output row from n_taps input rows (below). */
 typedef void (*reducev_row_fn)(const uint8_t *const *rows, const int16_t *w,
@@ -42,12 +42,8 @@ static reducev_row_fn reducev_pick(void);
 /* The plan: for each output row, its first input row (may be negative or
  * past the end: clamped when read) and n_taps weights. */
 typedef struct reducev_plan {
-    VipsImage *in; /* held while the output may read it */
-    int n_taps;
-    int out_h;
-    int in_h;
-    int *first;         /* out_h */
-    int16_t *weights;   /* out_h x n_taps, summing to REDUCEV_ONE per row */
+    VipsImage *in;      /* held while the output may read it */
+    ops_lanczos3 l;     /* rows: in_n, out_n, n_taps, first, weights */
     reducev_row_fn row; /* the row function for this CPU */
 } reducev_plan;
 
@@ -58,20 +54,6 @@ typedef struct reducev_seq {
     size_t acc_n;
 } reducev_seq;
 
-static double
-reducev_lanczos3(double x)
-{
-    x = fabs(x);
-    if (x < 1e-9) {
-        return 1.0;
-    }
-    if (x >= 3.0) {
-        return 0.0;
-    }
-    double px = G_PI * x;
-    return 3.0 * sin(px) * sin(px / 3.0) / (px * px);
-}
-
 static void
 reducev_plan_free(void *p)
 {
@@ -80,63 +62,21 @@ reducev_plan_free(void *p)
         if (plan->in != NULL) {
             g_object_unref(plan->in);
         }
-        free(plan->first);
-        free(plan->weights);
+        ops_lanczos3_free(&plan->l);
         free(plan);
     }
 }
 
-/* Fills the plan for in_h rows reduced by vshrink; NULL when out of
- * memory. */
+/* The plan for in_h rows reduced by vshrink; NULL when out of memory. */
 static reducev_plan *
 reducev_plan_new(int in_h, double vshrink)
 {
     reducev_plan *plan = calloc(1, sizeof *plan);
-    if (plan == NULL) {
+    if (plan == NULL || ops_lanczos3_plan(in_h, vshrink, &plan->l) != 0) {
+        free(plan);
         return NULL;
     }
-    double support = 3.0 * (vshrink > 1.0 ? vshrink : 1.0);
-    double scale = vshrink > 1.0 ? vshrink : 1.0;
-    plan->in_h = in_h;
-    plan->out_h = (int)rint(in_h / vshrink);
-    if (plan->out_h < 1) {
-        plan->out_h = 1;
-    }
-    plan->n_taps = (int)ceil(2.0 * support) + 1;
-    plan->first = calloc((size_t)plan->out_h, sizeof *plan->first);
-    plan->weights = calloc((size_t)plan->out_h * (size_t)plan->n_taps,
-                           sizeof *plan->weights);
     plan->row = reducev_pick();
-    double *w = calloc((size_t)plan->n_taps, sizeof *w);
-    if (plan->first == NULL || plan->weights == NULL || w == NULL) {
-        free(w);
-        reducev_plan_free(plan);
-        return NULL;
-    }
-    for (int y = 0; y < plan->out_h; y++) {
-        double centre = (y + 0.5) * vshrink - 0.5;
-        int first = (int)ceil(centre - support);
-        double sum = 0;
-        for (int t = 0; t < plan->n_taps; t++) {
-            w[t] = reducev_lanczos3((first + t - centre) / scale);
-            sum += w[t];
-        }
-        /* Weights in fixed point summing exactly to one, the rounding
-         * left over given to the largest. */
-        /* 14 bits: every weight fits 16 (at most REDUCEV_ONE). */
-        int16_t *iw = &plan->weights[(size_t)y * plan->n_taps];
-        int isum = 0, big = 0;
-        for (int t = 0; t < plan->n_taps; t++) {
-            iw[t] = (int16_t)lrint(w[t] / sum * REDUCEV_ONE);
-            isum += iw[t];
-            if (iw[t] > iw[big]) {
-                big = t;
-            }
-        }
-        iw[big] = (int16_t)(iw[big] + REDUCEV_ONE - isum);
-        plan->first[y] = first;
-    }
-    free(w);
     return plan;
 }
 
@@ -274,10 +214,10 @@ reducev_gen(VipsRegion *out_region, void *s, void *a, void *b, gboolean *stop)
     const VipsRect *r = &out_region->valid;
     (void)a;
     (void)stop;
-    int lo = plan->first[r->top];
-    int hi = plan->first[r->top + r->height - 1] + plan->n_taps - 1;
+    int lo = plan->l.first[r->top];
+    int hi = plan->l.first[r->top + r->height - 1] + plan->l.n_taps - 1;
     lo = lo < 0 ? 0 : lo;
-    hi = hi > plan->in_h - 1 ? plan->in_h - 1 : hi;
+    hi = hi > plan->l.in_n - 1 ? plan->l.in_n - 1 : hi;
     VipsRect need = {r->left, lo, r->width, hi - lo + 1};
     if (vips_region_prepare(seq->ir, &need)) {
         return -1;
@@ -292,19 +232,19 @@ reducev_gen(VipsRegion *out_region, void *s, void *a, void *b, gboolean *stop)
         }
     }
     const uint8_t *rows[64];
-    int n_taps = plan->n_taps;
+    int n_taps = plan->l.n_taps;
     if (n_taps > 64) {
         vips_error("resize", "reduction too large for one pass");
         return -1;
     }
     for (int y = r->top; y < r->top + r->height; y++) {
-        int first = plan->first[y];
+        int first = plan->l.first[y];
         for (int t = 0; t < n_taps; t++) {
             int row = first + t;
             row = row < lo ? lo : row > hi ? hi : row;
             rows[t] = (const uint8_t *)VIPS_REGION_ADDR(seq->ir, r->left, row);
         }
-        plan->row(rows, &plan->weights[(size_t)y * n_taps], n_taps, ne,
+        plan->row(rows, &plan->l.weights[(size_t)y * n_taps], n_taps, ne,
                   seq->acc,
                   (uint8_t *)VIPS_REGION_ADDR(out_region, r->left, y));
     }
@@ -331,7 +271,7 @@ ops_reducev(VipsImage *in, double vshrink, VipsImage **out)
         reducev_plan_free(plan);
         return -1;
     }
-    o->Ysize = plan->out_h;
+    o->Ysize = plan->l.out_n;
     plan->in = in;
     g_object_ref(in);
     /* The plan (and its reference to `in`) lives as long as the image

@@ -86,9 +86,9 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
         cur = t[0];
     }
     /* A decoder-reduced 8-bit image without alpha (the thumbnail case):
-     * the vertical pass is kiln's own, vectorised (reducev.c), then
-     * libvips' horizontal one; that is the order vips_resize() uses, and
-     * with gap 0 it does nothing else. */
+     * both Lanczos3 passes are kiln's own, vectorised (reducev.c,
+     * reduceh.c), vertical first as vips_resize() does; with gap 0 it does
+     * nothing else. */
     bool own_v = gap == 0 && !has_alpha && format == VIPS_FORMAT_UCHAR &&
                  vips_image_get_coding(cur) == VIPS_CODING_NONE && vscale < 1 &&
                  1 / vscale <= 10;
@@ -96,9 +96,8 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
         if (ops_reducev(cur, 1 / vscale, &t[0])) {
             goto fail;
         }
-        if (hscale < 1
-                ? vips_reduceh(t[0], &t[1], 1 / hscale, "kernel",
-                               VIPS_KERNEL_LANCZOS3, NULL)
+        if (hscale < 1 && 1 / hscale <= 10
+                ? ops_reduceh(t[0], 1 / hscale, &t[1])
                 : vips_resize(t[0], &t[1], hscale, "vscale", 1.0, "kernel",
                               VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {
             goto fail;
