@@ -110,8 +110,6 @@ pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err)
         b->reduction.bound = a->shape;
         b->reduction.xscale = ext_w / a->shape.width;
         b->reduction.yscale = ext_h / a->shape.height;
-        /* Shrink-on-load runs later and marks a decoder's reduction. */
-        b->reduction.by_decoder = false;
         graph_set_input(g, b->id, from);
         /* A chain's last op lists every resample it took over. */
         bool a_fused = a->note != NULL &&

@@ -204,8 +204,6 @@ pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err)
         c->reduction.bound = bound;
         c->reduction.xscale = (double)best->shape.width / bound.width;
         c->reduction.yscale = (double)best->shape.height / bound.height;
-        /* An image a resample made, not a decoder (kiln_reduction). */
-        c->reduction.by_decoder = false;
         n++;
         size_t l = strlen(what);
         snprintf(what + l, sizeof what - l, "%s%%%d from %%%d", l ? ", " : "",

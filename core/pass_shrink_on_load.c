@@ -208,14 +208,12 @@ pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err)
              * pixels per bound pixel shrink by the decode's factor. */
             c->reduction.xscale *= xscale;
             c->reduction.yscale *= yscale;
-            c->reduction.by_decoder = true;
             continue;
         }
         c->is_reduced = true;
         c->reduction.bound = load->full;
         c->reduction.xscale = xscale;
         c->reduction.yscale = yscale;
-        c->reduction.by_decoder = true;
     }
     rep->n_changes = 1 + n_consumers;
     snprintf(rep->note, sizeof rep->note,

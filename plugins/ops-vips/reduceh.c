@@ -179,8 +179,8 @@ ops_reduceh(VipsImage *in, double hshrink, VipsImage **out)
 {
     if (vips_image_get_format(in) != VIPS_FORMAT_UCHAR ||
         vips_image_get_coding(in) != VIPS_CODING_NONE || hshrink < 1.0 ||
-        hshrink > 10.0) {
-        vips_error("resize", "ops_reduceh: uchar, uncoded, 1 to 10 only");
+        hshrink > OPS_REDUCE_MAX) {
+        vips_error("resize", "ops_reduceh: uchar, uncoded, 1 to 20 only");
         return -1;
     }
     reduceh_plan *plan = reduceh_plan_new(vips_image_get_width(in),

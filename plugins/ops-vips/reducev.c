@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Taps of the largest reduction: ceil(6 x OPS_REDUCE_MAX) + 1. */
+#define REDUCE_MAX_TAPS 128
 #define REDUCEV_SHIFT OPS_LANCZOS3_SHIFT
 #define REDUCEV_ONE OPS_LANCZOS3_ONE
 
@@ -182,7 +184,7 @@ reducev_row_avx2(const uint8_t *const *rows, const int16_t *w, int n_taps,
         _mm_storeu_si128((__m128i *)(out + x), bytes);
     }
     if (x < ne) {
-        const uint8_t *tail[64];
+        const uint8_t *tail[REDUCE_MAX_TAPS];
         for (int t = 0; t < n_taps; t++) {
             tail[t] = rows[t] + x;
         }
@@ -231,9 +233,9 @@ reducev_gen(VipsRegion *out_region, void *s, void *a, void *b, gboolean *stop)
             return -1;
         }
     }
-    const uint8_t *rows[64];
+    const uint8_t *rows[REDUCE_MAX_TAPS];
     int n_taps = plan->l.n_taps;
-    if (n_taps > 64) {
+    if (n_taps > REDUCE_MAX_TAPS) {
         vips_error("resize", "reduction too large for one pass");
         return -1;
     }
@@ -256,8 +258,8 @@ ops_reducev(VipsImage *in, double vshrink, VipsImage **out)
 {
     if (vips_image_get_format(in) != VIPS_FORMAT_UCHAR ||
         vips_image_get_coding(in) != VIPS_CODING_NONE || vshrink < 1.0 ||
-        vshrink > 10.0) {
-        vips_error("resize", "ops_reducev: uchar, uncoded, 1 to 10 only");
+        vshrink > OPS_REDUCE_MAX) {
+        vips_error("resize", "ops_reducev: uchar, uncoded, 1 to 20 only");
         return -1;
     }
     reducev_plan *plan = reducev_plan_new(vips_image_get_height(in), vshrink);

@@ -50,7 +50,7 @@ ops_resample(VipsImage *in, int w, int h, VipsImage **out, kiln_error *err)
 double
 ops_resample_gap(const kiln_reduction *r)
 {
-    return r->by_decoder ? 0.0 : OPS_GAP_FULL;
+    return r->xscale != 1 || r->yscale != 1 ? 0.0 : OPS_GAP_FULL;
 }
 
 int
@@ -91,12 +91,12 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
      * nothing else. */
     bool own_v = gap == 0 && !has_alpha && format == VIPS_FORMAT_UCHAR &&
                  vips_image_get_coding(cur) == VIPS_CODING_NONE && vscale < 1 &&
-                 1 / vscale <= 10;
+                 1 / vscale <= OPS_REDUCE_MAX;
     if (own_v) {
         if (ops_reducev(cur, 1 / vscale, &t[0])) {
             goto fail;
         }
-        if (hscale < 1 && 1 / hscale <= 10
+        if (hscale < 1 && 1 / hscale <= OPS_REDUCE_MAX
                 ? ops_reduceh(t[0], 1 / hscale, &t[1])
                 : vips_resize(t[0], &t[1], hscale, "vscale", 1.0, "kernel",
                               VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {

@@ -282,18 +282,12 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
  * 1.3, only for ops flagged KILN_OP_WINDOWED: with has_window, the op
  * produces only `window` (inside the output it would produce for bound)
  * of that output, pixel for pixel, window.width x window.height (the
- * optimizer pass crop-first: a crop that followed the op).
- *
- * 1.3: by_decoder says the source was decoded reduced (shrink-on-load:
- * libjpeg's DCT scaling, a loader's scale), which low-passes as it
- * reduces; a resampler may then skip a coarse pre-shrink of its own
- * (ops-vips does: docs/optimizer.md, the quality rule). */
+ * optimizer pass crop-first: a crop that followed the op). */
 typedef struct kiln_reduction {
     kiln_shape bound;      /* the input shape the op was bound against */
     double xscale, yscale; /* input pixels per bound pixel, > 0 */
     bool has_window;       /* 1.3 */
     kiln_rect window;      /* 1.3: in the output's pixel coordinates */
-    bool by_decoder;       /* 1.3 */
 } kiln_reduction;
 
 /* An op: a const descriptor, registered with register_op(). Members are
