@@ -85,10 +85,10 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
         }
         cur = t[0];
     }
-    /* A decoder-reduced 8-bit image without alpha (the thumbnail case):
-     * both Lanczos3 passes are kiln's own, vectorised (reducev.c,
-     * reduceh.c), vertical first as vips_resize() does; with gap 0 it does
-     * nothing else. */
+    /* An already reduced 8-bit image without alpha (gap 0: shrink-on-load,
+     * fuse-resamples, reuse-reductions; the thumbnail case): both Lanczos3
+     * passes are kiln's own, vectorised (reducev.c, reduceh.c), vertical
+     * first as vips_resize() does; with gap 0 it does nothing else. */
     bool own_v = gap == 0 && !has_alpha && format == VIPS_FORMAT_UCHAR &&
                  vips_image_get_coding(cur) == VIPS_CODING_NONE && vscale < 1 &&
                  1 / vscale <= OPS_REDUCE_MAX;
