@@ -37,7 +37,8 @@ SHIPPED_PLUGINS := $(sort $(notdir $(wildcard plugins/*)) \
 include mk/deps.mk
 
 # ------------------------------------------------------------- the CLI
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard dsl/*.c)
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard dsl/*.c) \
+            $(wildcard kernels/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(BUILD)/obj/core/main.o
 

@@ -61,7 +61,8 @@ $(FUZZ_BUILD)/libkiln-core.a: $(FUZZ_CORE_OBJ)
 	ar rcs $@ $^
 
 $(FUZZ_BUILD)/plugins/ops-vips.so: \
-    $(patsubst %.c,$(FUZZ_BUILD)/pobj/%.o,$(wildcard plugins/ops-vips/*.c))
+    $(patsubst %.c,$(FUZZ_BUILD)/pobj/%.o,$(wildcard plugins/ops-vips/*.c) \
+                                          $(wildcard kernels/*.c))
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -shared $(FUZZ_SAN) -o $@ $^ $(PLUGIN_LIBS)
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kiln/plugin.h"
+#include "../../kernels/kern.h"
 
 /* The largest size kiln accepts on either axis (ops.md section 2). */
 #define OPS_MAX_SIZE 65535
@@ -48,25 +49,8 @@ int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
  * Lanczos3. ops_resample_gap() picks it for a kiln_reduction. */
 #define OPS_GAP_FULL 2.0
 
-/* The weights of a one-dimensional Lanczos3 reduction of in_n samples by
- * shrink (lanczos.c): for each of out_n outputs, its first input sample
- * (may be before 0 or past the end: the caller repeats the edge) and
- * n_taps weights in 14-bit fixed point summing to OPS_LANCZOS3_ONE. */
-#define OPS_LANCZOS3_SHIFT 14
-#define OPS_LANCZOS3_ONE (1 << OPS_LANCZOS3_SHIFT)
-typedef struct ops_lanczos3 {
-    int in_n, out_n, n_taps;
-    int *first;
-    int16_t *weights; /* out_n x n_taps */
-} ops_lanczos3;
-/* The largest factor ops_reducev and ops_reduceh take (6 x 20 + 1 taps). */
-#define OPS_REDUCE_MAX 20.0
-/* 0, or -1 out of memory; free with ops_lanczos3_free. */
-int ops_lanczos3_plan(int in_n, double shrink, ops_lanczos3 *l);
-void ops_lanczos3_free(ops_lanczos3 *l);
-
 /* The vertical half of a Lanczos3 reduction of an 8-bit image by
- * vshrink (1 to OPS_REDUCE_MAX), libvips' geometry, vectorised (reducev.c). 0
+ * vshrink (1 to KERN_REDUCE_MAX), libvips' geometry, vectorised (reducev.c). 0
  * or -1 with the libvips error buffer set, as libvips' own functions. */
 int ops_reducev(VipsImage *in, double vshrink, VipsImage **out);
 /* The horizontal half, the same way (reduceh.c). */

@@ -1,48 +1,18 @@
 /*
- * The horizontal half of a Lanczos3 reduction for 8-bit images, kiln's
- * own (issue 13), the companion of reducev.c: libvips 8.14's vips_reduceh()
- * for uchar is a scalar loop over each output pixel's taps with 12-bit
- * weights, about a fifth of the thumbnail batch's CPU.
- *
- * Same geometry and arithmetic as reducev.c, across a row: output column
- * x is centred on input column (x + 0.5) x hshrink - 0.5, Lanczos3
- * stretched by hshrink, 14-bit weights summing to one, 32-bit sums, edge
- * columns repeated; round(width / hshrink) columns out. For 3 and 4 bands
- * the taps go in pairs: the two pixels' bytes are shuffled into band
- * pairs (SSSE3 pshufb), widened to 16 bits and multiplied by the pair of
- * weights and summed into 32 bits by one pmaddwd. With AVX2 four rows go
- * at once, two to a 256-bit register, so that each pair of weights is
- * loaded once for four pixels and the loop over columns is not a call per
- * pixel: the one-row SSE4.1 loop cost 9 ns a pixel in the thumbnail batch
- * (16% of its CPU). Chosen at run time: AVX2, else SSE4.1, else the plain
- * loop, which also takes every other case and the pixels near the edges.
+ * ops_reduceh(): the horizontal half of a Lanczos3 reduction of an 8-bit
+ * image as a libvips image, each region's rows made by the kernel of
+ * kernels/reduceh.c (kiln's own, vectorised; geometry and arithmetic in
+ * kernels/kern.h), the companion of reducev.c.
  */
 #include "ops.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
-
-#define REDUCEH_SHIFT OPS_LANCZOS3_SHIFT
-#define REDUCEH_ONE OPS_LANCZOS3_ONE
 
 typedef struct reduceh_plan {
-    VipsImage *in;  /* held while the output may read it */
-    ops_lanczos3 l; /* columns: in_n, out_n, n_taps, first, weights */
-    int bands;
-    /* Each column's weights two by two, the first in the low 16 bits,
-     * n_pairs = ceil(n_taps / 2) per column, an odd last one paired with
-     * 0: the operand of pmaddwd as it is. */
-    int n_pairs;
-    int32_t *wpair;
-    int simd; /* REDUCEH_PLAIN, _SSE41 or _AVX2 (3 or 4 bands only) */
+    VipsImage *in; /* held while the output may read it */
+    kern_reduceh k;
 } reduceh_plan;
-
-enum { REDUCEH_PLAIN, REDUCEH_SSE41, REDUCEH_AVX2 };
 
 static void
 reduceh_plan_free(void *p)
@@ -52,139 +22,10 @@ reduceh_plan_free(void *p)
         if (plan->in != NULL) {
             g_object_unref(plan->in);
         }
-        ops_lanczos3_free(&plan->l);
-        free(plan->wpair);
+        kern_reduceh_free(&plan->k);
         free(plan);
     }
 }
-
-static reduceh_plan *
-reduceh_plan_new(int in_w, int bands, double hshrink)
-{
-    reduceh_plan *plan = calloc(1, sizeof *plan);
-    if (plan == NULL || ops_lanczos3_plan(in_w, hshrink, &plan->l) != 0) {
-        free(plan);
-        return NULL;
-    }
-    plan->bands = bands;
-    int n = plan->l.n_taps;
-    plan->n_pairs = (n + 1) / 2;
-    plan->wpair =
-        malloc((size_t)plan->l.out_n * (size_t)plan->n_pairs * sizeof(int32_t));
-    if (plan->wpair == NULL) {
-        reduceh_plan_free(plan);
-        return NULL;
-    }
-    for (int x = 0; x < plan->l.out_n; x++) {
-        const int16_t *w = &plan->l.weights[(size_t)x * n];
-        int32_t *wp = &plan->wpair[(size_t)x * plan->n_pairs];
-        for (int k = 0; k < plan->n_pairs; k++) {
-            uint16_t lo = (uint16_t)w[2 * k];
-            uint16_t hi = 2 * k + 1 < n ? (uint16_t)w[2 * k + 1] : 0;
-            wp[k] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
-        }
-    }
-#if defined(__x86_64__) && defined(__GNUC__)
-    /* KILN_REDUCEV_PORTABLE=1 takes the plain loop, =sse4.1 no AVX2: the
-     * unit tests compare each path with the definition. */
-    const char *portable = getenv("KILN_REDUCEV_PORTABLE");
-    bool no_avx2 = portable != NULL && strcmp(portable, "sse4.1") == 0;
-    if ((portable == NULL || strcmp(portable, "1") != 0) &&
-        (bands == 3 || bands == 4)) {
-        plan->simd = !no_avx2 && __builtin_cpu_supports("avx2") ? REDUCEH_AVX2
-                     : __builtin_cpu_supports("sse4.1")         ? REDUCEH_SSE41
-                                                                : REDUCEH_PLAIN;
-    }
-#endif
-    return plan;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* One output pixel of 3 or 4 bands with SSE4.1, 8 bytes readable from
- * the first pixel of each of its pairs of taps. */
-__attribute__((target("sse4.1"))) static void
-reduceh_pixel_sse(const uint8_t *row, const reduceh_plan *plan, int x,
-                  __m128i shuffle, uint8_t *out)
-{
-    const int32_t *wp = &plan->wpair[(size_t)x * plan->n_pairs];
-    int bands = plan->bands;
-    const uint8_t *p = row + (size_t)plan->l.first[x] * bands;
-    __m128i acc = _mm_set1_epi32(REDUCEH_ONE / 2);
-    for (int k = 0; k < plan->n_pairs; k++, p += 2 * bands) {
-        __m128i px = _mm_loadl_epi64((const __m128i *)p);
-        __m128i pairs = _mm_cvtepu8_epi16(_mm_shuffle_epi8(px, shuffle));
-        acc = _mm_add_epi32(acc, _mm_madd_epi16(pairs, _mm_set1_epi32(wp[k])));
-    }
-    acc = _mm_srai_epi32(acc, REDUCEH_SHIFT);
-    acc = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
-    uint32_t v = (uint32_t)_mm_cvtsi128_si32(acc);
-    memcpy(out, &v, (size_t)bands);
-}
-
-/* Columns xs..xe-1 of four rows with AVX2, every one with 8 bytes
- * readable from the first pixel of each of its pairs of taps; outs[i]
- * is where rows[i]'s column xs goes. Rows 0 and 1 share one register,
- * 2 and 3 the other, so each pair of weights is broadcast once for four
- * pixels. A 3-band pixel is stored as 4 bytes, the fourth being the next
- * pixel's first band, which is written after it, except at x_end - 1,
- * the region's last column. A caller with fewer than four rows repeats
- * the last: the same bytes are then written twice. */
-__attribute__((target("avx2"))) static void
-reduceh_rows4_avx2(const uint8_t *const rows[4], uint8_t *const outs[4],
-                   const reduceh_plan *plan, int xs, int xe, int x_end)
-{
-    int bands = plan->bands, np = plan->n_pairs;
-    /* Within each 128-bit lane: band b of pixel 0 then of pixel 1 as
-     * 16-bit words, b < bands; the rest zero (index -1). */
-    const __m256i shuffle =
-        bands == 4 ? _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1,
-                                      3, -1, 7, -1, 0, -1, 4, -1, 1, -1, 5, -1,
-                                      2, -1, 6, -1, 3, -1, 7, -1)
-                   : _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1,
-                                      -1, -1, -1, -1, 0, -1, 3, -1, 1, -1, 4,
-                                      -1, 2, -1, 5, -1, -1, -1, -1, -1);
-    const __m256i round = _mm256_set1_epi32(REDUCEH_ONE / 2);
-    const __m256i zero = _mm256_setzero_si256();
-    for (int x = xs; x < xe; x++) {
-        const int32_t *wp = &plan->wpair[(size_t)x * np];
-        size_t off = (size_t)plan->l.first[x] * bands;
-        const uint8_t *p0 = rows[0] + off, *p1 = rows[1] + off;
-        const uint8_t *p2 = rows[2] + off, *p3 = rows[3] + off;
-        __m256i a01 = round, a23 = round;
-        for (int k = 0; k < np; k++) {
-            size_t o = (size_t)k * 2 * bands;
-            __m256i w = _mm256_set1_epi32(wp[k]);
-            __m256i v01 = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadl_epi64((const __m128i *)(p0 + o))),
-                _mm_loadl_epi64((const __m128i *)(p1 + o)), 1);
-            __m256i v23 = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(
-                    _mm_loadl_epi64((const __m128i *)(p2 + o))),
-                _mm_loadl_epi64((const __m128i *)(p3 + o)), 1);
-            a01 = _mm256_add_epi32(
-                a01, _mm256_madd_epi16(_mm256_shuffle_epi8(v01, shuffle), w));
-            a23 = _mm256_add_epi32(
-                a23, _mm256_madd_epi16(_mm256_shuffle_epi8(v23, shuffle), w));
-        }
-        a01 = _mm256_srai_epi32(a01, REDUCEH_SHIFT);
-        a23 = _mm256_srai_epi32(a23, REDUCEH_SHIFT);
-        /* Lane 0: row 0's bands, then row 2's; lane 1: rows 1 and 3. */
-        __m256i pk = _mm256_packus_epi16(_mm256_packs_epi32(a01, a23), zero);
-        __m128i l0 = _mm256_castsi256_si128(pk);
-        __m128i l1 = _mm256_extracti128_si256(pk, 1);
-        uint32_t v[4] = {(uint32_t)_mm_cvtsi128_si32(l0),
-                         (uint32_t)_mm_cvtsi128_si32(l1),
-                         (uint32_t)_mm_extract_epi32(l0, 1),
-                         (uint32_t)_mm_extract_epi32(l1, 1)};
-        size_t at = (size_t)(x - xs) * bands;
-        size_t len = bands == 4 || x + 1 < x_end ? 4 : 3;
-        for (int i = 0; i < 4; i++) {
-            memcpy(outs[i] + at, &v[i], len);
-        }
-    }
-}
-#endif
 
 static void *
 reduceh_start(VipsImage *out, void *a, void *b)
@@ -205,101 +46,40 @@ reduceh_stop(void *seq, void *a, void *b)
     return 0;
 }
 
-/* One output pixel by the plain loop, its taps clamped to lo..hi, which
- * is the image's edge or beyond the taps. */
-static void
-reduceh_pixel_plain(const uint8_t *row, const reduceh_plan *plan, int lo,
-                    int hi, int x, uint8_t *out)
-{
-    int bands = plan->bands, first = plan->l.first[x];
-    const int16_t *w = &plan->l.weights[(size_t)x * plan->l.n_taps];
-    for (int bnd = 0; bnd < bands; bnd++) {
-        int32_t acc = REDUCEH_ONE / 2;
-        for (int t = 0; t < plan->l.n_taps; t++) {
-            int c = first + t;
-            c = c < lo ? lo : c > hi ? hi : c;
-            acc += w[t] * (int32_t)row[(size_t)c * bands + bnd];
-        }
-        int32_t v = acc >> REDUCEH_SHIFT;
-        out[bnd] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-    }
-}
+/* Rows go to the kernel in batches (it takes four at a time). */
+#define REDUCEH_BATCH 64
 
 static int
 reduceh_gen(VipsRegion *out_region, void *seq, void *a, void *b, gboolean *stop)
 {
     VipsRegion *ir = seq;
-    const reduceh_plan *plan = b;
+    const kern_reduceh *k = &((const reduceh_plan *)b)->k;
     const VipsRect *r = &out_region->valid;
     (void)a;
     (void)stop;
-    int lo = plan->l.first[r->left];
-    int hi = plan->l.first[r->left + r->width - 1] + plan->l.n_taps - 1;
+    int lo = k->l.first[r->left];
+    int hi = k->l.first[r->left + r->width - 1] + k->l.n_taps - 1;
     lo = lo < 0 ? 0 : lo;
-    hi = hi > plan->l.in_n - 1 ? plan->l.in_n - 1 : hi;
+    hi = hi > k->l.in_n - 1 ? k->l.in_n - 1 : hi;
     VipsRect need = {lo, r->top, hi - lo + 1, r->height};
     if (vips_region_prepare(ir, &need)) {
         return -1;
     }
-    int bands = plan->bands;
-    int left = r->left, right = r->left + r->width;
-    /* Columns xs..xe-1 go through a SIMD path: their taps start inside
-     * lo..hi and 8 bytes are readable from each pair's first pixel. An
-     * interval, as first[] never decreases. */
-    int xs = right, xe = right;
-    if (plan->simd != REDUCEH_PLAIN) {
-        xs = left;
-        while (xs < right && plan->l.first[xs] < lo) {
-            xs++;
+    const uint8_t *rows[REDUCEH_BATCH];
+    uint8_t *outs[REDUCEH_BATCH];
+    for (int y0 = r->top; y0 < r->top + r->height; y0 += REDUCEH_BATCH) {
+        int n = r->top + r->height - y0;
+        n = n > REDUCEH_BATCH ? REDUCEH_BATCH : n;
+        for (int i = 0; i < n; i++) {
+            /* The row as if it started at column 0 (only lo..hi is
+             * there). */
+            rows[i] = (const uint8_t *)VIPS_REGION_ADDR(ir, lo, y0 + i) -
+                      (size_t)lo * k->bands;
+            outs[i] = (uint8_t *)VIPS_REGION_ADDR(out_region, r->left, y0 + i);
         }
-        xe = xs;
-        while (xe < right &&
-               (plan->l.first[xe] + 2 * plan->n_pairs - 2) * bands + 8 <=
-                   (hi + 1) * bands) {
-            xe++;
-        }
+        kern_reduceh_rows(k, rows, outs, n, lo, hi, r->left,
+                          r->left + r->width);
     }
-#define ROW(yy)                                                                \
-    ((const uint8_t *)VIPS_REGION_ADDR(ir, lo, yy) - (size_t)lo * bands)
-#define OUT(yy, xx) ((uint8_t *)VIPS_REGION_ADDR(out_region, xx, yy))
-    /* Each row as if it started at column 0 (only lo..hi is there). */
-    for (int y = r->top, bottom = r->top + r->height; y < bottom;) {
-        int n_rows = 1;
-#if defined(__x86_64__) && defined(__GNUC__)
-        if (plan->simd == REDUCEH_AVX2 && xs < xe) {
-            n_rows = bottom - y < 4 ? bottom - y : 4;
-            const uint8_t *rows[4];
-            uint8_t *outs[4];
-            for (int i = 0; i < 4; i++) {
-                int yy = y + (i < n_rows ? i : n_rows - 1);
-                rows[i] = ROW(yy);
-                outs[i] = OUT(yy, xs);
-            }
-            reduceh_rows4_avx2(rows, outs, plan, xs, xe, right);
-        } else if (plan->simd == REDUCEH_SSE41) {
-            __m128i shuffle = bands == 4
-                                  ? _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, -1,
-                                                  -1, -1, -1, -1, -1, -1, -1)
-                                  : _mm_setr_epi8(0, 3, 1, 4, 2, 5, -1, -1, -1,
-                                                  -1, -1, -1, -1, -1, -1, -1);
-            for (int x = xs; x < xe; x++) {
-                reduceh_pixel_sse(ROW(y), plan, x, shuffle, OUT(y, x));
-            }
-        }
-#endif
-        /* The edges after the middle: a 4-byte store there wrote into
-         * the first of them. */
-        for (int i = 0; i < n_rows; i++, y++) {
-            for (int x = left; x < xs; x++) {
-                reduceh_pixel_plain(ROW(y), plan, lo, hi, x, OUT(y, x));
-            }
-            for (int x = xe; x < right; x++) {
-                reduceh_pixel_plain(ROW(y), plan, lo, hi, x, OUT(y, x));
-            }
-        }
-    }
-#undef ROW
-#undef OUT
     return 0;
 }
 
@@ -308,13 +88,15 @@ ops_reduceh(VipsImage *in, double hshrink, VipsImage **out)
 {
     if (vips_image_get_format(in) != VIPS_FORMAT_UCHAR ||
         vips_image_get_coding(in) != VIPS_CODING_NONE || hshrink < 1.0 ||
-        hshrink > OPS_REDUCE_MAX) {
+        hshrink > KERN_REDUCE_MAX) {
         vips_error("resize", "ops_reduceh: uchar, uncoded, 1 to 20 only");
         return -1;
     }
-    reduceh_plan *plan = reduceh_plan_new(vips_image_get_width(in),
-                                          vips_image_get_bands(in), hshrink);
-    if (plan == NULL) {
+    reduceh_plan *plan = calloc(1, sizeof *plan);
+    if (plan == NULL ||
+        kern_reduceh_init(&plan->k, vips_image_get_width(in),
+                          vips_image_get_bands(in), hshrink) != 0) {
+        free(plan);
         vips_error("resize", "out of memory");
         return -1;
     }
@@ -324,7 +106,7 @@ ops_reduceh(VipsImage *in, double hshrink, VipsImage **out)
         reduceh_plan_free(plan);
         return -1;
     }
-    o->Xsize = plan->l.out_n;
+    o->Xsize = plan->k.l.out_n;
     plan->in = in;
     g_object_ref(in);
     g_object_set_data_full(G_OBJECT(o), "kiln-reduceh-plan", plan,

@@ -91,12 +91,12 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
      * first as vips_resize() does; with gap 0 it does nothing else. */
     bool own_v = gap == 0 && !has_alpha && format == VIPS_FORMAT_UCHAR &&
                  vips_image_get_coding(cur) == VIPS_CODING_NONE && vscale < 1 &&
-                 1 / vscale <= OPS_REDUCE_MAX;
+                 1 / vscale <= KERN_REDUCE_MAX;
     if (own_v) {
         if (ops_reducev(cur, 1 / vscale, &t[0])) {
             goto fail;
         }
-        if (hscale < 1 && 1 / hscale <= OPS_REDUCE_MAX
+        if (hscale < 1 && 1 / hscale <= KERN_REDUCE_MAX
                 ? ops_reduceh(t[0], 1 / hscale, &t[1])
                 : vips_resize(t[0], &t[1], hscale, "vscale", 1.0, "kernel",
                               VIPS_KERNEL_LANCZOS3, "gap", gap, NULL)) {

@@ -1,6 +1,6 @@
 /*
- * The weights of a one-dimensional Lanczos3 reduction, shared by ops-vips'
- * own vertical and horizontal passes (reducev.c, reduceh.c). libvips'
+ * The weights of a one-dimensional Lanczos3 reduction, shared by the
+ * vertical and horizontal passes (reducev.c, reduceh.c). libvips'
  * geometry: output sample i is centred on input sample (i + 0.5) x
  * shrink - 0.5, the kernel is Lanczos3 stretched by shrink (an
  * anti-aliasing low-pass), round(n / shrink) samples out. The weights of
@@ -8,7 +8,7 @@
  * fixed point, the rounding left over given to the largest, so that a
  * flat image stays flat exactly.
  */
-#include "ops.h"
+#include "kern.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,12 +23,12 @@ lanczos3(double x)
     if (x >= 3.0) {
         return 0.0;
     }
-    double px = G_PI * x;
+    double px = 3.14159265358979323846 * x;
     return 3.0 * sin(px) * sin(px / 3.0) / (px * px);
 }
 
 void
-ops_lanczos3_free(ops_lanczos3 *l)
+kern_lanczos3_free(kern_lanczos3 *l)
 {
     free(l->first);
     free(l->weights);
@@ -37,7 +37,7 @@ ops_lanczos3_free(ops_lanczos3 *l)
 }
 
 int
-ops_lanczos3_plan(int in_n, double shrink, ops_lanczos3 *l)
+kern_lanczos3_plan(int in_n, double shrink, kern_lanczos3 *l)
 {
     double support = 3.0 * shrink;
     l->in_n = in_n;
@@ -52,7 +52,7 @@ ops_lanczos3_plan(int in_n, double shrink, ops_lanczos3 *l)
     double *w = calloc((size_t)l->n_taps, sizeof *w);
     if (l->first == NULL || l->weights == NULL || w == NULL) {
         free(w);
-        ops_lanczos3_free(l);
+        kern_lanczos3_free(l);
         return -1;
     }
     for (int i = 0; i < l->out_n; i++) {
@@ -63,17 +63,17 @@ ops_lanczos3_plan(int in_n, double shrink, ops_lanczos3 *l)
             w[t] = lanczos3((first + t - centre) / shrink);
             sum += w[t];
         }
-        /* 14 bits: every weight fits 16 (at most OPS_LANCZOS3_ONE). */
+        /* 14 bits: every weight fits 16 (at most KERN_LANCZOS3_ONE). */
         int16_t *iw = &l->weights[(size_t)i * l->n_taps];
         int isum = 0, big = 0;
         for (int t = 0; t < l->n_taps; t++) {
-            iw[t] = (int16_t)lrint(w[t] / sum * OPS_LANCZOS3_ONE);
+            iw[t] = (int16_t)lrint(w[t] / sum * KERN_LANCZOS3_ONE);
             isum += iw[t];
             if (iw[t] > iw[big]) {
                 big = t;
             }
         }
-        iw[big] = (int16_t)(iw[big] + OPS_LANCZOS3_ONE - isum);
+        iw[big] = (int16_t)(iw[big] + KERN_LANCZOS3_ONE - isum);
         l->first[i] = first;
     }
     free(w);
