@@ -7,6 +7,10 @@
  */
 #include "kiln.h"
 
+#include <jpeglib.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Writes a whole encoded buffer to the target, frees it, and ends the
@@ -188,6 +192,101 @@ encode_gif(VipsImage *im, VipsTarget *target)
     return rc == 0 ? encode_write(target, buf, len) : -1;
 }
 
+typedef struct encode_jpeg_error {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+} encode_jpeg_error;
+
+static void
+encode_jpeg_error_exit(j_common_ptr c)
+{
+    encode_jpeg_error *e = (encode_jpeg_error *)c->err;
+    char msg[JMSG_LENGTH_MAX];
+    c->err->format_message(c, msg);
+    vips_error("jpegsave", "%s", msg);
+    longjmp(e->jump, 1);
+}
+
+static void
+encode_jpeg_output_message(j_common_ptr c)
+{
+    (void)c;
+}
+
+bool
+encode_jpeg_direct_ok(VipsImage *im)
+{
+    return (im->dtype == VIPS_IMAGE_SETBUF ||
+            im->dtype == VIPS_IMAGE_SETBUF_FOREIGN) &&
+           im->data != NULL && im->Coding == VIPS_CODING_NONE &&
+           im->BandFmt == VIPS_FORMAT_UCHAR && im->Bands == 3 &&
+           im->Type == VIPS_INTERPRETATION_sRGB;
+}
+
+/* A JPEG of an 8-bit RGB image in memory, by libjpeg directly, as
+ * vips_jpegsave() with strip makes it, byte for byte: libjpeg's defaults
+ * and quality scaling with baseline tables, no JFIF or other marker,
+ * 4:2:0 chroma below quality 90 and 4:4:4 from 90 (libvips' "auto").
+ * libvips' saver runs a thread pool and a write-behind thread even for an
+ * image in memory; waking them cost a thumbnail batch a fifth of its
+ * wall time on two busy cores. tests/unit/test_encode.c checks the bytes
+ * against vips_jpegsave over random images and every quality. */
+int
+encode_jpeg_direct(VipsImage *im, int q, VipsTarget *target)
+{
+    /* On the heap: libjpeg's output buffer and its length change between
+     * setjmp and a longjmp, and are read after it. */
+    struct encode_jpeg_run {
+        struct jpeg_compress_struct c;
+        encode_jpeg_error e;
+        unsigned char *out;
+        unsigned long len;
+    } *run = calloc(1, sizeof *run);
+    if (run == NULL) {
+        vips_error("jpegsave", "out of memory");
+        return -1;
+    }
+    struct jpeg_compress_struct *c = &run->c;
+    c->err = jpeg_std_error(&run->e.pub);
+    run->e.pub.error_exit = encode_jpeg_error_exit;
+    run->e.pub.output_message = encode_jpeg_output_message;
+    if (setjmp(run->e.jump) != 0) {
+        jpeg_destroy_compress(c);
+        free(run->out);
+        free(run);
+        return -1;
+    }
+    jpeg_create_compress(c);
+    jpeg_mem_dest(c, &run->out, &run->len);
+    c->image_width = (JDIMENSION)im->Xsize;
+    c->image_height = (JDIMENSION)im->Ysize;
+    c->input_components = 3;
+    c->in_color_space = JCS_RGB;
+    jpeg_set_defaults(c);
+    jpeg_set_quality(c, q, TRUE);
+    c->write_JFIF_header = FALSE;
+    c->write_Adobe_marker = FALSE;
+    if (q >= 90) {
+        c->comp_info[0].h_samp_factor = 1;
+        c->comp_info[0].v_samp_factor = 1;
+    }
+    jpeg_start_compress(c, TRUE);
+    size_t row = (size_t)im->Xsize * 3;
+    while (c->next_scanline < c->image_height) {
+        JSAMPROW r = (JSAMPROW)(im->data + (size_t)c->next_scanline * row);
+        jpeg_write_scanlines(c, &r, 1);
+    }
+    jpeg_finish_compress(c);
+    jpeg_destroy_compress(c);
+    int rc = vips_target_write(target, run->out, run->len);
+    free(run->out);
+    free(run);
+    if (rc == 0) {
+        rc = vips_target_end(target);
+    }
+    return rc;
+}
+
 int
 encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
 {
@@ -195,6 +294,9 @@ encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
     int q = quality < 1 ? 1 : quality;
     switch (f) {
     case FORMAT_JPEG:
+        if (encode_jpeg_direct_ok(im)) {
+            return encode_jpeg_direct(im, q, target);
+        }
         return vips_jpegsave_target(im, target, "Q", q, "strip", TRUE, NULL);
     case FORMAT_PNG:
         return vips_pngsave_target(im, target, "strip", TRUE, NULL);

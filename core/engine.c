@@ -477,6 +477,7 @@ engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
     }
     g->format_guessed = false;
     g->source_plain = exec_decode_is_plain(*raw);
+    g->source_oriented = vips_image_get_orientation(*raw) > 1;
     int rc = opt_run(g, level, NULL, NULL, err);
     if (rc != KILN_OK) {
         return rc;
@@ -723,6 +724,22 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
                          &res->redecodes, &err);
     if (rc != KILN_OK) {
         goto fail;
+    }
+    if (g->fused_op > 0) {
+        /* Pass fuse-jpeg: the thumbnail in one loop, or (the file is not
+         * what the pass assumed) nothing done and the pipeline below. */
+        VipsImage *made = NULL;
+        bool taken = false;
+        rc = exec_fused_run(g, src, raw, &res->deadline, &made, &taken, &err);
+        if (rc != KILN_OK) {
+            goto fail;
+        }
+        if (taken) {
+            res->ran_jobs = true;
+            rc = exec_graph_from(e, st, g, g->fused_op, made, res);
+            g_object_unref(made);
+            goto done;
+        }
     }
     char shown[512];
     netguard_display_url(g->req.source, shown, sizeof shown);

@@ -824,6 +824,13 @@ int
 exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
            VipsImage *source, exec_result *res)
 {
+    return exec_graph_from(e, st, g, -1, source, res);
+}
+
+int
+exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g, int node,
+                VipsImage *made, exec_result *res)
+{
     exec_pending *pend = calloc(g->n_jobs + 1, sizeof *pend);
     VipsImage **memo = calloc(g->n_nodes + 1, sizeof *memo);
     if (pend == NULL || memo == NULL) {
@@ -831,6 +838,12 @@ exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
         free(memo);
         snprintf(res->error, sizeof res->error, "out of memory");
         return KILN_ENOMEM;
+    }
+    /* The source, or node `node`'s output, from which the jobs run. */
+    VipsImage *source = made;
+    if (node >= 0) {
+        g_object_ref(made);
+        memo[node] = made;
     }
     size_t n_failed = 0;
     for (size_t j = 0; j < g->n_jobs; j++) {

@@ -397,7 +397,13 @@ typedef struct graph {
      * before or after decoding then gives the same colours. Guessed true
      * when only the extension is known. */
     bool source_plain;
+    /* The source's header asks for a turn or mirror (EXIF orientation 2 to
+     * 8); false when unknown. */
+    bool source_oriented;
     int opt_level; /* the level opt_run ran at (passes may depend on it) */
+    /* Pass fuse-jpeg: the op node the fused JPEG thumbnail loop makes
+     * (exec_fused.c), or 0 (node 0 is the load) when there is none. */
+    int fused_op;
 } graph;
 
 graph *graph_new(arena *a);
@@ -493,6 +499,7 @@ int pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err);
 int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
 int pass_share_chains(graph *g, opt_report *rep, kiln_error *err);
 int pass_reuse_reductions(graph *g, opt_report *rep, kiln_error *err);
+int pass_fuse_jpeg(graph *g, opt_report *rep, kiln_error *err);
 int pass_crop_first(graph *g, opt_report *rep, kiln_error *err);
 
 /* Shrink-on-load's plan for a source of w x h (oriented) whose consumers
@@ -662,6 +669,12 @@ void api_limiter_free(struct api_limiter *l);
  * format f into target and ends it (encode.c); -1 with the libvips error
  * set on failure. quality is the contract's 0..100. */
 int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
+/* True when encode_save() writes `im` as a JPEG with libjpeg directly:
+ * 8-bit sRGB, 3 bands, in memory. */
+bool encode_jpeg_direct_ok(VipsImage *im);
+/* That JPEG, the bytes vips_jpegsave(Q = q, strip) makes; 0 or -1 with
+ * the libvips error buffer set. */
+int encode_jpeg_direct(VipsImage *im, int q, VipsTarget *target);
 
 /* Whether a loader (the type name vips_foreign_find_load_source gives)
  * reads a format kiln admits as a source (source_format.c). */
@@ -686,6 +699,23 @@ int source_check_gif(VipsSource *src, kiln_error *err);
 /* Executes a bound graph with an open source image (exec.c). */
 int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
                VipsImage *source, exec_result *res);
+/* The same with op node `node`'s output already made (`made`, which it
+ * does not take): the jobs start from it (node -1: made is the source). */
+int exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g,
+                    int node, VipsImage *made, exec_result *res);
+
+/* ------------------------------------------------------- exec_fused.c */
+
+/* Makes g->fused_op's output from the JPEG bytes of `src` in one loop:
+ * libjpeg's DCT-scaled decode, the Lanczos3 kernels (kernels/), into a
+ * w x h sRGB image in memory (*out, a new reference) carrying `header`'s
+ * resolution. *taken is false, and nothing made, when the file is not
+ * what the pass assumed or libjpeg has anything to say about it (a
+ * warning, an error): the general path then runs, whose strict and
+ * lenient decodes deal with it. KILN_OK, or the deadline's error. */
+int exec_fused_run(const graph *g, VipsSource *src, VipsImage *header,
+                   exec_deadline *dl, VipsImage **out, bool *taken,
+                   kiln_error *err);
 /* Decodes an image the way every source is decoded: auto-orient, sRGB,
  * 8-bit. *out is a new reference. */
 int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);

@@ -338,7 +338,7 @@ cmd_compile(int argc, char **argv)
     kiln_shape shape = {0, 0, 3, false};
     bool bind = false;
     const char *source_format = NULL; /* static strings: graph.c */
-    bool source_plain = true;
+    bool source_plain = true, source_oriented = false;
     if (o.source_size != NULL) {
         char tail;
         if (sscanf(o.source_size, "%dx%d%c", &shape.width, &shape.height,
@@ -368,6 +368,7 @@ cmd_compile(int argc, char **argv)
             source_format = graph_format_of_loader(loader);
         }
         source_plain = exec_decode_is_plain(im);
+        source_oriented = vips_image_get_orientation(im) > 1;
         g_object_unref(im);
         bind = true;
     }
@@ -391,6 +392,7 @@ cmd_compile(int argc, char **argv)
     if (rc == KILN_OK) {
         int level = o.opt_level >= 0 ? o.opt_level : e->opt_level;
         compile_source_format(g, o.source != NULL, source_format, source_plain);
+        g->source_oriented = source_oriented;
         if (o.passes) {
             if (g->bound) {
                 printf("=== compiled and bound to %dx%d (-O%d)\n", shape.width,

@@ -7,6 +7,7 @@
  */
 #include "kiln.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const opt_pass opt_passes[] = {
@@ -42,6 +43,12 @@ const opt_pass opt_passes[] = {
      "make a resample produce only the region a crop after it keeps, "
      "resampling only the part of its input that region needs",
      1, true, true, pass_crop_first},
+    {"fuse-jpeg",
+     "run a one-job JPEG thumbnail (a reduced decode, one resample, a JPEG "
+     "encode) as one loop of libjpeg and kiln's Lanczos3 kernels instead of "
+     "a libvips pipeline; same bytes (it follows shrink-on-load, so it "
+     "applies from -O2)",
+     1, true, true, pass_fuse_jpeg},
 };
 
 const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];
@@ -63,14 +70,34 @@ opt_parse_level(const char *s, int *level)
     return true;
 }
 
+/* True when KILN_DISABLE_PASSES (a comma-separated list of pass names)
+ * names `name`: a pass left out whatever the level, to compare outputs
+ * with and without it or to work around one. */
+static bool
+opt_disabled(const char *name)
+{
+    const char *list = getenv("KILN_DISABLE_PASSES");
+    size_t n = strlen(name);
+    while (list != NULL && *list != '\0') {
+        const char *end = strchr(list, ',');
+        size_t l = end != NULL ? (size_t)(end - list) : strlen(list);
+        if (l == n && strncmp(list, name, n) == 0) {
+            return true;
+        }
+        list = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}
+
 int
 opt_run(graph *g, int level, opt_observe_fn observe, void *user,
         kiln_error *err)
 {
     g->opt_level = level;
+    g->fused_op = 0;
     for (size_t i = 0; i < opt_n_passes; i++) {
         const opt_pass *p = &opt_passes[i];
-        if (p->level > level) {
+        if (p->level > level || opt_disabled(p->name)) {
             continue;
         }
         opt_report rep;

@@ -172,6 +172,26 @@ fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
     return true;
 }
 
+/* A resample and nothing else when the plan neither cuts nor pads nor
+ * adds alpha: every box, stretch and outside fit of an opaque input, a
+ * cropbox or letterbox whose box is the scaled size. */
+static bool
+fitmethod_resample_to(const void *params, const kiln_shape *in, int *w, int *h)
+{
+    fitmethod_plan plan;
+    kiln_error err;
+
+    if (fitmethod_plan_make(params, in->width, in->height, in->has_alpha, &plan,
+                            &err) != KILN_OK ||
+        plan.out_w != plan.scaled_w || plan.out_h != plan.scaled_h ||
+        plan.has_alpha != in->has_alpha) {
+        return false;
+    }
+    *w = plan.scaled_w;
+    *h = plan.scaled_h;
+    return true;
+}
+
 /* Plans for an iw x ih input and resamples `in`, which covers ext_w x
  * ext_h of it (the whole of `in` outside shrink-on-load). With `win` not
  * NULL, makes only that rectangle of the output. */
@@ -304,4 +324,5 @@ const kiln_op fitmethod_op = {
     .is_noop = fitmethod_is_noop,
     .sample_scale = fitmethod_sample_scale,
     .execute_reduced = fitmethod_execute_reduced,
+    .resample_to = fitmethod_resample_to,
 };

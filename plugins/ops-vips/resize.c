@@ -269,6 +269,21 @@ resize_sample_scale(const void *params, const kiln_shape *in, double *sx,
     return true;
 }
 
+/* Always a resample of the whole input (ops_resample_from). */
+static bool
+resize_resample_to(const void *params, const kiln_shape *in, int *w, int *h)
+{
+    kiln_shape out;
+    kiln_error err;
+
+    if (resize_infer(params, in, &out, &err) != KILN_OK) {
+        return false;
+    }
+    *w = out.width;
+    *h = out.height;
+    return true;
+}
+
 static int
 resize_execute_reduced(kiln_exec *ctx, const void *params,
                        const kiln_reduction *r, VipsImage *const *in,
@@ -327,4 +342,5 @@ const kiln_op resize_op = {
     .is_noop = resize_is_noop,
     .sample_scale = resize_sample_scale,
     .execute_reduced = resize_execute_reduced,
+    .resample_to = resize_resample_to,
 };

@@ -75,7 +75,7 @@ static void
 test_abi_major(void)
 {
     expect_refusal("abi-major", KILN_EABI,
-                   "plugin %s needs ABI 2.3, host provides 1.3 (a "
+                   "plugin %s needs ABI 2.4, host provides 1.4 (a "
                    "different major version)");
 }
 
@@ -83,7 +83,7 @@ static void
 test_abi_minor(void)
 {
     expect_refusal("abi-minor-newer", KILN_EABI,
-                   "plugin %s needs ABI 1.4, host provides 1.3 (a newer "
+                   "plugin %s needs ABI 1.5, host provides 1.4 (a newer "
                    "minor version)");
 }
 

@@ -30,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 3
+#define KILN_ABI_MINOR 4
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -377,6 +377,18 @@ typedef struct kiln_op {
      * untouched (a crop). The optimizer may then have the op before it
      * (a KILN_OP_WINDOWED resample) produce only that rectangle. */
     bool (*region)(const void *params, const kiln_shape *in, kiln_rect *r);
+
+    /* 1.4: true, with *w and *h set, when for these bound params and this
+     * input the op's whole output, as execute_reduced() makes it from a
+     * reduced input without alpha, is that input reduced to w x h by
+     * kiln's Lanczos3 reduction (docs/optimizer.md, "fuse-jpeg"): each
+     * axis by (w or h) / (the bound size x its scale), then cut or its
+     * last row and column repeated to exactly w x h, and nothing else (no
+     * crop, pad or alpha band). The host may then compute that itself,
+     * with decoding and encoding, without calling the op. The reduction
+     * is kernels/kern.h's; ops-vips' resize and fitmethod use the same. */
+    bool (*resample_to)(const void *params, const kiln_shape *in, int *w,
+                        int *h);
 } kiln_op;
 
 /* ----------------------------------------------------------- storage */
