@@ -267,18 +267,7 @@ row_batch() {
     LIMIT[1.im]=90 LIMIT[1.gm]=90
     measure 1 "$RUNS" $(peers kiln sharp vt im gm)
     line 1 "$label" mem "$(verdict "$(le "$(ratio 1 sharp)" 0.7)" "<=0.7x sharp"), $(verdict "$(le "$(figure 1 kiln rss)" "$(figure 1 sharp rss)")" "memory <= sharp's")"
-    # 1b: the same batch at -O3, shrink-on-load as far as sharp's own
-    # default goes (JPEG shrink 2 here, then Lanczos3 for the last x1.9),
-    # against sharp again in the same rounds.
-    mkdir -p "$tmp/k1b" "$tmp/req1b" "$tmp/s1b"
-    for i in $(seq -w 1 40); do
-        sed 's#"/k1/#"/k1b/#' "$tmp/req1/r$i.json" >"$tmp/req1b/r$i.json"
-    done
-    CMD[1b.kiln]="$KILN run -O3 --workers 2 --storage-root . req1b/r*.json"
-    CMD[1b.sharp]="node $root/bench/peers_sharp.js batch s1b 2 in40/*.jpg"
-    measure 1b "$RUNS" $(peers kiln sharp)
-    line 1b "1b the same at kiln -O3" mem "(-O3 is not the target's level)"
-    notes+=("row 1b: kiln -O3 (shrink-on-load as far as sharp's default: JPEG shrink 2 for this photo; PSNR against -O0 in docs/optimizer.md) vs sharp re-run in the same rounds; row 1 is kiln's default, -O2, which keeps a x2 Lanczos3 step and decodes this photo at full size")
+    notes+=("row 1: kiln's default -O2 decodes this photo at JPEG shrink 2, as sharp does, and runs each request as one loop (pass fuse-jpeg, docs/optimizer.md); -O3 would plan the same here")
     notes+=("row 1: vipsthumbnail, mogrify and gm mogrify run as 2 processes of 20 files at once (xargs -P2), as kiln runs 2 workers; their own threading is left at its default (ImageMagick: OpenMP). ImageMagick's jpeg:size=1440x1176 hint cannot DCT-scale this photo (2725/2 < 1440), so it decodes at full size, as the issue's command asks; GraphicsMagick's -size hint likewise")
     notes+=("row 1 outputs (vipsheader, 40 files fitting inside 720x588): kiln $(check_sizes k1 40 720 588); sharp $(check_sizes s1 40 720 588); vipsthumbnail $(check_sizes v1 40 720 588); ImageMagick $(check_sizes m1 40 720 588); GraphicsMagick $(check_sizes g1 40 720 588)")
 }

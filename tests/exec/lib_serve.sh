@@ -18,11 +18,13 @@ SERVE_RC=    # the exit status serve_stop saw last
 # serve_plugin_dir: prints the absolute plugins directory beside $KILN.
 serve_plugin_dir() { (cd "$(dirname "$KILN")/plugins" && pwd); }
 
-# serve_free_port: prints a random port in 20000..39999 that nothing on 127.0.0.1 listens on.
+# serve_free_port: prints a random port in 20000..32767 that nothing on 127.0.0.1 listens on.
+# Below Linux's ephemeral range (32768..60999): a client connection of a
+# test running beside this one cannot hold it when the server restarts.
 serve_free_port() {
     local p _
     for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 20000))
+        p=$((20000 + RANDOM % 12768))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
     done
     echo "$p"
