@@ -512,6 +512,118 @@ test_shrink_refusals(void)
     arena_free(a);
 }
 
+/* "rs": a resample that says so (resample_to), to round(f x size). */
+static bool
+rs_to(const void *params, const kiln_shape *in, int *w, int *h)
+{
+    double f = ((const scale_params *)params)->f;
+    *w = (int)(in->width * f + 0.5);
+    *h = (int)(in->height * f + 0.5);
+    return true;
+}
+
+static const reg_op fake_rs = {.op = {.name = "rs",
+                                      .n_inputs = 1,
+                                      .params_size = sizeof(scale_params),
+                                      .infer = fake_infer,
+                                      .sample_scale = scale_sample,
+                                      .execute_reduced = scale_reduced,
+                                      .resample_to = rs_to}};
+
+/* One job: a w x h JPEG through `op` by f to a JPEG, shrink-on-load run
+ * first as opt_run would; returns the op's id. */
+static int
+fuse_graph(arena *a, graph **out, const reg_op *op, int w, int h, double f)
+{
+    graph *g = new_graph(a, w, h);
+    int id = add_op(g, op, 0, f, (int)(w * f + 0.5), (int)(h * f + 0.5));
+    end_job(g, id);
+    g->n_jobs = 1;
+    g->job_store = arena_alloc(a, sizeof(int));
+    g->job_store[0] = (int)g->n_nodes - 1;
+    g->opt_level = 2;
+    opt_report rep;
+    kiln_error err;
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_shrink_on_load(g, &rep, &err), KILN_OK);
+    *out = g;
+    return id;
+}
+
+/* fuse-jpeg marks the thumbnail and refuses everything else, saying why. */
+static void
+test_fuse_jpeg(void)
+{
+    arena *a = arena_new();
+    kiln_error err;
+    opt_report rep;
+    graph *g = NULL;
+    int id = fuse_graph(a, &g, &fake_rs, 2725, 2225, 0.2642);
+    CU_ASSERT_EQUAL(g->nodes[0].load_shrink, 2);
+    memset(&rep, 0, sizeof rep);
+    CU_ASSERT_EQUAL(pass_fuse_jpeg(g, &rep, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g->fused_op, id);
+    CU_ASSERT_EQUAL(rep.n_changes, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.note, "in one loop"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->nodes[id].note, "fused"));
+    /* Each refusal, by what it changes in that graph. */
+    static const char *const whys[] = {"several jobs",
+                                       "not a JPEG",
+                                       "not a JPEG",
+                                       "turned",
+                                       "colour transform",
+                                       "the output is not a JPEG",
+                                       "resample of the whole",
+                                       "resample of the whole",
+                                       "resample of the whole",
+                                       "1 to 20",
+                                       "reduced scale"};
+    for (int k = 0; k < 11; k++) {
+        id = fuse_graph(a, &g, k == 8 ? &fake_scale : &fake_rs,
+                        k == 9 ? 20000 : 2725, k == 9 ? 14000 : 2225,
+                        k == 9    ? 0.0025
+                        : k == 10 ? 0.9
+                                  : 0.2642);
+        graph_node *op = &g->nodes[id];
+        switch (k) {
+        case 0:
+            g->n_jobs = 2;
+            break;
+        case 1:
+            g->source_format = "png";
+            break;
+        case 2:
+            g->source_format = NULL;
+            break;
+        case 3:
+            g->source_oriented = true;
+            break;
+        case 4:
+            g->source_plain = false;
+            break;
+        case 5:
+            g->nodes[op->id + 1].format = FORMAT_PNG;
+            break;
+        case 6:
+            op->shape.has_alpha = true;
+            break;
+        case 7:
+            op->reduction.has_window = true;
+            break;
+        default:
+            break;
+        }
+        memset(&rep, 0, sizeof rep);
+        CU_ASSERT_EQUAL(pass_fuse_jpeg(g, &rep, &err), KILN_OK);
+        CU_ASSERT_EQUAL(g->fused_op, 0);
+        if (strstr(rep.note, whys[k]) == NULL) {
+            fprintf(stderr, "fuse-jpeg refusal %d: note \"%s\"\n", k, rep.note);
+            CU_FAIL("fuse-jpeg's note does not say why");
+        }
+    }
+    arena_free(a);
+}
+
 static void
 test_share_chains(void)
 {
@@ -1032,6 +1144,7 @@ test_optimize_register(void)
     CU_add_test(s, "jpeg shrink factor", test_jpeg_shrink);
     CU_add_test(s, "shrink-on-load plan", test_shrink_plan);
     CU_add_test(s, "shrink-on-load refusals", test_shrink_refusals);
+    CU_add_test(s, "fuse-jpeg plan and refusals", test_fuse_jpeg);
     CU_add_test(s, "share-chains", test_share_chains);
     CU_add_test(s, "reuse-reductions", test_reuse_reductions);
     CU_add_test(s, "graph_streams", test_streams);
