@@ -1,5 +1,5 @@
 /*
- * The HTTP API of spec/api.md, without the HTTP: routing, bearer-token
+ * The HTTP API of docs/api.md, without the HTTP: routing, bearer-token
  * authentication (constant time), the 401/403/404 rules, validation
  * answers with every error and its path, Idempotency-Key, per-token rate
  * limits, retry, dynamic processes, health and metrics. A transport plugin

@@ -3,7 +3,7 @@
  * strings and params of one request live in one arena and are freed in
  * one call when the request is done. Never freed piecemeal.
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

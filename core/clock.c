@@ -2,7 +2,7 @@
  * The one clock for durations and deadlines: CLOCK_MONOTONIC, which
  * neither NTP steps nor an operator's `date` move, in milliseconds.
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <time.h>
 

@@ -1,5 +1,5 @@
 /*
- * Deployment configuration (spec/config.md): the embedded defaults, and a
+ * Deployment configuration (docs/config.md): the embedded defaults, and a
  * JSON file parsed with every error collected under its JSON path, unknown
  * keys answered with "did you mean", and "${NAME}" strings replaced from
  * the environment so secrets need not sit in the file. Storage settings

@@ -332,57 +332,29 @@ engine_process_limits(const kiln_engine *e, const graph *g)
     return lim;
 }
 
-/* The service id a parsed request names (a whole number, or a string of
- * digits, as the compiler reads it), or -1. */
-static int
-engine_request_service(const dsl_node *root)
+kiln_limits
+engine_limits_for(void *e, int service_id)
 {
-    const cJSON *s =
-        root != NULL && cJSON_IsObject(root->json)
-            ? cJSON_GetObjectItemCaseSensitive(root->json, "service_id")
-            : NULL;
-    double v = -1;
-    if (cJSON_IsNumber(s)) {
-        v = s->valuedouble;
-    } else if (cJSON_IsString(s) && s->valuestring[0] != '\0' &&
-               strspn(s->valuestring, "0123456789") == strlen(s->valuestring) &&
-               strlen(s->valuestring) < 10) {
-        v = strtod(s->valuestring, NULL);
-    }
-    return v >= 0 && v <= INT_MAX && v == floor(v) ? (int)v : -1;
+    return engine_limits(e, service_id);
 }
 
 int
 engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
                graph **out, errlist *errs)
 {
-    arena *a = arena_new();
-    *arena_out = a;
+    /* A request is compiled against the limits of the service it names
+     * (a service's own may be lower than the deployment's); a service id
+     * the compiler will refuse gets the deployment's. */
+    dsl_stages st = {.reg = &e->reg,
+                     .limits = &e->config->limits,
+                     .limits_for = engine_limits_for,
+                     .text = text,
+                     .len = len,
+                     .level = -1,
+                     .user = e};
+    *arena_out = NULL;
     *out = NULL;
-    if (a == NULL) {
-        return KILN_ENOMEM;
-    }
-    dsl_node *root = NULL;
-    kiln_error err;
-    err_clear(&err);
-    int rc = dsl_parse(a, text, len, &root, &err);
-    if (rc != KILN_OK) {
-        errlist_add(errs, &err, NULL);
-        return rc;
-    }
-    /* A request may lower its service's limits, never raise them: it is
-     * compiled against the limits of the service it names (a service's
-     * own may be lower than the deployment's), so one above them is
-     * refused at submission with its path instead of failing later. A
-     * service id the compiler will refuse gets the deployment's. */
-    kiln_limits lim = e->config->limits;
-    int sid = engine_request_service(root);
-    if (sid >= 0) {
-        lim = engine_limits(e, sid);
-    }
-    rc = dsl_compile(&e->reg, &lim, a, root, out, errs);
-    dsl_release(root);
-    return rc;
+    return dsl_run(&st, arena_out, out, errs);
 }
 
 void
@@ -465,23 +437,38 @@ engine_reopen(graph *g, VipsSource *src, VipsImage **raw, bool *sequential,
     *sequential = seq;
 }
 
+/* What the source's header says, for the passes. */
+static dsl_facts
+engine_facts(VipsImage *raw)
+{
+    dsl_facts f = {NULL, false, exec_decode_is_plain(raw),
+                   vips_image_get_orientation(raw) > 1};
+    const char *loader = NULL;
+    if (vips_image_get_typeof(raw, VIPS_META_LOADER) != 0 &&
+        vips_image_get_string(raw, VIPS_META_LOADER, &loader) == 0) {
+        f.format = graph_format_of_loader(loader);
+    }
+    return f;
+}
+
 int
 engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
                 bool *sequential, int *redecodes, kiln_error *err)
 {
-    const char *loader = NULL;
     *sequential = false;
-    if (vips_image_get_typeof(*raw, VIPS_META_LOADER) != 0 &&
-        vips_image_get_string(*raw, VIPS_META_LOADER, &loader) == 0) {
-        g->source_format = graph_format_of_loader(loader);
-    }
-    g->format_guessed = false;
-    g->source_plain = exec_decode_is_plain(*raw);
-    g->source_oriented = vips_image_get_orientation(*raw) > 1;
-    int rc = opt_run(g, level, NULL, NULL, err);
+    dsl_facts facts = engine_facts(*raw);
+    dsl_stages st = {.facts = &facts, .level = level};
+    errlist errs = {0};
+    arena *a = g->arena;
+    int rc = dsl_run(&st, &a, &g, &errs);
     if (rc != KILN_OK) {
+        if (errs.n > 0) {
+            *err = errs.items[0].e;
+        }
+        errlist_free(&errs);
         return rc;
     }
+    errlist_free(&errs);
     engine_reopen(g, src, raw, sequential, redecodes);
     return KILN_OK;
 }
@@ -706,9 +693,16 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     kiln_shape shape;
     exec_oriented_shape(raw, &shape);
     errlist errs = {0};
-    /* Bind reads the header only and checks the pixel limit before a
-     * single pixel is decoded. */
-    rc = bind_graph(g, &shape, &lim, &errs);
+    /* The compiler's remaining stages: bind (the header only: the pixel
+     * limit is checked before a single pixel is decoded), then the
+     * passes, with what the header says. */
+    dsl_facts facts = engine_facts(raw);
+    dsl_stages stages = {.shape = &shape,
+                         .bind_limits = &lim,
+                         .facts = &facts,
+                         .level = e->opt_level};
+    arena *ga = g->arena;
+    rc = dsl_run(&stages, &ga, &g, &errs);
     if (rc != KILN_OK) {
         engine_join_errors(&errs, res->error, sizeof res->error);
         for (size_t j = 0; j < g->n_jobs; j++) {
@@ -720,11 +714,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
     }
     errlist_free(&errs);
     bool sequential = false;
-    rc = engine_optimize(g, e->opt_level, src, &raw, &sequential,
-                         &res->redecodes, &err);
-    if (rc != KILN_OK) {
-        goto fail;
-    }
+    engine_reopen(g, src, &raw, &sequential, &res->redecodes);
     if (g->fused_op > 0) {
         /* Pass fuse-jpeg: the thumbnail in one loop, or (the file is not
          * what the pass assumed) nothing done and the pipeline below. */

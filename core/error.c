@@ -4,7 +4,7 @@
  * text), and the collected error list the compiler prints with a caret
  * line under the bad part of a value (as jq does).
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * derived dimension of a one-sided size, and ImageMagick's gravity
  * convention. Ops reach these through the host API.
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <math.h>
 #include <string.h>

@@ -292,6 +292,41 @@ compile_source_format(graph *g, bool from_file, const char *format, bool plain)
     g->format_guessed = g->source_format != NULL;
 }
 
+/* What `kiln compile` knows of its source, for the stages' hooks. */
+typedef struct compile_ctx {
+    const cli_opts *o;
+    const kiln_shape *shape;
+    const char *source_format;
+    bool source_plain, source_oriented;
+    kiln_engine *e;
+} compile_ctx;
+
+static kiln_limits
+compile_limits_for(void *user, int service_id)
+{
+    return engine_limits_for(((compile_ctx *)user)->e, service_id);
+}
+
+/* Once bound: what the source is (from --source, or guessed from the
+ * request's path), and with --passes the graph before the first pass. */
+static void
+compile_before_passes(graph *g, int level, void *user)
+{
+    compile_ctx *cc = user;
+    compile_source_format(g, cc->o->source != NULL, cc->source_format,
+                          cc->source_plain);
+    g->source_oriented = cc->source_oriented;
+    if (cc->o->passes) {
+        if (g->bound) {
+            printf("=== compiled and bound to %dx%d (-O%d)\n", cc->shape->width,
+                   cc->shape->height, level);
+        } else {
+            printf("=== compiled, sizes unknown (-O%d)\n", level);
+        }
+        dump_graph(g, DUMP_TEXT, stdout);
+    }
+}
+
 static int
 cmd_compile(int argc, char **argv)
 {
@@ -385,31 +420,21 @@ cmd_compile(int argc, char **argv)
     arena *a = NULL;
     graph *g = NULL;
     errlist errs = {0};
-    int rc = engine_compile(e, text, len, &a, &g, &errs);
-    if (rc == KILN_OK && bind) {
-        rc = bind_graph(g, &shape, &e->config->limits, &errs);
-    }
-    if (rc == KILN_OK) {
-        int level = o.opt_level >= 0 ? o.opt_level : e->opt_level;
-        compile_source_format(g, o.source != NULL, source_format, source_plain);
-        g->source_oriented = source_oriented;
-        if (o.passes) {
-            if (g->bound) {
-                printf("=== compiled and bound to %dx%d (-O%d)\n", shape.width,
-                       shape.height, level);
-            } else {
-                printf("=== compiled, sizes unknown (-O%d)\n", level);
-            }
-            dump_graph(g, DUMP_TEXT, stdout);
-        }
-        kiln_error oerr;
-        err_clear(&oerr);
-        rc = opt_run(g, level, o.passes ? compile_observe : NULL, NULL, &oerr);
-        if (rc != KILN_OK) {
-            errlist_add(&errs, &oerr, NULL);
-        } else if (!o.passes && !o.quiet) {
-            dump_graph(g, fmt, stdout);
-        }
+    compile_ctx cc = {&o,           &shape,          source_format,
+                      source_plain, source_oriented, e};
+    dsl_stages st = {.reg = &e->reg,
+                     .limits = &e->config->limits,
+                     .limits_for = compile_limits_for,
+                     .text = text,
+                     .len = len,
+                     .shape = bind ? &shape : NULL,
+                     .level = o.opt_level >= 0 ? o.opt_level : e->opt_level,
+                     .before_passes = compile_before_passes,
+                     .observe = o.passes ? compile_observe : NULL,
+                     .user = &cc};
+    int rc = dsl_run(&st, &a, &g, &errs);
+    if (rc == KILN_OK && !o.passes && !o.quiet) {
+        dump_graph(g, fmt, stdout);
     }
     if (rc != KILN_OK) {
         errlist_print(&errs, stderr);

@@ -5,7 +5,7 @@
  * registration by size). Every entry remembers its owner, so a plugin
  * whose init fails can be undone.
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <stdlib.h>
 #include <string.h>

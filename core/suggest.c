@@ -3,7 +3,7 @@
  * Levenshtein distance, for unknown fields, ops, enum values and config
  * keys.
  */
-#include "kiln.h"
+#include "host.h"
 
 #include <string.h>
 #include <strings.h>

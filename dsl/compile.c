@@ -6,7 +6,7 @@
  * job its op chain, an encode node and a store node. Every problem is
  * collected with its JSON path; compilation never stops at the first.
  */
-#include "../core/kiln.h"
+#include "dsl.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * wraps cJSON's nodes so that every node knows its JSON path
  * ("jobs[0].transformations[1].width"), which every later error carries.
  */
-#include "../core/kiln.h"
+#include "dsl.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
  * Internal header of the "api-http" service plugin, the HTTP transport of
- * the API (spec/api.md). plugin.c registers the service; server.c owns the
+ * the API (docs/api.md). plugin.c registers the service; server.c owns the
  * libmicrohttpd daemon and its listen address; request.c turns one HTTP
  * request into a kiln_call and the engine's kiln_reply into a response;
  * guard.c caps connections and closes those that are too slow to send a

@@ -13,7 +13,7 @@ kiln_plugin *http_self;
 
 static const kiln_service http_service = {
     .name = "api-http",
-    .summary = "the HTTP API (spec/api.md) over libmicrohttpd",
+    .summary = "the HTTP API (docs/api.md) over libmicrohttpd",
     .start = http_start,
     .stop = http_stop,
 };

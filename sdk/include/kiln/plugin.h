@@ -421,7 +421,7 @@ typedef struct kiln_storage {
 
 typedef struct kiln_engine kiln_engine; /* the running engine */
 
-/* One call of the HTTP API (spec/api.md), transport-free: a service that
+/* One call of the HTTP API (docs/api.md), transport-free: a service that
  * speaks HTTP fills it from a request and sends back the kiln_reply as
  * is. The engine does the routing, authentication, validation, limits and
  * JSON; the transport owns sockets, threads and the body-size limit. */

@@ -14,7 +14,7 @@
  * back to the pipeline when the file turns out not to fit (a colour space
  * libjpeg does not turn into RGB, any libjpeg warning).
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * (for tools) or Graphviz DOT (to look at). Unbound graphs print lengths
  * symbolically ("50% of in.w"); bound ones print pixels and shapes.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <string.h>
 

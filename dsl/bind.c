@@ -4,7 +4,7 @@
  * input, run each op's pure infer to get its output shape, and check the
  * pixel limit on every intermediate. Nothing here touches pixels.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <stdio.h>
 #include <string.h>

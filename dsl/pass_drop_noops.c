@@ -7,7 +7,7 @@
  * into one run when compose can (rotate 90 then 90: rotate 180). Both
  * work from params alone on an unbound graph, and with shapes once bound.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * only the part of its input the rectangle needs. Runs last, after the
  * passes that reduce resamples' inputs. docs/optimizer.md gives the rule.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <math.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * fused op as the source's consumer. docs/optimizer.md gives the rule and
  * the PSNR measured against -O0.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <math.h>
 #include <string.h>

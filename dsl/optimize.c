@@ -5,7 +5,7 @@
  * exact ones, -O2 all; `kiln compile --passes` prints the graph after each.
  * The passes themselves live in pass_*.c; docs/optimizer.md describes them.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <stdlib.h>
 #include <string.h>

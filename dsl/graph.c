@@ -4,7 +4,7 @@
  * feeds every job, so a source is fetched and decoded once however many
  * outputs it has.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <stdlib.h>
 #include <string.h>

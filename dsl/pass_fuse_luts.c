@@ -8,7 +8,7 @@
  * gave. A run whose tables compose to the identity (negate twice) is
  * dropped. Works on unbound graphs too: tables depend on params alone.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <string.h>
 

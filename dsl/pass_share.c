@@ -9,7 +9,7 @@
  * then cost one full-size resample and four small ones. Both keep the
  * graph's order (a node reads only nodes with smaller ids).
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <math.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * The plan needs the bound graph (sizes) and the source's format; the
  * engine decodes as planned and undoes the plan if the loader disagrees.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <math.h>
 #include <string.h>

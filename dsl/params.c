@@ -5,13 +5,13 @@
  * JSON. Lengths are lexed here and resolved later, at bind, against the
  * input shape. Also formats values for `kiln compile` and `kiln ops`.
  */
-#include "kiln.h"
+#include "dsl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../dsl/value_lexer.h"
+#include "value_lexer.h"
 
 typedef struct pctx {
     arena *a;

@@ -1,0 +1,256 @@
+/*
+ * The host's base, below the compiler (dsl/dsl.h) and the executor
+ * (kiln.h): arena, clock, errors, suggestions, geometry, the registry of
+ * what plugins registered, the loader and the configuration. Plugins never
+ * see this file; they see sdk/include/kiln only.
+ */
+#ifndef KILN_CORE_HOST_H
+#define KILN_CORE_HOST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "kiln/plugin.h"
+
+/* ------------------------------------------------------------- arena.c */
+
+/* A per-job bump allocator (nginx pools): every compile-time object lives
+ * in one and is freed with it. Allocations are zeroed. */
+typedef struct arena arena;
+
+arena *arena_new(void);
+void arena_free(arena *a);
+void *arena_alloc(arena *a, size_t n);
+char *arena_strdup(arena *a, const char *s);
+char *arena_strndup(arena *a, const char *s, size_t n);
+char *arena_printf(arena *a, const char *fmt, ...) KILN_PRINTF(2, 3);
+
+/* ------------------------------------------------------------- clock.c */
+
+/* Milliseconds on the monotonic clock (durations and deadlines only). */
+double clock_ms(void);
+
+/* ------------------------------------------------------ vips_modules.c */
+
+/* Before VIPS_INIT: keeps libvips from opening all its modules. */
+void vips_modules_hold(void);
+/* After VIPS_INIT: opens the named ones ("heif", "poppler"). */
+void vips_modules_load(const char *const *names, size_t n);
+
+/* ------------------------------------------------------------- error.c */
+
+int err_set(kiln_error *err, int code, const char *fmt, ...) KILN_PRINTF(3, 4);
+int err_vset(kiln_error *err, int code, const char *fmt, va_list ap);
+int err_set_path(kiln_error *err, int code, const char *path, const char *fmt,
+                 ...) KILN_PRINTF(4, 5);
+int err_set_param(kiln_error *err, int code, const char *param, const char *fmt,
+                  ...) KILN_PRINTF(4, 5);
+int err_set_vips(kiln_error *err, const char *what);
+/* strerror(e) in lower case, as messages are written ("no space left on
+ * device"); returns buf. */
+const char *err_errno_text(int e, char *buf, size_t size);
+/* Writes `s` double-quoted into out for a message: '"' and '\\' escaped,
+ * control bytes as \xNN, cut with "..." to fit `size` (at least 16).
+ * NULL quotes as "". Returns out. The host API's quote(). */
+const char *err_quote(char *out, size_t size, const char *s);
+void err_clear(kiln_error *err);
+/* Makes err->path "prefix.path" (or "prefix" when path is empty). */
+void err_prefix_path(kiln_error *err, const char *prefix);
+
+/* Collected errors: compile and bind report every problem, not the first.
+ * `value` is the JSON text of the bad value (for the caret line) or NULL. */
+typedef struct err_item {
+    kiln_error e;
+    char *value;
+} err_item;
+
+typedef struct errlist {
+    err_item *items;
+    size_t n, cap;
+} errlist;
+
+void errlist_add(errlist *l, const kiln_error *e, const char *value);
+/* Adds an EINVAL error "path: message"; `value` (or NULL) is the JSON
+ * text of the bad value and offset/length mark the bad part (-1, 0: no
+ * caret). */
+void errlist_vaddf(errlist *l, const char *path, const char *value, int offset,
+                   int length, const char *fmt, va_list ap);
+void errlist_free(errlist *l);
+/* "path: message", then the value and a caret line under the bad part. */
+void errlist_print(const errlist *l, FILE *f);
+/* One error as "path: message" into buf. */
+void err_format(const kiln_error *e, char *buf, size_t size);
+
+/* ----------------------------------------------------------- suggest.c */
+
+/* The candidate nearest to `word` by edit distance, if near enough to be
+ * a likely typo; NULL otherwise. */
+const char *suggest_nearest(const char *word, const char *const *cands,
+                            size_t n);
+/* Formats " (did you mean \"x\"?)" into buf, or "" when nothing is near. */
+void suggest_hint(const char *word, const char *const *cands, size_t n,
+                  char *buf, size_t size);
+
+/* ---------------------------------------------------------- geometry.c */
+
+long geom_round(double v); /* halves away from zero */
+void geom_place(kiln_gravity gravity, int cw, int ch, int rw, int rh, int dx,
+                int dy, int *x, int *y);
+int geom_resolve_length(const kiln_length *len, kiln_axis axis, int ref_w,
+                        int ref_h, int *px, kiln_error *err);
+int geom_derive_size(const kiln_length *w, const kiln_length *h, int ref_w,
+                     int ref_h, int *out_w, int *out_h, kiln_error *err);
+extern const char *const geom_gravity_names[]; /* NULL-terminated */
+const char *geom_gravity_name(kiln_gravity g);
+const char *geom_unit_name(kiln_unit u);
+
+#define KILN_MAX_SIZE 65535
+
+/* ---------------------------------------------------------- registry.c */
+
+/* Registered items are copied into full-size structs, zero-filled past
+ * what an older plugin knew, so the core never reads past a descriptor. */
+typedef struct reg_op {
+    kiln_op op;
+    kiln_plugin *owner;
+} reg_op;
+
+typedef struct reg_storage {
+    kiln_storage st;
+    kiln_plugin *owner;
+} reg_storage;
+
+typedef struct reg_service {
+    kiln_service svc;
+    kiln_plugin *owner;
+} reg_service;
+
+typedef struct registry {
+    reg_op *ops;
+    size_t n_ops, cap_ops;
+    reg_storage *storages;
+    size_t n_storages, cap_storages;
+    reg_service *services;
+    size_t n_services, cap_services;
+} registry;
+
+int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
+                    size_t size, kiln_error *err);
+int registry_add_storage(registry *r, kiln_plugin *owner,
+                         const kiln_storage *st, size_t size, kiln_error *err);
+int registry_add_service(registry *r, kiln_plugin *owner,
+                         const kiln_service *svc, size_t size, kiln_error *err);
+/* Removes everything `owner` registered (a failed init is undone). */
+void registry_remove_owner(registry *r, kiln_plugin *owner);
+const reg_op *registry_find_op(const registry *r, const char *name);
+const reg_storage *registry_find_storage(const registry *r, const char *name);
+void registry_free(registry *r);
+/* Checks a spec table against its struct size; used for ops and storage
+ * settings at registration. */
+int registry_check_specs(const char *what, const kiln_param_spec *specs,
+                         size_t n, size_t struct_size, kiln_error *err);
+
+/* ------------------------------------------------------------ loader.c */
+
+struct kiln_plugin {
+    char *path;
+    char *name;
+    char *version;
+    void *handle; /* dlopen */
+    const kiln_plugin_descriptor *desc;
+    struct kiln_engine *engine;
+    bool in_init;
+    bool initialized;
+};
+
+/* Loads one plugin file into the engine's registry: dlopen, descriptor and
+ * version checks, init. On any refusal nothing stays registered or open.*/
+int loader_load_file(struct kiln_engine *e, const char *path, kiln_error *err);
+/* Loads each enabled plugin name from the first directory that has it. */
+int loader_load_config(struct kiln_engine *e, kiln_error *err);
+void loader_unload_all(struct kiln_engine *e);
+/* The host API table handed to every plugin. */
+const kiln_host_api *loader_host_api(void);
+
+/* ------------------------------------------------------------ config.c */
+
+typedef struct kiln_limits {
+    int64_t max_pixels;
+    int64_t max_file_size;
+    double max_process_time;
+    int max_jobs;
+    int64_t max_body;
+} kiln_limits;
+
+/* A service's "vector_sources": SVG and PDF, rendered in a child process
+ * (render.c) because their renderers cannot be cancelled. */
+typedef struct config_vector {
+    bool svg, pdf;
+    double max_cpu_time; /* s of CPU one render may use */
+    int64_t max_memory;  /* bytes of address space of the child */
+} config_vector;
+
+typedef struct config_service {
+    int id;
+    char **tokens;
+    size_t n_tokens;
+    char *secret;
+    char *backend;
+    bool remote_sources;
+    cJSON *remote_settings; /* remote_sources as an object, or NULL */
+    char *remote_path;      /* its JSON path, for messages */
+    char *storage_plugin;
+    cJSON *storage;     /* the settings object, parsed when plugins load */
+    char *storage_path; /* its JSON path, for messages */
+    bool has_limits;
+    kiln_limits limits;
+    config_vector vector; /* both formats off unless configured */
+} config_service;
+
+typedef struct kiln_config {
+    char *listen;
+    int workers;
+    double shutdown_timeout; /* s running work may take to finish at stop */
+    /* s a process that does not stop may run past max_process_time (or
+     * past shutdown_timeout) before kiln ends it by force (runner.c) */
+    double kill_after;
+    int max_interruptions; /* interrupted this often: FAILED, not re-run */
+    int opt_level;         /* "optimize": the passes' level, 0..3 */
+    char **plugin_dirs;
+    size_t n_plugin_dirs;
+    char **enable;
+    size_t n_enable;
+    char *jobstore_driver;
+    char *jobstore_path;
+    char *jobstore_dsn;
+    kiln_limits limits;
+    double rate_per_second;
+    int rate_burst;
+    /* Failed authentications allowed per client address (api.c). */
+    double failed_auth_per_second;
+    int failed_auth_burst;
+    kiln_http_settings http; /* "http": the transport's connection limits */
+    char **network_allow;
+    size_t n_network_allow;
+    config_service *services;
+    size_t n_services;
+    bool dev_token; /* the token was generated: print it at start-up */
+} kiln_config;
+
+/* Parses a configuration file; every error goes to errs with its path. */
+int config_load_file(const char *path, kiln_config **out, errlist *errs);
+int config_load_text(const char *text, size_t len, kiln_config **out,
+                     errlist *errs);
+/* The embedded defaults (config.md). */
+int config_default(kiln_config **out, kiln_error *err);
+/* Points every service at local storage under `root` (kiln run). */
+int config_set_storage_root(kiln_config *c, const char *root, kiln_error *err);
+const config_service *config_find_service(const kiln_config *c, int id);
+void config_free(kiln_config *c);
+
+#endif /* KILN_CORE_HOST_H */

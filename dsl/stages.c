@@ -1,0 +1,109 @@
+/*
+ * The compiler's stages in order, one function for every caller: `kiln
+ * compile`, the API's submission and the engine's execution all go
+ * through dsl_run(), so what one of them checks or rewrites, the others
+ * do too.
+ *
+ *   parse -> compile (the request alone: it is validated at submission)
+ *         -> bind (once the source's size is known: every length resolved,
+ *            every op's infer, the limits)
+ *         -> optimize (the passes of the level, with what the source's
+ *            header says about it).
+ *
+ * Each stage runs when its input is there: a graph already compiled
+ * starts at bind; without a size, bind is skipped (the passes that need
+ * sizes then say so); without a level, it stops before the passes.
+ */
+#include "dsl.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+dsl_request_service(const dsl_node *root)
+{
+    const cJSON *s =
+        root != NULL && cJSON_IsObject(root->json)
+            ? cJSON_GetObjectItemCaseSensitive(root->json, "service_id")
+            : NULL;
+    double v = -1;
+    if (cJSON_IsNumber(s)) {
+        v = s->valuedouble;
+    } else if (cJSON_IsString(s) && s->valuestring[0] != '\0' &&
+               strspn(s->valuestring, "0123456789") == strlen(s->valuestring) &&
+               strlen(s->valuestring) < 10) {
+        v = strtod(s->valuestring, NULL);
+    }
+    return v >= 0 && v <= INT_MAX && v == floor(v) ? (int)v : -1;
+}
+
+/* parse -> compile into a new arena (*a, which the caller frees even on
+ * failure). */
+static int
+dsl_run_front(const dsl_stages *st, arena **a, graph **g, errlist *errs)
+{
+    *a = arena_new();
+    if (*a == NULL) {
+        return KILN_ENOMEM;
+    }
+    dsl_node *root = NULL;
+    kiln_error err;
+    err_clear(&err);
+    int rc = dsl_parse(*a, st->text, st->len, &root, &err);
+    if (rc != KILN_OK) {
+        errlist_add(errs, &err, NULL);
+        return rc;
+    }
+    /* A request may lower its service's limits, never raise them: it is
+     * compiled against the limits of the service it names, so one above
+     * them is refused at submission with its path. */
+    kiln_limits lim = *st->limits;
+    if (st->limits_for != NULL) {
+        lim = st->limits_for(st->user, dsl_request_service(root));
+    }
+    rc = dsl_compile(st->reg, &lim, *a, root, g, errs);
+    dsl_release(root);
+    return rc;
+}
+
+int
+dsl_run(const dsl_stages *st, arena **a, graph **g, errlist *errs)
+{
+    int rc = KILN_OK;
+    if (*g == NULL) {
+        rc = dsl_run_front(st, a, g, errs);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+    }
+    if (st->shape != NULL) {
+        rc = bind_graph(*g, st->shape,
+                        st->bind_limits != NULL ? st->bind_limits : st->limits,
+                        errs);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+    }
+    if (st->level < 0) {
+        return KILN_OK;
+    }
+    graph *gr = *g;
+    if (st->facts != NULL) {
+        gr->source_format = st->facts->format;
+        gr->format_guessed = st->facts->format_guessed;
+        gr->source_plain = st->facts->plain;
+        gr->source_oriented = st->facts->oriented;
+    }
+    if (st->before_passes != NULL) {
+        st->before_passes(gr, st->level, st->user);
+    }
+    kiln_error err;
+    err_clear(&err);
+    rc = opt_run(gr, st->level, st->observe, st->user, &err);
+    if (rc != KILN_OK) {
+        errlist_add(errs, &err, NULL);
+    }
+    return rc;
+}
