@@ -195,6 +195,80 @@ loader_check_descriptor(const char *path, const kiln_plugin_descriptor *d,
     return KILN_OK;
 }
 
+/* Anyone who can change a plugin's file, or its folder, can run code as
+ * kiln: refuse a file that others (its group, or anyone) may write, as a
+ * shell refuses a world-writable rc file; a folder others may write
+ * unless it is sticky (/tmp: others cannot replace what is ours there);
+ * and a file or folder owned by anyone but root or the user running kiln.
+ * The folder is the file's own, after symbolic links (docs/plugins.md). */
+static int
+loader_check_owner(const char *path, const struct stat *st, kiln_error *err)
+{
+    uid_t me = geteuid();
+    if (st->st_mode & (S_IWOTH | S_IWGRP)) {
+        return err_set(err, KILN_EPERM,
+                       "plugin %s is writable by others (mode %04o); "
+                       "refusing to load it",
+                       path, (unsigned)(st->st_mode & 07777));
+    }
+    if (st->st_uid != 0 && st->st_uid != me) {
+        return err_set(err, KILN_EPERM,
+                       "plugin %s is owned by uid %u, neither root nor the "
+                       "user running kiln (uid %u); refusing to load it",
+                       path, (unsigned)st->st_uid, (unsigned)me);
+    }
+    char *real = realpath(path, NULL);
+    if (real == NULL) {
+        return err_set(err, KILN_ENOTFOUND, "plugin %s: %s", path,
+                       strerror(errno));
+    }
+    char *slash = strrchr(real, '/');
+    if (slash == real) {
+        slash[1] = '\0'; /* a file in / */
+    } else if (slash != NULL) {
+        *slash = '\0';
+    }
+    struct stat ds;
+    int rc = KILN_OK;
+    if (stat(real, &ds) != 0) {
+        rc = err_set(err, KILN_ENOTFOUND, "plugin %s: its folder %s: %s", path,
+                     real, strerror(errno));
+    } else if ((ds.st_mode & (S_IWOTH | S_IWGRP)) && !(ds.st_mode & S_ISVTX)) {
+        rc = err_set(err, KILN_EPERM,
+                     "plugin %s is in %s, a folder others may write (mode "
+                     "%04o); refusing to load it",
+                     path, real, (unsigned)(ds.st_mode & 07777));
+    } else if (ds.st_uid != 0 && ds.st_uid != me) {
+        rc = err_set(err, KILN_EPERM,
+                     "plugin %s is in %s, a folder owned by uid %u, neither "
+                     "root nor the user running kiln (uid %u); refusing to "
+                     "load it",
+                     path, real, (unsigned)ds.st_uid, (unsigned)me);
+    }
+    free(real);
+    return rc;
+}
+
+/* A plugin is enabled by its file's name (NAME.so): a file that declares
+ * another name would pass for a plugin it is not. */
+static int
+loader_check_name(const char *path, const kiln_plugin_descriptor *d,
+                  kiln_error *err)
+{
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    size_t n = strlen(base);
+    size_t want = strlen(d->name);
+    if (n == want + 3 && strncmp(base, d->name, want) == 0 &&
+        strcmp(base + want, ".so") == 0) {
+        return KILN_OK;
+    }
+    return err_set(err, KILN_EINVAL,
+                   "plugin %s declares the name \"%s\": its file must be "
+                   "named %s.so; refusing to load it",
+                   path, d->name, d->name);
+}
+
 int
 loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
 {
@@ -203,17 +277,13 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
         return err_set(err, KILN_ENOTFOUND, "plugin %s: %s", path,
                        strerror(errno));
     }
-    /* Anyone who can write the file can run code as us: refuse it, as a
-     * shell refuses a world-writable rc file. */
-    if (st.st_mode & S_IWOTH) {
-        return err_set(err, KILN_EPERM,
-                       "plugin %s is writable by others (mode %04o); "
-                       "refusing to load it",
-                       path, (unsigned)(st.st_mode & 07777));
-    }
     if (!S_ISREG(st.st_mode)) {
         return err_set(err, KILN_EINVAL, "plugin %s is not a regular file",
                        path);
+    }
+    int rc = loader_check_owner(path, &st, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
     /* RTLD_NOW: a missing symbol fails here, not in the middle of a job.
      * RTLD_LOCAL: plugins cannot see each other's symbols. */
@@ -231,7 +301,10 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
                        "built for another ABI major)",
                        path, KILN_DESCRIPTOR_SYMBOL);
     }
-    int rc = loader_check_descriptor(path, d, err);
+    rc = loader_check_descriptor(path, d, err);
+    if (rc == KILN_OK) {
+        rc = loader_check_name(path, d, err);
+    }
     if (rc != KILN_OK) {
         dlclose(h);
         return rc;

@@ -113,11 +113,11 @@ test_vips_major(void)
 static void
 test_init_fails_undone(void)
 {
-    expect_refusal("init-fails", KILN_EINVAL,
+    expect_refusal("test-init-fails", KILN_EINVAL,
                    "plugin %s (\"test-init-fails\") failed to initialise: "
                    "test plugin failed on purpose");
     /* The object is closed: RTLD_NOLOAD finds nothing. */
-    void *h = dlopen(tp("init-fails"), RTLD_NOW | RTLD_NOLOAD);
+    void *h = dlopen(tp("test-init-fails"), RTLD_NOW | RTLD_NOLOAD);
     CU_ASSERT_PTR_NULL(h);
     if (h != NULL) {
         dlclose(h);
@@ -130,8 +130,8 @@ test_writable_by_others(void)
     char dir[] = "/tmp/kiln-loader-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char copy[4200], cmd[8600];
-    snprintf(copy, sizeof copy, "%s/good.so", dir);
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", tp("good"), copy);
+    snprintf(copy, sizeof copy, "%s/test-good.so", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", tp("test-good"), copy);
     CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
     CU_ASSERT_EQUAL(chmod(copy, 0666), 0);
     kiln_engine *e = new_engine();
@@ -154,13 +154,95 @@ test_writable_by_others(void)
     rmdir(dir);
 }
 
+/* Copies test-good.so into a new folder under /tmp as NAME; fills dir
+ * and copy. */
+static void
+tl_copy(char *dir, char *copy, size_t size, const char *name)
+{
+    strcpy(dir, "/tmp/kiln-loader-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(copy, size, "%s/%s", dir, name);
+    char cmd[8600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 0644 '%s'",
+             tp("test-good"), copy, copy);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+}
+
+/* loader_load_file's message for `copy` starts with `start`; returns the
+ * code. */
+static int
+tl_refused(const char *copy, const char *start)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    int rc = loader_load_file(e, copy, &err);
+    if (strncmp(err.message, start, strlen(start)) != 0) {
+        fprintf(stderr, "\n  got:  %s\n  want: %s...\n", err.message, start);
+        CU_FAIL("loader message");
+    }
+    CU_ASSERT_EQUAL(e->n_plugins, 0);
+    free_engine(e);
+    return rc;
+}
+
+/* Group-writable files, folders others may write (unless sticky), files
+ * and folders of another owner, and a file named unlike its descriptor. */
+static void
+test_who_may_change_it(void)
+{
+    char dir[64], copy[4200], want[4400];
+    tl_copy(dir, copy, sizeof copy, "test-good.so");
+    CU_ASSERT_EQUAL(chmod(copy, 0664), 0);
+    snprintf(want, sizeof want, "plugin %s is writable by others (mode 0664)",
+             copy);
+    CU_ASSERT_EQUAL(tl_refused(copy, want), KILN_EPERM);
+    CU_ASSERT_EQUAL(chmod(copy, 0644), 0);
+    /* The folder: writable by its group, then by all but sticky. */
+    CU_ASSERT_EQUAL(chmod(dir, 0775), 0);
+    snprintf(want, sizeof want,
+             "plugin %s is in %s, a folder others may write (mode 0775)", copy,
+             dir);
+    CU_ASSERT_EQUAL(tl_refused(copy, want), KILN_EPERM);
+    CU_ASSERT_EQUAL(chmod(dir, 01777), 0);
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, copy, &err), KILN_OK);
+    free_engine(e);
+    CU_ASSERT_EQUAL(chmod(dir, 0755), 0);
+    /* Another owner: only root can give a file away. */
+    if (geteuid() == 0) {
+        CU_ASSERT_EQUAL(chown(copy, 65534, 65534), 0);
+        snprintf(want, sizeof want, "plugin %s is owned by uid 65534", copy);
+        CU_ASSERT_EQUAL(tl_refused(copy, want), KILN_EPERM);
+        CU_ASSERT_EQUAL(chown(copy, 0, 0), 0);
+        CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        snprintf(want, sizeof want,
+                 "plugin %s is in %s, a folder owned by uid 65534", copy, dir);
+        CU_ASSERT_EQUAL(tl_refused(copy, want), KILN_EPERM);
+        CU_ASSERT_EQUAL(chown(dir, 0, 0), 0);
+    }
+    unlink(copy);
+    rmdir(dir);
+    /* Renamed to pass for another plugin. */
+    tl_copy(dir, copy, sizeof copy, "ops-vips.so");
+    snprintf(want, sizeof want,
+             "plugin %s declares the name \"test-good\": its file must be "
+             "named test-good.so; refusing to load it",
+             copy);
+    CU_ASSERT_EQUAL(tl_refused(copy, want), KILN_EINVAL);
+    unlink(copy);
+    rmdir(dir);
+}
+
 static void
 test_good_and_duplicate(void)
 {
     kiln_engine *e = new_engine();
     kiln_error err;
     err_clear(&err);
-    CU_ASSERT_EQUAL(loader_load_file(e, tp("good"), &err), KILN_OK);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("test-good"), &err), KILN_OK);
     CU_ASSERT_EQUAL(e->n_plugins, 1);
     const reg_op *op = registry_find_op(&e->reg, "test-good-invert");
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
@@ -179,12 +261,12 @@ test_good_and_duplicate(void)
     g_object_unref(u);
     g_object_unref(black);
     /* A second plugin of the same name is refused. */
-    CU_ASSERT_EQUAL(loader_load_file(e, tp("good"), &err), KILN_EEXIST);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("test-good"), &err), KILN_EEXIST);
     char want[4400];
     snprintf(want, sizeof want,
              "plugin %s: a plugin named \"test-good\" is already loaded "
              "from %s",
-             tp("good"), tp("good"));
+             tp("test-good"), tp("test-good"));
     CU_ASSERT_STRING_EQUAL(err.message, want);
     CU_ASSERT_EQUAL(e->n_plugins, 1);
     free_engine(e);
@@ -196,7 +278,7 @@ test_older_table(void)
     kiln_engine *e = new_engine();
     kiln_error err;
     err_clear(&err);
-    CU_ASSERT_EQUAL(loader_load_file(e, tp("older-table"), &err), KILN_OK);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp("test-older-table"), &err), KILN_OK);
     CU_ASSERT_EQUAL(e->n_plugins, 1);
     free_engine(e);
 }
@@ -259,6 +341,7 @@ test_loader_register(void)
     CU_add_test(s, "different libvips major", test_vips_major);
     CU_add_test(s, "failing init undone", test_init_fails_undone);
     CU_add_test(s, "writable by others", test_writable_by_others);
+    CU_add_test(s, "who may change it, and its name", test_who_may_change_it);
     CU_add_test(s, "good plugin, duplicate name", test_good_and_duplicate);
     CU_add_test(s, "older host table accepted", test_older_table);
     CU_add_test(s, "missing file", test_missing_file);
