@@ -406,6 +406,17 @@ cfg_services(cfg_ctx *x, const cJSON *arr)
         cfg_strings(x, it, p, "tokens", &s->tokens, &s->n_tokens);
         cfg_string(x, it, p, "secret", &s->secret);
         cfg_string(x, it, p, "backend", &s->backend);
+        if (s->backend != NULL && strcmp(s->backend, "vips") != 0) {
+            /* Running a service's jobs on another engine than it asked
+             * for would be a silent lie: refuse until that engine exists. */
+            char bp[160];
+            snprintf(bp, sizeof bp, "%s.backend", p);
+            cfg_error(x, bp, NULL,
+                      "\"%s\" is not a pixel backend of this build "
+                      "(expected \"vips\", the only one so far; the "
+                      "MagickCore backend \"magick\" is not built yet)",
+                      s->backend);
+        }
         /* remote_sources: true (the http backend's defaults) or an object
          * of http settings for this service's URL sources. */
         const cJSON *rs =
