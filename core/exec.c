@@ -735,7 +735,7 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
     for (size_t k = n; k-- > 0;) {
         const graph_node *node = &g->nodes[chain[k]];
         const kiln_op *op = &node->op->op;
-        if (op->execute == NULL) {
+        if (op->execute == NULL && node->op != &dsl_lut_op) {
             g_object_unref(cur);
             return err_set_path(err, KILN_EINVAL, node->path,
                                 "transformation \"%s\" is validated but not "
@@ -767,7 +767,9 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         err_clear(&oe);
         /* Shrink-on-load handed this op a reduced source: it plans from
          * the shape it was bound to (the pass checked it can). */
-        int rc = node->is_reduced && op->execute_reduced != NULL
+        int rc = node->op == &dsl_lut_op
+                     ? exec_lut(node->params, in[0], &out, &oe)
+                 : node->is_reduced && op->execute_reduced != NULL
                      ? op->execute_reduced(&ctx, node->params, &node->reduction,
                                            in, &out, &oe)
                      : op->execute(&ctx, node->params, in, &out, &oe);

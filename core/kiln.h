@@ -193,6 +193,12 @@ int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
 int exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g,
                     int node, VipsImage *made, exec_result *res);
 
+/* --------------------------------------------------------- exec_lut.c */
+
+/* Runs dsl_lut_op (the optimizer's fused lookup) on `in`. */
+int exec_lut(const void *params, VipsImage *in, VipsImage **out,
+             kiln_error *err);
+
 /* ------------------------------------------------------- exec_fused.c */
 
 /* Makes g->fused_op's output from the JPEG bytes of `src` in one loop:

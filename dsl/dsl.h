@@ -252,6 +252,12 @@ bool opt_parse_level(const char *s, int *level);
 int pass_drop_noops(graph *g, opt_report *rep, kiln_error *err);
 int pass_merge_pairs(graph *g, opt_report *rep, kiln_error *err);
 int pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err);
+/* The op fuse-luts makes (its definition: the executor applies it), and
+ * its params: the table on the colour bands, alpha mapped to itself. */
+typedef struct dsl_lut_params {
+    uint8_t table[3][256];
+} dsl_lut_params;
+extern const reg_op dsl_lut_op;
 int pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err);
 int pass_shrink_on_load(graph *g, opt_report *rep, kiln_error *err);
 int pass_share_chains(graph *g, opt_report *rep, kiln_error *err);

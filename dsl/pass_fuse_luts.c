@@ -4,23 +4,19 @@
  * brightness, contrast, colorize, filter negate) are fused, run by run,
  * into one node of the core's own "lut" op, whose table is the
  * composition of theirs: table[b][v] = second[b][first[b][v]]. Composing
- * 8-bit tables is exact, so one vips_maplut gives the pixels the run
- * gave. A run whose tables compose to the identity (negate twice) is
+ * 8-bit tables is exact, so one lookup (core/exec_lut.c) gives the pixels
+ * the run gave. A run whose tables compose to the identity (negate twice) is
  * dropped. Works on unbound graphs too: tables depend on params alone.
  */
 #include "dsl.h"
 
 #include <string.h>
 
-typedef struct lut_params {
-    uint8_t table[3][256];
-} lut_params;
-
 static bool
 lut_table(const void *params, uint8_t table[3][256])
 {
-    memcpy(table, ((const lut_params *)params)->table,
-           sizeof((const lut_params *)params)->table);
+    memcpy(table, ((const dsl_lut_params *)params)->table,
+           sizeof((const dsl_lut_params *)params)->table);
     return true;
 }
 
@@ -34,55 +30,18 @@ lut_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     return KILN_OK;
 }
 
-/* The table on the colour bands, alpha mapped to itself; the same checks
- * and libvips call as the ops-vips lookup ops (gd_map). */
-static int
-lut_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
-            VipsImage **out, kiln_error *err)
-{
-    const lut_params *p = params;
-    VipsPel table[256 * 4];
-    int bands = vips_image_get_bands(in[0]);
-    (void)ctx;
-    if (vips_image_get_format(in[0]) != VIPS_FORMAT_UCHAR ||
-        (bands != 3 && bands != 4)) {
-        return err_set(err, KILN_EINVAL,
-                       "lut: input has %d bands of format %d (expected "
-                       "8-bit sRGB, 3 bands or 4 with alpha)",
-                       bands, (int)vips_image_get_format(in[0]));
-    }
-    for (int v = 0; v < 256; v++) {
-        for (int b = 0; b < bands; b++) {
-            table[v * bands + b] = b < 3 ? p->table[b][v] : (VipsPel)v;
-        }
-    }
-    VipsImage *t = vips_image_new_from_memory_copy(
-        table, (size_t)256 * bands, 256, 1, bands, VIPS_FORMAT_UCHAR);
-    if (t != NULL) {
-        /* maplut labels its output like a many-band table: keep sRGB. */
-        t->Type = vips_image_get_interpretation(in[0]);
-    }
-    int rc = KILN_OK;
-    if (t == NULL || vips_maplut(in[0], out, t, NULL) != 0) {
-        rc = err_set_vips(err, "lut");
-    }
-    if (t != NULL) {
-        g_object_unref(t);
-    }
-    return rc;
-}
-
-/* Not in the registry: requests cannot name it; only this pass makes it. */
-static const reg_op pass_lut_op = {
+/* Not in the registry: requests cannot name it; only this pass makes it.
+ * Its definition only: the compiler runs no pixels. The executor applies
+ * the table (core/exec_lut.c). */
+const reg_op dsl_lut_op = {
     .op =
         {
             .name = "lut",
             .summary = "fused per-channel lookup (optimizer)",
             .n_inputs = 1,
             .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
-            .params_size = sizeof(lut_params),
+            .params_size = sizeof(dsl_lut_params),
             .infer = lut_infer,
-            .execute = lut_execute,
             .lut = lut_table,
         },
     .owner = NULL,
@@ -125,7 +84,7 @@ pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err)
         if (graph_n_consumers(g, prev->id) != 1 || !lut_of(prev, first)) {
             continue;
         }
-        lut_params *p = arena_alloc(g->arena, sizeof *p);
+        dsl_lut_params *p = arena_alloc(g->arena, sizeof *p);
         if (p == NULL) {
             return err_set(err, KILN_ENOMEM, "out of memory");
         }
@@ -135,15 +94,15 @@ pass_fuse_luts(graph *g, opt_report *rep, kiln_error *err)
             }
         }
         /* The run so far, for dumps: "brightness + contrast". */
-        const char *names = prev->op == &pass_lut_op
+        const char *names = prev->op == &dsl_lut_op
                                 ? prev->note + strlen("fused ")
                                 : prev->op->op.name;
-        if (prev->op != &pass_lut_op) {
+        if (prev->op != &dsl_lut_op) {
             n_runs++;
         }
         n->note =
             arena_printf(g->arena, "fused %s + %s", names, n->op->op.name);
-        n->op = &pass_lut_op;
+        n->op = &dsl_lut_op;
         n->params = p;
         graph_drop(g, prev->id);
         n_fused++;
