@@ -659,6 +659,9 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
                           g->req.service_id);
         goto fail;
     }
+    const config_service *svc =
+        config_find_service(e->config, g->req.service_id);
+    res->backend = svc != NULL && svc->backend != NULL ? svc->backend : "vips";
     kiln_limits lim = engine_process_limits(e, g);
     /* max_process_time: the pipeline is cancelled when it runs past this
      * (exec_deadline_watch); measured from the start of the run. */
@@ -854,6 +857,11 @@ exec_result_json(const graph *g, const exec_result *r, const char *process_id)
                                 j->destination ? j->destination : "");
         cJSON_AddStringToObject(jo, "status", j->ok ? "FINISHED" : "FAILED");
         cJSON_AddStringToObject(jo, "format", j->format ? j->format : "");
+        if (r->ran_jobs && r->backend != NULL) {
+            cJSON_AddStringToObject(jo, "backend", r->backend);
+        } else {
+            cJSON_AddNullToObject(jo, "backend");
+        }
         if (j->ok) {
             cJSON_AddNumberToObject(jo, "width", j->width);
             cJSON_AddNumberToObject(jo, "height", j->height);

@@ -47,6 +47,9 @@ typedef struct exec_result {
     job_result *jobs;
     size_t n_jobs;
     double duration_ms;
+    /* The pixel backend that ran the jobs (the service's), or NULL when
+     * none ran them. */
+    const char *backend;
 } exec_result;
 
 /* ----------------------------------------------------------- engine.c */

@@ -44,6 +44,16 @@ got=$("$KILN" run --config "$tmp/cfg.json" "$tmp/r2.json" | field 'r["error"]')
     ok "pixel limit from the configuration" ||
     fail "pixel limit from the configuration" "$got"
 
+# Each job names the backend that ran it; none ran a job refused from its
+# header.
+got=$("$KILN" run --config "$tmp/cfg.json" "$tmp/r2.json" | field 'r["jobs"][0]["backend"]')
+[ "$got" = None ] && ok "no backend before the jobs run" ||
+    fail "no backend before the jobs run" "$got"
+req "$tmp/r2b.json" /in/a.png /out/b2.jpg
+got=$("$KILN" run --storage-root "$root" "$tmp/r2b.json" | field 'r["jobs"][0]["status"] + " " + r["jobs"][0]["backend"]')
+[ "$got" = "FINISHED vips" ] && ok "the backend that ran the job" ||
+    fail "the backend that ran the job" "$got"
+
 # File size limit, from the request.
 size=$(stat -c %s "$root/in/a.png")
 req "$tmp/r3.json" /in/a.png /out/c.jpg "\"limits\": {\"max_file_size\": $((size - 1))},"
