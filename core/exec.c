@@ -250,6 +250,13 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
         source_format_describe(src, loader, what, sizeof what);
         vips_error_clear();
         g_object_unref(src);
+        if (what[0] == '\0') {
+            return err_set(err, KILN_EINVAL,
+                           "\"%s\" is in no image format kiln knows "
+                           "(sources are JPEG, PNG, WebP, GIF, TIFF, AVIF "
+                           "or HEIC)",
+                           shown);
+        }
         return err_set(err, KILN_EINVAL,
                        "\"%s\" is %s, which kiln does not read (sources "
                        "are JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC)",

@@ -63,6 +63,12 @@ static const struct {
     {"P6", 2, "a PPM image"},
     {"PF", 2, "a PFM image"},
     {"Pf", 2, "a PFM image"},
+    {"\x0a\x05\x01", 3, "a PCX image"},
+    {"\x0a\x03\x01", 3, "a PCX image"},
+    {"\x0a\x02\x01", 3, "a PCX image"},
+    {"\x0a\x00\x01", 3, "a PCX image"},
+    {"SDPX", 4, "a DPX image"},
+    {"XPDS", 4, "a DPX image"},
 };
 
 /* Names by the loader libvips found, for the ones it would have used. */
@@ -133,6 +139,6 @@ source_format_describe(VipsSource *src, const char *loader, char *buf,
     if (loader != NULL) {
         snprintf(buf, size, "a file libvips reads with %s", loader);
     } else {
-        snprintf(buf, size, "not an image format kiln knows");
+        buf[0] = '\0'; /* no format kiln knows */
     }
 }
