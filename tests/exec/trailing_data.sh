@@ -72,8 +72,11 @@ JSON
         "$KILN" run --storage-root "$ROOT" "$r" "$WORK/$f.seq.json" >/dev/null 2>&1
     local n
     n=$(grep -F "$f>" "$WORK/$f.strace" | awk '{ v = $NF; if (v ~ /^[0-9]+$/) s += v } END { print s + 0 }')
-    check "$T_NAME/$f/bytes-read:$n" "read $n bytes of a $(stat -c %s "$IN/$f")-byte file (want some, under 1 MB)" \
-        [ "$n" -gt 0 -a "$n" -lt 1048576 ]
+    # read(2) calls only: a source mapped whole (the GIF check maps it)
+    # is read without them, so 0 is possible; what must not happen is
+    # reading the trailing megabytes.
+    check "$T_NAME/$f/bytes-read:$n" "read $n bytes of a $(stat -c %s "$IN/$f")-byte file (want under 1 MB)" \
+        [ "$n" -lt 1048576 ]
 }
 outcome after-iend.png clean.png
 outcome idat-chunks.png clean.png
