@@ -9,7 +9,7 @@ DESTDIR  ?=
 libdir   ?= $(PREFIX)/lib
 bindir   ?= $(PREFIX)/bin
 includedir ?= $(PREFIX)/include
-PLUGINDIR := $(libdir)/kiln/plugins-1
+PLUGINDIR := $(libdir)/kiln/plugins-2
 
 CC       ?= cc
 RE2C     ?= re2c

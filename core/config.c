@@ -19,7 +19,7 @@
 #include "netguard.h"
 
 #ifndef KILN_PLUGIN_DIR
-#define KILN_PLUGIN_DIR "/usr/local/lib/kiln/plugins-1"
+#define KILN_PLUGIN_DIR "/usr/local/lib/kiln/plugins-2"
 #endif
 #ifndef KILN_SHIPPED_PLUGINS
 #define KILN_SHIPPED_PLUGINS "ops-vips,storage-local"
@@ -505,7 +505,7 @@ cfg_new_defaults(void)
     c->opt_level = OPT_LEVEL_DEFAULT;
     /* Plugins: next to the binary in a build tree (build/kiln and
      * build/plugins), or beside an installed one (bin/kiln and
-     * lib/kiln/plugins-1, so an install can move), else the directory
+     * lib/kiln/plugins-2, so an install can move), else the directory
      * given at build time. */
     char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 40);
@@ -513,7 +513,7 @@ cfg_new_defaults(void)
     if (len > 0 && c->plugin_dirs != NULL) {
         exe[len] = '\0';
         char *slash = strrchr(exe, '/');
-        static const char *const rel[] = {"/plugins", "/../lib/kiln/plugins-1"};
+        static const char *const rel[] = {"/plugins", "/../lib/kiln/plugins-2"};
         for (size_t i = 0; slash != NULL && i < 2; i++) {
             strcpy(slash, rel[i]);
             if (access(exe, F_OK) == 0) {

@@ -338,6 +338,14 @@ engine_limits_for(void *e, int service_id)
     return engine_limits(e, service_id);
 }
 
+const char *
+engine_backend_for(void *e, int service_id)
+{
+    const config_service *s =
+        config_find_service(((kiln_engine *)e)->config, service_id);
+    return s != NULL && s->backend != NULL ? s->backend : "vips";
+}
+
 int
 engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
                graph **out, errlist *errs)
@@ -348,6 +356,7 @@ engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
     dsl_stages st = {.reg = &e->reg,
                      .limits = &e->config->limits,
                      .limits_for = engine_limits_for,
+                     .backend_for = engine_backend_for,
                      .text = text,
                      .len = len,
                      .level = -1,

@@ -644,10 +644,12 @@ exec_expected(const kiln_shape *shape, char *buf, size_t size)
 
 /* Checks an op's output against the contract: the size its infer gave,
  * uncoded 8-bit sRGB with the bands and alpha infer gave. A mismatch is
- * the op's bug, reported at its path naming its plugin, before a later
+ * the implementation's bug, reported at its path naming the plugin that
+ * registered it (`owner`; NULL: the core), before a later
  * op or the encoder fails on it with libvips' words. */
 static int
-exec_check_contract(const graph_node *node, VipsImage *im, kiln_error *err)
+exec_check_contract(const graph_node *node, const kiln_plugin *owner,
+                    VipsImage *im, kiln_error *err)
 {
     const kiln_shape *want = &node->shape;
     if (im->Xsize == want->width && im->Ysize == want->height &&
@@ -659,7 +661,6 @@ exec_check_contract(const graph_node *node, VipsImage *im, kiln_error *err)
     char got[160], exp[160];
     exec_describe(im, got, sizeof got);
     exec_expected(want, exp, sizeof exp);
-    const kiln_plugin *owner = node->op->owner;
     return err_set_path(err, KILN_EINTERNAL, node->path,
                         "%s broke the op contract: it returned an image of "
                         "%s where %s was expected (a bug in %s%s%s)",
@@ -714,8 +715,9 @@ exec_reduces(double in_area, VipsImage *out)
  * so that its consumers do not compute it again. */
 static int
 exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
-         VipsImage *source, VipsImage **memo, exec_deadline *deadline,
-         exec_pending *p, job_result *jr, kiln_error *err)
+         const char *backend, VipsImage *source, VipsImage **memo,
+         exec_deadline *deadline, exec_pending *p, job_result *jr,
+         kiln_error *err)
 {
     (void)e;
     int store_id = g->job_store[job];
@@ -742,12 +744,18 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
     for (size_t k = n; k-- > 0;) {
         const graph_node *node = &g->nodes[chain[k]];
         const kiln_op *op = &node->op->op;
-        if (op->execute == NULL && node->op != &dsl_lut_op) {
+        /* The implementation for the service's backend (the compiler
+         * refused a job whose backend has none; dsl_lut_op is the
+         * executor's own). */
+        const reg_impl *impl = node->op == &dsl_lut_op
+                                   ? NULL
+                                   : registry_op_impl(node->op, backend);
+        if (impl == NULL && node->op != &dsl_lut_op) {
             g_object_unref(cur);
             return err_set_path(err, KILN_EINVAL, node->path,
-                                "transformation \"%s\" is validated but not "
-                                "yet executed by this build's pixel backend",
-                                op->name);
+                                "transformation \"%s\" has no implementation "
+                                "for the \"%s\" backend",
+                                op->name, backend);
         }
         if (exec_deadline_passed(deadline)) {
             g_object_unref(cur);
@@ -774,12 +782,11 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         err_clear(&oe);
         /* Shrink-on-load handed this op a reduced source: it plans from
          * the shape it was bound to (the pass checked it can). */
-        int rc = node->op == &dsl_lut_op
-                     ? exec_lut(node->params, in[0], &out, &oe)
-                 : node->is_reduced && op->execute_reduced != NULL
-                     ? op->execute_reduced(&ctx, node->params, &node->reduction,
-                                           in, &out, &oe)
-                     : op->execute(&ctx, node->params, in, &out, &oe);
+        int rc = impl == NULL ? exec_lut(node->params, in[0], &out, &oe)
+                 : node->is_reduced && impl->impl.execute_reduced != NULL
+                     ? impl->impl.execute_reduced(
+                           &ctx, node->params, &node->reduction, in, &out, &oe)
+                     : impl->impl.execute(&ctx, node->params, in, &out, &oe);
         if (cached != NULL) {
             g_object_unref(cached); /* out holds what it reads */
         }
@@ -799,7 +806,8 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         }
         double in_area = (double)cur->Xsize * cur->Ysize;
         exec_swap(&cur, out);
-        if (exec_check_contract(node, cur, err) != KILN_OK) {
+        if (exec_check_contract(node, impl != NULL ? impl->owner : NULL, cur,
+                                err) != KILN_OK) {
             g_object_unref(cur);
             return err->code;
         }
@@ -862,10 +870,12 @@ exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g, int node,
         double t0 = clock_ms();
         kiln_error err;
         err_clear(&err);
-        int rc = exec_deadline_passed(&res->deadline)
-                     ? exec_deadline_error(&res->deadline, &err)
-                     : exec_job(e, st, g, (int)j, source, memo, &res->deadline,
-                                &pend[j], jr, &err);
+        int rc =
+            exec_deadline_passed(&res->deadline)
+                ? exec_deadline_error(&res->deadline, &err)
+                : exec_job(e, st, g, (int)j,
+                           res->backend != NULL ? res->backend : "vips", source,
+                           memo, &res->deadline, &pend[j], jr, &err);
         if (rc != KILN_OK && exec_deadline_passed(&res->deadline)) {
             /* Whatever failed, the kill did it: say so. */
             exec_deadline_error(&res->deadline, &err);

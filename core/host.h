@@ -115,9 +115,19 @@ const char *geom_unit_name(kiln_unit u);
 
 /* Registered items are copied into full-size structs, zero-filled past
  * what an older plugin knew, so the core never reads past a descriptor. */
+typedef struct reg_impl {
+    kiln_op_impl impl;
+    kiln_plugin *owner;
+} reg_impl;
+
+/* The most backends one op may have implementations for. */
+#define REG_MAX_IMPLS 8
+
 typedef struct reg_op {
     kiln_op op;
     kiln_plugin *owner;
+    reg_impl impls[REG_MAX_IMPLS]; /* in the order they were registered */
+    size_t n_impls;
 } reg_op;
 
 typedef struct reg_storage {
@@ -140,7 +150,11 @@ typedef struct registry {
 } registry;
 
 int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
-                    size_t size, kiln_error *err);
+                    kiln_error *err);
+int registry_add_op_impl(registry *r, kiln_plugin *owner,
+                         const kiln_op_impl *impl, kiln_error *err);
+/* op's implementation for `backend`, or NULL. */
+const reg_impl *registry_op_impl(const reg_op *op, const char *backend);
 int registry_add_storage(registry *r, kiln_plugin *owner,
                          const kiln_storage *st, size_t size, kiln_error *err);
 int registry_add_service(registry *r, kiln_plugin *owner,

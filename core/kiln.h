@@ -110,6 +110,9 @@ void engine_free(kiln_engine *e);
  * service's, or the deployment's), for dsl_stages.limits_for (e is the
  * kiln_engine). */
 kiln_limits engine_limits_for(void *e, int service_id);
+/* The pixel backend of the service a request names (the default "vips"
+ * for none), for dsl_stages.backend_for. */
+const char *engine_backend_for(void *e, int service_id);
 int engine_compile(kiln_engine *e, const char *text, size_t len,
                    arena **arena_out, graph **out, errlist *errs);
 /* Runs a compiled graph: reads the source from the service's storage,

@@ -18,14 +18,24 @@
 #include "netguard.h"
 
 static int
-loader_register_op(kiln_plugin *self, const kiln_op *op, size_t size,
-                   kiln_error *err)
+loader_register_op(kiln_plugin *self, const kiln_op *op, kiln_error *err)
 {
     if (self == NULL || !self->in_init) {
         return err_set(err, KILN_EINVAL,
                        "register_op is only valid during init");
     }
-    return registry_add_op(&self->engine->reg, self, op, size, err);
+    return registry_add_op(&self->engine->reg, self, op, err);
+}
+
+static int
+loader_register_op_impl(kiln_plugin *self, const kiln_op_impl *impl,
+                        kiln_error *err)
+{
+    if (self == NULL || !self->in_init) {
+        return err_set(err, KILN_EINVAL,
+                       "register_op_impl is only valid during init");
+    }
+    return registry_add_op_impl(&self->engine->reg, self, impl, err);
 }
 
 static int
@@ -115,6 +125,7 @@ static const kiln_host_api loader_api = {
     .abi_major = KILN_ABI_MAJOR,
     .abi_minor = KILN_ABI_MINOR,
     .register_op = loader_register_op,
+    .register_op_impl = loader_register_op_impl,
     .register_storage = loader_register_storage,
     .register_service = loader_register_service,
     .log = loader_log,
@@ -295,7 +306,16 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
     }
     const kiln_plugin_descriptor *d = dlsym(h, KILN_DESCRIPTOR_SYMBOL);
     if (d == NULL) {
+        bool v1 = dlsym(h, KILN_DESCRIPTOR_SYMBOL_V1) != NULL;
         dlclose(h);
+        if (v1) {
+            return err_set(err, KILN_EABI,
+                           "plugin %s was built for kiln's plugin ABI 1; "
+                           "this host loads ABI %d plugins: rebuild it "
+                           "against this SDK (docs/plugins.md, \"Moving "
+                           "from ABI 1\")",
+                           path, KILN_ABI_MAJOR);
+        }
         return err_set(err, KILN_EABI,
                        "plugin %s has no %s symbol (not a kiln plugin, or "
                        "built for another ABI major)",

@@ -307,6 +307,12 @@ compile_limits_for(void *user, int service_id)
     return engine_limits_for(((compile_ctx *)user)->e, service_id);
 }
 
+static const char *
+compile_backend_for(void *user, int service_id)
+{
+    return engine_backend_for(((compile_ctx *)user)->e, service_id);
+}
+
 /* Once bound: what the source is (from --source, or guessed from the
  * request's path), and with --passes the graph before the first pass. */
 static void
@@ -425,6 +431,7 @@ cmd_compile(int argc, char **argv)
     dsl_stages st = {.reg = &e->reg,
                      .limits = &e->config->limits,
                      .limits_for = compile_limits_for,
+                     .backend_for = compile_backend_for,
                      .text = text,
                      .len = len,
                      .shape = bind ? &shape : NULL,
@@ -860,8 +867,9 @@ print_wrapped(const char *text, int indent)
 }
 
 static void
-print_op(const kiln_op *op)
+print_op(const reg_op *rop)
 {
+    const kiln_op *op = &rop->op;
     printf("%-12s %s\n", op->name, op->summary ? op->summary : "");
     if (op->doc != NULL) {
         printf("\n");
@@ -884,17 +892,26 @@ print_op(const kiln_op *op)
             print_wrapped(s->doc, 17);
         }
     }
-    if (op->execute == NULL) {
-        printf("\n  note: validated by the compiler; this build's pixel "
-               "backend does not execute it yet\n");
+    if (rop->n_impls == 0) {
+        printf("\n  note: validated by the compiler; no loaded plugin "
+               "implements it for any pixel backend\n");
+    } else {
+        printf("\n  backends:");
+        for (size_t k = 0; k < rop->n_impls; k++) {
+            const reg_impl *im = &rop->impls[k];
+            printf("%s %s (plugin %s)", k ? "," : "", im->impl.backend,
+                   im->owner != NULL ? im->owner->name : "core");
+        }
+        printf("\n");
     }
 }
 
 /* One op as JSON (kiln ops --format json): what `kiln ops` prints, in a
  * form tools can read to build valid requests. */
 static cJSON *
-op_json(const kiln_op *op)
+op_json(const reg_op *rop)
 {
+    const kiln_op *op = &rop->op;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", op->name);
     cJSON_AddStringToObject(o, "summary", op->summary ? op->summary : "");
@@ -915,7 +932,13 @@ op_json(const kiln_op *op)
             cJSON_AddItemToArray(f, cJSON_CreateString(flags[k].name));
         }
     }
-    cJSON_AddBoolToObject(o, "executes", op->execute != NULL);
+    /* executes: this build's default backend runs it. */
+    cJSON_AddBoolToObject(o, "executes", registry_op_impl(rop, "vips") != NULL);
+    cJSON *bk = cJSON_AddArrayToObject(o, "backends");
+    for (size_t k = 0; k < rop->n_impls; k++) {
+        cJSON_AddItemToArray(bk,
+                             cJSON_CreateString(rop->impls[k].impl.backend));
+    }
     cJSON *ps = cJSON_AddArrayToObject(o, "params");
     for (size_t k = 0; k < op->n_params; k++) {
         cJSON_AddItemToArray(ps, params_spec_json(&op->params[k]));
@@ -965,21 +988,21 @@ cmd_ops(int argc, char **argv)
             fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
             rc = 1;
         } else if (json) {
-            cJSON_AddItemToArray(arr, op_json(&op->op));
+            cJSON_AddItemToArray(arr, op_json(op));
         } else {
-            print_op(&op->op);
+            print_op(op);
         }
     } else {
         /* Sorted by name, whatever order the plugins registered in. */
         size_t n = e->reg.n_ops;
-        const kiln_op **ops = calloc(n + 1, sizeof *ops);
+        const reg_op **ops = calloc(n + 1, sizeof *ops);
         for (size_t k = 0; ops != NULL && k < n; k++) {
-            ops[k] = &e->reg.ops[k].op;
+            ops[k] = &e->reg.ops[k];
         }
         for (size_t a = 0; ops != NULL && a < n; a++) {
             for (size_t b = a + 1; b < n; b++) {
-                if (strcmp(ops[b]->name, ops[a]->name) < 0) {
-                    const kiln_op *t = ops[a];
+                if (strcmp(ops[b]->op.name, ops[a]->op.name) < 0) {
+                    const reg_op *t = ops[a];
                     ops[a] = ops[b];
                     ops[b] = t;
                 }

@@ -111,15 +111,18 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
 }
 
 int
-registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op, size_t size,
+registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                 kiln_error *err)
 {
     kiln_op full;
     memset(&full, 0, sizeof full);
-    if (op == NULL || size < offsetof(kiln_op, execute) || size > sizeof full) {
+    size_t size = op != NULL ? op->size : 0;
+    if (op == NULL || size < offsetof(kiln_op, infer) + sizeof full.infer ||
+        size > sizeof full) {
         return err_set(err, KILN_EABI,
-                       "op descriptor of %zu bytes (host knows %zu)", size,
-                       sizeof full);
+                       "op descriptor of %zu bytes (host knows %zu; set "
+                       ".size = sizeof(kiln_op))",
+                       size, sizeof full);
     }
     memcpy(&full, op, size);
     if (!registry_valid_name(full.name)) {
@@ -133,7 +136,7 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op, size_t size,
     }
     if (full.n_inputs != 1) {
         return err_set(err, KILN_EINVAL,
-                       "op \"%s\" takes %u inputs (ABI 1.0 supports 1)",
+                       "op \"%s\" takes %u inputs (ABI 2.0 supports 1)",
                        full.name, full.n_inputs);
     }
     int rc = registry_check_specs(full.name, full.params, full.n_params,
@@ -151,10 +154,82 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op, size_t size,
                        sizeof *r->ops)) {
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
+    memset(&r->ops[r->n_ops], 0, sizeof r->ops[r->n_ops]);
     r->ops[r->n_ops].op = full;
     r->ops[r->n_ops].owner = owner;
     r->n_ops++;
     return KILN_OK;
+}
+
+int
+registry_add_op_impl(registry *r, kiln_plugin *owner, const kiln_op_impl *impl,
+                     kiln_error *err)
+{
+    kiln_op_impl full;
+    memset(&full, 0, sizeof full);
+    size_t size = impl != NULL ? impl->size : 0;
+    if (impl == NULL ||
+        size < offsetof(kiln_op_impl, execute) + sizeof full.execute ||
+        size > sizeof full) {
+        return err_set(err, KILN_EABI,
+                       "op implementation of %zu bytes (host knows %zu; set "
+                       ".size = sizeof(kiln_op_impl))",
+                       size, sizeof full);
+    }
+    memcpy(&full, impl, size);
+    if (full.op == NULL || full.backend == NULL ||
+        !registry_valid_name(full.backend)) {
+        return err_set(err, KILN_EINVAL,
+                       "an op implementation needs the op's name and a "
+                       "backend name (lower-case letters, digits, - or _)");
+    }
+    reg_op *op = (reg_op *)registry_find_op(r, full.op);
+    if (op == NULL) {
+        return err_set(err, KILN_ENOTFOUND,
+                       "op \"%s\" is not defined: an implementation (for "
+                       "backend \"%s\") needs its definition registered first, "
+                       "by this plugin or one enabled before it",
+                       full.op, full.backend);
+    }
+    if (full.execute == NULL) {
+        return err_set(err, KILN_EINVAL,
+                       "op \"%s\": the \"%s\" implementation has no execute",
+                       full.op, full.backend);
+    }
+    if (op->op.sample_scale != NULL && full.execute_reduced == NULL) {
+        return err_set(err, KILN_EINVAL,
+                       "op \"%s\" has sample_scale: its \"%s\" implementation "
+                       "needs execute_reduced",
+                       full.op, full.backend);
+    }
+    const reg_impl *dup = registry_op_impl(op, full.backend);
+    if (dup != NULL) {
+        return err_set(err, KILN_EEXIST,
+                       "op \"%s\" already has a \"%s\" implementation, from "
+                       "plugin \"%s\"",
+                       full.op, full.backend,
+                       dup->owner ? dup->owner->name : "core");
+    }
+    if (op->n_impls == REG_MAX_IMPLS) {
+        return err_set(err, KILN_ELIMIT,
+                       "op \"%s\" has %d implementations already (the most)",
+                       full.op, REG_MAX_IMPLS);
+    }
+    op->impls[op->n_impls].impl = full;
+    op->impls[op->n_impls].owner = owner;
+    op->n_impls++;
+    return KILN_OK;
+}
+
+const reg_impl *
+registry_op_impl(const reg_op *op, const char *backend)
+{
+    for (size_t i = 0; op != NULL && i < op->n_impls; i++) {
+        if (strcmp(op->impls[i].impl.backend, backend) == 0) {
+            return &op->impls[i];
+        }
+    }
+    return NULL;
 }
 
 int
@@ -242,7 +317,15 @@ registry_remove_owner(registry *r, kiln_plugin *owner)
     size_t k = 0;
     for (size_t i = 0; i < r->n_ops; i++) {
         if (r->ops[i].owner != owner) {
-            r->ops[k++] = r->ops[i];
+            reg_op *op = &r->ops[i];
+            size_t m = 0;
+            for (size_t j = 0; j < op->n_impls; j++) {
+                if (op->impls[j].owner != owner) {
+                    op->impls[m++] = op->impls[j];
+                }
+            }
+            op->n_impls = m;
+            r->ops[k++] = *op;
         }
     }
     r->n_ops = k;

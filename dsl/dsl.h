@@ -308,6 +308,10 @@ typedef struct dsl_stages {
     /* The limits of the service a request names (-1: none valid), for
      * compile; NULL: `limits`. */
     kiln_limits (*limits_for)(void *user, int service_id);
+    /* The pixel backend of the service a request names (-1: none valid),
+     * for compile: every op must have an implementation for it. NULL: not
+     * checked. */
+    const char *(*backend_for)(void *user, int service_id);
     const char *text; /* parse and compile, when *g is NULL */
     size_t len;
     const kiln_shape *shape; /* bind to it; NULL: sizes unknown */

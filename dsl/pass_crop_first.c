@@ -49,7 +49,7 @@ crop_first_refusal(const graph *g, const graph_node *c, const graph_node *r,
     }
     const kiln_op *rop = &r->op->op;
     const kiln_shape *in = &g->nodes[r->input].shape;
-    if (rop->sample_scale == NULL || rop->execute_reduced == NULL ||
+    if (rop->sample_scale == NULL ||
         !c->op->op.region(c->params, &r->shape, rect)) {
         return "";
     }

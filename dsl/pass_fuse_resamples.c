@@ -31,7 +31,7 @@ fuse_is_whole_resample(const graph *g, const graph_node *a, double *ext_w,
     const kiln_shape *in = &g->nodes[a->input].shape;
     const kiln_shape *bound = a->is_reduced ? &a->reduction.bound : in;
     double sx, sy;
-    if (op->sample_scale == NULL || op->execute_reduced == NULL ||
+    if (op->sample_scale == NULL ||
         !op->sample_scale(a->params, bound, &sx, &sy)) {
         return false;
     }
@@ -90,8 +90,7 @@ pass_fuse_resamples(graph *g, opt_report *rep, kiln_error *err)
         graph_node *a = &g->nodes[b->input];
         const kiln_op *bop = &b->op->op;
         double ext_w, ext_h, bx, by;
-        if (bop->sample_scale == NULL || bop->execute_reduced == NULL ||
-            graph_n_consumers(g, a->id) != 1 ||
+        if (bop->sample_scale == NULL || graph_n_consumers(g, a->id) != 1 ||
             !fuse_is_whole_resample(g, a, &ext_w, &ext_h) ||
             !bop->sample_scale(b->params, &a->shape, &bx, &by)) {
             continue;

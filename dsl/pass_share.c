@@ -140,7 +140,7 @@ share_scaled(const graph_node *n, const kiln_shape *full, double *w, double *h)
     const kiln_op *op = &n->op->op;
     const kiln_shape *bound = n->is_reduced ? &n->reduction.bound : full;
     double sx, sy;
-    if (op->sample_scale == NULL || op->execute_reduced == NULL ||
+    if (op->sample_scale == NULL ||
         !op->sample_scale(n->params, bound, &sx, &sy)) {
         return false;
     }

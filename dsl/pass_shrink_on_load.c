@@ -73,8 +73,7 @@ shrink_consumer_scale(const graph *g, const graph_node *c, double *sx,
     const kiln_op *op = &c->op->op;
     const kiln_shape *in =
         c->is_reduced ? &c->reduction.bound : &g->nodes[c->input].shape;
-    if (op->sample_scale == NULL || op->execute_reduced == NULL ||
-        !op->sample_scale(c->params, in, sx, sy)) {
+    if (op->sample_scale == NULL || !op->sample_scale(c->params, in, sx, sy)) {
         snprintf(rep->note, sizeof rep->note,
                  "not applied: %%%d %s cannot run on a reduced source", c->id,
                  op->name);

@@ -39,6 +39,40 @@ dsl_request_service(const dsl_node *root)
     return v >= 0 && v <= INT_MAX && v == floor(v) ? (int)v : -1;
 }
 
+/* Every op of the graph must have an implementation for the service's
+ * pixel backend: a job that could not run is refused when submitted, at
+ * the op's path, saying which backends have one. */
+static int
+dsl_check_backend(const graph *g, const char *backend, errlist *errs)
+{
+    int rc = KILN_OK;
+    for (size_t i = 0; backend != NULL && i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->kind != GRAPH_OP || n->dead ||
+            registry_op_impl(n->op, backend) != NULL) {
+            continue;
+        }
+        char have[256] = "";
+        for (size_t k = 0; k < n->op->n_impls; k++) {
+            size_t l = strlen(have);
+            snprintf(have + l, sizeof have - l, "%s\"%s\"", k ? ", " : "",
+                     n->op->impls[k].impl.backend);
+        }
+        kiln_error e;
+        err_set_path(&e, KILN_EINVAL, n->path,
+                     "op \"%s\" has no implementation for this service's "
+                     "pixel backend \"%s\" (%s%s)",
+                     n->op->op.name, backend,
+                     have[0] ? "implemented for "
+                             : "no loaded plugin "
+                               "implements it",
+                     have);
+        errlist_add(errs, &e, NULL);
+        rc = KILN_EINVAL;
+    }
+    return rc;
+}
+
 /* parse -> compile into a new arena (*a, which the caller frees even on
  * failure). */
 static int
@@ -65,6 +99,10 @@ dsl_run_front(const dsl_stages *st, arena **a, graph **g, errlist *errs)
     }
     rc = dsl_compile(st->reg, &lim, *a, root, g, errs);
     dsl_release(root);
+    if (rc == KILN_OK && st->backend_for != NULL) {
+        rc = dsl_check_backend(
+            *g, st->backend_for(st->user, (*g)->req.service_id), errs);
+    }
     return rc;
 }
 

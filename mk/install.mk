@@ -1,4 +1,4 @@
-# make install: the CLI, the shipped plugins into $(libdir)/kiln/plugins-1,
+# make install: the CLI, the shipped plugins into $(libdir)/kiln/plugins-2,
 # the SDK headers and kiln-plugin.pc so third-party plugins build with
 # pkg-config alone. PREFIX and DESTDIR as usual.
 define kiln_pc

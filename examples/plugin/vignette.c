@@ -60,7 +60,9 @@ static const kiln_param_spec vignette_specs[] = {
                  .flags = 0),
 };
 
+/* The op's definition: what the compiler needs, whatever runs it. */
 static const kiln_op vignette_op = {
+    .size = sizeof(kiln_op),
     .name = "vignette",
     .summary = "darken the corners of the image towards a colour",
     .doc = "Mixes each pixel with `color`. The share of `color` is "
@@ -73,19 +75,29 @@ static const kiln_op vignette_op = {
     .params = vignette_specs,
     .n_params = KILN_N_ELEMENTS(vignette_specs),
     .infer = vignette_infer,
+};
+
+/* Its implementation for the libvips backend. */
+static const kiln_op_impl vignette_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "vignette",
+    .backend = "vips",
     .execute = vignette_execute,
 };
 
 KILN_PLUGIN_DEFINE("vignette", "1.0.0", "example op plugin: darkened corners",
                    vignette_init, NULL);
 
-/* Registers the op. On failure the host undoes this plugin's
- * registrations and unloads it; there is nothing of ours to free. */
+/* Registers the op, then its implementation. On failure the host undoes
+ * this plugin's registrations and unloads it; there is nothing of ours to
+ * free. */
 static int
 vignette_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
     vignette_api = api;
-    return api->register_op(self, &vignette_op, sizeof(kiln_op), err);
+    int rc = api->register_op(self, &vignette_op, err);
+    return rc == KILN_OK ? api->register_op_impl(self, &vignette_vips, err)
+                         : rc;
 }
 
 /* The output has exactly the input's shape. Pure: no pixels, no I/O. */

@@ -417,6 +417,7 @@ annotation_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op annotation_op = {
+    .size = sizeof(kiln_op),
     .name = "annotation",
     .summary = "draw text placed by gravity and offsets",
     .doc = "Draws text (1 to 1000 characters of UTF-8, taken literally) "
@@ -436,5 +437,11 @@ const kiln_op annotation_op = {
     .params = annotation_specs,
     .n_params = KILN_N_ELEMENTS(annotation_specs),
     .infer = annotation_infer,
+};
+
+const kiln_op_impl annotation_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "annotation",
+    .backend = "vips",
     .execute = annotation_execute,
 };

@@ -289,6 +289,7 @@ fail:
 }
 
 const kiln_op blur_op = {
+    .size = sizeof(kiln_op),
     .name = "blur",
     .summary = "Gaussian blur",
     .doc = "Blurs with a Gaussian of standard deviation sigma (pixels, "
@@ -301,5 +302,11 @@ const kiln_op blur_op = {
     .params = blur_specs,
     .n_params = KILN_N_ELEMENTS(blur_specs),
     .infer = blur_infer,
+};
+
+const kiln_op_impl blur_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "blur",
+    .backend = "vips",
     .execute = blur_execute,
 };

@@ -59,6 +59,7 @@ brightness_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op brightness_op = {
+    .size = sizeof(kiln_op),
     .name = "brightness",
     .summary = "add a level to red, green and blue",
     .doc = "Adds bright_level (-255 to 255) to the red, green and blue "
@@ -70,7 +71,13 @@ const kiln_op brightness_op = {
     .params = brightness_specs,
     .n_params = KILN_N_ELEMENTS(brightness_specs),
     .infer = brightness_infer,
-    .execute = brightness_execute,
     .is_noop = brightness_is_noop,
     .lut = brightness_lut,
+};
+
+const kiln_op_impl brightness_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "brightness",
+    .backend = "vips",
+    .execute = brightness_execute,
 };

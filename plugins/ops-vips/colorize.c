@@ -71,6 +71,7 @@ colorize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op colorize_op = {
+    .size = sizeof(kiln_op),
     .name = "colorize",
     .summary = "add amounts to red, green and blue",
     .doc = "Adds red, green and blue (0 to 255 each) to their channels, "
@@ -82,7 +83,13 @@ const kiln_op colorize_op = {
     .params = colorize_specs,
     .n_params = KILN_N_ELEMENTS(colorize_specs),
     .infer = colorize_infer,
-    .execute = colorize_execute,
     .is_noop = colorize_is_noop,
     .lut = colorize_lut,
+};
+
+const kiln_op_impl colorize_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "colorize",
+    .backend = "vips",
+    .execute = colorize_execute,
 };

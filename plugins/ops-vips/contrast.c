@@ -89,6 +89,7 @@ contrast_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op contrast_op = {
+    .size = sizeof(kiln_op),
     .name = "contrast",
     .summary = "raise or lower contrast",
     .doc = "Scales each colour channel's distance from mid-grey by "
@@ -102,7 +103,13 @@ const kiln_op contrast_op = {
     .params = contrast_specs,
     .n_params = KILN_N_ELEMENTS(contrast_specs),
     .infer = contrast_infer,
-    .execute = contrast_execute,
     .is_noop = contrast_is_noop,
     .lut = contrast_lut,
+};
+
+const kiln_op_impl contrast_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "contrast",
+    .backend = "vips",
+    .execute = contrast_execute,
 };

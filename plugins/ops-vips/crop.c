@@ -146,6 +146,7 @@ crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op crop_op = {
+    .size = sizeof(kiln_op),
     .name = "crop",
     .summary = "cut out a region placed by gravity and offsets",
     .doc = "Keeps a width x height region of the input, placed by gravity "
@@ -161,7 +162,13 @@ const kiln_op crop_op = {
     .params = crop_specs,
     .n_params = KILN_N_ELEMENTS(crop_specs),
     .infer = crop_infer,
-    .execute = crop_execute,
     .is_noop = crop_is_noop,
     .region = crop_region_of,
+};
+
+const kiln_op_impl crop_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "crop",
+    .backend = "vips",
+    .execute = crop_execute,
 };

@@ -253,6 +253,7 @@ fail:
 }
 
 const kiln_op enhance_op = {
+    .size = sizeof(kiln_op),
     .name = "enhance",
     .summary = "reduce noise like ImageMagick's -enhance",
     .doc = "Reduces noise the way ImageMagick's -enhance does: each pixel "
@@ -265,6 +266,12 @@ const kiln_op enhance_op = {
     .params = NULL,
     .n_params = 0,
     .infer = enhance_infer,
-    .execute = enhance_execute,
     .is_noop = enhance_is_noop,
+};
+
+const kiln_op_impl enhance_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "enhance",
+    .backend = "vips",
+    .execute = enhance_execute,
 };

@@ -239,6 +239,7 @@ filter_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op filter_op = {
+    .size = sizeof(kiln_op),
     .name = "filter",
     .summary = "apply a PHP GD imagefilter() effect",
     .doc = "Applies one of GD's filters, matching PHP's imagefilter(): "
@@ -251,6 +252,12 @@ const kiln_op filter_op = {
     .params = filter_specs,
     .n_params = KILN_N_ELEMENTS(filter_specs),
     .infer = filter_infer,
-    .execute = filter_execute,
     .lut = filter_lut,
+};
+
+const kiln_op_impl filter_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "filter",
+    .backend = "vips",
+    .execute = filter_execute,
 };

@@ -305,6 +305,7 @@ fitmethod_execute_reduced(kiln_exec *ctx, const void *params,
 }
 
 const kiln_op fitmethod_op = {
+    .size = sizeof(kiln_op),
     .name = "fitmethod",
     .summary = "fit into a box: box, stretch, cropbox, letterbox, outside",
     .doc = "Fits the image to a width x height box. box scales it to fit "
@@ -320,9 +321,15 @@ const kiln_op fitmethod_op = {
     .params = fitmethod_specs,
     .n_params = KILN_N_ELEMENTS(fitmethod_specs),
     .infer = fitmethod_infer,
-    .execute = fitmethod_execute,
     .is_noop = fitmethod_is_noop,
     .sample_scale = fitmethod_sample_scale,
-    .execute_reduced = fitmethod_execute_reduced,
     .resample_to = fitmethod_resample_to,
+};
+
+const kiln_op_impl fitmethod_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "fitmethod",
+    .backend = "vips",
+    .execute = fitmethod_execute,
+    .execute_reduced = fitmethod_execute_reduced,
 };

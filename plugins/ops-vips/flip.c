@@ -57,6 +57,7 @@ flip_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op flip_op = {
+    .size = sizeof(kiln_op),
     .name = "flip",
     .summary = "mirror left-right or top-bottom",
     .doc = "Mirrors the image: direction x (or horizontal) swaps left and "
@@ -68,6 +69,12 @@ const kiln_op flip_op = {
     .params = flip_specs,
     .n_params = KILN_N_ELEMENTS(flip_specs),
     .infer = flip_infer,
-    .execute = flip_execute,
     .compose = flip_compose,
+};
+
+const kiln_op_impl flip_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "flip",
+    .backend = "vips",
+    .execute = flip_execute,
 };

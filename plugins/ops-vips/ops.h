@@ -18,9 +18,15 @@
 /* The host's function table, stored by ops_init() before any op runs. */
 extern const kiln_host_api *ops_api;
 
+/* Each op's definition (NAME_op) and its libvips implementation
+ * (NAME_vips), both in the file named after it. */
 extern const kiln_op annotation_op, blur_op, brightness_op, colorize_op,
     contrast_op, crop_op, enhance_op, filter_op, fitmethod_op, flip_op,
     resize_op, rotate_op, ulb_op, watermark_op, zoom_op;
+extern const kiln_op_impl annotation_vips, blur_vips, brightness_vips,
+    colorize_vips, contrast_vips, crop_vips, enhance_vips, filter_vips,
+    fitmethod_vips, flip_vips, resize_vips, rotate_vips, ulb_vips,
+    watermark_vips, zoom_vips;
 
 /*
  * Resamples `in` to exactly w x h with Lanczos3 (premultiplied when the

@@ -326,6 +326,7 @@ resize_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op resize_op = {
+    .size = sizeof(kiln_op),
     .name = "resize",
     .summary = "scale to a width and/or height",
     .doc = "Scales the image to width x height. With both given the result "
@@ -338,9 +339,15 @@ const kiln_op resize_op = {
     .params = resize_specs,
     .n_params = KILN_N_ELEMENTS(resize_specs),
     .infer = resize_infer,
-    .execute = resize_execute,
     .is_noop = resize_is_noop,
     .sample_scale = resize_sample_scale,
-    .execute_reduced = resize_execute_reduced,
     .resample_to = resize_resample_to,
+};
+
+const kiln_op_impl resize_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "resize",
+    .backend = "vips",
+    .execute = resize_execute,
+    .execute_reduced = resize_execute_reduced,
 };

@@ -202,6 +202,7 @@ done:
 }
 
 const kiln_op rotate_op = {
+    .size = sizeof(kiln_op),
     .name = "rotate",
     .summary = "turn clockwise by an angle in degrees",
     .doc = "Turns the image clockwise by degrees (0 to 360, at most two "
@@ -215,7 +216,13 @@ const kiln_op rotate_op = {
     .params = rotate_specs,
     .n_params = KILN_N_ELEMENTS(rotate_specs),
     .infer = rotate_infer,
-    .execute = rotate_execute,
     .is_noop = rotate_is_noop,
     .compose = rotate_compose,
+};
+
+const kiln_op_impl rotate_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "rotate",
+    .backend = "vips",
+    .execute = rotate_execute,
 };

@@ -146,6 +146,7 @@ done:
 }
 
 const kiln_op ulb_op = {
+    .size = sizeof(kiln_op),
     .name = "ulb",
     .summary = "auto-levels between the 0.5% and 99.5% luminance bounds",
     .doc = "Stretches the image so that the 0.5th percentile of luminance "
@@ -158,5 +159,11 @@ const kiln_op ulb_op = {
     .params = NULL,
     .n_params = 0,
     .infer = ulb_infer,
+};
+
+const kiln_op_impl ulb_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "ulb",
+    .backend = "vips",
     .execute = ulb_execute,
 };

@@ -139,6 +139,7 @@ done:
 }
 
 const kiln_op watermark_op = {
+    .size = sizeof(kiln_op),
     .name = "watermark",
     .summary = "composite an image from storage over the input",
     .doc = "Reads source from the job's storage, scales it to width x "
@@ -153,5 +154,11 @@ const kiln_op watermark_op = {
     .params = watermark_specs,
     .n_params = KILN_N_ELEMENTS(watermark_specs),
     .infer = watermark_infer,
+};
+
+const kiln_op_impl watermark_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "watermark",
+    .backend = "vips",
     .execute = watermark_execute,
 };

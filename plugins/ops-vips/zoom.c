@@ -143,6 +143,7 @@ zoom_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 const kiln_op zoom_op = {
+    .size = sizeof(kiln_op),
     .name = "zoom",
     .summary = "zoom into the centre and fill a width x height box",
     .doc = "Keeps the centred 1 / (1 + level) of the input (level 0 to 10) "
@@ -155,6 +156,12 @@ const kiln_op zoom_op = {
     .params = zoom_specs,
     .n_params = KILN_N_ELEMENTS(zoom_specs),
     .infer = zoom_infer,
-    .execute = zoom_execute,
     .is_noop = zoom_is_noop,
+};
+
+const kiln_op_impl zoom_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "zoom",
+    .backend = "vips",
+    .execute = zoom_execute,
 };

@@ -47,6 +47,18 @@ expect_error() {
         fail "$T_NAME/$op" "expected \"$want\", got \"$got\""
     fi
 }
+# An op no backend implements is refused when the request is compiled,
+# at its path, before anything is read.
+one test-contract-no-impl rgba.png no-impl.png >"$WORK/no-impl.json"
+got=$("$KILN" run --config "$WORK/config.json" --storage-root "$ROOT" \
+    "$WORK/no-impl.json" 2>/dev/null | jq -r '.errors[0] | "\(.path): \(.message)"')
+want='jobs[0].transformations[1]: op "test-contract-no-impl" has no implementation for this service'"'"'s pixel backend "vips" (no loaded plugin implements it)'
+if [ "$got" = "$want" ]; then ok "$T_NAME/no-implementation"; else
+    fail "$T_NAME/no-implementation" "expected \"$want\", got \"$got\""; fi
+got=$("$KILN" ops --config "$WORK/config.json" test-contract-wider 2>&1 | grep 'backends:')
+[ "$got" = '  backends: vips (plugin test-contract)' ] && ok "$T_NAME/ops-lists-backends" ||
+    fail "$T_NAME/ops-lists-backends" "got \"$got\""
+
 expect_error test-contract-multiband \
     'jobs[0].transformations[1]: test-contract-multiband broke the op contract: it returned an image of 64x48, 4 bands, uchar, multiband where 64x48, 8-bit sRGB, 4 bands (RGB and alpha) was expected (a bug in plugin "test-contract")'
 expect_error test-contract-one-band \

@@ -422,7 +422,7 @@ fi
 # examples/config/ftp.json is accepted as it stands: pointed at the test
 # servers, both its services get as far as checking the certificate.
 sed -e "s#ftp.example.com#127.0.0.1:$PORT_explicit#" -e "s#legacy.example.com:990#127.0.0.1:$PORT_implicit#" \
-    -e "s#\"build/plugins\", \"/usr/local/lib/kiln/plugins-1\"#\"$PLUGINS\"#" \
+    -e "s#\"build/plugins\", \"/usr/local/lib/kiln/plugins-2\"#\"$PLUGINS\"#" \
     examples/config/ftp.json >"$WORK/example.json"
 req "$WORK/ex1.json" 1 /in/src.jpg "" '/out/ex1.jpg=[]'
 req "$WORK/ex2.json" 2 /in/src.jpg "" '/out/ex2.jpg=[]'

@@ -5,7 +5,7 @@ static int test_init(kiln_plugin *self, const kiln_host_api *api,
                      kiln_error *err);
 
 /* Written by hand (not KILN_PLUGIN_DEFINE) to carry a wrong number. */
-KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {
+KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {
     .abi_major = KILN_ABI_MAJOR,
     .abi_minor = KILN_ABI_MINOR,
     .host_api_size = sizeof(kiln_host_api) + 64,
@@ -24,5 +24,5 @@ test_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     (void)self;
     return api->error_set(err, KILN_EINTERNAL,
                           "init of refused plugin \"%s\" was called",
-                          kiln_plugin_descriptor_v1.name);
+                          kiln_plugin_descriptor_v2.name);
 }

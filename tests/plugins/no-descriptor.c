@@ -1,4 +1,4 @@
-/* Loader refusal: a shared object that exports no kiln_plugin_descriptor_v1. */
+/* Loader refusal: a shared object that exports no kiln_plugin_descriptor_v2. */
 #include "kiln/plugin.h"
 
 KILN_EXPORT int kiln_test_no_descriptor(void);

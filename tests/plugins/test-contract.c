@@ -114,23 +114,32 @@ test_contract_liar(kiln_exec *ctx, const void *params, VipsImage *const *in,
 
 #define TEST_CONTRACT_OP(NAME, FLAGS, EXEC)                                    \
     {                                                                          \
-        .name = NAME, .summary = "breaks the op contract (a test op)",         \
-        .n_inputs = 1, .flags = (FLAGS), .infer = test_contract_same,          \
+        .size = sizeof(kiln_op), .name = NAME,                                 \
+        .summary = "breaks the op contract (a test op)", .n_inputs = 1,        \
+        .flags = (FLAGS), .infer = test_contract_same,                         \
+    }
+#define TEST_CONTRACT_IMPL(NAME, FLAGS, EXEC)                                  \
+    {                                                                          \
+        .size = sizeof(kiln_op_impl), .op = NAME, .backend = "vips",           \
         .execute = (EXEC),                                                     \
     }
+#define TEST_CONTRACT_ALL(X)                                                   \
+    X("test-contract-multiband", KILN_OP_PURE, test_contract_multiband),       \
+        X("test-contract-one-band", KILN_OP_PURE, test_contract_one_band),     \
+        X("test-contract-float", KILN_OP_PURE, test_contract_float),           \
+        X("test-contract-wider", KILN_OP_PURE, test_contract_wider),           \
+        X("test-contract-libvips", KILN_OP_PURE, test_contract_libvips),       \
+        X("test-contract-liar", KILN_OP_PURE | KILN_OP_SEQUENTIAL,             \
+          test_contract_liar)
 
 static const kiln_op test_contract_ops[] = {
-    TEST_CONTRACT_OP("test-contract-multiband", KILN_OP_PURE,
-                     test_contract_multiband),
-    TEST_CONTRACT_OP("test-contract-one-band", KILN_OP_PURE,
-                     test_contract_one_band),
-    TEST_CONTRACT_OP("test-contract-float", KILN_OP_PURE, test_contract_float),
-    TEST_CONTRACT_OP("test-contract-wider", KILN_OP_PURE, test_contract_wider),
-    TEST_CONTRACT_OP("test-contract-libvips", KILN_OP_PURE,
-                     test_contract_libvips),
-    TEST_CONTRACT_OP("test-contract-liar", KILN_OP_PURE | KILN_OP_SEQUENTIAL,
-                     test_contract_liar),
-};
+    TEST_CONTRACT_ALL(TEST_CONTRACT_OP)};
+/* Defined, implemented by no backend: requests naming it are refused at
+ * submission. */
+static const kiln_op test_contract_no_impl =
+    TEST_CONTRACT_OP("test-contract-no-impl", KILN_OP_PURE, NULL);
+static const kiln_op_impl test_contract_impls[] = {
+    TEST_CONTRACT_ALL(TEST_CONTRACT_IMPL)};
 
 KILN_PLUGIN_DEFINE("test-contract", KILN_VERSION_STRING,
                    "ops that break the op contract", test_contract_init, NULL);
@@ -140,11 +149,13 @@ test_contract_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
     test_contract_api = api;
     for (size_t i = 0; i < KILN_N_ELEMENTS(test_contract_ops); i++) {
-        int rc =
-            api->register_op(self, &test_contract_ops[i], sizeof(kiln_op), err);
+        int rc = api->register_op(self, &test_contract_ops[i], err);
+        if (rc == KILN_OK) {
+            rc = api->register_op_impl(self, &test_contract_impls[i], err);
+        }
         if (rc != KILN_OK) {
             return rc;
         }
     }
-    return KILN_OK;
+    return api->register_op(self, &test_contract_no_impl, err);
 }

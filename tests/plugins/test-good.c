@@ -14,6 +14,7 @@ static const kiln_host_api *test_good_api;
 
 /* No parameters: params_size 0, an empty spec table. */
 static const kiln_op test_good_op = {
+    .size = sizeof(kiln_op),
     .name = "test-good-invert",
     .summary = "invert every band, alpha included (a test op)",
     .n_inputs = 1,
@@ -22,6 +23,11 @@ static const kiln_op test_good_op = {
     .params = NULL,
     .n_params = 0,
     .infer = test_good_infer,
+};
+static const kiln_op_impl test_good_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "test-good-invert",
+    .backend = "vips",
     .execute = test_good_execute,
 };
 
@@ -54,5 +60,7 @@ static int
 test_good_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
     test_good_api = api;
-    return api->register_op(self, &test_good_op, sizeof(kiln_op), err);
+    int rc = api->register_op(self, &test_good_op, err);
+    return rc == KILN_OK ? api->register_op_impl(self, &test_good_vips, err)
+                         : rc;
 }

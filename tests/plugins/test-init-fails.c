@@ -17,6 +17,7 @@ static const kiln_param_spec test_fails_spec[] = {
 
 /* A valid op: after the failed init the host must no longer know it. */
 static const kiln_op test_fails_op = {
+    .size = sizeof(kiln_op),
     .name = "test-init-fails",
     .summary = "registered by a plugin whose init fails",
     .n_inputs = 1,
@@ -25,7 +26,6 @@ static const kiln_op test_fails_op = {
     .params = test_fails_spec,
     .n_params = KILN_N_ELEMENTS(test_fails_spec),
     .infer = test_fails_infer,
-    .execute = NULL,
 };
 
 KILN_PLUGIN_DEFINE("test-init-fails", KILN_VERSION_STRING,
@@ -45,7 +45,7 @@ test_fails_infer(const void *params, const kiln_shape *in, kiln_shape *out,
 static int
 test_fails_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
-    int rc = api->register_op(self, &test_fails_op, sizeof(kiln_op), err);
+    int rc = api->register_op(self, &test_fails_op, err);
 
     if (rc != KILN_OK) {
         return rc;

@@ -13,16 +13,22 @@ static int test_older_execute(kiln_exec *ctx, const void *params,
                               kiln_error *err);
 
 static const kiln_op test_older_op = {
+    .size = sizeof(kiln_op),
     .name = "test-older-table-copy",
     .summary = "pass the input through (a test op)",
     .n_inputs = 1,
     .flags = KILN_OP_PURE | KILN_OP_SEQUENTIAL,
     .infer = test_older_infer,
+};
+static const kiln_op_impl test_older_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "test-older-table-copy",
+    .backend = "vips",
     .execute = test_older_execute,
 };
 
 /* Written by hand (not KILN_PLUGIN_DEFINE) to claim the smaller table. */
-KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {
+KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {
     .abi_major = KILN_ABI_MAJOR,
     .abi_minor = KILN_ABI_MINOR,
     .host_api_size = TEST_OLDER_API_SIZE,
@@ -66,5 +72,7 @@ test_older_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
                               "host table of %zu bytes is smaller than %zu",
                               api->size, (size_t)TEST_OLDER_API_SIZE);
     }
-    return api->register_op(self, &test_older_op, sizeof(kiln_op), err);
+    int rc = api->register_op(self, &test_older_op, err);
+    return rc == KILN_OK ? api->register_op_impl(self, &test_older_vips, err)
+                         : rc;
 }

@@ -54,20 +54,32 @@ test_stall_sleep(kiln_exec *ctx, const void *params, VipsImage *const *in,
 }
 
 static const kiln_op test_sleep_op = {
+    .size = sizeof(kiln_op),
     .name = "test-sleep",
     .summary = "returns its input after 3 s (a test op)",
     .n_inputs = 1,
     .flags = KILN_OP_PURE,
     .infer = test_stall_infer,
+};
+static const kiln_op_impl test_sleep_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "test-sleep",
+    .backend = "vips",
     .execute = test_stall_sleep,
 };
 
 static const kiln_op test_stall_op = {
+    .size = sizeof(kiln_op),
     .name = "test-stall",
     .summary = "never returns (a test op)",
     .n_inputs = 1,
     .flags = KILN_OP_PURE,
     .infer = test_stall_infer,
+};
+static const kiln_op_impl test_stall_vips = {
+    .size = sizeof(kiln_op_impl),
+    .op = "test-stall",
+    .backend = "vips",
     .execute = test_stall_execute,
 };
 
@@ -78,9 +90,15 @@ KILN_PLUGIN_DEFINE("test-stall", KILN_VERSION_STRING,
 static int
 test_stall_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
-    int rc = api->register_op(self, &test_stall_op, sizeof(kiln_op), err);
+    int rc = api->register_op(self, &test_stall_op, err);
     if (rc == KILN_OK) {
-        rc = api->register_op(self, &test_sleep_op, sizeof(kiln_op), err);
+        rc = api->register_op_impl(self, &test_stall_vips, err);
+    }
+    if (rc == KILN_OK) {
+        rc = api->register_op(self, &test_sleep_op, err);
+    }
+    if (rc == KILN_OK) {
+        rc = api->register_op_impl(self, &test_sleep_vips, err);
     }
     return rc;
 }

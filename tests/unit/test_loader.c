@@ -67,7 +67,7 @@ static void
 test_no_descriptor(void)
 {
     expect_refusal("no-descriptor", KILN_EABI,
-                   "plugin %s has no kiln_plugin_descriptor_v1 symbol (not "
+                   "plugin %s has no kiln_plugin_descriptor_v2 symbol (not "
                    "a kiln plugin, or built for another ABI major)");
 }
 
@@ -75,15 +75,24 @@ static void
 test_abi_major(void)
 {
     expect_refusal("abi-major", KILN_EABI,
-                   "plugin %s needs ABI 2.4, host provides 1.4 (a "
+                   "plugin %s needs ABI 3.0, host provides 2.0 (a "
                    "different major version)");
+}
+
+static void
+test_abi1(void)
+{
+    expect_refusal("abi1", KILN_EABI,
+                   "plugin %s was built for kiln's plugin ABI 1; this host "
+                   "loads ABI 2 plugins: rebuild it against this SDK "
+                   "(docs/plugins.md, \"Moving from ABI 1\")");
 }
 
 static void
 test_abi_minor(void)
 {
     expect_refusal("abi-minor-newer", KILN_EABI,
-                   "plugin %s needs ABI 1.5, host provides 1.4 (a newer "
+                   "plugin %s needs ABI 2.1, host provides 2.0 (a newer "
                    "minor version)");
 }
 
@@ -253,7 +262,11 @@ test_good_and_duplicate(void)
     VipsImage *u = NULL;
     CU_ASSERT_EQUAL_FATAL(vips_cast_uchar(black, &u, NULL), 0);
     VipsImage *in[1] = {u};
-    CU_ASSERT_EQUAL(op->op.execute(NULL, NULL, in, &out, &err), KILN_OK);
+    const reg_impl *impl = registry_op_impl(op, "vips");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(impl);
+    CU_ASSERT_PTR_EQUAL(impl->owner, e->plugins[0]);
+    CU_ASSERT_PTR_NULL(registry_op_impl(op, "magick"));
+    CU_ASSERT_EQUAL(impl->impl.execute(NULL, NULL, in, &out, &err), KILN_OK);
     double avg = 0;
     CU_ASSERT_EQUAL(vips_avg(out, &avg, NULL), 0);
     CU_ASSERT_DOUBLE_EQUAL(avg, 255, 1e-9);
@@ -336,6 +349,7 @@ test_loader_register(void)
     }
     CU_add_test(s, "missing descriptor", test_no_descriptor);
     CU_add_test(s, "different ABI major", test_abi_major);
+    CU_add_test(s, "an ABI 1 plugin", test_abi1);
     CU_add_test(s, "newer ABI minor", test_abi_minor);
     CU_add_test(s, "larger host table", test_api_table);
     CU_add_test(s, "different libvips major", test_vips_major);

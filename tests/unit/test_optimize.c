@@ -100,25 +100,11 @@ scale_sample(const void *params, const kiln_shape *in, double *sx, double *sy)
     return true;
 }
 
-static int
-scale_reduced(kiln_exec *ctx, const void *params, const kiln_reduction *r,
-              VipsImage *const *in, VipsImage **out, kiln_error *err)
-{
-    (void)ctx;
-    (void)params;
-    (void)r;
-    (void)in;
-    (void)out;
-    (void)err;
-    return KILN_EINTERNAL; /* never run here */
-}
-
 static const reg_op fake_scale = {.op = {.name = "scale",
                                          .n_inputs = 1,
                                          .params_size = sizeof(scale_params),
                                          .infer = fake_infer,
-                                         .sample_scale = scale_sample,
-                                         .execute_reduced = scale_reduced}};
+                                         .sample_scale = scale_sample}};
 static const reg_op fake_dim = {
     .op = {.name = "dim", .n_inputs = 1, .infer = fake_infer}};
 
@@ -129,8 +115,7 @@ static const reg_op fake_wscale = {.op = {.name = "wscale",
                                           .flags = KILN_OP_WINDOWED,
                                           .params_size = sizeof(scale_params),
                                           .infer = fake_infer,
-                                          .sample_scale = scale_sample,
-                                          .execute_reduced = scale_reduced}};
+                                          .sample_scale = scale_sample}};
 
 static bool
 cut_region(const void *params, const kiln_shape *in, kiln_rect *r)
@@ -527,7 +512,6 @@ static const reg_op fake_rs = {.op = {.name = "rs",
                                       .params_size = sizeof(scale_params),
                                       .infer = fake_infer,
                                       .sample_scale = scale_sample,
-                                      .execute_reduced = scale_reduced,
                                       .resample_to = rs_to}};
 
 /* One job: a w x h JPEG through `op` by f to a JPEG, shrink-on-load run

@@ -1,8 +1,8 @@
 /*
- * kiln plugin SDK, ABI v1: the only header a plugin includes.
+ * kiln plugin SDK, ABI 2: the only header a plugin includes.
  *
  * A plugin is a shared object that exports exactly one data symbol,
- * kiln_plugin_descriptor_v1 (use KILN_PLUGIN_DEFINE). The host reads the
+ * kiln_plugin_descriptor_v2 (use KILN_PLUGIN_DEFINE). The host reads the
  * descriptor before running any plugin code, checks its numbers, then calls
  * init() with an append-only table of host functions. Through that table the
  * plugin registers ops, storage backends and services. Plugins link against
@@ -29,8 +29,8 @@ extern "C" {
 
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
-#define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 4
+#define KILN_ABI_MAJOR 2
+#define KILN_ABI_MINOR 0
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -290,13 +290,19 @@ typedef struct kiln_reduction {
     kiln_rect window;      /* 1.3: in the output's pixel coordinates */
 } kiln_reduction;
 
-/* An op: a const descriptor, registered with register_op(). Members are
- * only ever appended; the host accepts a smaller (older) descriptor. */
+/* An op's definition (ABI 2), the same whatever runs it: its name,
+ * parameters, shape rule and the optimizer's hooks, registered once with
+ * register_op(). The compiler needs nothing else. Its pixels come from
+ * implementations (kiln_op_impl), one per pixel backend, registered by
+ * this plugin or by another loaded after it. `size` is sizeof(kiln_op) as
+ * the plugin was built (sizeof(kiln_op)); members are only ever appended,
+ * and the host reads no member past `size`. */
 typedef struct kiln_op {
+    size_t size;
     const char *name;    /* the "type" in a job's transformations */
     const char *summary; /* one line for `kiln ops` */
     const char *doc;     /* longer text for `kiln ops NAME`, or NULL */
-    unsigned n_inputs;   /* image inputs; 1 for every op in ABI 1.0 */
+    unsigned n_inputs;   /* image inputs; 1 for every shipped op */
     unsigned flags;      /* KILN_OP_* */
     size_t params_size;  /* sizeof the op's params struct */
     const kiln_param_spec *params;
@@ -306,30 +312,8 @@ typedef struct kiln_op {
      * the parameter name (or empty); the host prefixes the node's path. */
     int (*infer)(const void *params, const kiln_shape *in, kiln_shape *out,
                  kiln_error *err);
-    /* Builds libvips calls for in[0..n_inputs-1] into *out (one new
-     * reference). May be NULL for an op that a backend does not execute
-     * yet: the compiler still validates it; running it fails the job.
-     *
-     * The op contract. Every input is uncoded 8-bit (VIPS_FORMAT_UCHAR)
-     * sRGB (interpretation VIPS_INTERPRETATION_sRGB), 3 bands, or 4 with
-     * straight alpha last, of the shape the op was bound against (or of
-     * a reduced or larger one, for execute_reduced). Whatever the source
-     * was (grey, 16-bit, CMYK, palette, a profile, an EXIF orientation),
-     * the host has made it so. *out must be the same kind of image: 8-bit,
-     * interpretation sRGB, exactly the width, height and bands infer()
-     * gave, with alpha exactly when infer() said has_alpha. The host
-     * checks every output against this and fails the job at the op's
-     * path, naming the plugin, when it does not hold (libvips operations
-     * such as maplut or bandjoin change the interpretation: copy it back).
-     * An op must handle every input the contract allows, one pixel to
-     * 65535 on a side, with and without alpha. */
-    int (*execute)(kiln_exec *ctx, const void *params, VipsImage *const *in,
-                   VipsImage **out, kiln_error *err);
 
-    /* Members below were appended after ABI 1.1 for the optimizer
-     * (docs/optimizer.md); the minor was not bumped, so a 1.1 host refuses
-     * a descriptor that has them ("op descriptor of N bytes"). Each is
-     * optional: NULL (or absent from an older, smaller descriptor) means
+    /* For the optimizer (docs/optimizer.md). Each is optional: NULL means
      * the optimizer leaves the op alone. All are pure and see only params
      * the host parsed; lengths are bound whenever `in` is not NULL. */
 
@@ -355,16 +339,15 @@ typedef struct kiln_op {
      * and input: *sx = resampled width / in->width, *sy likewise (0.25: a
      * quarter). Returns false when it cannot run on a reduced input. The
      * host may then decode the source at a reduced scale, never below
-     * sx x width by sy x height, and calls execute_reduced() instead of
-     * execute() with that smaller image: the op plans from r->bound (the
-     * shape it was bound against) and resamples from in[0], whose pixel
-     * grid is the bound one scaled by r->xscale, r->yscale. Its output
-     * must have the size infer() gave for r->bound. */
+     * sx x width by sy x height, and calls the implementation's
+     * execute_reduced() instead of execute() with that smaller image: it
+     * plans from r->bound (the shape the op was bound against) and
+     * resamples from in[0], whose pixel grid is the bound one scaled by
+     * r->xscale, r->yscale. Its output must have the size infer() gave
+     * for r->bound. Every implementation of an op with sample_scale must
+     * have execute_reduced. */
     bool (*sample_scale)(const void *params, const kiln_shape *in, double *sx,
                          double *sy);
-    int (*execute_reduced)(kiln_exec *ctx, const void *params,
-                           const kiln_reduction *r, VipsImage *const *in,
-                           VipsImage **out, kiln_error *err);
 
     /* True, with `table` filled, when the op is exactly a lookup table on
      * the colour bands (R, G, B: table[band][value]) of an 8-bit image,
@@ -372,13 +355,13 @@ typedef struct kiln_op {
      * fused into one lookup (composing 8-bit tables is exact). */
     bool (*lut)(const void *params, uint8_t table[3][256]);
 
-    /* 1.3: true, with *r filled, when for these bound params and this
+    /* True, with *r filled, when for these bound params and this
      * input the output is exactly the rectangle *r of the input, pixels
      * untouched (a crop). The optimizer may then have the op before it
      * (a KILN_OP_WINDOWED resample) produce only that rectangle. */
     bool (*region)(const void *params, const kiln_shape *in, kiln_rect *r);
 
-    /* 1.4: true, with *w and *h set, when for these bound params and this
+    /* True, with *w and *h set, when for these bound params and this
      * input the op's whole output, as execute_reduced() makes it from a
      * reduced input without alpha, is that input reduced to w x h by
      * kiln's Lanczos3 reduction (docs/optimizer.md, "fuse-jpeg"): each
@@ -390,6 +373,40 @@ typedef struct kiln_op {
     bool (*resample_to)(const void *params, const kiln_shape *in, int *w,
                         int *h);
 } kiln_op;
+
+/* An op's implementation for one pixel backend (ABI 2), registered with
+ * register_op_impl() after the op's definition. `size` as for kiln_op
+ * (sizeof(kiln_op_impl)). */
+typedef struct kiln_op_impl {
+    size_t size;
+    const char *op;      /* the name of the op it implements */
+    const char *backend; /* the pixel backend: "vips" */
+    /* Backend "vips": builds libvips calls for in[0..n_inputs-1] into *out
+     * (one new reference).
+     *
+     * The op contract. Every input is uncoded 8-bit (VIPS_FORMAT_UCHAR)
+     * sRGB (interpretation VIPS_INTERPRETATION_sRGB), 3 bands, or 4 with
+     * straight alpha last, of the shape the op was bound against (or of
+     * a reduced or larger one, for execute_reduced). Whatever the source
+     * was (grey, 16-bit, CMYK, palette, a profile, an EXIF orientation),
+     * the host has made it so. *out must be the same kind of image: 8-bit,
+     * interpretation sRGB, exactly the width, height and bands infer()
+     * gave, with alpha exactly when infer() said has_alpha. The host
+     * checks every output against this and fails the job at the op's
+     * path, naming the plugin, when it does not hold (libvips operations
+     * such as maplut or bandjoin change the interpretation: copy it back).
+     * An op must handle every input the contract allows, one pixel to
+     * 65535 on a side, with and without alpha. */
+    int (*execute)(kiln_exec *ctx, const void *params, VipsImage *const *in,
+                   VipsImage **out, kiln_error *err);
+
+    /* Runs on an input reduced before the op (kiln_op.sample_scale), or
+     * only a window of the output (KILN_OP_WINDOWED): see
+     * kiln_reduction. May be NULL when the op has no sample_scale. */
+    int (*execute_reduced)(kiln_exec *ctx, const void *params,
+                           const kiln_reduction *r, VipsImage *const *in,
+                           VipsImage **out, kiln_error *err);
+} kiln_op_impl;
 
 /* ----------------------------------------------------------- storage */
 
@@ -500,11 +517,13 @@ typedef struct kiln_host_api {
     unsigned abi_major;
     unsigned abi_minor;
 
-    /* Registration, valid only during init(). `size` is sizeof the
-     * descriptor the plugin was built with. The descriptor must outlive
-     * the plugin (make it static const). */
-    int (*register_op)(kiln_plugin *self, const kiln_op *op, size_t size,
-                       kiln_error *err);
+    /* Registration, valid only during init(). An op's or an
+     * implementation's `size` member, and the `size` argument of the
+     * others, is sizeof the struct the plugin was built with. The
+     * descriptor must outlive the plugin (make it static const). */
+    int (*register_op)(kiln_plugin *self, const kiln_op *op, kiln_error *err);
+    int (*register_op_impl)(kiln_plugin *self, const kiln_op_impl *impl,
+                            kiln_error *err);
     int (*register_storage)(kiln_plugin *self, const kiln_storage *st,
                             size_t size, kiln_error *err);
     int (*register_service)(kiln_plugin *self, const kiln_service *svc,
@@ -608,11 +627,13 @@ typedef struct kiln_plugin_descriptor {
     void (*fini)(kiln_plugin *self);
 } kiln_plugin_descriptor;
 
-#define KILN_DESCRIPTOR_SYMBOL "kiln_plugin_descriptor_v1"
+#define KILN_DESCRIPTOR_SYMBOL "kiln_plugin_descriptor_v2"
+/* What an ABI 1 plugin exports: the host refuses it, saying to rebuild. */
+#define KILN_DESCRIPTOR_SYMBOL_V1 "kiln_plugin_descriptor_v1"
 
 /* Defines the one exported symbol of a plugin. */
 #define KILN_PLUGIN_DEFINE(NAME, VERSION, SUMMARY, INIT, FINI)                 \
-    KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v1 = {     \
+    KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {     \
         .abi_major = KILN_ABI_MAJOR,                                           \
         .abi_minor = KILN_ABI_MINOR,                                           \
         .host_api_size = sizeof(kiln_host_api),                                \
