@@ -7,6 +7,8 @@
  */
 #include "host.h"
 
+#include "../dsl/value_lexer.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +97,29 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
                            "%s: enum param \"%s\" has no values", what,
                            s->name);
         }
+        if (s->def_length != NULL) {
+            kiln_length len;
+            kiln_error le;
+            err_clear(&le);
+            if (s->kind != KILN_PARAM_LENGTH ||
+                (s->flags & (KILN_PARAM_REQUIRED | KILN_PARAM_ONE_OF))) {
+                return err_set(err, KILN_EINVAL,
+                               "%s: param \"%s\" has a length default but "
+                               "is %s",
+                               what, s->name,
+                               s->kind != KILN_PARAM_LENGTH
+                                   ? "not a length"
+                                   : "required or one of a group");
+            }
+            if (dsl_lex_length(s->def_length,
+                               s->units ? s->units : KILN_UNIT_PX, &len,
+                               &le) != KILN_OK) {
+                return err_set(err, KILN_EINVAL,
+                               "%s: param \"%s\": its default \"%s\" is not "
+                               "a length it accepts: %s",
+                               what, s->name, s->def_length, le.message);
+            }
+        }
         if (s->kind == KILN_PARAM_NUMBER && s->min > s->max) {
             return err_set(err, KILN_EINVAL,
                            "%s: param \"%s\" has min above max", what, s->name);
@@ -107,6 +132,70 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
             }
         }
     }
+    return KILN_OK;
+}
+
+/* Copies a plugin's spec table into entries of this host's size, checked
+ * (registry_check_specs). Each entry carries its size (the KILN_P_*
+ * macros set it), by which the table is stepped through: a plugin built
+ * with a newer 2.x SDK has larger entries, accepted when every member
+ * this host does not know is zero (unused); a member it set that this
+ * host would ignore is refused. *out is NULL for an empty table; free it
+ * with free(). */
+static int
+registry_copy_specs(const char *what, const kiln_param_spec *specs, size_t n,
+                    size_t struct_size, kiln_param_spec **out, kiln_error *err)
+{
+    *out = NULL;
+    if (n == 0) {
+        return KILN_OK;
+    }
+    if (specs == NULL) {
+        return err_set(err, KILN_EINVAL, "%s: %zu params but no spec table",
+                       what, n);
+    }
+    size_t stride = specs[0].size;
+    if (stride < sizeof(kiln_param_spec) || stride % sizeof(void *) != 0) {
+        return err_set(err, KILN_EABI,
+                       "%s: param specs of %zu bytes (host knows %zu; build "
+                       "them with the KILN_P_* macros)",
+                       what, stride, sizeof(kiln_param_spec));
+    }
+    kiln_param_spec *copy = calloc(n, sizeof *copy);
+    if (copy == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    const unsigned char *base = (const unsigned char *)specs;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *e = base + i * stride;
+        size_t es;
+        memcpy(&es, e, sizeof es);
+        if (es != stride) {
+            free(copy);
+            return err_set(err, KILN_EABI,
+                           "%s: param spec %zu is of %zu bytes, the first of "
+                           "%zu (one table, one size)",
+                           what, i, es, stride);
+        }
+        memcpy(&copy[i], e, sizeof copy[i]);
+        for (size_t b = sizeof copy[i]; b < stride; b++) {
+            if (e[b] != 0) {
+                free(copy);
+                return err_set(err, KILN_EABI,
+                               "%s: param \"%s\" sets members this host "
+                               "(ABI %d.%d) does not know: it needs a newer "
+                               "host",
+                               what, copy[i].name ? copy[i].name : "?",
+                               KILN_ABI_MAJOR, KILN_ABI_MINOR);
+            }
+        }
+    }
+    int rc = registry_check_specs(what, copy, n, struct_size, err);
+    if (rc != KILN_OK) {
+        free(copy);
+        return rc;
+    }
+    *out = copy;
     return KILN_OK;
 }
 
@@ -139,19 +228,23 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                        "op \"%s\" takes %u inputs (ABI 2.0 supports 1)",
                        full.name, full.n_inputs);
     }
-    int rc = registry_check_specs(full.name, full.params, full.n_params,
-                                  full.params_size, err);
+    kiln_param_spec *specs = NULL;
+    int rc = registry_copy_specs(full.name, full.params, full.n_params,
+                                 full.params_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
     }
+    full.params = specs;
     const reg_op *dup = registry_find_op(r, full.name);
     if (dup != NULL) {
+        free(specs);
         return err_set(err, KILN_EEXIST,
                        "op \"%s\" is already registered by plugin \"%s\"",
                        full.name, dup->owner ? dup->owner->name : "core");
     }
     if (!registry_grow((void **)&r->ops, &r->cap_ops, r->n_ops,
                        sizeof *r->ops)) {
+        free(specs);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     memset(&r->ops[r->n_ops], 0, sizeof r->ops[r->n_ops]);
@@ -259,17 +352,21 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
                        "storage \"%s\" writes but lacks commit or abort",
                        full.name);
     }
-    int rc = registry_check_specs(full.name, full.settings, full.n_settings,
-                                  full.settings_size, err);
+    kiln_param_spec *specs = NULL;
+    int rc = registry_copy_specs(full.name, full.settings, full.n_settings,
+                                 full.settings_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
     }
+    full.settings = specs;
     if (registry_find_storage(r, full.name) != NULL) {
+        free(specs);
         return err_set(err, KILN_EEXIST, "storage \"%s\" is already registered",
                        full.name);
     }
     if (!registry_grow((void **)&r->storages, &r->cap_storages, r->n_storages,
                        sizeof *r->storages)) {
+        free(specs);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     r->storages[r->n_storages].st = full;
@@ -316,7 +413,9 @@ registry_remove_owner(registry *r, kiln_plugin *owner)
 {
     size_t k = 0;
     for (size_t i = 0; i < r->n_ops; i++) {
-        if (r->ops[i].owner != owner) {
+        if (r->ops[i].owner == owner) {
+            free((void *)r->ops[i].op.params); /* registry_copy_specs' */
+        } else {
             reg_op *op = &r->ops[i];
             size_t m = 0;
             for (size_t j = 0; j < op->n_impls; j++) {
@@ -331,7 +430,9 @@ registry_remove_owner(registry *r, kiln_plugin *owner)
     r->n_ops = k;
     k = 0;
     for (size_t i = 0; i < r->n_storages; i++) {
-        if (r->storages[i].owner != owner) {
+        if (r->storages[i].owner == owner) {
+            free((void *)r->storages[i].st.settings);
+        } else {
             r->storages[k++] = r->storages[i];
         }
     }
@@ -370,6 +471,12 @@ registry_find_storage(const registry *r, const char *name)
 void
 registry_free(registry *r)
 {
+    for (size_t i = 0; i < r->n_ops; i++) {
+        free((void *)r->ops[i].op.params);
+    }
+    for (size_t i = 0; i < r->n_storages; i++) {
+        free((void *)r->storages[i].st.settings);
+    }
     free(r->ops);
     free(r->storages);
     free(r->services);

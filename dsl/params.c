@@ -312,9 +312,25 @@ params_default(arena *a, const kiln_param_spec *s, void *params)
     case KILN_PARAM_NUMBER:
         *(double *)f = s->def_number;
         break;
-    case KILN_PARAM_LENGTH:
-        memset(f, 0, sizeof(kiln_length));
+    case KILN_PARAM_LENGTH: {
+        kiln_length *len = f;
+        memset(len, 0, sizeof *len);
+        if (s->def_length != NULL) {
+            /* Checked when the op was registered: as if written. */
+            kiln_error e;
+            unsigned units = s->units ? s->units : KILN_UNIT_PX;
+            if (dsl_lex_length(s->def_length, units, len, &e) != KILN_OK) {
+                memset(len, 0, sizeof *len);
+                break;
+            }
+            len->text = s->def_length;
+            if ((s->axis == KILN_AXIS_WIDTH || s->axis == KILN_AXIS_HEIGHT) &&
+                len->unit == KILN_UNIT_PX) {
+                len->px = (int)geom_round(len->value);
+            }
+        }
         break;
+    }
     case KILN_PARAM_COLOR: {
         kiln_color *c = f;
         memset(c, 0, sizeof *c);
@@ -624,9 +640,13 @@ params_describe_default(const kiln_param_spec *s, char *buf, size_t size)
         }
         break;
     case KILN_PARAM_LENGTH:
-        snprintf(buf, size, "%s",
-                 s->flags & KILN_PARAM_ONE_OF ? "one of the group required"
-                                              : "optional");
+        if (s->def_length != NULL) {
+            snprintf(buf, size, "default %s", s->def_length);
+        } else {
+            snprintf(buf, size, "%s",
+                     s->flags & KILN_PARAM_ONE_OF ? "one of the group required"
+                                                  : "optional");
+        }
         break;
     }
 }
@@ -676,6 +696,9 @@ params_spec_json(const kiln_param_spec *s)
             }
         }
         cJSON_AddStringToObject(o, "axis", axes[s->axis]);
+        if (s->def_length != NULL) {
+            cJSON_AddStringToObject(o, "default", s->def_length);
+        }
         break;
     }
     case KILN_PARAM_ENUM: {

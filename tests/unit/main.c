@@ -20,6 +20,7 @@ int test_runner_register(void);
 int test_optimize_register(void);
 int test_reducev_register(void);
 int test_encode_register(void);
+int test_registry_register(void);
 
 int
 main(int argc, char **argv)
@@ -38,7 +39,8 @@ main(int argc, char **argv)
         test_params_register,      test_config_register,
         test_netguard_register,    test_jobstore_register,
         test_reducev_register,     test_encode_register,
-        test_runner_register,      test_optimize_register};
+        test_registry_register,    test_runner_register,
+        test_optimize_register};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
         if (regs[i]() != 0) {
             fprintf(stderr, "cannot register suite %zu\n", i);

@@ -163,8 +163,11 @@ typedef enum kiln_param_kind {
 /* One parameter of an op (or one setting of a storage backend). The host
  * parses and range-checks the JSON value, then stores it at `offset` in the
  * params struct. Build entries with the KILN_P_* macros below: they check
- * at compile time that the field's C type matches the kind. */
+ * at compile time that the field's C type matches the kind, and set
+ * `size`, by which the host steps through the table (every entry of one
+ * table has the same size). */
 typedef struct kiln_param_spec {
+    size_t size; /* sizeof(kiln_param_spec) as built: the KILN_P_* macros */
     const char *name;
     kiln_param_kind kind;
     size_t offset;
@@ -180,6 +183,10 @@ typedef struct kiln_param_spec {
     /* length */
     unsigned units; /* mask of kiln_unit */
     kiln_axis axis;
+    /* A length's default as a request would write it ("100%", "0",
+     * "50w"), or NULL: none (the field stays unset). Not with
+     * KILN_PARAM_REQUIRED or KILN_PARAM_ONE_OF. */
+    const char *def_length;
     /* enum: NULL-terminated list; the field holds the index */
     const char *const *values;
     int def_enum;
@@ -200,44 +207,46 @@ typedef struct kiln_param_spec {
  *               .flags = KILN_PARAM_REQUIRED, .max_decimals = 2). */
 #define KILN_P_BOOL(T, F, DEF, DOC, ...)                                       \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_BOOL,                                   \
+        .size = sizeof(kiln_param_spec), .name = #F, .kind = KILN_PARAM_BOOL,  \
         .offset = KILN__FIELD(T, F, bool), .def_bool = (DEF), .doc = (DOC),    \
         __VA_ARGS__                                                            \
     }
 #define KILN_P_NUMBER(T, F, MIN, MAX, DEF, DOC, ...)                           \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_NUMBER,                                 \
-        .offset = KILN__FIELD(T, F, double), .min = (MIN), .max = (MAX),       \
-        .def_number = (DEF), .doc = (DOC), __VA_ARGS__                         \
+        .size = sizeof(kiln_param_spec), .name = #F,                           \
+        .kind = KILN_PARAM_NUMBER, .offset = KILN__FIELD(T, F, double),        \
+        .min = (MIN), .max = (MAX), .def_number = (DEF), .doc = (DOC),         \
+        __VA_ARGS__                                                            \
     }
 #define KILN_P_LENGTH(T, F, AXIS, UNITS, DOC, ...)                             \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_LENGTH,                                 \
-        .offset = KILN__FIELD(T, F, kiln_length), .axis = (AXIS),              \
-        .units = (UNITS), .doc = (DOC), __VA_ARGS__                            \
+        .size = sizeof(kiln_param_spec), .name = #F,                           \
+        .kind = KILN_PARAM_LENGTH, .offset = KILN__FIELD(T, F, kiln_length),   \
+        .axis = (AXIS), .units = (UNITS), .doc = (DOC), __VA_ARGS__            \
     }
 #define KILN_P_COLOR(T, F, DEF, DOC, ...)                                      \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_COLOR,                                  \
+        .size = sizeof(kiln_param_spec), .name = #F, .kind = KILN_PARAM_COLOR, \
         .offset = KILN__FIELD(T, F, kiln_color), .def_string = (DEF),          \
         .doc = (DOC), __VA_ARGS__                                              \
     }
 #define KILN_P_ENUM(T, F, VALUES, DEF, DOC, ...)                               \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_ENUM, .offset = KILN__FIELD(T, F, int), \
-        .values = (VALUES), .def_enum = (DEF), .doc = (DOC), __VA_ARGS__       \
+        .size = sizeof(kiln_param_spec), .name = #F, .kind = KILN_PARAM_ENUM,  \
+        .offset = KILN__FIELD(T, F, int), .values = (VALUES),                  \
+        .def_enum = (DEF), .doc = (DOC), __VA_ARGS__                           \
     }
 #define KILN_P_STRING(T, F, DEF, DOC, ...)                                     \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_STRING,                                 \
-        .offset = KILN__FIELD(T, F, const char *), .def_string = (DEF),        \
-        .doc = (DOC), __VA_ARGS__                                              \
+        .size = sizeof(kiln_param_spec), .name = #F,                           \
+        .kind = KILN_PARAM_STRING, .offset = KILN__FIELD(T, F, const char *),  \
+        .def_string = (DEF), .doc = (DOC), __VA_ARGS__                         \
     }
 #define KILN_P_GRAVITY(T, F, DEF, DOC, ...)                                    \
     {                                                                          \
-        .name = #F, .kind = KILN_PARAM_GRAVITY,                                \
-        .offset = KILN__FIELD(T, F, kiln_gravity), .def_gravity = (DEF),       \
-        .doc = (DOC), __VA_ARGS__                                              \
+        .size = sizeof(kiln_param_spec), .name = #F,                           \
+        .kind = KILN_PARAM_GRAVITY, .offset = KILN__FIELD(T, F, kiln_gravity), \
+        .def_gravity = (DEF), .doc = (DOC), __VA_ARGS__                        \
     }
 
 #define KILN_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))

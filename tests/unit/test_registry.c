@@ -1,0 +1,214 @@
+/*
+ * The registry's side of ABI 2: op definitions and their per-backend
+ * implementations, spec tables stepped through by each entry's own size
+ * (larger entries from a newer SDK accepted only when what this host does
+ * not know is zero), and length defaults, checked at registration and
+ * applied by the parser as if written.
+ */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/kiln.h"
+
+int test_registry_register(void);
+
+typedef struct tr_params {
+    kiln_length margin;
+} tr_params;
+
+static int
+tr_infer(const void *params, const kiln_shape *in, kiln_shape *out,
+         kiln_error *err)
+{
+    (void)params;
+    (void)err;
+    *out = *in;
+    return KILN_OK;
+}
+
+static int
+tr_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
+           VipsImage **out, kiln_error *err)
+{
+    (void)ctx;
+    (void)params;
+    (void)err;
+    g_object_ref(in[0]);
+    *out = in[0];
+    return KILN_OK;
+}
+
+static bool
+tr_sample(const void *params, const kiln_shape *in, double *sx, double *sy)
+{
+    (void)params;
+    (void)in;
+    *sx = *sy = 0.5;
+    return true;
+}
+
+static const kiln_param_spec tr_specs[] = {
+    KILN_P_LENGTH(tr_params, margin, KILN_AXIS_X, KILN_UNITS_OFFSET, "m",
+                  .def_length = "10%"),
+};
+
+static kiln_op
+tr_op(const char *name, const kiln_param_spec *specs, size_t n)
+{
+    return (kiln_op){.size = sizeof(kiln_op),
+                     .name = name,
+                     .n_inputs = 1,
+                     .params_size = sizeof(tr_params),
+                     .params = specs,
+                     .n_params = n,
+                     .infer = tr_infer};
+}
+
+static int
+tr_add(registry *r, kiln_op op, char *msg, size_t size)
+{
+    kiln_error err;
+    err_clear(&err);
+    int rc = registry_add_op(r, NULL, &op, &err);
+    snprintf(msg, size, "%s", err.message);
+    return rc;
+}
+
+/* Definitions, implementations by backend, and what is refused. */
+static void
+test_registry_impls(void)
+{
+    registry r = {0};
+    kiln_error err;
+    char msg[1024];
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("tr", tr_specs, 1), msg, sizeof msg),
+                    KILN_OK);
+    const reg_op *op = registry_find_op(&r, "tr");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(op->n_impls, 0);
+    kiln_op_impl vips = {.size = sizeof vips,
+                         .op = "tr",
+                         .backend = "vips",
+                         .execute = tr_execute};
+    err_clear(&err);
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &vips, &err), KILN_OK);
+    CU_ASSERT_PTR_NOT_NULL(registry_op_impl(op, "vips"));
+    CU_ASSERT_PTR_NULL(registry_op_impl(op, "magick"));
+    /* A second one for the same backend, one for an unknown op, one
+     * without execute, one without a size. */
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &vips, &err), KILN_EEXIST);
+    kiln_op_impl bad = vips;
+    bad.op = "nope";
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_ENOTFOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "is not defined"));
+    bad = vips;
+    bad.backend = "magick";
+    bad.execute = NULL;
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_EINVAL);
+    bad = vips;
+    bad.size = 0;
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_EABI);
+    /* An op with sample_scale needs execute_reduced in every
+     * implementation. */
+    kiln_op scaled = tr_op("tr-scaled", tr_specs, 1);
+    scaled.sample_scale = tr_sample;
+    CU_ASSERT_EQUAL(registry_add_op(&r, NULL, &scaled, &err), KILN_OK);
+    bad = vips;
+    bad.op = "tr-scaled";
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "execute_reduced"));
+    /* An op definition without its size. */
+    kiln_op nosize = tr_op("tr-nosize", tr_specs, 1);
+    nosize.size = 0;
+    CU_ASSERT_EQUAL(registry_add_op(&r, NULL, &nosize, &err), KILN_EABI);
+    registry_free(&r);
+}
+
+/* Spec entries of another size: larger with a zero tail loads, larger with
+ * a member set that this host does not know is refused, smaller or mixed
+ * is refused. */
+static void
+test_registry_spec_sizes(void)
+{
+    size_t big = sizeof(kiln_param_spec) + 2 * sizeof(void *);
+    unsigned char *table = calloc(2, big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(table);
+    for (int i = 0; i < 2; i++) {
+        kiln_param_spec s = tr_specs[0];
+        s.size = big;
+        s.name = i == 0 ? "margin" : "other";
+        s.offset = 0;
+        memcpy(table + (size_t)i * big, &s, sizeof s);
+    }
+    registry r = {0};
+    char msg[1024];
+    CU_ASSERT_EQUAL(tr_add(&r,
+                           tr_op("tr-big", (const kiln_param_spec *)table, 2),
+                           msg, sizeof msg),
+                    KILN_OK);
+    const reg_op *op = registry_find_op(&r, "tr-big");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_STRING_EQUAL(op->op.params[1].name, "other");
+    table[big + sizeof(kiln_param_spec)] = 1; /* a newer member, set */
+    CU_ASSERT_EQUAL(tr_add(&r,
+                           tr_op("tr-newer", (const kiln_param_spec *)table, 2),
+                           msg, sizeof msg),
+                    KILN_EABI);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "\"other\" sets members this host"));
+    kiln_param_spec small = tr_specs[0];
+    small.size = sizeof(kiln_param_spec) / 2;
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("tr-small", &small, 1), msg, sizeof msg),
+                    KILN_EABI);
+    registry_free(&r);
+    free(table);
+}
+
+/* A length default is checked at registration and parsed as if written. */
+static void
+test_registry_length_default(void)
+{
+    registry r = {0};
+    char msg[1024];
+    kiln_param_spec s = tr_specs[0];
+    s.def_length = "10 %";
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("tr-baddef", &s, 1), msg, sizeof msg),
+                    KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "its default \"10 %\" is not a length"));
+    s = tr_specs[0];
+    s.flags = KILN_PARAM_REQUIRED;
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("tr-reqdef", &s, 1), msg, sizeof msg),
+                    KILN_EINVAL);
+    arena *a = arena_new();
+    errlist errs = {0};
+    cJSON *obj = cJSON_Parse("{}");
+    tr_params *p = NULL;
+    CU_ASSERT_EQUAL(params_parse(a, tr_specs, 1, sizeof(tr_params), obj, "x",
+                                 NULL, (void **)&p, &errs),
+                    KILN_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(p->margin.is_set);
+    CU_ASSERT_EQUAL(p->margin.unit, KILN_UNIT_PERCENT);
+    CU_ASSERT_DOUBLE_EQUAL(p->margin.value, 10, 1e-12);
+    CU_ASSERT_STRING_EQUAL(p->margin.text, "10%");
+    char buf[64];
+    params_describe_default(&tr_specs[0], buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "default 10%");
+    cJSON_Delete(obj);
+    errlist_free(&errs);
+    arena_free(a);
+    registry_free(&r);
+}
+
+int
+test_registry_register(void)
+{
+    CU_pSuite s = CU_add_suite("registry", NULL, NULL);
+    if (s == NULL) {
+        return 1;
+    }
+    CU_add_test(s, "definitions and implementations", test_registry_impls);
+    CU_add_test(s, "spec entries by their own size", test_registry_spec_sizes);
+    CU_add_test(s, "length defaults", test_registry_length_default);
+    return 0;
+}
