@@ -156,9 +156,9 @@ int registry_add_op_impl(registry *r, kiln_plugin *owner,
 /* op's implementation for `backend`, or NULL. */
 const reg_impl *registry_op_impl(const reg_op *op, const char *backend);
 int registry_add_storage(registry *r, kiln_plugin *owner,
-                         const kiln_storage *st, size_t size, kiln_error *err);
+                         const kiln_storage *st, kiln_error *err);
 int registry_add_service(registry *r, kiln_plugin *owner,
-                         const kiln_service *svc, size_t size, kiln_error *err);
+                         const kiln_service *svc, kiln_error *err);
 /* Removes everything `owner` registered (a failed init is undone). */
 void registry_remove_owner(registry *r, kiln_plugin *owner);
 const reg_op *registry_find_op(const registry *r, const char *name);

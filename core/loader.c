@@ -39,25 +39,25 @@ loader_register_op_impl(kiln_plugin *self, const kiln_op_impl *impl,
 }
 
 static int
-loader_register_storage(kiln_plugin *self, const kiln_storage *st, size_t size,
+loader_register_storage(kiln_plugin *self, const kiln_storage *st,
                         kiln_error *err)
 {
     if (self == NULL || !self->in_init) {
         return err_set(err, KILN_EINVAL,
                        "register_storage is only valid during init");
     }
-    return registry_add_storage(&self->engine->reg, self, st, size, err);
+    return registry_add_storage(&self->engine->reg, self, st, err);
 }
 
 static int
-loader_register_service(kiln_plugin *self, const kiln_service *svc, size_t size,
+loader_register_service(kiln_plugin *self, const kiln_service *svc,
                         kiln_error *err)
 {
     if (self == NULL || !self->in_init) {
         return err_set(err, KILN_EINVAL,
                        "register_service is only valid during init");
     }
-    return registry_add_service(&self->engine->reg, self, svc, size, err);
+    return registry_add_service(&self->engine->reg, self, svc, err);
 }
 
 static void
@@ -178,19 +178,10 @@ loader_check_descriptor(const char *path, const kiln_plugin_descriptor *d,
                        path, d->abi_major, d->abi_minor, KILN_ABI_MAJOR,
                        KILN_ABI_MINOR);
     }
-    if (d->abi_minor > KILN_ABI_MINOR) {
-        return err_set(err, KILN_EABI,
-                       "plugin %s needs ABI %u.%u, host provides %u.%u "
-                       "(a newer minor version)",
-                       path, d->abi_major, d->abi_minor, KILN_ABI_MAJOR,
-                       KILN_ABI_MINOR);
-    }
-    if (d->host_api_size > sizeof(kiln_host_api)) {
-        return err_set(err, KILN_EABI,
-                       "plugin %s was built against a host API table of %zu "
-                       "bytes, host provides %zu",
-                       path, d->host_api_size, sizeof(kiln_host_api));
-    }
+    /* A newer minor or a larger host table is no reason to refuse: the
+     * plugin needs the features it uses, which registration checks
+     * (registry_take_struct) and which it checks itself before calling a
+     * newer host function (KILN_HOST_HAS). */
     if (d->vips_major != (unsigned)vips_version(0)) {
         return err_set(err, KILN_EABI,
                        "plugin %s was built against libvips %u.%u, host "

@@ -135,6 +135,39 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
     return KILN_OK;
 }
 
+/* Copies a plugin's struct of `size` bytes (its own `size` member) into
+ * `full`, this host's `known` bytes: a smaller one must hold at least
+ * `min` bytes (the members of ABI 2.0), a larger one (a newer 2.x SDK) is
+ * accepted when every byte this host does not know is zero, as a plugin
+ * needs the minor of the features it uses. KILN_OK, or KILN_EABI with a
+ * message naming `what`. */
+static int
+registry_take_struct(const char *what, const char *name, const void *p,
+                     size_t size, size_t min, size_t known, void *full,
+                     kiln_error *err)
+{
+    memset(full, 0, known);
+    if (p == NULL || size < min) {
+        return err_set(err, KILN_EABI,
+                       "%s of %zu bytes (host knows %zu; set .size = sizeof "
+                       "the struct)",
+                       what, size, known);
+    }
+    memcpy(full, p, size < known ? size : known);
+    const unsigned char *b = p;
+    for (size_t i = known; i < size; i++) {
+        if (b[i] != 0) {
+            return err_set(err, KILN_EABI,
+                           "%s%s%s%s sets members this host (ABI %d.%d) does "
+                           "not know: it needs a newer host",
+                           what, name != NULL ? " \"" : "",
+                           name != NULL ? name : "", name != NULL ? "\"" : "",
+                           KILN_ABI_MAJOR, KILN_ABI_MINOR);
+        }
+    }
+    return KILN_OK;
+}
+
 /* Copies a plugin's spec table into entries of this host's size, checked
  * (registry_check_specs). Each entry carries its size (the KILN_P_*
  * macros set it), by which the table is stepped through: a plugin built
@@ -204,16 +237,14 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                 kiln_error *err)
 {
     kiln_op full;
-    memset(&full, 0, sizeof full);
-    size_t size = op != NULL ? op->size : 0;
-    if (op == NULL || size < offsetof(kiln_op, infer) + sizeof full.infer ||
-        size > sizeof full) {
-        return err_set(err, KILN_EABI,
-                       "op descriptor of %zu bytes (host knows %zu; set "
-                       ".size = sizeof(kiln_op))",
-                       size, sizeof full);
+    int rc = registry_take_struct("op descriptor", op != NULL ? op->name : NULL,
+                                  op, op != NULL ? op->size : 0,
+                                  offsetof(kiln_op, resample_to) +
+                                      sizeof full.resample_to,
+                                  sizeof full, &full, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
-    memcpy(&full, op, size);
     if (!registry_valid_name(full.name)) {
         return err_set(err, KILN_EINVAL,
                        "op name \"%s\" is not valid (expected lower-case "
@@ -229,8 +260,8 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                        full.name, full.n_inputs);
     }
     kiln_param_spec *specs = NULL;
-    int rc = registry_copy_specs(full.name, full.params, full.n_params,
-                                 full.params_size, &specs, err);
+    rc = registry_copy_specs(full.name, full.params, full.n_params,
+                             full.params_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -259,17 +290,12 @@ registry_add_op_impl(registry *r, kiln_plugin *owner, const kiln_op_impl *impl,
                      kiln_error *err)
 {
     kiln_op_impl full;
-    memset(&full, 0, sizeof full);
-    size_t size = impl != NULL ? impl->size : 0;
-    if (impl == NULL ||
-        size < offsetof(kiln_op_impl, execute) + sizeof full.execute ||
-        size > sizeof full) {
-        return err_set(err, KILN_EABI,
-                       "op implementation of %zu bytes (host knows %zu; set "
-                       ".size = sizeof(kiln_op_impl))",
-                       size, sizeof full);
+    int rc = registry_take_struct(
+        "op implementation", impl != NULL ? impl->op : NULL, impl,
+        impl != NULL ? impl->size : 0, sizeof full, sizeof full, &full, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
-    memcpy(&full, impl, size);
     if (full.op == NULL || full.backend == NULL ||
         !registry_valid_name(full.backend)) {
         return err_set(err, KILN_EINVAL,
@@ -327,17 +353,15 @@ registry_op_impl(const reg_op *op, const char *backend)
 
 int
 registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
-                     size_t size, kiln_error *err)
+                     kiln_error *err)
 {
     kiln_storage full;
-    memset(&full, 0, sizeof full);
-    if (st == NULL || size < offsetof(kiln_storage, abort) ||
-        size > sizeof full) {
-        return err_set(err, KILN_EABI,
-                       "storage descriptor of %zu bytes (host knows %zu)", size,
-                       sizeof full);
+    int rc = registry_take_struct(
+        "storage descriptor", st != NULL ? st->name : NULL, st,
+        st != NULL ? st->size : 0, sizeof full, sizeof full, &full, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
-    memcpy(&full, st, size);
     if (!registry_valid_name(full.name)) {
         return err_set(err, KILN_EINVAL, "storage name \"%s\" is not valid",
                        full.name ? full.name : "(null)");
@@ -353,8 +377,8 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
                        full.name);
     }
     kiln_param_spec *specs = NULL;
-    int rc = registry_copy_specs(full.name, full.settings, full.n_settings,
-                                 full.settings_size, &specs, err);
+    rc = registry_copy_specs(full.name, full.settings, full.n_settings,
+                             full.settings_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -377,17 +401,15 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
 
 int
 registry_add_service(registry *r, kiln_plugin *owner, const kiln_service *svc,
-                     size_t size, kiln_error *err)
+                     kiln_error *err)
 {
     kiln_service full;
-    memset(&full, 0, sizeof full);
-    if (svc == NULL || size < offsetof(kiln_service, stop) ||
-        size > sizeof full) {
-        return err_set(err, KILN_EABI,
-                       "service descriptor of %zu bytes (host knows %zu)", size,
-                       sizeof full);
+    int rc = registry_take_struct(
+        "service descriptor", svc != NULL ? svc->name : NULL, svc,
+        svc != NULL ? svc->size : 0, sizeof full, sizeof full, &full, err);
+    if (rc != KILN_OK) {
+        return rc;
     }
-    memcpy(&full, svc, size);
     if (!registry_valid_name(full.name) || full.start == NULL) {
         return err_set(err, KILN_EINVAL, "service \"%s\" is not valid",
                        full.name ? full.name : "(null)");

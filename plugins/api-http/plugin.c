@@ -12,6 +12,7 @@ const kiln_host_api *http_api;
 kiln_plugin *http_self;
 
 static const kiln_service http_service = {
+    .size = sizeof(kiln_service),
     .name = "api-http",
     .summary = "the HTTP API (docs/api.md) over libmicrohttpd",
     .start = http_start,
@@ -27,6 +28,5 @@ http_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
     http_api = api;
     http_self = self;
-    return api->register_service(self, &http_service, sizeof(kiln_service),
-                                 err);
+    return api->register_service(self, &http_service, err);
 }

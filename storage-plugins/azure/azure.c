@@ -85,6 +85,7 @@ static const kiln_param_spec azure_settings_spec[] = {
 };
 
 static const kiln_storage azure_storage = {
+    .size = sizeof(kiln_storage),
     .name = "azure",
     .summary = "block blobs in an Azure storage container (Shared Key)",
     .settings_size = sizeof(azure_settings),
@@ -114,7 +115,7 @@ azure_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
         return api->error_set(err, KILN_EIO,
                               "azure: cannot initialise libcurl");
     }
-    rc = api->register_storage(self, &azure_storage, sizeof(kiln_storage), err);
+    rc = api->register_storage(self, &azure_storage, err);
     if (rc != KILN_OK) {
         curl_global_cleanup();
     }

@@ -60,6 +60,7 @@ static const kiln_param_spec ftp_settings_spec[] = {
 };
 
 static const kiln_storage ftp_storage = {
+    .size = sizeof(kiln_storage),
     .name = "ftp",
     .summary = "files on an FTP or FTPS server, under a base directory",
     .settings_size = sizeof(ftp_settings),
@@ -88,7 +89,7 @@ ftp_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
         return api->error_set(err, KILN_EINTERNAL, "cannot initialise libcurl");
     }
     int rc =
-        api->register_storage(self, &ftp_storage, sizeof(kiln_storage), err);
+        api->register_storage(self, &ftp_storage, err);
     if (rc != KILN_OK) {
         curl_global_cleanup();
     }

@@ -55,6 +55,7 @@ static const kiln_param_spec http_settings_spec[] = {
 };
 
 static const kiln_storage http_storage = {
+    .size = sizeof(kiln_storage),
     .name = "http",
     .summary = "read-only sources fetched over HTTP(S)",
     .settings_size = sizeof(http_settings),
@@ -89,7 +90,7 @@ http_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
         return api->error_set(err, KILN_EIO,
                               "storage http: cannot initialise libcurl");
     }
-    rc = api->register_storage(self, &http_storage, sizeof(kiln_storage), err);
+    rc = api->register_storage(self, &http_storage, err);
     if (rc != KILN_OK) {
         curl_global_cleanup();
     }

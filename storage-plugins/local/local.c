@@ -72,6 +72,7 @@ static const kiln_param_spec local_settings_spec[] = {
 };
 
 static const kiln_storage local_storage = {
+    .size = sizeof(kiln_storage),
     .name = "local",
     .summary = "files under a directory on this machine",
     .settings_size = sizeof(local_settings),
@@ -93,8 +94,7 @@ static int
 local_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
 {
     local_api = api;
-    return api->register_storage(self, &local_storage, sizeof(kiln_storage),
-                                 err);
+    return api->register_storage(self, &local_storage, err);
 }
 
 /* mkdir -p: creates each missing directory of `dir`. The root comes from

@@ -90,6 +90,7 @@ static const kiln_param_spec s3_settings_spec[] = {
 };
 
 static const kiln_storage s3_storage = {
+    .size = sizeof(kiln_storage),
     .name = "s3",
     .summary = "objects in an Amazon S3 or S3-compatible bucket",
     .settings_size = sizeof(s3_settings),
@@ -121,7 +122,7 @@ s3_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     }
     s3_curl_ready = true;
     s3_fini_done = false;
-    return api->register_storage(self, &s3_storage, sizeof(kiln_storage), err);
+    return api->register_storage(self, &s3_storage, err);
 }
 
 static void

@@ -88,23 +88,33 @@ test_abi1(void)
                    "(docs/plugins.md, \"Moving from ABI 1\")");
 }
 
+/* Loads `name` (a test plugin); it must load. */
+static void
+expect_load(const char *name)
+{
+    kiln_engine *e = new_engine();
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(loader_load_file(e, tp(name), &err), KILN_OK);
+    if (err.message[0] != '\0') {
+        fprintf(stderr, "\n  %s: %s\n", name, err.message);
+    }
+    CU_ASSERT_EQUAL(e->n_plugins, 1);
+    free_engine(e);
+}
+
+/* Built with a newer minor or a larger host table, using none of it: a
+ * plugin needs the features it uses. */
 static void
 test_abi_minor(void)
 {
-    expect_refusal("abi-minor-newer", KILN_EABI,
-                   "plugin %s needs ABI 2.1, host provides 2.0 (a newer "
-                   "minor version)");
+    expect_load("test-abi-minor-newer");
 }
 
 static void
 test_api_table(void)
 {
-    char fmt[512];
-    snprintf(fmt, sizeof fmt,
-             "plugin %%s was built against a host API table of %zu bytes, "
-             "host provides %zu",
-             sizeof(kiln_host_api) + 64, sizeof(kiln_host_api));
-    expect_refusal("api-table-larger", KILN_EABI, fmt);
+    expect_load("test-api-table-larger");
 }
 
 static void
@@ -350,8 +360,8 @@ test_loader_register(void)
     CU_add_test(s, "missing descriptor", test_no_descriptor);
     CU_add_test(s, "different ABI major", test_abi_major);
     CU_add_test(s, "an ABI 1 plugin", test_abi1);
-    CU_add_test(s, "newer ABI minor", test_abi_minor);
-    CU_add_test(s, "larger host table", test_api_table);
+    CU_add_test(s, "newer ABI minor, nothing newer used", test_abi_minor);
+    CU_add_test(s, "larger host table, nothing newer called", test_api_table);
     CU_add_test(s, "different libvips major", test_vips_major);
     CU_add_test(s, "failing init undone", test_init_fails_undone);
     CU_add_test(s, "writable by others", test_writable_by_others);

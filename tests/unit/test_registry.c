@@ -118,6 +118,24 @@ test_registry_impls(void)
     bad.op = "tr-scaled";
     CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "execute_reduced"));
+    /* A definition from a newer SDK: larger, its unknown members zero,
+     * loads; one of them set, refused. */
+    size_t big = sizeof(kiln_op) + 4 * sizeof(void *);
+    unsigned char *buf = calloc(1, big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    kiln_op newer = tr_op("tr-newer", tr_specs, 1);
+    newer.size = big;
+    memcpy(buf, &newer, sizeof newer);
+    CU_ASSERT_EQUAL(registry_add_op(&r, NULL, (const kiln_op *)buf, &err),
+                    KILN_OK);
+    newer.name = "tr-newer-used";
+    memcpy(buf, &newer, sizeof newer);
+    buf[big - 1] = 1;
+    CU_ASSERT_EQUAL(registry_add_op(&r, NULL, (const kiln_op *)buf, &err),
+                    KILN_EABI);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err.message, "\"tr-newer-used\" sets members this host"));
+    free(buf);
     /* An op definition without its size. */
     kiln_op nosize = tr_op("tr-nosize", tr_specs, 1);
     nosize.size = 0;

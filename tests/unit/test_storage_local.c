@@ -48,12 +48,12 @@ static char sl_outside[SL_PATH_MAX];
 /* ------------------------------------------------------------ host */
 
 static int
-sl_register_storage(kiln_plugin *self, const kiln_storage *st, size_t size,
+sl_register_storage(kiln_plugin *self, const kiln_storage *st,
                     kiln_error *err)
 {
     (void)self;
     (void)err;
-    if (size != sizeof(kiln_storage)) {
+    if (st->size != sizeof(kiln_storage)) {
         return KILN_EABI;
     }
     sl_storage = st;

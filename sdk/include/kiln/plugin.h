@@ -423,6 +423,7 @@ typedef struct kiln_op_impl {
  * the backend and gives its settings, which the host parses with the
  * backend's own spec table into a struct of settings_size bytes. */
 typedef struct kiln_storage {
+    size_t size; /* sizeof(kiln_storage) as built */
     const char *name;
     const char *summary;
     size_t settings_size;
@@ -471,6 +472,7 @@ typedef struct kiln_reply {
 /* A long-running part of a plugin, started by `kiln serve` (the HTTP API
  * server is one). It reaches the engine only through the host API. */
 typedef struct kiln_service {
+    size_t size; /* sizeof(kiln_service) as built */
     const char *name;
     const char *summary;
     int (*start)(kiln_engine *engine, void **state, kiln_error *err);
@@ -526,17 +528,19 @@ typedef struct kiln_host_api {
     unsigned abi_major;
     unsigned abi_minor;
 
-    /* Registration, valid only during init(). An op's or an
-     * implementation's `size` member, and the `size` argument of the
-     * others, is sizeof the struct the plugin was built with. The
-     * descriptor must outlive the plugin (make it static const). */
+    /* Registration, valid only during init(). Each struct's `size` is
+     * its sizeof as the plugin was built. One larger than this host knows
+     * (a newer 2.x SDK) is accepted when every member this host does not
+     * know is zero: a plugin needs the minor of the features it uses, not
+     * of the SDK it was built with. The structs must outlive the plugin
+     * (make them static const). */
     int (*register_op)(kiln_plugin *self, const kiln_op *op, kiln_error *err);
     int (*register_op_impl)(kiln_plugin *self, const kiln_op_impl *impl,
                             kiln_error *err);
     int (*register_storage)(kiln_plugin *self, const kiln_storage *st,
-                            size_t size, kiln_error *err);
+                            kiln_error *err);
     int (*register_service)(kiln_plugin *self, const kiln_service *svc,
-                            size_t size, kiln_error *err);
+                            kiln_error *err);
 
     /* Logging; never pass a secret. */
     void (*log)(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
@@ -621,8 +625,11 @@ typedef struct kiln_host_api {
 
 typedef struct kiln_plugin_descriptor {
     unsigned abi_major;
-    unsigned abi_minor;
-    size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with */
+    unsigned abi_minor; /* of the SDK it was built with (informational: the
+                         * host checks the features it uses) */
+    size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with:
+                           * call members past the host's table size only
+                           * after KILN_HOST_HAS */
     unsigned vips_major;
     unsigned vips_minor;
     const char *name; /* "ops-vips", "storage-local" */
