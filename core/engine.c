@@ -65,7 +65,7 @@ engine_open_storages(kiln_engine *e, kiln_error *err)
         es->backend = b;
         kiln_error oe;
         err_clear(&oe);
-        rc = b->st.open(settings, &es->state, &oe);
+        rc = b->st.open(b->owner, settings, &es->state, &oe);
         if (rc != KILN_OK) {
             return err_set_path(err, rc, s->storage_path,
                                 "cannot open storage \"%s\": %s", b->st.name,
@@ -138,7 +138,7 @@ engine_open_http(kiln_engine *e, const reg_storage *b, const cJSON *settings,
     errlist_free(&errs);
     kiln_error oe;
     err_clear(&oe);
-    rc = b->st.open(parsed, &es->state, &oe);
+    rc = b->st.open(b->owner, parsed, &es->state, &oe);
     if (rc != KILN_OK) {
         return err_set_path(err, rc, path,
                             "cannot open storage \"http\" for remote "
@@ -231,9 +231,6 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         engine_free(e);
         return rc;
     }
-    /* Plugins that fetch URLs check them against this deployment's list
-     * (host API net_check_url). */
-    netguard_set_default(e->net_allow);
     rc = loader_load_config(e, err);
     if (rc == KILN_OK && open_storage) {
         rc = engine_open_storages(e, err);
@@ -275,9 +272,6 @@ engine_free(kiln_engine *e)
     api_limiter_free(e->limiter);
     metrics_free(e->metrics);
     if (e->net_allow != NULL) {
-        if (netguard_default() == e->net_allow) {
-            netguard_set_default(NULL);
-        }
         netguard_allow_free(e->net_allow);
         free(e->net_allow);
     }

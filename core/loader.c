@@ -99,13 +99,21 @@ loader_config_http(kiln_engine *e, kiln_http_settings *out, size_t size)
            size < sizeof e->config->http ? size : sizeof e->config->http);
 }
 
+/* The list of the engine that loaded `self` (NULL: public addresses only). */
+static const netguard_allow *
+loader_allow(const kiln_plugin *self)
+{
+    return self != NULL && self->engine != NULL ? self->engine->net_allow
+                                                : NULL;
+}
+
 static int
-loader_net_check_url(const char *what, const char *url, kiln_net_target *out,
-                     kiln_error *err)
+loader_net_check_url(kiln_plugin *self, const char *what, const char *url,
+                     kiln_net_target *out, kiln_error *err)
 {
     netguard_target t;
     memset(out, 0, sizeof *out);
-    int rc = netguard_check_url(what, url, netguard_default(), &t, err);
+    int rc = netguard_check_url(what, url, loader_allow(self), &t, err);
     if (rc == KILN_OK) {
         out->is_https = t.is_https;
         out->port = t.port;
@@ -115,9 +123,9 @@ loader_net_check_url(const char *what, const char *url, kiln_net_target *out,
 }
 
 static bool
-loader_net_allowed(const struct sockaddr *addr)
+loader_net_allowed(kiln_plugin *self, const struct sockaddr *addr)
 {
-    return netguard_is_allowed(netguard_default(), addr);
+    return netguard_is_allowed(loader_allow(self), addr);
 }
 
 static const kiln_host_api loader_api = {

@@ -696,20 +696,6 @@ done:
     return rc;
 }
 
-static const netguard_allow *_Atomic netguard_deployment;
-
-void
-netguard_set_default(const netguard_allow *a)
-{
-    netguard_deployment = a;
-}
-
-const netguard_allow *
-netguard_default(void)
-{
-    return netguard_deployment;
-}
-
 void
 netguard_display_url(const char *text, char *buf, size_t size)
 {

@@ -163,10 +163,5 @@ int netguard_check_url(const char *what, const char *url,
  * else is copied as is (truncated to fit). */
 void netguard_display_url(const char *text, char *buf, size_t size);
 
-/* The deployment's list for the host API (net_check_url, net_allowed):
- * set by the engine when it starts; NULL (or never set) allows nothing
- * beyond public addresses. The list must outlive its use. */
-void netguard_set_default(const netguard_allow *a);
-const netguard_allow *netguard_default(void);
 
 #endif /* KILN_CORE_NETGUARD_H */

@@ -30,7 +30,8 @@
 static int azure_init(kiln_plugin *self, const kiln_host_api *api,
                       kiln_error *err);
 static void azure_fini(kiln_plugin *self);
-static int azure_open(const void *settings, void **state, kiln_error *err);
+static int azure_open(kiln_plugin *self, const void *settings, void **state,
+                      kiln_error *err);
 static void azure_close(void *state);
 static int azure_open_read(void *state, const char *path, VipsSource **out,
                            kiln_error *err);
@@ -345,8 +346,10 @@ done:
 }
 
 static int
-azure_open(const void *settings, void **state, kiln_error *err)
+azure_open(kiln_plugin *self, const void *settings, void **state,
+           kiln_error *err)
 {
+    (void)self; /* a backend that makes no host call outside init */
     const azure_settings *s = settings;
     azure_state *st;
     int rc;

@@ -21,7 +21,8 @@
 static int ftp_init(kiln_plugin *self, const kiln_host_api *api,
                     kiln_error *err);
 static void ftp_fini(kiln_plugin *self);
-static int ftp_open(const void *settings, void **state, kiln_error *err);
+static int ftp_open(kiln_plugin *self, const void *settings, void **state,
+                    kiln_error *err);
 static void ftp_close(void *state);
 
 const kiln_host_api *ftp_api;
@@ -88,8 +89,7 @@ ftp_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return api->error_set(err, KILN_EINTERNAL, "cannot initialise libcurl");
     }
-    int rc =
-        api->register_storage(self, &ftp_storage, err);
+    int rc = api->register_storage(self, &ftp_storage, err);
     if (rc != KILN_OK) {
         curl_global_cleanup();
     }
@@ -356,8 +356,9 @@ ftp_state_unref(ftp_state *st)
 /* No connection is made here: a server that is down when kiln starts
  * fails the first job that needs it, not the start-up. */
 static int
-ftp_open(const void *settings, void **state, kiln_error *err)
+ftp_open(kiln_plugin *self, const void *settings, void **state, kiln_error *err)
 {
+    (void)self; /* a backend that makes no host call outside init */
     const ftp_settings *s = settings;
     char q[FTP_QUOTE_MAX];
     ftp_state *st;

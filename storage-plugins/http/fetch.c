@@ -197,7 +197,7 @@ fetch_open_socket(void *user, curlsocktype purpose, struct curl_sockaddr *a)
     if (purpose != CURLSOCKTYPE_IPCXN) {
         return CURL_SOCKET_BAD;
     }
-    if (!http_api->net_allowed(&a->addr)) {
+    if (!http_api->net_allowed(f->st->self, &a->addr)) {
         const void *bytes = NULL;
 
         if (a->family == AF_INET) {

@@ -27,7 +27,8 @@ typedef struct http_settings {
 static int http_init(kiln_plugin *self, const kiln_host_api *api,
                      kiln_error *err);
 static void http_fini(kiln_plugin *self);
-static int http_open(const void *settings, void **state, kiln_error *err);
+static int http_open(kiln_plugin *self, const void *settings, void **state,
+                     kiln_error *err);
 static void http_close(void *state);
 static int http_open_read(void *state, const char *path, VipsSource **out,
                           kiln_error *err);
@@ -119,7 +120,8 @@ http_state_unref(http_state *st)
 }
 
 static int
-http_open(const void *settings, void **state, kiln_error *err)
+http_open(kiln_plugin *self, const void *settings, void **state,
+          kiln_error *err)
 {
     const http_settings *s = settings;
     const char *allow = s->allow != NULL ? s->allow : "";
@@ -131,6 +133,7 @@ http_open(const void *settings, void **state, kiln_error *err)
     if (st == NULL) {
         return http_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
+    st->self = self;
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->lock, NULL);
     st->timeout_s = s->timeout;
@@ -229,7 +232,7 @@ http_check_hop(http_state *st, const char *url, int hop, const char *from,
                                    "setting (\"%s\")",
                                    from, shown, st->allow_text);
     }
-    rc = http_api->net_check_url("source", url, t, err);
+    rc = http_api->net_check_url(st->self, "source", url, t, err);
     if (rc == KILN_OK) {
         return KILN_OK;
     }

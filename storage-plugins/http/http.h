@@ -49,6 +49,7 @@ typedef struct http_conn {
  * thread; sources still being read hold a reference, so close() only
  * drops the instance's own. */
 typedef struct http_state {
+    kiln_plugin *self; /* for the host's network guard (net_check_url) */
     http_prefix *prefixes;
     size_t n_prefixes;
     char *allow_text; /* the setting as written, for messages */

@@ -53,7 +53,8 @@ typedef struct local_write {
 
 static int local_init(kiln_plugin *self, const kiln_host_api *api,
                       kiln_error *err);
-static int local_open(const void *settings, void **state, kiln_error *err);
+static int local_open(kiln_plugin *self, const void *settings, void **state,
+                      kiln_error *err);
 static void local_close(void *state);
 static int local_open_read(void *state, const char *path, VipsSource **out,
                            kiln_error *err);
@@ -138,8 +139,10 @@ local_mkdir_p(const char *dir, kiln_error *err)
 }
 
 static int
-local_open(const void *settings, void **state, kiln_error *err)
+local_open(kiln_plugin *self, const void *settings, void **state,
+           kiln_error *err)
 {
+    (void)self; /* a backend that makes no host call outside init */
     const local_settings *s = settings;
     char q[LOCAL_QUOTE_MAX];
     char text[128];

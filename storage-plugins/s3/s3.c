@@ -25,7 +25,8 @@
 static int s3_init(kiln_plugin *self, const kiln_host_api *api,
                    kiln_error *err);
 static void s3_fini(kiln_plugin *self);
-static int s3_open(const void *settings, void **state, kiln_error *err);
+static int s3_open(kiln_plugin *self, const void *settings, void **state,
+                   kiln_error *err);
 static void s3_close(void *state);
 
 const kiln_host_api *s3_api;
@@ -748,8 +749,9 @@ s3_norm_prefix(const char *prefix, kiln_error *err)
 }
 
 static int
-s3_open(const void *settings, void **state, kiln_error *err)
+s3_open(kiln_plugin *self, const void *settings, void **state, kiln_error *err)
 {
+    (void)self; /* a backend that makes no host call outside init */
     const s3_settings *s = settings;
     char q[S3_QUOTE_MAX];
     char *scheme = NULL;

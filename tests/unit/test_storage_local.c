@@ -276,7 +276,7 @@ sl_suite_init(void)
     sl_join(sl_outside, sl_base, "outside");
 
     settings.root = sl_root;
-    if (sl_storage->open(&settings, &sl_state, &err) != KILN_OK) {
+    if (sl_storage->open(NULL, &settings, &sl_state, &err) != KILN_OK) {
         fprintf(stderr, "storage_local: open failed: %s\n", err.message);
         return -1;
     }
@@ -348,7 +348,7 @@ test_open_bad_root(void)
     fclose(f);
     sl_join(root, file, "root");
     settings.root = root;
-    CU_ASSERT_NOT_EQUAL(sl_storage->open(&settings, &state, &err), KILN_OK);
+    CU_ASSERT_NOT_EQUAL(sl_storage->open(NULL, &settings, &state, &err), KILN_OK);
     CU_ASSERT_PTR_NULL(state);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, root));
     remove(file);

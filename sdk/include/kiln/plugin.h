@@ -430,7 +430,8 @@ typedef struct kiln_storage {
     const kiln_param_spec *settings;
     size_t n_settings;
     /* One instance per configured service. *state is the plugin's. */
-    int (*open)(const void *settings, void **state, kiln_error *err);
+    int (*open)(kiln_plugin *self, const void *settings, void **state,
+                kiln_error *err);
     void (*close)(void *state);
     /* A source to read `path` (a path in the service's storage). */
     int (*open_read)(void *state, const char *path, VipsSource **out,
@@ -585,15 +586,17 @@ typedef struct kiln_host_api {
     const char *(*config_listen)(kiln_engine *e);
     size_t (*config_max_body)(kiln_engine *e);
 
-    /* 1.1: the network guard, for plugins that fetch URLs on a request's
-     * behalf. net_check_url() checks an http(s) URL ("what" starts the
-     * message: "source" -> "source host \"x\" resolves to ...") and fills
-     * *out; KILN_EINVAL for a bad URL, KILN_EPERM for a refused address,
+    /* The network guard, for plugins that fetch URLs on a request's
+     * behalf, against the `network.allow` of the deployment that loaded
+     * `self` (no process-wide state: each engine has its own).
+     * net_check_url() checks an http(s) URL ("what" starts the message:
+     * "source" -> "source host \"x\" resolves to ...") and fills *out;
+     * KILN_EINVAL for a bad URL, KILN_EPERM for a refused address,
      * KILN_ENOTFOUND when the host does not resolve. net_allowed() checks
      * one address where the socket is made. */
-    int (*net_check_url)(const char *what, const char *url,
+    int (*net_check_url)(kiln_plugin *self, const char *what, const char *url,
                          kiln_net_target *out, kiln_error *err);
-    bool (*net_allowed)(const struct sockaddr *addr);
+    bool (*net_allowed)(kiln_plugin *self, const struct sockaddr *addr);
 
     /* 1.2: quotes a path or value for a message: `s` double-quoted into
      * out, '"' and '\\' escaped, control bytes as \xNN, cut with "..."
