@@ -153,6 +153,12 @@ int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                     kiln_error *err);
 int registry_add_op_impl(registry *r, kiln_plugin *owner,
                          const kiln_op_impl *impl, kiln_error *err);
+/* Copies a plugin's struct of `size` bytes into `full` (this host's
+ * `known` bytes): at least `min`; a larger one only when what this host
+ * does not know is zero. KILN_OK or KILN_EABI naming `what`. */
+int registry_take_struct(const char *what, const char *name, const void *p,
+                         size_t size, size_t min, size_t known, void *full,
+                         kiln_error *err);
 /* op's implementation for `backend`, or NULL. */
 const reg_impl *registry_op_impl(const reg_op *op, const char *backend);
 int registry_add_storage(registry *r, kiln_plugin *owner,

@@ -128,6 +128,49 @@ loader_net_allowed(kiln_plugin *self, const struct sockaddr *addr)
     return netguard_is_allowed(loader_allow(self), addr);
 }
 
+/* api_call_from() for a transport: its call and reply structs carry
+ * their sizes (registry_take_struct's rule for the call; the reply is
+ * filled in this host's struct and copied back as far as the plugin's
+ * reaches). A struct too small for ABI 2.0 gets no answer but a 500. */
+static void
+loader_api_call_from(kiln_engine *e, const kiln_call *c,
+                     const struct sockaddr *peer, kiln_reply *out)
+{
+    size_t out_size = out != NULL ? out->size : 0;
+    if (out == NULL || out_size < sizeof(kiln_reply)) {
+        return; /* nowhere safe to write */
+    }
+    kiln_call call;
+    kiln_reply reply;
+    kiln_error err;
+    err_clear(&err);
+    if (registry_take_struct("API call", NULL, c, c != NULL ? c->size : 0,
+                             sizeof call, sizeof call, &call,
+                             &err) != KILN_OK) {
+        memset(&reply, 0, sizeof reply);
+        reply.status = 500;
+        reply.content_type = "application/json";
+        static const char msg[] = "{\"message\": \"the transport's API call "
+                                  "is not one this host reads "
+                                  "(kiln_call.size)\"}";
+        reply.body = cJSON_malloc(sizeof msg); /* api_reply_free's */
+        if (reply.body != NULL) {
+            memcpy(reply.body, msg, sizeof msg);
+            reply.body_len = sizeof msg - 1;
+        }
+    } else {
+        api_call_from(e, &call, peer, &reply);
+    }
+    reply.size = out_size;
+    memcpy(out, &reply, sizeof reply);
+}
+
+static void
+loader_api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
+{
+    loader_api_call_from(e, c, NULL, out);
+}
+
 static const kiln_host_api loader_api = {
     .size = sizeof(kiln_host_api),
     .abi_major = KILN_ABI_MAJOR,
@@ -145,7 +188,7 @@ static const kiln_host_api loader_api = {
     .resolve_length = geom_resolve_length,
     .exec_warn = exec_warn,
     .exec_load_image = exec_load_image,
-    .api_call = api_call,
+    .api_call = loader_api_call,
     .reply_free = api_reply_free,
     .config_listen = loader_config_listen,
     .config_max_body = loader_config_max_body,
@@ -153,7 +196,7 @@ static const kiln_host_api loader_api = {
     .net_allowed = loader_net_allowed,
     .quote = err_quote,
     .config_http = loader_config_http,
-    .api_call_from = api_call_from,
+    .api_call_from = loader_api_call_from,
 };
 
 const kiln_host_api *

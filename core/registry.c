@@ -141,7 +141,7 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
  * accepted when every byte this host does not know is zero, as a plugin
  * needs the minor of the features it uses. KILN_OK, or KILN_EABI with a
  * message naming `what`. */
-static int
+int
 registry_take_struct(const char *what, const char *name, const void *p,
                      size_t size, size_t min, size_t known, void *full,
                      kiln_error *err)

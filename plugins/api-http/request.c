@@ -195,6 +195,9 @@ http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
 
     /* MHD hands us the path alone: the query is already split off. */
     memset(&call, 0, sizeof(call));
+    memset(&reply, 0, sizeof(reply));
+    call.size = sizeof(call);
+    reply.size = sizeof(reply);
     call.method = method;
     call.path = url;
     call.authorization = MHD_lookup_connection_value(

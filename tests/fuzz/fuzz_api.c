@@ -240,7 +240,8 @@ api_one(const char *s, const char *end, char id[JOBSTORE_ID_LEN + 1])
     /* Like the api-http transport: a NUL after the body's bytes. */
     char *body =
         p < end ? api_subst(p, (size_t)(end - p), id, &body_len) : NULL;
-    kiln_call call = {method, path, auth, idem, body, body_len};
+    kiln_call call = {sizeof(kiln_call), method, path, auth, idem, body,
+                      body_len};
     kiln_reply reply;
     memset(&reply, 0xa5, sizeof reply);
     api_call(api_engine, &call, &reply);

@@ -332,6 +332,29 @@ test_host_has(void)
 }
 
 /* The host's quote(), which every storage plugin uses for its messages. */
+/* A transport's call and reply carry their sizes: a call the host cannot
+ * read gets a 500 saying so, a reply too small is left alone. */
+static void
+test_host_call_sizes(void)
+{
+    const kiln_host_api *api = loader_host_api();
+    kiln_engine *e = new_engine();
+    kiln_call call = {.size = 0, .method = "GET", .path = "/health"};
+    kiln_reply reply = {.size = sizeof reply, .status = -1};
+    api->api_call(e, &call, &reply);
+    CU_ASSERT_EQUAL(reply.status, 500);
+    CU_ASSERT_EQUAL(reply.size, sizeof reply);
+    CU_ASSERT_PTR_NOT_NULL(
+        reply.body != NULL ? strstr(reply.body, "kiln_call.size") : NULL);
+    api->reply_free(&reply);
+    kiln_reply small = {.size = 8, .status = -1};
+    call.size = sizeof call;
+    api->api_call(e, &call, &small);
+    CU_ASSERT_EQUAL(small.status, -1);
+    CU_ASSERT_PTR_NULL(small.body);
+    free_engine(e);
+}
+
 static void
 test_host_quote(void)
 {
@@ -371,5 +394,6 @@ test_loader_register(void)
     CU_add_test(s, "missing file", test_missing_file);
     CU_add_test(s, "KILN_HOST_HAS", test_host_has);
     CU_add_test(s, "host quote", test_host_quote);
+    CU_add_test(s, "transport call and reply sizes", test_host_call_sizes);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

@@ -454,6 +454,7 @@ typedef struct kiln_engine kiln_engine; /* the running engine */
  * is. The engine does the routing, authentication, validation, limits and
  * JSON; the transport owns sockets, threads and the body-size limit. */
 typedef struct kiln_call {
+    size_t size;                 /* sizeof(kiln_call) as built */
     const char *method;          /* "GET", "POST", "PATCH", ... */
     const char *path;            /* "/status/ID", without the query */
     const char *authorization;   /* the Authorization header, or NULL */
@@ -463,6 +464,8 @@ typedef struct kiln_call {
 } kiln_call;
 
 typedef struct kiln_reply {
+    size_t size;              /* sizeof(kiln_reply) as built: set it before
+                               * the call; the host fills what it knows */
     int status;               /* HTTP status code */
     const char *content_type; /* a static string */
     char *body;               /* owned by the reply: free with reply_free */
@@ -628,8 +631,8 @@ typedef struct kiln_host_api {
 
 typedef struct kiln_plugin_descriptor {
     unsigned abi_major;
-    unsigned abi_minor; /* of the SDK it was built with (informational: the
-                         * host checks the features it uses) */
+    unsigned abi_minor;   /* of the SDK it was built with (informational: the
+                           * host checks the features it uses) */
     size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with:
                            * call members past the host's table size only
                            * after KILN_HOST_HAS */
