@@ -207,7 +207,6 @@ http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
     call.body = r->body;
     call.body_len = r->len;
 
-    memset(&reply, 0, sizeof(reply));
     http_answering(s, r);
     if (s->has_peer_call) {
         const union MHD_ConnectionInfo *info =
