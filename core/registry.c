@@ -213,13 +213,13 @@ registry_copy_specs(const char *what, const kiln_param_spec *specs, size_t n,
         memcpy(&copy[i], e, sizeof copy[i]);
         for (size_t b = sizeof copy[i]; b < stride; b++) {
             if (e[b] != 0) {
+                const char *name = copy[i].name ? copy[i].name : "?";
+                err_set(err, KILN_EABI,
+                        "%s: param \"%s\" sets members this host (ABI "
+                        "%d.%d) does not know: it needs a newer host",
+                        what, name, KILN_ABI_MAJOR, KILN_ABI_MINOR);
                 free(copy);
-                return err_set(err, KILN_EABI,
-                               "%s: param \"%s\" sets members this host "
-                               "(ABI %d.%d) does not know: it needs a newer "
-                               "host",
-                               what, copy[i].name ? copy[i].name : "?",
-                               KILN_ABI_MAJOR, KILN_ABI_MINOR);
+                return KILN_EABI;
             }
         }
     }

@@ -1,5 +1,5 @@
 /*
- * vignette: an example third-party op plugin for kiln (SDK ABI v1).
+ * vignette: an example third-party op plugin for kiln (SDK ABI 2).
  *
  * Darkens an image towards its corners by mixing each pixel with a colour.
  * The mix grows with the square of the distance from the centre, reaching

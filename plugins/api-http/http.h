@@ -42,7 +42,7 @@ typedef struct http_server {
     kiln_engine *engine;
     http_guard *guard;
     kiln_http_settings settings;
-    bool has_peer_call; /* the host has api_call_from (ABI 1.3) */
+    bool has_peer_call; /* the host has api_call_from (every ABI 2 host) */
     size_t max_body;    /* bytes; a larger body is answered 413 */
     /* Requests being answered: from the engine call (or the 413) until
      * the response is sent; stop() waits a little for them. */

@@ -40,7 +40,8 @@
 #define HTTP_THREADS_PER_CPU 2
 #define HTTP_MAX_THREADS 64
 
-/* The "http" settings for a host older than ABI 1.3's config_http:
+/* The "http" settings when the host gives none (every ABI 2 host has
+ * config_http; kept for safety):
  * docs/config.md's defaults. */
 static const kiln_http_settings http_default_settings = {
     .max_connections = 1000,

@@ -16,7 +16,7 @@ typedef uint8_t gd_lut[3][256];
 
 /*
  * Checks that `in` is what the GD ops work on: uchar, 3 bands or 4 with
- * alpha (the ABI 1.0 promise). Reports anything else as KILN_EINVAL with
+ * alpha (the op contract). Reports anything else as KILN_EINVAL with
  * the op's name `what`.
  */
 int gd_check_input(VipsImage *in, const char *what, kiln_error *err);

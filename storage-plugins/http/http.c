@@ -84,7 +84,7 @@ http_init(kiln_plugin *self, const kiln_host_api *api, kiln_error *err)
     if (!KILN_HOST_HAS(api, net_allowed)) {
         return api->error_set(err, KILN_EABI,
                               "storage http needs the host's network guard "
-                              "(kiln ABI 1.1 or later)");
+                              "(net_allowed)");
     }
     /* Reference-counted and thread-safe in the libcurl this needs. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -80,7 +80,7 @@ typedef struct kiln_shape {
     bool has_alpha;
 } kiln_shape;
 
-/* A rectangle of pixels: top-left corner and size (ABI 1.3). */
+/* A rectangle of pixels: top-left corner and size. */
 typedef struct kiln_rect {
     int x;
     int y;
@@ -268,7 +268,7 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
  * decoding"). It only costs that second decode. */
 #define KILN_OP_SEQUENTIAL (1u << 1)
 #define KILN_OP_NEEDS_STORAGE (1u << 2) /* reads extra files (watermark) */
-/* 1.3: execute_reduced() honours a window in its kiln_reduction
+/* execute_reduced() honours a window in its kiln_reduction
  * (has_window, window): it then produces only that rectangle of the
  * output it would produce for r->bound, the same pixels. The host sets a
  * window only for ops with this flag (an older op does not know the
@@ -296,7 +296,7 @@ typedef struct kiln_reduction {
     kiln_shape bound;      /* the input shape the op was bound against */
     double xscale, yscale; /* input pixels per bound pixel, > 0 */
     bool has_window;       /* 1.3 */
-    kiln_rect window;      /* 1.3: in the output's pixel coordinates */
+    kiln_rect window;      /* in the output's pixel coordinates */
 } kiln_reduction;
 
 /* An op's definition (ABI 2), the same whatever runs it: its name,
@@ -485,7 +485,7 @@ typedef struct kiln_service {
 
 /* ------------------------------------------------------ network guard */
 
-/* A URL the host's network guard approved (ABI 1.1). The guard resolved
+/* A URL the host's network guard approved. The guard resolved
  * the host and checked every address against the deployment's
  * network.allow (loopback, private, link-local, CGNAT, unique-local and
  * their IPv4-mapped forms are refused unless allowed). Connect with
@@ -501,7 +501,7 @@ typedef struct kiln_net_target {
 
 /* ------------------------------------------------------ HTTP settings */
 
-/* The deployment's "http" settings for a transport (ABI 1.3; see
+/* The deployment's "http" settings for a transport (see
  * docs/config.md). Times are in seconds. A request's header must have
  * arrived header_timeout after the request started and its body
  * body_timeout after it started, however steadily the bytes trickle in;
@@ -601,16 +601,16 @@ typedef struct kiln_host_api {
                          kiln_net_target *out, kiln_error *err);
     bool (*net_allowed)(kiln_plugin *self, const struct sockaddr *addr);
 
-    /* 1.2: quotes a path or value for a message: `s` double-quoted into
+    /* Quotes a path or value for a message: `s` double-quoted into
      * out, '"' and '\\' escaped, control bytes as \xNN, cut with "..."
      * to fit `size` (at least 16); NULL quotes as "". Returns out. */
     const char *(*quote)(char *out, size_t size, const char *s);
 
-    /* 1.3: the "http" settings into *out; `size` is sizeof(*out) as the
+    /* The "http" settings into *out; `size` is sizeof(*out) as the
      * plugin was built, so a later host fills only the members the
      * plugin knows. */
     void (*config_http)(kiln_engine *e, kiln_http_settings *out, size_t size);
-    /* 1.3: api_call() for a call from `peer`, the client's address as
+    /* api_call() for a call from `peer`, the client's address as
      * accept() gave it (NULL: unknown, as api_call()). Calls from one
      * address that fail authentication spend its budget
      * (rate_limit.failed_auth_per_second and failed_auth_burst); once it
