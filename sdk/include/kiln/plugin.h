@@ -295,8 +295,8 @@ typedef struct kiln_exec kiln_exec;     /* one job being executed */
 typedef struct kiln_reduction {
     kiln_shape bound;      /* the input shape the op was bound against */
     double xscale, yscale; /* input pixels per bound pixel, > 0 */
-    bool has_window;       /* 1.3 */
-    kiln_rect window;      /* in the output's pixel coordinates */
+    bool has_window;
+    kiln_rect window; /* in the output's pixel coordinates */
 } kiln_reduction;
 
 /* An op's definition (ABI 2), the same whatever runs it: its name,
