@@ -639,8 +639,25 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     c->opt_level = (int)level;
     const cJSON *pl = cfg_object(&x, root, "", "plugins");
     if (pl != NULL) {
-        static const char *const keys[] = {"dirs", "enable"};
-        cfg_check_keys(&x, pl, "plugins", keys, 2);
+        static const char *const keys[] = {"dirs", "enable", "settings"};
+        cfg_check_keys(&x, pl, "plugins", keys, 3);
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(pl, "settings");
+        if (ps != NULL && !cJSON_IsObject(ps)) {
+            cfg_error(&x, "plugins.settings", ps,
+                      "expected an object of service settings by name, "
+                      "e.g. {\"api-http\": {\"threads\": 8}}");
+        } else if (ps != NULL) {
+            const cJSON *it;
+            cJSON_ArrayForEach(it, ps)
+            {
+                if (!cJSON_IsObject(it)) {
+                    char p[300];
+                    snprintf(p, sizeof p, "plugins.settings.%s", it->string);
+                    cfg_error(&x, p, it, "expected an object of settings");
+                }
+            }
+            c->plugin_settings = cJSON_Duplicate(ps, true);
+        }
         cfg_strings(&x, pl, "plugins", "dirs", &c->plugin_dirs,
                     &c->n_plugin_dirs);
         cfg_strings(&x, pl, "plugins", "enable", &c->enable, &c->n_enable);
@@ -794,6 +811,7 @@ config_free(kiln_config *c)
     free(c->listen);
     cfg_free_strings(c->plugin_dirs, c->n_plugin_dirs);
     cfg_free_strings(c->enable, c->n_enable);
+    cJSON_Delete(c->plugin_settings);
     free(c->jobstore_driver);
     free(c->jobstore_path);
     free(c->jobstore_dsn);

@@ -203,6 +203,65 @@ engine_remote_for(const kiln_engine *e, int service_id)
     return e->remote.backend != NULL ? &e->remote : NULL;
 }
 
+/* plugins.settings: every name a loaded service's, each parsed with that
+ * service's table (its defaults when absent), before anything starts. */
+static int
+engine_parse_service_settings(kiln_engine *e, kiln_error *err)
+{
+    const cJSON *ps = e->config->plugin_settings;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ps)
+    {
+        bool found = false;
+        for (size_t k = 0; k < e->reg.n_services && !found; k++) {
+            found = strcmp(e->reg.services[k].svc.name, it->string) == 0;
+        }
+        if (!found) {
+            const char *names[32];
+            size_t n = 0;
+            for (; n < e->reg.n_services && n < 32; n++) {
+                names[n] = e->reg.services[n].svc.name;
+            }
+            char hint[128];
+            suggest_hint(it->string, names, n, hint, sizeof hint);
+            return err_set_path(err, KILN_ENOTFOUND, "plugins.settings",
+                                "no loaded service is named \"%s\"%s (enable "
+                                "the plugin that provides it)",
+                                it->string, hint);
+        }
+    }
+    e->service_settings =
+        calloc(e->reg.n_services + 1, sizeof *e->service_settings);
+    if (e->service_settings == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    cJSON *empty = cJSON_CreateObject();
+    if (empty == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    int rc = KILN_OK;
+    for (size_t k = 0; k < e->reg.n_services && rc == KILN_OK; k++) {
+        const kiln_service *svc = &e->reg.services[k].svc;
+        const cJSON *obj =
+            ps != NULL ? cJSON_GetObjectItemCaseSensitive(ps, svc->name) : NULL;
+        char *path = arena_printf(e->arena, "plugins.settings.%s", svc->name);
+        errlist errs = {0};
+        rc = params_parse(e->arena, svc->settings, svc->n_settings,
+                          svc->settings_size, obj != NULL ? obj : empty, path,
+                          NULL, &e->service_settings[k], &errs);
+        if (rc != KILN_OK) {
+            if (errs.n > 0) {
+                *err = errs.items[0].e;
+            } else {
+                err_set(err, rc, "%s: cannot parse", path);
+            }
+        }
+        errlist_free(&errs);
+    }
+    cJSON_Delete(empty);
+    return rc;
+}
+
 int
 engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
                 kiln_error *err)
@@ -232,6 +291,9 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         return rc;
     }
     rc = loader_load_config(e, err);
+    if (rc == KILN_OK) {
+        rc = engine_parse_service_settings(e, err);
+    }
     if (rc == KILN_OK && open_storage) {
         rc = engine_open_storages(e, err);
     }
@@ -268,6 +330,7 @@ engine_free(kiln_engine *e)
             e->remotes[i].backend->st.close(e->remotes[i].state);
         }
     }
+    free(e->service_settings);
     free(e->remotes);
     api_limiter_free(e->limiter);
     metrics_free(e->metrics);

@@ -245,6 +245,9 @@ typedef struct kiln_config {
     size_t n_plugin_dirs;
     char **enable;
     size_t n_enable;
+    /* plugins.settings: an object per service name, parsed with the
+     * service's own table once its plugin is loaded (or NULL). */
+    cJSON *plugin_settings;
     char *jobstore_driver;
     char *jobstore_path;
     char *jobstore_dsn;

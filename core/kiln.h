@@ -85,6 +85,9 @@ struct kiln_engine {
     int opt_level;
     arena *arena; /* storage settings live as long as the engine */
     registry reg;
+    /* Each registered service's parsed settings (plugins.settings.NAME),
+     * indexed as reg.services. */
+    void **service_settings;
     kiln_plugin **plugins;
     size_t n_plugins;
     engine_storage *storages;

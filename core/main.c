@@ -748,7 +748,8 @@ cmd_serve(int argc, char **argv)
     e->postbacker = pbk;
     for (size_t k = 0; k < e->reg.n_services && n_started < 16; k++) {
         const kiln_service *svc = &e->reg.services[k].svc;
-        if (svc->start(e, &states[n_started], &err) != KILN_OK) {
+        if (svc->start(e, e->service_settings[k], &states[n_started], &err) !=
+            KILN_OK) {
             fprintf(stderr, "kiln serve: %s: %s\n", svc->name, err.message);
             goto stop;
         }

@@ -414,14 +414,23 @@ registry_add_service(registry *r, kiln_plugin *owner, const kiln_service *svc,
         return err_set(err, KILN_EINVAL, "service \"%s\" is not valid",
                        full.name ? full.name : "(null)");
     }
+    kiln_param_spec *specs = NULL;
+    rc = registry_copy_specs(full.name, full.settings, full.n_settings,
+                             full.settings_size, &specs, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    full.settings = specs;
     for (size_t i = 0; i < r->n_services; i++) {
         if (strcmp(r->services[i].svc.name, full.name) == 0) {
+            free(specs);
             return err_set(err, KILN_EEXIST,
                            "service \"%s\" is already registered", full.name);
         }
     }
     if (!registry_grow((void **)&r->services, &r->cap_services, r->n_services,
                        sizeof *r->services)) {
+        free(specs);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
     r->services[r->n_services].svc = full;
@@ -461,7 +470,9 @@ registry_remove_owner(registry *r, kiln_plugin *owner)
     r->n_storages = k;
     k = 0;
     for (size_t i = 0; i < r->n_services; i++) {
-        if (r->services[i].owner != owner) {
+        if (r->services[i].owner == owner) {
+            free((void *)r->services[i].svc.settings);
+        } else {
             r->services[k++] = r->services[i];
         }
     }
@@ -498,6 +509,9 @@ registry_free(registry *r)
     }
     for (size_t i = 0; i < r->n_storages; i++) {
         free((void *)r->storages[i].st.settings);
+    }
+    for (size_t i = 0; i < r->n_services; i++) {
+        free((void *)r->services[i].svc.settings);
     }
     free(r->ops);
     free(r->storages);

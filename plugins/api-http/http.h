@@ -55,7 +55,13 @@ typedef struct http_server {
  * fails with KILN_EINVAL (bad address), KILN_EIO (cannot listen) or
  * KILN_ENOMEM. stop() stops accepting, closes every connection, waits for
  * the daemon's threads and frees the state. */
-int http_start(kiln_engine *engine, void **state, kiln_error *err);
+/* The service's settings (plugins.settings.api-http). */
+typedef struct http_service_settings {
+    double threads; /* 0: two per CPU, 8 to 64 */
+} http_service_settings;
+
+int http_start(kiln_engine *engine, const void *settings, void **state,
+               kiln_error *err);
 void http_stop(void *state);
 
 /* The libmicrohttpd access handler; cls is the http_server. Buffers the

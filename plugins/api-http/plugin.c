@@ -11,10 +11,20 @@ static int http_init(kiln_plugin *self, const kiln_host_api *api,
 const kiln_host_api *http_api;
 kiln_plugin *http_self;
 
+static const kiln_param_spec http_service_specs[] = {
+    KILN_P_NUMBER(http_service_settings, threads, 0, 1024, 0,
+                  "threads answering requests; 0: two per CPU, at least 8 "
+                  "and at most 64",
+                  .flags = KILN_PARAM_INTEGER),
+};
+
 static const kiln_service http_service = {
     .size = sizeof(kiln_service),
     .name = "api-http",
     .summary = "the HTTP API (docs/api.md) over libmicrohttpd",
+    .settings_size = sizeof(http_service_settings),
+    .settings = http_service_specs,
+    .n_settings = KILN_N_ELEMENTS(http_service_specs),
     .start = http_start,
     .stop = http_stop,
 };

@@ -73,8 +73,10 @@ static void http_drain(http_server *s);
 static void http_check_fd_limit(const kiln_http_settings *set);
 
 int
-http_start(kiln_engine *engine, void **state, kiln_error *err)
+http_start(kiln_engine *engine, const void *settings, void **state,
+           kiln_error *err)
 {
+    const http_service_settings *set = settings;
     const char *listen = http_api->config_listen(engine);
     struct sockaddr_storage sa;
     bool is_ipv6 = false;
@@ -114,7 +116,9 @@ http_start(kiln_engine *engine, void **state, kiln_error *err)
 
     n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
     n_threads = HTTP_MIN_THREADS;
-    if (n_cpus > HTTP_MIN_THREADS / HTTP_THREADS_PER_CPU) {
+    if (set != NULL && set->threads >= 1) {
+        n_threads = (unsigned)set->threads; /* the operator's */
+    } else if (n_cpus > HTTP_MIN_THREADS / HTTP_THREADS_PER_CPU) {
         n_threads = n_cpus > HTTP_MAX_THREADS / HTTP_THREADS_PER_CPU
                         ? HTTP_MAX_THREADS
                         : (unsigned)n_cpus * HTTP_THREADS_PER_CPU;

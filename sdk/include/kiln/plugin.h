@@ -479,7 +479,15 @@ typedef struct kiln_service {
     size_t size; /* sizeof(kiln_service) as built */
     const char *name;
     const char *summary;
-    int (*start)(kiln_engine *engine, void **state, kiln_error *err);
+    /* Its settings, as a storage backend's: the host parses the
+     * configuration's plugins.settings.NAME object with this table into a
+     * struct of settings_size bytes (defaults when the object is absent)
+     * and hands it to start(). */
+    size_t settings_size;
+    const kiln_param_spec *settings;
+    size_t n_settings;
+    int (*start)(kiln_engine *engine, const void *settings, void **state,
+                 kiln_error *err);
     void (*stop)(void *state);
 } kiln_service;
 
