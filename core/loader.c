@@ -112,7 +112,16 @@ loader_net_check_url(kiln_plugin *self, const char *what, const char *url,
                      kiln_net_target *out, kiln_error *err)
 {
     netguard_target t;
+    /* Only what the plugin's struct holds (its size). */
+    if (out == NULL || out->size < sizeof *out) {
+        return err_set(err, KILN_EABI,
+                       "net_check_url: kiln_net_target of %zu bytes (host "
+                       "knows %zu; set .size = sizeof(kiln_net_target))",
+                       out != NULL ? out->size : 0, sizeof *out);
+    }
+    size_t size = out->size;
     memset(out, 0, sizeof *out);
+    out->size = size;
     int rc = netguard_check_url(what, url, loader_allow(self), &t, err);
     if (rc == KILN_OK) {
         out->is_https = t.is_https;
@@ -228,6 +237,15 @@ loader_check_descriptor(const char *path, const kiln_plugin_descriptor *d,
                        "(a different major version)",
                        path, d->abi_major, d->abi_minor, KILN_ABI_MAJOR,
                        KILN_ABI_MINOR);
+    }
+    /* The descriptor itself: at least ABI 2.0's members, and nothing set
+     * past what this host knows. */
+    kiln_plugin_descriptor full;
+    kiln_error why;
+    err_clear(&why);
+    if (registry_take_struct("descriptor", NULL, d, d->size, sizeof full,
+                             sizeof full, &full, &why) != KILN_OK) {
+        return err_set(err, KILN_EABI, "plugin %s: %s", path, why.message);
     }
     /* A newer minor or a larger host table is no reason to refuse: the
      * plugin needs the features it uses, which registration checks

@@ -280,7 +280,7 @@ http_open_read(void *state, const char *path, VipsSource **out, kiln_error *err)
     snprintf(prev, sizeof prev, "%s", first);
 
     for (int hop = 0;; hop++) {
-        kiln_net_target t;
+        kiln_net_target t = {.size = sizeof t};
         http_fetch *f = NULL;
         const char *location;
         char *next = NULL;

@@ -9,6 +9,7 @@ static int test_init(kiln_plugin *self, const kiln_host_api *api,
 KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {
     .abi_major = KILN_ABI_MAJOR,
     .abi_minor = KILN_ABI_MINOR,
+    .size = sizeof(kiln_plugin_descriptor),
     .host_api_size = sizeof(kiln_host_api) + 64,
     .vips_major = VIPS_MAJOR_VERSION,
     .vips_minor = VIPS_MINOR_VERSION,

@@ -31,6 +31,7 @@ static const kiln_op_impl test_older_vips = {
 KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {
     .abi_major = KILN_ABI_MAJOR,
     .abi_minor = KILN_ABI_MINOR,
+    .size = sizeof(kiln_plugin_descriptor),
     .host_api_size = TEST_OLDER_API_SIZE,
     .vips_major = VIPS_MAJOR_VERSION,
     .vips_minor = VIPS_MINOR_VERSION,

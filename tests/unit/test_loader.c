@@ -80,6 +80,38 @@ test_abi_major(void)
 }
 
 static void
+test_descriptor_small(void)
+{
+    char fmt[512];
+    snprintf(fmt, sizeof fmt,
+             "plugin %%s: descriptor of 8 bytes (host knows %zu; set .size = "
+             "sizeof the struct)",
+             sizeof(kiln_plugin_descriptor));
+    expect_refusal("descriptor-small", KILN_EABI, fmt);
+}
+
+/* net_check_url fills only a target whose size it knows. */
+static void
+test_net_target_size(void)
+{
+    const kiln_host_api *api = loader_host_api();
+    kiln_net_target t = {.size = 0};
+    kiln_error err;
+    err_clear(&err);
+    CU_ASSERT_EQUAL(
+        api->net_check_url(NULL, "source", "https://127.0.0.1/x", &t, &err),
+        KILN_EABI);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "kiln_net_target of 0 bytes"));
+    t.size = sizeof t;
+    err_clear(&err);
+    /* Loopback, refused by the guard: but the struct was read. */
+    CU_ASSERT_EQUAL(
+        api->net_check_url(NULL, "source", "https://127.0.0.1/x", &t, &err),
+        KILN_EPERM);
+    CU_ASSERT_EQUAL(t.size, sizeof t);
+}
+
+static void
 test_abi1(void)
 {
     expect_refusal("abi1", KILN_EABI,
@@ -383,6 +415,8 @@ test_loader_register(void)
     CU_add_test(s, "missing descriptor", test_no_descriptor);
     CU_add_test(s, "different ABI major", test_abi_major);
     CU_add_test(s, "an ABI 1 plugin", test_abi1);
+    CU_add_test(s, "a descriptor too small", test_descriptor_small);
+    CU_add_test(s, "net_check_url's target size", test_net_target_size);
     CU_add_test(s, "newer ABI minor, nothing newer used", test_abi_minor);
     CU_add_test(s, "larger host table, nothing newer called", test_api_table);
     CU_add_test(s, "different libvips major", test_vips_major);

@@ -502,6 +502,8 @@ typedef struct kiln_service {
  * ones used, and CURLOPT_OPENSOCKETFUNCTION refusing what net_allowed()
  * refuses. Follow no redirect without checking its URL again. */
 typedef struct kiln_net_target {
+    size_t size; /* sizeof(kiln_net_target) as built: set it before the
+                  * call; the host fills what it knows */
     bool is_https;
     int port;
     char resolve[1400]; /* "host:port:addr1,[v6addr],..." */
@@ -641,6 +643,7 @@ typedef struct kiln_plugin_descriptor {
     unsigned abi_major;
     unsigned abi_minor;   /* of the SDK it was built with (informational: the
                            * host checks the features it uses) */
+    size_t size;          /* sizeof(kiln_plugin_descriptor) as built */
     size_t host_api_size; /* sizeof(kiln_host_api) the plugin was built with:
                            * call members past the host's table size only
                            * after KILN_HOST_HAS */
@@ -666,6 +669,7 @@ typedef struct kiln_plugin_descriptor {
     KILN_EXPORT const kiln_plugin_descriptor kiln_plugin_descriptor_v2 = {     \
         .abi_major = KILN_ABI_MAJOR,                                           \
         .abi_minor = KILN_ABI_MINOR,                                           \
+        .size = sizeof(kiln_plugin_descriptor),                                \
         .host_api_size = sizeof(kiln_host_api),                                \
         .vips_major = VIPS_MAJOR_VERSION,                                      \
         .vips_minor = VIPS_MINOR_VERSION,                                      \
