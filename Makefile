@@ -30,9 +30,15 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) \
 LDFLAGS  += $(SANFLAGS)
 
 .DEFAULT_GOAL := all
-# Every plugin folder is shipped and enabled by the embedded defaults.
-SHIPPED_PLUGINS := $(sort $(notdir $(wildcard plugins/*)) \
-                   $(addprefix storage-,$(notdir $(wildcard storage-plugins/*))))
+# Every plugin folder is shipped; the embedded defaults enable all but
+# the pixel backends (backend-*: loading MagickCore costs every `kiln run`
+# 12 ms, so a deployment enables it when a service names it; `kiln run
+# --backend NAME` does so itself). The op definitions (ops-*) load first,
+# so that backends enabled after them can implement their ops.
+ALL_PLUGINS := $(sort $(notdir $(wildcard plugins/*)) \
+               $(addprefix storage-,$(notdir $(wildcard storage-plugins/*))))
+SHIPPED_PLUGINS := $(filter ops-%,$(ALL_PLUGINS)) \
+                   $(filter-out ops-% backend-%,$(ALL_PLUGINS))
 
 include mk/deps.mk
 

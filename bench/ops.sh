@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# make bench, ops section: each op on a 6 MP photo through kiln (one
-# `kiln run` of one job: read, decode, op, encode, write) next to
-# ImageMagick's nearest equivalent (`convert in.jpg OP out.jpg`, the same
-# read/op/write), median of RUNS runs, on this machine, in one table.
+# make bench, ops section: each op on a 6 MP photo through kiln, on
+# libvips and on MagickCore (one `kiln run` of BATCH requests, each read,
+# decode, op, encode, write) next to ImageMagick's nearest equivalent
+# (BATCH `convert in.jpg OP out.jpg` in a row: the same work), median of
+# RUNS interleaved rounds, on this machine, in one table.
 # Timing only: nothing here passes or fails. Needs ../shared/testdata.
 set -u
 KILN=${KILN:-build/kiln}
 SHARED=${SHARED:-../shared}
 RUNS=${RUNS:-3}
+BATCH=${BATCH:-4}
 photo="$SHARED/testdata/photo-2725x2225.jpg"
 if [ ! -f "$photo" ]; then
     echo "skip bench/ops: $photo is absent"
@@ -18,6 +20,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/root/in" "$tmp/root/wm"
 cp "$photo" "$tmp/root/in/photo.jpg"
+for b in $(seq "${BATCH:-4}"); do cp "$photo" "$tmp/root/in/photo$b.jpg"; done
 "$IM" -size 400x200 xc:none -fill 'rgba(255,0,0,0.6)' -draw 'circle 200,100 200,190' \
     "$tmp/root/wm/logo.png"
 
@@ -67,8 +70,36 @@ watermark 400 px wide|[{"type":"watermark","source":"/wm/logo.png","gravity":"so
 CASES
 )
 
-printf '\n%-28s %10s %12s %8s\n' "op on photo-2725x2225.jpg" "kiln s" "ImageMagick s" "ratio"
-printf '%-28s %10s %12s %8s\n' "----------------------------" "------" "-------------" "-----"
+# rounds KEY:CMD...: RUNS rounds, each running every command once in turn
+# (kiln, kiln on MagickCore, ImageMagick, kiln, ...) so that the machine's
+# noise falls on all of them; T[KEY] median wall seconds (">120" when a
+# run hit the timeout), M[KEY] the largest peak RSS in MB.
+declare -A T M
+rounds() {
+    local r kv key cmd
+    declare -A all=()
+    for r in $(seq "$RUNS"); do
+        for kv in "$@"; do
+            key=${kv%%:*} cmd=${kv#*:}
+            [ "${all[$key]:-}" = dead ] && continue
+            /usr/bin/time -f '%e %M' -o "$tmp/t" bash -c "$cmd" >/dev/null 2>&1
+            if grep -q "status 124" "$tmp/t"; then all[$key]=dead; continue; fi
+            read -r w kb < <(tail -1 "$tmp/t")
+            all[$key]="${all[$key]:-} $w"
+            [ "$((kb / 1024))" -gt "${M[$key]:-0}" ] && M[$key]=$((kb / 1024))
+        done
+    done
+    for kv in "$@"; do
+        key=${kv%%:*}
+        if [ "${all[$key]:-}" = dead ]; then T[$key]=">120"; continue; fi
+        T[$key]=$(printf '%s\n' ${all[$key]} | sort -n | sed -n "$(((RUNS + 1) / 2))p")
+    done
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ />/) print "-"; else if (b + 0 > 0 && b !~ />/) printf "%.2f", a / b; else printf "<%.3f", a / 120 }'; }
+
+fmt='%-28s %8s %12s %12s %10s %8s %8s\n'
+printf "\n$fmt" "op on photo-2725x2225.jpg" "kiln s" "magick s,MB" "convert s,MB" "kiln/IM" "mgk/IM" "mgk/kiln"
+printf "$fmt" "----------------------------" "------" "-----------" "------------" "-------" "------" "--------"
 n=0
 while IFS='|' read -r name tr im; do
     n=$((n + 1))
@@ -76,23 +107,38 @@ while IFS='|' read -r name tr im; do
     if [ -n "${BENCH_ONLY:-}" ] && ! [[ $name =~ $BENCH_ONLY ]]; then
         continue
     fi
-    printf '{"service_id":1,"source":"/in/photo.jpg","jobs":[{"destination":"/out/%d.jpg","quality":80,"transformations":%s}]}\n' \
-        "$n" "$tr" >"$tmp/r$n.json"
-    if ! "$KILN" run --storage-root "$tmp/root" "$tmp/r$n.json" >"$tmp/res" 2>&1; then
-        printf '%-28s %10s %12s %8s\n' "$name" "failed" "" ""
+    # BATCH requests of the same op, one per copy of the photo: kiln runs
+    # them in one process (as a server does), ImageMagick as BATCH
+    # convert commands in a row: the same work, each paying its own
+    # start-up once per process.
+    reqs=""
+    for b in $(seq "$BATCH"); do
+        printf '{"service_id":1,"source":"/in/photo%d.jpg","jobs":[{"destination":"/out/%d-%d.jpg","quality":80,"transformations":%s}]}\n' \
+            "$b" "$n" "$b" "$tr" >"$tmp/r$n-$b.json"
+        reqs+=" $tmp/r$n-$b.json"
+    done
+    if ! "$KILN" run --storage-root "$tmp/root" "$tmp/r$n-1.json" >"$tmp/res" 2>&1; then
+        printf "$fmt" "$name" "failed" "" "" "" "" ""
         continue
     fi
-    k=$(median "$KILN" run --storage-root "$tmp/root" "$tmp/r$n.json")
+    kcmd="$KILN run --workers 1 --storage-root $tmp/root$reqs"
+    # The MagickCore backend: the same requests on a service whose backend
+    # is "magick" (docs/backends.md).
+    mcmd="$KILN run --workers 1 --backend magick --storage-root $tmp/root$reqs"
     if [ "$im" = WATERMARK ]; then
-        m=$(median "$IM" "$photo" "$tmp/root/wm/logo.png" -gravity southeast \
-            -geometry +40+40 -composite -quality 80 "$tmp/im.jpg")
+        one="$IM $photo $tmp/root/wm/logo.png -gravity southeast -geometry +40+40 -composite -quality 80 $tmp/im.jpg"
     else
-        read -r -a args <<<"${im//kiln_bench/kiln\\ bench}"
-        m=$(median timeout 120 "$IM" "$photo" "${args[@]}" -quality 80 "$tmp/im.jpg")
+        one="timeout 120 $IM $photo ${im//kiln_bench/\'kiln bench\'} -quality 80 $tmp/im.jpg"
     fi
-    ratio=$(awk -v a="$k" -v b="$m" 'BEGIN { if (b + 0 > 0 && b !~ />/) printf "%.2f", a / b; else print "<" sprintf("%.3f", a / 120) }')
-    printf '%-28s %10s %12s %8s\n' "$name" "$k" "$m" "$ratio"
+    icmd="for b in \$(seq $BATCH); do $one || exit 124; done"
+    unset T M
+    declare -A T M
+    rounds "k:$kcmd" "m:$mcmd" "i:$icmd"
+    printf "$fmt" "$name" "${T[k]}" "${T[m]},${M[m]:-?}" "${T[i]},${M[i]:-?}" \
+        "$(ratio "${T[k]}" "${T[i]}")" "$(ratio "${T[m]}" "${T[i]}")" "$(ratio "${T[m]}" "${T[k]}")"
 done <<<"$cases"
 echo
-echo "ratio = kiln / ImageMagick wall time (below 1: kiln faster); median of $RUNS runs;"
-echo "ImageMagick $("$IM" -version | head -1 | cut -d' ' -f3), $(nproc) cores; commands in bench/ops.sh"
+echo "kiln/IM, mgk/IM = kiln's (libvips, MagickCore backend) / ImageMagick's wall time (below 1: kiln faster);"
+echo "each cell: $BATCH photos, one kiln process (--workers 1) or $BATCH convert processes in a row;"
+echo "median of $RUNS interleaved rounds; MB: peak RSS; ImageMagick $("$IM" -version | head -1 | cut -d' ' -f3),"
+echo "$(nproc) cores; commands in bench/ops.sh (kiln run --workers 1 [--backend magick] --storage-root T/root rN-1.json ...)"

@@ -273,6 +273,25 @@ row_batch() {
 }
 row "1 batch: 40 photos to fit 720x588" "$photo" row_batch
 
+# --- 1m. the same batch on the MagickCore backend --------------------------
+# The kiln column is `kiln run --backend magick` (docs/backends.md); its
+# peer is ImageMagick doing the same work (issue 14: at most as slow).
+row_batch_magick() {
+    local label=$1
+    [ -d "$tmp/req1" ] || row_batch "1 batch: 40 photos to fit 720x588" >/dev/null
+    mkdir -p "$tmp/k1m" "$tmp/req1m" "$tmp/m1m"
+    for f in "$tmp"/req1/r*.json; do
+        sed 's#"/k1/#"/k1m/#' "$f" >"$tmp/req1m/${f##*/}"
+    done
+    CMD[1m.kiln]="$KILN run --workers 2 --backend magick --storage-root . req1m/r*.json"
+    CMD[1m.im]="printf '%s\n' in40/*.jpg | xargs -P2 -n20 $IMM -define jpeg:size=1440x1176 -thumbnail 720x588 -quality 80 -path m1m"
+    LIMIT[1m.im]=90 LIMIT[1m.kiln]=90
+    measure 1m "$RUNS" $(peers kiln im)
+    line 1m "$label" mem "$(verdict "$(le "$(ratio 1m im)" 1)" "<=1x ImageMagick (issue 14)")"
+    notes+=("row 1m: the kiln cell is the MagickCore backend (kiln run --backend magick: MagickCore decodes the whole photo, Lanczos to 720x588); ImageMagick mogrify -thumbnail as in row 1; outputs: kiln $(check_sizes k1m 40 720 588)")
+}
+row "1m batch on MagickCore (kiln=magick)" "$photo" row_batch_magick
+
 # --- 2. five widths from one source ----------------------------------------
 photo4k=$data/photo-3840x2160.jpg
 row_widths() {

@@ -406,16 +406,12 @@ cfg_services(cfg_ctx *x, const cJSON *arr)
         cfg_strings(x, it, p, "tokens", &s->tokens, &s->n_tokens);
         cfg_string(x, it, p, "secret", &s->secret);
         cfg_string(x, it, p, "backend", &s->backend);
-        if (s->backend != NULL && strcmp(s->backend, "vips") != 0) {
-            /* Running a service's jobs on another engine than it asked
-             * for would be a silent lie: refuse until that engine exists. */
+        {
+            /* Checked once the plugins are loaded (engine.c): a backend
+             * is a plugin's. */
             char bp[160];
             snprintf(bp, sizeof bp, "%s.backend", p);
-            cfg_error(x, bp, NULL,
-                      "\"%s\" is not a pixel backend of this build "
-                      "(expected \"vips\", the only one so far; the "
-                      "MagickCore backend \"magick\" is not built yet)",
-                      s->backend);
+            s->backend_path = strdup(bp);
         }
         /* remote_sources: true (the http backend's defaults) or an object
          * of http settings for this service's URL sources. */
@@ -791,6 +787,32 @@ config_set_storage_root(kiln_config *c, const char *root, kiln_error *err)
     return KILN_OK;
 }
 
+void
+config_set_backend(kiln_config *c, const char *backend)
+{
+    /* The plugin of a backend other than the host's, enabled when the
+     * configuration does not enable it (the defaults do not). */
+    char name[96];
+    snprintf(name, sizeof name, "backend-%s", backend);
+    bool enabled = strcmp(backend, "vips") == 0;
+    for (size_t i = 0; i < c->n_enable && !enabled; i++) {
+        enabled = strcmp(c->enable[i], name) == 0;
+    }
+    char **more = enabled ? NULL
+                          : realloc(c->enable, (c->n_enable + 2) * sizeof *more);
+    if (more != NULL) {
+        c->enable = more;
+        c->enable[c->n_enable++] = strdup(name);
+        c->enable[c->n_enable] = NULL;
+    }
+    for (size_t i = 0; i < c->n_services; i++) {
+        free(c->services[i].backend);
+        c->services[i].backend = strdup(backend);
+        free(c->services[i].backend_path);
+        c->services[i].backend_path = strdup("--backend");
+    }
+}
+
 const config_service *
 config_find_service(const kiln_config *c, int id)
 {
@@ -821,6 +843,7 @@ config_free(kiln_config *c)
         cfg_free_strings(s->tokens, s->n_tokens);
         free(s->secret);
         free(s->backend);
+        free(s->backend_path);
         free(s->storage_plugin);
         free(s->storage_path);
         cJSON_Delete(s->storage);

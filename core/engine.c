@@ -20,6 +20,42 @@ static int engine_open_remote(kiln_engine *e, kiln_error *err);
 static const engine_storage *engine_remote_for(const kiln_engine *e,
                                                int service_id);
 
+/* Every service's pixel backend must be loaded: "vips" is the host's,
+ * any other a plugin's (backend-magick registers "magick"). A service
+ * silently run on another engine than it asked for would be a lie. */
+static int
+engine_check_backends(const kiln_engine *e, kiln_error *err)
+{
+    const kiln_config *c = e->config;
+    for (size_t i = 0; i < c->n_services; i++) {
+        const config_service *s = &c->services[i];
+        if (s->backend != NULL && strcmp(s->backend, "vips") != 0 &&
+            (s->vector.svg || s->vector.pdf)) {
+            /* The vector renderer hands libvips a PNG; a plugin's backend
+             * reads only its own formats. */
+            return err_set_path(err, KILN_EINVAL, s->backend_path,
+                                "\"%s\" does not read SVG or PDF: "
+                                "vector_sources needs the backend \"vips\"",
+                                s->backend);
+        }
+        if (s->backend == NULL || registry_has_backend(&e->reg, s->backend)) {
+            continue;
+        }
+        char have[256] = "\"vips\"";
+        for (size_t k = 0; k < e->reg.n_backends; k++) {
+            size_t l = strlen(have);
+            snprintf(have + l, sizeof have - l, ", \"%s\"",
+                     e->reg.backends[k].be.name);
+        }
+        return err_set_path(err, KILN_ENOTFOUND, s->backend_path,
+                            "no pixel backend \"%s\" is loaded (loaded: %s; "
+                            "enable its plugin, e.g. \"backend-%s\", in "
+                            "plugins.enable)",
+                            s->backend, have, s->backend);
+    }
+    return KILN_OK;
+}
+
 static int
 engine_open_storages(kiln_engine *e, kiln_error *err)
 {
@@ -293,6 +329,9 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
     rc = loader_load_config(e, err);
     if (rc == KILN_OK) {
         rc = engine_parse_service_settings(e, err);
+    }
+    if (rc == KILN_OK) {
+        rc = engine_check_backends(e, err);
     }
     if (rc == KILN_OK && open_storage) {
         rc = engine_open_storages(e, err);
@@ -747,6 +786,48 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         if (strcmp(st->backend->st.name, "http") != 0) {
             src_st = engine_remote_for(e, g->req.service_id);
         }
+    }
+    const reg_backend *be = registry_find_backend(&e->reg, res->backend);
+    if (be != NULL) {
+        /* A plugin's pixel backend (exec_native.c). */
+        kiln_image_info info;
+        rc = exec_native_open(src_st, g->req.source, lim.max_file_size, be,
+                              &src, &info, &err);
+        if (rc != KILN_OK) {
+            res->source_failed = true;
+            if (rc == KILN_EIO) {
+                res->storage_errors++;
+            }
+            err_prefix_path(&err, "source");
+            goto fail;
+        }
+        kiln_shape nshape = {info.width, info.height, info.has_alpha ? 4 : 3,
+                             info.has_alpha};
+        dsl_facts nfacts = {.format = arena_strdup(g->arena, info.format)};
+        dsl_stages nst = {.shape = &nshape,
+                          .bind_limits = &lim,
+                          .facts = &nfacts,
+                          .backend = be->be.name,
+                          .level = e->opt_level};
+        errlist nerrs = {0};
+        arena *na = g->arena;
+        rc = dsl_run(&nst, &na, &g, &nerrs);
+        if (rc != KILN_OK) {
+            engine_join_errors(&nerrs, res->error, sizeof res->error);
+            for (size_t j = 0; j < g->n_jobs; j++) {
+                snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
+                         res->error);
+            }
+            errlist_free(&nerrs);
+            goto done;
+        }
+        errlist_free(&nerrs);
+        rc = exec_native_run(e, st, be, g, src, &lim, res, &err);
+        if (rc != KILN_OK) {
+            goto fail;
+        }
+        rc = res->ok ? KILN_OK : KILN_EINVAL;
+        goto done;
     }
     rc = exec_open_source(src_st, g->req.source, lim.max_file_size,
                           lim.max_pixels, &res->deadline, true, &src, &raw,

@@ -21,10 +21,6 @@
  * most this large. */
 #define EXEC_VECTOR_MAX_PIXELS ((int64_t)100000000)
 
-struct kiln_exec {
-    const engine_storage *st;
-    job_result *job;
-};
 
 bool
 exec_deadline_passed(exec_deadline *d)
@@ -105,7 +101,7 @@ exec_warn(kiln_exec *ctx, const char *fmt, ...)
 /* Names the service and backend in a storage error, so an operator with
  * several services on several backends knows where to look; the backend's
  * message already names the path. Returns err->code. */
-static int
+int
 exec_storage_error(const engine_storage *st, kiln_error *err)
 {
     char msg[sizeof err->message];
@@ -257,10 +253,21 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
                            "or HEIC)",
                            shown);
         }
+        /* The formats the MagickCore backend reads (backend-magick):
+         * say where they are read. */
+        static const char *const magick[] = {"PSD", "BMP", "PPM", "PCX",
+                                             "DPX", "XWD"};
+        bool by_magick = false;
+        for (size_t i = 0; i < sizeof magick / sizeof magick[0]; i++) {
+            by_magick = by_magick || strstr(what, magick[i]) != NULL;
+        }
         return err_set(err, KILN_EINVAL,
                        "\"%s\" is %s, which kiln does not read (sources "
-                       "are JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC)",
-                       shown, what);
+                       "are JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC%s)",
+                       shown, what,
+                       by_magick ? "; a service with \"backend\": \"magick\" "
+                                   "reads it"
+                                 : "");
     }
     /* Damage libvips would decode without a word (source_check.c). */
     bool is_gif = strcmp(loader, "VipsForeignLoadNsgifSource") == 0;
@@ -543,16 +550,33 @@ exec_prepare(VipsImage *in, const graph_node *enc, VipsImage **out,
     return KILN_OK;
 }
 
-typedef struct exec_pending {
-    void *handle;
-    bool open;
-} exec_pending;
+typedef struct exec_vips_encode {
+    VipsImage *im;
+    const graph_node *enc;
+} exec_vips_encode;
 
-/* Encodes `im` into the destination; leaves a pending object in *p. */
+/* Encodes `im` with libvips' savers into `target`: for exec_store. */
 static int
-exec_write(const engine_storage *st, const graph_node *enc,
-           const graph_node *store, VipsImage *im, exec_pending *p,
-           job_result *jr, kiln_error *err)
+exec_encode_vips(void *user, VipsTarget *target, kiln_error *err)
+{
+    exec_vips_encode *v = user;
+    if (encode_save(v->im, v->enc->format, v->enc->quality, target) != 0) {
+        err_set_vips(err, NULL);
+        char detail[sizeof err->message];
+        snprintf(detail, sizeof detail, "%s", err->message);
+        return err_set_path(err, KILN_EVIPS, v->enc->path,
+                            "cannot compute and encode the %dx%d result as "
+                            "%s; libvips said: %s",
+                            v->im->Xsize, v->im->Ysize,
+                            graph_format_name(v->enc->format), detail);
+    }
+    return KILN_OK;
+}
+
+int
+exec_store(const engine_storage *st, const graph_node *enc,
+           const graph_node *store, exec_encode_fn encode, void *user,
+           exec_pending *p, job_result *jr, kiln_error *err)
 {
     const kiln_storage *b = &st->backend->st;
     if (b->open_write == NULL) {
@@ -560,16 +584,11 @@ exec_write(const engine_storage *st, const graph_node *enc,
                        "storage \"%s\" is read-only: cannot write \"%s\"",
                        b->name, store->destination);
     }
-    VipsImage *ready = NULL;
-    int rc = exec_prepare(im, enc, &ready, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
     VipsTarget *inner = NULL;
-    rc = b->open_write(st->state, store->destination, &inner, &p->handle, err);
+    int rc =
+        b->open_write(st->state, store->destination, &inner, &p->handle, err);
     if (rc != KILN_OK) {
         exec_storage_error(st, err);
-        g_object_unref(ready);
         return rc;
     }
     p->open = true;
@@ -579,16 +598,18 @@ exec_write(const engine_storage *st, const graph_node *enc,
     g_signal_connect(t, "read", G_CALLBACK(exec_sink_read), &sink);
     g_signal_connect(t, "seek", G_CALLBACK(exec_sink_seek), &sink);
     g_signal_connect(t, "end", G_CALLBACK(exec_sink_end), &sink);
-    int sr = encode_save(ready, enc->format, enc->quality, VIPS_TARGET(t));
-    if (sr != 0) {
+    kiln_error ee;
+    err_clear(&ee);
+    rc = encode(user, VIPS_TARGET(t), &ee);
+    if (rc == KILN_OK && sink.storage_failed) {
+        rc = KILN_EIO; /* an encoder that did not notice */
+    }
+    if (rc != KILN_OK) {
         /* Mostly a pixel of the chain failing as the encoder pulls it (a
          * source decoded in strips fails here when it is damaged). */
-        err_set_vips(err, NULL);
-        char detail[sizeof err->message];
-        snprintf(detail, sizeof detail, "%s", err->message);
         if (sink.storage_failed && sink.storage_errno != 0) {
             /* A file system's refusal (a full disk) in its own words:
-             * libvips' layers only repeat it. */
+             * the encoder's layers only repeat it. */
             char why[128];
             err_errno_text(sink.storage_errno, why, sizeof why);
             err_set_path(err, KILN_EIO, enc->path,
@@ -596,28 +617,47 @@ exec_write(const engine_storage *st, const graph_node *enc,
                          store->destination, why);
             exec_storage_error(st, err);
         } else if (sink.storage_failed) {
+            char detail[sizeof err->message];
+            snprintf(detail, sizeof detail, "%s", ee.message);
             err_set_path(err, KILN_EIO, enc->path,
                          "cannot write the result to \"%s\": %s",
                          store->destination, detail);
             exec_storage_error(st, err);
         } else {
-            err_set_path(err, KILN_EVIPS, enc->path,
-                         "cannot compute and encode the %dx%d result as %s; "
-                         "libvips said: %s",
-                         ready->Xsize, ready->Ysize,
-                         graph_format_name(enc->format), detail);
+            *err = ee;
+            if (err->code == KILN_OK) {
+                err_set_path(err, rc, enc->path,
+                             "cannot encode the result as %s",
+                             graph_format_name(enc->format));
+            }
         }
     }
     g_object_unref(t);
     g_object_unref(inner);
-    jr->width = ready->Xsize;
-    jr->height = ready->Ysize;
-    g_object_unref(ready);
-    if (sr != 0) {
+    if (rc != KILN_OK) {
         return err->code;
     }
     jr->bytes = sink.size;
     return KILN_OK;
+}
+
+/* Encodes `im` into the destination; leaves a pending object in *p. */
+static int
+exec_write(const engine_storage *st, const graph_node *enc,
+           const graph_node *store, VipsImage *im, exec_pending *p,
+           job_result *jr, kiln_error *err)
+{
+    VipsImage *ready = NULL;
+    int rc = exec_prepare(im, enc, &ready, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    exec_vips_encode v = {ready, enc};
+    rc = exec_store(st, enc, store, exec_encode_vips, &v, p, jr, err);
+    jr->width = ready->Xsize;
+    jr->height = ready->Ysize;
+    g_object_unref(ready);
+    return rc;
 }
 
 /* "600x400, 4 bands, uchar, multiband": what an image is, for messages
@@ -647,7 +687,7 @@ exec_expected(const kiln_shape *shape, char *buf, size_t size)
  * the implementation's bug, reported at its path naming the plugin that
  * registered it (`owner`; NULL: the core), before a later
  * op or the encoder fails on it with libvips' words. */
-static int
+int
 exec_check_contract(const graph_node *node, const kiln_plugin *owner,
                     VipsImage *im, kiln_error *err)
 {
@@ -673,7 +713,7 @@ exec_check_contract(const graph_node *node, const kiln_plugin *owner,
 /* An op's execute failed: keep its own message when it wrote one in our
  * words (a parameter it refused, a limit); put a libvips failure in ours,
  * naming the op and what it was given, the library's text as detail. */
-static int
+int
 exec_op_failed(const graph_node *node, VipsImage *in, kiln_error *err)
 {
     if (err->code == KILN_EVIPS) {
@@ -735,7 +775,7 @@ exec_job(kiln_engine *e, const engine_storage *st, graph *g, int job,
         }
         chain[n++] = id;
     }
-    kiln_exec ctx = {st, jr};
+    kiln_exec ctx = {st, jr, NULL, NULL};
     VipsImage *cur = g->nodes[id].kind == GRAPH_OP ? memo[id] : source;
     g_object_ref(cur);
     /* The source (decoded, or read in strips) and a rendered node
@@ -890,6 +930,21 @@ exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g, int node,
             n_failed++;
         }
     }
+    exec_finish(st, g, pend, n_failed, res);
+    free(pend);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (memo[i] != NULL) {
+            g_object_unref(memo[i]);
+        }
+    }
+    free(memo);
+    return res->ok ? KILN_OK : KILN_EINVAL;
+}
+
+int
+exec_finish(const engine_storage *st, const graph *g, exec_pending *pend,
+            size_t n_failed, exec_result *res)
+{
     /* fail_on_conversion_error: one failure and nothing is written. A
      * process cancelled by max_process_time writes nothing either way. */
     res->timed_out = exec_deadline_passed(&res->deadline);
@@ -936,13 +991,6 @@ exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g, int node,
             }
         }
     }
-    free(pend);
-    for (size_t i = 0; i < g->n_nodes; i++) {
-        if (memo[i] != NULL) {
-            g_object_unref(memo[i]);
-        }
-    }
-    free(memo);
     res->ok = n_failed == 0;
     if (res->timed_out) {
         res->ok = false;

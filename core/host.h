@@ -140,6 +140,11 @@ typedef struct reg_service {
     kiln_plugin *owner;
 } reg_service;
 
+typedef struct reg_backend {
+    kiln_backend be;
+    kiln_plugin *owner;
+} reg_backend;
+
 typedef struct registry {
     reg_op *ops;
     size_t n_ops, cap_ops;
@@ -147,6 +152,8 @@ typedef struct registry {
     size_t n_storages, cap_storages;
     reg_service *services;
     size_t n_services, cap_services;
+    reg_backend *backends;
+    size_t n_backends, cap_backends;
 } registry;
 
 int registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
@@ -165,6 +172,19 @@ int registry_add_storage(registry *r, kiln_plugin *owner,
                          const kiln_storage *st, kiln_error *err);
 int registry_add_service(registry *r, kiln_plugin *owner,
                          const kiln_service *svc, kiln_error *err);
+int registry_add_backend(registry *r, kiln_plugin *owner,
+                         const kiln_backend *b, kiln_error *err);
+/* The pixel backend `name` a plugin registered; NULL for "vips" (the
+ * host's own) and for one not loaded. */
+const reg_backend *registry_find_backend(const registry *r, const char *name);
+/* True when `name` is a pixel backend this engine can run: "vips" or a
+ * registered one. */
+bool registry_has_backend(const registry *r, const char *name);
+/* The implementation an op runs with on a service whose backend is
+ * `backend`: its own, else libvips' (the host converts at the boundary),
+ * else NULL. */
+const reg_impl *registry_impl_for(const registry *r, const reg_op *op,
+                                  const char *backend);
 /* Removes everything `owner` registered (a failed init is undone). */
 void registry_remove_owner(registry *r, kiln_plugin *owner);
 const reg_op *registry_find_op(const registry *r, const char *name);
@@ -220,7 +240,8 @@ typedef struct config_service {
     char **tokens;
     size_t n_tokens;
     char *secret;
-    char *backend;
+    char *backend;      /* the pixel backend: "vips" (default), "magick" */
+    char *backend_path; /* its JSON path, for messages */
     bool remote_sources;
     cJSON *remote_settings; /* remote_sources as an object, or NULL */
     char *remote_path;      /* its JSON path, for messages */
@@ -273,6 +294,9 @@ int config_load_text(const char *text, size_t len, kiln_config **out,
 int config_default(kiln_config **out, kiln_error *err);
 /* Points every service at local storage under `root` (kiln run). */
 int config_set_storage_root(kiln_config *c, const char *root, kiln_error *err);
+/* Sets every service's pixel backend (kiln run --backend); checked when
+ * the engine starts. */
+void config_set_backend(kiln_config *c, const char *backend);
 const config_service *config_find_service(const kiln_config *c, int id);
 void config_free(kiln_config *c);
 

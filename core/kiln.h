@@ -269,6 +269,67 @@ int exec_reopen(VipsSource *src, const graph_node *load, bool sequential,
 void exec_warn(kiln_exec *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 int exec_load_image(kiln_exec *ctx, const char *path, VipsImage **out,
                     kiln_error *err);
+/* The host API's exec_load_native(): `path` decoded by the job's native
+ * backend (exec_native.c). */
+int exec_load_native(kiln_exec *ctx, const char *path, void **out,
+                     kiln_error *err);
+
+/* One job as the op implementations see it (kiln_exec in plugin.h). */
+struct kiln_exec {
+    const engine_storage *st;
+    job_result *job;
+    /* Set for a job on a plugin's pixel backend (exec_native.c): */
+    const struct reg_backend *be;
+    const kiln_decode_opts *decode;
+};
+
+/* Names the service's storage backend in a storage error; returns its
+ * code. */
+int exec_storage_error(const engine_storage *st, kiln_error *err);
+
+/* An output object opened and written, waiting for the commit (or the
+ * abort) once every job has run. */
+typedef struct exec_pending {
+    void *handle;
+    bool open;
+} exec_pending;
+
+/* Encodes into `target`; KILN_OK or a filled err (path set). */
+typedef int (*exec_encode_fn)(void *user, VipsTarget *target, kiln_error *err);
+/* Opens the job's destination, runs `encode` into it and counts the bytes
+ * (jr->bytes); leaves a pending object in *p. A storage failure is named
+ * as such, whatever the encoder said. */
+int exec_store(const engine_storage *st, const graph_node *enc,
+               const graph_node *store, exec_encode_fn encode, void *user,
+               exec_pending *p, job_result *jr, kiln_error *err);
+/* Fails a job whose op returned an image that is not what infer() said
+ * (the op contract), naming the plugin. */
+int exec_check_contract(const graph_node *node, const kiln_plugin *owner,
+                        VipsImage *im, kiln_error *err);
+/* An op's failure in our words, at its path. */
+int exec_op_failed(const graph_node *node, VipsImage *in, kiln_error *err);
+/* Writes what every job's pending object became: commits them all when
+ * the run may be committed, else aborts them; sets res->ok and the
+ * errors. n_failed: jobs failed so far. */
+int exec_finish(const engine_storage *st, const graph *g, exec_pending *pend,
+                size_t n_failed, exec_result *res);
+
+/* ------------------------------------------------------ exec_native.c */
+
+/* Reads `path` from src_st for backend `be`: the length against
+ * max_bytes, then the backend's probe of its header (*info). *out is the
+ * source, for exec_native_run. */
+int exec_native_open(const engine_storage *src_st, const char *path,
+                     int64_t max_bytes, const struct reg_backend *be,
+                     VipsSource **out, kiln_image_info *info, kiln_error *err);
+/* Runs a bound and optimized g on `be` (the service's backend): decodes
+ * src once, runs every job (ops without an implementation for `be` on
+ * libvips, converted once at each boundary of such a run), writes to st
+ * and commits as exec_graph does. Fails (err, path "source") only when
+ * the source does not decode; job failures are in res. */
+int exec_native_run(kiln_engine *e, const engine_storage *st,
+                    const struct reg_backend *be, graph *g, VipsSource *src,
+                    const kiln_limits *lim, exec_result *res, kiln_error *err);
 /* Cancels the pipelines that read `im` once the deadline passes: libvips
  * signals evaluation progress on it and the handler kills it. */
 void exec_deadline_watch(exec_deadline *d, VipsImage *im);

@@ -60,6 +60,17 @@ loader_register_service(kiln_plugin *self, const kiln_service *svc,
     return registry_add_service(&self->engine->reg, self, svc, err);
 }
 
+static int
+loader_register_backend(kiln_plugin *self, const kiln_backend *b,
+                        kiln_error *err)
+{
+    if (self == NULL || !self->in_init) {
+        return err_set(err, KILN_EINVAL,
+                       "register_backend is only valid during init");
+    }
+    return registry_add_backend(&self->engine->reg, self, b, err);
+}
+
 static void
 loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
 {
@@ -206,6 +217,8 @@ static const kiln_host_api loader_api = {
     .quote = err_quote,
     .config_http = loader_config_http,
     .api_call_from = loader_api_call_from,
+    .register_backend = loader_register_backend,
+    .exec_load_native = exec_load_native,
 };
 
 const kiln_host_api *

@@ -39,8 +39,10 @@ usage(FILE *f)
             "      the errors (the exit status says whether it compiles)\n"
             "  run [--config FILE] [--storage-root DIR] [--workers N] "
             "[-O0..-O3]\n"
-            "      REQUEST.json...\n"
-            "      run requests locally; one result JSON per request\n"
+            "      [--backend vips|magick] REQUEST.json...\n"
+            "      run requests locally; one result JSON per request "
+            "(--backend: every\n"
+            "      service's pixel backend)\n"
             "  serve [--config FILE]     serve the HTTP API (embedded defaults "
             "without --config)\n"
             "  submit [--url URL] [--token T] [--wait] [--timeout SECONDS]\n"
@@ -150,7 +152,8 @@ enum {
     OPT_STORAGE_ROOT,
     OPT_WORKERS,
     OPT_PASSES,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_BACKEND
 };
 
 static const struct option long_opts[] = {
@@ -162,6 +165,7 @@ static const struct option long_opts[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"passes", no_argument, NULL, OPT_PASSES},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"backend", required_argument, NULL, OPT_BACKEND},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -175,6 +179,7 @@ typedef struct cli_opts {
     int opt_level; /* -O: 0..3, or -1 when not given */
     bool passes;
     bool quiet; /* compile: print nothing but errors */
+    const char *backend; /* run, compile: every service's pixel backend */
 } cli_opts;
 
 /* Parses the flags common to the subcommands; returns optind or -1. */
@@ -237,6 +242,9 @@ parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
             break;
         case OPT_QUIET:
             o->quiet = true;
+            break;
+        case OPT_BACKEND:
+            o->backend = optarg;
             break;
         case OPT_WORKERS: {
             char *end;
@@ -591,8 +599,8 @@ static int
 cmd_run(int argc, char **argv)
 {
     cli_opts o = {0};
-    /* a=config e=storage-root f=workers O=level */
-    int i = parse_opts(argc, argv, &o, "aefO");
+    /* a=config e=storage-root f=workers i=backend O=level */
+    int i = parse_opts(argc, argv, &o, "aefiO");
     if (i < 0) {
         return 2;
     }
@@ -611,6 +619,9 @@ cmd_run(int argc, char **argv)
             config_free(c);
             return 1;
         }
+    }
+    if (o.backend != NULL) {
+        config_set_backend(c, o.backend);
     }
     int workers = o.workers > 0 ? o.workers : c->workers;
     kiln_engine *e = start_engine(c, true);
@@ -832,6 +843,21 @@ cmd_plugins(int argc, char **argv)
                p->name, p->version, p->desc->abi_major, p->desc->abi_minor,
                n_ops, n_st, n_svc, p->desc->summary ? p->desc->summary : "",
                p->path);
+    }
+    /* The pixel backends a service's "backend" may name. */
+    printf("pixel backends:\n  %-8s kiln's own (libvips)\n", "vips");
+    for (size_t j = 0; j < e->reg.n_backends; j++) {
+        const kiln_backend *b = &e->reg.backends[j].be;
+        printf("  %-8s from %s: reads", b->name,
+               e->reg.backends[j].owner->name);
+        for (const char *const *f = b->read_formats; *f != NULL; f++) {
+            printf(" %s", *f);
+        }
+        printf("; writes");
+        for (const char *const *f = b->write_formats; *f != NULL; f++) {
+            printf(" %s", *f);
+        }
+        printf("\n");
     }
     engine_free(e);
     return 0;

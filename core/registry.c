@@ -310,12 +310,17 @@ registry_add_op_impl(registry *r, kiln_plugin *owner, const kiln_op_impl *impl,
                        "by this plugin or one enabled before it",
                        full.op, full.backend);
     }
-    if (full.execute == NULL) {
+    bool vips = strcmp(full.backend, "vips") == 0;
+    if (vips ? full.execute == NULL || full.execute_native != NULL
+             : full.execute_native == NULL || full.execute != NULL ||
+                   full.execute_reduced != NULL) {
         return err_set(err, KILN_EINVAL,
-                       "op \"%s\": the \"%s\" implementation has no execute",
-                       full.op, full.backend);
+                       "op \"%s\": the \"%s\" implementation needs %s "
+                       "(and only that)",
+                       full.op, full.backend,
+                       vips ? "execute" : "execute_native");
     }
-    if (op->op.sample_scale != NULL && full.execute_reduced == NULL) {
+    if (vips && op->op.sample_scale != NULL && full.execute_reduced == NULL) {
         return err_set(err, KILN_EINVAL,
                        "op \"%s\" has sample_scale: its \"%s\" implementation "
                        "needs execute_reduced",
@@ -439,6 +444,73 @@ registry_add_service(registry *r, kiln_plugin *owner, const kiln_service *svc,
     return KILN_OK;
 }
 
+int
+registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
+                     kiln_error *err)
+{
+    kiln_backend full;
+    int rc = registry_take_struct(
+        "backend descriptor", b != NULL ? b->name : NULL, b,
+        b != NULL ? b->size : 0, sizeof full, sizeof full, &full, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (!registry_valid_name(full.name)) {
+        return err_set(err, KILN_EINVAL, "backend name \"%s\" is not valid",
+                       full.name ? full.name : "(null)");
+    }
+    if (strcmp(full.name, "vips") == 0 || registry_find_backend(r, full.name)) {
+        return err_set(err, KILN_EEXIST, "backend \"%s\" is already registered",
+                       full.name);
+    }
+    if (full.probe == NULL || full.decode == NULL || full.encode == NULL ||
+        full.shape == NULL || full.to_vips == NULL || full.from_vips == NULL ||
+        full.ref == NULL || full.unref == NULL || full.read_formats == NULL ||
+        full.write_formats == NULL) {
+        return err_set(err, KILN_EINVAL,
+                       "backend \"%s\" lacks one of read_formats, "
+                       "write_formats, probe, decode, encode, shape, to_vips, "
+                       "from_vips, ref, unref",
+                       full.name);
+    }
+    if (!registry_grow((void **)&r->backends, &r->cap_backends, r->n_backends,
+                       sizeof *r->backends)) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    r->backends[r->n_backends].be = full;
+    r->backends[r->n_backends].owner = owner;
+    r->n_backends++;
+    return KILN_OK;
+}
+
+const reg_backend *
+registry_find_backend(const registry *r, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < r->n_backends; i++) {
+        if (strcmp(r->backends[i].be.name, name) == 0) {
+            return &r->backends[i];
+        }
+    }
+    return NULL;
+}
+
+bool
+registry_has_backend(const registry *r, const char *name)
+{
+    return name != NULL &&
+           (strcmp(name, "vips") == 0 || registry_find_backend(r, name));
+}
+
+const reg_impl *
+registry_impl_for(const registry *r, const reg_op *op, const char *backend)
+{
+    const reg_impl *impl = registry_op_impl(op, backend);
+    if (impl == NULL && registry_has_backend(r, backend)) {
+        impl = registry_op_impl(op, "vips");
+    }
+    return impl;
+}
+
 void
 registry_remove_owner(registry *r, kiln_plugin *owner)
 {
@@ -477,6 +549,13 @@ registry_remove_owner(registry *r, kiln_plugin *owner)
         }
     }
     r->n_services = k;
+    k = 0;
+    for (size_t i = 0; i < r->n_backends; i++) {
+        if (r->backends[i].owner != owner) {
+            r->backends[k++] = r->backends[i];
+        }
+    }
+    r->n_backends = k;
 }
 
 const reg_op *
@@ -516,5 +595,6 @@ registry_free(registry *r)
     free(r->ops);
     free(r->storages);
     free(r->services);
+    free(r->backends);
     memset(r, 0, sizeof *r);
 }

@@ -161,6 +161,9 @@ typedef struct graph {
     /* Pass fuse-jpeg: the op node the fused JPEG thumbnail loop makes
      * (exec_fused.c), or 0 (node 0 is the load) when there is none. */
     int fused_op;
+    /* The service's pixel backend is not libvips: the passes whose
+     * results only the libvips executor runs are left out. */
+    bool native;
 } graph;
 
 graph *graph_new(arena *a);
@@ -224,6 +227,8 @@ typedef struct opt_pass {
     bool exact;        /* outputs stay identical; else within the PSNR
                         * bound docs/optimizer.md states for it */
     bool needs_shapes; /* runs only on a bound graph */
+    bool vips_only;    /* what it makes only the libvips executor runs
+                        * (reduced or windowed inputs, the fused loops) */
     int (*fn)(graph *g, opt_report *rep, kiln_error *err);
 } opt_pass;
 
@@ -312,6 +317,10 @@ typedef struct dsl_stages {
      * for compile: every op must have an implementation for it. NULL: not
      * checked. */
     const char *(*backend_for)(void *user, int service_id);
+    /* The pixel backend the passes are for (NULL: backend_for's answer,
+     * or "vips" without it): on any other, only the passes every backend
+     * runs (opt_pass.vips_only). */
+    const char *backend;
     const char *text; /* parse and compile, when *g is NULL */
     size_t len;
     const kiln_shape *shape; /* bind to it; NULL: sizes unknown */

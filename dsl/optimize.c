@@ -15,40 +15,40 @@ const opt_pass opt_passes[] = {
      "drop ops that change nothing (rotate 0, brightness 0, a crop or resize "
      "to the input's size) and pairs that undo each other (two flips of one "
      "axis)",
-     1, true, false, pass_drop_noops},
+     1, true, false, false, pass_drop_noops},
     {"merge-pairs",
      "merge two consecutive runs of one op into one when the op says they "
      "compose exactly (rotate 90 then 90: rotate 180)",
-     1, true, false, pass_merge_pairs},
+     1, true, false, false, pass_merge_pairs},
     {"fuse-luts",
      "fuse runs of per-channel lookup ops (brightness, contrast, colorize, "
      "negate) into one 8-bit lookup",
-     1, true, false, pass_fuse_luts},
+     1, true, false, true, pass_fuse_luts},
     {"share-chains",
      "run the identical leading ops of several jobs once, for all of them", 1,
-     true, false, pass_share_chains},
+     true, false, false, pass_share_chains},
     {"fuse-resamples",
      "resample once from the larger image where a reduction reads a whole "
      "resize or fit that reduced (the rule in docs/optimizer.md)",
-     2, false, true, pass_fuse_resamples},
+     2, false, true, true, pass_fuse_resamples},
     {"shrink-on-load",
      "decode the source at a reduced scale (JPEG shrink 2/4/8, WebP, SVG "
      "and PDF scale) when every consumer reduces it",
-     2, false, true, pass_shrink_on_load},
+     2, false, true, true, pass_shrink_on_load},
     {"reuse-reductions",
      "resample a reduction of the source from another job's reduction at "
      "least twice as large, rather than from the source",
-     2, false, true, pass_reuse_reductions},
+     2, false, true, true, pass_reuse_reductions},
     {"crop-first",
      "make a resample produce only the region a crop after it keeps, "
      "resampling only the part of its input that region needs",
-     1, true, true, pass_crop_first},
+     1, true, true, true, pass_crop_first},
     {"fuse-jpeg",
      "run a one-job JPEG thumbnail (a reduced decode, one resample, a JPEG "
      "encode) as one loop of libjpeg and kiln's Lanczos3 kernels instead of "
      "a libvips pipeline; same bytes (it follows shrink-on-load, so it "
      "applies from -O2)",
-     1, true, true, pass_fuse_jpeg},
+     1, true, true, true, pass_fuse_jpeg},
 };
 
 const size_t opt_n_passes = sizeof opt_passes / sizeof opt_passes[0];
@@ -97,7 +97,8 @@ opt_run(graph *g, int level, opt_observe_fn observe, void *user,
     g->fused_op = 0;
     for (size_t i = 0; i < opt_n_passes; i++) {
         const opt_pass *p = &opt_passes[i];
-        if (p->level > level || opt_disabled(p->name)) {
+        if (p->level > level || opt_disabled(p->name) ||
+            (p->vips_only && g->native)) {
             continue;
         }
         opt_report rep;

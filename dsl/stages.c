@@ -43,13 +43,14 @@ dsl_request_service(const dsl_node *root)
  * pixel backend: a job that could not run is refused when submitted, at
  * the op's path, saying which backends have one. */
 static int
-dsl_check_backend(const graph *g, const char *backend, errlist *errs)
+dsl_check_backend(const registry *reg, const graph *g, const char *backend,
+                  errlist *errs)
 {
     int rc = KILN_OK;
     for (size_t i = 0; backend != NULL && i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         if (n->kind != GRAPH_OP || n->dead ||
-            registry_op_impl(n->op, backend) != NULL) {
+            registry_impl_for(reg, n->op, backend) != NULL) {
             continue;
         }
         char have[256] = "";
@@ -101,7 +102,8 @@ dsl_run_front(const dsl_stages *st, arena **a, graph **g, errlist *errs)
     dsl_release(root);
     if (rc == KILN_OK && st->backend_for != NULL) {
         rc = dsl_check_backend(
-            *g, st->backend_for(st->user, (*g)->req.service_id), errs);
+            st->reg, *g, st->backend_for(st->user, (*g)->req.service_id),
+            errs);
     }
     return rc;
 }
@@ -128,6 +130,13 @@ dsl_run(const dsl_stages *st, arena **a, graph **g, errlist *errs)
         return KILN_OK;
     }
     graph *gr = *g;
+    /* On another backend than libvips, only the passes whose result any
+     * backend runs (optimize.c). */
+    const char *backend = st->backend;
+    if (backend == NULL && st->backend_for != NULL) {
+        backend = st->backend_for(st->user, gr->req.service_id);
+    }
+    gr->native = backend != NULL && strcmp(backend, "vips") != 0;
     if (st->facts != NULL) {
         gr->source_format = st->facts->format;
         gr->format_guessed = st->facts->format_guessed;

@@ -3,7 +3,7 @@
 # downloaded from anywhere else.
 DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev \
              libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev \
-             libjpeg-dev
+             libjpeg-dev libmagickcore-6.q16-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
              fonts-dejavu-core prometheus \

@@ -5,7 +5,8 @@
  * composited over the input; text outside the image is clipped. The output
  * keeps the input's size and bands.
  *
- * The family is resolved with fontconfig first: a family that is not
+ * The family is resolved with fontconfig first (ops_font_match(),
+ * fontmatch.h, shared with the other backends): a family that is not
  * installed becomes fontconfig's best match, a warning in the job's result
  * says which, and that family is what Pango (vips_text()) is given, so the
  * warning names the font that was drawn. What is placed is the text's
@@ -19,7 +20,7 @@
 
 #include <stdio.h>
 
-#include <fontconfig/fontconfig.h>
+#include "fontmatch.h"
 
 /* ops.md counts characters; the spec's max_len bounds bytes (4 per
  * character at most in UTF-8). */
@@ -36,16 +37,6 @@
  * layout box horizontally, and two small renders of the marker alone
  * measure its ink, its advance and the line height (annotation_probe). */
 #define ANNOTATION_MARK "<span alpha=\"1\">|</span>"
-
-typedef struct annotation_params {
-    const char *font;
-    kiln_color color;
-    const char *text;
-    double size;
-    kiln_gravity gravity;
-    kiln_length xoffset;
-    kiln_length yoffset;
-} annotation_params;
 
 /* The rendered text: a coverage mask and where the layout box sits in it. */
 typedef struct annotation_text {
@@ -84,16 +75,6 @@ static const kiln_param_spec annotation_specs[] = {
                   "vertical offset, inward from the gravity's edge"),
 };
 
-/* Generic families: fontconfig aliases, never installed under that name,
- * that name no font in particular; using them is not a fallback. */
-static const char *const annotation_generic[] = {
-    "serif",   "sans-serif", "sans",  "monospace", "mono", "cursive",
-    "fantasy", "system-ui",  "emoji", "math",      NULL};
-
-/* Serialises our fontconfig queries (fontconfig's thread safety has
- * varied between versions; a match costs microseconds). */
-static GMutex annotation_fc_lock;
-
 static int
 annotation_infer(const void *params, const kiln_shape *in, kiln_shape *out,
                  kiln_error *err)
@@ -112,73 +93,6 @@ annotation_infer(const void *params, const kiln_shape *in, kiln_shape *out,
             ANNOTATION_MAX_CHARS);
     }
     return ops_infer_same(in, out);
-}
-
-/*
- * Resolves `want` through fontconfig into `used` (a family name of the
- * best-matching font: `want` itself, in the font's spelling, when some
- * family name of the match equals it ignoring case). *is_fallback is true
- * when the family is not installed and is not a generic alias.
- */
-static int
-annotation_family(const char *want, char *used, size_t n, bool *is_fallback,
-                  kiln_error *err)
-{
-    FcPattern *pat;
-    FcPattern *match = NULL;
-    FcResult result;
-    FcChar8 *family;
-    bool is_installed = false;
-    int rc = KILN_OK;
-
-    used[0] = '\0';
-    g_mutex_lock(&annotation_fc_lock);
-    pat = FcPatternCreate();
-    if (pat == NULL ||
-        !FcPatternAddString(pat, FC_FAMILY, (const FcChar8 *)want) ||
-        !FcConfigSubstitute(NULL, pat, FcMatchPattern)) {
-        rc = ops_api->error_set(err, KILN_ENOMEM, "out of memory");
-        goto done;
-    }
-    FcDefaultSubstitute(pat);
-    match = FcFontMatch(NULL, pat, &result);
-    /* A font lists every family name it answers to (localised names,
-     * "DejaVu Sans" and "DejaVu Sans Condensed"); any of them counts. */
-    for (int i = 0; match != NULL; i++) {
-        if (FcPatternGetString(match, FC_FAMILY, i, &family) != FcResultMatch) {
-            break;
-        }
-        if (i == 0 || FcStrCmpIgnoreCase(family, (const FcChar8 *)want) == 0) {
-            snprintf(used, n, "%s", (const char *)family);
-        }
-        if (FcStrCmpIgnoreCase(family, (const FcChar8 *)want) == 0) {
-            is_installed = true;
-            break;
-        }
-    }
-    if (used[0] == '\0') {
-        rc = ops_api->error_set_param(err, KILN_EINVAL, "font",
-                                      "no font matches \"%s\" (fontconfig "
-                                      "found no fonts at all)",
-                                      want);
-        goto done;
-    }
-    *is_fallback = !is_installed;
-    for (int i = 0; *is_fallback && annotation_generic[i] != NULL; i++) {
-        if (g_ascii_strcasecmp(want, annotation_generic[i]) == 0) {
-            *is_fallback = false;
-        }
-    }
-
-done:
-    if (match != NULL) {
-        FcPatternDestroy(match);
-    }
-    if (pat != NULL) {
-        FcPatternDestroy(pat);
-    }
-    g_mutex_unlock(&annotation_fc_lock);
-    return rc;
 }
 
 /* The text as Pango markup: escaped, a marker at both ends of each line.
@@ -383,7 +297,8 @@ annotation_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     int x, y;
     int rc;
 
-    rc = annotation_family(p->font, family, sizeof family, &is_fallback, err);
+    rc = ops_font_match(ops_api, p->font, family, sizeof family, NULL, 0, NULL,
+                        &is_fallback, err);
     if (rc != KILN_OK) {
         return rc;
     }

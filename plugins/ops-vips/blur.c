@@ -53,11 +53,6 @@
  * coarse pixels: one pure-copy cell plus the interpolator's reach. */
 #define BLUR_MARGIN_CELLS 3
 
-typedef struct blur_params {
-    double sigma;
-    double radius;
-} blur_params;
-
 static const kiln_param_spec blur_specs[] = {
     KILN_P_NUMBER(blur_params, sigma, 0, 1000, 0,
                   "standard deviation in pixels, greater than 0",

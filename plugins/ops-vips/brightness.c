@@ -6,10 +6,6 @@
  */
 #include "gd.h"
 
-typedef struct brightness_params {
-    double bright_level;
-} brightness_params;
-
 static const kiln_param_spec brightness_specs[] = {
     KILN_P_NUMBER(brightness_params, bright_level, -255, 255, 0,
                   "amount added to red, green and blue, -255 to 255",

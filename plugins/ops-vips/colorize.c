@@ -6,12 +6,6 @@
  */
 #include "gd.h"
 
-typedef struct colorize_params {
-    double red;
-    double green;
-    double blue;
-} colorize_params;
-
 static const kiln_param_spec colorize_specs[] = {
     KILN_P_NUMBER(colorize_params, red, 0, 255, 0,
                   "amount added to red, 0 to 255",

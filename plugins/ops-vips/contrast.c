@@ -15,10 +15,6 @@
  */
 #include "gd.h"
 
-typedef struct contrast_params {
-    double level;
-} contrast_params;
-
 static const kiln_param_spec contrast_specs[] = {
     KILN_P_NUMBER(contrast_params, level, -100, 100, 0,
                   "-100 (flat grey) to 100; positive raises contrast",

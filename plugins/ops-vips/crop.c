@@ -6,18 +6,10 @@
  * placed, then shifted as little as needed to lie inside the input. fit
  * false: the placed region is intersected with the input, as
  * `convert -gravity G -crop WxH+X+Y +repage` does; an empty intersection is
- * an error. crop_region() does the arithmetic for both infer and execute.
+ * an error. ops_crop_region() (geom.h, shared with the other backends) does
+ * the arithmetic for both infer and execute.
  */
 #include "ops.h"
-
-typedef struct crop_params {
-    kiln_gravity gravity;
-    kiln_length width;
-    kiln_length height;
-    kiln_length xoffset;
-    kiln_length yoffset;
-    bool fit;
-} crop_params;
 
 static const kiln_param_spec crop_specs[] = {
     KILN_P_GRAVITY(crop_params, gravity, KILN_GRAVITY_NORTHWEST,
@@ -38,56 +30,12 @@ static const kiln_param_spec crop_specs[] = {
                 "(false: keep only its part inside the input)"),
 };
 
-/* The input rectangle (x, y, w, h) the crop keeps, for an iw x ih input. */
-static int
-crop_region(const crop_params *p, int iw, int ih, VipsRect *r, kiln_error *err)
-{
-    int w, h, x, y;
-    int rc;
-
-    rc = ops_api->derive_size(&p->width, &p->height, iw, ih, &w, &h, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    if (p->fit) {
-        if (w > iw || h > ih) {
-            int64_t sw, sh;
-
-            ops_scale_to_box(w, h, iw, ih, false, &sw, &sh);
-            w = (int)sw;
-            h = (int)sh;
-        }
-        ops_api->place(p->gravity, iw, ih, w, h, ops_px(&p->xoffset),
-                       ops_px(&p->yoffset), &x, &y);
-        /* Shift inside; w <= iw and h <= ih, so both clamps are valid. */
-        x = x < 0 ? 0 : (x > iw - w ? iw - w : x);
-        y = y < 0 ? 0 : (y > ih - h ? ih - h : y);
-        *r = (VipsRect){x, y, w, h};
-        return KILN_OK;
-    }
-
-    ops_api->place(p->gravity, iw, ih, w, h, ops_px(&p->xoffset),
-                   ops_px(&p->yoffset), &x, &y);
-    VipsRect want = {x, y, w, h};
-    VipsRect image = {0, 0, iw, ih};
-
-    vips_rect_intersectrect(&want, &image, r);
-    if (vips_rect_isempty(r)) {
-        return ops_api->error_set_param(
-            err, KILN_EINVAL, p->width.is_set ? "width" : "height",
-            "crop region %dx%d at %+d%+d lies outside the %dx%d input "
-            "(with fit false it must overlap the input)",
-            w, h, x, y, iw, ih);
-    }
-    return KILN_OK;
-}
-
 static int
 crop_infer(const void *params, const kiln_shape *in, kiln_shape *out,
            kiln_error *err)
 {
-    VipsRect r;
-    int rc = crop_region(params, in->width, in->height, &r, err);
+    kiln_rect r;
+    int rc = ops_crop_region(ops_api, params, in->width, in->height, &r, err);
 
     if (rc != KILN_OK) {
         return rc;
@@ -102,12 +50,13 @@ crop_infer(const void *params, const kiln_shape *in, kiln_shape *out,
 static bool
 crop_is_noop(const void *params, const kiln_shape *in)
 {
-    VipsRect r;
+    kiln_rect r;
     kiln_error err;
 
     return in != NULL &&
-           crop_region(params, in->width, in->height, &r, &err) == KILN_OK &&
-           r.left == 0 && r.top == 0 && r.width == in->width &&
+           ops_crop_region(ops_api, params, in->width, in->height, &r, &err) ==
+               KILN_OK &&
+           r.x == 0 && r.y == 0 && r.width == in->width &&
            r.height == in->height;
 }
 
@@ -115,31 +64,26 @@ crop_is_noop(const void *params, const kiln_shape *in)
 static bool
 crop_region_of(const void *params, const kiln_shape *in, kiln_rect *r)
 {
-    VipsRect v;
     kiln_error err;
 
-    if (in == NULL ||
-        crop_region(params, in->width, in->height, &v, &err) != KILN_OK) {
-        return false;
-    }
-    *r = (kiln_rect){v.left, v.top, v.width, v.height};
-    return true;
+    return in != NULL && ops_crop_region(ops_api, params, in->width, in->height,
+                                         r, &err) == KILN_OK;
 }
 
 static int
 crop_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
 {
-    VipsRect r;
+    kiln_rect r;
     int rc;
 
     (void)ctx;
-    rc = crop_region(params, vips_image_get_width(in[0]),
-                     vips_image_get_height(in[0]), &r, err);
+    rc = ops_crop_region(ops_api, params, vips_image_get_width(in[0]),
+                         vips_image_get_height(in[0]), &r, err);
     if (rc != KILN_OK) {
         return rc;
     }
-    if (vips_extract_area(in[0], out, r.left, r.top, r.width, r.height, NULL)) {
+    if (vips_extract_area(in[0], out, r.x, r.y, r.width, r.height, NULL)) {
         return ops_api->error_set_vips(err, "crop");
     }
     return KILN_OK;

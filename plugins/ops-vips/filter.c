@@ -17,25 +17,6 @@
  */
 #include "gd.h"
 
-/* Indexes into filter_names. */
-enum {
-    FILTER_NEGATE,
-    FILTER_GRAYSCALE,
-    FILTER_BW,
-    FILTER_SEPIA,
-    FILTER_EDGEDETECT,
-    FILTER_EMBOSS,
-    FILTER_BLURGAUSSIAN,
-    FILTER_MEANREMOVAL,
-    FILTER_SMOOTH,
-    FILTER_BLURSELECTIVE
-};
-
-typedef struct filter_params {
-    int filter;
-    double weight;
-} filter_params;
-
 static const char *const filter_names[] = {
     "negate", "grayscale",    "bw",          "sepia",  "edgedetect",
     "emboss", "blurgaussian", "meanremoval", "smooth", "blurselective",

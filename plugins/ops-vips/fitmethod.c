@@ -6,40 +6,17 @@
  * the colour's own alpha), the image placed by gravity; the result has an
  * alpha band when the input had one or the pad is not opaque. outside:
  * scale to the smallest size that covers W x H, no crop. Upscaling is
- * allowed. fitmethod_plan() computes every size and position once for
- * infer and execute; resampling is ops_resample() (exact size, Lanczos3).
- * Every fit type resamples the whole input once, so it can run on a
- * source decoded at a reduced scale (execute_reduced: the plan comes from
- * the bound input, the resample from the smaller image), and with a window
- * (KILN_OP_WINDOWED, the pass crop-first): box, stretch, outside and
- * cropbox resample only around the window (ops_resample_window), letterbox
- * makes the whole and cuts the window out.
+ * allowed. ops_fit_plan_make() (geom.h, shared with the other backends)
+ * computes every size and position once for infer and execute;
+ * resampling is ops_resample() (exact size, Lanczos3). Every fit type
+ * resamples the whole input once, so it can run on a source decoded at a
+ * reduced scale (execute_reduced: the plan comes from the bound input, the
+ * resample from the smaller image), and with a window (KILN_OP_WINDOWED,
+ * the pass crop-first): box, stretch, outside and cropbox resample only
+ * around the window (ops_resample_window), letterbox makes the whole and
+ * cuts the window out.
  */
-#include <math.h>
-
 #include "ops.h"
-
-enum { FIT_BOX, FIT_STRETCH, FIT_CROPBOX, FIT_LETTERBOX, FIT_OUTSIDE };
-
-typedef struct fitmethod_params {
-    kiln_color color;
-    int fit_type;
-    kiln_gravity gravity;
-    kiln_length width;
-    kiln_length height;
-    double opacity;
-} fitmethod_params;
-
-/* What execute does: resample to scaled_w x scaled_h, then (cropbox) crop
- * out_w x out_h at (x, y) or (letterbox) pad to out_w x out_h with the
- * image at (x, y). */
-typedef struct fitmethod_plan {
-    int scaled_w, scaled_h;
-    int x, y;
-    int out_w, out_h;
-    int pad_alpha;  /* letterbox: 0..255 */
-    bool has_alpha; /* the output's */
-} fitmethod_plan;
 
 static const char *const fitmethod_types[] = {"box",       "stretch", "cropbox",
                                               "letterbox", "outside", NULL};
@@ -65,67 +42,12 @@ static const kiln_param_spec fitmethod_specs[] = {
 };
 
 static int
-fitmethod_plan_make(const fitmethod_params *p, int iw, int ih, bool in_alpha,
-                    fitmethod_plan *plan, kiln_error *err)
-{
-    int bw, bh;
-    int64_t sw, sh;
-    int rc;
-
-    rc = ops_api->derive_size(&p->width, &p->height, iw, ih, &bw, &bh, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    *plan = (fitmethod_plan){.has_alpha = in_alpha};
-    switch (p->fit_type) {
-    case FIT_STRETCH:
-        sw = bw;
-        sh = bh;
-        break;
-    case FIT_BOX:
-    case FIT_LETTERBOX:
-        ops_scale_to_box(iw, ih, bw, bh, false, &sw, &sh);
-        break;
-    default: /* FIT_CROPBOX, FIT_OUTSIDE */
-        ops_scale_to_box(iw, ih, bw, bh, true, &sw, &sh);
-        if (sw > OPS_MAX_SIZE || sh > OPS_MAX_SIZE) {
-            return ops_api->error_set_param(
-                err, KILN_EINVAL, "fit_type",
-                "%s of the %dx%d input over %dx%d scales it to "
-                "%lldx%lld (expected at most %d px per side)",
-                fitmethod_types[p->fit_type], iw, ih, bw, bh, (long long)sw,
-                (long long)sh, OPS_MAX_SIZE);
-        }
-        break;
-    }
-    plan->scaled_w = (int)sw;
-    plan->scaled_h = (int)sh;
-    plan->out_w = plan->scaled_w;
-    plan->out_h = plan->scaled_h;
-
-    if (p->fit_type == FIT_CROPBOX) {
-        ops_api->place(p->gravity, plan->scaled_w, plan->scaled_h, bw, bh, 0, 0,
-                       &plan->x, &plan->y);
-        plan->out_w = bw;
-        plan->out_h = bh;
-    } else if (p->fit_type == FIT_LETTERBOX) {
-        ops_api->place(p->gravity, bw, bh, plan->scaled_w, plan->scaled_h, 0, 0,
-                       &plan->x, &plan->y);
-        plan->out_w = bw;
-        plan->out_h = bh;
-        plan->pad_alpha = (int)floor(p->color.a * p->opacity / 10 + 0.5);
-        plan->has_alpha = in_alpha || plan->pad_alpha < 255;
-    }
-    return KILN_OK;
-}
-
-static int
 fitmethod_infer(const void *params, const kiln_shape *in, kiln_shape *out,
                 kiln_error *err)
 {
-    fitmethod_plan plan;
-    int rc = fitmethod_plan_make(params, in->width, in->height, in->has_alpha,
-                                 &plan, err);
+    ops_fit_plan plan;
+    int rc = ops_fit_plan_make(ops_api, params, in->width, in->height,
+                               in->has_alpha, &plan, err);
 
     if (rc != KILN_OK) {
         return rc;
@@ -145,12 +67,12 @@ fitmethod_infer(const void *params, const kiln_shape *in, kiln_shape *out,
 static bool
 fitmethod_is_noop(const void *params, const kiln_shape *in)
 {
-    fitmethod_plan plan;
+    ops_fit_plan plan;
     kiln_error err;
 
     return in != NULL &&
-           fitmethod_plan_make(params, in->width, in->height, in->has_alpha,
-                               &plan, &err) == KILN_OK &&
+           ops_fit_plan_make(ops_api, params, in->width, in->height,
+                             in->has_alpha, &plan, &err) == KILN_OK &&
            plan.scaled_w == in->width && plan.scaled_h == in->height &&
            plan.out_w == in->width && plan.out_h == in->height &&
            plan.has_alpha == in->has_alpha;
@@ -160,11 +82,11 @@ static bool
 fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
                        double *sy)
 {
-    fitmethod_plan plan;
+    ops_fit_plan plan;
     kiln_error err;
 
-    if (fitmethod_plan_make(params, in->width, in->height, in->has_alpha, &plan,
-                            &err) != KILN_OK) {
+    if (ops_fit_plan_make(ops_api, params, in->width, in->height, in->has_alpha,
+                          &plan, &err) != KILN_OK) {
         return false;
     }
     *sx = (double)plan.scaled_w / in->width;
@@ -178,11 +100,11 @@ fitmethod_sample_scale(const void *params, const kiln_shape *in, double *sx,
 static bool
 fitmethod_resample_to(const void *params, const kiln_shape *in, int *w, int *h)
 {
-    fitmethod_plan plan;
+    ops_fit_plan plan;
     kiln_error err;
 
-    if (fitmethod_plan_make(params, in->width, in->height, in->has_alpha, &plan,
-                            &err) != KILN_OK ||
+    if (ops_fit_plan_make(ops_api, params, in->width, in->height, in->has_alpha,
+                          &plan, &err) != KILN_OK ||
         plan.out_w != plan.scaled_w || plan.out_h != plan.scaled_h ||
         plan.has_alpha != in->has_alpha) {
         return false;
@@ -200,14 +122,14 @@ fitmethod_run(const fitmethod_params *p, int iw, int ih, double ext_w,
               double ext_h, double gap, const kiln_rect *win, VipsImage *in,
               VipsImage **out, kiln_error *err)
 {
-    fitmethod_plan plan;
+    ops_fit_plan plan;
     VipsImage *t[4] = {NULL};
     VipsImage *cur;
     VipsArrayDouble *background = NULL;
     bool in_alpha = vips_image_hasalpha(in);
     int rc;
 
-    rc = fitmethod_plan_make(p, iw, ih, in_alpha, &plan, err);
+    rc = ops_fit_plan_make(ops_api, p, iw, ih, in_alpha, &plan, err);
     if (rc != KILN_OK) {
         return rc;
     }

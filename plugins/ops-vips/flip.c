@@ -5,10 +5,6 @@
  */
 #include "ops.h"
 
-typedef struct flip_params {
-    int direction;
-} flip_params;
-
 /* The first two values mirror left-right, the last two top-bottom. */
 static const char *const flip_directions[] = {"x", "horizontal", "y",
                                               "vertical", NULL};

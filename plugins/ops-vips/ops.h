@@ -1,7 +1,8 @@
 /*
  * ops-vips internal header: the host API pointer, the fifteen op
- * descriptors that plugin.c registers, and small geometry helpers that
- * several ops share so that infer() and execute() compute sizes the same way.
+ * descriptors that plugin.c registers, and the resamplers several ops
+ * share. The ops' geometry (sizes, regions, placements), which other pixel
+ * backends share too, is in geom.h.
  */
 #ifndef KILN_PLUGINS_OPS_VIPS_OPS_H
 #define KILN_PLUGINS_OPS_VIPS_OPS_H
@@ -9,11 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kiln/ops.h"
 #include "kiln/plugin.h"
 #include "../../kernels/kern.h"
-
-/* The largest size kiln accepts on either axis (ops.md section 2). */
-#define OPS_MAX_SIZE 65535
+#include "geom.h"
 
 /* The host's function table, stored by ops_init() before any op runs. */
 extern const kiln_host_api *ops_api;
@@ -75,56 +75,12 @@ int ops_resample_window(VipsImage *in, double ext_w, double ext_h, int w, int h,
                         double gap, const kiln_rect *win, VipsImage **out,
                         kiln_error *err);
 
-/* The pixels of an offset, 0 when the request did not give it. */
-static inline int
-ops_px(const kiln_length *len)
-{
-    return len->is_set ? len->px : 0;
-}
-
 /* An output with the input's size and bands. */
 static inline int
 ops_infer_same(const kiln_shape *in, kiln_shape *out)
 {
     *out = *in;
     return KILN_OK;
-}
-
-/* num / den rounded half away from zero, for num >= 0 and den > 0. Integer
- * arithmetic so that aspect-ratio sizes never depend on float rounding. */
-static inline int64_t
-ops_round_div(int64_t num, int64_t den)
-{
-    return (2 * num + den) / (2 * den);
-}
-
-/*
- * The size of an iw x ih image scaled uniformly to fit inside bw x bh
- * (cover false: the largest size inside) or to cover it (cover true: the
- * smallest size that covers). The constraining axis gets the box's size
- * exactly, the other round(other * scale), at least 1. The 64-bit results
- * may exceed OPS_MAX_SIZE when covering; callers check.
- */
-static inline void
-ops_scale_to_box(int iw, int ih, int bw, int bh, bool cover, int64_t *w,
-                 int64_t *h)
-{
-    /* bw / iw <= bh / ih, cross-multiplied: width constrains "inside". */
-    bool width_limits = (int64_t)bw * ih <= (int64_t)bh * iw;
-
-    if (width_limits != cover) {
-        *w = bw;
-        *h = ops_round_div((int64_t)ih * bw, iw);
-    } else {
-        *h = bh;
-        *w = ops_round_div((int64_t)iw * bh, ih);
-    }
-    if (*w < 1) {
-        *w = 1;
-    }
-    if (*h < 1) {
-        *h = 1;
-    }
 }
 
 #endif /* KILN_PLUGINS_OPS_VIPS_OPS_H */

@@ -22,11 +22,6 @@
 
 #include <math.h>
 
-typedef struct resize_params {
-    kiln_length width;
-    kiln_length height;
-} resize_params;
-
 static int resize_scaled(VipsImage *in, double hscale, double vscale, int w,
                          int h, double gap, VipsImage **out, kiln_error *err);
 

@@ -4,68 +4,24 @@
  * same bands. Other angles rotate about the centre with a bicubic
  * vips_affine() onto the rotated bounding box, W = round(w|cos| + h|sin|),
  * H = round(w|sin| + h|cos|) (halves up), which is the size vips_rotate()
- * picks. We pass that box as `oarea` ourselves instead of calling
- * vips_rotate(), so the size cannot drift from what infer() promised, and
- * we map centre to centre in libvips' pixel-index coordinates (pixel i is
- * sampled at i, so an n-pixel axis has its centre at (n - 1) / 2). The
- * corners the rotated image does not cover are transparent: an opaque
- * alpha band is added first when the input has none, and vips_affine()
- * fills with 0 and premultiplies around the interpolation itself.
+ * picks (ops_rotate_size(), geom.h, shared with the other backends). We pass
+ * that box as `oarea` ourselves instead of calling vips_rotate(), so the size
+ * cannot drift from what infer() promised, and we map centre to centre in
+ * libvips' pixel-index coordinates (pixel i is sampled at i, so an n-pixel axis
+ * has its centre at (n - 1) / 2). The corners the rotated image does not cover
+ * are transparent: an opaque alpha band is added first when the input has none,
+ * and vips_affine() fills with 0 and premultiplies around the interpolation
+ * itself.
  */
 #include <math.h>
 
 #include "ops.h"
-
-typedef struct rotate_params {
-    double degrees;
-} rotate_params;
 
 static const kiln_param_spec rotate_specs[] = {
     KILN_P_NUMBER(rotate_params, degrees, 0, 360, 0,
                   "clockwise angle in degrees", .flags = KILN_PARAM_REQUIRED,
                   .max_decimals = 2),
 };
-
-/* Quarter turns (0..3) when degrees is a multiple of 90, else -1. */
-static int
-rotate_quarters(double degrees)
-{
-    double q = degrees / 90;
-
-    return q == floor(q) ? (int)q % 4 : -1;
-}
-
-/* The output size for a w x h input: the same function for infer and
- * execute, so the executor's size check cannot fail. */
-static int
-rotate_size(const rotate_params *p, int w, int h, int *ow, int *oh,
-            kiln_error *err)
-{
-    int q = rotate_quarters(p->degrees);
-
-    if (q >= 0) {
-        *ow = q % 2 ? h : w;
-        *oh = q % 2 ? w : h;
-        return KILN_OK;
-    }
-
-    double rad = p->degrees * (VIPS_PI / 180);
-    double c = fabs(cos(rad));
-    double s = fabs(sin(rad));
-    double bw = floor(w * c + h * s + 0.5);
-    double bh = floor(w * s + h * c + 0.5);
-
-    if (bw > OPS_MAX_SIZE || bh > OPS_MAX_SIZE) {
-        return ops_api->error_set_param(
-            err, KILN_EINVAL, "degrees",
-            "rotating the %dx%d input by %g degrees gives %.0fx%.0f "
-            "(expected at most %d px per side)",
-            w, h, p->degrees, bw, bh, OPS_MAX_SIZE);
-    }
-    *ow = bw < 1 ? 1 : (int)bw;
-    *oh = bh < 1 ? 1 : (int)bh;
-    return KILN_OK;
-}
 
 static int
 rotate_infer(const void *params, const kiln_shape *in, kiln_shape *out,
@@ -74,12 +30,12 @@ rotate_infer(const void *params, const kiln_shape *in, kiln_shape *out,
     const rotate_params *p = params;
 
     *out = *in;
-    if (rotate_quarters(p->degrees) < 0) {
+    if (ops_rotate_quarters(p->degrees) < 0) {
         out->bands = in->has_alpha ? in->bands : in->bands + 1;
         out->has_alpha = true;
     }
-    return rotate_size(p, in->width, in->height, &out->width, &out->height,
-                       err);
+    return ops_rotate_size(ops_api, p, in->width, in->height, &out->width,
+                           &out->height, err);
 }
 
 /* 0 and 360 degrees: vips_rot by no quarter turn is the input. */
@@ -87,7 +43,7 @@ static bool
 rotate_is_noop(const void *params, const kiln_shape *in)
 {
     (void)in;
-    return rotate_quarters(((const rotate_params *)params)->degrees) == 0;
+    return ops_rotate_quarters(((const rotate_params *)params)->degrees) == 0;
 }
 
 /* Quarter turns add up exactly (vips_rot is lossless); other angles
@@ -95,8 +51,8 @@ rotate_is_noop(const void *params, const kiln_shape *in)
 static int
 rotate_compose(const void *first, const void *second, void *merged)
 {
-    int a = rotate_quarters(((const rotate_params *)first)->degrees);
-    int b = rotate_quarters(((const rotate_params *)second)->degrees);
+    int a = ops_rotate_quarters(((const rotate_params *)first)->degrees);
+    int b = ops_rotate_quarters(((const rotate_params *)second)->degrees);
 
     if (a < 0 || b < 0) {
         return KILN_COMPOSE_NONE;
@@ -117,14 +73,14 @@ rotate_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
     const rotate_params *p = params;
     int w = vips_image_get_width(in[0]);
     int h = vips_image_get_height(in[0]);
-    int q = rotate_quarters(p->degrees);
+    int q = ops_rotate_quarters(p->degrees);
     VipsImage *t[3] = {NULL};
     VipsImage *cur = in[0];
     VipsInterpolate *bicubic = NULL;
     VipsArrayInt *area = NULL;
     VipsArrayDouble *background = NULL;
     double rad = p->degrees * (VIPS_PI / 180);
-    int ow, oh;
+    int ow = 0, oh = 0;
     int rc;
 
     (void)ctx;
@@ -134,7 +90,7 @@ rotate_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
         }
         return KILN_OK;
     }
-    rc = rotate_size(p, w, h, &ow, &oh, err);
+    rc = ops_rotate_size(ops_api, p, w, h, &ow, &oh, err);
     if (rc != KILN_OK) {
         return rc;
     }

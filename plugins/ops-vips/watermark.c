@@ -16,16 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct watermark_params {
-    const char *source;
-    kiln_gravity gravity;
-    kiln_length width;
-    kiln_length height;
-    kiln_length xoffset;
-    kiln_length yoffset;
-    double opacity;
-} watermark_params;
-
 static const kiln_param_spec watermark_specs[] = {
     KILN_P_STRING(watermark_params, source, NULL,
                   "path of the watermark image in the job's storage",

@@ -4,26 +4,10 @@
  * round(h / z) input pixels (halves up, at least 1) is kept, then treated
  * as fitmethod cropbox with gravity center: scaled to cover W x H keeping
  * aspect (ops_resample(), exact size) and cropped to exactly W x H.
- * level 0 is a plain cover-crop. zoom_plan() serves infer and execute.
+ * level 0 is a plain cover-crop. ops_zoom_plan_make() (geom.h, shared with
+ * the other backends) serves infer and execute.
  */
-#include <math.h>
-
 #include "ops.h"
-
-typedef struct zoom_params {
-    kiln_length width;
-    kiln_length height;
-    double level;
-} zoom_params;
-
-/* Crop region of the input, the size it is scaled to, and the final crop
- * (x, y, out_w, out_h) inside the scaled image. */
-typedef struct zoom_plan {
-    VipsRect region;
-    int scaled_w, scaled_h;
-    int x, y;
-    int out_w, out_h;
-} zoom_plan;
 
 static const kiln_param_spec zoom_specs[] = {
     KILN_P_LENGTH(zoom_params, width, KILN_AXIS_WIDTH, KILN_UNITS_SIZE,
@@ -39,53 +23,12 @@ static const kiln_param_spec zoom_specs[] = {
 };
 
 static int
-zoom_plan_make(const zoom_params *p, int iw, int ih, zoom_plan *plan,
-               kiln_error *err)
-{
-    double z = 1 + p->level;
-    int64_t sw, sh;
-    int rc;
-
-    rc = ops_api->derive_size(&p->width, &p->height, iw, ih, &plan->out_w,
-                              &plan->out_h, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    plan->region.width = (int)floor(iw / z + 0.5);
-    plan->region.height = (int)floor(ih / z + 0.5);
-    if (plan->region.width < 1) {
-        plan->region.width = 1;
-    }
-    if (plan->region.height < 1) {
-        plan->region.height = 1;
-    }
-    ops_api->place(KILN_GRAVITY_CENTER, iw, ih, plan->region.width,
-                   plan->region.height, 0, 0, &plan->region.left,
-                   &plan->region.top);
-
-    ops_scale_to_box(plan->region.width, plan->region.height, plan->out_w,
-                     plan->out_h, true, &sw, &sh);
-    if (sw > OPS_MAX_SIZE || sh > OPS_MAX_SIZE) {
-        return ops_api->error_set_param(
-            err, KILN_EINVAL, "level",
-            "zooming the %dx%d region to cover %dx%d scales it to "
-            "%lldx%lld (expected at most %d px per side)",
-            plan->region.width, plan->region.height, plan->out_w, plan->out_h,
-            (long long)sw, (long long)sh, OPS_MAX_SIZE);
-    }
-    plan->scaled_w = (int)sw;
-    plan->scaled_h = (int)sh;
-    ops_api->place(KILN_GRAVITY_CENTER, plan->scaled_w, plan->scaled_h,
-                   plan->out_w, plan->out_h, 0, 0, &plan->x, &plan->y);
-    return KILN_OK;
-}
-
-static int
 zoom_infer(const void *params, const kiln_shape *in, kiln_shape *out,
            kiln_error *err)
 {
-    zoom_plan plan;
-    int rc = zoom_plan_make(params, in->width, in->height, &plan, err);
+    ops_zoom_plan plan;
+    int rc =
+        ops_zoom_plan_make(ops_api, params, in->width, in->height, &plan, err);
 
     if (rc != KILN_OK) {
         return rc;
@@ -101,12 +44,12 @@ zoom_infer(const void *params, const kiln_shape *in, kiln_shape *out,
 static bool
 zoom_is_noop(const void *params, const kiln_shape *in)
 {
-    zoom_plan plan;
+    ops_zoom_plan plan;
     kiln_error err;
 
     return in != NULL && ((const zoom_params *)params)->level == 0 &&
-           zoom_plan_make(params, in->width, in->height, &plan, &err) ==
-               KILN_OK &&
+           ops_zoom_plan_make(ops_api, params, in->width, in->height, &plan,
+                              &err) == KILN_OK &&
            plan.out_w == in->width && plan.out_h == in->height &&
            plan.scaled_w == in->width && plan.scaled_h == in->height;
 }
@@ -115,18 +58,18 @@ static int
 zoom_execute(kiln_exec *ctx, const void *params, VipsImage *const *in,
              VipsImage **out, kiln_error *err)
 {
-    zoom_plan plan;
+    ops_zoom_plan plan;
     VipsImage *region = NULL;
     VipsImage *scaled = NULL;
     int rc;
 
     (void)ctx;
-    rc = zoom_plan_make(params, vips_image_get_width(in[0]),
-                        vips_image_get_height(in[0]), &plan, err);
+    rc = ops_zoom_plan_make(ops_api, params, vips_image_get_width(in[0]),
+                            vips_image_get_height(in[0]), &plan, err);
     if (rc != KILN_OK) {
         return rc;
     }
-    if (vips_extract_area(in[0], &region, plan.region.left, plan.region.top,
+    if (vips_extract_area(in[0], &region, plan.region.x, plan.region.y,
                           plan.region.width, plan.region.height, NULL)) {
         return ops_api->error_set_vips(err, "zoom");
     }

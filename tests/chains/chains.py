@@ -250,8 +250,11 @@ class Gen:
 class Kiln:
     """Runs the kiln binary of one build over a storage root."""
 
-    def __init__(self, build, work, config=None):
+    def __init__(self, build, work, config=None, backend=None):
         self.build = build
+        # Every service's pixel backend (kiln run --backend); None: the
+        # configuration's (libvips by default).
+        self.backend = ["--backend", backend] if backend else []
         # A configuration to load other plugins from (a third party's ops
         # are generated like the shipped ones); its storage root is
         # replaced by each run's.
@@ -283,7 +286,7 @@ class Kiln:
         """Runs the requests in one process; returns (status, results by
         request path, stderr). status is 'ok', 'crash' or 'timeout'."""
         cmd = [self.bin, "run", "--storage-root", root, "--workers", "2",
-               "-O%d" % level] + self.config + req_paths
+               "-O%d" % level] + self.config + self.backend + req_paths
         try:
             p = subprocess.run(cmd, env=self.env, capture_output=True,
                                text=True, timeout=timeout)
@@ -972,7 +975,7 @@ def cmd_run(args):
     kiln_work = tempfile.mkdtemp(prefix="kiln-chains-")
     try:
         sources_dir, manifest = make_sources(args.build, args.sources)
-        kiln = Kiln(args.build, kiln_work, args.config)
+        kiln = Kiln(args.build, kiln_work, args.config, args.backend)
         ops = kiln.ops()
         if args.ops:
             want = args.ops.split(",")
@@ -1044,7 +1047,7 @@ def cmd_replay(args):
     kiln_work = tempfile.mkdtemp(prefix="kiln-chains-")
     try:
         sources_dir, manifest = make_sources(args.build, args.sources)
-        kiln = Kiln(args.build, kiln_work)
+        kiln = Kiln(args.build, kiln_work, backend=args.backend)
         checker = Checker(kiln, sources_dir, manifest, kiln_work,
                           levels=parse_levels(args.levels),
                           repeat=not args.no_repeat)
@@ -1088,6 +1091,8 @@ def main():
                    help="candidate requests tried per failure")
     r.add_argument("--progress", action="store_true")
     for a in (r, sub.add_parser("replay")):
+        a.add_argument("--backend", help="every service's pixel backend "
+                       "(vips, magick)")
         a.add_argument("--levels", default="0,1,2,3",
                        help="the -O levels to run (-O0 always)")
         a.add_argument("--no-repeat", action="store_true",

@@ -103,7 +103,6 @@ test_registry_impls(void)
     CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_ENOTFOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "is not defined"));
     bad = vips;
-    bad.backend = "magick";
     bad.execute = NULL;
     CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bad, &err), KILN_EINVAL);
     bad = vips;
@@ -218,6 +217,180 @@ test_registry_length_default(void)
     registry_free(&r);
 }
 
+static int
+tb_native(kiln_exec *ctx, const void *params, void *const *in, void **out,
+          kiln_error *err)
+{
+    (void)ctx;
+    (void)params;
+    (void)err;
+    *out = in[0];
+    return KILN_OK;
+}
+
+static int
+tb_probe(VipsSource *src, kiln_image_info *info, kiln_error *err)
+{
+    (void)src;
+    (void)info;
+    (void)err;
+    return KILN_OK;
+}
+
+static int
+tb_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *o,
+          void **image, kiln_error *err)
+{
+    (void)ctx;
+    (void)src;
+    (void)o;
+    (void)image;
+    (void)err;
+    return KILN_OK;
+}
+
+static int
+tb_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *o,
+          VipsTarget *t, kiln_error *err)
+{
+    (void)ctx;
+    (void)image;
+    (void)o;
+    (void)t;
+    (void)err;
+    return KILN_OK;
+}
+
+static void
+tb_shape(void *image, kiln_shape *out)
+{
+    (void)image;
+    (void)out;
+}
+
+static int
+tb_to_vips(void *image, VipsImage **out, kiln_error *err)
+{
+    (void)image;
+    (void)out;
+    (void)err;
+    return KILN_OK;
+}
+
+static int
+tb_from_vips(VipsImage *in, void **image, kiln_error *err)
+{
+    (void)in;
+    (void)image;
+    (void)err;
+    return KILN_OK;
+}
+
+static void *
+tb_ref(void *image)
+{
+    return image;
+}
+
+static void
+tb_unref(void *image)
+{
+    (void)image;
+}
+
+/* Pixel backends: what a backend must provide, the names it may take,
+ * which implementation an op runs with on each (its own, else libvips'),
+ * and which function each kind of implementation must set. */
+static void
+test_registry_backends(void)
+{
+    static const char *const fmts[] = {"png", NULL};
+    registry r = {0};
+    kiln_error err;
+    char msg[1024];
+    kiln_backend be = {.size = sizeof be,
+                       .name = "tb",
+                       .read_formats = fmts,
+                       .write_formats = fmts,
+                       .probe = tb_probe,
+                       .decode = tb_decode,
+                       .encode = tb_encode,
+                       .shape = tb_shape,
+                       .to_vips = tb_to_vips,
+                       .from_vips = tb_from_vips,
+                       .ref = tb_ref,
+                       .unref = tb_unref};
+    CU_ASSERT_FALSE(registry_has_backend(&r, "tb"));
+    CU_ASSERT_TRUE(registry_has_backend(&r, "vips"));
+    err_clear(&err);
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_OK);
+    CU_ASSERT_TRUE(registry_has_backend(&r, "tb"));
+    CU_ASSERT_PTR_NOT_NULL(registry_find_backend(&r, "tb"));
+    CU_ASSERT_PTR_NULL(registry_find_backend(&r, "vips"));
+    /* Twice, the host's own name, a missing function, no size. */
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_EEXIST);
+    kiln_backend bad = be;
+    bad.name = "vips";
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &bad, &err), KILN_EEXIST);
+    bad = be;
+    bad.name = "tb2";
+    bad.from_vips = NULL;
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &bad, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "from_vips"));
+    bad = be;
+    bad.name = "Bad Name";
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &bad, &err), KILN_EINVAL);
+    bad = be;
+    bad.size = 0;
+    CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &bad, &err), KILN_EABI);
+    /* Implementations: libvips' needs execute, any other execute_native
+     * and nothing else. */
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("a", tr_specs, 1), msg, sizeof msg),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("b", tr_specs, 1), msg, sizeof msg),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(tr_add(&r, tr_op("c", tr_specs, 1), msg, sizeof msg),
+                    KILN_OK);
+    kiln_op_impl av = {.size = sizeof av,
+                       .op = "a",
+                       .backend = "vips",
+                       .execute = tr_execute};
+    kiln_op_impl at = {.size = sizeof at,
+                       .op = "a",
+                       .backend = "tb",
+                       .execute_native = tb_native};
+    kiln_op_impl bv = av;
+    bv.op = "b";
+    kiln_op_impl ct = at;
+    ct.op = "c";
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &av, &err), KILN_OK);
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &at, &err), KILN_OK);
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &bv, &err), KILN_OK);
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &ct, &err), KILN_OK);
+    kiln_op_impl wrong = bv;
+    wrong.execute_native = tb_native; /* both */
+    wrong.backend = "tb";
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &wrong, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "execute_native"));
+    wrong = ct;
+    wrong.backend = "vips"; /* native only, on libvips */
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &wrong, &err), KILN_EINVAL);
+    const reg_op *a = registry_find_op(&r, "a");
+    const reg_op *b = registry_find_op(&r, "b");
+    const reg_op *c = registry_find_op(&r, "c");
+    /* a: its own on each; b: libvips' on tb too; c: nothing on libvips,
+     * its own on tb; nothing on a backend that is not loaded. */
+    CU_ASSERT_STRING_EQUAL(registry_impl_for(&r, a, "tb")->impl.backend, "tb");
+    CU_ASSERT_STRING_EQUAL(registry_impl_for(&r, a, "vips")->impl.backend,
+                           "vips");
+    CU_ASSERT_STRING_EQUAL(registry_impl_for(&r, b, "tb")->impl.backend,
+                           "vips");
+    CU_ASSERT_PTR_NULL(registry_impl_for(&r, c, "vips"));
+    CU_ASSERT_STRING_EQUAL(registry_impl_for(&r, c, "tb")->impl.backend, "tb");
+    CU_ASSERT_PTR_NULL(registry_impl_for(&r, b, "gone"));
+    registry_free(&r);
+}
+
 int
 test_registry_register(void)
 {
@@ -228,5 +401,6 @@ test_registry_register(void)
     CU_add_test(s, "definitions and implementations", test_registry_impls);
     CU_add_test(s, "spec entries by their own size", test_registry_spec_sizes);
     CU_add_test(s, "length defaults", test_registry_length_default);
+    CU_add_test(s, "pixel backends", test_registry_backends);
     return 0;
 }

@@ -415,7 +415,95 @@ typedef struct kiln_op_impl {
     int (*execute_reduced)(kiln_exec *ctx, const void *params,
                            const kiln_reduction *r, VipsImage *const *in,
                            VipsImage **out, kiln_error *err);
+
+    /* Any other backend (kiln_backend): the op on that backend's native
+     * images (for "magick", MagickCore's Image *), the same contract as
+     * execute(): sRGB, 8 bits of precision per sample, 3 colour channels
+     * with alpha exactly when infer() says, the shape infer() gave. *out
+     * is a new image the host releases with the backend's unref();
+     * in[] stays the host's. Such an op runs on its input as bound
+     * (the optimizer passes that reduce or window an input apply to
+     * libvips only), so it needs no execute_reduced. Set either execute
+     * (backend "vips") or execute_native (any other). */
+    int (*execute_native)(kiln_exec *ctx, const void *params, void *const *in,
+                          void **out, kiln_error *err);
 } kiln_op_impl;
+
+/* ---------------------------------------------------- pixel backends */
+
+/* What a backend's probe() reads from a file's header, before a single
+ * pixel is decoded (the host checks the pixel limit with it). */
+typedef struct kiln_image_info {
+    size_t size;        /* sizeof(kiln_image_info) as built: set by the
+                         * host before the call */
+    char format[16];    /* one of the backend's read_formats: "jpeg" */
+    int width, height;  /* upright: after the EXIF orientation */
+    bool has_alpha;
+} kiln_image_info;
+
+/* How the host asks for a decode. */
+typedef struct kiln_decode_opts {
+    size_t size;         /* sizeof(kiln_decode_opts) as built by the host */
+    int64_t max_pixels;  /* width x height above this: refuse (0: none) */
+    int64_t max_bytes;   /* memory the decoder may use (0: its default) */
+    double max_seconds;  /* time the decode may take (0: no limit) */
+    bool has_alpha;      /* what probe() said: the decoded image has alpha
+                          * exactly then (the job was bound so) */
+} kiln_decode_opts;
+
+/* How the host asks for an encode. */
+typedef struct kiln_encode_opts {
+    size_t size;        /* sizeof(kiln_encode_opts) as built by the host */
+    const char *format; /* one of the backend's write_formats: "jpeg" */
+    int quality;        /* 1..100 */
+    /* For a format without alpha: what transparent pixels are flattened
+     * onto (white unless the job gave a background). */
+    uint8_t background[3];
+} kiln_encode_opts;
+
+/* A pixel backend (ABI 2): what a service's "backend" names. It decodes
+ * sources into its own image type, runs op implementations registered
+ * for it (kiln_op_impl.execute_native) and encodes. An op with no
+ * implementation for it runs on libvips in its place: the host converts
+ * with to_vips() and from_vips() once at each boundary of such a run,
+ * never per op, so both must be lossless for 8-bit sRGB with or without
+ * alpha. The backend "vips" is the host's own and cannot be registered.
+ * Every function may run on several threads at once, on different
+ * images. */
+typedef struct kiln_backend {
+    size_t size;         /* sizeof(kiln_backend) as built */
+    const char *name;    /* "magick" */
+    const char *summary;
+    /* NULL-terminated lists of format names, lower case ("jpeg", "psd"):
+     * what decode() reads and encode() writes. */
+    const char *const *read_formats;
+    const char *const *write_formats;
+    /* The header of the storage's source `src` (its length already
+     * checked against the job's max_file_size): its format (one of
+     * read_formats, told from the content, never from a name) and upright
+     * size. Refuses (KILN_EINVAL, with a message saying what the file is
+     * when it can) what it will not decode. Decodes no pixels. */
+    int (*probe)(VipsSource *src, kiln_image_info *info, kiln_error *err);
+    /* Decodes `src` upright (EXIF orientation applied), in sRGB (an
+     * embedded profile honoured), 8 bits, alpha kept, under the limits in
+     * opts; *image is new. The host calls probe() first. */
+    int (*decode)(kiln_exec *ctx, VipsSource *src,
+                  const kiln_decode_opts *opts, void **image,
+                  kiln_error *err);
+    /* Encodes `image` into `target` (which the host ends). */
+    int (*encode)(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
+                  VipsTarget *target, kiln_error *err);
+    /* The image's shape, for the host's check of the op contract. */
+    void (*shape)(void *image, kiln_shape *out);
+    /* Lossless conversions for 8-bit sRGB, 3 or 4 bands: *out is one new
+     * reference / a new image. */
+    int (*to_vips)(void *image, VipsImage **out, kiln_error *err);
+    int (*from_vips)(VipsImage *in, void **image, kiln_error *err);
+    /* Images are reference-counted: ref() returns `image` with one more
+     * reference, unref() drops one. */
+    void *(*ref)(void *image);
+    void (*unref)(void *image);
+} kiln_backend;
 
 /* ----------------------------------------------------------- storage */
 
@@ -630,6 +718,17 @@ typedef struct kiln_host_api {
      * peer should call this. */
     void (*api_call_from)(kiln_engine *e, const kiln_call *call,
                           const struct sockaddr *peer, kiln_reply *out);
+
+    /* Pixel backends (kiln_backend), registered during init() as ops
+     * are. */
+    int (*register_backend)(kiln_plugin *self, const kiln_backend *b,
+                            kiln_error *err);
+    /* exec_load_image() for an op running on a backend other than vips:
+     * reads `path` from the job's service storage and decodes it with
+     * that backend (upright, sRGB, 8-bit) under the job's limits; *out is
+     * a new native image. */
+    int (*exec_load_native)(kiln_exec *ctx, const char *path, void **out,
+                            kiln_error *err);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */

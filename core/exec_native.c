@@ -1,0 +1,403 @@
+/*
+ * The executor for a plugin's pixel backend (kiln_backend in plugin.h;
+ * backend-magick's "magick"): a service whose `backend` names one runs
+ * here instead of exec.c's libvips pipeline.
+ *
+ * The source is read whole from storage, its header probed by the backend
+ * (the pixel limit is checked from it in bind, before a pixel is
+ * decoded), decoded once by the backend and shared by every job. Each
+ * op runs with the backend's implementation; an op that has none runs
+ * with its libvips one, the image converted once at each boundary of
+ * such a run (to_vips, from_vips), never per op. The backend encodes.
+ * The passes that make reduced or windowed inputs, or fused loops, are
+ * libvips-only and left out (dsl_stages.backend), so every op runs on
+ * the input it was bound against.
+ */
+#include "kiln.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netguard.h"
+
+/* A watermark's pixel limit, as exec.c's (EXEC_VECTOR_MAX_PIXELS). */
+#define NATIVE_LOAD_MAX_PIXELS ((int64_t)100000000)
+
+/* The image a chain holds: the backend's, or libvips' during a run of
+ * ops that only libvips implements. Exactly one is set. */
+typedef struct native_cur {
+    void *nat;
+    VipsImage *vim;
+    int conversions; /* made so far, for the debug log */
+} native_cur;
+
+static void
+native_cur_drop(const kiln_backend *b, native_cur *c)
+{
+    if (c->nat != NULL) {
+        b->unref(c->nat);
+    }
+    if (c->vim != NULL) {
+        g_object_unref(c->vim);
+    }
+    c->nat = NULL;
+    c->vim = NULL;
+}
+
+/* Makes *c the backend's image (to_native) or libvips' (!to_native). */
+static int
+native_cur_as(const kiln_backend *b, native_cur *c, bool to_native,
+              kiln_error *err)
+{
+    if (to_native && c->vim != NULL) {
+        void *nat = NULL;
+        int rc = b->from_vips(c->vim, &nat, err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+        g_object_unref(c->vim);
+        c->vim = NULL;
+        c->nat = nat;
+        c->conversions++;
+    } else if (!to_native && c->nat != NULL) {
+        VipsImage *vim = NULL;
+        int rc = b->to_vips(c->nat, &vim, err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+        b->unref(c->nat);
+        c->nat = NULL;
+        c->vim = vim;
+        c->conversions++;
+    }
+    return KILN_OK;
+}
+
+int
+exec_native_open(const engine_storage *src_st, const char *path,
+                 int64_t max_bytes, const reg_backend *be, VipsSource **out,
+                 kiln_image_info *info, kiln_error *err)
+{
+    VipsSource *src = NULL;
+    int rc = src_st->backend->st.open_read(src_st->state, path, &src, err);
+    if (rc != KILN_OK) {
+        return exec_storage_error(src_st, err);
+    }
+    char shown[512];
+    netguard_display_url(path, shown, sizeof shown);
+    gint64 len = vips_source_length(src);
+    if (len < 0) {
+        g_object_unref(src);
+        err_set_vips(err, NULL);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        return err_set(err, KILN_EINVAL, "cannot read image \"%s\": %s", shown,
+                       msg);
+    }
+    if (max_bytes > 0 && len > max_bytes) {
+        g_object_unref(src);
+        return err_set(err, KILN_ELIMIT,
+                       "\"%s\" is %lld bytes, above the limit of %lld", shown,
+                       (long long)len, (long long)max_bytes);
+    }
+    memset(info, 0, sizeof *info);
+    info->size = sizeof *info;
+    kiln_error why;
+    err_clear(&why);
+    rc = be->be.probe(src, info, &why);
+    if (rc == KILN_OK &&
+        (info->width < 1 || info->height < 1 || info->format[0] == '\0')) {
+        rc = err_set(&why, KILN_EINTERNAL,
+                     "the backend's probe gave no size or format (a bug in "
+                     "plugin \"%s\")",
+                     be->owner != NULL ? be->owner->name : "?");
+    }
+    if (rc != KILN_OK) {
+        g_object_unref(src);
+        return err_set(err, rc, "\"%s\": %s", shown, why.message);
+    }
+    info->format[sizeof info->format - 1] = '\0';
+    *out = src;
+    return KILN_OK;
+}
+
+int
+exec_load_native(kiln_exec *ctx, const char *path, void **out, kiln_error *err)
+{
+    if (ctx == NULL || ctx->be == NULL) {
+        return err_set(err, KILN_EINVAL,
+                       "exec_load_native: this job runs on libvips (use "
+                       "exec_load_image)");
+    }
+    const kiln_backend *b = &ctx->be->be;
+    VipsSource *src = NULL;
+    kiln_image_info info;
+    int rc = exec_native_open(ctx->st, path, 0, ctx->be, &src, &info, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if ((int64_t)info.width * info.height > NATIVE_LOAD_MAX_PIXELS) {
+        g_object_unref(src);
+        return err_set(
+            err, KILN_ELIMIT, "\"%s\" is %dx%d, above the limit of %lld pixels",
+            path, info.width, info.height, (long long)NATIVE_LOAD_MAX_PIXELS);
+    }
+    kiln_decode_opts o = *ctx->decode;
+    o.max_pixels = NATIVE_LOAD_MAX_PIXELS;
+    o.has_alpha = info.has_alpha;
+    rc = b->decode(ctx, src, &o, out, err);
+    g_object_unref(src);
+    if (rc == KILN_OK && *out == NULL) {
+        rc = err_set(err, KILN_EINTERNAL, "the backend decoded no image");
+    }
+    return rc;
+}
+
+/* The op contract for a native image: the shape infer() gave. */
+static int
+native_check_contract(const kiln_backend *b, const graph_node *node,
+                      const kiln_plugin *owner, void *im, kiln_error *err)
+{
+    kiln_shape got;
+    memset(&got, 0, sizeof got);
+    b->shape(im, &got);
+    const kiln_shape *want = &node->shape;
+    if (got.width == want->width && got.height == want->height &&
+        got.has_alpha == want->has_alpha) {
+        return KILN_OK;
+    }
+    return err_set_path(err, KILN_EINTERNAL, node->path,
+                        "%s broke the op contract: it returned a %dx%d "
+                        "image%s where %dx%d%s was expected (a bug in plugin "
+                        "\"%s\")",
+                        node->op->op.name, got.width, got.height,
+                        got.has_alpha ? " with alpha" : "", want->width,
+                        want->height, want->has_alpha ? " with alpha" : "",
+                        owner != NULL ? owner->name : "?");
+}
+
+/* Runs one op on *cur with `impl` (native or libvips). */
+static int
+native_run_op(kiln_exec *ctx, const graph_node *node, const reg_impl *impl,
+              native_cur *cur, kiln_error *err)
+{
+    const kiln_backend *b = &ctx->be->be;
+    bool native = strcmp(impl->impl.backend, b->name) == 0;
+    int rc = native_cur_as(b, cur, native, err);
+    if (rc != KILN_OK) {
+        return err_prefix_path(err, node->path), err->code;
+    }
+    kiln_error oe;
+    err_clear(&oe);
+    if (native) {
+        void *in[1] = {cur->nat}, *out = NULL;
+        rc = impl->impl.execute_native(ctx, node->params, in, &out, &oe);
+        if (rc == KILN_OK && out == NULL) {
+            rc = err_set(&oe, KILN_EINTERNAL,
+                         "%s returned no image and no error (a plugin bug)",
+                         node->op->op.name);
+        }
+        if (rc != KILN_OK) {
+            *err = oe;
+            if (err->code == KILN_OK) {
+                err_set(err, rc, "%s failed and gave no reason (a plugin bug)",
+                        node->op->op.name);
+            }
+            err_prefix_path(err, node->path);
+            return err->code;
+        }
+        b->unref(cur->nat);
+        cur->nat = out;
+        return native_check_contract(b, node, impl->owner, out, err);
+    }
+    VipsImage *in[1] = {cur->vim}, *out = NULL;
+    rc = impl->impl.execute(ctx, node->params, in, &out, &oe);
+    if (rc != KILN_OK || out == NULL) {
+        *err = oe;
+        if (err->code == KILN_OK) {
+            err_set(err, KILN_EINTERNAL,
+                    "%s failed and gave no reason (a plugin bug)",
+                    node->op->op.name);
+        }
+        if (out != NULL) {
+            g_object_unref(out);
+        }
+        return exec_op_failed(node, cur->vim, err);
+    }
+    g_object_unref(cur->vim);
+    cur->vim = out;
+    return exec_check_contract(node, impl->owner, out, err);
+}
+
+typedef struct native_encode {
+    kiln_exec *ctx;
+    void *im;
+    const graph_node *enc;
+} native_encode;
+
+static int
+native_encode_run(void *user, VipsTarget *target, kiln_error *err)
+{
+    native_encode *n = user;
+    const kiln_backend *b = &n->ctx->be->be;
+    const graph_node *enc = n->enc;
+    kiln_encode_opts o = {.size = sizeof o,
+                          .format = graph_format_name(enc->format),
+                          .quality = enc->quality,
+                          .background = {255, 255, 255}};
+    if (enc->background.is_set) {
+        o.background[0] = (uint8_t)enc->background.r;
+        o.background[1] = (uint8_t)enc->background.g;
+        o.background[2] = (uint8_t)enc->background.b;
+    }
+    int rc = b->encode(n->ctx, n->im, &o, target, err);
+    if (rc == KILN_OK && vips_target_end(target) != 0) {
+        rc = err_set_vips(err, NULL);
+    }
+    if (rc != KILN_OK) {
+        char detail[sizeof err->message];
+        snprintf(detail, sizeof detail, "%s", err->message);
+        return err_set_path(err, rc, enc->path,
+                            "cannot encode the result as %s: %s", o.format,
+                            detail);
+    }
+    return KILN_OK;
+}
+
+/* True when the backend writes `format`. */
+static bool
+native_writes(const kiln_backend *b, const char *format)
+{
+    for (const char *const *f = b->write_formats; *f != NULL; f++) {
+        if (strcmp(*f, format) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+native_job(kiln_engine *e, kiln_exec *ctx, graph *g, int job, void *source,
+           exec_deadline *deadline, exec_pending *p, kiln_error *err)
+{
+    const kiln_backend *b = &ctx->be->be;
+    const graph_node *store = &g->nodes[g->job_store[job]];
+    const graph_node *enc = &g->nodes[store->input];
+    const char *format = graph_format_name(enc->format);
+    if (!native_writes(b, format)) {
+        return err_set_path(err, KILN_EINVAL, enc->path,
+                            "the \"%s\" backend does not write %s", b->name,
+                            format);
+    }
+    int chain[4096];
+    size_t n = 0;
+    for (int id = enc->input; g->nodes[id].kind == GRAPH_OP;
+         id = g->nodes[id].input) {
+        if (n == sizeof chain / sizeof chain[0]) {
+            return err_set(err, KILN_ELIMIT, "too many transformations");
+        }
+        chain[n++] = id;
+    }
+    /* The ops make new images: the shared source stays as decoded. */
+    native_cur cur = {b->ref(source), NULL, 0};
+    int rc = KILN_OK;
+    for (size_t k = n; k-- > 0 && rc == KILN_OK;) {
+        const graph_node *node = &g->nodes[chain[k]];
+        const reg_impl *impl = registry_impl_for(&e->reg, node->op, b->name);
+        if (impl == NULL) {
+            rc = err_set_path(err, KILN_EINVAL, node->path,
+                              "transformation \"%s\" has no implementation "
+                              "for the \"%s\" backend or libvips",
+                              node->op->op.name, b->name);
+        } else if (exec_deadline_passed(deadline)) {
+            rc = exec_deadline_error(deadline, err);
+        } else {
+            rc = native_run_op(ctx, node, impl, &cur, err);
+        }
+    }
+    if (rc == KILN_OK) {
+        rc = native_cur_as(b, &cur, true, err);
+    }
+    if (rc == KILN_OK) {
+        native_encode ne = {ctx, cur.nat, enc};
+        rc = exec_store(ctx->st, enc, store, native_encode_run, &ne, p,
+                        ctx->job, err);
+        kiln_shape sh;
+        b->shape(cur.nat, &sh);
+        ctx->job->width = sh.width;
+        ctx->job->height = sh.height;
+    }
+    if (getenv("KILN_DEBUG") != NULL) {
+        fprintf(stderr,
+                "kiln: debug: %s: %d conversion%s between \"%s\" and "
+                "libvips\n",
+                store->destination, cur.conversions,
+                cur.conversions == 1 ? "" : "s", b->name);
+    }
+    native_cur_drop(b, &cur);
+    return rc;
+}
+
+int
+exec_native_run(kiln_engine *e, const engine_storage *st, const reg_backend *be,
+                graph *g, VipsSource *src, const kiln_limits *lim,
+                exec_result *res, kiln_error *err)
+{
+    const kiln_backend *b = &be->be;
+    kiln_decode_opts dopt = {.size = sizeof dopt,
+                             .max_pixels = lim->max_pixels,
+                             .max_seconds = lim->max_process_time,
+                             .has_alpha = g->nodes[0].shape.has_alpha};
+    kiln_exec ctx0 = {st, NULL, be, &dopt};
+    void *source = NULL;
+    kiln_error de;
+    err_clear(&de);
+    int rc = b->decode(&ctx0, src, &dopt, &source, &de);
+    if (rc == KILN_OK && source == NULL) {
+        rc = err_set(&de, KILN_EINTERNAL, "the backend decoded no image");
+    }
+    if (rc != KILN_OK) {
+        if (exec_deadline_passed(&res->deadline)) {
+            return exec_deadline_error(&res->deadline, err);
+        }
+        char shown[512];
+        netguard_display_url(g->req.source, shown, sizeof shown);
+        return err_set_path(err, rc == KILN_ELIMIT ? rc : KILN_EINVAL, "source",
+                            "cannot decode \"%s\": %s", shown, de.message);
+    }
+    exec_pending *pend = calloc(g->n_jobs + 1, sizeof *pend);
+    if (pend == NULL) {
+        b->unref(source);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    res->ran_jobs = true;
+    size_t n_failed = 0;
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        job_result *jr = &res->jobs[j];
+        double t0 = clock_ms();
+        kiln_error je;
+        err_clear(&je);
+        kiln_exec ctx = {st, jr, be, &dopt};
+        int jrc = exec_deadline_passed(&res->deadline)
+                      ? exec_deadline_error(&res->deadline, &je)
+                      : native_job(e, &ctx, g, (int)j, source, &res->deadline,
+                                   &pend[j], &je);
+        if (jrc != KILN_OK && exec_deadline_passed(&res->deadline)) {
+            exec_deadline_error(&res->deadline, &je);
+        }
+        if (jrc == KILN_EIO && !res->timed_out) {
+            res->storage_errors++;
+        }
+        jr->duration_ms = clock_ms() - t0;
+        jr->ok = jrc == KILN_OK;
+        if (!jr->ok) {
+            err_format(&je, jr->error, sizeof jr->error);
+            n_failed++;
+        }
+    }
+    b->unref(source);
+    exec_finish(st, g, pend, n_failed, res);
+    free(pend);
+    return KILN_OK;
+}
