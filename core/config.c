@@ -798,8 +798,8 @@ config_set_backend(kiln_config *c, const char *backend)
     for (size_t i = 0; i < c->n_enable && !enabled; i++) {
         enabled = strcmp(c->enable[i], name) == 0;
     }
-    char **more = enabled ? NULL
-                          : realloc(c->enable, (c->n_enable + 2) * sizeof *more);
+    char **more =
+        enabled ? NULL : realloc(c->enable, (c->n_enable + 2) * sizeof *more);
     if (more != NULL) {
         c->enable = more;
         c->enable[c->n_enable++] = strdup(name);

@@ -21,7 +21,6 @@
  * most this large. */
 #define EXEC_VECTOR_MAX_PIXELS ((int64_t)100000000)
 
-
 bool
 exec_deadline_passed(exec_deadline *d)
 {
@@ -255,8 +254,8 @@ exec_open_source(const engine_storage *st, const char *path, int64_t max_bytes,
         }
         /* The formats the MagickCore backend reads (backend-magick):
          * say where they are read. */
-        static const char *const magick[] = {"PSD", "BMP", "PPM", "PCX",
-                                             "DPX", "XWD"};
+        static const char *const magick[] = {"PSD", "BMP", "PPM",
+                                             "PCX", "DPX", "XWD"};
         bool by_magick = false;
         for (size_t i = 0; i < sizeof magick / sizeof magick[0]; i++) {
             by_magick = by_magick || strstr(what, magick[i]) != NULL;

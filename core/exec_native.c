@@ -177,6 +177,35 @@ native_check_contract(const kiln_backend *b, const graph_node *node,
                         owner != NULL ? owner->name : "?");
 }
 
+/* A native op's failure in our words, as exec_op_failed() puts a
+ * libvips one: its own message when it wrote one without a parameter
+ * path ("name: ..." or any text), said to be the op's on an input of
+ * this size; a message at one of its parameters stays as it is. */
+static void
+native_op_failed(const kiln_backend *b, const graph_node *node, void *in,
+                 kiln_error *err)
+{
+    if (err->path[0] == '\0') {
+        const char *name = node->op->op.name;
+        const char *detail = err->message;
+        size_t l = strlen(name);
+        if (strncmp(detail, name, l) == 0 &&
+            strncmp(detail + l, ": ", 2) == 0) {
+            detail += l + 2;
+        }
+        kiln_shape sh;
+        memset(&sh, 0, sizeof sh);
+        b->shape(in, &sh);
+        char d[sizeof err->message];
+        snprintf(d, sizeof d, "%s", detail);
+        err_set(err, err->code,
+                "%s failed on its input (%dx%d%s, backend \"%s\"): %s", name,
+                sh.width, sh.height, sh.has_alpha ? " with alpha" : "", b->name,
+                d);
+    }
+    err_prefix_path(err, node->path);
+}
+
 /* Runs one op on *cur with `impl` (native or libvips). */
 static int
 native_run_op(kiln_exec *ctx, const graph_node *node, const reg_impl *impl,
@@ -204,7 +233,7 @@ native_run_op(kiln_exec *ctx, const graph_node *node, const reg_impl *impl,
                 err_set(err, rc, "%s failed and gave no reason (a plugin bug)",
                         node->op->op.name);
             }
-            err_prefix_path(err, node->path);
+            native_op_failed(b, node, cur->nat, err);
             return err->code;
         }
         b->unref(cur->nat);

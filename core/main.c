@@ -178,7 +178,7 @@ typedef struct cli_opts {
     int workers;
     int opt_level; /* -O: 0..3, or -1 when not given */
     bool passes;
-    bool quiet; /* compile: print nothing but errors */
+    bool quiet;          /* compile: print nothing but errors */
     const char *backend; /* run, compile: every service's pixel backend */
 } cli_opts;
 

@@ -47,6 +47,32 @@ dsl_check_backend(const registry *reg, const graph *g, const char *backend,
                   errlist *errs)
 {
     int rc = KILN_OK;
+    const reg_backend *be = registry_find_backend(reg, backend);
+    for (size_t j = 0; be != NULL && j < g->n_jobs; j++) {
+        /* An output format the backend does not write. */
+        const graph_node *store = &g->nodes[g->job_store[j]];
+        const graph_node *n = &g->nodes[store->input];
+        const char *f = graph_format_name(n->format);
+        bool writes = false;
+        for (const char *const *w = be->be.write_formats; *w && !writes; w++) {
+            writes = strcmp(*w, f) == 0;
+        }
+        if (!writes) {
+            char have[160] = "";
+            for (const char *const *w = be->be.write_formats; *w; w++) {
+                size_t l = strlen(have);
+                snprintf(have + l, sizeof have - l, "%s%s", l > 0 ? ", " : "",
+                         *w);
+            }
+            kiln_error e;
+            err_set_path(&e, KILN_EINVAL, n->path,
+                         "\"%s\" is %s, which this service's pixel backend "
+                         "\"%s\" does not write (it writes %s)",
+                         store->destination, f, backend, have);
+            errlist_add(errs, &e, NULL);
+            rc = KILN_EINVAL;
+        }
+    }
     for (size_t i = 0; backend != NULL && i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         if (n->kind != GRAPH_OP || n->dead ||
@@ -102,8 +128,7 @@ dsl_run_front(const dsl_stages *st, arena **a, graph **g, errlist *errs)
     dsl_release(root);
     if (rc == KILN_OK && st->backend_for != NULL) {
         rc = dsl_check_backend(
-            st->reg, *g, st->backend_for(st->user, (*g)->req.service_id),
-            errs);
+            st->reg, *g, st->backend_for(st->user, (*g)->req.service_id), errs);
     }
     return rc;
 }

@@ -34,13 +34,16 @@ typedef struct mk_format {
     const char *name;  /* kiln's name: "jpeg" */
     const char *coder; /* ImageMagick's: "JPEG" */
     bool alpha;        /* can be written with alpha */
+    bool vips;         /* libvips reads it too (mk_probe_vips) */
 } mk_format;
 
 static const mk_format mk_formats[] = {
-    {"jpeg", "JPEG", false}, {"png", "PNG", true},   {"gif", "GIF", true},
-    {"webp", "WEBP", true},  {"tiff", "TIFF", true}, {"bmp", "BMP", true},
-    {"psd", "PSD", true},    {"pcx", "PCX", false},  {"xwd", "XWD", false},
-    {"dpx", "DPX", false},   {"pnm", "PNM", false},
+    {"jpeg", "JPEG", false, true}, {"png", "PNG", true, true},
+    {"gif", "GIF", true, true},    {"webp", "WEBP", true, true},
+    {"tiff", "TIFF", true, true},  {"bmp", "BMP", true, false},
+    {"psd", "PSD", true, false},   {"pcx", "PCX", false, false},
+    {"xwd", "XWD", false, false},  {"dpx", "DPX", false, false},
+    {"pnm", "PNM", false, false},
 };
 
 static const char *const mk_read_formats[] = {"jpeg", "png", "gif", "webp",
@@ -213,19 +216,39 @@ mk_stop(void)
 int
 mk_error(kiln_error *err, int code, ExceptionInfo *ex, const char *what)
 {
-    if (ex != NULL && ex->severity != UndefinedException &&
-        ex->reason != NULL) {
+    const char *reason =
+        ex != NULL && ex->severity != UndefinedException ? ex->reason : NULL;
+    const char *desc = reason != NULL ? ex->description : NULL;
+    if (reason != NULL && strstr(reason, "exceeds limit") != NULL) {
+        /* MagickCore's own limits (backend.c's, lowered by the system's
+         * policy.xml): a limit the job ran into, not a failure. */
+        mk_api->error_set(
+            err, KILN_ELIMIT,
+            "%s: an image of this size is above the limit of "
+            "%llu x %llu pixels that ImageMagick has here (the "
+            "system's policy.xml may lower kiln's 65535)",
+            what, (unsigned long long)GetMagickResourceLimit(WidthResource),
+            (unsigned long long)GetMagickResourceLimit(HeightResource));
+    } else if (reason != NULL && strstr(reason, "resources exhausted")) {
+        mk_api->error_set(
+            err, KILN_ELIMIT,
+            "%s: above the limit of ImageMagick's pixel cache "
+            "here (memory %llu MB, disk %llu MB; the system's "
+            "policy.xml may lower kiln's)",
+            what,
+            (unsigned long long)(GetMagickResourceLimit(MemoryResource) >> 20),
+            (unsigned long long)(GetMagickResourceLimit(DiskResource) >> 20));
+    } else if (reason != NULL) {
         mk_api->error_set(err, code, "%s; ImageMagick said: %s%s%s%s", what,
-                          ex->reason, ex->description != NULL ? " (" : "",
-                          ex->description != NULL ? ex->description : "",
-                          ex->description != NULL ? ")" : "");
+                          reason, desc != NULL ? " (" : "",
+                          desc != NULL ? desc : "", desc != NULL ? ")" : "");
     } else {
         mk_api->error_set(err, code, "%s", what);
     }
     if (ex != NULL) {
         ClearMagickException(ex);
     }
-    return code;
+    return err->code;
 }
 
 int
@@ -425,6 +448,29 @@ mk_orientation(Image *im)
     return v >= 1 && v <= 8 ? (OrientationType)v : TopLeftOrientation;
 }
 
+/* The header as libvips reads it, for the formats both backends read:
+ * its size and alpha are then what the libvips backend (and `kiln
+ * compile --source`) binds a request to, so a request binds alike on
+ * both. MagickCore's ping does not say whether a TIFF has alpha, and
+ * gives a GIF alpha only when its first frame has a transparent colour
+ * where libvips looks at every frame. */
+static bool
+mk_probe_vips(VipsSource *src, kiln_image_info *info)
+{
+    VipsImage *h = vips_image_new_from_source(src, "", "access",
+                                              VIPS_ACCESS_SEQUENTIAL, NULL);
+    if (h == NULL) {
+        vips_error_clear();
+        return false;
+    }
+    bool swap = vips_image_get_orientation_swap(h);
+    info->width = swap ? h->Ysize : h->Xsize;
+    info->height = swap ? h->Xsize : h->Ysize;
+    info->has_alpha = vips_image_hasalpha(h);
+    g_object_unref(h);
+    return true;
+}
+
 static int
 mk_probe(VipsSource *src, kiln_image_info *info, kiln_error *err)
 {
@@ -461,6 +507,13 @@ mk_probe(VipsSource *src, kiln_image_info *info, kiln_error *err)
     info->has_alpha = im->matte != MagickFalse;
     snprintf(info->format, sizeof info->format, "%s", f->name);
     DestroyImageList(im);
+    if (f->vips) {
+        kiln_image_info v = *info;
+        if (mk_probe_vips(src, &v) && v.width == info->width &&
+            v.height == info->height) {
+            info->has_alpha = v.has_alpha;
+        }
+    }
     if (info->width < 1 || info->height < 1 || info->width > 65535 ||
         info->height > 65535) {
         return mk_api->error_set(err, KILN_ELIMIT,
@@ -618,6 +671,35 @@ mk_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
 
 /* ---------------------------------------------------------- encode */
 
+static int mk_to_vips(void *image, VipsImage **out, kiln_error *err);
+
+/* TIFF through libvips' writer (lossless either way): ImageMagick 6.9.11
+ * writes TIFF into a blob that grows without being cleared, so the byte
+ * that aligns the directory after an odd-sized strip is whatever memory
+ * held (the chain property tests saw two runs of one request differ). */
+static int
+mk_encode_tiff(void *image, VipsTarget *target, kiln_error *err)
+{
+    VipsImage *v = NULL;
+    int rc = mk_to_vips(image, &v, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    int r = vips_tiffsave_buffer(v, &buf, &len, "strip", TRUE, NULL);
+    g_object_unref(v);
+    if (r != 0) {
+        return mk_api->error_set_vips(err, "cannot encode tiff");
+    }
+    r = vips_target_write(target, buf, len);
+    g_free(buf);
+    if (r != 0) {
+        return mk_api->error_set_vips(err, "writing the result");
+    }
+    return KILN_OK;
+}
+
 static int
 mk_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
           VipsTarget *target, kiln_error *err)
@@ -628,6 +710,9 @@ mk_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
         return mk_api->error_set(err, KILN_EINVAL,
                                  "the magick backend does not write %s",
                                  opts->format);
+    }
+    if (strcmp(f->name, "tiff") == 0) {
+        return mk_encode_tiff(image, target, err);
     }
     ExceptionInfo *ex = AcquireExceptionInfo();
     Image *im = CloneImage(image, 0, 0, MagickTrue, ex);
@@ -658,6 +743,13 @@ mk_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
     snprintf(ii->filename, sizeof ii->filename, "%s:kiln", f->coder);
     snprintf(im->filename, sizeof im->filename, "%s:kiln", f->coder);
     ii->affirm = MagickTrue;
+    if (strcmp(f->name, "png") == 0) {
+        /* 8-bit RGB or RGBA, as the job's shape says: ImageMagick's PNG
+         * writer would otherwise drop an alpha band that is opaque
+         * everywhere, or write grey or a palette. */
+        SetImageOption(ii, "png:color-type", im->matte ? "6" : "2");
+        SetImageOption(ii, "png:bit-depth", "8");
+    }
     if (strcmp(f->name, "jpeg") == 0 || strcmp(f->name, "webp") == 0) {
         /* The contract's quality 0 is the encoders' lowest, 1. */
         ii->quality = (size_t)(opts->quality < 1 ? 1 : opts->quality);

@@ -10,7 +10,7 @@
  * background is transparent black, as on the libvips backend. In
  * ImageMagick 6.9 RotateImage() is DistortImage() with the
  * scale-rotate-translate distortion about the centre and a best-fit
- * canvas, which may be a pixel or two larger than the rounded bounding
+ * canvas, which is up to a few pixels larger than the rounded bounding
  * box; we call the same distortion with "distort:viewport" set to the
  * infer() size and the centre mapped to that canvas's centre, so the
  * size is exact and the image is not shifted by the cut. It resamples

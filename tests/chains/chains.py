@@ -62,6 +62,10 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 
 # Output formats by extension; the ones whose files keep an alpha band.
 FORMATS = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "avif", "heic"]
+# What each pixel backend writes (docs/backends.md); the others are refused
+# when submitted.
+BACKEND_FORMATS = {"magick": ["jpg", "jpeg", "png", "webp", "gif", "tif",
+                              "tiff"]}
 KEEPS_ALPHA = {"png", "webp", "tif", "tiff", "avif", "heic", "gif"}
 LOSSY = {"jpg", "jpeg", "webp", "avif", "heic", "gif"}
 
@@ -83,11 +87,12 @@ GRAVITIES = ["northwest", "north", "northeast", "west", "center", "east",
 class Gen:
     """Random values for one request, drawn from the op specs."""
 
-    def __init__(self, rng, ops, sources, marks):
+    def __init__(self, rng, ops, sources, marks, formats=None):
         self.rng = rng
         self.ops = [o for o in ops if o.get("executes", True)]
         self.sources = sources
         self.marks = marks
+        self.formats = formats or FORMATS
 
     def number(self, spec):
         r = self.rng
@@ -232,7 +237,7 @@ class Gen:
                 chain += self.chain()[:r.randint(0, 2)]
             else:
                 chain = self.chain()
-            ext = r.choice(FORMATS)
+            ext = r.choice(self.formats)
             job = {"destination": "/out/%s/j%d.%s" % (rid, k, ext),
                    "transformations": chain}
             if r.random() < 0.5:
@@ -985,7 +990,8 @@ def cmd_run(args):
         seed = args.seed if args.seed is not None else \
             random.SystemRandom().randrange(1 << 31)
         rng = random.Random(seed)
-        gen = Gen(rng, ops, srcs, marks)
+        gen = Gen(rng, ops, srcs, marks,
+                  BACKEND_FORMATS.get(args.backend or "vips"))
         checker = Checker(kiln, sources_dir, manifest, kiln_work,
                           args.max_area, parse_levels(args.levels),
                           not args.no_repeat)

@@ -218,6 +218,14 @@ case $(cat "$WORK/vec.out") in
 *) fail "$T_NAME/config/vector-sources" "$(head -c 300 "$WORK/vec.out")" ;;
 esac
 
+# --- an output format the backend does not write: refused when compiled
+printf '{"service_id": 1, "source": "/in/rose.png", "jobs": [{"destination": "/out/x.heic", "transformations": []}]}\n' >"$WORK/heic.json"
+magick heic "$WORK/heic.json"
+got=$(jq -r '.errors[0] | .path + ": " + .message' "$WORK/heic.out" 2>/dev/null)
+want='jobs[0]: "/out/x.heic" is heic, which this service'"'"'s pixel backend "magick" does not write (it writes jpeg, png, gif, webp, tiff)'
+[ "$got" = "$want" ] && ok "$T_NAME/compile/unwritten-format" ||
+    fail "$T_NAME/compile/unwritten-format" "got \"$got\""
+
 # --- the passes: on a magick service only those every backend runs (no
 # fused lookup table, no reduced decode); the same request on a vips
 # service fuses.

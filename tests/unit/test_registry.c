@@ -250,8 +250,8 @@ tb_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *o,
 }
 
 static int
-tb_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *o,
-          VipsTarget *t, kiln_error *err)
+tb_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *o, VipsTarget *t,
+          kiln_error *err)
 {
     (void)ctx;
     (void)image;
@@ -351,10 +351,8 @@ test_registry_backends(void)
                     KILN_OK);
     CU_ASSERT_EQUAL(tr_add(&r, tr_op("c", tr_specs, 1), msg, sizeof msg),
                     KILN_OK);
-    kiln_op_impl av = {.size = sizeof av,
-                       .op = "a",
-                       .backend = "vips",
-                       .execute = tr_execute};
+    kiln_op_impl av = {
+        .size = sizeof av, .op = "a", .backend = "vips", .execute = tr_execute};
     kiln_op_impl at = {.size = sizeof at,
                        .op = "a",
                        .backend = "tb",

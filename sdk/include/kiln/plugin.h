@@ -434,21 +434,21 @@ typedef struct kiln_op_impl {
 /* What a backend's probe() reads from a file's header, before a single
  * pixel is decoded (the host checks the pixel limit with it). */
 typedef struct kiln_image_info {
-    size_t size;        /* sizeof(kiln_image_info) as built: set by the
-                         * host before the call */
-    char format[16];    /* one of the backend's read_formats: "jpeg" */
-    int width, height;  /* upright: after the EXIF orientation */
+    size_t size;       /* sizeof(kiln_image_info) as built: set by the
+                        * host before the call */
+    char format[16];   /* one of the backend's read_formats: "jpeg" */
+    int width, height; /* upright: after the EXIF orientation */
     bool has_alpha;
 } kiln_image_info;
 
 /* How the host asks for a decode. */
 typedef struct kiln_decode_opts {
-    size_t size;         /* sizeof(kiln_decode_opts) as built by the host */
-    int64_t max_pixels;  /* width x height above this: refuse (0: none) */
-    int64_t max_bytes;   /* memory the decoder may use (0: its default) */
-    double max_seconds;  /* time the decode may take (0: no limit) */
-    bool has_alpha;      /* what probe() said: the decoded image has alpha
-                          * exactly then (the job was bound so) */
+    size_t size;        /* sizeof(kiln_decode_opts) as built by the host */
+    int64_t max_pixels; /* width x height above this: refuse (0: none) */
+    int64_t max_bytes;  /* memory the decoder may use (0: its default) */
+    double max_seconds; /* time the decode may take (0: no limit) */
+    bool has_alpha;     /* what probe() said: the decoded image has alpha
+                         * exactly then (the job was bound so) */
 } kiln_decode_opts;
 
 /* How the host asks for an encode. */
@@ -471,8 +471,8 @@ typedef struct kiln_encode_opts {
  * Every function may run on several threads at once, on different
  * images. */
 typedef struct kiln_backend {
-    size_t size;         /* sizeof(kiln_backend) as built */
-    const char *name;    /* "magick" */
+    size_t size;      /* sizeof(kiln_backend) as built */
+    const char *name; /* "magick" */
     const char *summary;
     /* NULL-terminated lists of format names, lower case ("jpeg", "psd"):
      * what decode() reads and encode() writes. */
@@ -487,9 +487,8 @@ typedef struct kiln_backend {
     /* Decodes `src` upright (EXIF orientation applied), in sRGB (an
      * embedded profile honoured), 8 bits, alpha kept, under the limits in
      * opts; *image is new. The host calls probe() first. */
-    int (*decode)(kiln_exec *ctx, VipsSource *src,
-                  const kiln_decode_opts *opts, void **image,
-                  kiln_error *err);
+    int (*decode)(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
+                  void **image, kiln_error *err);
     /* Encodes `image` into `target` (which the host ends). */
     int (*encode)(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
                   VipsTarget *target, kiln_error *err);
