@@ -306,6 +306,7 @@ native_writes(const kiln_backend *b, const char *format)
     return false;
 }
 
+/* Runs one job from `source`, one reference of which it takes. */
 static int
 native_job(kiln_engine *e, kiln_exec *ctx, graph *g, int job, void *source,
            exec_deadline *deadline, exec_pending *p, kiln_error *err)
@@ -315,6 +316,7 @@ native_job(kiln_engine *e, kiln_exec *ctx, graph *g, int job, void *source,
     const graph_node *enc = &g->nodes[store->input];
     const char *format = graph_format_name(enc->format);
     if (!native_writes(b, format)) {
+        b->unref(source);
         return err_set_path(err, KILN_EINVAL, enc->path,
                             "the \"%s\" backend does not write %s", b->name,
                             format);
@@ -324,12 +326,13 @@ native_job(kiln_engine *e, kiln_exec *ctx, graph *g, int job, void *source,
     for (int id = enc->input; g->nodes[id].kind == GRAPH_OP;
          id = g->nodes[id].input) {
         if (n == sizeof chain / sizeof chain[0]) {
+            b->unref(source);
             return err_set(err, KILN_ELIMIT, "too many transformations");
         }
         chain[n++] = id;
     }
     /* The ops make new images: the shared source stays as decoded. */
-    native_cur cur = {b->ref(source), NULL, 0};
+    native_cur cur = {source, NULL, 0};
     int rc = KILN_OK;
     for (size_t k = n; k-- > 0 && rc == KILN_OK;) {
         const graph_node *node = &g->nodes[chain[k]];
@@ -408,10 +411,18 @@ exec_native_run(kiln_engine *e, const engine_storage *st, const reg_backend *be,
         kiln_error je;
         err_clear(&je);
         kiln_exec ctx = {st, jr, be, &dopt};
-        int jrc = exec_deadline_passed(&res->deadline)
-                      ? exec_deadline_error(&res->deadline, &je)
-                      : native_job(e, &ctx, g, (int)j, source, &res->deadline,
-                                   &pend[j], &je);
+        /* The last job gets the host's own reference of the source: an
+         * image only one holder sees can be worked on in place (the
+         * backend knows by its reference count). */
+        void *mine = j + 1 == g->n_jobs ? source : b->ref(source);
+        if (j + 1 == g->n_jobs) {
+            source = NULL;
+        }
+        int jrc =
+            exec_deadline_passed(&res->deadline)
+                ? (b->unref(mine), exec_deadline_error(&res->deadline, &je))
+                : native_job(e, &ctx, g, (int)j, mine, &res->deadline, &pend[j],
+                             &je);
         if (jrc != KILN_OK && exec_deadline_passed(&res->deadline)) {
             exec_deadline_error(&res->deadline, &je);
         }
@@ -425,7 +436,9 @@ exec_native_run(kiln_engine *e, const engine_storage *st, const reg_backend *be,
             n_failed++;
         }
     }
-    b->unref(source);
+    if (source != NULL) {
+        b->unref(source); /* no job ran */
+    }
     exec_finish(st, g, pend, n_failed, res);
     free(pend);
     return KILN_OK;

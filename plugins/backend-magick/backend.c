@@ -251,19 +251,40 @@ mk_error(kiln_error *err, int code, ExceptionInfo *ex, const char *what)
     return err->code;
 }
 
+/* The rows of `im` are independent in these loops: they run on
+ * MagickCore's OpenMP threads, as its own operations do (one cache view
+ * serves several threads). */
 int
 mk_export(const Image *im, uint8_t **buf, int *bands, kiln_error *err)
 {
     int nb = im->matte ? 4 : 3;
-    size_t n = (size_t)im->columns * im->rows * (size_t)nb;
-    uint8_t *b = malloc(n > 0 ? n : 1);
+    size_t w = im->columns, rowb = w * (size_t)nb;
+    uint8_t *b = malloc(rowb * im->rows > 0 ? rowb * im->rows : 1);
     if (b == NULL) {
         return mk_api->error_set(err, KILN_ENOMEM, "out of memory");
     }
     ExceptionInfo *ex = AcquireExceptionInfo();
-    if (ExportImagePixels(im, 0, 0, im->columns, im->rows,
-                          nb == 4 ? "RGBA" : "RGB", CharPixel, b,
-                          ex) == MagickFalse) {
+    CacheView *v = AcquireVirtualCacheView(im, ex);
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
+        const PixelPacket *p = GetCacheViewVirtualPixels(v, 0, y, w, 1, ex);
+        if (p == NULL) {
+            ok = 0;
+            continue;
+        }
+        uint8_t *q = b + (size_t)y * rowb;
+        for (size_t x = 0; x < w; x++, p++, q += nb) {
+            q[0] = (uint8_t)mk_q8(GetPixelRed(p));
+            q[1] = (uint8_t)mk_q8(GetPixelGreen(p));
+            q[2] = (uint8_t)mk_q8(GetPixelBlue(p));
+            if (nb == 4) {
+                q[3] = (uint8_t)(255u - mk_q8(GetPixelOpacity(p)));
+            }
+        }
+    }
+    v = DestroyCacheView(v);
+    if (!ok) {
         free(b);
         mk_error(err, KILN_EINTERNAL, ex, "cannot read the image's pixels");
         DestroyExceptionInfo(ex);
@@ -280,20 +301,56 @@ mk_import(const Image *like, int w, int h, int bands, const uint8_t *buf,
           Image **out, kiln_error *err)
 {
     ExceptionInfo *ex = AcquireExceptionInfo();
-    Image *im = ConstituteImage(
-        (size_t)w, (size_t)h, bands == 4 ? "RGBA" : "RGB", CharPixel, buf, ex);
+    /* A blank image with like's settings (its progress monitor and the
+     * job's deadline), of w x h; every pixel is written below. */
+    Image *im = like != NULL
+                    ? CloneImage(like, (size_t)w, (size_t)h, MagickTrue, ex)
+                    : AcquireImage(NULL);
+    if (im != NULL && like == NULL &&
+        SetImageExtent(im, (size_t)w, (size_t)h) == MagickFalse) {
+        InheritException(ex, &im->exception);
+        im = DestroyImage(im);
+    }
     if (im == NULL) {
         mk_error(err, KILN_EINTERNAL, ex, "cannot make an image of pixels");
         DestroyExceptionInfo(ex);
         return err->code;
     }
-    DestroyExceptionInfo(ex);
     im->matte = bands == 4 ? MagickTrue : MagickFalse;
     im->colorspace = sRGBColorspace;
     im->depth = 8;
-    if (like != NULL) {
-        SetImageProgressMonitor(im, like->progress_monitor, like->client_data);
+    im->storage_class = DirectClass;
+    size_t rowb = (size_t)w * (size_t)bands;
+    CacheView *v = AcquireAuthenticCacheView(im, ex);
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)h; y++) {
+        PixelPacket *q =
+            QueueCacheViewAuthenticPixels(v, 0, y, (size_t)w, 1, ex);
+        if (q == NULL) {
+            ok = 0;
+            continue;
+        }
+        const uint8_t *p = buf + (size_t)y * rowb;
+        for (int x = 0; x < w; x++, q++, p += bands) {
+            SetPixelRed(q, mk_q16(p[0]));
+            SetPixelGreen(q, mk_q16(p[1]));
+            SetPixelBlue(q, mk_q16(p[2]));
+            SetPixelOpacity(q,
+                            bands == 4 ? mk_q16(255u - p[3]) : OpaqueOpacity);
+        }
+        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
+            ok = 0;
+        }
     }
+    v = DestroyCacheView(v);
+    if (!ok) {
+        im = DestroyImage(im);
+        mk_error(err, KILN_EINTERNAL, ex, "cannot write the image's pixels");
+        DestroyExceptionInfo(ex);
+        return err->code;
+    }
+    DestroyExceptionInfo(ex);
     *out = im;
     return KILN_OK;
 }
@@ -303,22 +360,26 @@ mk_settle(Image *im, kiln_error *err)
 {
     ExceptionInfo *ex = AcquireExceptionInfo();
     CacheView *v = AcquireAuthenticCacheView(im, ex);
-    bool ok = true;
-    for (ssize_t y = 0; ok && y < (ssize_t)im->rows; y++) {
+    int ok = 1;
+    bool matte = im->matte != MagickFalse;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
         PixelPacket *q =
             GetCacheViewAuthenticPixels(v, 0, y, im->columns, 1, ex);
         if (q == NULL) {
-            ok = false;
-            break;
+            ok = 0;
+            continue;
         }
         for (size_t x = 0; x < im->columns; x++, q++) {
             SetPixelRed(q, mk_q16(mk_q8(GetPixelRed(q))));
             SetPixelGreen(q, mk_q16(mk_q8(GetPixelGreen(q))));
             SetPixelBlue(q, mk_q16(mk_q8(GetPixelBlue(q))));
-            SetPixelOpacity(q, im->matte ? mk_q16(mk_q8(GetPixelOpacity(q)))
-                                         : OpaqueOpacity);
+            SetPixelOpacity(q, matte ? mk_q16(mk_q8(GetPixelOpacity(q)))
+                                     : OpaqueOpacity);
         }
-        ok = SyncCacheViewAuthenticPixels(v, ex) != MagickFalse;
+        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
+            ok = 0;
+        }
     }
     v = DestroyCacheView(v);
     if (!ok) {
@@ -329,6 +390,109 @@ mk_settle(Image *im, kiln_error *err)
     DestroyExceptionInfo(ex);
     im->colorspace = sRGBColorspace;
     im->depth = 8;
+    return KILN_OK;
+}
+
+int
+mk_writable(const Image *in, Image **out, kiln_error *err)
+{
+    if (in->reference_count == 1) {
+        /* Only the host holds it, and it lets it go once the op returns
+         * (the executor's last job owns the source; an op's output has
+         * one holder): no one can see the change. */
+        *out = ReferenceImage((Image *)in);
+        return KILN_OK;
+    }
+    return mk_clone(in, out, err);
+}
+
+int
+mk_rows(const Image *in, mk_row_fn fn, void *user, Image **out, kiln_error *err)
+{
+    Image *im = NULL;
+    int rc = mk_writable(in, &im, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    size_t w = im->columns;
+    ExceptionInfo *ex = AcquireExceptionInfo();
+    CacheView *v = AcquireAuthenticCacheView(im, ex);
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
+        uint8_t *rgb = malloc(w * 3);
+        PixelPacket *q =
+            rgb != NULL ? GetCacheViewAuthenticPixels(v, 0, y, w, 1, ex) : NULL;
+        if (q == NULL) {
+            free(rgb);
+            ok = 0;
+            continue;
+        }
+        for (size_t x = 0; x < w; x++) {
+            rgb[3 * x] = (uint8_t)mk_q8(GetPixelRed(q + x));
+            rgb[3 * x + 1] = (uint8_t)mk_q8(GetPixelGreen(q + x));
+            rgb[3 * x + 2] = (uint8_t)mk_q8(GetPixelBlue(q + x));
+        }
+        fn(rgb, w, user);
+        for (size_t x = 0; x < w; x++) {
+            SetPixelRed(q + x, mk_q16(rgb[3 * x]));
+            SetPixelGreen(q + x, mk_q16(rgb[3 * x + 1]));
+            SetPixelBlue(q + x, mk_q16(rgb[3 * x + 2]));
+        }
+        free(rgb);
+        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
+            ok = 0;
+        }
+    }
+    v = DestroyCacheView(v);
+    if (!ok) {
+        im = DestroyImage(im);
+        mk_error(err, KILN_EINTERNAL, ex, "cannot write the image's pixels");
+        DestroyExceptionInfo(ex);
+        return err->code;
+    }
+    DestroyExceptionInfo(ex);
+    *out = im;
+    return KILN_OK;
+}
+
+int
+mk_lut(const Image *in, const uint8_t lut[3][256], Image **out, kiln_error *err)
+{
+    Image *im = NULL;
+    int rc = mk_writable(in, &im, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    ExceptionInfo *ex = AcquireExceptionInfo();
+    CacheView *v = AcquireAuthenticCacheView(im, ex);
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
+        PixelPacket *q =
+            GetCacheViewAuthenticPixels(v, 0, y, im->columns, 1, ex);
+        if (q == NULL) {
+            ok = 0;
+            continue;
+        }
+        for (size_t x = 0; x < im->columns; x++, q++) {
+            SetPixelRed(q, mk_q16(lut[0][mk_q8(GetPixelRed(q))]));
+            SetPixelGreen(q, mk_q16(lut[1][mk_q8(GetPixelGreen(q))]));
+            SetPixelBlue(q, mk_q16(lut[2][mk_q8(GetPixelBlue(q))]));
+        }
+        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
+            ok = 0;
+        }
+    }
+    v = DestroyCacheView(v);
+    if (!ok) {
+        im = DestroyImage(im);
+        mk_error(err, KILN_EINTERNAL, ex, "cannot write the image's pixels");
+        DestroyExceptionInfo(ex);
+        return err->code;
+    }
+    DestroyExceptionInfo(ex);
+    *out = im;
     return KILN_OK;
 }
 
@@ -673,6 +837,54 @@ mk_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
 
 static int mk_to_vips(void *image, VipsImage **out, kiln_error *err);
 
+/* Transparent pixels onto `bg`, in place, alpha dropped: ImageMagick's
+ * `-background C -alpha remove` (the over operator in double, rounded
+ * to a quantum) and its rounding to 8 bits, in one pass. */
+static int
+mk_flatten(Image *im, const uint8_t bg[3], kiln_error *err)
+{
+    const double b[3] = {mk_q16(bg[0]), mk_q16(bg[1]), mk_q16(bg[2])};
+    ExceptionInfo *ex = AcquireExceptionInfo();
+    CacheView *v = AcquireAuthenticCacheView(im, ex);
+    int ok = 1;
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
+        PixelPacket *q =
+            GetCacheViewAuthenticPixels(v, 0, y, im->columns, 1, ex);
+        if (q == NULL) {
+            ok = 0;
+            continue;
+        }
+        for (size_t x = 0; x < im->columns; x++, q++) {
+            double a = QuantumScale * (QuantumRange - GetPixelOpacity(q));
+            double c[3] = {GetPixelRed(q), GetPixelGreen(q), GetPixelBlue(q)};
+            Quantum o[3];
+            for (int k = 0; k < 3; k++) {
+                double t = a * c[k] + (1.0 - a) * b[k];
+                o[k] = t <= 0.0            ? 0
+                       : t >= QuantumRange ? QuantumRange
+                                           : (Quantum)(t + 0.5);
+            }
+            SetPixelRed(q, mk_q16(mk_q8(o[0])));
+            SetPixelGreen(q, mk_q16(mk_q8(o[1])));
+            SetPixelBlue(q, mk_q16(mk_q8(o[2])));
+            SetPixelOpacity(q, OpaqueOpacity);
+        }
+        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
+            ok = 0;
+        }
+    }
+    v = DestroyCacheView(v);
+    if (!ok) {
+        mk_error(err, KILN_EINTERNAL, ex, "cannot flatten the image");
+        DestroyExceptionInfo(ex);
+        return err->code;
+    }
+    DestroyExceptionInfo(ex);
+    im->matte = MagickFalse;
+    return KILN_OK;
+}
+
 /* TIFF through libvips' writer (lossless either way): ImageMagick 6.9.11
  * writes TIFF into a blob that grows without being cleared, so the byte
  * that aligns the directory after an odd-sized strip is whatever memory
@@ -714,26 +926,16 @@ mk_encode(kiln_exec *ctx, void *image, const kiln_encode_opts *opts,
     if (strcmp(f->name, "tiff") == 0) {
         return mk_encode_tiff(image, target, err);
     }
-    ExceptionInfo *ex = AcquireExceptionInfo();
-    Image *im = CloneImage(image, 0, 0, MagickTrue, ex);
-    if (im == NULL) {
-        mk_error(err, KILN_ENOMEM, ex, "cannot copy the image");
-        DestroyExceptionInfo(ex);
+    Image *im = NULL;
+    if (mk_writable(image, &im, err) != KILN_OK) {
         return err->code;
     }
-    if (im->matte && !f->alpha) {
-        /* Transparent pixels onto the job's background (white). */
-        im->background_color.red = mk_q16(opts->background[0]);
-        im->background_color.green = mk_q16(opts->background[1]);
-        im->background_color.blue = mk_q16(opts->background[2]);
-        im->background_color.opacity = OpaqueOpacity;
-        SetImageAlphaChannel(im, RemoveAlphaChannel);
-        im->matte = MagickFalse;
-        if (mk_settle(im, err) != KILN_OK) {
-            DestroyImage(im);
-            DestroyExceptionInfo(ex);
-            return err->code;
-        }
+    ExceptionInfo *ex = AcquireExceptionInfo();
+    if (im->matte && !f->alpha &&
+        mk_flatten(im, opts->background, err) != KILN_OK) {
+        DestroyImage(im);
+        DestroyExceptionInfo(ex);
+        return err->code;
     }
     im->depth = 8;
     StripImage(im);

@@ -2,12 +2,10 @@
  * colorize on the magick backend: add `red`, `green` and `blue` (0..255)
  * to their channels, clamped, alpha untouched (ops.md, GD's
  * IMG_FILTER_COLORIZE with alpha 0). One integer table per channel, as in
- * ops-vips' colorize, applied to the 8-bit pixels (mk_export), so both
+ * ops-vips' colorize, applied to the 8-bit pixels (mk_lut), so both
  * backends give the same bytes.
  */
 #include "magick.h"
-
-#include <stdlib.h>
 
 static int
 colorize_execute(kiln_exec *ctx, const void *params, void *const *in,
@@ -17,9 +15,6 @@ colorize_execute(kiln_exec *ctx, const void *params, void *const *in,
     const Image *src = in[0];
     const int add[3] = {(int)p->red, (int)p->green, (int)p->blue};
     uint8_t lut[3][256];
-    uint8_t *buf = NULL;
-    Image *res = NULL;
-    int bands;
 
     (void)ctx;
     for (int b = 0; b < 3; b++) {
@@ -29,25 +24,7 @@ colorize_execute(kiln_exec *ctx, const void *params, void *const *in,
             lut[b][v] = (uint8_t)(c > 255 ? 255 : c);
         }
     }
-    int rc = mk_export(src, &buf, &bands, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    size_t n = (size_t)src->columns * src->rows;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *px = buf + i * (size_t)bands;
-
-        px[0] = lut[0][px[0]];
-        px[1] = lut[1][px[1]];
-        px[2] = lut[2][px[2]];
-    }
-    rc = mk_import(src, (int)src->columns, (int)src->rows, bands, buf, &res,
-                   err);
-    free(buf);
-    if (rc == KILN_OK) {
-        *out = res;
-    }
-    return rc;
+    return mk_lut(src, (const uint8_t(*)[256])lut, (Image **)out, err);
 }
 
 const kiln_op_impl colorize_magick = {

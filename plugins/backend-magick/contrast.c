@@ -8,18 +8,13 @@
  */
 #include "magick.h"
 
-#include <stdlib.h>
-
 static int
 contrast_execute(kiln_exec *ctx, const void *params, void *const *in,
                  void **out, kiln_error *err)
 {
     const contrast_params *p = params;
     const Image *src = in[0];
-    uint8_t lut[256];
-    uint8_t *buf = NULL;
-    Image *res = NULL;
-    int bands;
+    uint8_t lut[3][256];
 
     (void)ctx;
     if (p->level == 0) {
@@ -44,27 +39,9 @@ contrast_execute(kiln_exec *ctx, const void *params, void *const *in,
         c = c + 0.5;
         c = c * 255.0;
         c = c > 255.0 ? 255.0 : (c < 0.0 ? 0.0 : c);
-        lut[v] = (uint8_t)(int)c;
+        lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)(int)c;
     }
-    int rc = mk_export(src, &buf, &bands, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    size_t n = (size_t)src->columns * src->rows;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *px = buf + i * (size_t)bands;
-
-        px[0] = lut[px[0]];
-        px[1] = lut[px[1]];
-        px[2] = lut[px[2]];
-    }
-    rc = mk_import(src, (int)src->columns, (int)src->rows, bands, buf, &res,
-                   err);
-    free(buf);
-    if (rc == KILN_OK) {
-        *out = res;
-    }
-    return rc;
+    return mk_lut(src, (const uint8_t(*)[256])lut, (Image **)out, err);
 }
 
 const kiln_op_impl contrast_magick = {

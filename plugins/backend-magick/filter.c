@@ -37,19 +37,6 @@ static const uint8_t filter_black[4] = {0, 0, 0, 0};
  * float does (as in ops-vips' gd.c). */
 typedef float filter_v4 __attribute__((vector_size(16)));
 
-/* negate: every colour channel c becomes 255 - c. */
-static void
-filter_negate(uint8_t *buf, size_t n, int bands)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *px = buf + i * (size_t)bands;
-
-        px[0] = (uint8_t)(255 - px[0]);
-        px[1] = (uint8_t)(255 - px[1]);
-        px[2] = (uint8_t)(255 - px[2]);
-    }
-}
-
 /* One recombined value truncated to 8 bits: libvips' cast from double
  * clips to 0..255, then truncates. */
 static uint8_t
@@ -107,6 +94,13 @@ filter_recolour(uint8_t *buf, size_t n, int bands, int filter)
     }
 }
 
+/* filter_recolour for mk_rows: one row of RGB, user the filter. */
+static void
+filter_recolour_row(uint8_t *rgb, size_t n, void *user)
+{
+    filter_recolour(rgb, n, 3, *(const int *)user);
+}
+
 /* GD's gdImageConvolution(): per colour channel, the 3x3 neighbourhood
  * (edge pixels repeated) times `kernel`, summed in float row by row, then
  * sum / div + offset, clamped and truncated. Reads `src`, writes `dst`
@@ -115,6 +109,9 @@ static void
 filter_convolve(const uint8_t *src, uint8_t *dst, int w, int h, int bands,
                 const float kernel[9], float div, float offset)
 {
+    /* Rows are independent (src to dst): MagickCore's OpenMP threads
+     * share them, as its own convolution does. */
+#pragma omp parallel for schedule(static)
     for (int y = 0; y < h; y++) {
         const uint8_t *rows[3];
 
@@ -249,19 +246,24 @@ filter_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
         return mk_api->error_set(err, KILN_EINTERNAL,
                                  "filter: unknown filter %d", p->filter);
     }
+    if (p->filter == FILTER_GRAYSCALE || p->filter == FILTER_BW ||
+        p->filter == FILTER_SEPIA) {
+        int f = p->filter;
+        return mk_rows(src, filter_recolour_row, &f, (Image **)out, err);
+    }
+    if (p->filter == FILTER_NEGATE) {
+        /* A table: no copy of the pixels into 8-bit and back. */
+        uint8_t lut[3][256];
+        for (int v = 0; v < 256; v++) {
+            lut[0][v] = lut[1][v] = lut[2][v] = (uint8_t)(255 - v);
+        }
+        return mk_lut(src, (const uint8_t(*)[256])lut, (Image **)out, err);
+    }
     int rc = mk_export(src, &buf, &bands, err);
     if (rc != KILN_OK) {
         return rc;
     }
     switch (p->filter) {
-    case FILTER_NEGATE:
-        filter_negate(buf, n, bands);
-        break;
-    case FILTER_GRAYSCALE:
-    case FILTER_BW:
-    case FILTER_SEPIA:
-        filter_recolour(buf, n, bands, p->filter);
-        break;
     case FILTER_BLURSELECTIVE:
         filter_selective(buf, w, h, bands);
         break;

@@ -8,8 +8,9 @@
  * below keep that true: an op that computes in 8-bit reads the pixels
  * with mk_export() and makes its result with mk_import(); one that calls
  * a MagickCore operation ends with mk_settle() so that its samples are 8-bit
- * again. Ops never change their input (the host shares it between jobs):
- * they make new images.
+ * again. Ops make new images: they change their input only through
+ * mk_writable(), which hands it over only when no one else can see it
+ * (the host shares the source between jobs).
  */
 #ifndef KILN_PLUGINS_BACKEND_MAGICK_MAGICK_H
 #define KILN_PLUGINS_BACKEND_MAGICK_MAGICK_H
@@ -72,6 +73,24 @@ int mk_import(const Image *like, int w, int h, int bands, const uint8_t *buf,
  * bits and marks it sRGB, depth 8: after a MagickCore operation that
  * computed in 16 bits. */
 int mk_settle(Image *im, kiln_error *err);
+
+/* A new image: `in` with each colour channel mapped through its table
+ * (lut[channel][value], R G B), alpha untouched: the lookup-table ops. */
+int mk_lut(const Image *in, const uint8_t lut[3][256], Image **out,
+           kiln_error *err);
+
+/* A new image: `in` with fn run on each row's colour, n pixels of
+ * interleaved 8-bit R, G, B changed in place (alpha untouched), rows on
+ * several threads at once: the per-pixel colour ops. */
+typedef void (*mk_row_fn)(uint8_t *rgb, size_t n, void *user);
+int mk_rows(const Image *in, mk_row_fn fn, void *user, Image **out,
+            kiln_error *err);
+
+/* An image the op may write to make its output: `in` itself (one more
+ * reference) when the host is its only holder, which lets it go when
+ * the op returns, so no one sees it change; else a copy (mk_clone). It
+ * saves copying a whole pixel cache for each op. */
+int mk_writable(const Image *in, Image **out, kiln_error *err);
 
 /* A new image that is a copy of `in` (copy-on-write: cheap until
  * written). */

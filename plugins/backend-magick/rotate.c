@@ -38,7 +38,7 @@ rotate_any(const Image *src, double degrees, int ow, int oh, Image **out,
     Image *res;
     int rc;
 
-    rc = mk_clone(src, &work, err);
+    rc = mk_writable(src, &work, err);
     if (rc != KILN_OK) {
         return rc;
     }

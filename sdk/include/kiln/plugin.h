@@ -499,7 +499,11 @@ typedef struct kiln_backend {
     int (*to_vips)(void *image, VipsImage **out, kiln_error *err);
     int (*from_vips)(VipsImage *in, void **image, kiln_error *err);
     /* Images are reference-counted: ref() returns `image` with one more
-     * reference, unref() drops one. */
+     * reference, unref() drops one. The host holds one reference of
+     * each image it hands an op and drops it when the op returns; it
+     * gives the last job the source's last reference. So an op seeing
+     * an input with one reference may reuse it for its output: no one
+     * else can see it change. */
     void *(*ref)(void *image);
     void (*unref)(void *image);
 } kiln_backend;
