@@ -159,7 +159,8 @@ annotation_execute(kiln_exec *ctx, const void *params, void *const *in,
         mk_api->exec_warn(ctx, "font \"%s\" is not installed; used \"%s\"",
                           p->font, family);
     }
-    rc = mk_clone(src, &res, err);
+    MagickBooleanType matte = src->matte; /* res may be src itself */
+    rc = mk_writable(src, &res, err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -184,7 +185,7 @@ annotation_execute(kiln_exec *ctx, const void *params, void *const *in,
     if (rc == KILN_OK) {
         /* Drawing gives the image an opaque alpha channel; over an opaque
          * image the result is opaque: drop it again. */
-        res->matte = src->matte;
+        res->matte = matte;
         rc = mk_settle(res, err);
     }
     if (rc != KILN_OK) {

@@ -356,21 +356,28 @@ mk_import(const Image *like, int w, int h, int bands, const uint8_t *buf,
 }
 
 int
-mk_settle(Image *im, kiln_error *err)
+mk_settle_area(Image *im, const RectangleInfo *area, kiln_error *err)
 {
+    /* The area, cut to the image. */
+    ssize_t x0 = area->x > 0 ? area->x : 0, y0 = area->y > 0 ? area->y : 0;
+    ssize_t x1 = area->x + (ssize_t)area->width,
+            y1 = area->y + (ssize_t)area->height;
+    x1 = x1 < (ssize_t)im->columns ? x1 : (ssize_t)im->columns;
+    y1 = y1 < (ssize_t)im->rows ? y1 : (ssize_t)im->rows;
+    size_t aw = x1 > x0 ? (size_t)(x1 - x0) : 0;
     ExceptionInfo *ex = AcquireExceptionInfo();
     CacheView *v = AcquireAuthenticCacheView(im, ex);
     int ok = 1;
     bool matte = im->matte != MagickFalse;
 #pragma omp parallel for schedule(static) reduction(& : ok)
-    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
+    for (ssize_t y = y0; y < y1; y++) {
         PixelPacket *q =
-            GetCacheViewAuthenticPixels(v, 0, y, im->columns, 1, ex);
+            aw > 0 ? GetCacheViewAuthenticPixels(v, x0, y, aw, 1, ex) : NULL;
         if (q == NULL) {
-            ok = 0;
+            ok = aw == 0 ? ok : 0;
             continue;
         }
-        for (size_t x = 0; x < im->columns; x++, q++) {
+        for (size_t x = 0; x < aw; x++, q++) {
             SetPixelRed(q, mk_q16(mk_q8(GetPixelRed(q))));
             SetPixelGreen(q, mk_q16(mk_q8(GetPixelGreen(q))));
             SetPixelBlue(q, mk_q16(mk_q8(GetPixelBlue(q))));
@@ -391,6 +398,13 @@ mk_settle(Image *im, kiln_error *err)
     im->colorspace = sRGBColorspace;
     im->depth = 8;
     return KILN_OK;
+}
+
+int
+mk_settle(Image *im, kiln_error *err)
+{
+    RectangleInfo all = {im->columns, im->rows, 0, 0};
+    return mk_settle_area(im, &all, err);
 }
 
 int
@@ -456,44 +470,22 @@ mk_rows(const Image *in, mk_row_fn fn, void *user, Image **out, kiln_error *err)
     return KILN_OK;
 }
 
+/* mk_lut's row: lut is the tables. */
+static void
+mk_lut_row(uint8_t *rgb, size_t n, void *user)
+{
+    const uint8_t(*lut)[256] = user;
+    for (size_t i = 0; i < n; i++, rgb += 3) {
+        rgb[0] = lut[0][rgb[0]];
+        rgb[1] = lut[1][rgb[1]];
+        rgb[2] = lut[2][rgb[2]];
+    }
+}
+
 int
 mk_lut(const Image *in, const uint8_t lut[3][256], Image **out, kiln_error *err)
 {
-    Image *im = NULL;
-    int rc = mk_writable(in, &im, err);
-    if (rc != KILN_OK) {
-        return rc;
-    }
-    ExceptionInfo *ex = AcquireExceptionInfo();
-    CacheView *v = AcquireAuthenticCacheView(im, ex);
-    int ok = 1;
-#pragma omp parallel for schedule(static) reduction(& : ok)
-    for (ssize_t y = 0; y < (ssize_t)im->rows; y++) {
-        PixelPacket *q =
-            GetCacheViewAuthenticPixels(v, 0, y, im->columns, 1, ex);
-        if (q == NULL) {
-            ok = 0;
-            continue;
-        }
-        for (size_t x = 0; x < im->columns; x++, q++) {
-            SetPixelRed(q, mk_q16(lut[0][mk_q8(GetPixelRed(q))]));
-            SetPixelGreen(q, mk_q16(lut[1][mk_q8(GetPixelGreen(q))]));
-            SetPixelBlue(q, mk_q16(lut[2][mk_q8(GetPixelBlue(q))]));
-        }
-        if (SyncCacheViewAuthenticPixels(v, ex) == MagickFalse) {
-            ok = 0;
-        }
-    }
-    v = DestroyCacheView(v);
-    if (!ok) {
-        im = DestroyImage(im);
-        mk_error(err, KILN_EINTERNAL, ex, "cannot write the image's pixels");
-        DestroyExceptionInfo(ex);
-        return err->code;
-    }
-    DestroyExceptionInfo(ex);
-    *out = im;
-    return KILN_OK;
+    return mk_rows(in, mk_lut_row, (void *)lut, out, err);
 }
 
 int

@@ -73,8 +73,9 @@ enhance_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
     }
     /* EnhanceImage opens its input for writing (an authentic cache
      * view), which makes MagickCore copy a shared pixel cache into that
-     * image: give it a private clone, never the host's shared input. */
-    rc = mk_clone(src, &priv, err);
+     * image: give it one only this op sees, never the host's shared
+     * input. */
+    rc = mk_writable(src, &priv, err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -90,13 +91,10 @@ enhance_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
         goto fail;
     }
     DestroyExceptionInfo(ex);
-    /* The samples are 8-bit already: mk_settle changes none of them and
-     * sets the rest of the backend's contract (sRGB, depth 8). */
-    rc = mk_settle(res, err);
-    if (rc != KILN_OK) {
-        DestroyImage(res);
-        return rc;
-    }
+    /* The samples are 8-bit already (enhance_settle): the rest of the
+     * backend's contract. */
+    res->colorspace = sRGBColorspace;
+    res->depth = 8;
     *out = res;
     return KILN_OK;
 

@@ -73,6 +73,9 @@ int mk_import(const Image *like, int w, int h, int bands, const uint8_t *buf,
  * bits and marks it sRGB, depth 8: after a MagickCore operation that
  * computed in 16 bits. */
 int mk_settle(Image *im, kiln_error *err);
+/* The same for the pixels of `area` only (cut to the image), the only
+ * ones an op computed. */
+int mk_settle_area(Image *im, const RectangleInfo *area, kiln_error *err);
 
 /* A new image: `in` with each colour channel mapped through its table
  * (lut[channel][value], R G B), alpha untouched: the lookup-table ops. */

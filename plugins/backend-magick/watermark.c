@@ -106,7 +106,9 @@ watermark_execute(kiln_exec *ctx, const void *params, void *const *in,
     mk_api->place(p->gravity, (int)src->columns, (int)src->rows,
                   (int)overlay->columns, (int)overlay->rows,
                   ops_px(&p->xoffset), ops_px(&p->yoffset), &x, &y);
-    rc = mk_clone(src, &res, err);
+    MagickBooleanType matte = src->matte;
+    RectangleInfo area = {overlay->columns, overlay->rows, x, y};
+    rc = mk_writable(src, &res, err);
     if (rc != KILN_OK) {
         DestroyImage(overlay);
         return rc;
@@ -120,8 +122,8 @@ watermark_execute(kiln_exec *ctx, const void *params, void *const *in,
     }
     DestroyImage(overlay);
     /* OVER onto an opaque image is opaque: no alpha appears. */
-    res->matte = src->matte;
-    rc = mk_settle(res, err);
+    res->matte = matte;
+    rc = mk_settle_area(res, &area, err); /* only what the blend changed */
     if (rc != KILN_OK) {
         DestroyImage(res);
         return rc;
