@@ -25,17 +25,19 @@ enhance_settle(const Image *src, Image *dst, ExceptionInfo *ex)
     CacheView *sv = AcquireVirtualCacheView(src, ex);
     CacheView *dv = AcquireAuthenticCacheView(dst, ex);
     bool keep_alpha = src->matte && dst->matte;
-    bool ok = true;
+    int ok = 1;
 
-    for (ssize_t y = 0; ok && y < (ssize_t)dst->rows; y++) {
+    /* Rows on MagickCore's OpenMP threads, as backend.c's loops. */
+#pragma omp parallel for schedule(static) reduction(& : ok)
+    for (ssize_t y = 0; y < (ssize_t)dst->rows; y++) {
         const PixelPacket *p =
             GetCacheViewVirtualPixels(sv, 0, y, src->columns, 1, ex);
         PixelPacket *q =
             GetCacheViewAuthenticPixels(dv, 0, y, dst->columns, 1, ex);
 
         if (p == NULL || q == NULL) {
-            ok = false;
-            break;
+            ok = 0;
+            continue;
         }
         for (size_t x = 0; x < dst->columns; x++) {
             SetPixelRed(q + x, mk_q16(GetPixelRed(q + x) / 257u));
@@ -45,7 +47,9 @@ enhance_settle(const Image *src, Image *dst, ExceptionInfo *ex)
                 SetPixelOpacity(q + x, GetPixelOpacity(p + x));
             }
         }
-        ok = SyncCacheViewAuthenticPixels(dv, ex) != MagickFalse;
+        if (SyncCacheViewAuthenticPixels(dv, ex) == MagickFalse) {
+            ok = 0;
+        }
     }
     DestroyCacheView(dv);
     DestroyCacheView(sv);

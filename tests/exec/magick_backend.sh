@@ -176,6 +176,15 @@ if [ -r "$TESTDATA/exif-landscape-6.jpg" ]; then
     else
         skip "$T_NAME/decode/orientation-as-convert" "no sRGB ICC profile found for a colour-managed convert"
     fi
+    # And as the libvips backend decodes it (both colour-manage through
+    # the embedded profile).
+    req dec-orient-v /in/orient6.jpg /out/orient-v.png
+    "$KILN" run --storage-root "$ROOT" "$WORK/dec-orient-v.json" >/dev/null 2>&1
+    if psnr_ge "$ROOT/out/orient.png" "$ROOT/out/orient-v.png" 35; then
+        ok "$T_NAME/decode/orientation-as-libvips:${PSNR_VALUE}dB"
+    else
+        fail "$T_NAME/decode/orientation-as-libvips" "${PSNR_VALUE:-?} dB"
+    fi
 fi
 same_image "$T_NAME/decode/16-bit" "$ROOT/out/deep.png" "$IN/rose.png"
 same_image "$T_NAME/decode/alpha-kept" "$ROOT/out/alpha.png" "$IN/rgba.png"
