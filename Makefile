@@ -43,8 +43,8 @@ SHIPPED_PLUGINS := $(filter ops-%,$(ALL_PLUGINS)) \
 include mk/deps.mk
 
 # ------------------------------------------------------------- the CLI
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard dsl/*.c) \
-            $(wildcard kernels/*.c)
+CORE_SRC := $(wildcard base/*.c) $(filter-out core/main.c,$(wildcard core/*.c)) \
+            $(wildcard dsl/*.c) $(wildcard kernels/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(BUILD)/obj/core/main.o
 

@@ -6,6 +6,8 @@
  */
 #include "kiln.h"
 
+#include "../dsl/value_lexer.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../dsl/value_lexer.h"
 #include "metrics.h"
 #include "netguard.h"
 
@@ -326,6 +329,8 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
         engine_free(e);
         return rc;
     }
+    /* Plugins' length defaults are checked with the compiler's lexer. */
+    e->reg.check_length = dsl_lex_length;
     rc = loader_load_config(e, err);
     if (rc == KILN_OK) {
         rc = engine_parse_service_settings(e, err);

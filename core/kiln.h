@@ -3,7 +3,7 @@
  * compiled, bound and optimized graph runs (exec.c, exec_fused.c,
  * stream.c, render.c) and the engine that ties storage, the job store and
  * the runner to it. Includes the compiler (dsl/dsl.h) and the host's base
- * (host.h). Plugins never see this file; they see sdk/include/kiln only.
+ * (base/host.h). Plugins never see this file; they see sdk/include/kiln only.
  */
 #ifndef KILN_CORE_KILN_H
 #define KILN_CORE_KILN_H

@@ -10,7 +10,7 @@
  * vips-heif (AVIF, HEIC) in kiln, vips-poppler (PDF) in the renderer child.
  * An operator who sets VIPSHOME keeps libvips' own behaviour.
  */
-#include "host.h"
+#include "../base/host.h"
 
 #include <gmodule.h>
 #include <stdlib.h>

@@ -2,13 +2,13 @@
  * The compiler (the dsl layer): a request's JSON through its stages in
  * order (stages.c runs them): parse -> compile into the IR graph -> bind
  * to the source's size -> the optimizer's passes. It calls the host's base
- * (core/host.h: arena, errors, registry, configuration) and nothing of
+ * (base/host.h: arena, errors, registry, configuration types) and nothing of
  * the executor. Plugins never see this file.
  */
 #ifndef KILN_DSL_DSL_H
 #define KILN_DSL_DSL_H
 
-#include "../core/host.h"
+#include "../base/host.h"
 
 /* ------------------------------------------------------------ params.c */
 

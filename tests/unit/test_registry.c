@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../core/kiln.h"
+#include "../../dsl/value_lexer.h"
 
 int test_registry_register(void);
 
@@ -79,7 +80,7 @@ tr_add(registry *r, kiln_op op, char *msg, size_t size)
 static void
 test_registry_impls(void)
 {
-    registry r = {0};
+    registry r = {.check_length = dsl_lex_length};
     kiln_error err;
     char msg[1024];
     CU_ASSERT_EQUAL(tr_add(&r, tr_op("tr", tr_specs, 1), msg, sizeof msg),
@@ -158,7 +159,7 @@ test_registry_spec_sizes(void)
         s.offset = 0;
         memcpy(table + (size_t)i * big, &s, sizeof s);
     }
-    registry r = {0};
+    registry r = {.check_length = dsl_lex_length};
     char msg[1024];
     CU_ASSERT_EQUAL(tr_add(&r,
                            tr_op("tr-big", (const kiln_param_spec *)table, 2),
@@ -185,7 +186,7 @@ test_registry_spec_sizes(void)
 static void
 test_registry_length_default(void)
 {
-    registry r = {0};
+    registry r = {.check_length = dsl_lex_length};
     char msg[1024];
     kiln_param_spec s = tr_specs[0];
     s.def_length = "10 %";
@@ -305,7 +306,7 @@ static void
 test_registry_backends(void)
 {
     static const char *const fmts[] = {"png", NULL};
-    registry r = {0};
+    registry r = {.check_length = dsl_lex_length};
     kiln_error err;
     char msg[1024];
     kiln_backend be = {.size = sizeof be,

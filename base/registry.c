@@ -6,9 +6,6 @@
  * whose init fails can be undone.
  */
 #include "host.h"
-
-#include "../dsl/value_lexer.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,9 +64,11 @@ registry_field_size(kiln_param_kind kind)
 }
 
 int
-registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
-                     size_t struct_size, kiln_error *err)
+registry_check_specs(const registry *r, const char *what,
+                     const kiln_param_spec *specs, size_t n, size_t struct_size,
+                     kiln_error *err)
 {
+    registry_length_fn check_length = r != NULL ? r->check_length : NULL;
     if (n > 0 && specs == NULL) {
         return err_set(err, KILN_EINVAL, "%s: %zu params but no spec table",
                        what, n);
@@ -111,9 +110,9 @@ registry_check_specs(const char *what, const kiln_param_spec *specs, size_t n,
                                    ? "not a length"
                                    : "required or one of a group");
             }
-            if (dsl_lex_length(s->def_length,
-                               s->units ? s->units : KILN_UNIT_PX, &len,
-                               &le) != KILN_OK) {
+            if (check_length != NULL &&
+                check_length(s->def_length, s->units ? s->units : KILN_UNIT_PX,
+                             &len, &le) != KILN_OK) {
                 return err_set(err, KILN_EINVAL,
                                "%s: param \"%s\": its default \"%s\" is not "
                                "a length it accepts: %s",
@@ -176,8 +175,9 @@ registry_take_struct(const char *what, const char *name, const void *p,
  * host would ignore is refused. *out is NULL for an empty table; free it
  * with free(). */
 static int
-registry_copy_specs(const char *what, const kiln_param_spec *specs, size_t n,
-                    size_t struct_size, kiln_param_spec **out, kiln_error *err)
+registry_copy_specs(const registry *r, const char *what,
+                    const kiln_param_spec *specs, size_t n, size_t struct_size,
+                    kiln_param_spec **out, kiln_error *err)
 {
     *out = NULL;
     if (n == 0) {
@@ -223,7 +223,7 @@ registry_copy_specs(const char *what, const kiln_param_spec *specs, size_t n,
             }
         }
     }
-    int rc = registry_check_specs(what, copy, n, struct_size, err);
+    int rc = registry_check_specs(r, what, copy, n, struct_size, err);
     if (rc != KILN_OK) {
         free(copy);
         return rc;
@@ -260,7 +260,7 @@ registry_add_op(registry *r, kiln_plugin *owner, const kiln_op *op,
                        full.name, full.n_inputs);
     }
     kiln_param_spec *specs = NULL;
-    rc = registry_copy_specs(full.name, full.params, full.n_params,
+    rc = registry_copy_specs(r, full.name, full.params, full.n_params,
                              full.params_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
@@ -382,7 +382,7 @@ registry_add_storage(registry *r, kiln_plugin *owner, const kiln_storage *st,
                        full.name);
     }
     kiln_param_spec *specs = NULL;
-    rc = registry_copy_specs(full.name, full.settings, full.n_settings,
+    rc = registry_copy_specs(r, full.name, full.settings, full.n_settings,
                              full.settings_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;
@@ -420,7 +420,7 @@ registry_add_service(registry *r, kiln_plugin *owner, const kiln_service *svc,
                        full.name ? full.name : "(null)");
     }
     kiln_param_spec *specs = NULL;
-    rc = registry_copy_specs(full.name, full.settings, full.n_settings,
+    rc = registry_copy_specs(r, full.name, full.settings, full.n_settings,
                              full.settings_size, &specs, err);
     if (rc != KILN_OK) {
         return rc;

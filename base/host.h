@@ -1,11 +1,15 @@
 /*
- * The host's base, below the compiler (dsl/dsl.h) and the executor
- * (kiln.h): arena, clock, errors, suggestions, geometry, the registry of
- * what plugins registered, the loader and the configuration. Plugins never
- * see this file; they see sdk/include/kiln only.
+ * The host's base (base/), below the compiler (dsl/dsl.h) and the
+ * executor (core/kiln.h): arena, clock, errors, suggestions, geometry and
+ * the registry of what plugins registered, defined in this folder; and
+ * the types of the loader and the configuration, which core/ defines
+ * (they are above the compiler: the configuration parses JSON with it).
+ * Nothing here calls up: a length default is checked through the
+ * registry's check_length, which the engine sets to the compiler's
+ * lexer. Plugins never see this file; they see sdk/include/kiln only.
  */
-#ifndef KILN_CORE_HOST_H
-#define KILN_CORE_HOST_H
+#ifndef KILN_BASE_HOST_H
+#define KILN_BASE_HOST_H
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -145,7 +149,15 @@ typedef struct reg_backend {
     kiln_plugin *owner;
 } reg_backend;
 
+/* Checks a length default's text (the compiler's lexer, dsl_lex_length:
+ * the registry is below the compiler and cannot call it). */
+typedef int (*registry_length_fn)(const char *text, unsigned units,
+                                  kiln_length *out, kiln_error *err);
+
 typedef struct registry {
+    /* Set by whoever fills the registry (the engine: dsl_lex_length);
+     * NULL: length defaults are not checked. */
+    registry_length_fn check_length;
     reg_op *ops;
     size_t n_ops, cap_ops;
     reg_storage *storages;
@@ -172,8 +184,8 @@ int registry_add_storage(registry *r, kiln_plugin *owner,
                          const kiln_storage *st, kiln_error *err);
 int registry_add_service(registry *r, kiln_plugin *owner,
                          const kiln_service *svc, kiln_error *err);
-int registry_add_backend(registry *r, kiln_plugin *owner,
-                         const kiln_backend *b, kiln_error *err);
+int registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
+                         kiln_error *err);
 /* The pixel backend `name` a plugin registered; NULL for "vips" (the
  * host's own) and for one not loaded. */
 const reg_backend *registry_find_backend(const registry *r, const char *name);
@@ -192,8 +204,9 @@ const reg_storage *registry_find_storage(const registry *r, const char *name);
 void registry_free(registry *r);
 /* Checks a spec table against its struct size; used for ops and storage
  * settings at registration. */
-int registry_check_specs(const char *what, const kiln_param_spec *specs,
-                         size_t n, size_t struct_size, kiln_error *err);
+int registry_check_specs(const registry *r, const char *what,
+                         const kiln_param_spec *specs, size_t n,
+                         size_t struct_size, kiln_error *err);
 
 /* ------------------------------------------------------------ loader.c */
 
@@ -300,4 +313,4 @@ void config_set_backend(kiln_config *c, const char *backend);
 const config_service *config_find_service(const kiln_config *c, int id);
 void config_free(kiln_config *c);
 
-#endif /* KILN_CORE_HOST_H */
+#endif /* KILN_BASE_HOST_H */
