@@ -311,7 +311,8 @@ registry_add_op_impl(registry *r, kiln_plugin *owner, const kiln_op_impl *impl,
                        full.op, full.backend);
     }
     bool vips = strcmp(full.backend, "vips") == 0;
-    if (vips ? full.execute == NULL || full.execute_native != NULL
+    if (vips ? full.execute == NULL || full.execute_native != NULL ||
+                   full.execute_native_reduced != NULL
              : full.execute_native == NULL || full.execute != NULL ||
                    full.execute_reduced != NULL) {
         return err_set(err, KILN_EINVAL,

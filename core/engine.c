@@ -827,7 +827,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
             goto done;
         }
         errlist_free(&nerrs);
-        rc = exec_native_run(e, st, be, g, src, &lim, res, &err);
+        rc = exec_native_run(e, st, be, g, src, &info, &lim, res, &err);
         if (rc != KILN_OK) {
             goto fail;
         }

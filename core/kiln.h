@@ -329,7 +329,8 @@ int exec_native_open(const engine_storage *src_st, const char *path,
  * the source does not decode; job failures are in res. */
 int exec_native_run(kiln_engine *e, const engine_storage *st,
                     const struct reg_backend *be, graph *g, VipsSource *src,
-                    const kiln_limits *lim, exec_result *res, kiln_error *err);
+                    const kiln_image_info *info, const kiln_limits *lim,
+                    exec_result *res, kiln_error *err);
 /* Cancels the pipelines that read `im` once the deadline passes: libvips
  * signals evaluation progress on it and the handler kills it. */
 void exec_deadline_watch(exec_deadline *d, VipsImage *im);

@@ -725,6 +725,34 @@ mk_to_srgb(Image *im, ExceptionInfo *ex, kiln_error *err)
     return KILN_OK;
 }
 
+/* The host's hint for a reduced decode (kiln_decode_opts.min_width,
+ * shrink-on-load at -O2) as ImageMagick's own, `-define jpeg:size=WxH`:
+ * libjpeg's DCT scaling to the smallest eighth of the size that still
+ * covers it. The hint is upright and jpeg:size is in the file's axes,
+ * swapped for an EXIF orientation that turns the image (read from the
+ * header by libvips, which is cheap; on no header, no hint). */
+static void
+mk_jpeg_size_hint(VipsSource *src, const kiln_decode_opts *opts, ImageInfo *ii)
+{
+    if (opts->size < offsetof(kiln_decode_opts, min_height) + sizeof(int) ||
+        opts->min_width <= 0 || opts->min_height <= 0) {
+        return;
+    }
+    VipsImage *h = vips_image_new_from_source(src, "", "access",
+                                              VIPS_ACCESS_SEQUENTIAL, NULL);
+    if (h == NULL) {
+        vips_error_clear();
+        return;
+    }
+    bool swap = vips_image_get_orientation_swap(h);
+    g_object_unref(h);
+    char size[48];
+    snprintf(size, sizeof size, "%dx%d",
+             swap ? opts->min_height : opts->min_width,
+             swap ? opts->min_width : opts->min_height);
+    SetImageOption(ii, "jpeg:size", size);
+}
+
 static int
 mk_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
           void **image, kiln_error *err)
@@ -745,6 +773,9 @@ mk_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
         return mk_refuse(b, n, err);
     }
     ImageInfo *ii = mk_info(f);
+    if (strcmp(f->name, "jpeg") == 0) {
+        mk_jpeg_size_hint(src, opts, ii);
+    }
     uintptr_t at = opts->max_seconds > 0
                        ? (uintptr_t)((mk_now() + opts->max_seconds) * 1e3)
                        : 0;
@@ -793,6 +824,11 @@ mk_decode(kiln_exec *ctx, VipsSource *src, const kiln_decode_opts *opts,
         im = up;
     }
     im->orientation = TopLeftOrientation;
+    /* kiln's images have no virtual canvas: a file's own page geometry,
+     * or the one TransverseImage() leaves unswapped for orientation 7,
+     * would become a GIF's logical screen (chains seed 77: a 80x120
+     * result written 120x120). */
+    im->page = (RectangleInfo){0, 0, 0, 0};
     /* An 8-bit sRGB file decodes to exact 8-bit quanta: rounding them
      * again (mk_settle) was an eighth of a plain conversion's time. */
     bool exact = im->depth <= 8 && im->colorspace == sRGBColorspace &&

@@ -49,19 +49,18 @@ fitmethod_pad(const fitmethod_params *p, const ops_fit_plan *plan,
     return KILN_OK;
 }
 
+/* The plan comes from the input the op was bound against (bw x bh), the
+ * pixels from `src`, which may be a reduced decode of it. */
 static int
-fitmethod_execute(kiln_exec *ctx, const void *params, void *const *in,
-                  void **out, kiln_error *err)
+fitmethod_run(const fitmethod_params *p, const Image *src, int bw, int bh,
+              void **out, kiln_error *err)
 {
-    const fitmethod_params *p = params;
-    const Image *src = in[0];
     Image *scaled = NULL, *res = NULL;
     ops_fit_plan plan;
     int rc;
 
-    (void)ctx;
-    rc = ops_fit_plan_make(mk_api, p, (int)src->columns, (int)src->rows,
-                           src->matte != MagickFalse, &plan, err);
+    rc = ops_fit_plan_make(mk_api, p, bw, bh, src->matte != MagickFalse, &plan,
+                           err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -87,9 +86,32 @@ fitmethod_execute(kiln_exec *ctx, const void *params, void *const *in,
     return KILN_OK;
 }
 
+static int
+fitmethod_execute(kiln_exec *ctx, const void *params, void *const *in,
+                  void **out, kiln_error *err)
+{
+    const Image *src = in[0];
+
+    (void)ctx;
+    return fitmethod_run(params, src, (int)src->columns, (int)src->rows, out,
+                         err);
+}
+
+/* On a JPEG decoded at a reduced scale (shrink-on-load, -O2). */
+static int
+fitmethod_execute_reduced(kiln_exec *ctx, const void *params,
+                          const kiln_reduction *r, void *const *in, void **out,
+                          kiln_error *err)
+{
+    (void)ctx;
+    return fitmethod_run(params, in[0], r->bound.width, r->bound.height, out,
+                         err);
+}
+
 const kiln_op_impl fitmethod_magick = {
     .size = sizeof(kiln_op_impl),
     .op = "fitmethod",
     .backend = "magick",
     .execute_native = fitmethod_execute,
+    .execute_native_reduced = fitmethod_execute_reduced,
 };

@@ -46,19 +46,17 @@ mk_resample(const Image *in, int w, int h, Image **out, kiln_error *err)
     return KILN_OK;
 }
 
+/* The size comes from the input the op was bound against (bw x bh),
+ * the pixels from `src`, which may be a reduced decode of it. */
 static int
-resize_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
-               kiln_error *err)
+resize_run(const resize_params *p, const Image *src, int bw, int bh, void **out,
+           kiln_error *err)
 {
-    const resize_params *p = params;
-    const Image *src = in[0];
     Image *res = NULL;
     int w, h;
     int rc;
 
-    (void)ctx;
-    rc = mk_api->derive_size(&p->width, &p->height, (int)src->columns,
-                             (int)src->rows, &w, &h, err);
+    rc = mk_api->derive_size(&p->width, &p->height, bw, bh, &w, &h, err);
     if (rc != KILN_OK) {
         return rc;
     }
@@ -70,9 +68,32 @@ resize_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
     return KILN_OK;
 }
 
+static int
+resize_execute(kiln_exec *ctx, const void *params, void *const *in, void **out,
+               kiln_error *err)
+{
+    const Image *src = in[0];
+
+    (void)ctx;
+    return resize_run(params, src, (int)src->columns, (int)src->rows, out, err);
+}
+
+/* On a JPEG decoded at a reduced scale (shrink-on-load, -O2): ResizeImage
+ * straight from the smaller image to the bound size, as `convert -define
+ * jpeg:size=... -resize` does. */
+static int
+resize_execute_reduced(kiln_exec *ctx, const void *params,
+                       const kiln_reduction *r, void *const *in, void **out,
+                       kiln_error *err)
+{
+    (void)ctx;
+    return resize_run(params, in[0], r->bound.width, r->bound.height, out, err);
+}
+
 const kiln_op_impl resize_magick = {
     .size = sizeof(kiln_op_impl),
     .op = "resize",
     .backend = "magick",
     .execute_native = resize_execute,
+    .execute_native_reduced = resize_execute_reduced,
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The chain property tests (tests/chains/chains.py) at fixed seeds, and
-# every regression case a failure left behind (tests/chains/regressions/).
+# every regression case a failure left behind (tests/chains/regressions/,
+# and regressions-magick/ replayed on the MagickCore backend).
 # Random valid requests over sources of every kind run at -O0 to -O3 and
 # again; sizes, alpha, level agreement and error paths are checked.
 # `make check-chains SEED=... N=...` runs as many as asked.
@@ -40,4 +41,8 @@ fi
 rm -f "$out"
 python3 tests/chains/chains.py replay --build "$BUILD" "${rlv[@]}" \
     tests/chains/regressions/*.json || _fails=$((_fails + 1))
+python3 tests/chains/chains.py replay --build "$BUILD" "${rlv[@]}" \
+    --backend magick tests/chains/regressions-magick/*.json |
+    sed 's#chains/#chains-magick/#'
+[ "${PIPESTATUS[0]}" = 0 ] || _fails=$((_fails + 1))
 finish

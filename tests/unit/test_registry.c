@@ -230,6 +230,14 @@ tb_native(kiln_exec *ctx, const void *params, void *const *in, void **out,
 }
 
 static int
+tb_native_reduced(kiln_exec *ctx, const void *params, const kiln_reduction *r,
+                  void *const *in, void **out, kiln_error *err)
+{
+    (void)r;
+    return tb_native(ctx, params, in, out, err);
+}
+
+static int
 tb_probe(VipsSource *src, kiln_image_info *info, kiln_error *err)
 {
     (void)src;
@@ -357,7 +365,8 @@ test_registry_backends(void)
     kiln_op_impl at = {.size = sizeof at,
                        .op = "a",
                        .backend = "tb",
-                       .execute_native = tb_native};
+                       .execute_native = tb_native,
+                       .execute_native_reduced = tb_native_reduced};
     kiln_op_impl bv = av;
     bv.op = "b";
     kiln_op_impl ct = at;
@@ -374,6 +383,13 @@ test_registry_backends(void)
     wrong = ct;
     wrong.backend = "vips"; /* native only, on libvips */
     CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &wrong, &err), KILN_EINVAL);
+    /* 2.1's execute_native_reduced is a native backend's, never libvips'
+     * (which has execute_reduced). */
+    wrong = bv;
+    wrong.op = "c";
+    wrong.execute_native_reduced = tb_native_reduced;
+    CU_ASSERT_EQUAL(registry_add_op_impl(&r, NULL, &wrong, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "\"vips\" implementation"));
     const reg_op *a = registry_find_op(&r, "a");
     const reg_op *b = registry_find_op(&r, "b");
     const reg_op *c = registry_find_op(&r, "c");

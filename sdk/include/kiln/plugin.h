@@ -30,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 2
-#define KILN_ABI_MINOR 0
+#define KILN_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -422,11 +422,22 @@ typedef struct kiln_op_impl {
      * with alpha exactly when infer() says, the shape infer() gave. *out
      * is a new image the host releases with the backend's unref();
      * in[] stays the host's. Such an op runs on its input as bound
-     * (the optimizer passes that reduce or window an input apply to
-     * libvips only), so it needs no execute_reduced. Set either execute
-     * (backend "vips") or execute_native (any other). */
+     * (the optimizer passes that window an input, or fuse or reuse
+     * resamples, apply to libvips only). Set either execute (backend
+     * "vips") or execute_native (any other). */
     int (*execute_native)(kiln_exec *ctx, const void *params, void *const *in,
                           void **out, kiln_error *err);
+
+    /* 2.1, any other backend, optional: execute_native() on a source the
+     * backend decoded at a reduced scale (kiln_decode_opts.min_width,
+     * a JPEG's DCT scaling), as execute_reduced() is for libvips: plan
+     * from r->bound, resample from in[0] (r->xscale, r->yscale <= 1, no
+     * window), give the size infer() gave for r->bound. The host asks a
+     * backend for a reduced decode only when every op reading the source
+     * has kiln_op.sample_scale and this member (docs/backends.md). */
+    int (*execute_native_reduced)(kiln_exec *ctx, const void *params,
+                                  const kiln_reduction *r, void *const *in,
+                                  void **out, kiln_error *err);
 } kiln_op_impl;
 
 /* ---------------------------------------------------- pixel backends */
@@ -449,6 +460,13 @@ typedef struct kiln_decode_opts {
     double max_seconds; /* time the decode may take (0: no limit) */
     bool has_alpha;     /* what probe() said: the decoded image has alpha
                          * exactly then (the job was bound so) */
+    /* 2.1: when not 0, the backend may decode the source smaller than it
+     * is, upright at least min_width x min_height (a hint, as
+     * ImageMagick's jpeg:size: a JPEG's DCT scaling), or whole; the host
+     * reads the size it got with shape(). Only ops with
+     * execute_native_reduced then read it. Check opts->size before
+     * reading these. */
+    int min_width, min_height;
 } kiln_decode_opts;
 
 /* How the host asks for an encode. */
