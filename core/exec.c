@@ -925,6 +925,7 @@ exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g, int node,
         jr->duration_ms = clock_ms() - t0;
         jr->ok = rc == KILN_OK;
         if (!jr->ok) {
+            graph_job_path(g, (int)j, &err);
             err_format(&err, jr->error, sizeof jr->error);
             n_failed++;
         }

@@ -550,6 +550,7 @@ exec_native_run(kiln_engine *e, const engine_storage *st, const reg_backend *be,
         jr->duration_ms = clock_ms() - t0;
         jr->ok = jrc == KILN_OK;
         if (!jr->ok) {
+            graph_job_path(g, (int)j, &je);
             err_format(&je, jr->error, sizeof jr->error);
             n_failed++;
         }

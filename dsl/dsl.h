@@ -116,6 +116,10 @@ typedef struct graph_node {
     /* GRAPH_LOAD of a JPEG whose libjpeg warnings source_check_jpeg found
      * harmless: decoded with fail_on error, not warning (exec_fail_on). */
     bool load_lenient;
+    /* A dead GRAPH_OP that share-chains merged: 1 + the id of the live
+     * node that runs in its place for its job (0: none), so that an
+     * error there is told at this job's own path (graph_job_path). */
+    int runs_as;
     /* GRAPH_OP whose input was reduced, or that makes only a window of
      * its output (crop-first): it runs execute_reduced(). */
     bool is_reduced;
@@ -197,6 +201,10 @@ void graph_merge(graph *g, int from, int to);
  * renders into memory) reads its input once, in order
  * (KILN_OP_SEQUENTIAL). false when out of memory. */
 bool graph_streams(const graph *g);
+/* An error of job `job` at a node share-chains made it share with
+ * another job carries that job's path ("jobs[0].transformations[1]");
+ * puts this job's own path for the same op in its place. */
+void graph_job_path(const graph *g, int job, kiln_error *err);
 /* True when two shapes have the same size, bands and alpha. */
 bool graph_same_shape(const kiln_shape *a, const kiln_shape *b);
 /* Drops live op node `id`: its consumers read its input instead. */

@@ -152,6 +152,28 @@ graph_merge(graph *g, int from, int to)
     d->dead = true;
 }
 
+void
+graph_job_path(const graph *g, int job, kiln_error *err)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const graph_node *b = &g->nodes[i];
+        if (b->runs_as == 0 || b->job != job) {
+            continue;
+        }
+        const graph_node *a = &g->nodes[b->runs_as - 1];
+        size_t l = strlen(a->path);
+        char c = err->path[l];
+        if (a->job == job || strncmp(err->path, a->path, l) != 0 ||
+            (c != '\0' && c != '.' && c != '[')) {
+            continue;
+        }
+        char rest[sizeof err->path];
+        snprintf(rest, sizeof rest, "%s", err->path + l);
+        snprintf(err->path, sizeof err->path, "%s%s", b->path, rest);
+        return;
+    }
+}
+
 bool
 graph_streams(const graph *g)
 {

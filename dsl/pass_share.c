@@ -113,6 +113,7 @@ pass_share_chains(graph *g, opt_report *rep, kiln_error *err)
             }
             /* b's readers read a instead; b goes. */
             graph_merge(g, b->id, a->id);
+            b->runs_as = a->id + 1;
             a->note = arena_printf(g->arena, "shared by %zu jobs",
                                    graph_n_consumers(g, a->id));
             n++;
