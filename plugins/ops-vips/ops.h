@@ -54,6 +54,9 @@ int ops_resample_from(VipsImage *in, double ext_w, double ext_h, int w, int h,
  * passes made five widths of a 4K photo 20% faster than libvips' box and
  * Lanczos3. ops_resample_gap() picks it for a kiln_reduction. */
 #define OPS_GAP_FULL 2.0
+/* The largest reduction libvips' Lanczos3 reduceh/reducev take in one
+ * step (their kernel is limited to 2000 points: 6 x 333 + 1). */
+#define OPS_REDUCE_MAX 300.0
 
 /* The vertical half of a Lanczos3 reduction of an 8-bit image by
  * vshrink (1 to KERN_REDUCE_MAX), libvips' geometry, vectorised (reducev.c). 0

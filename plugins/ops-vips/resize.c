@@ -74,6 +74,16 @@ resize_scaled(VipsImage *in, double hscale, double vscale, int w, int h,
     VipsBandFormat format = vips_image_get_format(in);
     int rc;
 
+    /* libvips 8.14's reduceh/reducev refuse a Lanczos3 kernel of over
+     * 2000 points, a reduction by more than about 333 ("reduce factor
+     * too large"): a reduced input fused from two steps can ask for one
+     * (the issue-11 long run: 4173x815 to 5x1). Such a reduction starts
+     * with libvips' box shrink, as a whole-image resample does. */
+    if (gap == 0 &&
+        (1 / hscale > OPS_REDUCE_MAX || 1 / vscale > OPS_REDUCE_MAX)) {
+        gap = OPS_GAP_FULL;
+    }
+
     if (has_alpha) {
         if (vips_premultiply(cur, &t[0], NULL)) {
             goto fail;

@@ -51,6 +51,16 @@ fuse_case gen-down-up "$WORK/gen.png" kept "$(rz 200)" "$(rz 800)"
 fuse_case gen-up-down "$WORK/gen.png" kept "$(rz 2400)" "$(rz 800)"
 fuse_case gen-mild "$WORK/gen.png" kept "$(rz 800)" "$(rz 720)"
 fuse_case gen-quarter "$WORK/gen.png" kept "$(rz 800)" "$(rz 400)"
+# An output under 32 px a side stays two resamples (the long run of issue
+# 11: 26.7 to 37.7 dB fused, one pixel being much of the image).
+fuse_case gen-tiny "$WORK/gen.png" kept "$(rz 200)" "$(rz 24)"
+# A fused reduction past libvips' largest one-step Lanczos3 (x333; the long
+# run: "reduce factor too large"): 40000x1000 to 4000x500 to 96x100 is x417
+# across, which now starts with a box shrink.
+rwh() { echo "{\"type\": \"resize\", \"width\": $1, \"height\": $2}"; }
+vips gaussnoise "$WORK/wide.v" 40000 1000 && vips cast "$WORK/wide.v" "$WORK/wide.png" uchar ||
+    fail "$T_NAME/setup-wide" "cannot make the 40000x1000 image"
+fuse_case gen-x417 "$WORK/wide.png" fused "$(rwh 4000 500)" "$(rwh 96 100)"
 
 T=$TESTDATA
 if [ ! -d "$T" ]; then
