@@ -13,7 +13,7 @@ PLUGINDIR := $(libdir)/kiln/plugins-2
 
 CC       ?= cc
 RE2C     ?= re2c
-PKGS     := vips gmodule-2.0 libcjson sqlite3 libcurl libcrypto libjpeg
+PKGS     := vips gmodule-2.0 libcjson sqlite3 libpq libcurl libcrypto libjpeg
 OPT      ?= -O2
 SAN      ?=
 ifeq ($(SAN),1)

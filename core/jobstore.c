@@ -173,9 +173,12 @@ jobstore_open(const char *driver, const char *target, jobstore **out,
     if (driver == NULL || strcmp(driver, "sqlite") == 0) {
         return jobstore_open_driver(&jobstore_sqlite_driver, target, out, err);
     }
+    if (strcmp(driver, "postgres") == 0) {
+        return jobstore_open_driver(&jobstore_pg_driver, target, out, err);
+    }
     return err_set(err, KILN_ENOTFOUND,
-                   "unknown job store driver \"%s\" (expected sqlite, or "
-                   "postgres with its plugin)",
+                   "unknown job store driver \"%s\" (expected sqlite or "
+                   "postgres)",
                    driver);
 }
 

@@ -6,16 +6,20 @@
  * Interface and drivers. A `jobstore` is an opaque handle whose first
  * member is a driver vtable (`jobstore_driver`): core/jobstore.c holds the
  * driver-independent parts (ids, status names, the postback schedule, the
- * dispatch) and core/jobstore_sqlite.c the embedded SQLite driver. A
- * PostgreSQL driver (plugins/jobstore-pg) implements the same vtable and is
- * opened with jobstore_open_driver(); nothing outside a driver sees SQL.
+ * dispatch), core/jobstore_sqlite.c the embedded SQLite driver and
+ * core/jobstore_pg.c the PostgreSQL one (libpq), for hosts that share a
+ * database. jobstore_open() opens either by name; a driver from elsewhere
+ * implements the same vtable and is opened with jobstore_open_driver().
+ * Nothing outside a driver sees SQL.
  *
  * Contract every driver keeps:
  * - Every mutating call is committed durably before it returns KILN_OK
- *   (SQLite: WAL, synchronous=FULL). A process whose create() returned
- *   survives a crash at any later moment.
- * - State changes are atomic: two workers (threads, or processes on the
- *   same file) never claim the same process or the same postback.
+ *   (SQLite: WAL, synchronous=FULL; PostgreSQL: a COMMIT with
+ *   synchronous_commit on). A process whose create() returned survives a
+ *   crash at any later moment.
+ * - State changes are atomic: two workers (threads, processes on the
+ *   same file, or hosts on the same database) never claim the same
+ *   process or the same postback.
  * - Status codes: KILN_OK; KILN_ENOTFOUND (no such process, or one of
  *   another service: the API answers 404 either way); KILN_EEXIST (the id
  *   or the service's idempotency key is taken); KILN_EPERM (the process's
@@ -42,11 +46,12 @@
  * and from that second on, without a postback_record(), the postback is
  * due again (next_at is also its schedule, due when next_at <= now; a
  * lease that ran out is not counted as a delivery attempt). recover() at
- * start-up re-queues every PROCESSING process at once, leases or not: it
- * is for a store one host uses; hosts sharing a store rely on the leases
- * instead. Nothing tells a worker that its lease was taken over:
- * complete(), requeue() and renew() from it still succeed while the
- * process is PROCESSING.
+ * start-up: SQLite's store is one host's, and it re-queues every
+ * PROCESSING process at once, leases or not; PostgreSQL's is shared by
+ * hosts, and it re-queues only processes whose lease ran out (a host that
+ * died), never another live host's work. Nothing tells a worker that its lease
+ * was taken over: complete(), requeue() and renew() from it still succeed while
+ * the process is PROCESSING.
  */
 #ifndef KILN_CORE_JOBSTORE_H
 #define KILN_CORE_JOBSTORE_H
@@ -187,6 +192,7 @@ struct jobstore {
 };
 
 extern const jobstore_driver jobstore_sqlite_driver;
+extern const jobstore_driver jobstore_pg_driver;
 
 /* ------------------------------------------------- driver-independent */
 
@@ -220,8 +226,10 @@ void jobstore_postback_clear(jobstore_postback *pb);
 
 /* Opens (creating if needed, schema included) the store of `driver`
  * ("sqlite": `target` is a file path whose missing parent directories are
- * created). KILN_ENOTFOUND for an unknown driver, KILN_EINVAL for a
- * database whose schema is newer than this build, KILN_EIO otherwise. */
+ * created; "postgres": `target` is a libpq connection string or URI, which
+ * messages never repeat). KILN_ENOTFOUND for an unknown driver, KILN_EINVAL
+ * for a database whose schema is newer than this build, KILN_EIO
+ * otherwise. */
 int jobstore_open(const char *driver, const char *target, jobstore **out,
                   kiln_error *err);
 /* The same with a driver table a plugin provides. */
@@ -295,9 +303,10 @@ int jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
 int jobstore_interrupt(jobstore *s, const char *id, const char *error,
                        kiln_error *err);
 
-/* Start-up: every PROCESSING process back to QUEUED, keeping its place in
- * the queue, n_interrupts + 1 (its run ended with its host). *n_requeued
- * (may be NULL) gets how many. */
+/* Start-up: every PROCESSING process (SQLite), or every one whose lease
+ * ran out (PostgreSQL, shared by hosts), back to QUEUED, keeping its place
+ * in the queue, n_interrupts + 1 (its run ended with its host).
+ * *n_requeued (may be NULL) gets how many. */
 int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
 
 /* POST /retry for one id: a FINISHED or FAILED process goes back to

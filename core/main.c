@@ -771,8 +771,11 @@ cmd_serve(int argc, char **argv)
                         "api-http plugin)\n");
         goto stop;
     }
+    /* A DSN may hold a password: PostgreSQL is named, never shown. */
     fprintf(stderr, "kiln: serving on %s (%d workers, job store %s)\n",
-            e->config->listen, e->config->workers, e->config->jobstore_path);
+            e->config->listen, e->config->workers,
+            target == e->config->jobstore_dsn ? "postgres"
+                                              : e->config->jobstore_path);
     if (dev) {
         /* Printed once for the developer; never logged elsewhere. */
         fprintf(stderr, "kiln: development token for service 1: %s\n",

@@ -2,11 +2,11 @@
 # missing ones with apt-get (we run as root on a fresh machine); nothing is
 # downloaded from anywhere else.
 DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev \
-             libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev \
-             libjpeg-dev libmagickcore-6.q16-dev
+             libsqlite3-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev \
+             libssl-dev libjpeg-dev libmagickcore-6.q16-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
-             fonts-dejavu-core prometheus \
+             fonts-dejavu-core prometheus postgresql \
              awscli python3-pyftpdlib nodejs jq
 # make bench only: the load generator and the peers it is compared with.
 DEB_BENCH := wrk graphicsmagick time

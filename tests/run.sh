@@ -33,6 +33,19 @@ run() { # NAME COMMAND...: runs a part, keeps its lines for counting
     fi
 }
 
+# A PostgreSQL server for the job store's second driver (the unit suite
+# "jobstore-postgres"; tests/servers/postgres.sh), stopped at exit.
+pg_dir=$(mktemp -d)
+if KILN_TEST_PG_DSN=$(bash tests/servers/postgres.sh start "$pg_dir" 2>"$pg_dir.err"); then
+    export KILN_TEST_PG_DSN KILN_TEST_PG_DIR=$pg_dir
+else
+    echo "skip postgres: cannot start a PostgreSQL server ($(tail -1 "$pg_dir.err")): the job store's PostgreSQL suite is not run" | tee -a "$log"
+    unset KILN_TEST_PG_DSN
+fi
+rm -f "$pg_dir.err"
+pg_stop() { bash tests/servers/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"; }
+trap 'rm -f "$log"; pg_stop' EXIT
+
 unit_out=$(mktemp)
 echo "== unit ($BUILD)"
 "$BUILD/tests/unit" >"$unit_out" 2>&1
@@ -57,7 +70,7 @@ run compile bash tests/compile/run.sh
 # emulators they share are installed once, first.
 jobs_max=${KILN_TEST_JOBS:-3}
 outdir=$(mktemp -d)
-trap 'rm -f "$log"; rm -rf "$outdir"' EXIT
+trap 'rm -f "$log"; rm -rf "$outdir"; pg_stop' EXIT
 bash tests/servers/install.sh >/dev/null 2>&1 || true
 names=()
 for t in tests/exec/*.sh; do

@@ -1,5 +1,10 @@
 /*
- * Unit tests for the job store (core/jobstore.c, core/jobstore_sqlite.c):
+ * Unit tests for the job store (core/jobstore.c and its two drivers,
+ * core/jobstore_sqlite.c and core/jobstore_pg.c), one contract suite run
+ * once per driver: "jobstore" on SQLite and "jobstore-postgres" on the
+ * PostgreSQL server $KILN_TEST_PG_DSN names (tests/run.sh starts one with
+ * tests/servers/postgres.sh; each test gets a database of its own). The
+ * tests:
  * every operation's success and refusal, queue order and not_before,
  * leases (renewal, expiry and take-back), concurrent claims from two
  * threads and two connections, recovery,
@@ -24,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "../../core/jobstore.h"
@@ -38,13 +44,47 @@ int test_jobstore_register(void);
 
 typedef struct js_env {
     char dir[256];
-    char path[512];
+    char path[512];    /* SQLite: the database file */
+    char db[64];       /* PostgreSQL: the test's own database */
+    char target[1024]; /* what jobstore_open() is given: path or DSN */
     jobstore *s;
 } js_env;
 
 /* Every test's directory lives under this one, removed by the suite's
  * cleanup even when a fatal assertion skipped a test's own. */
 static char js_base[200];
+
+/* The driver the running suite tests, and for PostgreSQL the server. */
+static const char *js_driver = "sqlite";
+static const char *js_pg_dsn;
+static int js_pg_serial;
+
+static bool
+js_pg(void)
+{
+    return strcmp(js_driver, "postgres") == 0;
+}
+
+/* Runs one statement on the server's administration database (CREATE and
+ * DROP DATABASE cannot run inside a store's connection). */
+static int
+js_pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(js_pg_dsn);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+        if (rc != 0) {
+            fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        }
+        PQclear(r);
+    } else {
+        fprintf(stderr, "postgres: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -73,8 +113,23 @@ js_setup(js_env *e)
         return -1;
     }
     snprintf(e->path, sizeof e->path, "%s/kiln.db", e->dir);
+    snprintf(e->target, sizeof e->target, "%s", e->path);
+    if (js_pg()) {
+        /* A database per test: later keywords of a libpq conninfo
+         * string override earlier ones. */
+        snprintf(e->db, sizeof e->db, "kiln_t%d_%d", (int)getpid(),
+                 ++js_pg_serial);
+        char sql[128];
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", e->db);
+        if (js_pg_admin(sql) != 0) {
+            CU_FAIL("cannot create the test database");
+            js_rm_rf(e->dir);
+            return -1;
+        }
+        snprintf(e->target, sizeof e->target, "%s dbname=%s", js_pg_dsn, e->db);
+    }
     kiln_error err = {0};
-    int rc = jobstore_open("sqlite", e->path, &e->s, &err);
+    int rc = jobstore_open(js_driver, e->target, &e->s, &err);
     CU_ASSERT_EQUAL(rc, KILN_OK);
     if (rc != KILN_OK) {
         fprintf(stderr, "jobstore_open: %s\n", err.message);
@@ -90,6 +145,12 @@ js_teardown(js_env *e)
     jobstore_close(e->s);
     e->s = NULL;
     js_rm_rf(e->dir);
+    if (e->db[0] != '\0') {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                 e->db);
+        js_pg_admin(sql);
+    }
 }
 
 /* Creates a process of `service` in `status` with a fresh id (into id). */
@@ -184,7 +245,8 @@ test_js_open_errors(void)
         sqlite3_exec(db, "DROP INDEX process_lease", NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
-    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
     CU_ASSERT_EQUAL(sqlite3_open(e.path, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db,
                                  "SELECT 1 FROM sqlite_master WHERE name = "
@@ -206,6 +268,84 @@ test_js_open_errors(void)
     sqlite3_close(db);
     CU_ASSERT_EQUAL(jobstore_open("sqlite", e.path, &s, &err), KILN_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "version 99"));
+    js_teardown(&e);
+}
+
+/* Runs tests/servers/postgres.sh CMD on the test server's directory
+ * ($KILN_TEST_PG_DIR); false when there is none to drive. */
+static bool
+js_pg_server(const char *cmd)
+{
+    const char *dir = getenv("KILN_TEST_PG_DIR");
+    if (dir == NULL || dir[0] == '\0') {
+        return false;
+    }
+    char sh[1024];
+    snprintf(sh, sizeof sh, "bash tests/servers/postgres.sh %s '%s' >/dev/null",
+             cmd, dir);
+    return system(sh) == 0;
+}
+
+static void
+test_js_open_errors_pg(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    jobstore *s = NULL;
+    CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_open("postgres", "", &s, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "dsn"));
+    /* No server there: an I/O error that does not show the password. */
+    CU_ASSERT_EQUAL(jobstore_open("postgres",
+                                  "host=127.0.0.1 port=1 user=kiln "
+                                  "password=s3cret-pw connect_timeout=2",
+                                  &s, &err),
+                    KILN_EIO);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "s3cret-pw"));
+    /* A second handle on the same database: the schema is there. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_open("postgres", e.target, &s, &err),
+                          KILN_OK);
+    char id[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(js_create(s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, id),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(js_status_of(e.s, id, 1), JOBSTORE_QUEUED);
+    jobstore_close(s);
+    s = NULL;
+    /* A schema from a newer kiln is refused. */
+    PGconn *c = PQconnectdb(e.target);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "INSERT INTO kiln_schema (version, applied_at) "
+                            "VALUES (99, 0)");
+    CU_ASSERT_EQUAL(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    CU_ASSERT_EQUAL(jobstore_open("postgres", e.target, &s, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "version 99"));
+    r = PQexec(c, "DELETE FROM kiln_schema WHERE version = 99");
+    PQclear(r);
+    PQfinish(c);
+    /* The server stops: ping says so; it comes back: the handle
+     * reconnects, and nothing committed is lost. */
+    if (js_pg_server("stop")) {
+        CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_EIO);
+        CU_ASSERT_EQUAL(js_status_of(e.s, id, 1), -1);
+        CU_ASSERT_FATAL(js_pg_server("restart"));
+        CU_ASSERT_EQUAL(jobstore_ping(e.s, &err), KILN_OK);
+        CU_ASSERT_EQUAL(js_status_of(e.s, id, 1), JOBSTORE_QUEUED);
+        jobstore_process p;
+        CU_ASSERT_EQUAL(jobstore_claim(e.s, time(NULL), 60, &p, &err), KILN_OK);
+        CU_ASSERT_STRING_EQUAL(p.id, id);
+        jobstore_process_clear(&p);
+        /* A restart between two calls, not seen by a ping first: the
+         * call itself reconnects. */
+        CU_ASSERT_FATAL(js_pg_server("restart"));
+        CU_ASSERT_EQUAL(js_status_of(e.s, id, 1), JOBSTORE_PROCESSING);
+    } else {
+        printf("\n  skip: no KILN_TEST_PG_DIR, the restart is not tested\n");
+    }
     js_teardown(&e);
 }
 
@@ -439,6 +579,9 @@ test_js_complete_requeue(void)
     js_teardown(&e);
 }
 
+/* Recovery at start-up. SQLite's store is one host's: every PROCESSING
+ * process is re-queued. PostgreSQL's is shared by hosts: only processes
+ * whose lease ran out come back; a live lease is another host's work. */
 static void
 test_js_recover(void)
 {
@@ -448,34 +591,48 @@ test_js_recover(void)
     }
     kiln_error err = {0};
     int64_t now = (int64_t)time(NULL);
-    char id[4][JOBSTORE_ID_LEN + 1];
-    for (int i = 0; i < 4; i++) {
+    char id[5][JOBSTORE_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
         js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, id[i]);
     }
     jobstore_process p;
     for (int i = 0; i < 3; i++) {
-        CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
+        CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 1, &p, &err), KILN_OK);
         jobstore_process_clear(&p);
     }
     CU_ASSERT_EQUAL(
         jobstore_complete(e.s, id[1], JOBSTORE_FINISHED, NULL, NULL, &err),
         KILN_OK);
+    /* id[3]: a lease that is still live when the store restarts. */
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 600, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), id[3]);
+    jobstore_process_clear(&p);
+    if (js_pg()) {
+        sleep(2); /* the one-second leases run out */
+    }
 
-    /* A restart: a new handle on the same file. */
+    /* A restart: a new handle on the same store. */
     jobstore_close(e.s);
-    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
     int n = -1;
     CU_ASSERT_EQUAL(jobstore_recover(e.s, &n, &err), KILN_OK);
-    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(n, js_pg() ? 2 : 3);
     CU_ASSERT_EQUAL(js_status_of(e.s, id[0], 1), JOBSTORE_QUEUED);
     CU_ASSERT_EQUAL(js_status_of(e.s, id[1], 1), JOBSTORE_FINISHED);
     CU_ASSERT_EQUAL(js_status_of(e.s, id[2], 1), JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, id[3], 1),
+                    js_pg() ? JOBSTORE_PROCESSING : JOBSTORE_QUEUED);
     CU_ASSERT_EQUAL(jobstore_recover(e.s, &n, &err), KILN_OK);
     CU_ASSERT_EQUAL(n, 0);
 
     /* Recovered processes keep their place ahead of the queue. */
-    const char *order[] = {id[0], id[2], id[3]};
-    for (int i = 0; i < 3; i++) {
+    const char *order_sqlite[] = {id[0], id[2], id[3], id[4]};
+    const char *order_pg[] = {id[0], id[2], id[4]};
+    const char **order = js_pg() ? order_pg : order_sqlite;
+    int n_order = js_pg() ? 3 : 4;
+    now = (int64_t)time(NULL);
+    for (int i = 0; i < n_order; i++) {
         CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
         CU_ASSERT_STRING_EQUAL(JS_STR(p.id), order[i]);
         CU_ASSERT_EQUAL(p.lease_until, now + 60);
@@ -865,8 +1022,8 @@ test_js_postbacks(void)
         CU_ASSERT_EQUAL(st, JOBSTORE_PB_PENDING);
         if (i == 1) {
             jobstore_close(e.s);
-            CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err),
-                                  KILN_OK);
+            CU_ASSERT_EQUAL_FATAL(
+                jobstore_open(js_driver, e.target, &e.s, &err), KILN_OK);
         }
         jobstore_postback g;
         CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, id1, &g, &err),
@@ -1013,7 +1170,7 @@ js_concurrent(bool shared, bool expired)
     }
     jobstore *other = e.s;
     if (!shared) {
-        CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &other, &err),
+        CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &other, &err),
                               KILN_OK);
     }
     js_claimer c[2] = {{e.s, (int64_t)time(NULL), got[0], 0, 0},
@@ -1078,11 +1235,11 @@ js_die(int sig)
  * otherwise it kills itself right after reporting create N + 1, so a
  * create that returned before its commit was durable would be caught. */
 static void
-js_child(const char *path, int fd, bool by_timer)
+js_child(const char *target, int fd, bool by_timer)
 {
     kiln_error err = {0};
     jobstore *s = NULL;
-    if (jobstore_open("sqlite", path, &s, &err) != KILN_OK) {
+    if (jobstore_open(js_driver, target, &s, &err) != KILN_OK) {
         _exit(2);
     }
     for (int i = 0;; i++) {
@@ -1117,8 +1274,8 @@ js_child(const char *path, int fd, bool by_timer)
 
 /* Runs one child to its death; appends the ids it reported to *ids. */
 static void
-js_run_child(const char *path, bool by_timer, char (**ids)[JOBSTORE_ID_LEN + 1],
-             size_t *n, size_t *cap)
+js_run_child(const char *target, bool by_timer,
+             char (**ids)[JOBSTORE_ID_LEN + 1], size_t *n, size_t *cap)
 {
     int fds[2];
     CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
@@ -1127,7 +1284,7 @@ js_run_child(const char *path, bool by_timer, char (**ids)[JOBSTORE_ID_LEN + 1],
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        js_child(path, fds[1], by_timer);
+        js_child(target, fds[1], by_timer);
         _exit(5);
     }
     close(fds[1]);
@@ -1166,12 +1323,13 @@ test_js_durability(void)
     e.s = NULL;
     char(*ids)[JOBSTORE_ID_LEN + 1] = NULL;
     size_t n = 0, cap = 0;
-    js_run_child(e.path, true, &ids, &n, &cap);
-    js_run_child(e.path, false, &ids, &n, &cap);
+    js_run_child(e.target, true, &ids, &n, &cap);
+    js_run_child(e.target, false, &ids, &n, &cap);
 
     /* Every create that returned is there after the crash. */
     kiln_error err = {0};
-    CU_ASSERT_EQUAL_FATAL(jobstore_open("sqlite", e.path, &e.s, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
     size_t n_found = 0;
     for (size_t i = 0; ids != NULL && i < n; i++) {
         n_found += js_status_of(e.s, ids[i], 1) >= 0;
@@ -1185,6 +1343,10 @@ test_js_durability(void)
     CU_ASSERT((size_t)(c.processes[JOBSTORE_QUEUED] +
                        c.processes[JOBSTORE_FINISHED]) >= n);
     free(ids);
+    if (js_pg()) {
+        js_teardown(&e); /* PostgreSQL keeps its own integrity */
+        return;
+    }
 
     sqlite3 *db = NULL;
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(e.path, &db), SQLITE_OK);
@@ -1212,10 +1374,19 @@ test_js_durability(void)
 static int
 js_suite_init(void)
 {
+    js_driver = "sqlite";
     const char *tmp = getenv("TMPDIR");
     snprintf(js_base, sizeof js_base, "%s/kiln-jobstore-XXXXXX",
              tmp && tmp[0] ? tmp : "/tmp");
     return mkdtemp(js_base) == NULL ? -1 : 0;
+}
+
+static int
+js_suite_init_pg(void)
+{
+    int rc = js_suite_init();
+    js_driver = "postgres";
+    return rc;
 }
 
 /* The status-change hook: records the statuses it saw and asks for a
@@ -1301,21 +1472,18 @@ static int
 js_suite_cleanup(void)
 {
     js_rm_rf(js_base);
+    js_driver = "sqlite";
     return 0;
 }
 
 int
 test_jobstore_register(void)
 {
-    CU_pSuite s = CU_add_suite("jobstore", js_suite_init, js_suite_cleanup);
-    if (s == NULL) {
-        return -1;
-    }
+    /* The contract, for every driver. */
     static const struct {
         const char *name;
         void (*fn)(void);
     } tests[] = {
-        {"open, ping and refused files", test_js_open_errors},
         {"ids, names and the postback schedule", test_js_new_id},
         {"create and get", test_js_create_get},
         {"idempotency keys per service", test_js_idempotency},
@@ -1338,6 +1506,28 @@ test_jobstore_register(void)
         {"status changes reach the hook, postbacks stored with them",
          test_js_notify},
     };
+    CU_pSuite s = CU_add_suite("jobstore", js_suite_init, js_suite_cleanup);
+    if (s == NULL || CU_add_test(s, "open, ping and refused files",
+                                 test_js_open_errors) == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL) {
+            return -1;
+        }
+    }
+    js_pg_dsn = getenv("KILN_TEST_PG_DSN");
+    if (js_pg_dsn == NULL || js_pg_dsn[0] == '\0') {
+        printf(
+            "skip jobstore-postgres: KILN_TEST_PG_DSN is not set (tests/run.sh "
+            "starts a PostgreSQL server and sets it)\n");
+        return 0;
+    }
+    s = CU_add_suite("jobstore-postgres", js_suite_init_pg, js_suite_cleanup);
+    if (s == NULL || CU_add_test(s, "open, ping, refusals and a server restart",
+                                 test_js_open_errors_pg) == NULL) {
+        return -1;
+    }
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL) {
             return -1;

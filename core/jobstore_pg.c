@@ -1,0 +1,1610 @@
+/*
+ * The PostgreSQL job store driver (libpq), for hosts that share one
+ * database: the same tables, queue order and rules as the SQLite driver
+ * (core/jobstore_sqlite.c), with row locks where SQLite locks the file.
+ * One connection per store, guarded by a mutex (the HTTP threads and
+ * workers share it); every read-modify-write runs in one READ COMMITTED
+ * transaction, and claims lock with SKIP LOCKED so that workers on several
+ * hosts neither wait for each other nor take the same row. A call whose
+ * connection was lost resets it and runs once more when nothing of it can
+ * have been committed. All SQL of the driver lives here, in pg_queries.
+ */
+#include "jobstore.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "kiln.h"
+
+/* The advisory lock that serialises schema changes ("kilnjobs"): hosts
+ * starting at once wait for each other's CREATE TABLE. */
+#define PG_SCHEMA_LOCK INT64_C(0x6b696c6e6a6f6273)
+#define PG_MIN_SERVER 100000 /* identity columns: PostgreSQL 10 */
+#define PG_MAX_ARGS 10
+#define PG_NAME_LEN 16 /* a status, state or setting name, NUL included */
+#define PG_WHY_LEN 512 /* PostgreSQL's text in our messages */
+
+/* Parameter types (pg_type.oid; the server headers are not installed). */
+#define PG_INT8_OID 20
+#define PG_TEXT_OID 25
+
+/* The constraint create() reports as a used idempotency key. */
+#define PG_IDEM_CONSTRAINT "kiln_process_idem"
+
+/* Columns of jobstore_process, in pg_read_process's order. */
+#define PG_PROC_COLS                                                           \
+    "id, service_id, status, attempt, n_requeues, request, callback, "         \
+    "result, error, idem_key, idem_hash, created_at, updated_at, "             \
+    "not_before, lease_until, n_interrupts"
+
+#define PG_PB_COLS                                                             \
+    "id, process_id, service_id, url, body, state, attempt, next_at, "         \
+    "last_status, last_error"
+
+/* Queue order, as in SQLite: a number that grows each time a process
+ * enters QUEUED (creation, requeue, retry, set_processing); recover() and
+ * a lease taken back keep the old one. A sequence rather than max() + 1:
+ * concurrent transactions never draw the same number. */
+#define PG_NEXT_SEQ "nextval('kiln_queue_seq')"
+
+/* Why a process whose lease ran out is in the queue again (its error). */
+#define PG_LEASE_EXPIRED "'lease expired: re-run'"
+
+/* Every statement the driver runs, an index into pg_queries. */
+typedef enum pg_query {
+    PG_Q_BEGIN,
+    PG_Q_COMMIT,
+    PG_Q_ROLLBACK,
+    PG_Q_SYNC_COMMIT,
+    PG_Q_SET_SYNC_COMMIT,
+    PG_Q_LOCK_SCHEMA,
+    PG_Q_HAS_SCHEMA,
+    PG_Q_VERSION,
+    PG_Q_SET_VERSION,
+    PG_Q_PING,
+    PG_Q_CREATE,
+    PG_Q_GET,
+    PG_Q_GET_ID,
+    PG_Q_FIND_IDEM,
+    PG_Q_STATUS,
+    PG_Q_CLAIM,
+    PG_Q_COMPLETE,
+    PG_Q_REQUEUE,
+    PG_Q_RENEW,
+    PG_Q_INTERRUPT,
+    PG_Q_RECOVER,
+    PG_Q_RETRY,
+    PG_Q_READ_REQUEST,
+    PG_Q_WRITE_REQUEST,
+    PG_Q_SET_PROCESSING,
+    PG_Q_PB_ENQUEUE,
+    PG_Q_PB_DUE,
+    PG_Q_PB_STATE,
+    PG_Q_PB_RECORD,
+    PG_Q_PB_GET,
+    PG_Q_COUNTS,
+    PG_N_QUERIES
+} pg_query;
+
+typedef struct pg_store {
+    jobstore base; /* first: the handle the interface sees */
+    PGconn *conn;
+    pthread_mutex_t mu;  /* held by every call, around every statement */
+    int n_changed;       /* rows the last statement changed or returned */
+    bool is_committing;  /* a COMMIT is on its way (for messages) */
+    char constraint[64]; /* the constraint the last failure violated */
+} pg_store;
+
+/* One value bound to a statement parameter: text (NULL binds SQL NULL)
+ * or an integer, sent as int8. Text is not copied: it must outlive the
+ * call, which every helper below finishes before it returns. */
+typedef struct pg_arg {
+    bool is_text;
+    const char *text;
+    int64_t num;
+} pg_arg;
+
+#define PG_TEXT(v)                                                             \
+    {                                                                          \
+        .is_text = true, .text = (v)                                           \
+    }
+#define PG_INT(v)                                                              \
+    {                                                                          \
+        .num = (int64_t)(v)                                                    \
+    }
+/* The arguments $1, $2, ... of a statement as the pair (array, count)
+ * the helpers take; sizeof does not evaluate its operand. */
+#define PG_ARGS(...)                                                           \
+    (const pg_arg[]){__VA_ARGS__},                                             \
+        (int)(sizeof((const pg_arg[]){__VA_ARGS__}) / sizeof(pg_arg))
+
+/* Reads row `row` of a result into ctx. */
+typedef int (*pg_row_fn)(const PGresult *res, int row, void *ctx,
+                         kiln_error *err);
+
+/* How pg_call runs a call: one statement on its own (a read, or a write
+ * that is the same when done twice), or a transaction it commits. */
+typedef enum pg_mode { PG_PLAIN, PG_WRITE } pg_mode;
+
+/* The body of a call: the statements it runs, given the call's context.
+ * It may run twice (see pg_call): it leaves its outputs clean when it
+ * fails. */
+typedef int (*pg_body_fn)(pg_store *s, void *ctx, kiln_error *err);
+
+/* What each statement does (for messages: "job store: <what>: <why>"),
+ * how many parameters it takes, and its text. Parameters are numbered
+ * from $1 in the order the callers bind them. */
+static const struct {
+    const char *what;
+    int n_params;
+    const char *sql;
+} pg_queries[PG_N_QUERIES] = {
+    /* The claims and the locks below rely on READ COMMITTED: a row found
+     * locked or changed is skipped or read again, never an error, which a
+     * server defaulting to a stricter level would make it. */
+    [PG_Q_BEGIN] = {"begin", 0, "BEGIN ISOLATION LEVEL READ COMMITTED"},
+    [PG_Q_COMMIT] = {"commit", 0, "COMMIT"},
+    [PG_Q_ROLLBACK] = {"rollback", 0, "ROLLBACK"},
+    [PG_Q_SYNC_COMMIT] = {"read settings", 0,
+                          "SELECT current_setting('synchronous_commit')"},
+    /* A commit is on disk when a call returns (jobstore.h), whatever
+     * the server's default; stronger settings (remote_apply...) stay. */
+    [PG_Q_SET_SYNC_COMMIT] = {"durable commits", 0,
+                              "SET synchronous_commit = on"},
+    /* $1 PG_SCHEMA_LOCK, released by the transaction's end. */
+    [PG_Q_LOCK_SCHEMA] = {"lock schema", 1, "SELECT pg_advisory_xact_lock($1)"},
+    [PG_Q_HAS_SCHEMA] = {"read schema", 0,
+                         "SELECT CASE WHEN to_regclass('kiln_schema') IS "
+                         "NULL THEN 0 ELSE 1 END"},
+    [PG_Q_VERSION] = {"read schema", 0,
+                      "SELECT COALESCE(max(version), 0) FROM kiln_schema"},
+    /* $1 version, $2 now */
+    [PG_Q_SET_VERSION] = {"update schema", 2,
+                          "INSERT INTO kiln_schema (version, applied_at) "
+                          "VALUES ($1, $2)"},
+    /* $1 now. A write, not a read: a database that answers but cannot
+     * take a new process (a read-only standby, a full disk) is not
+     * healthy. */
+    [PG_Q_PING] = {"health check", 1,
+                   "INSERT INTO kiln_meta (key, value) VALUES "
+                   "('health_checked_at', $1::text) ON CONFLICT (key) DO "
+                   "UPDATE SET value = excluded.value"},
+    /* $1 id, $2 service, $3 status, $4 request, $5 callback, $6 key,
+     * $7 hash, $8 now, $9 not_before */
+    [PG_Q_CREATE] = {"create process", 9,
+                     "INSERT INTO kiln_process (id, service_id, status, "
+                     "request, callback, idem_key, idem_hash, created_at, "
+                     "updated_at, not_before, queue_seq) VALUES ($1, $2, $3, "
+                     "$4, $5, $6, $7, $8, $8, $9, " PG_NEXT_SEQ ")"},
+    [PG_Q_GET] = {"read process", 2,
+                  "SELECT " PG_PROC_COLS " FROM kiln_process WHERE id = $1 "
+                  "AND service_id = $2"},
+    [PG_Q_GET_ID] = {"read process", 1,
+                     "SELECT " PG_PROC_COLS " FROM kiln_process WHERE id = $1"},
+    [PG_Q_FIND_IDEM] = {"read process", 2,
+                        "SELECT " PG_PROC_COLS " FROM kiln_process WHERE "
+                        "idem_key = $1 AND service_id = $2"},
+    /* $1 id, $2 service or -1 for any */
+    [PG_Q_STATUS] = {"read process", 2,
+                     "SELECT status FROM kiln_process WHERE id = $1 AND ($2 "
+                     "< 0 OR service_id = $2)"},
+    /* $1 now, $2 lease_until, $3 wall clock. The first in queue order of
+     * the ready QUEUED processes and the PROCESSING ones whose lease ran
+     * out (one walk of kiln_process_queue); a lease taken back counts as
+     * a re-queue. SKIP LOCKED passes over a row another claim holds, and
+     * a row another claim changed since this statement began is checked
+     * again as it now stands. */
+    [PG_Q_CLAIM] = {"claim", 3,
+                    "UPDATE kiln_process SET status = 'PROCESSING', "
+                    "lease_until = $2, updated_at = $3, "
+                    "n_requeues = n_requeues + "
+                    "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
+                    "n_interrupts = n_interrupts + "
+                    "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
+                    "error = CASE status WHEN 'PROCESSING' "
+                    "THEN " PG_LEASE_EXPIRED " ELSE error END "
+                    "WHERE id = (SELECT id FROM kiln_process "
+                    "WHERE (status = 'QUEUED' AND not_before <= $1) "
+                    "OR (status = 'PROCESSING' AND lease_until < $1) "
+                    "ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                    "RETURNING " PG_PROC_COLS},
+    /* $1 id, $2 status, $3 result, $4 error, $5 now */
+    [PG_Q_COMPLETE] = {"complete", 5,
+                       "UPDATE kiln_process SET status = $2, result = $3, "
+                       "error = $4, updated_at = $5, lease_until = 0 WHERE "
+                       "id = $1 AND status = 'PROCESSING'"},
+    /* $1 id, $2 not_before, $3 error, $4 now */
+    [PG_Q_REQUEUE] =
+        {"requeue", 4,
+         "UPDATE kiln_process SET status = 'QUEUED', not_before "
+         "= $2, error = $3, n_requeues = n_requeues + 1, "
+         "updated_at = $4, lease_until = 0, queue_seq = " PG_NEXT_SEQ
+         " WHERE id = $1 AND status = 'PROCESSING'"},
+    /* $1 id, $2 lease_until */
+    [PG_Q_RENEW] = {"renew", 2,
+                    "UPDATE kiln_process SET lease_until = $2 WHERE id = $1 "
+                    "AND status = 'PROCESSING'"},
+    /* $1 id, $2 error, $3 now. Back in its old place in the queue, like a
+     * lease taken back. */
+    [PG_Q_INTERRUPT] = {"interrupt", 3,
+                        "UPDATE kiln_process SET status = 'QUEUED', "
+                        "not_before = 0, error = $2, n_interrupts = "
+                        "n_interrupts + 1, updated_at = $3, lease_until = 0 "
+                        "WHERE id = $1 AND status = 'PROCESSING'"},
+    /* $1 now. Hosts share this store: only leases that ran out (a host
+     * that died) are taken back, never a live host's running work. */
+    [PG_Q_RECOVER] = {"recover", 1,
+                      "UPDATE kiln_process SET status = 'QUEUED', "
+                      "lease_until = 0, n_interrupts = n_interrupts + 1, "
+                      "updated_at = $1 WHERE status = 'PROCESSING' AND "
+                      "lease_until < $1"},
+    /* $1 id, $2 service, $3 now */
+    [PG_Q_RETRY] = {"retry", 3,
+                    "UPDATE kiln_process SET status = 'QUEUED', attempt = "
+                    "attempt + 1, n_requeues = 0, n_interrupts = 0, result = "
+                    "NULL, error = NULL, not_before = 0, updated_at = $3, "
+                    "queue_seq = " PG_NEXT_SEQ " WHERE id = $1 AND service_id "
+                    "= $2 AND status IN ('FINISHED', 'FAILED') RETURNING "
+                    "attempt"},
+    /* Locked until the append commits: two appends take turns, and both
+     * land. */
+    [PG_Q_READ_REQUEST] = {"read process", 2,
+                           "SELECT status, request FROM kiln_process WHERE "
+                           "id = $1 AND service_id = $2 FOR UPDATE"},
+    /* $1 id, $2 request, $3 now */
+    [PG_Q_WRITE_REQUEST] = {"append jobs", 3,
+                            "UPDATE kiln_process SET request = $2, updated_at "
+                            "= $3 WHERE id = $1"},
+    /* $1 id, $2 service, $3 callback, $4 now */
+    [PG_Q_SET_PROCESSING] = {"queue", 4,
+                             "UPDATE kiln_process SET status = 'QUEUED', "
+                             "callback = COALESCE($3, callback), updated_at = "
+                             "$4, queue_seq = " PG_NEXT_SEQ " WHERE id = $1 "
+                             "AND service_id = $2 AND status = 'INCOMPLETE'"},
+    /* $1 process, $2 service, $3 url, $4 body, $5 next_at, $6 now */
+    [PG_Q_PB_ENQUEUE] = {"enqueue postback", 6,
+                         "INSERT INTO kiln_postback (process_id, service_id, "
+                         "url, body, next_at, created_at, updated_at) VALUES "
+                         "($1, $2, $3, $4, $5, $6, $6) RETURNING id"},
+    /* $1 now, $2 max, $3 next_at. Reads and leases in one statement: the
+     * rows it locks are the rows it moves, passing over those another
+     * sender holds, and it hands them out oldest first. */
+    [PG_Q_PB_DUE] = {"lease postbacks", 3,
+                     "WITH due AS (SELECT id, next_at FROM kiln_postback "
+                     "WHERE state = 'PENDING' AND next_at <= $1 ORDER BY "
+                     "next_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+                     "leased AS (UPDATE kiln_postback AS p SET next_at = $3 "
+                     "FROM due WHERE p.id = due.id RETURNING p.*, "
+                     "due.next_at AS due_at) "
+                     "SELECT " PG_PB_COLS " FROM leased ORDER BY due_at, id"},
+    /* Locked until the record commits: a second record of the same
+     * attempt waits, then finds it no longer PENDING. */
+    [PG_Q_PB_STATE] = {"read postback", 1,
+                       "SELECT state, attempt FROM kiln_postback WHERE id = "
+                       "$1 FOR UPDATE"},
+    /* $1 id, $2 state, $3 attempt, $4 next_at, $5 status, $6 error, $7 now */
+    [PG_Q_PB_RECORD] = {"record postback", 7,
+                        "UPDATE kiln_postback SET state = $2, attempt = $3, "
+                        "next_at = $4, last_status = $5, last_error = $6, "
+                        "updated_at = $7 WHERE id = $1"},
+    [PG_Q_PB_GET] = {"read postback", 1,
+                     "SELECT " PG_PB_COLS " FROM kiln_postback WHERE id = $1"},
+    /* $1 now. One statement: one snapshot for all three. */
+    [PG_Q_COUNTS] = {"count", 1,
+                     "SELECT 0, status, count(*) FROM kiln_process GROUP BY "
+                     "status UNION ALL SELECT 1, state, count(*) FROM "
+                     "kiln_postback GROUP BY state UNION ALL SELECT 2, '', "
+                     "count(*) FROM kiln_process WHERE status = 'QUEUED' AND "
+                     "not_before <= $1"},
+};
+
+/* Schema version 1. The tables are SQLite's, with kiln_ in their names
+ * (the database may hold other things) and kiln_schema for the version:
+ * one row per migration applied. */
+static const char *const pg_schema_v1[] = {
+    "CREATE TABLE kiln_schema ("
+    " version integer PRIMARY KEY,"
+    " applied_at bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE kiln_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE SEQUENCE kiln_queue_seq",
+    "CREATE TABLE kiln_process ("
+    " id text PRIMARY KEY,"
+    " service_id integer NOT NULL,"
+    " status text NOT NULL,"
+    " attempt integer NOT NULL DEFAULT 1,"
+    " n_requeues integer NOT NULL DEFAULT 0,"
+    " n_interrupts integer NOT NULL DEFAULT 0,"
+    " request text NOT NULL,"
+    " callback text,"
+    " result text,"
+    " error text,"
+    " idem_key text,"
+    " idem_hash text,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL,"
+    " not_before bigint NOT NULL DEFAULT 0,"
+    " lease_until bigint NOT NULL DEFAULT 0,"
+    " queue_seq bigint NOT NULL,"
+    " CONSTRAINT " PG_IDEM_CONSTRAINT " UNIQUE (service_id, idem_key))",
+    /* claim() walks it in queue order to the first ready or expired
+     * process; finished ones, most of the table, are not in it. */
+    "CREATE INDEX kiln_process_queue ON kiln_process (queue_seq)"
+    " WHERE status IN ('QUEUED', 'PROCESSING')",
+    "CREATE TABLE kiln_postback ("
+    " id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    " process_id text NOT NULL,"
+    " service_id integer NOT NULL,"
+    " url text NOT NULL,"
+    " body text NOT NULL,"
+    " state text NOT NULL DEFAULT 'PENDING',"
+    " attempt integer NOT NULL DEFAULT 0,"
+    " next_at bigint NOT NULL,"
+    " last_status integer NOT NULL DEFAULT 0,"
+    " last_error text,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL)",
+    "CREATE INDEX kiln_postback_due ON kiln_postback (next_at, id)"
+    " WHERE state = 'PENDING'",
+    NULL,
+};
+
+/* Migration N (from version N - 1 to N) is pg_migrations[N - 1]; open()
+ * applies the missing ones in order, under PG_SCHEMA_LOCK, and records
+ * each in kiln_schema. A later version appends its statements here. */
+static const char *const *const pg_migrations[] = {
+    pg_schema_v1,
+};
+
+#define PG_SCHEMA_VERSION                                                      \
+    ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
+
+/* ------------------------------------------------------------ helpers */
+
+static pg_store *
+pg(jobstore *s)
+{
+    return (pg_store *)s;
+}
+
+static int64_t
+pg_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* PostgreSQL's message on one line: libpq's span several, indented. */
+static void
+pg_oneline(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    bool gap = false;
+    for (const char *p = in != NULL ? in : ""; *p != '\0'; p++) {
+        if (isspace((unsigned char)*p)) {
+            gap = n > 0;
+            continue;
+        }
+        if (n + (gap ? 2 : 1) >= size) {
+            break;
+        }
+        if (gap) {
+            out[n++] = ' ';
+            gap = false;
+        }
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+/* What PostgreSQL (or libpq) said about a failed statement. */
+static void
+pg_why(pg_store *s, const PGresult *res, char *out, size_t size)
+{
+    const char *text =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (text == NULL && res != NULL && PQresultErrorMessage(res)[0] != '\0') {
+        text = PQresultErrorMessage(res);
+    }
+    if (text == NULL) {
+        text = PQerrorMessage(s->conn);
+    }
+    pg_oneline(text, out, size);
+}
+
+static bool
+pg_is_lost(pg_store *s)
+{
+    return PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/* Maps a failed statement to a status and message: a unique violation is
+ * KILN_EEXIST (its constraint kept in s->constraint), text the database
+ * cannot hold KILN_EINVAL, anything else KILN_EIO. */
+static int
+pg_fail(pg_store *s, const char *what, const PGresult *res, kiln_error *err)
+{
+    char why[PG_WHY_LEN];
+    pg_why(s, res, why, sizeof why);
+    if (pg_is_lost(s) && s->is_committing) {
+        return err_set(err, KILN_EIO,
+                       "job store: %s: the database connection was lost "
+                       "while committing (the change may or may not be "
+                       "stored): %s",
+                       what, why);
+    }
+    if (pg_is_lost(s)) {
+        return err_set(err, KILN_EIO,
+                       "job store: %s: the database connection was lost: %s",
+                       what, why);
+    }
+    const char *state =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *constraint =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    snprintf(s->constraint, sizeof s->constraint, "%s",
+             constraint != NULL ? constraint : "");
+    int code = KILN_EIO;
+    if (state != NULL && strcmp(state, "23505") == 0) {
+        code = KILN_EEXIST;
+    } else if (state != NULL &&
+               (strcmp(state, "22021") == 0 || strcmp(state, "22P05") == 0)) {
+        /* Bytes that are not UTF-8 (or not in the database's encoding):
+         * the caller's text, not a failing database. */
+        code = KILN_EINVAL;
+    }
+    return err_set(err, code, "job store: %s: %s", what, why);
+}
+
+/* Runs `sql` with args bound to $1..$n_args (text, or int8); *out gets
+ * the result, which the caller PQclear()s. */
+static int
+pg_exec(pg_store *s, const char *what, const char *sql, const pg_arg *args,
+        int n_args, PGresult **out, kiln_error *err)
+{
+    const char *values[PG_MAX_ARGS];
+    Oid types[PG_MAX_ARGS];
+    char nums[PG_MAX_ARGS][24];
+    assert(n_args >= 0 && n_args <= PG_MAX_ARGS);
+    *out = NULL;
+    for (int i = 0; i < n_args; i++) {
+        if (args[i].is_text) {
+            types[i] = PG_TEXT_OID;
+            values[i] = args[i].text;
+        } else {
+            types[i] = PG_INT8_OID;
+            snprintf(nums[i], sizeof nums[i], "%" PRId64, args[i].num);
+            values[i] = nums[i];
+        }
+    }
+    s->n_changed = 0;
+    PGresult *res =
+        PQexecParams(s->conn, sql, n_args, types, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res); /* NULL: PGRES_FATAL_ERROR */
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        int rc = pg_fail(s, what, res, err);
+        PQclear(res);
+        return rc;
+    }
+    s->n_changed = atoi(PQcmdTuples(res));
+    *out = res;
+    return KILN_OK;
+}
+
+/* Runs statement `q` with `args`, calling fn (unless NULL) on each row;
+ * stops at the first failure. s->n_changed gets the rows it changed. */
+static int
+pg_each(pg_store *s, pg_query q, const pg_arg *args, int n_args, pg_row_fn fn,
+        void *ctx, kiln_error *err)
+{
+    assert(n_args == pg_queries[q].n_params);
+    PGresult *res = NULL;
+    int rc = pg_exec(s, pg_queries[q].what, pg_queries[q].sql, args, n_args,
+                     &res, err);
+    int n = rc == KILN_OK ? PQntuples(res) : 0;
+    for (int i = 0; i < n && rc == KILN_OK && fn != NULL; i++) {
+        rc = fn(res, i, ctx, err);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Runs a statement that changes rows; *n_changed (may be NULL) gets how
+ * many it changed. */
+static int
+pg_run(pg_store *s, pg_query q, const pg_arg *args, int n_args, int *n_changed,
+       kiln_error *err)
+{
+    int rc = pg_each(s, q, args, n_args, NULL, NULL, err);
+    if (rc == KILN_OK && n_changed != NULL) {
+        *n_changed = s->n_changed;
+    }
+    return rc;
+}
+
+/* Runs `q`, reading its first row with fn. KILN_ENOTFOUND when it has
+ * none, with a plain message the callers reword. */
+static int
+pg_one(pg_store *s, pg_query q, const pg_arg *args, int n_args, pg_row_fn fn,
+       void *ctx, kiln_error *err)
+{
+    assert(n_args == pg_queries[q].n_params);
+    PGresult *res = NULL;
+    int rc = pg_exec(s, pg_queries[q].what, pg_queries[q].sql, args, n_args,
+                     &res, err);
+    if (rc == KILN_OK && PQntuples(res) == 0) {
+        rc = err_set(err, KILN_ENOTFOUND, "job store: %s: not found",
+                     pg_queries[q].what);
+    } else if (rc == KILN_OK) {
+        rc = fn(res, 0, ctx, err);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Column readers. A NULL reads as "" or 0 (PQgetvalue gives ""). */
+
+static int64_t
+pg_col_int(const PGresult *res, int row, int col)
+{
+    return (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* A malloc'd copy of a text column, NULL for SQL NULL; *oom on failure. */
+static char *
+pg_col_dup(const PGresult *res, int row, int col, bool *oom)
+{
+    if (PQgetisnull(res, row, col)) {
+        return NULL;
+    }
+    char *d = strdup(PQgetvalue(res, row, col));
+    if (d == NULL) {
+        *oom = true;
+    }
+    return d;
+}
+
+static void
+pg_col_id(const PGresult *res, int row, int col, char out[JOBSTORE_ID_LEN + 1])
+{
+    snprintf(out, JOBSTORE_ID_LEN + 1, "%s", PQgetvalue(res, row, col));
+}
+
+/* Row readers for pg_one and pg_each. */
+
+static int
+pg_row_int(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    (void)err;
+    *(int64_t *)ctx = pg_col_int(res, row, 0);
+    return KILN_OK;
+}
+
+/* A status, state or setting name into char[PG_NAME_LEN]. */
+static int
+pg_row_name(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    (void)err;
+    snprintf(ctx, PG_NAME_LEN, "%s", PQgetvalue(res, row, 0));
+    return KILN_OK;
+}
+
+/* How reading a row into a struct went: KILN_ENOMEM if a copy failed,
+ * KILN_EINTERNAL if its `column` held no name we know (parsed < 0). */
+static int
+pg_row_checked(bool oom, int parsed, const char *row, const char *column,
+               kiln_error *err)
+{
+    if (oom) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    if (parsed < 0) {
+        return err_set(err, KILN_EINTERNAL, "job store: %s has an unknown %s",
+                       row, column);
+    }
+    return KILN_OK;
+}
+
+/* A row of PG_PROC_COLS into the jobstore_process ctx. */
+static int
+pg_read_process(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    jobstore_process *p = ctx;
+    bool oom = false;
+    memset(p, 0, sizeof *p);
+    pg_col_id(res, row, 0, p->id);
+    p->service_id = (int)pg_col_int(res, row, 1);
+    int status = jobstore_status_parse(PQgetvalue(res, row, 2));
+    p->attempt = (int)pg_col_int(res, row, 3);
+    p->n_requeues = (int)pg_col_int(res, row, 4);
+    p->request = pg_col_dup(res, row, 5, &oom);
+    p->callback = pg_col_dup(res, row, 6, &oom);
+    p->result = pg_col_dup(res, row, 7, &oom);
+    p->error = pg_col_dup(res, row, 8, &oom);
+    p->idem_key = pg_col_dup(res, row, 9, &oom);
+    p->idem_hash = pg_col_dup(res, row, 10, &oom);
+    p->created_at = pg_col_int(res, row, 11);
+    p->updated_at = pg_col_int(res, row, 12);
+    p->not_before = pg_col_int(res, row, 13);
+    p->lease_until = pg_col_int(res, row, 14);
+    p->n_interrupts = (int)pg_col_int(res, row, 15);
+    int rc = pg_row_checked(oom, status, "process", "status", err);
+    if (rc != KILN_OK) {
+        jobstore_process_clear(p);
+        return rc;
+    }
+    p->status = (jobstore_status)status;
+    return KILN_OK;
+}
+
+/* A row of PG_PB_COLS into the jobstore_postback ctx. */
+static int
+pg_read_postback(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    jobstore_postback *pb = ctx;
+    bool oom = false;
+    memset(pb, 0, sizeof *pb);
+    pb->id = pg_col_int(res, row, 0);
+    pg_col_id(res, row, 1, pb->process_id);
+    pb->service_id = (int)pg_col_int(res, row, 2);
+    pb->url = pg_col_dup(res, row, 3, &oom);
+    pb->body = pg_col_dup(res, row, 4, &oom);
+    int state = jobstore_postback_state_parse(PQgetvalue(res, row, 5));
+    pb->attempt = (int)pg_col_int(res, row, 6);
+    pb->next_at = pg_col_int(res, row, 7);
+    pb->last_status = (int)pg_col_int(res, row, 8);
+    pb->last_error = pg_col_dup(res, row, 9, &oom);
+    int rc = pg_row_checked(oom, state, "postback", "state", err);
+    if (rc != KILN_OK) {
+        jobstore_postback_clear(pb);
+        return rc;
+    }
+    pb->state = (jobstore_postback_state)state;
+    return KILN_OK;
+}
+
+/* Reads the first row of `q` (PG_PROC_COLS) into *out; on failure *out
+ * is left cleared. KILN_ENOTFOUND as pg_one. */
+static int
+pg_one_process(pg_store *s, pg_query q, const pg_arg *args, int n_args,
+               jobstore_process *out, kiln_error *err)
+{
+    int rc = pg_one(s, q, args, n_args, pg_read_process, out, err);
+    if (rc != KILN_OK) {
+        jobstore_process_clear(out);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- calls */
+
+/* Per connection, after it is made or made again: commits that wait for
+ * the disk (a server may default to synchronous_commit = off). */
+static int
+pg_session(pg_store *s, kiln_error *err)
+{
+    char mode[PG_NAME_LEN] = "";
+    int rc = pg_one(s, PG_Q_SYNC_COMMIT, NULL, 0, pg_row_name, mode, err);
+    if (rc == KILN_OK && strcmp(mode, "off") == 0) {
+        rc = pg_run(s, PG_Q_SET_SYNC_COMMIT, NULL, 0, NULL, err);
+    }
+    return rc;
+}
+
+/* A connection that went bad (the server restarted, or the network
+ * failed) is made again, once per call; while the server is down every
+ * call fails here, and the first one after it is back succeeds. */
+static int
+pg_reconnect(pg_store *s, kiln_error *err)
+{
+    if (!pg_is_lost(s)) {
+        return KILN_OK;
+    }
+    PQreset(s->conn);
+    if (pg_is_lost(s)) {
+        char why[PG_WHY_LEN];
+        pg_why(s, NULL, why, sizeof why);
+        return err_set(err, KILN_EIO,
+                       "job store (postgres): the database connection was "
+                       "lost and cannot be made again: %s",
+                       why);
+    }
+    return pg_session(s, err);
+}
+
+/* Ends an open transaction that is not to be committed. The server rolls
+ * it back by itself when the connection is gone. */
+static void
+pg_rollback(pg_store *s)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(s->conn);
+    if (pg_is_lost(s) || (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)) {
+        return;
+    }
+    PGresult *res = PQexecParams(s->conn, pg_queries[PG_Q_ROLLBACK].sql, 0,
+                                 NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+}
+
+/* Commits the transaction of call `what`. A connection lost on the way
+ * leaves the outcome unknown: the call is not run again, and says so. */
+static int
+pg_commit(pg_store *s, const char *what, kiln_error *err)
+{
+    PGresult *res = NULL;
+    s->is_committing = true;
+    int rc = pg_exec(s, what, pg_queries[PG_Q_COMMIT].sql, NULL, 0, &res, err);
+    s->is_committing = false;
+    /* COMMIT of a transaction that failed answers ROLLBACK, not an
+     * error; no body commits after a failure, but say it if one did. */
+    if (rc == KILN_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        rc =
+            err_set(err, KILN_EIO,
+                    "job store: %s: the database rolled the change back", what);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Runs one call of the store: locks it, makes its connection again if it
+ * went bad, runs `body` (in a transaction, committed when it returns
+ * KILN_OK, for PG_WRITE) and unlocks. When the connection is found lost
+ * before a commit was asked for, the server has rolled back whatever the
+ * body did, so the body runs once more on a new connection; a connection
+ * lost during the commit is reported, not retried (the change may be
+ * stored). A retried status change calls the notify hook again. */
+static int
+pg_call(pg_store *s, pg_mode mode, const char *what, pg_body_fn body, void *ctx,
+        kiln_error *err)
+{
+    int rc = KILN_OK;
+    pthread_mutex_lock(&s->mu);
+    for (int run = 0; run < 2; run++) {
+        bool committing = false;
+        rc = pg_reconnect(s, err);
+        if (rc != KILN_OK) {
+            break; /* nothing ran; another reset now would fail the same */
+        }
+        if (mode == PG_WRITE) {
+            rc = pg_run(s, PG_Q_BEGIN, NULL, 0, NULL, err);
+        }
+        if (rc == KILN_OK) {
+            rc = body(s, ctx, err);
+        }
+        if (rc == KILN_OK && mode == PG_WRITE) {
+            committing = true;
+            rc = pg_commit(s, what, err);
+        }
+        if (rc == KILN_OK) {
+            break;
+        }
+        pg_rollback(s);
+        if (!pg_is_lost(s) || committing) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Why process `id` (of `service_id` unless it is < 0) was not changed by
+ * `what`: KILN_ENOTFOUND, or KILN_EPERM naming its status. */
+static int
+pg_refuse(pg_store *s, const char *id, int service_id, const char *what,
+          const char *expected, kiln_error *err)
+{
+    char status[PG_NAME_LEN];
+    int rc = pg_one(s, PG_Q_STATUS, PG_ARGS(PG_TEXT(id), PG_INT(service_id)),
+                    pg_row_name, status, err);
+    if (rc == KILN_OK) {
+        return err_set(err, KILN_EPERM,
+                       "cannot %s process \"%s\": it is %s (expected %s)", what,
+                       id, status, expected);
+    }
+    if (rc == KILN_ENOTFOUND) {
+        return err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
+    }
+    return rc;
+}
+
+/* Inside a status change's transaction: hands the process as it now
+ * stands (`p`, or read by `id`) to the store's hook and stores the
+ * postback it asks for. */
+static int
+pg_notify(pg_store *s, const char *id, const jobstore_process *p,
+          kiln_error *err)
+{
+    if (s->base.notify == NULL) {
+        return KILN_OK;
+    }
+    jobstore_process read;
+    memset(&read, 0, sizeof read);
+    if (p == NULL) {
+        int rc =
+            pg_one_process(s, PG_Q_GET_ID, PG_ARGS(PG_TEXT(id)), &read, err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+        p = &read;
+    }
+    int rc = KILN_OK;
+    char *body =
+        p->callback != NULL ? s->base.notify(p, s->base.notify_arg) : NULL;
+    if (body != NULL) {
+        rc = pg_run(s, PG_Q_PB_ENQUEUE,
+                    PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
+                            PG_TEXT(p->callback), PG_TEXT(body),
+                            PG_INT(pg_now()), PG_INT(pg_now())),
+                    NULL, err);
+        free(body);
+    }
+    jobstore_process_clear(&read);
+    return rc;
+}
+
+/* One call that moves process `id` from `expected` (pg_transition). */
+typedef struct pg_change {
+    pg_query q;
+    const pg_arg *args;
+    int n_args;
+    pg_row_fn fn; /* reads what q returns, or NULL */
+    void *ctx;
+    const char *id;
+    int service_id; /* < 0: any */
+    const char *expected;
+    bool notify;
+} pg_change;
+
+static int
+pg_transition_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_change *c = arg;
+    int rc = pg_each(s, c->q, c->args, c->n_args, c->fn, c->ctx, err);
+    if (rc == KILN_OK && s->n_changed == 0) {
+        rc = pg_refuse(s, c->id, c->service_id, pg_queries[c->q].what,
+                       c->expected, err);
+    } else if (rc == KILN_OK && c->notify) {
+        rc = pg_notify(s, c->id, NULL, err);
+    }
+    return rc;
+}
+
+/* One call that moves process `id` from `expected`: runs `q` in a write
+ * transaction (fn, if not NULL, reads what it returns), and when it
+ * changes no row, tells why (pg_refuse). A status change (`notify`) runs
+ * the store's hook in the same transaction. */
+static int
+pg_transition(pg_store *s, pg_query q, const pg_arg *args, int n_args,
+              pg_row_fn fn, void *ctx, const char *id, int service_id,
+              const char *expected, bool notify, kiln_error *err)
+{
+    pg_change c = {q, args, n_args, fn, ctx, id, service_id, expected, notify};
+    return pg_call(s, PG_WRITE, pg_queries[q].what, pg_transition_body, &c,
+                   err);
+}
+
+/* Creates the schema in a fresh database, or brings it to this build's
+ * version, under the advisory lock: of several hosts starting at once,
+ * one migrates and the others then find it done. */
+static int
+pg_schema(pg_store *s, void *arg, kiln_error *err)
+{
+    (void)arg;
+    int64_t exists = 0, version = 0;
+    int rc =
+        pg_run(s, PG_Q_LOCK_SCHEMA, PG_ARGS(PG_INT(PG_SCHEMA_LOCK)), NULL, err);
+    if (rc == KILN_OK) {
+        rc = pg_one(s, PG_Q_HAS_SCHEMA, NULL, 0, pg_row_int, &exists, err);
+    }
+    if (rc == KILN_OK && exists != 0) {
+        rc = pg_one(s, PG_Q_VERSION, NULL, 0, pg_row_int, &version, err);
+    }
+    if (rc == KILN_OK && version > PG_SCHEMA_VERSION) {
+        rc = err_set(err, KILN_EINVAL,
+                     "job store schema version %lld is not supported "
+                     "(expected %d)",
+                     (long long)version, PG_SCHEMA_VERSION);
+    }
+    for (int64_t v = version; rc == KILN_OK && v < PG_SCHEMA_VERSION; v++) {
+        const char *const *sql = pg_migrations[v];
+        for (size_t i = 0; rc == KILN_OK && sql[i] != NULL; i++) {
+            PGresult *res = NULL;
+            rc = pg_exec(s, "create schema", sql[i], NULL, 0, &res, err);
+            PQclear(res);
+        }
+        if (rc == KILN_OK) {
+            rc = pg_run(s, PG_Q_SET_VERSION,
+                        PG_ARGS(PG_INT(v + 1), PG_INT(pg_now())), NULL, err);
+        }
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static void pg_close(jobstore *js);
+
+static int
+pg_open(const char *dsn, jobstore **out, kiln_error *err)
+{
+    pg_store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return err_set(err, KILN_ENOMEM, "job store: cannot create a mutex");
+    }
+    /* Defaults the DSN may override (it is expanded after them): give up
+     * on an unreachable server after 10 s, and notice a peer that
+     * vanished mid-call within about a minute rather than the kernel's
+     * two hours, since the store's lock is held meanwhile. */
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "application_name",
+                                       "client_encoding",
+                                       "dbname",
+                                       NULL};
+    const char *values[] = {"10", "30", "10", "3", "kiln", "UTF8", dsn, NULL};
+    int rc = KILN_OK;
+    s->conn = PQconnectdbParams(keys, values, 1);
+    if (s->conn == NULL) {
+        rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
+        goto fail;
+    }
+    /* Not the DSN in messages: it may hold a password. */
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        char why[PG_WHY_LEN];
+        pg_why(s, NULL, why, sizeof why);
+        rc =
+            err_set(err, KILN_EIO, "cannot open job store (postgres): %s", why);
+        goto fail;
+    }
+    if (PQserverVersion(s->conn) < PG_MIN_SERVER) {
+        rc = err_set(err, KILN_EIO,
+                     "job store (postgres): server version %d is too old "
+                     "(expected %d or newer)",
+                     PQserverVersion(s->conn) / 10000, PG_MIN_SERVER / 10000);
+        goto fail;
+    }
+    rc = pg_session(s, err);
+    if (rc == KILN_OK) {
+        rc = pg_call(s, PG_WRITE, "create schema", pg_schema, NULL, err);
+    }
+    if (rc != KILN_OK) {
+        goto fail;
+    }
+    *out = &s->base;
+    return KILN_OK;
+
+fail:
+    pg_close(&s->base);
+    return rc;
+}
+
+static void
+pg_close(jobstore *js)
+{
+    pg_store *s = pg(js);
+    PQfinish(s->conn); /* NULL is a no-op */
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int
+pg_ping_body(pg_store *s, void *arg, kiln_error *err)
+{
+    (void)arg;
+    return pg_run(s, PG_Q_PING, PG_ARGS(PG_INT(pg_now())), NULL, err);
+}
+
+/* One statement, the same when run twice: a plain call. A server that is
+ * down fails it with KILN_EIO; the first ping after it is back makes the
+ * connection again and succeeds. */
+static int
+pg_ping(jobstore *js, kiln_error *err)
+{
+    return pg_call(pg(js), PG_PLAIN, "health check", pg_ping_body, NULL, err);
+}
+
+/* ---------------------------------------------------------- processes */
+
+static int
+pg_create_body(pg_store *s, void *arg, kiln_error *err)
+{
+    const jobstore_process *p = arg;
+    int rc = pg_run(s, PG_Q_CREATE,
+                    PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
+                            PG_TEXT(jobstore_status_name(p->status)),
+                            PG_TEXT(p->request), PG_TEXT(p->callback),
+                            PG_TEXT(p->idem_key), PG_TEXT(p->idem_hash),
+                            PG_INT(pg_now()), PG_INT(p->not_before)),
+                    NULL, err);
+    if (rc == KILN_EEXIST) {
+        if (p->idem_key != NULL &&
+            strcmp(s->constraint, PG_IDEM_CONSTRAINT) == 0) {
+            rc = err_set(err, KILN_EEXIST,
+                         "idempotency key \"%s\" already used", p->idem_key);
+        } else {
+            rc = err_set(err, KILN_EEXIST, "process \"%s\" already exists",
+                         p->id);
+        }
+    }
+    return rc;
+}
+
+/* In a transaction although it is one INSERT: a connection lost before
+ * the COMMIT was sent is then known not to have stored it, and the insert
+ * runs again (pg_call). */
+static int
+pg_create(jobstore *js, const jobstore_process *p, kiln_error *err)
+{
+    return pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_CREATE].what,
+                   pg_create_body, (void *)p, err);
+}
+
+/* get() and find_idempotent(): the process of `service_id` that `key`
+ * names (an id, or an idempotency key). */
+typedef struct pg_lookup_ctx {
+    pg_query q;
+    const char *key;
+    int service_id;
+    jobstore_process *out;
+} pg_lookup_ctx;
+
+static int
+pg_lookup_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_lookup_ctx *c = arg;
+    return pg_one_process(
+        s, c->q, PG_ARGS(PG_TEXT(c->key), PG_INT(c->service_id)), c->out, err);
+}
+
+static int
+pg_lookup(jobstore *js, pg_query q, const char *key, int service_id,
+          const char *what, jobstore_process *out, kiln_error *err)
+{
+    pg_lookup_ctx c = {q, key, service_id, out};
+    int rc =
+        pg_call(pg(js), PG_PLAIN, pg_queries[q].what, pg_lookup_body, &c, err);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "%s \"%s\" not found", what, key);
+    }
+    return rc;
+}
+
+static int
+pg_get(jobstore *js, const char *id, int service_id, jobstore_process *out,
+       kiln_error *err)
+{
+    return pg_lookup(js, PG_Q_GET, id, service_id, "process", out, err);
+}
+
+static int
+pg_find_idempotent(jobstore *js, int service_id, const char *key,
+                   jobstore_process *out, kiln_error *err)
+{
+    return pg_lookup(js, PG_Q_FIND_IDEM, key, service_id, "idempotency key",
+                     out, err);
+}
+
+typedef struct pg_claim_ctx {
+    int64_t now;
+    int lease_seconds;
+    jobstore_process *out;
+} pg_claim_ctx;
+
+static int
+pg_claim_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_claim_ctx *c = arg;
+    int rc = pg_one_process(s, PG_Q_CLAIM,
+                            PG_ARGS(PG_INT(c->now),
+                                    PG_INT(c->now + c->lease_seconds),
+                                    PG_INT(pg_now())),
+                            c->out, err);
+    if (rc == KILN_OK) {
+        rc = pg_notify(s, c->out->id, c->out, err);
+    }
+    if (rc != KILN_OK) {
+        jobstore_process_clear(c->out);
+    }
+    return rc;
+}
+
+static int
+pg_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
+         kiln_error *err)
+{
+    pg_claim_ctx c = {now, lease_seconds, out};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_CLAIM].what,
+                     pg_claim_body, &c, err);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "no process is ready");
+    }
+    if (rc != KILN_OK) {
+        jobstore_process_clear(out);
+    }
+    return rc;
+}
+
+static int
+pg_complete(jobstore *js, const char *id, jobstore_status status,
+            const char *result_json, const char *error, kiln_error *err)
+{
+    return pg_transition(
+        pg(js), PG_Q_COMPLETE,
+        PG_ARGS(PG_TEXT(id), PG_TEXT(jobstore_status_name(status)),
+                PG_TEXT(result_json), PG_TEXT(error), PG_INT(pg_now())),
+        NULL, NULL, id, -1, "PROCESSING", true, err);
+}
+
+static int
+pg_requeue(jobstore *js, const char *id, int64_t not_before, const char *error,
+           kiln_error *err)
+{
+    return pg_transition(pg(js), PG_Q_REQUEUE,
+                         PG_ARGS(PG_TEXT(id), PG_INT(not_before),
+                                 PG_TEXT(error), PG_INT(pg_now())),
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
+}
+
+static int
+pg_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
+         kiln_error *err)
+{
+    return pg_transition(pg(js), PG_Q_RENEW,
+                         PG_ARGS(PG_TEXT(id), PG_INT(now + lease_seconds)),
+                         NULL, NULL, id, -1, "PROCESSING", false, err);
+}
+
+static int
+pg_interrupt(jobstore *js, const char *id, const char *error, kiln_error *err)
+{
+    return pg_transition(pg(js), PG_Q_INTERRUPT,
+                         PG_ARGS(PG_TEXT(id), PG_TEXT(error), PG_INT(pg_now())),
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
+}
+
+static int
+pg_set_processing(jobstore *js, const char *id, int service_id,
+                  const char *callback, kiln_error *err)
+{
+    return pg_transition(pg(js), PG_Q_SET_PROCESSING,
+                         PG_ARGS(PG_TEXT(id), PG_INT(service_id),
+                                 PG_TEXT(callback), PG_INT(pg_now())),
+                         NULL, NULL, id, service_id, "INCOMPLETE", true, err);
+}
+
+static int
+pg_retry(jobstore *js, const char *id, int service_id, int *attempt,
+         kiln_error *err)
+{
+    int64_t a = 0;
+    int rc = pg_transition(
+        pg(js), PG_Q_RETRY,
+        PG_ARGS(PG_TEXT(id), PG_INT(service_id), PG_INT(pg_now())), pg_row_int,
+        &a, id, service_id, "FINISHED or FAILED", true, err);
+    if (rc == KILN_OK) {
+        *attempt = (int)a;
+    }
+    return rc;
+}
+
+static int
+pg_recover_body(pg_store *s, void *arg, kiln_error *err)
+{
+    int *n_requeued = arg;
+    return pg_run(s, PG_Q_RECOVER, PG_ARGS(PG_INT(pg_now())), n_requeued, err);
+}
+
+/* In a transaction: a connection lost before the COMMIT leaves nothing
+ * recovered, and the count comes from the run that did it. */
+static int
+pg_recover(jobstore *js, int *n_requeued, kiln_error *err)
+{
+    return pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_RECOVER].what,
+                   pg_recover_body, n_requeued, err);
+}
+
+/* The status and the request of the process append_jobs() grows. */
+typedef struct pg_request {
+    char status[PG_NAME_LEN];
+    cJSON *json; /* NULL if the text is not JSON */
+} pg_request;
+
+static int
+pg_read_request(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    pg_request *r = ctx;
+    pg_row_name(res, row, r->status, err);
+    r->json = cJSON_Parse(PQgetvalue(res, row, 1));
+    return KILN_OK;
+}
+
+/* Appends the elements of `add` (emptied) to req's "jobs" array, made if
+ * missing, unless the total would pass max_jobs > 0. */
+static int
+pg_add_jobs(const char *id, cJSON *req, cJSON *add, size_t max_jobs,
+            size_t *n_jobs, kiln_error *err)
+{
+    if (req == NULL || !cJSON_IsObject(req)) {
+        return err_set(err, KILN_EINTERNAL,
+                       "stored request of process \"%s\" is not a JSON object",
+                       id);
+    }
+    cJSON *jobs = cJSON_GetObjectItemCaseSensitive(req, "jobs");
+    if (jobs == NULL || !cJSON_IsArray(jobs)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(req, "jobs");
+        jobs = cJSON_AddArrayToObject(req, "jobs");
+        if (jobs == NULL) {
+            return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+    }
+    size_t n =
+        (size_t)cJSON_GetArraySize(jobs) + (size_t)cJSON_GetArraySize(add);
+    if (max_jobs > 0 && n > max_jobs) {
+        return err_set(err, KILN_ELIMIT,
+                       "process \"%s\" would have %zu jobs (at most %zu "
+                       "allowed)",
+                       id, n, max_jobs);
+    }
+    while (cJSON_GetArraySize(add) > 0) {
+        cJSON_AddItemToArray(jobs, cJSON_DetachItemFromArray(add, 0));
+    }
+    *n_jobs = n;
+    return KILN_OK;
+}
+
+typedef struct pg_append_ctx {
+    const char *id;
+    int service_id;
+    const cJSON *add; /* the parsed jobs_json, left as it is */
+    size_t max_jobs;
+    size_t n_jobs; /* the new total */
+} pg_append_ctx;
+
+static int
+pg_append_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_append_ctx *c = arg;
+    pg_request req = {"", NULL};
+    char *text = NULL;
+    /* A copy to empty: the body may run twice. */
+    cJSON *add = cJSON_Duplicate(c->add, true);
+    int rc = KILN_OK;
+    if (add == NULL) {
+        rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    if (rc == KILN_OK) {
+        rc = pg_one(s, PG_Q_READ_REQUEST,
+                    PG_ARGS(PG_TEXT(c->id), PG_INT(c->service_id)),
+                    pg_read_request, &req, err);
+    }
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", c->id);
+    } else if (rc == KILN_OK && strcmp(req.status, "INCOMPLETE") != 0) {
+        rc = err_set(err, KILN_EPERM,
+                     "cannot append jobs to process \"%s\": it is %s "
+                     "(expected INCOMPLETE)",
+                     c->id, req.status);
+    }
+    if (rc == KILN_OK) {
+        rc = pg_add_jobs(c->id, req.json, add, c->max_jobs, &c->n_jobs, err);
+    }
+    if (rc == KILN_OK) {
+        text = cJSON_PrintUnformatted(req.json);
+        if (text == NULL) {
+            rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+    }
+    if (rc == KILN_OK) {
+        rc = pg_run(s, PG_Q_WRITE_REQUEST,
+                    PG_ARGS(PG_TEXT(c->id), PG_TEXT(text), PG_INT(pg_now())),
+                    NULL, err);
+    }
+    free(text);
+    cJSON_Delete(req.json);
+    cJSON_Delete(add);
+    return rc;
+}
+
+static int
+pg_append_jobs(jobstore *js, const char *id, int service_id,
+               const char *jobs_json, size_t max_jobs, size_t *n_jobs,
+               kiln_error *err)
+{
+    cJSON *add = cJSON_Parse(jobs_json);
+    if (add == NULL || !cJSON_IsArray(add)) {
+        cJSON_Delete(add);
+        return err_set(err, KILN_EINVAL, "jobs to append must be a JSON array");
+    }
+    pg_append_ctx c = {id, service_id, add, max_jobs, 0};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_WRITE_REQUEST].what,
+                     pg_append_body, &c, err);
+    if (rc == KILN_OK) {
+        *n_jobs = c.n_jobs;
+    }
+    cJSON_Delete(add);
+    return rc;
+}
+
+/* ---------------------------------------------------------- postbacks */
+
+typedef struct pg_enqueue_ctx {
+    const jobstore_postback *pb;
+    int64_t id;
+} pg_enqueue_ctx;
+
+static int
+pg_enqueue_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_enqueue_ctx *c = arg;
+    const jobstore_postback *pb = c->pb;
+    return pg_one(s, PG_Q_PB_ENQUEUE,
+                  PG_ARGS(PG_TEXT(pb->process_id), PG_INT(pb->service_id),
+                          PG_TEXT(pb->url), PG_TEXT(pb->body),
+                          PG_INT(pb->next_at), PG_INT(pg_now())),
+                  pg_row_int, &c->id, err);
+}
+
+static int
+pg_postback_enqueue(jobstore *js, const jobstore_postback *pb, int64_t *id,
+                    kiln_error *err)
+{
+    pg_enqueue_ctx c = {pb, 0};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_PB_ENQUEUE].what,
+                     pg_enqueue_body, &c, err);
+    if (rc == KILN_OK) {
+        *id = c.id;
+    }
+    return rc;
+}
+
+/* The growing array postback_due() fills. */
+typedef struct pg_pb_list {
+    jobstore_postback *pbs;
+    size_t n, cap;
+} pg_pb_list;
+
+static int
+pg_read_postback_into(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    pg_pb_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 8;
+        jobstore_postback *np = realloc(l->pbs, ncap * sizeof *np);
+        if (np == NULL) {
+            return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+        l->pbs = np;
+        l->cap = ncap;
+    }
+    int rc = pg_read_postback(res, row, &l->pbs[l->n], err);
+    if (rc == KILN_OK) {
+        l->n++;
+    }
+    return rc;
+}
+
+static void
+pg_pb_list_free(pg_pb_list *l)
+{
+    jobstore_postbacks_free(l->pbs, l->n);
+    memset(l, 0, sizeof *l);
+}
+
+typedef struct pg_due_ctx {
+    int64_t now, limit, until;
+    pg_pb_list list;
+} pg_due_ctx;
+
+static int
+pg_due_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_due_ctx *c = arg;
+    int rc =
+        pg_each(s, PG_Q_PB_DUE,
+                PG_ARGS(PG_INT(c->now), PG_INT(c->limit), PG_INT(c->until)),
+                pg_read_postback_into, &c->list, err);
+    if (rc != KILN_OK) {
+        pg_pb_list_free(&c->list);
+    }
+    return rc;
+}
+
+static int
+pg_postback_due(jobstore *js, int64_t now, int lease_seconds, size_t max,
+                jobstore_postback **out, size_t *n_out, kiln_error *err)
+{
+    pg_due_ctx c = {now,
+                    max > INT64_MAX ? INT64_MAX : (int64_t)max,
+                    now + lease_seconds,
+                    {NULL, 0, 0}};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_PB_DUE].what,
+                     pg_due_body, &c, err);
+    if (rc != KILN_OK) {
+        pg_pb_list_free(&c.list);
+    }
+    *out = c.list.pbs;
+    *n_out = c.list.n;
+    return rc;
+}
+
+/* The state and attempts of the postback postback_record() updates. */
+typedef struct pg_pb_state {
+    char state[PG_NAME_LEN];
+    int attempt;
+} pg_pb_state;
+
+static int
+pg_read_pb_state(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    pg_pb_state *p = ctx;
+    p->attempt = (int)pg_col_int(res, row, 1);
+    return pg_row_name(res, row, p->state, err);
+}
+
+typedef struct pg_record_ctx {
+    int64_t id;
+    bool delivered;
+    int http_status;
+    const char *error;
+    int64_t now;
+    bool retry;
+    jobstore_postback_state next; /* the state it was given */
+} pg_record_ctx;
+
+static int
+pg_record_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_record_ctx *c = arg;
+    pg_pb_state cur = {"", 0};
+    int rc = pg_one(s, PG_Q_PB_STATE, PG_ARGS(PG_INT(c->id)), pg_read_pb_state,
+                    &cur, err);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "postback %lld not found",
+                     (long long)c->id);
+    } else if (rc == KILN_OK && strcmp(cur.state, "PENDING") != 0) {
+        rc = err_set(err, KILN_EPERM, "postback %lld is %s (expected PENDING)",
+                     (long long)c->id, cur.state);
+    }
+    int attempt = cur.attempt + 1;
+    jobstore_postback_state next = JOBSTORE_PB_DELIVERED;
+    int64_t next_at = c->now;
+    if (!c->delivered) {
+        int delay = c->retry ? jobstore_postback_delay(attempt) : -1;
+        next = delay < 0 ? JOBSTORE_PB_GIVEN_UP : JOBSTORE_PB_PENDING;
+        next_at = c->now + (delay < 0 ? 0 : delay);
+    }
+    if (rc == KILN_OK) {
+        rc = pg_run(
+            s, PG_Q_PB_RECORD,
+            PG_ARGS(PG_INT(c->id), PG_TEXT(jobstore_postback_state_name(next)),
+                    PG_INT(attempt), PG_INT(next_at), PG_INT(c->http_status),
+                    PG_TEXT(c->error), PG_INT(pg_now())),
+            NULL, err);
+    }
+    c->next = next;
+    return rc;
+}
+
+static int
+pg_postback_record(jobstore *js, int64_t id, bool delivered, int http_status,
+                   const char *error, int64_t now, bool retry,
+                   jobstore_postback_state *state, kiln_error *err)
+{
+    pg_record_ctx c = {id,  delivered, http_status,        error,
+                       now, retry,     JOBSTORE_PB_PENDING};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_PB_RECORD].what,
+                     pg_record_body, &c, err);
+    if (rc == KILN_OK) {
+        *state = c.next;
+    }
+    return rc;
+}
+
+typedef struct pg_pb_get_ctx {
+    int64_t id;
+    jobstore_postback *out;
+} pg_pb_get_ctx;
+
+static int
+pg_pb_get_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_pb_get_ctx *c = arg;
+    int rc = pg_one(s, PG_Q_PB_GET, PG_ARGS(PG_INT(c->id)), pg_read_postback,
+                    c->out, err);
+    if (rc != KILN_OK) {
+        jobstore_postback_clear(c->out);
+    }
+    return rc;
+}
+
+static int
+pg_postback_get(jobstore *js, int64_t id, jobstore_postback *out,
+                kiln_error *err)
+{
+    pg_pb_get_ctx c = {id, out};
+    int rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_PB_GET].what,
+                     pg_pb_get_body, &c, err);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "postback %lld not found",
+                     (long long)id);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static int
+pg_read_count(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    (void)err;
+    jobstore_counts *out = ctx;
+    int64_t kind = pg_col_int(res, row, 0);
+    const char *name = PQgetvalue(res, row, 1);
+    int64_t n = pg_col_int(res, row, 2);
+    if (kind == 0 && jobstore_status_parse(name) >= 0) {
+        out->processes[jobstore_status_parse(name)] = n;
+    } else if (kind == 1 && jobstore_postback_state_parse(name) >= 0) {
+        out->postbacks[jobstore_postback_state_parse(name)] = n;
+    } else if (kind == 2) {
+        out->queue_ready = n;
+    }
+    return KILN_OK;
+}
+
+typedef struct pg_counts_ctx {
+    int64_t now;
+    jobstore_counts *out;
+} pg_counts_ctx;
+
+static int
+pg_counts_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_counts_ctx *c = arg;
+    memset(c->out, 0, sizeof *c->out);
+    return pg_each(s, PG_Q_COUNTS, PG_ARGS(PG_INT(c->now)), pg_read_count,
+                   c->out, err);
+}
+
+static int
+pg_counts(jobstore *js, int64_t now, jobstore_counts *out, kiln_error *err)
+{
+    pg_counts_ctx c = {now, out};
+    return pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_COUNTS].what,
+                   pg_counts_body, &c, err);
+}
+
+const jobstore_driver jobstore_pg_driver = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .ping = pg_ping,
+    .create = pg_create,
+    .get = pg_get,
+    .find_idempotent = pg_find_idempotent,
+    .claim = pg_claim,
+    .complete = pg_complete,
+    .requeue = pg_requeue,
+    .recover = pg_recover,
+    .retry = pg_retry,
+    .append_jobs = pg_append_jobs,
+    .set_processing = pg_set_processing,
+    .postback_enqueue = pg_postback_enqueue,
+    .postback_due = pg_postback_due,
+    .postback_record = pg_postback_record,
+    .postback_get = pg_postback_get,
+    .counts = pg_counts,
+    .renew = pg_renew,
+    .interrupt = pg_interrupt,
+};

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# `kiln serve` on the PostgreSQL job store (core/jobstore_pg.c), against a
+# real PostgreSQL server the test starts (tests/servers/postgres.sh):
+#  - processes submitted through the API finish, with their outputs, and
+#    an Idempotency-Key answers the same process again;
+#  - PostgreSQL stopped: /health answers 503 naming the store in our
+#    words (never the DSN's password), a submission gets 503, the server
+#    keeps serving; PostgreSQL back: both answer again, every process
+#    accepted before is still there, new ones finish;
+#  - two hosts on one database, submissions spread over both: every
+#    process runs exactly once (attempt 1, one output each), and GET
+#    /status/ID answers the same from either host.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+KILN=${KILN:-build/kiln}
+case $KILN in /*) ;; *) KILN=$PWD/$KILN ;; esac
+. tests/exec/lib_serve.sh
+T=jobstore_postgres
+tmp=$(mktemp -d)
+chmod 711 "$tmp" # the postgres user runs the server in $tmp/pg
+pg=$tmp/pg
+PID2=
+cleanup() {
+    serve_stop KILL
+    if [ -n "$PID2" ]; then
+        kill -9 "$PID2" 2>/dev/null
+        wait "$PID2" 2>/dev/null
+    fi
+    bash tests/servers/postgres.sh stop "$pg" >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+status=0
+ok() { echo "ok $T/$1"; }
+fail() {
+    echo "FAIL $T/$1: $2"
+    status=1
+}
+if ! dsn=$(bash tests/servers/postgres.sh start "$pg" 2>"$tmp/pg.err"); then
+    echo "skip $T: cannot start a PostgreSQL server: $(tail -1 "$tmp/pg.err")"
+    exit 0
+fi
+mkdir -p "$tmp/storage/in"
+vips black "$tmp/b.v" 32 24 --bands 3 && vips copy "$tmp/b.v" "$tmp/storage/in/a.png" || {
+    fail setup "cannot make the source"
+    exit 1
+}
+# The DSN as an operator writes it, with a password the server ignores
+# (trust authentication): it must never show.
+secret="pw-$RANDOM$RANDOM"
+config() { # PORT FILE
+    cat >"$2" <<JSON
+{"listen": "127.0.0.1:$1", "workers": 2,
+ "plugins": {"dirs": ["$(serve_plugin_dir)"], "enable": ["ops-vips", "storage-local", "api-http"]},
+ "jobstore": {"driver": "postgres", "dsn": "$dsn password=$secret"},
+ "rate_limit": {"per_second": 10000, "burst": 10000},
+ "services": [{"id": 1, "tokens": ["tok"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+JSON
+}
+port=$(serve_free_port)
+config "$port" "$tmp/cfg.json"
+url="http://127.0.0.1:$port"
+serve_start "$tmp/cfg.json" "$tmp/log" "$url" || {
+    fail start "the server did not start: $(tail -3 "$tmp/log")"
+    exit 1
+}
+# call URL METHOD PATH [BODY] [HEADER]: prints "CODE BODY".
+call() {
+    local out code
+    out=$(curl -s -w '\n%{http_code}' -X "$2" -H 'Authorization: Bearer tok' \
+        ${5:+-H "$5"} ${4:+--data-binary "$4"} "$1$3")
+    code=${out##*$'\n'}
+    echo "$code ${out%$'\n'*}"
+}
+req() { echo "{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": [{\"destination\": \"/out/$1.png\", \"transformations\": [{\"type\": \"resize\", \"width\": 16}]}]}"; }
+# wait_done URL ID: waits up to 30 s for FINISHED or FAILED; prints the body.
+wait_done() {
+    local got
+    for _ in $(seq 300); do
+        got=$(call "$1" GET "/status/$2")
+        case $got in *'"FINISHED"'* | *'"FAILED"'*) break ;; esac
+        sleep 0.1
+    done
+    echo "${got#* }"
+}
+id_of() { jq -r '.process_id // empty' <<<"${1#* }" 2>/dev/null; }
+
+got=$(call "$url" GET /health)
+[ "${got%% *}" = 200 ] && ok healthy || fail healthy "$got"
+
+# --- processes finish; idempotency
+ids=()
+for i in $(seq 10); do
+    got=$(call "$url" POST /request "$(req "a$i")")
+    id=$(id_of "$got")
+    [ -n "$id" ] && ids+=("$id") || fail "submit-a$i" "$got"
+done
+n_ok=0
+for id in "${ids[@]}"; do
+    body=$(wait_done "$url" "$id")
+    case $body in *'"FINISHED"'*) n_ok=$((n_ok + 1)) ;; *) fail "finish-$id" "$body" ;; esac
+done
+[ "$n_ok" = 10 ] && [ "$(ls "$tmp/storage/out" | wc -l)" = 10 ] &&
+    ok "ten-processes-finished" || fail ten-processes-finished "$n_ok finished, outputs: $(ls "$tmp/storage/out" | tr '\n' ' ')"
+a=$(call "$url" POST /request "$(req idem)" "Idempotency-Key: k-1")
+b=$(call "$url" POST /request "$(req idem)" "Idempotency-Key: k-1")
+[ -n "$(id_of "$a")" ] && [ "$(id_of "$a")" = "$(id_of "$b")" ] &&
+    ok idempotency-key-same-process || fail idempotency-key-same-process "$a / $b"
+
+# --- PostgreSQL stops and comes back
+bash tests/servers/postgres.sh stop "$pg" >/dev/null
+got=$(call "$url" GET /health)
+case $got in
+503" "*'job store'*) ok store-down-503 ;;
+*) fail store-down-503 "$got" ;;
+esac
+echo "# /health while PostgreSQL is down: $got"
+case $got in *"$secret"*) fail no-password-shown "$got" ;; *) ok no-password-shown ;; esac
+got=$(call "$url" POST /request "$(req down)")
+[ "${got%% *}" = 503 ] && ok store-down-submit-503 || fail store-down-submit-503 "$got"
+kill -0 "$SERVE_PID" 2>/dev/null && ok still-serving || fail still-serving "the server exited"
+grep -q "$secret" "$tmp/log" && fail no-password-in-log "$(grep -m1 "$secret" "$tmp/log")" ||
+    ok no-password-in-log
+bash tests/servers/postgres.sh restart "$pg" >/dev/null || fail restart "PostgreSQL did not restart"
+for _ in $(seq 50); do
+    got=$(call "$url" GET /health)
+    [ "${got%% *}" = 200 ] && break
+    sleep 0.2
+done
+[ "${got%% *}" = 200 ] && ok store-back-200 || fail store-back-200 "$got"
+body=$(wait_done "$url" "${ids[0]}")
+case $body in *'"FINISHED"'*) ok accepted-before-still-there ;; *) fail accepted-before-still-there "$body" ;; esac
+got=$(call "$url" POST /request "$(req after)")
+id=$(id_of "$got")
+body=$(wait_done "$url" "$id")
+case $body in *'"FINISHED"'*) ok finishes-after-restart ;; *) fail finishes-after-restart "$got / $body" ;; esac
+
+# --- a second host on the same database
+port2=$(serve_free_port)
+config "$port2" "$tmp/cfg2.json"
+url2="http://127.0.0.1:$port2"
+"$KILN" serve --config "$tmp/cfg2.json" >>"$tmp/log2" 2>&1 &
+PID2=$!
+for _ in $(seq 100); do curl -s -o /dev/null "$url2/health" && break; sleep 0.1; done
+ids=()
+for i in $(seq 40); do
+    u=$url
+    [ $((i % 2)) = 0 ] && u=$url2
+    got=$(call "$u" POST /request "$(req "c$i")")
+    id=$(id_of "$got")
+    [ -n "$id" ] && ids+=("$id") || fail "submit-c$i" "$got"
+done
+n_ok=0 bad=""
+for id in "${ids[@]}"; do
+    b1=$(wait_done "$url2" "$id")
+    b2=$(call "$url" GET "/status/$id")
+    b2=${b2#* }
+    if [ "$(jq -r '[.status, .attempt] | join(" ")' <<<"$b1" 2>/dev/null)" = "FINISHED 1" ]; then
+        n_ok=$((n_ok + 1))
+    else
+        bad="$bad $id:${b1:0:200}"
+    fi
+    [ "$(jq -S 'del(.updated_at)' <<<"$b1")" = "$(jq -S 'del(.updated_at)' <<<"$b2")" ] ||
+        bad="$bad $id:hosts-differ"
+done
+[ "$n_ok" = 40 ] && [ -z "$bad" ] && ok "two-hosts-40-processes-once-each" ||
+    fail two-hosts-40-processes-once-each "$n_ok of 40:$bad"
+n_out=$(ls "$tmp/storage/out" | grep -c '^c')
+[ "$n_out" = 40 ] && ok two-hosts-40-outputs || fail two-hosts-40-outputs "$n_out outputs"
+grep -q "$secret" "$tmp/log" "$tmp/log2" && fail no-password-in-logs "a log shows the DSN's password" ||
+    ok no-password-in-logs
+exit $status
