@@ -9,7 +9,10 @@
 #    accepted before is still there, new ones finish;
 #  - two hosts on one database, submissions spread over both: every
 #    process runs exactly once (attempt 1, one output each), and GET
-#    /status/ID answers the same from either host.
+#    /status/ID answers the same from either host;
+#  - one of them killed with SIGKILL while both run slow processes: the
+#    other takes its work back when the leases run out, every process
+#    finishes and its output is whole.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 KILN=${KILN:-build/kiln}
@@ -169,4 +172,44 @@ n_out=$(ls "$tmp/storage/out" | grep -c '^c')
 [ "$n_out" = 40 ] && ok two-hosts-40-outputs || fail two-hosts-40-outputs "$n_out outputs"
 grep -q "$secret" "$tmp/log" "$tmp/log2" && fail no-password-in-logs "a log shows the DSN's password" ||
     ok no-password-in-logs
+
+# --- a host killed (-9) while both run slow processes: the other one
+# takes back the dead host's work once its 30-second lease runs out, and
+# every process finishes, its output whole.
+# A few seconds of work each: two enhances and two rotations of 4 MP.
+vips gaussnoise "$tmp/n.v" 2000 2000 && vips cast "$tmp/n.v" "$tmp/storage/in/n.png" uchar ||
+    fail setup-slow "cannot make the slow source"
+slow() { echo "{\"service_id\": 1, \"source\": \"/in/n.png\", \"jobs\": [{\"destination\": \"/out/$1.png\", \"transformations\": [{\"type\": \"enhance\"}, {\"type\": \"rotate\", \"degrees\": 13}, {\"type\": \"enhance\"}, {\"type\": \"rotate\", \"degrees\": 347}]}]}"; }
+ids=()
+for i in $(seq 8); do
+    u=$url
+    [ $((i % 2)) = 0 ] && u=$url2
+    got=$(call "$u" POST /request "$(slow "k$i")")
+    id=$(id_of "$got")
+    [ -n "$id" ] && ids+=("$id") || fail "submit-k$i" "$got"
+done
+sleep 1
+serve_stop KILL
+t_kill=$SECONDS
+n_ok=0 bad=""
+for id in "${ids[@]}"; do
+    for _ in $(seq 90); do
+        b=$(call "$url2" GET "/status/$id")
+        case $b in *'"FINISHED"'* | *'"FAILED"'*) break ;; esac
+        sleep 1
+    done
+    [ "$(jq -r .status <<<"${b#* }" 2>/dev/null)" = FINISHED ] && n_ok=$((n_ok + 1)) ||
+        bad="$bad $id:${b:0:160}"
+done
+n_whole=0
+for i in $(seq 8); do
+    identify "$tmp/storage/out/k$i.png" >/dev/null 2>&1 && n_whole=$((n_whole + 1))
+done
+[ "$n_ok" = 8 ] && [ "$n_whole" = 8 ] && ok host-killed-work-taken-back ||
+    fail host-killed-work-taken-back "$n_ok of 8 finished, $n_whole outputs whole:$bad"
+# The dead host held work: the last process finished only after a lease
+# of 30 s ran out (the living host's own share takes far less).
+waited=$((SECONDS - t_kill))
+[ "$waited" -ge 25 ] && ok "host-killed-held-work (last finished ${waited} s after the kill)" ||
+    fail host-killed-held-work "all finished within ${waited} s: the killed host held nothing, so nothing was taken back"
 exit $status
