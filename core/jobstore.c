@@ -255,8 +255,8 @@ jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
 }
 
 int
-jobstore_renew(jobstore *s, const char *id, int64_t now, int lease_seconds,
-               kiln_error *err)
+jobstore_renew(jobstore *s, const char *id, int64_t token, int64_t now,
+               int lease_seconds, kiln_error *err)
 {
     int rc = js_check_lease("renew", lease_seconds, err);
     if (rc != KILN_OK) {
@@ -267,36 +267,37 @@ jobstore_renew(jobstore *s, const char *id, int64_t now, int lease_seconds,
                        "job store driver \"%s\" cannot renew leases",
                        s->drv->name);
     }
-    return s->drv->renew(s, id, now, lease_seconds, err);
+    return s->drv->renew(s, id, token, now, lease_seconds, err);
 }
 
 int
-jobstore_complete(jobstore *s, const char *id, jobstore_status status,
-                  const char *result_json, const char *error, kiln_error *err)
+jobstore_complete(jobstore *s, const char *id, int64_t token,
+                  jobstore_status status, const char *result_json,
+                  const char *error, kiln_error *err)
 {
     if (status != JOBSTORE_FINISHED && status != JOBSTORE_FAILED) {
         return err_set(err, KILN_EINVAL,
                        "final status \"%s\" (expected FINISHED or FAILED)",
                        jobstore_status_name(status));
     }
-    return s->drv->complete(s, id, status, result_json, error, err);
+    return s->drv->complete(s, id, token, status, result_json, error, err);
 }
 
 int
-jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
+jobstore_requeue(jobstore *s, const char *id, int64_t token, int64_t not_before,
                  const char *error, kiln_error *err)
 {
-    return s->drv->requeue(s, id, not_before, error, err);
+    return s->drv->requeue(s, id, token, not_before, error, err);
 }
 
 int
-jobstore_interrupt(jobstore *s, const char *id, const char *error,
-                   kiln_error *err)
+jobstore_interrupt(jobstore *s, const char *id, int64_t token,
+                   const char *error, kiln_error *err)
 {
     if (s->drv->interrupt == NULL) {
-        return s->drv->requeue(s, id, 0, error, err);
+        return s->drv->requeue(s, id, token, 0, error, err);
     }
-    return s->drv->interrupt(s, id, error, err);
+    return s->drv->interrupt(s, id, token, error, err);
 }
 
 int

@@ -104,6 +104,11 @@ typedef struct jobstore_process {
     int64_t updated_at;
     int64_t not_before;  /* not claimed before this time (0: at once) */
     int64_t lease_until; /* PROCESSING: the claim's lease; else 0 */
+    /* The claim's fencing token: grows by one with every claim of this
+     * process, so a worker whose lease was taken back (another claim
+     * holds it now) cannot complete, requeue, renew or interrupt it with
+     * the token it got (KILN_EPERM, "its lease was taken back"). */
+    int64_t lease_token;
 } jobstore_process;
 
 /* One postback owed to a callback URL; retries survive restarts. */
@@ -143,11 +148,11 @@ typedef struct jobstore_driver {
                            jobstore_process *out, kiln_error *err);
     int (*claim)(jobstore *s, int64_t now, int lease_seconds,
                  jobstore_process *out, kiln_error *err);
-    int (*complete)(jobstore *s, const char *id, jobstore_status status,
-                    const char *result_json, const char *error,
-                    kiln_error *err);
-    int (*requeue)(jobstore *s, const char *id, int64_t not_before,
-                   const char *error, kiln_error *err);
+    int (*complete)(jobstore *s, const char *id, int64_t token,
+                    jobstore_status status, const char *result_json,
+                    const char *error, kiln_error *err);
+    int (*requeue)(jobstore *s, const char *id, int64_t token,
+                   int64_t not_before, const char *error, kiln_error *err);
     int (*recover)(jobstore *s, int *n_requeued, kiln_error *err);
     int (*retry)(jobstore *s, const char *id, int service_id, int *attempt,
                  kiln_error *err);
@@ -171,11 +176,11 @@ typedef struct jobstore_driver {
                   kiln_error *err);
     /* Added after the first drivers, last so that their tables keep their
      * layout; NULL in a driver without it (jobstore_renew: KILN_EABI). */
-    int (*renew)(jobstore *s, const char *id, int64_t now, int lease_seconds,
-                 kiln_error *err);
+    int (*renew)(jobstore *s, const char *id, int64_t token, int64_t now,
+                 int lease_seconds, kiln_error *err);
     /* NULL: jobstore_interrupt falls back to requeue (nothing counted). */
-    int (*interrupt)(jobstore *s, const char *id, const char *error,
-                     kiln_error *err);
+    int (*interrupt)(jobstore *s, const char *id, int64_t token,
+                     const char *error, kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -280,28 +285,35 @@ int jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
  * calls it well within its lease while it runs the process. KILN_ENOTFOUND
  * if absent; KILN_EPERM if it is not PROCESSING any more; KILN_EINVAL if
  * lease_seconds <= 0; KILN_EABI if the driver predates renewal. */
-int jobstore_renew(jobstore *s, const char *id, int64_t now, int lease_seconds,
-                   kiln_error *err);
+int jobstore_renew(jobstore *s, const char *id, int64_t token, int64_t now,
+                   int lease_seconds, kiln_error *err);
 
 /* Ends a PROCESSING process as FINISHED or FAILED (else KILN_EINVAL),
  * storing the per-job results JSON and error (either may be NULL).
- * KILN_ENOTFOUND if absent, KILN_EPERM if it is not PROCESSING. */
-int jobstore_complete(jobstore *s, const char *id, jobstore_status status,
-                      const char *result_json, const char *error,
-                      kiln_error *err);
+ * KILN_ENOTFOUND if absent, KILN_EPERM if it is not PROCESSING.
+ *
+ * Fencing, here and in requeue, renew and interrupt: `token` is the
+ * lease_token of the claim the caller holds; when the process has been
+ * claimed again since (its lease ran out and another worker or host took
+ * it back), the call changes nothing and answers KILN_EPERM saying the
+ * lease was taken back. Token 0 means any holder (an operator's action,
+ * tests). */
+int jobstore_complete(jobstore *s, const char *id, int64_t token,
+                      jobstore_status status, const char *result_json,
+                      const char *error, kiln_error *err);
 
 /* Returns a PROCESSING process to QUEUED, not to be claimed before
  * not_before, counting n_requeues + 1 (the caller enforces the 5-attempt
  * limit of wait_retry_delay by reading n_requeues) and keeping `error`
  * (may be NULL) for GET /status. KILN_ENOTFOUND, KILN_EPERM as complete. */
-int jobstore_requeue(jobstore *s, const char *id, int64_t not_before,
-                     const char *error, kiln_error *err);
+int jobstore_requeue(jobstore *s, const char *id, int64_t token,
+                     int64_t not_before, const char *error, kiln_error *err);
 
 /* A run that was interrupted (shutdown): the PROCESSING process back to
  * QUEUED in its old place in the queue, ready at once, n_interrupts + 1,
  * keeping `error`. KILN_ENOTFOUND, KILN_EPERM as complete. */
-int jobstore_interrupt(jobstore *s, const char *id, const char *error,
-                       kiln_error *err);
+int jobstore_interrupt(jobstore *s, const char *id, int64_t token,
+                       const char *error, kiln_error *err);
 
 /* Start-up: every PROCESSING process (SQLite), or every one whose lease
  * ran out (PostgreSQL, shared by hosts), back to QUEUED, keeping its place

@@ -43,7 +43,11 @@
 #define PG_PROC_COLS                                                           \
     "id, service_id, status, attempt, n_requeues, request, callback, "         \
     "result, error, idem_key, idem_hash, created_at, updated_at, "             \
-    "not_before, lease_until, n_interrupts"
+    "not_before, lease_until, n_interrupts, lease_token"
+
+/* The fencing condition of a change by a claim's holder: its token is the
+ * claim's, or 0 (any holder). */
+#define PG_FENCE(t) "(" t " = 0 OR lease_token = " t ")"
 
 #define PG_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
@@ -205,6 +209,7 @@ static const struct {
     [PG_Q_CLAIM] = {"claim", 3,
                     "UPDATE kiln_process SET status = 'PROCESSING', "
                     "lease_until = $2, updated_at = $3, "
+                    "lease_token = lease_token + 1, "
                     "n_requeues = n_requeues + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
                     "n_interrupts = n_interrupts + "
@@ -216,29 +221,31 @@ static const struct {
                     "OR (status = 'PROCESSING' AND lease_until < $1) "
                     "ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
                     "RETURNING " PG_PROC_COLS},
-    /* $1 id, $2 status, $3 result, $4 error, $5 now */
-    [PG_Q_COMPLETE] = {"complete", 5,
+    /* $1 id, $2 status, $3 result, $4 error, $5 now, $6 token. Every
+     * change by the claim's holder matches its fencing token (0: any). */
+    [PG_Q_COMPLETE] = {"complete", 6,
                        "UPDATE kiln_process SET status = $2, result = $3, "
                        "error = $4, updated_at = $5, lease_until = 0 WHERE "
-                       "id = $1 AND status = 'PROCESSING'"},
-    /* $1 id, $2 not_before, $3 error, $4 now */
+                       "id = $1 AND status = 'PROCESSING' AND " PG_FENCE("$6")},
+    /* $1 id, $2 not_before, $3 error, $4 now, $5 token */
     [PG_Q_REQUEUE] =
-        {"requeue", 4,
+        {"requeue", 5,
          "UPDATE kiln_process SET status = 'QUEUED', not_before "
          "= $2, error = $3, n_requeues = n_requeues + 1, "
          "updated_at = $4, lease_until = 0, queue_seq = " PG_NEXT_SEQ
-         " WHERE id = $1 AND status = 'PROCESSING'"},
-    /* $1 id, $2 lease_until */
-    [PG_Q_RENEW] = {"renew", 2,
+         " WHERE id = $1 AND status = 'PROCESSING' AND " PG_FENCE("$5")},
+    /* $1 id, $2 lease_until, $3 token */
+    [PG_Q_RENEW] = {"renew", 3,
                     "UPDATE kiln_process SET lease_until = $2 WHERE id = $1 "
-                    "AND status = 'PROCESSING'"},
-    /* $1 id, $2 error, $3 now. Back in its old place in the queue, like a
-     * lease taken back. */
-    [PG_Q_INTERRUPT] = {"interrupt", 3,
+                    "AND status = 'PROCESSING' AND " PG_FENCE("$3")},
+    /* $1 id, $2 error, $3 now, $4 token. Back in its old place in the
+     * queue, like a lease taken back. */
+    [PG_Q_INTERRUPT] = {"interrupt", 4,
                         "UPDATE kiln_process SET status = 'QUEUED', "
                         "not_before = 0, error = $2, n_interrupts = "
                         "n_interrupts + 1, updated_at = $3, lease_until = 0 "
-                        "WHERE id = $1 AND status = 'PROCESSING'"},
+                        "WHERE id = $1 AND status = 'PROCESSING' AND " PG_FENCE(
+                            "$4")},
     /* $1 now. Hosts share this store: only leases that ran out (a host
      * that died) are taken back, never a live host's running work. */
     [PG_Q_RECOVER] = {"recover", 1,
@@ -332,6 +339,7 @@ static const char *const pg_schema_v1[] = {
     " updated_at bigint NOT NULL,"
     " not_before bigint NOT NULL DEFAULT 0,"
     " lease_until bigint NOT NULL DEFAULT 0,"
+    " lease_token bigint NOT NULL DEFAULT 0,"
     " queue_seq bigint NOT NULL,"
     " CONSTRAINT " PG_IDEM_CONSTRAINT " UNIQUE (service_id, idem_key))",
     /* claim() walks it in queue order to the first ready or expired
@@ -634,6 +642,7 @@ pg_read_process(const PGresult *res, int row, void *ctx, kiln_error *err)
     p->not_before = pg_col_int(res, row, 13);
     p->lease_until = pg_col_int(res, row, 14);
     p->n_interrupts = (int)pg_col_int(res, row, 15);
+    p->lease_token = pg_col_int(res, row, 16);
     int rc = pg_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -802,6 +811,13 @@ pg_refuse(pg_store *s, const char *id, int service_id, const char *what,
     char status[PG_NAME_LEN];
     int rc = pg_one(s, PG_Q_STATUS, PG_ARGS(PG_TEXT(id), PG_INT(service_id)),
                     pg_row_name, status, err);
+    if (rc == KILN_OK && strcmp(status, expected) == 0) {
+        /* The status was right: the fencing token was not. */
+        return err_set(err, KILN_EPERM,
+                       "cannot %s process \"%s\": its lease was taken back "
+                       "(claimed again since)",
+                       what, id);
+    }
     if (rc == KILN_OK) {
         return err_set(err, KILN_EPERM,
                        "cannot %s process \"%s\": it is %s (expected %s)", what,
@@ -1137,41 +1153,46 @@ pg_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
 }
 
 static int
-pg_complete(jobstore *js, const char *id, jobstore_status status,
+pg_complete(jobstore *js, const char *id, int64_t token, jobstore_status status,
             const char *result_json, const char *error, kiln_error *err)
 {
-    return pg_transition(
-        pg(js), PG_Q_COMPLETE,
-        PG_ARGS(PG_TEXT(id), PG_TEXT(jobstore_status_name(status)),
-                PG_TEXT(result_json), PG_TEXT(error), PG_INT(pg_now())),
-        NULL, NULL, id, -1, "PROCESSING", true, err);
+    return pg_transition(pg(js), PG_Q_COMPLETE,
+                         PG_ARGS(PG_TEXT(id),
+                                 PG_TEXT(jobstore_status_name(status)),
+                                 PG_TEXT(result_json), PG_TEXT(error),
+                                 PG_INT(pg_now()), PG_INT(token)),
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
-pg_requeue(jobstore *js, const char *id, int64_t not_before, const char *error,
-           kiln_error *err)
+pg_requeue(jobstore *js, const char *id, int64_t token, int64_t not_before,
+           const char *error, kiln_error *err)
 {
     return pg_transition(pg(js), PG_Q_REQUEUE,
                          PG_ARGS(PG_TEXT(id), PG_INT(not_before),
-                                 PG_TEXT(error), PG_INT(pg_now())),
+                                 PG_TEXT(error), PG_INT(pg_now()),
+                                 PG_INT(token)),
                          NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
-pg_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
-         kiln_error *err)
+pg_renew(jobstore *js, const char *id, int64_t token, int64_t now,
+         int lease_seconds, kiln_error *err)
 {
-    return pg_transition(pg(js), PG_Q_RENEW,
-                         PG_ARGS(PG_TEXT(id), PG_INT(now + lease_seconds)),
-                         NULL, NULL, id, -1, "PROCESSING", false, err);
+    return pg_transition(
+        pg(js), PG_Q_RENEW,
+        PG_ARGS(PG_TEXT(id), PG_INT(now + lease_seconds), PG_INT(token)), NULL,
+        NULL, id, -1, "PROCESSING", false, err);
 }
 
 static int
-pg_interrupt(jobstore *js, const char *id, const char *error, kiln_error *err)
+pg_interrupt(jobstore *js, const char *id, int64_t token, const char *error,
+             kiln_error *err)
 {
-    return pg_transition(pg(js), PG_Q_INTERRUPT,
-                         PG_ARGS(PG_TEXT(id), PG_TEXT(error), PG_INT(pg_now())),
-                         NULL, NULL, id, -1, "PROCESSING", true, err);
+    return pg_transition(
+        pg(js), PG_Q_INTERRUPT,
+        PG_ARGS(PG_TEXT(id), PG_TEXT(error), PG_INT(pg_now()), PG_INT(token)),
+        NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int

@@ -29,7 +29,11 @@
 #define SQ_PROC_COLS                                                           \
     "id, service_id, status, attempt, n_requeues, request, callback, "         \
     "result, error, idem_key, idem_hash, created_at, updated_at, "             \
-    "not_before, lease_until, n_interrupts"
+    "not_before, lease_until, n_interrupts, lease_token"
+
+/* The fencing condition of a change by a claim's holder: its token is the
+ * claim's, or 0 (any holder). */
+#define SQ_FENCE(t) "(" t " = 0 OR lease_token = " t ")"
 
 #define SQ_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
@@ -162,6 +166,7 @@ static const struct {
     [SQ_Q_CLAIM] = {"claim",
                     "UPDATE process SET status = 'PROCESSING', "
                     "lease_until = ?2, updated_at = ?3, "
+                    "lease_token = lease_token + 1, "
                     "n_requeues = n_requeues + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
                     "n_interrupts = n_interrupts + "
@@ -176,27 +181,30 @@ static const struct {
                     "WHERE status = 'PROCESSING' AND lease_until < ?1) "
                     "ORDER BY queue_seq LIMIT 1) "
                     "RETURNING " SQ_PROC_COLS},
-    /* ?1 id, ?2 status, ?3 result, ?4 error, ?5 now */
+    /* ?1 id, ?2 status, ?3 result, ?4 error, ?5 now, ?6 token. Every
+     * change by the claim's holder matches its fencing token (0: any). */
     [SQ_Q_COMPLETE] = {"complete",
                        "UPDATE process SET status = ?2, result = ?3, error = "
                        "?4, updated_at = ?5, lease_until = 0 WHERE id = ?1 "
-                       "AND status = 'PROCESSING'"},
-    /* ?1 id, ?2 not_before, ?3 error, ?4 now */
+                       "AND status = 'PROCESSING' AND " SQ_FENCE("?6")},
+    /* ?1 id, ?2 not_before, ?3 error, ?4 now, ?5 token */
     [SQ_Q_REQUEUE] = {"requeue",
                       "UPDATE process SET status = 'QUEUED', not_before = ?2, "
                       "error = ?3, n_requeues = n_requeues + 1, updated_at = "
                       "?4, lease_until = 0, queue_seq = " SQ_NEXT_SEQ
-                      " WHERE id = ?1 AND status = 'PROCESSING'"},
-    /* ?1 id, ?2 lease_until */
-    [SQ_Q_RENEW] = {"renew", "UPDATE process SET lease_until = ?2 WHERE id = "
-                             "?1 AND status = 'PROCESSING'"},
-    /* ?1 id, ?2 error, ?3 now. Back in its old place in the queue, like a
-     * lease taken back. */
+                      " WHERE id = ?1 AND status = 'PROCESSING' AND " SQ_FENCE(
+                          "?5")},
+    /* ?1 id, ?2 lease_until, ?3 token */
+    [SQ_Q_RENEW] = {"renew",
+                    "UPDATE process SET lease_until = ?2 WHERE id = "
+                    "?1 AND status = 'PROCESSING' AND " SQ_FENCE("?3")},
+    /* ?1 id, ?2 error, ?3 now, ?4 token. Back in its old place in the
+     * queue, like a lease taken back. */
     [SQ_Q_INTERRUPT] = {"interrupt",
                         "UPDATE process SET status = 'QUEUED', not_before = "
                         "0, error = ?2, n_interrupts = n_interrupts + 1, "
                         "updated_at = ?3, lease_until = 0 WHERE id = ?1 AND "
-                        "status = 'PROCESSING'"},
+                        "status = 'PROCESSING' AND " SQ_FENCE("?4")},
     /* ?1 now */
     [SQ_Q_RECOVER] = {"recover",
                       "UPDATE process SET status = 'QUEUED', lease_until = 0, "
@@ -271,6 +279,7 @@ static const char sq_schema_sql[] =
     " lease_until INTEGER NOT NULL DEFAULT 0,"
     " queue_seq INTEGER NOT NULL DEFAULT 0,"
     " n_interrupts INTEGER NOT NULL DEFAULT 0,"
+    " lease_token INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (service_id, idem_key));"
     "CREATE INDEX process_queue ON process (queue_seq)"
     " WHERE status = 'QUEUED';"
@@ -574,6 +583,7 @@ sq_read_process(sqlite3_stmt *st, void *ctx, kiln_error *err)
     p->not_before = sqlite3_column_int64(st, 13);
     p->lease_until = sqlite3_column_int64(st, 14);
     p->n_interrupts = sqlite3_column_int(st, 15);
+    p->lease_token = sqlite3_column_int64(st, 16);
     int rc = sq_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -632,6 +642,13 @@ sq_refuse(sq_store *s, const char *id, int service_id, const char *what,
     char status[SQ_NAME_LEN];
     int rc = sq_one(s, SQ_Q_STATUS, SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)),
                     sq_row_name, status, err);
+    if (rc == KILN_OK && strcmp(status, expected) == 0) {
+        /* The status was right: the fencing token was not. */
+        return err_set(err, KILN_EPERM,
+                       "cannot %s process \"%s\": its lease was taken back "
+                       "(claimed again since)",
+                       what, id);
+    }
     if (rc == KILN_OK) {
         return err_set(err, KILN_EPERM,
                        "cannot %s process \"%s\": it is %s (expected %s)", what,
@@ -778,6 +795,10 @@ sq_schema(sq_store *s, kiln_error *err)
     }
     if (rc == KILN_OK) {
         rc = sq_add_column(s, "process", "n_interrupts",
+                           "INTEGER NOT NULL DEFAULT 0", err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "lease_token",
                            "INTEGER NOT NULL DEFAULT 0", err);
     }
     return sq_leave(s, rc, err);
@@ -951,41 +972,46 @@ sq_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
 }
 
 static int
-sq_complete(jobstore *js, const char *id, jobstore_status status,
+sq_complete(jobstore *js, const char *id, int64_t token, jobstore_status status,
             const char *result_json, const char *error, kiln_error *err)
 {
-    return sq_transition(
-        sq(js), SQ_Q_COMPLETE,
-        SQ_ARGS(SQ_TEXT(id), SQ_TEXT(jobstore_status_name(status)),
-                SQ_TEXT(result_json), SQ_TEXT(error), SQ_INT(sq_now())),
-        NULL, NULL, id, -1, "PROCESSING", true, err);
+    return sq_transition(sq(js), SQ_Q_COMPLETE,
+                         SQ_ARGS(SQ_TEXT(id),
+                                 SQ_TEXT(jobstore_status_name(status)),
+                                 SQ_TEXT(result_json), SQ_TEXT(error),
+                                 SQ_INT(sq_now()), SQ_INT(token)),
+                         NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
-sq_requeue(jobstore *js, const char *id, int64_t not_before, const char *error,
-           kiln_error *err)
+sq_requeue(jobstore *js, const char *id, int64_t token, int64_t not_before,
+           const char *error, kiln_error *err)
 {
     return sq_transition(sq(js), SQ_Q_REQUEUE,
                          SQ_ARGS(SQ_TEXT(id), SQ_INT(not_before),
-                                 SQ_TEXT(error), SQ_INT(sq_now())),
+                                 SQ_TEXT(error), SQ_INT(sq_now()),
+                                 SQ_INT(token)),
                          NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int
-sq_renew(jobstore *js, const char *id, int64_t now, int lease_seconds,
-         kiln_error *err)
+sq_renew(jobstore *js, const char *id, int64_t token, int64_t now,
+         int lease_seconds, kiln_error *err)
 {
-    return sq_transition(sq(js), SQ_Q_RENEW,
-                         SQ_ARGS(SQ_TEXT(id), SQ_INT(now + lease_seconds)),
-                         NULL, NULL, id, -1, "PROCESSING", false, err);
+    return sq_transition(
+        sq(js), SQ_Q_RENEW,
+        SQ_ARGS(SQ_TEXT(id), SQ_INT(now + lease_seconds), SQ_INT(token)), NULL,
+        NULL, id, -1, "PROCESSING", false, err);
 }
 
 static int
-sq_interrupt(jobstore *js, const char *id, const char *error, kiln_error *err)
+sq_interrupt(jobstore *js, const char *id, int64_t token, const char *error,
+             kiln_error *err)
 {
-    return sq_transition(sq(js), SQ_Q_INTERRUPT,
-                         SQ_ARGS(SQ_TEXT(id), SQ_TEXT(error), SQ_INT(sq_now())),
-                         NULL, NULL, id, -1, "PROCESSING", true, err);
+    return sq_transition(
+        sq(js), SQ_Q_INTERRUPT,
+        SQ_ARGS(SQ_TEXT(id), SQ_TEXT(error), SQ_INT(sq_now()), SQ_INT(token)),
+        NULL, NULL, id, -1, "PROCESSING", true, err);
 }
 
 static int

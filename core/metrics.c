@@ -21,8 +21,8 @@ typedef struct metrics_hist {
     double sum;
 } metrics_hist;
 
-static const char *const metrics_outcomes[] = {"finished", "failed", "requeued",
-                                               "timeout", "interrupted"};
+static const char *const metrics_outcomes[] = {
+    "finished", "failed", "requeued", "timeout", "interrupted", "dropped"};
 #define METRICS_N_OUTCOMES                                                     \
     (sizeof metrics_outcomes / sizeof metrics_outcomes[0])
 

@@ -21,6 +21,7 @@
 /* What one worker runs, as the keeper sees it. */
 typedef struct runner_slot {
     char id[JOBSTORE_ID_LEN + 1]; /* "" when free */
+    int64_t token;                /* the claim's fencing token */
     double started_ms;            /* monotonic clock, when claimed */
     double limit_s; /* its max_process_time once compiled; 0: none (yet) */
 } runner_slot;
@@ -39,7 +40,7 @@ struct runner {
 /* Notes that this worker runs process `id`; returns its slot. There is a
  * slot per worker, so one is always free. */
 static int
-runner_track(runner *r, const char *id)
+runner_track(runner *r, const char *id, int64_t token)
 {
     pthread_mutex_lock(&r->mu);
     int slot = 0;
@@ -47,6 +48,7 @@ runner_track(runner *r, const char *id)
         slot++;
     }
     snprintf(r->slots[slot].id, sizeof r->slots[slot].id, "%s", id);
+    r->slots[slot].token = token;
     r->slots[slot].started_ms = clock_ms();
     r->slots[slot].limit_s = 0;
     pthread_mutex_unlock(&r->mu);
@@ -99,8 +101,8 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
              "source or op that kiln cannot interrupt): the process was "
              "ended by force and is not run again",
              stuck->limit_s);
-    if (jobstore_complete(r->store, stuck->id, JOBSTORE_FAILED, NULL, msg,
-                          &err) != KILN_OK) {
+    if (jobstore_complete(r->store, stuck->id, stuck->token, JOBSTORE_FAILED,
+                          NULL, msg, &err) != KILN_OK) {
         fprintf(stderr, "kiln: process %s: cannot store its failure: %s\n",
                 stuck->id, err.message);
     }
@@ -111,7 +113,7 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
             continue;
         }
         err_clear(&err);
-        if (jobstore_requeue(r->store, id, 0,
+        if (jobstore_requeue(r->store, id, r->slots[i].token, 0,
                              "re-run: the server restarted to end another "
                              "process that did not stop",
                              &err) != KILN_OK) {
@@ -159,8 +161,9 @@ runner_keeper(void *arg)
                 }
                 kiln_error err;
                 err_clear(&err);
-                if (jobstore_renew(r->store, snap[i].id, (int64_t)time(NULL),
-                                   r->lease, &err) != KILN_OK) {
+                if (jobstore_renew(r->store, snap[i].id, snap[i].token,
+                                   (int64_t)time(NULL), r->lease,
+                                   &err) != KILN_OK) {
                     fprintf(stderr,
                             "kiln: process %s: cannot renew its lease: %s\n",
                             snap[i].id, err.message);
@@ -283,7 +286,7 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
         if (errs.n > 0) {
             err_format(&errs.items[0].e, msg, sizeof msg);
         }
-        jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL,
+        jobstore_complete(js, p->id, p->lease_token, JOBSTORE_FAILED, NULL,
                           msg[0] ? msg : "the request no longer compiles",
                           &err);
         errlist_free(&errs);
@@ -300,7 +303,8 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
                  "crashed or lost its lease each time): not run again, as "
                  "it may be what stops the server (max_interruptions %d)",
                  p->n_interrupts, e->config->max_interruptions);
-        jobstore_complete(js, p->id, JOBSTORE_FAILED, NULL, msg, &err);
+        jobstore_complete(js, p->id, p->lease_token, JOBSTORE_FAILED, NULL, msg,
+                          &err);
         metrics_process(e->metrics, 0, "failed");
         arena_free(a);
         return;
@@ -317,11 +321,11 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
     if (res.cancelled) {
         /* Shutdown: nothing was written; the process runs again from the
          * start on the next server (or another host). */
-        jobstore_interrupt(js, p->id, res.error, &err);
+        jobstore_interrupt(js, p->id, p->lease_token, res.error, &err);
         outcome = "interrupted";
     } else if (retryable) {
         int64_t at = (int64_t)time(NULL) + (int64_t)g->req.wait_retry_delay;
-        jobstore_requeue(js, p->id, at, res.error, &err);
+        jobstore_requeue(js, p->id, p->lease_token, at, res.error, &err);
         outcome = "requeued";
     } else {
         /* fail_on_conversion_error false: the jobs that worked are written
@@ -332,14 +336,23 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
         cJSON *status = exec_result_json(g, &res, p->id);
         cJSON *jobs = cJSON_GetObjectItemCaseSensitive(status, "jobs");
         char *jobs_text = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
-        jobstore_complete(js, p->id,
+        jobstore_complete(js, p->id, p->lease_token,
                           finished ? JOBSTORE_FINISHED : JOBSTORE_FAILED,
                           jobs_text, res.ok ? NULL : res.error, &err);
         cJSON_free(jobs_text);
         cJSON_Delete(status);
         outcome = res.timed_out ? "timeout" : finished ? "finished" : "failed";
     }
-    if (err.message[0] != '\0') {
+    if (err.code == KILN_EPERM && strstr(err.message, "lease was taken back")) {
+        /* Fencing: this worker stalled past its lease and another claim
+         * holds the process now; that run's outcome is the one kept. */
+        fprintf(stderr,
+                "kiln: process %s: its lease was taken back while this run "
+                "went on (claimed again since): this run's result (%s) is "
+                "dropped\n",
+                p->id, outcome);
+        outcome = "dropped";
+    } else if (err.message[0] != '\0') {
         fprintf(stderr, "kiln: process %s: cannot store its outcome: %s\n",
                 p->id, err.message);
     }
@@ -372,7 +385,7 @@ runner_worker(void *arg)
         int rc =
             jobstore_claim(r->store, (int64_t)time(NULL), r->lease, &p, &err);
         if (rc == KILN_OK) {
-            int slot = runner_track(r, p.id);
+            int slot = runner_track(r, p.id, p.lease_token);
             runner_run(r->engine, r->store, &p, r, slot);
             runner_untrack(r, slot);
             jobstore_process_clear(&p);

@@ -527,18 +527,18 @@ test_js_complete_requeue(void)
 
     /* Not PROCESSING yet. */
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_EPERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
-    CU_ASSERT_EQUAL(jobstore_requeue(e.s, a, 0, NULL, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, a, 0, 0, NULL, &err), KILN_EPERM);
 
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_QUEUED, NULL, NULL, &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_QUEUED, NULL, NULL, &err),
         KILN_EINVAL);
-    CU_ASSERT_EQUAL(jobstore_complete(e.s, a, JOBSTORE_FINISHED,
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED,
                                       "[{\"status\":\"FINISHED\"}]", NULL,
                                       &err),
                     KILN_OK);
@@ -549,9 +549,10 @@ test_js_complete_requeue(void)
     CU_ASSERT_EQUAL(p.lease_until, 0);
     CU_ASSERT(p.updated_at >= p.created_at);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_complete(e.s, a, JOBSTORE_FAILED, NULL, "x", &err),
-                    KILN_EPERM);
-    CU_ASSERT_EQUAL(jobstore_complete(e.s, "AAAAAAAAAAAAAAAAAAAAA",
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, 0, JOBSTORE_FAILED, NULL, "x", &err),
+        KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, "AAAAAAAAAAAAAAAAAAAAA", 0,
                                       JOBSTORE_FAILED, NULL, "x", &err),
                     KILN_ENOTFOUND);
 
@@ -560,7 +561,8 @@ test_js_complete_requeue(void)
     CU_ASSERT_STRING_EQUAL(JS_STR(p.id), b);
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL(
-        jobstore_requeue(e.s, b, now + 30, "source not found", &err), KILN_OK);
+        jobstore_requeue(e.s, b, 0, now + 30, "source not found", &err),
+        KILN_OK);
     CU_ASSERT_EQUAL(jobstore_claim(e.s, now + 29, 60, &p, &err),
                     KILN_ENOTFOUND);
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 30, 60, &p, &err), KILN_OK);
@@ -569,12 +571,12 @@ test_js_complete_requeue(void)
     CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "source not found");
     CU_ASSERT_EQUAL(p.attempt, 1);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_complete(e.s, b, JOBSTORE_FAILED, NULL,
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, b, 0, JOBSTORE_FAILED, NULL,
                                       "source not found", &err),
                     KILN_OK);
     CU_ASSERT_EQUAL(js_status_of(e.s, b, 1), JOBSTORE_FAILED);
     CU_ASSERT_EQUAL(
-        jobstore_requeue(e.s, "AAAAAAAAAAAAAAAAAAAAA", 0, NULL, &err),
+        jobstore_requeue(e.s, "AAAAAAAAAAAAAAAAAAAAA", 0, 0, NULL, &err),
         KILN_ENOTFOUND);
     js_teardown(&e);
 }
@@ -601,7 +603,7 @@ test_js_recover(void)
         jobstore_process_clear(&p);
     }
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, id[1], JOBSTORE_FINISHED, NULL, NULL, &err),
+        jobstore_complete(e.s, id[1], 0, JOBSTORE_FINISHED, NULL, NULL, &err),
         KILN_OK);
     /* id[3]: a lease that is still live when the store restarts. */
     CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 600, &p, &err), KILN_OK);
@@ -665,7 +667,7 @@ test_js_retry(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "PROCESSING"));
     CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_EPERM);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_FAILED, "[1]", "boom", &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_FAILED, "[1]", "boom", &err),
         KILN_OK);
     /* Unknown or another service's: 404. */
     CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, &err), KILN_ENOTFOUND);
@@ -687,7 +689,7 @@ test_js_retry(void)
     CU_ASSERT_EQUAL(p.attempt, 2);
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
     CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
@@ -824,7 +826,7 @@ test_js_lease_renew(void)
 
     /* Renewed at now + 50 for 60 s: live until now + 110, nothing else
      * changes. */
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now + 50, 60, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, 0, now + 50, 60, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
     CU_ASSERT_EQUAL(p.lease_until, now + 110);
@@ -838,7 +840,7 @@ test_js_lease_renew(void)
     js_expect_claim(e.s, now + 110, 60, NULL, 0);
 
     /* Leases must be positive. */
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now, 0, &err), KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, 0, now, 0, &err), KILN_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "lease"));
     CU_ASSERT_EQUAL(jobstore_claim(e.s, now, -5, &p, &err), KILN_EINVAL);
     jobstore_postback *due = NULL;
@@ -848,14 +850,15 @@ test_js_lease_renew(void)
     CU_ASSERT_PTR_NULL(due);
 
     /* Unknown: 404; not PROCESSING (yet, or any more): 409. */
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, "AAAAAAAAAAAAAAAAAAAAA", now, 60, &err),
-                    KILN_ENOTFOUND);
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, q, now, 60, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(
+        jobstore_renew(e.s, "AAAAAAAAAAAAAAAAAAAAA", 0, now, 60, &err),
+        KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, q, 0, now, 60, &err), KILN_EPERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, now + 60, 60, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, 0, now + 60, 60, &err), KILN_EPERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "FINISHED"));
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
@@ -902,7 +905,7 @@ test_js_lease_expiry(void)
      * back. Both other leases out: taken back in queue order, counted
      * again. */
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, a, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
     js_expect_claim(e.s, now + 101, 60, b, 1);
     js_expect_claim(e.s, now + 1000, 60, b, 2);
@@ -941,6 +944,70 @@ test_js_lease_expiry(void)
 }
 
 /* ---------------------------------------------------------- postbacks */
+
+/* Fencing: a claim taken back from a worker (its lease ran out) leaves
+ * that worker's token stale; nothing it sends afterwards changes the
+ * process, and the message says why. */
+static void
+test_js_fencing(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a), KILN_OK);
+    jobstore_process p1, p2;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 10, &p1, &err), KILN_OK);
+    CU_ASSERT(p1.lease_token > 0);
+    /* Twenty seconds on, the lease has run out: another claim takes it. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 20, 10, &p2, &err),
+                          KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p2.id), a);
+    CU_ASSERT(p2.lease_token > p1.lease_token);
+    int64_t t1 = p1.lease_token, t2 = p2.lease_token;
+    jobstore_process_clear(&p1);
+    jobstore_process_clear(&p2);
+    /* The first holder, late: every change refused, nothing changed. */
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, t1, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "lease was taken back"));
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, t1, now + 20, 10, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, a, t1, 0, "x", &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_interrupt(e.s, a, t1, "x", &err), KILN_EPERM);
+    jobstore_process g;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &g, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g.status, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(g.lease_token, t2);
+    CU_ASSERT_EQUAL(g.lease_until, now + 30);
+    jobstore_process_clear(&g);
+    /* The holder of the claim: renew and complete. */
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, a, t2, now + 25, 10, &err), KILN_OK);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, t2, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL(js_status_of(e.s, a, 1), JOBSTORE_FINISHED);
+    /* After the end, the plain refusal. */
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, a, t2, JOBSTORE_FAILED, NULL, "x", &err),
+        KILN_EPERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "it is FINISHED"));
+    /* Token 0 is any holder's (an operator's action). */
+    char b[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, b), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 40, 10, &p1, &err),
+                          KILN_OK);
+    jobstore_process_clear(&p1);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, b, 0, JOBSTORE_FAILED, NULL, "ended", &err),
+        KILN_OK);
+    js_teardown(&e);
+}
 
 static void
 test_js_postbacks(void)
@@ -1085,7 +1152,7 @@ test_js_counts(void)
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, p.id, JOBSTORE_FAILED, NULL, "x", &err),
+        jobstore_complete(e.s, p.id, 0, JOBSTORE_FAILED, NULL, "x", &err),
         KILN_OK);
     jobstore_process_clear(&p);
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
@@ -1266,7 +1333,7 @@ js_child(const char *target, int fd, bool by_timer)
         jobstore_process p;
         if (i % 3 == 0 &&
             jobstore_claim(s, time(NULL), 60, &p, &err) == KILN_OK) {
-            jobstore_complete(s, p.id, JOBSTORE_FINISHED, "[]", NULL, &err);
+            jobstore_complete(s, p.id, 0, JOBSTORE_FINISHED, "[]", NULL, &err);
             jobstore_process_clear(&p);
         }
     }
@@ -1432,12 +1499,12 @@ test_js_notify(void)
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
     CU_ASSERT_STRING_EQUAL(c.id, p.id);
     jobstore_process_clear(&c);
-    CU_ASSERT_EQUAL(jobstore_requeue(e.s, p.id, now, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, p.id, 0, now, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
     jobstore_process_clear(&c);
-    CU_ASSERT_EQUAL(jobstore_renew(e.s, p.id, now, 60, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_renew(e.s, p.id, 0, now, 60, &err), KILN_OK);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, p.id, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, p.id, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
     CU_ASSERT_STRING_EQUAL(seen.statuses,
                            "PROCESSING QUEUED PROCESSING FINISHED");
@@ -1461,7 +1528,7 @@ test_js_notify(void)
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
     jobstore_process_clear(&c);
     CU_ASSERT_EQUAL(
-        jobstore_complete(e.s, quiet, JOBSTORE_FINISHED, "[]", NULL, &err),
+        jobstore_complete(e.s, quiet, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
     CU_ASSERT_STRING_EQUAL(seen.statuses,
                            "PROCESSING QUEUED PROCESSING FINISHED");
@@ -1493,6 +1560,7 @@ test_jobstore_register(void)
          test_js_lease_renew},
         {"an expired lease is taken back, a live one not",
          test_js_lease_expiry},
+        {"a lease taken back fences its old holder", test_js_fencing},
         {"recover after a restart", test_js_recover},
         {"retry 200/404/409", test_js_retry},
         {"dynamic processes", test_js_dynamic},

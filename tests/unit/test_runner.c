@@ -417,8 +417,8 @@ test_interrupted_too_often(void)
         CU_ASSERT_EQUAL(p.n_interrupts, k);
         jobstore_process_clear(&p);
         if (k == 0) { /* a shutdown that interrupted the run */
-            CU_ASSERT_EQUAL(jobstore_interrupt(tr_store, id, "shutdown", &err),
-                            KILN_OK);
+            CU_ASSERT_EQUAL(
+                jobstore_interrupt(tr_store, id, 0, "shutdown", &err), KILN_OK);
         } else if (k == 1) { /* the host crashed: the next start recovers */
             int n = 0;
             CU_ASSERT_EQUAL(jobstore_recover(tr_store, &n, &err), KILN_OK);
