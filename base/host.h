@@ -285,6 +285,9 @@ typedef struct kiln_config {
     char *jobstore_driver;
     char *jobstore_path;
     char *jobstore_dsn;
+    /* jobstore.retention_days: finished and failed processes older than
+     * this are pruned by kiln serve (0: kept for ever). */
+    int jobstore_retention_days;
     kiln_limits limits;
     double rate_per_second;
     int rate_burst;

@@ -533,6 +533,7 @@ cfg_new_defaults(void)
     }
     c->jobstore_driver = strdup("sqlite");
     c->jobstore_path = strdup("var/kiln.db");
+    c->jobstore_retention_days = 30;
     cfg_limits_default(&c->limits);
     c->rate_per_second = 50;
     c->rate_burst = 100;
@@ -660,11 +661,15 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     }
     const cJSON *js = cfg_object(&x, root, "", "jobstore");
     if (js != NULL) {
-        static const char *const keys[] = {"driver", "path", "dsn"};
-        cfg_check_keys(&x, js, "jobstore", keys, 3);
+        static const char *const keys[] = {"driver", "path", "dsn",
+                                           "retention_days"};
+        cfg_check_keys(&x, js, "jobstore", keys, 4);
         cfg_string(&x, js, "jobstore", "driver", &c->jobstore_driver);
         cfg_string(&x, js, "jobstore", "path", &c->jobstore_path);
         cfg_string(&x, js, "jobstore", "dsn", &c->jobstore_dsn);
+        int64_t days = c->jobstore_retention_days;
+        cfg_int(&x, js, "jobstore", "retention_days", 0, 36500, &days);
+        c->jobstore_retention_days = (int)days;
         if (c->jobstore_driver != NULL &&
             strcmp(c->jobstore_driver, "sqlite") != 0 &&
             strcmp(c->jobstore_driver, "postgres") != 0) {

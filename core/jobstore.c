@@ -312,6 +312,28 @@ jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err)
 }
 
 int
+jobstore_prune(jobstore *s, int64_t before, int max, int *n_pruned,
+               kiln_error *err)
+{
+    int n = 0;
+    int rc;
+    if (max < 1) {
+        rc = err_set(err, KILN_EINVAL, "prune: max %d (expected 1 or more)",
+                     max);
+    } else if (s->drv->prune == NULL) {
+        rc = err_set(err, KILN_EABI,
+                     "job store driver \"%s\" cannot prune old processes",
+                     s->drv->name);
+    } else {
+        rc = s->drv->prune(s, before, max, &n, err);
+    }
+    if (n_pruned != NULL) {
+        *n_pruned = rc == KILN_OK ? n : 0;
+    }
+    return rc;
+}
+
+int
 jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
                kiln_error *err)
 {

@@ -181,6 +181,9 @@ typedef struct jobstore_driver {
     /* NULL: jobstore_interrupt falls back to requeue (nothing counted). */
     int (*interrupt)(jobstore *s, const char *id, int64_t token,
                      const char *error, kiln_error *err);
+    /* NULL: jobstore_prune answers KILN_EABI. */
+    int (*prune)(jobstore *s, int64_t before, int max, int *n_pruned,
+                 kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -320,6 +323,14 @@ int jobstore_interrupt(jobstore *s, const char *id, int64_t token,
  * in the queue, n_interrupts + 1 (its run ended with its host).
  * *n_requeued (may be NULL) gets how many. */
 int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
+
+/* Retention: deletes up to `max` FINISHED or FAILED processes last
+ * updated before `before` (oldest first), with their postbacks, keeping
+ * any that still owes a postback (PENDING). Short transactions: the
+ * caller repeats while *n_pruned == max. Several hosts may prune at once.
+ * KILN_EINVAL if max < 1; KILN_EABI if the driver cannot prune. */
+int jobstore_prune(jobstore *s, int64_t before, int max, int *n_pruned,
+                   kiln_error *err);
 
 /* POST /retry for one id: a FINISHED or FAILED process goes back to
  * QUEUED as attempt + 1 (result, error, n_requeues and not_before reset);

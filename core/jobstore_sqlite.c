@@ -35,6 +35,13 @@
  * claim's, or 0 (any holder). */
 #define SQ_FENCE(t) "(" t " = 0 OR lease_token = " t ")"
 
+/* The ids prune() deletes (?1 before, ?2 max). */
+#define SQ_PRUNABLE                                                            \
+    "SELECT id FROM process WHERE status IN ('FINISHED', 'FAILED') AND "       \
+    "updated_at < ?1 AND NOT EXISTS (SELECT 1 FROM postback WHERE "            \
+    "postback.process_id = process.id AND state = 'PENDING') ORDER BY "        \
+    "updated_at LIMIT ?2"
+
 #define SQ_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
     "last_status, last_error"
@@ -82,6 +89,8 @@ typedef enum sq_query {
     SQ_Q_PB_RECORD,
     SQ_Q_PB_GET,
     SQ_Q_COUNTS,
+    SQ_Q_PRUNE_POSTBACKS,
+    SQ_Q_PRUNE,
     SQ_N_QUERIES
 } sq_query;
 
@@ -252,6 +261,13 @@ static const struct {
     [SQ_Q_PB_GET] = {"read postback",
                      "SELECT " SQ_PB_COLS " FROM postback WHERE id = ?1"},
     /* ?1 now */
+    /* ?1 before, ?2 max: the processes prune() takes, oldest first; one
+     * that still owes a postback stays. The postbacks first, the
+     * processes then, in one transaction. */
+    [SQ_Q_PRUNE_POSTBACKS] =
+        {"prune", "DELETE FROM postback WHERE process_id IN (" SQ_PRUNABLE ")"},
+    [SQ_Q_PRUNE] = {"prune",
+                    "DELETE FROM process WHERE id IN (" SQ_PRUNABLE ")"},
     [SQ_Q_COUNTS] = {"count",
                      "SELECT 0, status, count(*) FROM process GROUP BY status "
                      "UNION ALL SELECT 1, state, count(*) FROM postback GROUP "
@@ -302,11 +318,15 @@ static const char sq_schema_sql[] =
     "INSERT INTO meta (key, value) VALUES ('schema_version', '1');";
 
 /* Added after schema version 1 without changing it: an index changes no
- * data, and a build that does not know it ignores it. It keeps claim()'s
- * search for expired leases off the whole table. */
+ * data, and a build that does not know it ignores it. They keep claim()'s
+ * search for expired leases, and prune()'s for old processes, off the
+ * whole table. */
 static const char sq_indexes_sql[] =
     "CREATE INDEX IF NOT EXISTS process_lease ON process (lease_until)"
-    " WHERE status = 'PROCESSING';";
+    " WHERE status = 'PROCESSING';"
+    "CREATE INDEX IF NOT EXISTS process_ended ON process (updated_at)"
+    " WHERE status IN ('FINISHED', 'FAILED');"
+    "CREATE INDEX IF NOT EXISTS postback_process ON postback (process_id);";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1339,6 +1359,22 @@ sq_counts(jobstore *js, int64_t now, jobstore_counts *out, kiln_error *err)
     return sq_leave(s, rc, err);
 }
 
+static int
+sq_prune(jobstore *js, int64_t before, int max, int *n_pruned, kiln_error *err)
+{
+    sq_store *s = sq(js);
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_PRUNE_POSTBACKS,
+                    SQ_ARGS(SQ_INT(before), SQ_INT(max)), NULL, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_PRUNE, SQ_ARGS(SQ_INT(before), SQ_INT(max)),
+                    n_pruned, err);
+    }
+    return sq_leave(s, rc, err);
+}
+
 const jobstore_driver jobstore_sqlite_driver = {
     .name = "sqlite",
     .open = sq_open,
@@ -1361,4 +1397,5 @@ const jobstore_driver jobstore_sqlite_driver = {
     .counts = sq_counts,
     .renew = sq_renew,
     .interrupt = sq_interrupt,
+    .prune = sq_prune,
 };

@@ -125,11 +125,48 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
     _exit(RUNNER_KILLED_EXIT);
 }
 
+/* Retention (jobstore.retention_days): deletes the processes that ended
+ * before it, in batches of RUNNER_PRUNE_BATCH, at most ten a minute so
+ * that a first prune of a large store does not hold the database. */
+#define RUNNER_PRUNE_BATCH 1000
+static void
+runner_prune(runner *r)
+{
+    int days = r->engine->config->jobstore_retention_days;
+    if (days <= 0) {
+        return;
+    }
+    int64_t before = (int64_t)time(NULL) - (int64_t)days * 86400;
+    long total = 0;
+    for (int i = 0; i < 10; i++) {
+        kiln_error err;
+        err_clear(&err);
+        int n = 0;
+        if (jobstore_prune(r->store, before, RUNNER_PRUNE_BATCH, &n, &err) !=
+            KILN_OK) {
+            fprintf(stderr, "kiln: job store: cannot prune old processes: %s\n",
+                    err.message);
+            break;
+        }
+        total += n;
+        if (n < RUNNER_PRUNE_BATCH) {
+            break;
+        }
+    }
+    if (total > 0) {
+        fprintf(stderr,
+                "kiln: pruned %ld process%s that ended over %d day%s ago "
+                "(jobstore.retention_days)\n",
+                total, total == 1 ? "" : "es", days, days == 1 ? "" : "s");
+    }
+}
+
 /* The keeper: wakes every second to look for a process past its hard
- * deadline (runner_force_stop), and renews the lease of every running
+ * deadline (runner_force_stop), renews the lease of every running
  * process three times per lease, so a process that runs long is not taken
  * back by another worker or host while its worker is alive, and one whose
- * host died is taken back within a lease. */
+ * host died is taken back within a lease, and prunes old processes once a
+ * minute (runner_prune). */
 static void *
 runner_keeper(void *arg)
 {
@@ -137,6 +174,7 @@ runner_keeper(void *arg)
     unsigned seen;
     double kill_after = r->engine->config->kill_after;
     double renewed_ms = clock_ms();
+    double pruned_ms = renewed_ms - 60e3; /* at start, then every minute */
     runner_slot *snap = calloc((size_t)r->n_slots, sizeof *snap);
     while (snap != NULL && workers_running(&r->keep, &seen)) {
         pthread_mutex_lock(&r->mu);
@@ -169,6 +207,10 @@ runner_keeper(void *arg)
                             snap[i].id, err.message);
                 }
             }
+        }
+        if (now - pruned_ms >= 60e3) {
+            pruned_ms = now;
+            runner_prune(r);
         }
         long renew_ms = r->lease * 1000L / 3;
         workers_sleep(&r->keep, seen, renew_ms < 1000 ? renew_ms : 1000);

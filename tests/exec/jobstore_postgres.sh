@@ -7,6 +7,8 @@
 #    words (never the DSN's password), a submission gets 503, the server
 #    keeps serving; PostgreSQL back: both answer again, every process
 #    accepted before is still there, new ones finish;
+#  - retention: a process that ended a year ago is pruned when the next
+#    host starts (jobstore.retention_days, 30 by default), others stay;
 #  - two hosts on one database, submissions spread over both: every
 #    process runs exactly once (attempt 1, one output each), and GET
 #    /status/ID answers the same from either host;
@@ -138,6 +140,12 @@ id=$(id_of "$got")
 body=$(wait_done "$url" "$id")
 case $body in *'"FINISHED"'*) ok finishes-after-restart ;; *) fail finishes-after-restart "$got / $body" ;; esac
 
+# --- retention: a process that ended long ago (its updated_at set back
+# a year) is pruned by the next host's keeper at start; the rest stay.
+old_id=${ids[1]}
+psql -q "$dsn" -c "UPDATE kiln_process SET updated_at = updated_at - 31536000 WHERE id = '$old_id'" ||
+    fail retention-setup "psql could not age a process"
+
 # --- a second host on the same database
 port2=$(serve_free_port)
 config "$port2" "$tmp/cfg2.json"
@@ -145,6 +153,15 @@ url2="http://127.0.0.1:$port2"
 "$KILN" serve --config "$tmp/cfg2.json" >>"$tmp/log2" 2>&1 &
 PID2=$!
 for _ in $(seq 100); do curl -s -o /dev/null "$url2/health" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q "pruned" "$tmp/log2" && break; sleep 0.1; done
+got=$(call "$url2" GET "/status/$old_id")
+kept=$(call "$url2" GET "/status/${ids[2]}")
+if [ "${got%% *}" = 404 ] && [ "${kept%% *}" = 200 ] &&
+    grep -q "pruned 1 process that ended over 30 days ago" "$tmp/log2"; then
+    ok retention-prunes-old-process
+else
+    fail retention-prunes-old-process "old: ${got:0:100}; recent: ${kept:0:60}; log: $(grep -m1 pruned "$tmp/log2")"
+fi
 ids=()
 for i in $(seq 40); do
     u=$url

@@ -88,13 +88,15 @@ test_errors(void)
     errlist errs = {0};
     int rc = load("{\"listn\": \"x\", \"workers\": 0, \"services\": [{\"id\": "
                   "1, \"tokens\": [\"${KILN_TEST_UNSET}\"], \"backend\": "
-                  "\"nope\", \"storage\": {\"plugin\": 5}}]}",
+                  "\"nope\", \"storage\": {\"plugin\": 5}}], \"jobstore\": "
+                  "{\"retention_days\": 1.5}}",
                   &c, &errs);
     CU_ASSERT_EQUAL(rc, KILN_EINVAL);
     CU_ASSERT_PTR_NULL(c);
     const char *want[] = {
         "listn: unknown key \"listn\" (did you mean \"listen\"?)",
         "workers: 0 is not valid (expected a number 1..1024)",
+        "jobstore.retention_days: 1.5 is not valid (expected a whole number)",
         "services[0].tokens[0]: environment variable KILN_TEST_UNSET is not "
         "set",
         "services[0].storage.plugin: expected the name of a storage "
@@ -102,7 +104,7 @@ test_errors(void)
     };
     /* "backend" names a plugin's backend: checked once plugins load
      * (tests/exec/magick_backend.sh). */
-    expect_errors(&errs, want, 4);
+    expect_errors(&errs, want, 5);
     errlist_free(&errs);
     errs = (errlist){0};
     CU_ASSERT_EQUAL(load("{\"services\": [1,", &c, &errs), KILN_EINVAL);

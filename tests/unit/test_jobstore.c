@@ -1009,6 +1009,103 @@ test_js_fencing(void)
     js_teardown(&e);
 }
 
+/* Creates a process, claims it and ends it in `status`; with `pb`, owes
+ * it a postback first, delivered or not. */
+static void
+js_ended(jobstore *s, jobstore_status status, int pb,
+         char id[JOBSTORE_ID_LEN + 1], int64_t *pb_id)
+{
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    CU_ASSERT_EQUAL_FATAL(
+        js_create(s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, id), KILN_OK);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(s, now, 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.id), id);
+    CU_ASSERT_EQUAL(
+        jobstore_complete(s, id, p.lease_token, status, "[]", NULL, &err),
+        KILN_OK);
+    jobstore_process_clear(&p);
+    if (pb == 0) {
+        return;
+    }
+    jobstore_postback b = {0};
+    memcpy(b.process_id, id, JOBSTORE_ID_LEN + 1);
+    b.service_id = 1;
+    b.url = "https://example.com/cb";
+    b.body = "{}";
+    b.next_at = now;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(s, &b, pb_id, &err), KILN_OK);
+    if (pb == 2) { /* delivered */
+        jobstore_postback_state st;
+        CU_ASSERT_EQUAL(jobstore_postback_record(s, *pb_id, true, 200, NULL,
+                                                 now, false, &st, &err),
+                        KILN_OK);
+    }
+}
+
+/* Retention: ended processes go, oldest first, in batches; running,
+ * queued and those still owing a postback stay. */
+static void
+test_js_prune(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    char fin[JOBSTORE_ID_LEN + 1], failed[JOBSTORE_ID_LEN + 1],
+        owed[JOBSTORE_ID_LEN + 1], sent[JOBSTORE_ID_LEN + 1],
+        queued[JOBSTORE_ID_LEN + 1], running[JOBSTORE_ID_LEN + 1];
+    int64_t pb_owed = 0, pb_sent = 0;
+    js_ended(e.s, JOBSTORE_FINISHED, 0, fin, NULL);
+    js_ended(e.s, JOBSTORE_FAILED, 0, failed, NULL);
+    js_ended(e.s, JOBSTORE_FINISHED, 1, owed, &pb_owed);
+    js_ended(e.s, JOBSTORE_FINISHED, 2, sent, &pb_sent);
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, running),
+        KILN_OK);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, time(NULL), 60, &p, &err),
+                          KILN_OK);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, queued),
+        KILN_OK);
+    int64_t now = (int64_t)time(NULL);
+    int n = -1;
+    CU_ASSERT_EQUAL(jobstore_prune(e.s, now, 0, &n, &err), KILN_EINVAL);
+    /* Nothing ended before a minute ago. */
+    CU_ASSERT_EQUAL(jobstore_prune(e.s, now - 60, 10, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    /* Everything ended before a minute from now: three go, in batches. */
+    CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(js_status_of(e.s, fin, 1), -1);
+    CU_ASSERT_EQUAL(js_status_of(e.s, failed, 1), -1);
+    CU_ASSERT_EQUAL(js_status_of(e.s, sent, 1), -1);
+    jobstore_postback g;
+    CU_ASSERT_EQUAL(jobstore_postback_get(e.s, pb_sent, &g, &err),
+                    KILN_ENOTFOUND);
+    /* Kept: the one that owes a postback, and the unfinished ones. */
+    CU_ASSERT_EQUAL(js_status_of(e.s, owed, 1), JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, pb_owed, &g, &err),
+                          KILN_OK);
+    jobstore_postback_clear(&g);
+    CU_ASSERT_EQUAL(js_status_of(e.s, running, 1), JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(js_status_of(e.s, queued, 1), JOBSTORE_QUEUED);
+    /* A pruned process's id is free: it is simply gone. */
+    jobstore_counts c;
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_FINISHED], 1);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_FAILED], 0);
+    js_teardown(&e);
+}
+
 static void
 test_js_postbacks(void)
 {
@@ -1561,6 +1658,7 @@ test_jobstore_register(void)
         {"an expired lease is taken back, a live one not",
          test_js_lease_expiry},
         {"a lease taken back fences its old holder", test_js_fencing},
+        {"retention prunes ended processes", test_js_prune},
         {"recover after a restart", test_js_recover},
         {"retry 200/404/409", test_js_retry},
         {"dynamic processes", test_js_dynamic},
