@@ -114,8 +114,14 @@ SHELL := /bin/bash
 -include $(shell find $(BUILD)/obj $(BUILD)/pobj -name '*.d' 2>/dev/null)
 
 # Benchmarks: figures for the notes, next to the peers each issue names.
-bench: bench-deps all
+bench: bench-deps all $(BUILD)/bench/queue
 	@bash bench/run.sh
+
+# The job store alone (bench/queue.c), against the core library.
+$(BUILD)/bench/queue: bench/queue.c $(BUILD)/libkiln-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -o $@ $< $(BUILD)/libkiln-core.a \
+	    $(LDFLAGS) $(PKG_LIBS) -ldl -lpthread -lm
 
 .PHONY: bench
 

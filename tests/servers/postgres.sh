@@ -6,7 +6,9 @@
 #   tests/servers/postgres.sh start DIR   prints the DSN (host=... port=...)
 #   tests/servers/postgres.sh stop DIR    stops it (fast shutdown)
 #   tests/servers/postgres.sh restart DIR stops and starts it on its port
-# The DSN names the database `kiln`, created at start.
+# The DSN names the database `kiln`, created at start. Tests run it with
+# fsync off (their data is thrown away); PG_FSYNC=on keeps PostgreSQL's
+# durable default, for benchmarks.
 set -eu
 cmd=${1:?usage: postgres.sh start|stop|restart DIR}
 dir=${2:?usage: postgres.sh start|stop|restart DIR}
@@ -52,7 +54,7 @@ restart)
 esac
 port=$(cat "$dir/port")
 as_pg "$bin/pg_ctl" -D "$data" -w -t 60 -l "$dir/server.log" \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${PG_FSYNC:-off} -c max_connections=200" \
     start >/dev/null || {
     cat "$dir/server.log" >&2
     exit 1
