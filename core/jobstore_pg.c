@@ -99,14 +99,31 @@ typedef enum pg_query {
     PG_N_QUERIES
 } pg_query;
 
+/* One connection and what a call on it leaves for the next statement.
+ * A call holds one from the pool for its whole run (pg_call). */
 typedef struct pg_store {
-    jobstore base; /* first: the handle the interface sees */
+    struct pg_pool *pool;
     PGconn *conn;
-    pthread_mutex_t mu;  /* held by every call, around every statement */
     int n_changed;       /* rows the last statement changed or returned */
     bool is_committing;  /* a COMMIT is on its way (for messages) */
     char constraint[64]; /* the constraint the last failure violated */
 } pg_store;
+
+/* The handle: up to PG_POOL_MAX connections, made as calls need them,
+ * so that the API's threads and the workers of a host run their calls
+ * at once and PostgreSQL commits them together (group commit); one
+ * connection made every call of a host wait for the previous one's
+ * commit to reach the disk (bench/queue.sh: about 300 processes/s). */
+#define PG_POOL_MAX 8
+typedef struct pg_pool {
+    jobstore base; /* first: the handle the interface sees */
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    char *dsn;
+    int n;                       /* connections made */
+    pg_store *idle[PG_POOL_MAX]; /* not in a call */
+    int n_idle;
+} pg_pool;
 
 /* One value bound to a statement parameter: text (NULL binds SQL NULL)
  * or an integer, sent as int8. Text is not copied: it must outlive the
@@ -394,10 +411,10 @@ static const char *const *const pg_migrations[] = {
 
 /* ------------------------------------------------------------ helpers */
 
-static pg_store *
+static pg_pool *
 pg(jobstore *s)
 {
-    return (pg_store *)s;
+    return (pg_pool *)s;
 }
 
 static int64_t
@@ -786,12 +803,54 @@ pg_commit(pg_store *s, const char *what, kiln_error *err)
  * body did, so the body runs once more on a new connection; a connection
  * lost during the commit is reported, not retried (the change may be
  * stored). A retried status change calls the notify hook again. */
-static int
-pg_call(pg_store *s, pg_mode mode, const char *what, pg_body_fn body, void *ctx,
-        kiln_error *err)
+static pg_store *pg_conn_new(pg_pool *pool, kiln_error *err);
+static void pg_conn_free(pg_store *s);
+
+/* Takes an idle connection, or makes one while the pool has room, or
+ * waits for one to be given back. NULL (err set) when a new one cannot be
+ * made: the server is down, or refuses more connections. */
+static pg_store *
+pg_checkout(pg_pool *pool, kiln_error *err)
 {
+    pthread_mutex_lock(&pool->mu);
+    while (pool->n_idle == 0 && pool->n == PG_POOL_MAX) {
+        pthread_cond_wait(&pool->freed, &pool->mu);
+    }
+    if (pool->n_idle > 0) {
+        pg_store *s = pool->idle[--pool->n_idle];
+        pthread_mutex_unlock(&pool->mu);
+        return s;
+    }
+    pool->n++; /* a place kept while this thread connects */
+    pthread_mutex_unlock(&pool->mu);
+    pg_store *s = pg_conn_new(pool, err);
+    if (s == NULL) {
+        pthread_mutex_lock(&pool->mu);
+        pool->n--;
+        pthread_cond_signal(&pool->freed);
+        pthread_mutex_unlock(&pool->mu);
+    }
+    return s;
+}
+
+static void
+pg_checkin(pg_pool *pool, pg_store *s)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->idle[pool->n_idle++] = s;
+    pthread_cond_signal(&pool->freed);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+static int
+pg_call(pg_pool *pool, pg_mode mode, const char *what, pg_body_fn body,
+        void *ctx, kiln_error *err)
+{
+    pg_store *s = pg_checkout(pool, err);
+    if (s == NULL) {
+        return err->code;
+    }
     int rc = KILN_OK;
-    pthread_mutex_lock(&s->mu);
     for (int run = 0; run < 2; run++) {
         bool committing = false;
         rc = pg_reconnect(s, err);
@@ -816,7 +875,7 @@ pg_call(pg_store *s, pg_mode mode, const char *what, pg_body_fn body, void *ctx,
             break;
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    pg_checkin(pool, s);
     return rc;
 }
 
@@ -854,7 +913,7 @@ static int
 pg_notify(pg_store *s, const char *id, const jobstore_process *p,
           kiln_error *err)
 {
-    if (s->base.notify == NULL) {
+    if (s->pool->base.notify == NULL) {
         return KILN_OK;
     }
     jobstore_process read;
@@ -868,8 +927,9 @@ pg_notify(pg_store *s, const char *id, const jobstore_process *p,
         p = &read;
     }
     int rc = KILN_OK;
-    char *body =
-        p->callback != NULL ? s->base.notify(p, s->base.notify_arg) : NULL;
+    char *body = p->callback != NULL
+                     ? s->pool->base.notify(p, s->pool->base.notify_arg)
+                     : NULL;
     if (body != NULL) {
         rc = pg_run(s, PG_Q_PB_ENQUEUE,
                     PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
@@ -914,7 +974,7 @@ pg_transition_body(pg_store *s, void *arg, kiln_error *err)
  * changes no row, tells why (pg_refuse). A status change (`notify`) runs
  * the store's hook in the same transaction. */
 static int
-pg_transition(pg_store *s, pg_query q, const pg_arg *args, int n_args,
+pg_transition(pg_pool *s, pg_query q, const pg_arg *args, int n_args,
               pg_row_fn fn, void *ctx, const char *id, int service_id,
               const char *expected, bool notify, kiln_error *err)
 {
@@ -964,21 +1024,21 @@ pg_schema(pg_store *s, void *arg, kiln_error *err)
 
 static void pg_close(jobstore *js);
 
-static int
-pg_open(const char *dsn, jobstore **out, kiln_error *err)
+/* Makes one connection of the pool: libpq's defaults that the DSN may
+ * override, the server's version checked, the session set. */
+static pg_store *
+pg_conn_new(pg_pool *pool, kiln_error *err)
 {
     pg_store *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        err_set(err, KILN_ENOMEM, "job store: out of memory");
+        return NULL;
     }
-    if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        free(s);
-        return err_set(err, KILN_ENOMEM, "job store: cannot create a mutex");
-    }
+    s->pool = pool;
     /* Defaults the DSN may override (it is expanded after them): give up
      * on an unreachable server after 10 s, and notice a peer that
      * vanished mid-call within about a minute rather than the kernel's
-     * two hours, since the store's lock is held meanwhile. */
+     * two hours, since a call waits meanwhile. */
     static const char *const keys[] = {"connect_timeout",
                                        "keepalives_idle",
                                        "keepalives_interval",
@@ -987,50 +1047,93 @@ pg_open(const char *dsn, jobstore **out, kiln_error *err)
                                        "client_encoding",
                                        "dbname",
                                        NULL};
-    const char *values[] = {"10", "30", "10", "3", "kiln", "UTF8", dsn, NULL};
-    int rc = KILN_OK;
+    const char *values[] = {"10",   "30",   "10",      "3",
+                            "kiln", "UTF8", pool->dsn, NULL};
     s->conn = PQconnectdbParams(keys, values, 1);
     if (s->conn == NULL) {
-        rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
-        goto fail;
+        err_set(err, KILN_ENOMEM, "job store: out of memory");
+        pg_conn_free(s);
+        return NULL;
     }
     /* Not the DSN in messages: it may hold a password. */
     if (PQstatus(s->conn) != CONNECTION_OK) {
         char why[PG_WHY_LEN];
         pg_why(s, NULL, why, sizeof why);
-        rc =
-            err_set(err, KILN_EIO, "cannot open job store (postgres): %s", why);
-        goto fail;
+        err_set(err, KILN_EIO, "cannot open job store (postgres): %s", why);
+        pg_conn_free(s);
+        return NULL;
     }
     if (PQserverVersion(s->conn) < PG_MIN_SERVER) {
-        rc = err_set(err, KILN_EIO,
-                     "job store (postgres): server version %d is too old "
-                     "(expected %d or newer)",
-                     PQserverVersion(s->conn) / 10000, PG_MIN_SERVER / 10000);
-        goto fail;
+        err_set(err, KILN_EIO,
+                "job store (postgres): server version %d is too old "
+                "(expected %d or newer)",
+                PQserverVersion(s->conn) / 10000, PG_MIN_SERVER / 10000);
+        pg_conn_free(s);
+        return NULL;
     }
-    rc = pg_session(s, err);
-    if (rc == KILN_OK) {
-        rc = pg_call(s, PG_WRITE, "create schema", pg_schema, NULL, err);
+    if (pg_session(s, err) != KILN_OK) {
+        pg_conn_free(s);
+        return NULL;
     }
-    if (rc != KILN_OK) {
-        goto fail;
-    }
-    *out = &s->base;
-    return KILN_OK;
-
-fail:
-    pg_close(&s->base);
-    return rc;
+    return s;
 }
 
 static void
+pg_conn_free(pg_store *s)
+{
+    if (s != NULL) {
+        PQfinish(s->conn); /* NULL is a no-op */
+        free(s);
+    }
+}
+
+static void pg_close(jobstore *js);
+
+static int
+pg_open(const char *dsn, jobstore **out, kiln_error *err)
+{
+    pg_pool *pool = calloc(1, sizeof *pool);
+    if (pool == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    if (pthread_mutex_init(&pool->mu, NULL) != 0 ||
+        pthread_cond_init(&pool->freed, NULL) != 0 ||
+        (pool->dsn = strdup(dsn)) == NULL) {
+        free(pool->dsn);
+        free(pool);
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    /* The first connection tells at once whether the server is there,
+     * and makes the schema. */
+    pg_store *first = pg_conn_new(pool, err);
+    if (first == NULL) {
+        pg_close(&pool->base);
+        return err->code;
+    }
+    pool->n = 1;
+    pool->idle[pool->n_idle++] = first;
+    int rc = pg_call(pool, PG_WRITE, "create schema", pg_schema, NULL, err);
+    if (rc != KILN_OK) {
+        pg_close(&pool->base);
+        return rc;
+    }
+    *out = &pool->base;
+    return KILN_OK;
+}
+
+/* Every call has returned when the store is closed: every connection is
+ * idle. */
+static void
 pg_close(jobstore *js)
 {
-    pg_store *s = pg(js);
-    PQfinish(s->conn); /* NULL is a no-op */
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    pg_pool *pool = pg(js);
+    for (int i = 0; i < pool->n_idle; i++) {
+        pg_conn_free(pool->idle[i]);
+    }
+    pthread_cond_destroy(&pool->freed);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool->dsn);
+    free(pool);
 }
 
 static int
