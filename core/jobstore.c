@@ -334,6 +334,18 @@ jobstore_prune(jobstore *s, int64_t before, int max, int *n_pruned,
 }
 
 int
+jobstore_wait_work(jobstore *s, int timeout_ms, kiln_error *err)
+{
+    if (s->drv->wait_work == NULL) {
+        return err_set(err, KILN_EABI,
+                       "job store driver \"%s\" cannot tell when work is "
+                       "queued",
+                       s->drv->name);
+    }
+    return s->drv->wait_work(s, timeout_ms < 0 ? 0 : timeout_ms, err);
+}
+
+int
 jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
                kiln_error *err)
 {

@@ -184,6 +184,8 @@ typedef struct jobstore_driver {
     /* NULL: jobstore_prune answers KILN_EABI. */
     int (*prune)(jobstore *s, int64_t before, int max, int *n_pruned,
                  kiln_error *err);
+    /* NULL: jobstore_wait_work answers KILN_EABI (workers poll). */
+    int (*wait_work)(jobstore *s, int timeout_ms, kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -331,6 +333,14 @@ int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
  * KILN_EINVAL if max < 1; KILN_EABI if the driver cannot prune. */
 int jobstore_prune(jobstore *s, int64_t before, int max, int *n_pruned,
                    kiln_error *err);
+
+/* Waits up to timeout_ms until some handle on the same store (another
+ * host's too) puts a process in the queue: KILN_OK when that happened
+ * (wake the workers), KILN_ENOTFOUND when the time ran out, KILN_EIO when
+ * the store cannot be reached, KILN_EABI when the driver cannot tell
+ * (SQLite: a host's own submissions wake its workers, and they poll).
+ * One thread at a time per handle. */
+int jobstore_wait_work(jobstore *s, int timeout_ms, kiln_error *err);
 
 /* POST /retry for one id: a FINISHED or FAILED process goes back to
  * QUEUED as attempt + 1 (result, error, n_requeues and not_before reset);

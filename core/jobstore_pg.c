@@ -14,6 +14,8 @@
 #include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@
 /* The advisory lock that serialises schema changes ("kilnjobs"): hosts
  * starting at once wait for each other's CREATE TABLE. */
 #define PG_SCHEMA_LOCK INT64_C(0x6b696c6e6a6f6273)
-#define PG_MIN_SERVER 100000 /* identity columns: PostgreSQL 10 */
+#define PG_CHANNEL "kiln_queue" /* LISTEN/NOTIFY: work was queued */
+#define PG_MIN_SERVER 100000    /* identity columns: PostgreSQL 10 */
 #define PG_MAX_ARGS 10
 #define PG_NAME_LEN 16 /* a status, state or setting name, NUL included */
 #define PG_WHY_LEN 512 /* PostgreSQL's text in our messages */
@@ -96,6 +99,8 @@ typedef enum pg_query {
     PG_Q_PB_GET,
     PG_Q_COUNTS,
     PG_Q_PRUNE,
+    PG_Q_WAKE,
+    PG_Q_LISTEN,
     PG_N_QUERIES
 } pg_query;
 
@@ -106,6 +111,7 @@ typedef struct pg_store {
     PGconn *conn;
     int n_changed;       /* rows the last statement changed or returned */
     bool is_committing;  /* a COMMIT is on its way (for messages) */
+    bool queued;         /* this call put a process in the queue */
     char constraint[64]; /* the constraint the last failure violated */
 } pg_store;
 
@@ -123,6 +129,9 @@ typedef struct pg_pool {
     int n;                       /* connections made */
     pg_store *idle[PG_POOL_MAX]; /* not in a call */
     int n_idle;
+    /* wait_work()'s own connection, LISTENing (one caller at a time). */
+    pthread_mutex_t listen_mu;
+    pg_store *listener;
 } pg_pool;
 
 /* One value bound to a statement parameter: text (NULL binds SQL NULL)
@@ -336,6 +345,12 @@ static const struct {
                     "DELETE FROM kiln_postback WHERE process_id IN (SELECT id "
                     "FROM gone)) DELETE FROM kiln_process WHERE id IN "
                     "(SELECT id FROM gone)"},
+    /* Tells every host's listener (wait_work) that a process entered the
+     * queue; delivered when the transaction commits, once however many
+     * a transaction sends. */
+    [PG_Q_WAKE] = {"wake other hosts", 0,
+                   "SELECT pg_notify('" PG_CHANNEL "', '')"},
+    [PG_Q_LISTEN] = {"listen", 0, "LISTEN " PG_CHANNEL},
     [PG_Q_COUNTS] = {"count", 1,
                      "SELECT 0, status, count(*) FROM kiln_process GROUP BY "
                      "status UNION ALL SELECT 1, state, count(*) FROM "
@@ -857,11 +872,15 @@ pg_call(pg_pool *pool, pg_mode mode, const char *what, pg_body_fn body,
         if (rc != KILN_OK) {
             break; /* nothing ran; another reset now would fail the same */
         }
+        s->queued = false;
         if (mode == PG_WRITE) {
             rc = pg_run(s, PG_Q_BEGIN, NULL, 0, NULL, err);
         }
         if (rc == KILN_OK) {
             rc = body(s, ctx, err);
+        }
+        if (rc == KILN_OK && mode == PG_WRITE && s->queued) {
+            rc = pg_run(s, PG_Q_WAKE, NULL, 0, NULL, err);
         }
         if (rc == KILN_OK && mode == PG_WRITE) {
             committing = true;
@@ -966,6 +985,9 @@ pg_transition_body(pg_store *s, void *arg, kiln_error *err)
     } else if (rc == KILN_OK && c->notify) {
         rc = pg_notify(s, c->id, NULL, err);
     }
+    s->queued =
+        rc == KILN_OK && (c->q == PG_Q_REQUEUE || c->q == PG_Q_INTERRUPT ||
+                          c->q == PG_Q_RETRY || c->q == PG_Q_SET_PROCESSING);
     return rc;
 }
 
@@ -1097,6 +1119,7 @@ pg_open(const char *dsn, jobstore **out, kiln_error *err)
         return err_set(err, KILN_ENOMEM, "job store: out of memory");
     }
     if (pthread_mutex_init(&pool->mu, NULL) != 0 ||
+        pthread_mutex_init(&pool->listen_mu, NULL) != 0 ||
         pthread_cond_init(&pool->freed, NULL) != 0 ||
         (pool->dsn = strdup(dsn)) == NULL) {
         free(pool->dsn);
@@ -1130,6 +1153,8 @@ pg_close(jobstore *js)
     for (int i = 0; i < pool->n_idle; i++) {
         pg_conn_free(pool->idle[i]);
     }
+    pg_conn_free(pool->listener);
+    pthread_mutex_destroy(&pool->listen_mu);
     pthread_cond_destroy(&pool->freed);
     pthread_mutex_destroy(&pool->mu);
     free(pool->dsn);
@@ -1165,6 +1190,7 @@ pg_create_body(pg_store *s, void *arg, kiln_error *err)
                             PG_TEXT(p->idem_key), PG_TEXT(p->idem_hash),
                             PG_INT(pg_now()), PG_INT(p->not_before)),
                     NULL, err);
+    s->queued = rc == KILN_OK && p->status == JOBSTORE_QUEUED;
     if (rc == KILN_EEXIST) {
         if (p->idem_key != NULL &&
             strcmp(s->constraint, PG_IDEM_CONSTRAINT) == 0) {
@@ -1345,7 +1371,10 @@ static int
 pg_recover_body(pg_store *s, void *arg, kiln_error *err)
 {
     int *n_requeued = arg;
-    return pg_run(s, PG_Q_RECOVER, PG_ARGS(PG_INT(pg_now())), n_requeued, err);
+    int rc =
+        pg_run(s, PG_Q_RECOVER, PG_ARGS(PG_INT(pg_now())), n_requeued, err);
+    s->queued = rc == KILN_OK && *n_requeued > 0;
+    return rc;
 }
 
 /* In a transaction: a connection lost before the COMMIT leaves nothing
@@ -1749,6 +1778,74 @@ pg_counts(jobstore *js, int64_t now, jobstore_counts *out, kiln_error *err)
                    pg_counts_body, &c, err);
 }
 
+/* LISTEN on a connection of its own, made on first use and again after
+ * it was lost; then waits up to timeout_ms for a notification that work
+ * was queued (by any host). KILN_OK: woken; KILN_ENOTFOUND: the time ran
+ * out; KILN_EIO: the server cannot be reached (the caller waits before
+ * asking again). */
+static int
+pg_wait_work(jobstore *js, int timeout_ms, kiln_error *err)
+{
+    pg_pool *pool = pg(js);
+    pthread_mutex_lock(&pool->listen_mu);
+    pg_store *l = pool->listener;
+    int rc = KILN_OK;
+    if (l != NULL && pg_is_lost(l)) {
+        pg_conn_free(l);
+        l = pool->listener = NULL;
+    }
+    if (l == NULL) {
+        err_clear(err);
+        l = pg_conn_new(pool, err);
+        if (l == NULL ||
+            pg_run(l, PG_Q_LISTEN, NULL, 0, NULL, err) != KILN_OK) {
+            rc = err->code != KILN_OK ? err->code : KILN_EIO;
+            pg_conn_free(l);
+            pthread_mutex_unlock(&pool->listen_mu);
+            return rc;
+        }
+        pool->listener = l;
+    }
+    double end = clock_ms() + timeout_ms;
+    rc = KILN_ENOTFOUND;
+    for (;;) {
+        if (PQconsumeInput(l->conn) == 0) {
+            char why[PG_WHY_LEN];
+            pg_why(l, NULL, why, sizeof why);
+            rc =
+                err_set(err, KILN_EIO, "job store (postgres): listen: %s", why);
+            break;
+        }
+        PGnotify *n;
+        bool woken = false;
+        while ((n = PQnotifies(l->conn)) != NULL) {
+            woken = true;
+            PQfreemem(n);
+        }
+        if (woken) {
+            rc = KILN_OK;
+            break;
+        }
+        double left = end - clock_ms();
+        if (left <= 0) {
+            break;
+        }
+        struct pollfd pfd = {PQsocket(l->conn), POLLIN, 0};
+        if (pfd.fd < 0) {
+            rc = err_set(err, KILN_EIO,
+                         "job store (postgres): listen: no connection");
+            break;
+        }
+        if (poll(&pfd, 1, (int)left + 1) < 0 && errno != EINTR) {
+            rc = err_set(err, KILN_EIO, "job store (postgres): listen: %s",
+                         strerror(errno));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool->listen_mu);
+    return rc;
+}
+
 const jobstore_driver jobstore_pg_driver = {
     .name = "postgres",
     .open = pg_open,
@@ -1772,4 +1869,5 @@ const jobstore_driver jobstore_pg_driver = {
     .renew = pg_renew,
     .interrupt = pg_interrupt,
     .prune = pg_prune,
+    .wait_work = pg_wait_work,
 };

@@ -32,6 +32,10 @@ struct runner {
     int lease;    /* seconds a claim holds without renewal */
     workers w;    /* the workers that claim and run processes */
     workers keep; /* one thread that renews the running claims */
+    /* One thread that waits for other hosts' queued work (a store that
+     * can tell: PostgreSQL's LISTEN/NOTIFY); not started for SQLite. */
+    workers listen;
+    bool listening;
     pthread_mutex_t mu;
     int n_slots; /* one per worker */
     runner_slot *slots;
@@ -443,6 +447,29 @@ runner_worker(void *arg)
     return NULL;
 }
 
+/* The listener: wakes the idle workers as soon as any host queues a
+ * process, instead of their next look a second later. */
+static void *
+runner_listener(void *arg)
+{
+    runner *r = arg;
+    unsigned seen;
+    while (workers_running(&r->listen, &seen)) {
+        kiln_error err;
+        err_clear(&err);
+        int rc = jobstore_wait_work(r->store, 1000, &err);
+        if (rc == KILN_OK) {
+            workers_wake(&r->w);
+        } else if (rc == KILN_EIO) {
+            /* The store is down: the workers say so; try again later. */
+            workers_sleep(&r->listen, seen, 1000);
+        } else if (rc != KILN_ENOTFOUND) {
+            break;
+        }
+    }
+    return NULL;
+}
+
 int
 runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
              kiln_error *err)
@@ -492,6 +519,12 @@ runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
         free(r);
         return err_set(err, KILN_EINTERNAL, "cannot start worker threads");
     }
+    /* A store that cannot tell when work is queued answers at once. */
+    kiln_error lerr;
+    err_clear(&lerr);
+    if (jobstore_wait_work(js, 0, &lerr) != KILN_EABI) {
+        r->listening = workers_start(&r->listen, 1, runner_listener, r) != 0;
+    }
     *out = r;
     return KILN_OK;
 }
@@ -529,6 +562,9 @@ runner_stop(runner *r)
                 "queued again at the next start\n",
                 c->kill_after);
         return false;
+    }
+    if (r->listening) {
+        workers_stop(&r->listen);
     }
     workers_stop(&r->keep);
     pthread_mutex_destroy(&r->mu);

@@ -1106,6 +1106,73 @@ test_js_prune(void)
     js_teardown(&e);
 }
 
+typedef struct js_waiter {
+    jobstore *s;
+    int rc;
+} js_waiter;
+
+static void *
+js_wait_thread(void *arg)
+{
+    js_waiter *w = arg;
+    kiln_error err = {0};
+    w->rc = jobstore_wait_work(w->s, 20000, &err);
+    return NULL;
+}
+
+/* wait_work: PostgreSQL tells a handle (another host) when work is
+ * queued anywhere; SQLite says it cannot. */
+static void
+test_js_wait_work(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    if (!js_pg()) {
+        CU_ASSERT_EQUAL(jobstore_wait_work(e.s, 10, &err), KILN_EABI);
+        js_teardown(&e);
+        return;
+    }
+    jobstore *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &other, &err),
+                          KILN_OK);
+    /* Nothing queued: the time runs out. The first call also starts
+     * listening, so the waits below cannot miss a notification. */
+    CU_ASSERT_EQUAL(jobstore_wait_work(other, 100, &err), KILN_ENOTFOUND);
+    /* A process created through the first handle wakes the other, long
+     * before its 20 s run out. */
+    js_waiter w = {other, -1};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, js_wait_thread, &w), 0);
+    usleep(100 * 1000);
+    char id[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, id),
+                    KILN_OK);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(w.rc, KILN_OK);
+    /* A process made INCOMPLETE (dynamic) is not work yet; a claim and a
+     * complete queue nothing either. */
+    char dyn[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(
+        js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, dyn),
+        KILN_OK);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, time(NULL), 60, &p, &err),
+                          KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, p.id, p.lease_token,
+                                      JOBSTORE_FINISHED, "[]", NULL, &err),
+                    KILN_OK);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_wait_work(other, 200, &err), KILN_ENOTFOUND);
+    /* Queuing the dynamic one wakes it. */
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, dyn, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_wait_work(other, 20000, &err), KILN_OK);
+    jobstore_close(other);
+    js_teardown(&e);
+}
+
 static void
 test_js_postbacks(void)
 {
@@ -1659,6 +1726,7 @@ test_jobstore_register(void)
          test_js_lease_expiry},
         {"a lease taken back fences its old holder", test_js_fencing},
         {"retention prunes ended processes", test_js_prune},
+        {"queued work wakes another handle", test_js_wait_work},
         {"recover after a restart", test_js_recover},
         {"retry 200/404/409", test_js_retry},
         {"dynamic processes", test_js_dynamic},
