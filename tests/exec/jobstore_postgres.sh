@@ -10,8 +10,9 @@
 #  - retention: a process that ended a year ago is pruned when the next
 #    host starts (jobstore.retention_days, 30 by default), others stay;
 #  - two hosts on one database, submissions spread over both: every
-#    process runs exactly once (attempt 1, one output each), and GET
-#    /status/ID answers the same from either host;
+#    process runs exactly once (attempt 1, one output each), GET
+#    /status/ID answers the same from either host, and each process's
+#    postback reaches the receiver once;
 #  - one of them killed with SIGKILL while both run slow processes: the
 #    other takes its work back when the leases run out, every process
 #    finishes and its output is whole.
@@ -27,6 +28,7 @@ pg=$tmp/pg
 PID2=
 cleanup() {
     serve_stop KILL
+    kill "$RPID" 2>/dev/null
     if [ -n "$PID2" ]; then
         kill -9 "$PID2" 2>/dev/null
         wait "$PID2" 2>/dev/null
@@ -59,9 +61,15 @@ config() { # PORT FILE
  "plugins": {"dirs": ["$(serve_plugin_dir)"], "enable": ["ops-vips", "storage-local", "api-http"]},
  "jobstore": {"driver": "postgres", "dsn": "$dsn password=$secret"},
  "rate_limit": {"per_second": 10000, "burst": 10000},
- "services": [{"id": 1, "tokens": ["tok"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
+ "network": {"allow": ["127.0.0.1/32"]},
+ "services": [{"id": 1, "tokens": ["tok"], "secret": "pb-secret", "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
 }
+# A postback receiver (tests/exec/postback_receiver.py): /ok answers 200.
+python3 tests/exec/postback_receiver.py "$tmp/rport" "$tmp/received" &
+RPID=$!
+for _ in $(seq 100); do [ -s "$tmp/rport" ] && break; sleep 0.05; done
+cb="http://127.0.0.1:$(cat "$tmp/rport")/ok"
 port=$(serve_free_port)
 config "$port" "$tmp/cfg.json"
 url="http://127.0.0.1:$port"
@@ -77,7 +85,8 @@ call() {
     code=${out##*$'\n'}
     echo "$code ${out%$'\n'*}"
 }
-req() { echo "{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": [{\"destination\": \"/out/$1.png\", \"transformations\": [{\"type\": \"resize\", \"width\": 16}]}]}"; }
+# req NAME [CALLBACK]: a one-job request body
+req() { echo "{\"service_id\": 1, \"source\": \"/in/a.png\"${2:+, \"callback\": \"$2\"}, \"jobs\": [{\"destination\": \"/out/$1.png\", \"transformations\": [{\"type\": \"resize\", \"width\": 16}]}]}"; }
 # wait_done URL ID: waits up to 30 s for FINISHED or FAILED; prints the body.
 wait_done() {
     local got
@@ -166,7 +175,7 @@ ids=()
 for i in $(seq 40); do
     u=$url
     [ $((i % 2)) = 0 ] && u=$url2
-    got=$(call "$u" POST /request "$(req "c$i")")
+    got=$(call "$u" POST /request "$(req "c$i" "$cb")")
     id=$(id_of "$got")
     [ -n "$id" ] && ids+=("$id") || fail "submit-c$i" "$got"
 done
@@ -187,6 +196,30 @@ done
     fail two-hosts-40-processes-once-each "$n_ok of 40:$bad"
 n_out=$(ls "$tmp/storage/out" | grep -c '^c')
 [ "$n_out" = 40 ] && ok two-hosts-40-outputs || fail two-hosts-40-outputs "$n_out outputs"
+# Each of the 40 owed one postback (FINISHED); whichever host sends it,
+# it arrives once.
+for _ in $(seq 100); do
+    [ "$(grep -c '"path": "/ok"' "$tmp/received" 2>/dev/null)" -ge 40 ] && break
+    sleep 0.1
+done
+sleep 1 # a duplicate would come now
+pb=$(python3 - "$tmp/received" "${ids[@]}" <<'PY'
+import collections, json, sys
+seen = collections.Counter()
+for line in open(sys.argv[1]):
+    rec = json.loads(line)
+    body = json.loads(rec["body"])
+    seen[(body.get("process_id"), body.get("status"))] += 1
+want = sys.argv[2:]
+missing = [i for i in want if seen[(i, "FINISHED")] == 0]
+twice = [k for k, n in seen.items() if n > 1]
+print("%d missing %d twice %s %s" % (len(missing), len(twice), missing[:3], twice[:3]))
+PY
+)
+case $pb in
+"0 missing 0 twice"*) ok two-hosts-postbacks-once-each ;;
+*) fail two-hosts-postbacks-once-each "$pb" ;;
+esac
 grep -q "$secret" "$tmp/log" "$tmp/log2" && fail no-password-in-logs "a log shows the DSN's password" ||
     ok no-password-in-logs
 
