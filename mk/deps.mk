@@ -6,7 +6,7 @@ DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev
              libssl-dev libjpeg-dev libmagickcore-6.q16-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
-             fonts-dejavu-core prometheus postgresql \
+             fonts-dejavu-core prometheus postgresql nginx \
              awscli python3-pyftpdlib nodejs jq
 # make bench only: the load generator and the peers it is compared with.
 DEB_BENCH := wrk graphicsmagick time
