@@ -3,7 +3,7 @@
  * savers, with what kiln adds to them. Outputs carry no metadata, and
  * each saver's known faults are put right here, each next to the saver
  * it concerns: WebP's EXIF chunk, TIFF on targets that cannot seek, GIF
- * transparency in an opaque image.
+ * transparency in an opaque image, HEIC files without their image.
  */
 #include "kiln.h"
 
@@ -287,6 +287,40 @@ encode_jpeg_direct(VipsImage *im, int q, VipsTarget *target)
     return rc;
 }
 
+/* HEIC through libheif and x265: when x265 refuses a shape, libheif
+ * 1.15 still writes a container, without the image, and says nothing
+ * (bind refuses the shapes measured so: graph_format_narrow_max). So the
+ * file is made in memory and its header read back before it is written:
+ * a file that does not open fails the job instead of being stored. */
+static int
+encode_heic(VipsImage *im, int q, VipsTarget *target)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (vips_heifsave_buffer(im, &buf, &len, "Q", q, "compression",
+                             VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip", TRUE,
+                             NULL) != 0) {
+        return -1;
+    }
+    VipsImage *back = vips_image_new_from_buffer(buf, len, "", "access",
+                                                 VIPS_ACCESS_SEQUENTIAL, NULL);
+    bool whole =
+        back != NULL && back->Xsize == im->Xsize && back->Ysize == im->Ysize;
+    if (back != NULL) {
+        g_object_unref(back);
+    }
+    if (!whole) {
+        g_free(buf);
+        vips_error_clear();
+        vips_error("heicsave",
+                   "the HEVC encoder did not encode this %dx%d image (a "
+                   "shape it refuses); AVIF, WebP and PNG hold it",
+                   im->Xsize, im->Ysize);
+        return -1;
+    }
+    return encode_write(target, buf, len);
+}
+
 int
 encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
 {
@@ -311,9 +345,7 @@ encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
                                     VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip",
                                     TRUE, NULL);
     case FORMAT_HEIC:
-        return vips_heifsave_target(im, target, "Q", q, "compression",
-                                    VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "strip",
-                                    TRUE, NULL);
+        return encode_heic(im, q, target);
     }
     return -1;
 }

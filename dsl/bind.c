@@ -68,6 +68,25 @@ bind_graph(graph *g, const kiln_shape *source, const kiln_limits *lim,
                              graph_format_name(n->format), max);
                 errlist_add(errs, &e, NULL);
                 failed[i] = true;
+                continue;
+            }
+            int narrow = graph_format_narrow_max(n->format);
+            int lo = in->width < in->height ? in->width : in->height;
+            int hi = in->width < in->height ? in->height : in->width;
+            if (narrow > 0 && lo < GRAPH_HEIC_NARROW && hi > narrow) {
+                kiln_error e;
+                char path[300];
+                snprintf(path, sizeof path, "%s.destination", n->path);
+                err_set_path(&e, KILN_EINVAL, path,
+                             "the result is %dx%d, a shape the %s encoder "
+                             "does not write (expected at most %d px on a "
+                             "side when the other is under %d; AVIF, WebP "
+                             "and PNG hold it)",
+                             in->width, in->height,
+                             graph_format_name(n->format), narrow,
+                             GRAPH_HEIC_NARROW);
+                errlist_add(errs, &e, NULL);
+                failed[i] = true;
             }
             continue;
         }

@@ -178,6 +178,11 @@ const char *graph_format_name(graph_format f);
 bool graph_format_from_path(const char *path, graph_format *out);
 bool graph_format_has_alpha(graph_format f);
 /* The largest width or height the format's encoder writes. */
+/* HEIC's encoder (x265 through libheif) writes a file without its image
+ * when a side is under GRAPH_HEIC_NARROW px and the other over the
+ * returned length: the most that side may be then (0: no such limit). */
+#define GRAPH_HEIC_NARROW 32
+int graph_format_narrow_max(graph_format f);
 int graph_format_max_side(graph_format f);
 extern const char *const graph_format_exts[]; /* NULL-terminated */
 

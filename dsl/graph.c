@@ -116,6 +116,16 @@ graph_format_max_side(graph_format f)
     }
 }
 
+int
+graph_format_narrow_max(graph_format f)
+{
+    /* Measured with Debian's libheif 1.15 and x265 3.5: 1x4216 and
+     * 31x4216 decode, 1x4217 and 31x4217 come out without an image (the
+     * encoder fails and libheif writes the container all the same);
+     * 32 px and wider go to the format's largest side. */
+    return f == FORMAT_HEIC ? 4216 : 0;
+}
+
 size_t
 graph_n_consumers(const graph *g, int id)
 {

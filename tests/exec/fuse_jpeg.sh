@@ -109,7 +109,7 @@ for kind in cmyk oriented truncated grey prog; do
     s=$(ls "$ROOT"/in/$kind*.jpg 2>/dev/null | head -1)
     [ -n "$s" ] || continue
     N=$((N + 1))
-    printf '{"service_id":1,"source":"/in/%s","jobs":[{"destination":"/out/c%d.jpg","transformations":[{"type":"resize","width":16}]}]}\n' \
+    printf '{"service_id":1,"source":"/in/%s","jobs":[{"destination":"/out/c%d.jpg","transformations":[{"type":"resize","width":40}]}]}\n' \
         "${s##*/}" "$N" >"$WORK/req/c$N.json"
     reqs+=("$WORK/req/c$N.json")
     line=$("$KILN" compile --passes --source "$s" "$WORK/req/c$N.json" 2>&1 | grep '^=== pass fuse-jpeg')

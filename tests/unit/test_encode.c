@@ -3,7 +3,8 @@
  * against libvips' own saver: for random images (noise over a gradient,
  * flat, one pixel, odd sizes) at every quality from 1 to 100, the bytes
  * must be vips_jpegsave's with strip, exactly; and it takes only what it
- * can (an image in memory, 8-bit sRGB, 3 bands).
+ * can (an image in memory, 8-bit sRGB, 3 bands). And HEIC: a shape the
+ * encoder refuses is an error, never a file without its image.
  */
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
@@ -125,6 +126,38 @@ test_encode_takes_only_memory_rgb(void)
     g_object_unref(im);
 }
 
+/* HEIC: a shape x265 refuses is an error, not a file without its image;
+ * the shapes at the edge of the rule bind enforces write and read back. */
+static void
+test_encode_heic_checked(void)
+{
+    static const int shapes[][3] = {
+        /* w, h, writes */
+        {1, 4216, 1}, {31, 4216, 1}, {32, 4224, 1}, {1, 4217, 0},
+        {4300, 1, 0}, {16, 9000, 0}, {8, 8, 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int w = shapes[i][0], h = shapes[i][1];
+        VipsImage *im = te_image(w, h, 10, (unsigned)i + 1);
+        VipsTarget *t = vips_target_new_to_memory();
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        int rc = encode_save(im, FORMAT_HEIC, 50, t);
+        CU_ASSERT_EQUAL(rc == 0, shapes[i][2] == 1);
+        /* The rule bind refuses with is the same. */
+        int lo = w < h ? w : h, hi = w < h ? h : w;
+        CU_ASSERT_EQUAL(lo < GRAPH_HEIC_NARROW &&
+                            hi > graph_format_narrow_max(FORMAT_HEIC),
+                        shapes[i][2] == 0);
+        if (rc != 0) {
+            CU_ASSERT_PTR_NOT_NULL(
+                strstr(vips_error_buffer(), "did not encode"));
+            vips_error_clear();
+        }
+        g_object_unref(t);
+        g_object_unref(im);
+    }
+}
+
 int
 test_encode_register(void)
 {
@@ -136,5 +169,7 @@ test_encode_register(void)
                 test_encode_matches_libvips);
     CU_add_test(s, "direct JPEG: only 8-bit RGB in memory",
                 test_encode_takes_only_memory_rgb);
+    CU_add_test(s, "HEIC: a shape the encoder refuses is an error",
+                test_encode_heic_checked);
     return 0;
 }
