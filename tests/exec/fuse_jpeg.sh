@@ -17,7 +17,10 @@ exec_setup
 
 N=${KILN_FUSE_CASES:-90}
 RANDOM=${KILN_FUSE_SEED:-1301}
-rnd() { echo $((RANDOM % ($2 - $1 + 1) + $1)); } # rnd LO HI
+# rnd LO HI: sets R. Not $(...): bash reseeds RANDOM in every subshell,
+# which made the draw, and the share of requests the pass takes, differ
+# from run to run whatever the seed.
+rnd() { R=$((RANDOM % ($2 - $1 + 1) + $1)); }
 
 # --- sources -----------------------------------------------------------
 # Colour noise (seeded: the same files for the same seed), softened, over
@@ -39,12 +42,14 @@ add_src() { srcs+=("$1"); }
 i=0
 for kind in 420 444 422 prog restart grey cmyk oriented 420b prog2; do
     i=$((i + 1))
-    w=$(rnd 64 2400) h=$(rnd 64 2400)
+    rnd 64 2400; w=$R
+    rnd 64 2400; h=$R
+    rnd 40 89; q420=$R
     base=$WORK/base$i.png
     gen_base "$base" "$w" "$h"
     out=$ROOT/in/$kind-${w}x$h.jpg
     case $kind in
-    420 | 420b) vips copy "$base" "$out[Q=$(rnd 40 89)]" ;;
+    420 | 420b) vips copy "$base" "$out[Q=$q420]" ;;
     444) vips copy "$base" "$out[Q=85,subsample-mode=off]" ;;
     422) convert "$base" -quality 85 -sampling-factor 2x1 "$out" ;;
     prog | prog2) vips copy "$base" "$out[Q=80,interlace]" ;;
@@ -85,18 +90,20 @@ for n in $(seq 1 "$N"); do
     read -r sw sh < <(vipsheader -f width "$src" 2>/dev/null | tr '\n' ' '; vipsheader -f height "$src" 2>/dev/null)
     sw=${sw:-600} sh=${sh:-600}
     # Mostly reductions of 2 to 30, sometimes mild or an enlargement.
-    f=$(rnd 12 300)
-    [ $((RANDOM % 8)) = 0 ] && f=$(rnd 7 14)
+    rnd 12 300; f=$R
+    [ $((RANDOM % 8)) = 0 ] && { rnd 7 14; f=$R; }
     tw=$((sw * 10 / f)) th=$((sh * 10 / f))
     [ "$tw" -ge 1 ] || tw=1
     [ "$th" -ge 1 ] || th=1
+    rnd 80 120; h2=$(((th * R) / 100 + 1))
+    rnd 70 130; h3=$(((th * R) / 100 + 1))
     case $((RANDOM % 4)) in
     0) tr="{\"type\":\"resize\",\"width\":$tw}" ;;
     1) tr="{\"type\":\"resize\",\"height\":$th}" ;;
-    2) tr="{\"type\":\"resize\",\"width\":$tw,\"height\":$(((th * $(rnd 80 120)) / 100 + 1))}" ;;
-    3) tr="{\"type\":\"fitmethod\",\"fit_type\":\"${fits[$((RANDOM % 5))]}\",\"width\":$tw,\"height\":$(((th * $(rnd 70 130)) / 100 + 1)),\"color\":\"#102030\",\"gravity\":\"center\"}" ;;
+    2) tr="{\"type\":\"resize\",\"width\":$tw,\"height\":$h2}" ;;
+    3) tr="{\"type\":\"fitmethod\",\"fit_type\":\"${fits[$((RANDOM % 5))]}\",\"width\":$tw,\"height\":$h3,\"color\":\"#102030\",\"gravity\":\"center\"}" ;;
     esac
-    q=$(rnd 50 100) # lower: JPEG noise swamps the -O0 agreement
+    rnd 50 100; q=$R # lower: JPEG noise swamps the -O0 agreement
     [ $((RANDOM % 3)) = 0 ] && q=80
     printf '{"service_id":1,"source":"/in/%s","jobs":[{"destination":"/out/c%d.jpg","quality":%d,"transformations":[%s]}]}\n' \
         "${src##*/}" "$n" "$q" "$tr" >"$WORK/req/c$n.json"
@@ -109,8 +116,14 @@ for kind in cmyk oriented truncated grey prog; do
     s=$(ls "$ROOT"/in/$kind*.jpg 2>/dev/null | head -1)
     [ -n "$s" ] || continue
     N=$((N + 1))
-    printf '{"service_id":1,"source":"/in/%s","jobs":[{"destination":"/out/c%d.jpg","transformations":[{"type":"resize","width":40}]}]}\n' \
-        "${s##*/}" "$N" >"$WORK/req/c$N.json"
+    # An eighth of each side, at least 16 px (shrink-on-load leaves
+    # smaller results to a whole decode at -O2).
+    kw=$(($(vipsheader -f width "$s" 2>/dev/null || echo 640) / 8))
+    kh=$(($(vipsheader -f height "$s" 2>/dev/null || echo 640) / 8))
+    [ "$kw" -ge 16 ] || kw=16
+    [ "$kh" -ge 16 ] || kh=16
+    printf '{"service_id":1,"source":"/in/%s","jobs":[{"destination":"/out/c%d.jpg","transformations":[{"type":"resize","width":%d,"height":%d}]}]}\n' \
+        "${s##*/}" "$N" "$kw" "$kh" >"$WORK/req/c$N.json"
     reqs+=("$WORK/req/c$N.json")
     line=$("$KILN" compile --passes --source "$s" "$WORK/req/c$N.json" 2>&1 | grep '^=== pass fuse-jpeg')
     case $kind in
