@@ -1570,9 +1570,16 @@ test_js_durability(void)
     CU_ASSERT_EQUAL(jobstore_recover(e.s, &n_rec, &err), KILN_OK);
     jobstore_counts c;
     CU_ASSERT_EQUAL(jobstore_counts_get(e.s, time(NULL), &c, &err), KILN_OK);
-    CU_ASSERT_EQUAL(c.processes[JOBSTORE_PROCESSING], 0);
+    /* SQLite's recover takes every run back. PostgreSQL's takes back only
+     * expired leases (hosts share it): a child killed between its claim
+     * and its complete leaves that process PROCESSING under a live
+     * 60-second lease (one per child at most), which any claim takes
+     * back once it runs out; it is not lost either. */
+    int64_t running = js_pg() ? 2 : 0;
+    CU_ASSERT(c.processes[JOBSTORE_PROCESSING] <= running);
     CU_ASSERT((size_t)(c.processes[JOBSTORE_QUEUED] +
-                       c.processes[JOBSTORE_FINISHED]) >= n);
+                       c.processes[JOBSTORE_FINISHED] +
+                       c.processes[JOBSTORE_PROCESSING]) >= n);
     free(ids);
     if (js_pg()) {
         js_teardown(&e); /* PostgreSQL keeps its own integrity */
