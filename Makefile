@@ -44,7 +44,7 @@ include mk/deps.mk
 
 # ------------------------------------------------------------- the CLI
 CORE_SRC := $(wildcard base/*.c) $(filter-out core/main.c,$(wildcard core/*.c)) \
-            $(wildcard dsl/*.c) $(wildcard kernels/*.c)
+            $(wildcard server/*.c) $(wildcard dsl/*.c) $(wildcard kernels/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(BUILD)/obj/core/main.o
 

@@ -294,6 +294,10 @@ typedef struct kiln_config {
     /* Failed authentications allowed per client address (api.c). */
     double failed_auth_per_second;
     int failed_auth_burst;
+    /* rate_limit.scope "host": each host counts for itself, even on a
+     * shared job store; "cluster" (default): counted in the job store
+     * when it is shared by hosts (PostgreSQL). */
+    bool rate_per_host;
     kiln_http_settings http; /* "http": the transport's connection limits */
     char **network_allow;
     size_t n_network_allow;

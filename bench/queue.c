@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/jobstore.h"
+#include "../server/jobstore.h"
 
 static const char *q_request =
     "{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": "

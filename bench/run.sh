@@ -5,6 +5,6 @@ set -u
 cd "$(dirname "$0")/.."
 export KILN=${KILN:-build/kiln}
 export SHARED=${SHARED:-../shared}
-for s in bench/ops.sh bench/peers.sh bench/quality.sh bench/api.sh bench/storage_s3.sh bench/queue.sh; do
+for s in bench/ops.sh bench/peers.sh bench/quality.sh bench/api.sh bench/storage_s3.sh bench/queue.sh bench/cluster.sh; do
     bash "$s"
 done

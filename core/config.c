@@ -686,8 +686,8 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     if (rl != NULL) {
         static const char *const keys[] = {"per_second", "burst",
                                            "failed_auth_per_second",
-                                           "failed_auth_burst"};
-        cfg_check_keys(&x, rl, "rate_limit", keys, 4);
+                                           "failed_auth_burst", "scope"};
+        cfg_check_keys(&x, rl, "rate_limit", keys, 5);
         int64_t burst = c->rate_burst;
         int64_t failed_burst = c->failed_auth_burst;
         cfg_number(&x, rl, "rate_limit", "per_second", 0.001, 1e9,
@@ -699,6 +699,15 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
                 &failed_burst);
         c->rate_burst = (int)burst;
         c->failed_auth_burst = (int)failed_burst;
+        char *scope = NULL;
+        cfg_string(&x, rl, "rate_limit", "scope", &scope);
+        if (scope != NULL && strcmp(scope, "host") == 0) {
+            c->rate_per_host = true;
+        } else if (scope != NULL && strcmp(scope, "cluster") != 0) {
+            cfg_error(&x, "rate_limit.scope", NULL,
+                      "unknown scope \"%s\" (expected cluster or host)", scope);
+        }
+        free(scope);
     }
     const cJSON *http = cfg_object(&x, root, "", "http");
     if (http != NULL) {

@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include "../dsl/value_lexer.h"
-#include "metrics.h"
 #include "netguard.h"
 
 static int engine_open_remote(kiln_engine *e, kiln_error *err);
@@ -317,9 +316,8 @@ engine_new_take(kiln_config *cfg, bool open_storage, kiln_engine **out,
     e->config = cfg;
     e->opt_level = cfg->opt_level;
     e->arena = arena_new();
-    e->metrics = metrics_new();
     e->net_allow = calloc(1, sizeof *e->net_allow);
-    if (e->arena == NULL || e->metrics == NULL || e->net_allow == NULL) {
+    if (e->arena == NULL || e->net_allow == NULL) {
         engine_free(e);
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
@@ -376,8 +374,6 @@ engine_free(kiln_engine *e)
     }
     free(e->service_settings);
     free(e->remotes);
-    api_limiter_free(e->limiter);
-    metrics_free(e->metrics);
     if (e->net_allow != NULL) {
         netguard_allow_free(e->net_allow);
         free(e->net_allow);
@@ -451,6 +447,14 @@ int
 engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
                graph **out, errlist *errs)
 {
+    return engine_compile_admit(e, text, len, NULL, NULL, arena_out, out, errs);
+}
+
+int
+engine_compile_admit(kiln_engine *e, const char *text, size_t len,
+                     bool (*admit)(void *user, int service_id), void *user,
+                     arena **arena_out, graph **out, errlist *errs)
+{
     /* A request is compiled against the limits of the service it names
      * (a service's own may be lower than the deployment's); a service id
      * the compiler will refuse gets the deployment's. */
@@ -461,6 +465,8 @@ engine_compile(kiln_engine *e, const char *text, size_t len, arena **arena_out,
                      .text = text,
                      .len = len,
                      .level = -1,
+                     .admit = admit,
+                     .admit_user = user,
                      .user = e};
     *arena_out = NULL;
     *out = NULL;
@@ -980,28 +986,9 @@ done:
 }
 
 cJSON *
-exec_result_json(const graph *g, const exec_result *r, const char *process_id)
+exec_result_jobs_json(const exec_result *r)
 {
-    (void)g;
-    char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y-%m-%d %H:%M:%S", &tm);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", r->ok ? "FINISHED" : "FAILED");
-    cJSON_AddStringToObject(o, "updated_at", now);
-    cJSON_AddStringToObject(o, "process_id", process_id ? process_id : "");
-    cJSON_AddStringToObject(o, "created_at", now);
-    cJSON_AddNumberToObject(o, "attempt", 1);
-    cJSON_AddNumberToObject(o, "duration_ms",
-                            floor(r->duration_ms * 10 + 0.5) / 10);
-    if (r->ok) {
-        cJSON_AddNullToObject(o, "error");
-    } else {
-        cJSON_AddStringToObject(o, "error", r->error);
-    }
-    cJSON *jobs = cJSON_AddArrayToObject(o, "jobs");
+    cJSON *jobs = cJSON_CreateArray();
     for (size_t i = 0; i < r->n_jobs; i++) {
         const job_result *j = &r->jobs[i];
         cJSON *jo = cJSON_CreateObject();
@@ -1036,5 +1023,5 @@ exec_result_json(const graph *g, const exec_result *r, const char *process_id)
         }
         cJSON_AddItemToArray(jobs, jo);
     }
-    return o;
+    return jobs;
 }

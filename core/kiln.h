@@ -1,9 +1,11 @@
 /*
  * The executor and the engine (the core layer above the compiler): how a
  * compiled, bound and optimized graph runs (exec.c, exec_fused.c,
- * stream.c, render.c) and the engine that ties storage, the job store and
- * the runner to it. Includes the compiler (dsl/dsl.h) and the host's base
- * (base/host.h). Plugins never see this file; they see sdk/include/kiln only.
+ * stream.c, render.c) and the engine that ties storage and the pixel
+ * backends to it. The API server (job store, runner, postbacks) is a
+ * layer above, in server/; the engine knows it only as a hook. Includes the
+ * compiler (dsl/dsl.h) and the host's base (base/host.h). Plugins never see
+ * this file; they see sdk/include/kiln only.
  */
 #ifndef KILN_CORE_KILN_H
 #define KILN_CORE_KILN_H
@@ -61,25 +63,22 @@ typedef struct engine_storage {
     void *state;
 } engine_storage;
 
-struct jobstore;
-struct runner;
-struct api_limiter;
-struct postbacker;
-struct kiln_metrics;
 struct netguard_allow;
+
+/* Answers one API call (the host API's api_call, loader.c): installed by
+ * the layer that serves (server/, started by `kiln serve`), which the
+ * engine knows only through this hook. */
+typedef void (*engine_serve_fn)(void *user, const kiln_call *call,
+                                const struct sockaddr *peer, kiln_reply *out);
 
 struct kiln_engine {
     kiln_config *config;
-    /* Set by `kiln serve` for the API (api.c); NULL otherwise. */
-    struct jobstore *store;
-    struct runner *runner;
-    struct api_limiter *limiter;
-    struct postbacker *postbacker;
+    /* NULL unless a server is attached: API calls are then answered 503. */
+    engine_serve_fn serve;
+    void *serve_user;
     /* Set when a shutdown's grace period is over: running pipelines are
      * killed and their processes go back to the queue. */
     volatile int cancel;
-    /* Always present: */
-    struct kiln_metrics *metrics;
     struct netguard_allow *net_allow; /* network.allow, parsed */
     /* The optimizer level engine_execute runs (0..2; default 2). */
     int opt_level;
@@ -118,6 +117,11 @@ kiln_limits engine_limits_for(void *e, int service_id);
 const char *engine_backend_for(void *e, int service_id);
 int engine_compile(kiln_engine *e, const char *text, size_t len,
                    arena **arena_out, graph **out, errlist *errs);
+/* The same, asking admit(user, service id) right after the parse
+ * (dsl_stages.admit): KILN_EPERM, nothing compiled, when it says no. */
+int engine_compile_admit(kiln_engine *e, const char *text, size_t len,
+                         bool (*admit)(void *user, int service_id), void *user,
+                         arena **arena_out, graph **out, errlist *errs);
 /* Runs a compiled graph: reads the source from the service's storage,
  * binds, executes every job, writes outputs whole or not at all. */
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
@@ -142,9 +146,11 @@ kiln_limits engine_process_limits(const kiln_engine *e, const graph *g);
 int engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
                     bool *sequential, int *redecodes, kiln_error *err);
 void exec_result_free(exec_result *r);
-/* The status-body JSON for a result (api.md). */
-cJSON *exec_result_json(const graph *g, const exec_result *r,
-                        const char *process_id);
+/* The "jobs" array of a status body (api.md) for a result: each job's
+ * destination, outcome, format, backend, size, duration, error and
+ * warnings. The server stores it with the process; the status body
+ * around it is built in one place (server/status.c). */
+cJSON *exec_result_jobs_json(const exec_result *r);
 const engine_storage *engine_find_storage(const kiln_engine *e, int id);
 /* True when `source` is a URL (http:// or https://), not a storage path. */
 bool engine_source_is_url(const char *source);
@@ -153,15 +159,6 @@ bool engine_source_is_url(const char *source);
  * guard allows. Errors carry path "source". */
 int engine_check_source(const kiln_engine *e, int service_id,
                         const char *source, kiln_error *err);
-
-/* The HTTP API's semantics, transport-free (api.c): the host API's
- * api_call and reply_free. */
-void api_call(kiln_engine *e, const kiln_call *call, kiln_reply *out);
-void api_call_from(kiln_engine *e, const kiln_call *call,
-                   const struct sockaddr *peer, kiln_reply *out);
-void api_reply_free(kiln_reply *r);
-struct api_limiter *api_limiter_new(void);
-void api_limiter_free(struct api_limiter *l);
 
 /* Encodes `im` (8-bit sRGB, flattened where the format has no alpha) as
  * format f into target and ends it (encode.c); -1 with the libvips error

@@ -148,6 +148,31 @@ loader_net_allowed(kiln_plugin *self, const struct sockaddr *addr)
     return netguard_is_allowed(loader_allow(self), addr);
 }
 
+/* Replies are cJSON_malloc'd, whoever answers (server/api.c too). */
+static void
+loader_reply_free(kiln_reply *r)
+{
+    if (r != NULL) {
+        cJSON_free(r->body);
+        r->body = NULL;
+        r->body_len = 0;
+    }
+}
+
+static void
+loader_reply_text(kiln_reply *r, int status, const char *json)
+{
+    size_t len = strlen(json);
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    r->content_type = "application/json";
+    r->body = cJSON_malloc(len + 1);
+    if (r->body != NULL) {
+        memcpy(r->body, json, len + 1);
+        r->body_len = len;
+    }
+}
+
 /* api_call_from() for a transport: its call and reply structs carry
  * their sizes (registry_take_struct's rule for the call; the reply is
  * filled in this host's struct and copied back as far as the plugin's
@@ -167,19 +192,15 @@ loader_api_call_from(kiln_engine *e, const kiln_call *c,
     if (registry_take_struct("API call", NULL, c, c != NULL ? c->size : 0,
                              sizeof call, sizeof call, &call,
                              &err) != KILN_OK) {
-        memset(&reply, 0, sizeof reply);
-        reply.status = 500;
-        reply.content_type = "application/json";
-        static const char msg[] = "{\"message\": \"the transport's API call "
-                                  "is not one this host reads "
-                                  "(kiln_call.size)\"}";
-        reply.body = cJSON_malloc(sizeof msg); /* api_reply_free's */
-        if (reply.body != NULL) {
-            memcpy(reply.body, msg, sizeof msg);
-            reply.body_len = sizeof msg - 1;
-        }
+        loader_reply_text(&reply, 500,
+                          "{\"message\": \"the transport's API call is not "
+                          "one this host reads (kiln_call.size)\"}");
+    } else if (e->serve == NULL) {
+        loader_reply_text(&reply, 503,
+                          "{\"message\": \"the engine is not serving\"}");
     } else {
-        api_call_from(e, &call, peer, &reply);
+        memset(&reply, 0, sizeof reply);
+        e->serve(e->serve_user, &call, peer, &reply);
     }
     reply.size = out_size;
     memcpy(out, &reply, sizeof reply);
@@ -209,7 +230,7 @@ static const kiln_host_api loader_api = {
     .exec_warn = exec_warn,
     .exec_load_image = exec_load_image,
     .api_call = loader_api_call,
-    .reply_free = api_reply_free,
+    .reply_free = loader_reply_free,
     .config_listen = loader_config_listen,
     .config_max_body = loader_config_max_body,
     .net_check_url = loader_net_check_url,

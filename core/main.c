@@ -11,16 +11,16 @@
 #include <signal.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "jobstore.h"
-#include "postback.h"
-#include "runner.h"
+#include "../server/server.h"
 #include "submit.h"
 
 static void
@@ -481,6 +481,28 @@ typedef struct run_state {
     pthread_mutex_t mu;
 } run_state;
 
+/* `kiln run`'s line for a request that ran: the status body a server
+ * would give (server_status_json builds both), its duration added. */
+static cJSON *
+run_status_json(const exec_result *res)
+{
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    p.status = res->ok ? JOBSTORE_FINISHED : JOBSTORE_FAILED;
+    p.created_at = p.updated_at = (int64_t)time(NULL);
+    p.attempt = 1;
+    cJSON *jobs = exec_result_jobs_json(res);
+    p.result = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
+    cJSON_Delete(jobs);
+    p.error = res->ok ? NULL : (char *)res->error;
+    cJSON *o = server_status_json(&p);
+    cJSON_free(p.result);
+    cJSON_DeleteItemFromObject(o, "process_id");
+    cJSON_AddNumberToObject(o, "duration_ms",
+                            floor(res->duration_ms * 10 + 0.5) / 10);
+    return o;
+}
+
 static void
 run_one(kiln_engine *e, run_item *it)
 {
@@ -512,8 +534,7 @@ run_one(kiln_engine *e, run_item *it)
         } else {
             exec_result res;
             engine_execute(e, g, &res);
-            out = exec_result_json(g, &res, NULL);
-            cJSON_DeleteItemFromObject(out, "process_id");
+            out = run_status_json(&res);
             cJSON_AddStringToObject(out, "request", it->path);
             it->ok = res.ok;
             exec_result_free(&res);
@@ -728,35 +749,20 @@ cmd_serve(int argc, char **argv)
     kiln_error err;
     err_clear(&err);
     int rc = 1;
-    jobstore *js = NULL;
-    runner *r = NULL;
-    postbacker *pbk = NULL;
+    kiln_server *srv = NULL;
     void *states[16] = {0};
     size_t n_started = 0;
-    const char *target = e->config->jobstore_path;
-    if (e->config->jobstore_driver != NULL &&
-        strcmp(e->config->jobstore_driver, "postgres") == 0) {
-        target = e->config->jobstore_dsn;
-    }
-    if (jobstore_open(e->config->jobstore_driver, target, &js, &err) !=
-        KILN_OK) {
+    bool pg = e->config->jobstore_driver != NULL &&
+              strcmp(e->config->jobstore_driver, "postgres") == 0;
+    if (server_new(e, NULL, &srv, &err) != KILN_OK) {
         fprintf(stderr, "kiln serve: jobstore: %s\n", err.message);
         goto done;
     }
-    e->store = js;
-    postback_attach(e, js);
-    e->limiter = api_limiter_new();
     cli_share_cores(e->config->workers);
-    if (runner_start(e, js, e->config->workers, &r, &err) != KILN_OK) {
-        fprintf(stderr, "kiln serve: %s\n", err.message);
-        goto done;
-    }
-    e->runner = r;
-    if (postbacker_start(e, 2, &pbk, &err) != KILN_OK) {
+    if (server_start(srv, e->config->workers, 0, 2, &err) != KILN_OK) {
         fprintf(stderr, "kiln serve: %s\n", err.message);
         goto stop;
     }
-    e->postbacker = pbk;
     for (size_t k = 0; k < e->reg.n_services && n_started < 16; k++) {
         const kiln_service *svc = &e->reg.services[k].svc;
         if (svc->start(e, e->service_settings[k], &states[n_started], &err) !=
@@ -774,8 +780,7 @@ cmd_serve(int argc, char **argv)
     /* A DSN may hold a password: PostgreSQL is named, never shown. */
     fprintf(stderr, "kiln: serving on %s (%d workers, job store %s)\n",
             e->config->listen, e->config->workers,
-            target == e->config->jobstore_dsn ? "postgres"
-                                              : e->config->jobstore_path);
+            pg ? "postgres" : e->config->jobstore_path);
     if (dev) {
         /* Printed once for the developer; never logged elsewhere. */
         fprintf(stderr, "kiln: development token for service 1: %s\n",
@@ -793,20 +798,14 @@ stop:
             svc->stop(states[k]);
         }
     }
-    if (!runner_stop(r)) {
+    if (!server_stop(srv)) {
         /* Its threads still use the engine and the store: nothing may be
          * freed. What they ran stays in the store for the next start. */
         fflush(stderr);
         _exit(1);
     }
-    e->runner = NULL;
-    /* After the workers: their last status changes owe postbacks too;
-     * whatever is not delivered by now stays in the store for later. */
-    postbacker_stop(pbk);
-    e->postbacker = NULL;
 done:
-    e->store = NULL;
-    jobstore_close(js);
+    server_free(srv);
     engine_free(e);
     curl_global_cleanup();
     return rc;

@@ -334,6 +334,12 @@ typedef struct dsl_stages {
      * or "vips" without it): on any other, only the passes every backend
      * runs (opt_pass.vips_only). */
     const char *backend;
+    /* Asked right after the parse with the service id the request names
+     * (-1: none valid): false stops the run with KILN_EPERM and no error
+     * (the server's check that a token may use that service comes before
+     * any validation answer). NULL: every service. */
+    bool (*admit)(void *admit_user, int service_id);
+    void *admit_user;
     const char *text; /* parse and compile, when *g is NULL */
     size_t len;
     const kiln_shape *shape; /* bind to it; NULL: sizes unknown */

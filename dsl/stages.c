@@ -117,6 +117,11 @@ dsl_run_front(const dsl_stages *st, arena **a, graph **g, errlist *errs)
         errlist_add(errs, &err, NULL);
         return rc;
     }
+    if (st->admit != NULL &&
+        !st->admit(st->admit_user, dsl_request_service(root))) {
+        dsl_release(root);
+        return KILN_EPERM;
+    }
     /* A request may lower its service's limits, never raise them: it is
      * compiled against the limits of the service it names, so one above
      * them is refused at submission with its path. */

@@ -1,5 +1,5 @@
 /*
- * Fuzzes the HTTP API without sockets: api_call (core/api.c) with the
+ * Fuzzes the HTTP API without sockets: server_call (server/api.c) with the
  * routing, bearer tokens, validation (the compiler), Idempotency-Key,
  * retry, dynamic processes (jobs appended, PATCH), status and metrics,
  * against a real SQLite job store and local storage in a scratch
@@ -18,10 +18,9 @@
  *
  * The engine is built once: the plugins ops-vips and storage-local, the
  * job store in the scratch directory (renewed every API_STORE_CALLS calls
- * so it stays small), a rate limiter that never refuses, and a runner
- * whose one worker claims from a second, empty store: api_call wakes the
- * runner after it accepts work and the runner is opaque, so one must
- * exist, but running processes is not what this harness is for. Host
+ * so it stays small) under a server with a rate limiter that never
+ * refuses and no workers (server_new without server_start): running
+ * processes is not what this harness is for. Host
  * names resolve without the network (getaddrinfo below). With
  * KILN_FUZZ_VERBOSE set, every call and its answer is printed.
  */
@@ -35,15 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../core/jobstore.h"
-#include "../../core/postback.h"
-#include "../../core/runner.h"
+#include "../../server/server.h"
 
 #define API_MAX_CALLS 4
 #define API_STORE_CALLS 4096
 
 static kiln_engine *api_engine;
-static jobstore *api_idle_store;
+static kiln_server *api_server;
 static char api_store_path[700];
 static unsigned long api_n_calls;
 static bool api_verbose; /* KILN_FUZZ_VERBOSE: print every call's answer */
@@ -101,16 +98,19 @@ api_open_store(void)
         fuzz_fail("cannot open the job store %s: %s", api_store_path,
                   err.message);
     }
-    postback_attach(api_engine, js);
-    api_engine->store = js;
+    if (server_new(api_engine, js, &api_server, &err) != KILN_OK) {
+        fuzz_fail("cannot start the server: %s", err.message);
+    }
 }
 
 /* A fresh store: the old one's processes are gone with it. */
 static void
 api_renew_store(void)
 {
-    jobstore_close(api_engine->store);
-    api_engine->store = NULL;
+    jobstore *js = api_server->store;
+    server_free(api_server);
+    api_server = NULL;
+    jobstore_close(js);
     static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < 4; i++) {
         char p[800];
@@ -123,12 +123,10 @@ api_renew_store(void)
 static void
 api_stop(void)
 {
-    runner_stop(api_engine->runner);
-    api_engine->runner = NULL;
-    jobstore_close(api_engine->store);
-    api_engine->store = NULL;
-    jobstore_close(api_idle_store);
-    api_idle_store = NULL;
+    jobstore *js = api_server->store;
+    server_free(api_server);
+    api_server = NULL;
+    jobstore_close(js);
 }
 
 int
@@ -166,17 +164,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     api_engine = fuzz_engine_new(config, true);
     snprintf(api_store_path, sizeof api_store_path, "%s/kiln.db", dir);
     api_open_store();
-    api_engine->limiter = api_limiter_new();
-    char idle[700];
-    snprintf(idle, sizeof idle, "%s/idle.db", dir);
-    kiln_error err;
-    err_clear(&err);
-    runner *r = NULL;
-    if (jobstore_open("sqlite", idle, &api_idle_store, &err) != KILN_OK ||
-        runner_start(api_engine, api_idle_store, 1, &r, &err) != KILN_OK) {
-        fuzz_fail("cannot start the idle runner: %s", err.message);
-    }
-    api_engine->runner = r;
     atexit(api_stop); /* runs before the scratch directory goes */
     return 0;
 }
@@ -244,11 +231,11 @@ api_one(const char *s, const char *end, char id[JOBSTORE_ID_LEN + 1])
                       body_len};
     kiln_reply reply;
     memset(&reply, 0xa5, sizeof reply);
-    api_call(api_engine, &call, &reply);
+    server_call(api_server, &call, NULL, &reply);
     if (reply.status < 100 || reply.status > 599 ||
         reply.content_type == NULL ||
         (reply.body == NULL && reply.body_len != 0)) {
-        fuzz_fail("api_call left a reply without a status, a type or a "
+        fuzz_fail("server_call left a reply without a status, a type or a "
                   "body (status %d)",
                   reply.status);
     }
@@ -266,7 +253,7 @@ api_one(const char *s, const char *end, char id[JOBSTORE_ID_LEN + 1])
         }
         cJSON_Delete(o);
     }
-    api_reply_free(&reply);
+    cJSON_free(reply.body);
     free(method);
     free(path);
     free(auth);

@@ -9,8 +9,10 @@
  * leases (renewal, expiry and take-back), concurrent claims from two
  * threads and two connections, recovery,
  * retry's 200/404/409 rules, idempotency keys, dynamic processes, the
- * postback schedule across a reopen, and a child killed with SIGKILL in
- * the middle of writes losing no process whose create() had returned.
+ * postback schedule across a reopen, the postback settings as columns
+ * (and their backfill when a store from an older build is opened), and a
+ * child killed with SIGKILL in the middle of writes losing no process
+ * whose create() had returned.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -32,7 +34,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#include "../../core/jobstore.h"
+#include "../../server/jobstore.h"
 
 int test_jobstore_register(void);
 
@@ -103,9 +105,10 @@ js_rm_rf(const char *dir)
     nftw(dir, js_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A fresh store in a new temporary directory. */
+/* A new temporary directory and, on PostgreSQL, a new database, with no
+ * store opened in them yet. */
 static int
-js_setup(js_env *e)
+js_setup_bare(js_env *e)
 {
     memset(e, 0, sizeof *e);
     snprintf(e->dir, sizeof e->dir, "%s/t-XXXXXX", js_base);
@@ -127,6 +130,16 @@ js_setup(js_env *e)
             return -1;
         }
         snprintf(e->target, sizeof e->target, "%s dbname=%s", js_pg_dsn, e->db);
+    }
+    return 0;
+}
+
+/* A fresh store in a new temporary directory. */
+static int
+js_setup(js_env *e)
+{
+    if (js_setup_bare(e) != 0) {
+        return -1;
     }
     kiln_error err = {0};
     int rc = jobstore_open(js_driver, e->target, &e->s, &err);
@@ -1706,6 +1719,625 @@ test_js_notify(void)
     js_teardown(&e);
 }
 
+/* ------------------------------------------------- postback settings */
+
+/* The notify hook of test_js_flags: records the settings of every process
+ * it is handed and asks for a postback each time. */
+typedef struct js_flags_seen {
+    int n;
+    char id[8][JOBSTORE_ID_LEN + 1];
+    bool notify[8], retry[8];
+} js_flags_seen;
+
+static char *
+js_flags_hook(const jobstore_process *p, void *arg)
+{
+    js_flags_seen *seen = arg;
+    if (seen->n < 8) {
+        memcpy(seen->id[seen->n], p->id, sizeof p->id);
+        seen->notify[seen->n] = p->notify_status;
+        seen->retry[seen->n] = p->retry_postback;
+        seen->n++;
+    }
+    return strdup("{}");
+}
+
+/* notify_status and retry_postback, all four combinations, come back from
+ * get, find_idempotent and claim and reach the hook; the postback the
+ * hook asks for is retried as its process says. The requests say nothing
+ * of either: the store keeps what create() was given. */
+static void
+test_js_flags(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    js_flags_seen seen;
+    memset(&seen, 0, sizeof seen);
+    jobstore_set_notify(e.s, js_flags_hook, &seen);
+    kiln_error err = {0};
+    char id[4][JOBSTORE_ID_LEN + 1];
+    char key[4][8];
+    for (int i = 0; i < 4; i++) {
+        jobstore_process p = {0};
+        CU_ASSERT_EQUAL_FATAL(jobstore_new_id(p.id, &err), KILN_OK);
+        snprintf(key[i], sizeof key[i], "k%d", i);
+        p.service_id = 1;
+        p.status = JOBSTORE_QUEUED;
+        p.request = "{}";
+        p.callback = "https://example.com/cb";
+        p.idem_key = key[i];
+        p.idem_hash = "h";
+        p.notify_status = (i & 1) != 0;
+        p.retry_postback = (i & 2) != 0;
+        CU_ASSERT_EQUAL_FATAL(jobstore_create(e.s, &p, &err), KILN_OK);
+        memcpy(id[i], p.id, sizeof p.id);
+    }
+    jobstore_process g;
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, id[i], 1, &g, &err), KILN_OK);
+        CU_ASSERT_EQUAL(g.notify_status, (i & 1) != 0);
+        CU_ASSERT_EQUAL(g.retry_postback, (i & 2) != 0);
+        jobstore_process_clear(&g);
+        CU_ASSERT_EQUAL_FATAL(
+            jobstore_find_idempotent(e.s, 1, key[i], &g, &err), KILN_OK);
+        CU_ASSERT_STRING_EQUAL(JS_STR(g.id), id[i]);
+        CU_ASSERT_EQUAL(g.notify_status, (i & 1) != 0);
+        CU_ASSERT_EQUAL(g.retry_postback, (i & 2) != 0);
+        jobstore_process_clear(&g);
+    }
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &g, &err), KILN_OK);
+        CU_ASSERT_STRING_EQUAL(JS_STR(g.id), id[i]);
+        CU_ASSERT_EQUAL(g.notify_status, (i & 1) != 0);
+        CU_ASSERT_EQUAL(g.retry_postback, (i & 2) != 0);
+        jobstore_process_clear(&g);
+    }
+    /* complete(): the hook reads the process itself, not from a claim. */
+    CU_ASSERT_EQUAL(
+        jobstore_complete(e.s, id[1], 0, JOBSTORE_FINISHED, "[]", NULL, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(seen.n, 5);
+    for (int k = 0; k < 5; k++) {
+        int i = k < 4 ? k : 1;
+        CU_ASSERT_STRING_EQUAL(seen.id[k], id[i]);
+        CU_ASSERT_EQUAL(seen.notify[k], (i & 1) != 0);
+        CU_ASSERT_EQUAL(seen.retry[k], (i & 2) != 0);
+    }
+    /* One postback per hook call, each with its process's retry. */
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, INT64_MAX / 2, 60, 10, &due, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 5);
+    for (size_t k = 0; k < n; k++) {
+        int i = -1;
+        for (int j = 0; j < 4; j++) {
+            if (strcmp(due[k].process_id, id[j]) == 0) {
+                i = j;
+            }
+        }
+        CU_ASSERT_FATAL(i >= 0);
+        CU_ASSERT_EQUAL(due[k].retry, (i & 2) != 0);
+        jobstore_postback pb;
+        CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, due[k].id, &pb, &err),
+                              KILN_OK);
+        CU_ASSERT_EQUAL(pb.retry, (i & 2) != 0);
+        jobstore_postback_clear(&pb);
+    }
+    jobstore_postbacks_free(due, n);
+    js_teardown(&e);
+}
+
+/* postback_enqueue stores pb->retry; postback_due and postback_get give
+ * it back, after a reopen too. */
+static void
+test_js_postback_retry(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = 1700000000;
+    char pid[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, pid), KILN_OK);
+    jobstore_postback pb = {0};
+    memcpy(pb.process_id, pid, sizeof pid);
+    pb.service_id = 1;
+    pb.url = "https://example.com/cb";
+    pb.body = "{}";
+    pb.next_at = now;
+    int64_t id_retry = 0, id_once = 0;
+    pb.retry = true;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id_retry, &err),
+                    KILN_OK);
+    pb.retry = false;
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, &id_once, &err),
+                    KILN_OK);
+    jobstore_postback *due = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_postback_due(e.s, now, 30, 10, &due, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(due[0].id, id_retry);
+    CU_ASSERT_EQUAL(due[0].retry, true);
+    CU_ASSERT_EQUAL(due[1].id, id_once);
+    CU_ASSERT_EQUAL(due[1].retry, false);
+    jobstore_postbacks_free(due, n);
+    jobstore_close(e.s);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
+    jobstore_postback g;
+    CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, id_retry, &g, &err),
+                          KILN_OK);
+    CU_ASSERT_EQUAL(g.retry, true);
+    jobstore_postback_clear(&g);
+    CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(e.s, id_once, &g, &err),
+                          KILN_OK);
+    CU_ASSERT_EQUAL(g.retry, false);
+    jobstore_postback_clear(&g);
+    js_teardown(&e);
+}
+
+/* Requests a store made before the settings were columns may hold, and
+ * the settings the server read from each (cJSON): only JSON true sets
+ * notify_status, only JSON false clears retry_postback. */
+static const struct {
+    const char *request;
+    bool notify, retry;
+} js_old_requests[] = {
+    {"{\"service_id\":1,\"notify_status\":true,\"retry_postback\":false}", true,
+     false},
+    {"{\"service_id\":1}", false, true},
+    {"this is not JSON {", false, true},
+    /* Numbers are not booleans. */
+    {"{\"notify_status\":1,\"retry_postback\":0}", false, true},
+    /* cJSON reads the object and ignores what follows; PostgreSQL's
+     * jsonb and SQLite's json_valid refuse the whole. */
+    {"{\"notify_status\":true,\"retry_postback\":false} and more", true, false},
+    /* Keys spelled with escapes. */
+    {"{\"notify\\u005fstatus\":true,\"retry\\u005fpostback\":false}", true,
+     false},
+    /* cJSON takes the first of repeated keys. */
+    {"{\"retry_postback\":false,\"retry_postback\":true}", false, false},
+    /* Named in a value only; \u0000, which jsonb refuses. */
+    {"{\"source\":\"/notify_status.png\",\"x\":\"\\u0000\"}", false, true},
+    {"[\"notify_status\", true]", false, true},
+};
+#define JS_N_OLD ((int)(sizeof js_old_requests / sizeof js_old_requests[0]))
+
+/* The id of old request i. */
+static void
+js_old_id(int i, char id[JOBSTORE_ID_LEN + 1])
+{
+    snprintf(id, JOBSTORE_ID_LEN + 1, "old%018d", i);
+}
+
+/* After an upgrade: every old process has the settings its request
+ * stated; the PENDING postbacks of the first two (js_old_postbacks) follow
+ * their process, a DELIVERED one of the first keeps the default (its
+ * retries are over); a new process round-trips its own. */
+static void
+js_check_upgraded(jobstore *s, const int64_t pb_id[3])
+{
+    kiln_error err = {0};
+    for (int i = 0; i < JS_N_OLD; i++) {
+        char id[JOBSTORE_ID_LEN + 1];
+        js_old_id(i, id);
+        jobstore_process p;
+        CU_ASSERT_EQUAL_FATAL(jobstore_get(s, id, 1, &p, &err), KILN_OK);
+        if (p.notify_status != js_old_requests[i].notify ||
+            p.retry_postback != js_old_requests[i].retry) {
+            fprintf(stderr, "\n  %s: got notify %d retry %d\n",
+                    js_old_requests[i].request, p.notify_status,
+                    p.retry_postback);
+        }
+        CU_ASSERT_EQUAL(p.notify_status, js_old_requests[i].notify);
+        CU_ASSERT_EQUAL(p.retry_postback, js_old_requests[i].retry);
+        CU_ASSERT_STRING_EQUAL(JS_STR(p.request), js_old_requests[i].request);
+        jobstore_process_clear(&p);
+    }
+    static const bool retry[3] = {false, true, true};
+    for (int k = 0; k < 3; k++) {
+        jobstore_postback pb;
+        CU_ASSERT_EQUAL_FATAL(jobstore_postback_get(s, pb_id[k], &pb, &err),
+                              KILN_OK);
+        CU_ASSERT_EQUAL(pb.retry, retry[k]);
+        jobstore_postback_clear(&pb);
+    }
+    jobstore_process p = {0};
+    CU_ASSERT_EQUAL_FATAL(jobstore_new_id(p.id, &err), KILN_OK);
+    p.service_id = 1;
+    p.status = JOBSTORE_QUEUED;
+    p.request = "{}";
+    p.notify_status = true;
+    p.retry_postback = false;
+    CU_ASSERT_EQUAL_FATAL(jobstore_create(s, &p, &err), KILN_OK);
+    jobstore_process g;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(s, p.id, 1, &g, &err), KILN_OK);
+    CU_ASSERT_EQUAL(g.notify_status, true);
+    CU_ASSERT_EQUAL(g.retry_postback, false);
+    jobstore_process_clear(&g);
+}
+
+/* The tables of a SQLite store made by the build before the postback
+ * settings were columns (its schema version 1, columns added since
+ * included). */
+static const char js_sqlite_old_schema[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE process ("
+    " id TEXT PRIMARY KEY,"
+    " service_id INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL DEFAULT 1,"
+    " n_requeues INTEGER NOT NULL DEFAULT 0,"
+    " request TEXT NOT NULL,"
+    " callback TEXT,"
+    " result TEXT,"
+    " error TEXT,"
+    " idem_key TEXT,"
+    " idem_hash TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " not_before INTEGER NOT NULL DEFAULT 0,"
+    " lease_until INTEGER NOT NULL DEFAULT 0,"
+    " queue_seq INTEGER NOT NULL DEFAULT 0,"
+    " n_interrupts INTEGER NOT NULL DEFAULT 0,"
+    " lease_token INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (service_id, idem_key));"
+    "CREATE INDEX process_queue ON process (queue_seq)"
+    " WHERE status = 'QUEUED';"
+    "CREATE INDEX process_seq ON process (queue_seq);"
+    "CREATE TABLE postback ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " process_id TEXT NOT NULL,"
+    " service_id INTEGER NOT NULL,"
+    " url TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'PENDING',"
+    " attempt INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL,"
+    " last_status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX postback_due ON postback (next_at, id)"
+    " WHERE state = 'PENDING';"
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '1');";
+
+/* Runs `sql` on db with text parameters ?1.. (NULL: none). */
+static int
+js_sqlite_run(sqlite3 *db, const char *sql, const char *const *args, int n_args)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < n_args; i++) {
+        rc = sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The postbacks of the old stores: PENDING for the first two processes,
+ * DELIVERED for the first. */
+static const char *const js_old_postbacks[3] = {"PENDING", "PENDING",
+                                                "DELIVERED"};
+
+static void
+test_js_upgrade_sqlite(void)
+{
+    js_env e;
+    if (js_setup_bare(&e) != 0) {
+        return;
+    }
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        sqlite3_exec(db, js_sqlite_old_schema, NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < JS_N_OLD; i++) {
+        char id[JOBSTORE_ID_LEN + 1];
+        js_old_id(i, id);
+        const char *args[] = {id, js_old_requests[i].request};
+        CU_ASSERT_EQUAL(
+            js_sqlite_run(db,
+                          "INSERT INTO process (id, service_id, status, "
+                          "request, callback, created_at, updated_at) VALUES "
+                          "(?1, 1, 'FINISHED', ?2, 'https://example.com/cb', "
+                          "1, 1)",
+                          args, 2),
+            SQLITE_OK);
+    }
+    int64_t pb_id[3];
+    for (int k = 0; k < 3; k++) {
+        char id[JOBSTORE_ID_LEN + 1];
+        js_old_id(k == 1 ? 1 : 0, id);
+        const char *args[] = {id, js_old_postbacks[k]};
+        CU_ASSERT_EQUAL(js_sqlite_run(db,
+                                      "INSERT INTO postback (process_id, "
+                                      "service_id, url, body, state, next_at, "
+                                      "created_at, updated_at) VALUES (?1, 1, "
+                                      "'https://example.com/cb', '{}', ?2, 1, "
+                                      "1, 1)",
+                                      args, 2),
+                        SQLITE_OK);
+        pb_id[k] = sqlite3_last_insert_rowid(db);
+    }
+    sqlite3_close(db);
+
+    kiln_error err = {0};
+    int rc = jobstore_open(js_driver, e.target, &e.s, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
+    js_check_upgraded(e.s, pb_id);
+    /* Opened again: the columns are there, nothing is filled twice. */
+    jobstore_close(e.s);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
+    js_check_upgraded(e.s, pb_id);
+    js_teardown(&e);
+}
+
+/* Runs `sql` on c with text parameters $1.. */
+static bool
+js_pg_run(PGconn *c, const char *sql, const char *const *args, int n_args)
+{
+    PGresult *r = PQexecParams(c, sql, n_args, NULL, args, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) {
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+    return ok;
+}
+
+/* The first value of the first row of `sql` as a number, -1 if none. */
+static long
+js_pg_number(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    } else {
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+    return v;
+}
+
+/* The PostgreSQL driver's schema version 1 (kiln_schema at 1). */
+static const char *const js_pg_old_schema[] = {
+    "CREATE TABLE kiln_schema ("
+    " version integer PRIMARY KEY,"
+    " applied_at bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE kiln_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE SEQUENCE kiln_queue_seq",
+    "CREATE TABLE kiln_process ("
+    " id text PRIMARY KEY,"
+    " service_id integer NOT NULL,"
+    " status text NOT NULL,"
+    " attempt integer NOT NULL DEFAULT 1,"
+    " n_requeues integer NOT NULL DEFAULT 0,"
+    " n_interrupts integer NOT NULL DEFAULT 0,"
+    " request text NOT NULL,"
+    " callback text,"
+    " result text,"
+    " error text,"
+    " idem_key text,"
+    " idem_hash text,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL,"
+    " not_before bigint NOT NULL DEFAULT 0,"
+    " lease_until bigint NOT NULL DEFAULT 0,"
+    " lease_token bigint NOT NULL DEFAULT 0,"
+    " queue_seq bigint NOT NULL,"
+    " CONSTRAINT kiln_process_idem UNIQUE (service_id, idem_key))",
+    "CREATE INDEX kiln_process_queue ON kiln_process (queue_seq)"
+    " WHERE status IN ('QUEUED', 'PROCESSING')",
+    "CREATE INDEX kiln_process_ended ON kiln_process (updated_at)"
+    " WHERE status IN ('FINISHED', 'FAILED')",
+    "CREATE TABLE kiln_postback ("
+    " id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    " process_id text NOT NULL,"
+    " service_id integer NOT NULL,"
+    " url text NOT NULL,"
+    " body text NOT NULL,"
+    " state text NOT NULL DEFAULT 'PENDING',"
+    " attempt integer NOT NULL DEFAULT 0,"
+    " next_at bigint NOT NULL,"
+    " last_status integer NOT NULL DEFAULT 0,"
+    " last_error text,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL)",
+    "CREATE INDEX kiln_postback_process ON kiln_postback (process_id)",
+    "CREATE INDEX kiln_postback_due ON kiln_postback (next_at, id)"
+    " WHERE state = 'PENDING'",
+    "INSERT INTO kiln_schema (version, applied_at) VALUES (1, 0)",
+};
+
+/* Old processes beyond the cases: enough for several of the backfill's
+ * pages (a third each say notify_status true, retry_postback false, and
+ * nothing), and one whose id needs quoting in an array literal. */
+#define JS_N_BULK 450
+#define JS_QUOTE_(x) #x
+#define JS_QUOTE(x) JS_QUOTE_(x) /* JS_N_BULK as a string */
+#define JS_ODD_ID "we\"ird\\,id {x}"
+
+static void
+test_js_upgrade_pg(void)
+{
+    js_env e;
+    if (js_setup_bare(&e) != 0) {
+        return;
+    }
+    PGconn *c = PQconnectdb(e.target);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(c), CONNECTION_OK);
+    for (size_t i = 0; i < sizeof js_pg_old_schema / sizeof *js_pg_old_schema;
+         i++) {
+        CU_ASSERT_FATAL(js_pg_run(c, js_pg_old_schema[i], NULL, 0));
+    }
+    for (int i = 0; i < JS_N_OLD; i++) {
+        char id[JOBSTORE_ID_LEN + 1];
+        js_old_id(i, id);
+        const char *args[] = {id, js_old_requests[i].request};
+        CU_ASSERT(js_pg_run(c,
+                            "INSERT INTO kiln_process (id, service_id, status, "
+                            "request, callback, created_at, updated_at, "
+                            "queue_seq) VALUES ($1, 1, 'FINISHED', $2, "
+                            "'https://example.com/cb', 1, 1, "
+                            "nextval('kiln_queue_seq'))",
+                            args, 2));
+    }
+    CU_ASSERT(js_pg_run(
+        c,
+        "INSERT INTO kiln_process (id, service_id, status, request, "
+        "created_at, updated_at, queue_seq) SELECT 'bulk' || lpad(i::text, "
+        "17, '0'), 1, 'FINISHED', CASE i % 3 WHEN 0 THEN "
+        "'{\"notify_status\": true}' WHEN 1 THEN '{\"retry_postback\": false}' "
+        "ELSE '{\"jobs\": []}' END, 1, 1, nextval('kiln_queue_seq') FROM "
+        "generate_series(1, " JS_QUOTE(JS_N_BULK) ") AS i",
+        NULL, 0));
+    const char *odd[] = {JS_ODD_ID};
+    CU_ASSERT(js_pg_run(c,
+                        "INSERT INTO kiln_process (id, service_id, status, "
+                        "request, created_at, updated_at, queue_seq) VALUES "
+                        "($1, 1, 'FINISHED', '{\"notify_status\": true, "
+                        "\"retry_postback\": false}', 1, 1, "
+                        "nextval('kiln_queue_seq'))",
+                        odd, 1));
+    int64_t pb_id[3];
+    for (int k = 0; k < 3; k++) {
+        char id[JOBSTORE_ID_LEN + 1];
+        js_old_id(k == 1 ? 1 : 0, id);
+        const char *args[] = {id, js_old_postbacks[k]};
+        PGresult *r = PQexecParams(c,
+                                   "INSERT INTO kiln_postback (process_id, "
+                                   "service_id, url, body, state, next_at, "
+                                   "created_at, updated_at) VALUES ($1, 1, "
+                                   "'https://example.com/cb', '{}', $2, 1, 1, "
+                                   "1) RETURNING id",
+                                   2, NULL, args, NULL, NULL, 0);
+        CU_ASSERT_EQUAL_FATAL(PQresultStatus(r), PGRES_TUPLES_OK);
+        pb_id[k] = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+
+    kiln_error err = {0};
+    int rc = jobstore_open(js_driver, e.target, &e.s, &err);
+    if (rc != KILN_OK) {
+        fprintf(stderr, "\n  upgrade: %s\n", err.message);
+    }
+    CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
+    js_check_upgraded(e.s, pb_id);
+    /* Every later migration too (3: the rate-limit buckets). */
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT max(version) FROM kiln_schema"), 3);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "id LIKE 'bulk%' AND notify_status"),
+                    JS_N_BULK / 3);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "id LIKE 'bulk%' AND NOT retry_postback"),
+                    JS_N_BULK / 3);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "id LIKE 'bulk%' AND (notify_status OR "
+                                    "NOT retry_postback) AND request LIKE "
+                                    "'%jobs%'"),
+                    0);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, JS_ODD_ID, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.notify_status, true);
+    CU_ASSERT_EQUAL(p.retry_postback, false);
+    jobstore_process_clear(&p);
+    PQfinish(c);
+    /* Opened again: already at version 2, nothing runs twice. */
+    jobstore_close(e.s);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
+    js_check_upgraded(e.s, pb_id);
+    js_teardown(&e);
+}
+
+/* Rate limits counted in the store (jobstore_rate): on PostgreSQL, a
+ * bucket per key shared by every handle (host); on SQLite, not counted
+ * (KILN_EABI: the host counts in memory). */
+static void
+test_js_rate(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int wait = -1;
+    if (!js_pg()) {
+        CU_ASSERT_EQUAL(jobstore_rate(e.s, "tk", 1, 5, 1, &wait, &err),
+                        KILN_EABI);
+        js_teardown(&e);
+        return;
+    }
+    jobstore *other = NULL; /* a second host */
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &other, &err),
+                          KILN_OK);
+    /* A slow refill (one token in 1000 s): the burst is what a client
+     * gets, counted across both handles, whichever it calls. */
+    for (int burst = 1; burst <= 7; burst += 3) {
+        char key[16];
+        snprintf(key, sizeof key, "tburst%d", burst);
+        /* Looking does not spend, and a new bucket is full. */
+        for (int i = 0; i < 3; i++) {
+            CU_ASSERT_EQUAL(
+                jobstore_rate(e.s, key, 0.001, burst, 0, &wait, &err), KILN_OK);
+            CU_ASSERT_EQUAL(wait, 0);
+        }
+        int allowed = 0;
+        for (int i = 0; i < burst + 4; i++) {
+            jobstore *h = i % 2 ? other : e.s;
+            CU_ASSERT_EQUAL_FATAL(
+                jobstore_rate(h, key, 0.001, burst, 1, &wait, &err), KILN_OK);
+            CU_ASSERT_TRUE(wait >= 0 && wait <= 1000);
+            allowed += wait == 0;
+        }
+        CU_ASSERT_EQUAL(allowed, burst);
+        CU_ASSERT_EQUAL(jobstore_rate(other, key, 0.001, burst, 0, &wait, &err),
+                        KILN_OK);
+        CU_ASSERT_TRUE(wait > 0);
+    }
+    /* Another key is untouched by those. */
+    CU_ASSERT_EQUAL(
+        jobstore_rate(other, "tburst-other", 0.001, 1, 1, &wait, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL(wait, 0);
+    /* A fast refill: 20 per second, burst 1: spent, then 1 s to wait
+     * (whole seconds, rounded up), then back within 100 ms. */
+    CU_ASSERT_EQUAL(jobstore_rate(e.s, "tfast", 20, 1, 1, &wait, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(wait, 0);
+    CU_ASSERT_EQUAL(jobstore_rate(e.s, "tfast", 20, 1, 1, &wait, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(wait, 1);
+    usleep(120 * 1000);
+    CU_ASSERT_EQUAL(jobstore_rate(other, "tfast", 20, 1, 1, &wait, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(wait, 0);
+    /* Bad arguments are refused before the database is asked. */
+    CU_ASSERT_EQUAL(jobstore_rate(e.s, "k", 0, 1, 1, &wait, &err), KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_rate(e.s, "k", 1, 0.5, 1, &wait, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_rate(e.s, "k", 1, 1, 2, &wait, &err), KILN_EINVAL);
+    jobstore_close(other);
+    js_teardown(&e);
+}
+
 static int
 js_suite_cleanup(void)
 {
@@ -1746,10 +2378,18 @@ test_jobstore_register(void)
         {"SIGKILL loses no created process", test_js_durability},
         {"status changes reach the hook, postbacks stored with them",
          test_js_notify},
+        {"notify_status and retry_postback round-trip, reach the hook and "
+         "its postbacks",
+         test_js_flags},
+        {"postbacks keep their retry setting", test_js_postback_retry},
+        {"rate limits are shared by the handles on a store", test_js_rate},
     };
     CU_pSuite s = CU_add_suite("jobstore", js_suite_init, js_suite_cleanup);
-    if (s == NULL || CU_add_test(s, "open, ping and refused files",
-                                 test_js_open_errors) == NULL) {
+    if (s == NULL ||
+        CU_add_test(s, "open, ping and refused files", test_js_open_errors) ==
+            NULL ||
+        CU_add_test(s, "a store without the postback columns is upgraded",
+                    test_js_upgrade_sqlite) == NULL) {
         return -1;
     }
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
@@ -1765,8 +2405,11 @@ test_jobstore_register(void)
         return 0;
     }
     s = CU_add_suite("jobstore-postgres", js_suite_init_pg, js_suite_cleanup);
-    if (s == NULL || CU_add_test(s, "open, ping, refusals and a server restart",
-                                 test_js_open_errors_pg) == NULL) {
+    if (s == NULL ||
+        CU_add_test(s, "open, ping, refusals and a server restart",
+                    test_js_open_errors_pg) == NULL ||
+        CU_add_test(s, "a schema version 1 database is upgraded",
+                    test_js_upgrade_pg) == NULL) {
         return -1;
     }
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../core/runner.h"
+#include "../../server/runner.h"
 
 int test_runner_register(void);
 
@@ -21,6 +21,7 @@ static char tr_dir[] = "/tmp/kiln-runner-XXXXXX";
 static char tr_root[600];
 static kiln_engine *tr_engine;
 static jobstore *tr_store;
+static kiln_server *tr_server;
 
 static int
 tr_setup(void)
@@ -72,7 +73,8 @@ tr_setup(void)
         return 1;
     }
     snprintf(path, sizeof path, "%s/kiln.db", tr_dir);
-    if (jobstore_open("sqlite", path, &tr_store, &err) != KILN_OK) {
+    if (jobstore_open("sqlite", path, &tr_store, &err) != KILN_OK ||
+        server_new(tr_engine, tr_store, &tr_server, &err) != KILN_OK) {
         fprintf(stderr, "runner setup: %s\n", err.message);
         return 1;
     }
@@ -82,6 +84,7 @@ tr_setup(void)
 static int
 tr_teardown(void)
 {
+    server_free(tr_server);
     jobstore_close(tr_store);
     engine_free(tr_engine);
     char cmd[700];
@@ -104,8 +107,9 @@ tr_submit(const char *body, char id[JOBSTORE_ID_LEN + 1], errlist *errs)
     kiln_error err;
     err_clear(&err);
     id[0] = '\0';
-    return runner_submit(tr_engine, tr_store, body, strlen(body), NULL, id,
-                         errs, &err);
+    int service = -1;
+    return server_admit(tr_server, body, strlen(body), NULL, NULL, NULL,
+                        &service, id, errs, &err);
 }
 
 /* Claims the next ready process and runs it; false when none was ready. */
@@ -119,7 +123,7 @@ tr_run_next(void)
         KILN_OK) {
         return false;
     }
-    runner_run_one(tr_engine, tr_store, &p);
+    runner_run_one(tr_server, &p);
     jobstore_process_clear(&p);
     return true;
 }
@@ -170,7 +174,7 @@ test_submit_and_run(void)
     CU_ASSERT_EQUAL(strlen(id), JOBSTORE_ID_LEN);
     jobstore_process p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
-    cJSON *s = runner_status_json(&p);
+    cJSON *s = server_status_json(&p);
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(s, "status")->valuestring,
                            "QUEUED");
     cJSON *j0 = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "jobs"), 0);
@@ -183,7 +187,7 @@ test_submit_and_run(void)
     p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
     CU_ASSERT_PTR_NULL(p.error);
-    s = runner_status_json(&p);
+    s = server_status_json(&p);
     j0 = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "jobs"), 0);
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(s, "status")->valuestring,
                            "FINISHED");
@@ -289,7 +293,7 @@ test_fail_on_conversion_error(void)
     CU_ASSERT_TRUE(tr_run_next());
     p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
-    cJSON *s = runner_status_json(&p);
+    cJSON *s = server_status_json(&p);
     cJSON *jobs = cJSON_GetObjectItem(s, "jobs");
     CU_ASSERT_STRING_EQUAL(
         cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0), "status")->valuestring,
@@ -324,8 +328,7 @@ test_recover_and_workers(void)
         jobstore_claim(tr_store, (int64_t)time(NULL), 60, &p, &err), KILN_OK);
     jobstore_process_clear(&p);
     runner *r = NULL;
-    CU_ASSERT_EQUAL_FATAL(runner_start(tr_engine, tr_store, 2, &r, &err),
-                          KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(runner_start(tr_server, 2, 0, &r, &err), KILN_OK);
     runner_wake(r);
     int done = 0;
     for (int t = 0; t < 300 && done < 8; t++) {
@@ -364,8 +367,7 @@ test_lease_renewed(void)
     errlist_free(&errs);
     runner *r = NULL;
     kiln_error err;
-    CU_ASSERT_EQUAL_FATAL(
-        runner_start_lease(tr_engine, tr_store, 2, 1, &r, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(runner_start(tr_server, 2, 1, &r, &err), KILN_OK);
     runner_wake(r);
     jobstore_process p;
     memset(&p, 0, sizeof p);
@@ -430,7 +432,7 @@ test_interrupted_too_often(void)
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(tr_store, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.n_interrupts, max);
-    runner_run_one(tr_engine, tr_store, &p);
+    runner_run_one(tr_server, &p);
     jobstore_process_clear(&p);
     p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FAILED);
@@ -499,8 +501,12 @@ test_store_failure_is_503(void)
     kiln_error err;
     CU_ASSERT_EQUAL_FATAL(jobstore_open_driver(&broken, "x", &js, &err),
                           KILN_OK);
-    jobstore *saved = tr_engine->store;
-    tr_engine->store = js;
+    /* A second server on the same engine, over the broken store: the
+     * engine's hook is put back afterwards. */
+    engine_serve_fn hook = tr_engine->serve;
+    void *hook_user = tr_engine->serve_user;
+    kiln_server *srv = NULL;
+    CU_ASSERT_EQUAL_FATAL(server_new(tr_engine, js, &srv, &err), KILN_OK);
     char auth[300];
     snprintf(auth, sizeof auth, "Bearer %s",
              tr_engine->config->services[0].tokens[0]);
@@ -509,16 +515,18 @@ test_store_failure_is_503(void)
         kiln_call call = {
             .method = "GET", .path = paths[i], .authorization = auth};
         kiln_reply reply;
-        api_call(tr_engine, &call, &reply);
+        server_call(srv, &call, NULL, &reply);
         CU_ASSERT_EQUAL(reply.status, 503);
         CU_ASSERT_PTR_NOT_NULL(reply.body);
         if (reply.body != NULL) {
             CU_ASSERT_PTR_NOT_NULL(strstr(reply.body, "disk I/O error"));
             CU_ASSERT_PTR_NOT_NULL(strstr(reply.body, "job store"));
         }
-        api_reply_free(&reply);
+        cJSON_free(reply.body);
     }
-    tr_engine->store = saved;
+    server_free(srv);
+    tr_engine->serve = hook;
+    tr_engine->serve_user = hook_user;
     jobstore_close(js);
 }
 

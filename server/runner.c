@@ -27,11 +27,12 @@ typedef struct runner_slot {
 } runner_slot;
 
 struct runner {
-    kiln_engine *engine;
-    jobstore *store;
-    int lease;    /* seconds a claim holds without renewal */
-    workers w;    /* the workers that claim and run processes */
-    workers keep; /* one thread that renews the running claims */
+    kiln_server *server;
+    kiln_engine *engine; /* the server's */
+    jobstore *store;     /* the server's */
+    int lease;           /* seconds a claim holds without renewal */
+    workers w;           /* the workers that claim and run processes */
+    workers keep;        /* one thread that renews the running claims */
     /* One thread that waits for other hosts' queued work (a store that
      * can tell: PostgreSQL's LISTEN/NOTIFY); not started for SQLite. */
     workers listen;
@@ -223,101 +224,13 @@ runner_keeper(void *arg)
     return NULL;
 }
 
-/* FNV-1a of the body: tells a repeated POST with the same Idempotency-Key
- * and body from one with a different body. */
-void
-runner_body_hash(const char *body, size_t len, char out[17])
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)body[i];
-        h *= 1099511628211ull;
-    }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
-
-int
-runner_submit(kiln_engine *e, jobstore *js, const char *body, size_t len,
-              const char *idem_key, char id_out[JOBSTORE_ID_LEN + 1],
-              errlist *errs, kiln_error *err)
-{
-    arena *a = NULL;
-    graph *g = NULL;
-    int rc = engine_compile(e, body, len, &a, &g, errs);
-    if (rc != KILN_OK) {
-        arena_free(a);
-        return rc == KILN_ENOMEM ? err_set(err, rc, "out of memory") : rc;
-    }
-    if (config_find_service(e->config, g->req.service_id) == NULL) {
-        kiln_error ve;
-        err_set_path(&ve, KILN_EINVAL, "service_id",
-                     "no service %d in this deployment", g->req.service_id);
-        errlist_add(errs, &ve, NULL);
-        arena_free(a);
-        return KILN_EINVAL;
-    }
-    /* A URL source the service may not read, or the network guard
-     * refuses, is refused now (400). */
-    {
-        kiln_error ve;
-        err_clear(&ve);
-        if (engine_check_source(e, g->req.service_id, g->req.source, &ve) !=
-            KILN_OK) {
-            errlist_add(errs, &ve, NULL);
-            arena_free(a);
-            return KILN_EINVAL;
-        }
-    }
-    /* A callback the network guard refuses is refused now, at
-     * submission (400), not discovered at the first postback. */
-    if (g->req.callback != NULL) {
-        kiln_error ve;
-        err_clear(&ve);
-        if (postback_check_url(e, g->req.callback, &ve) != KILN_OK) {
-            char why[sizeof ve.message];
-            snprintf(why, sizeof why, "%s", ve.message);
-            err_set_path(&ve, KILN_EINVAL, "callback", "%s", why);
-            errlist_add(errs, &ve, NULL);
-            arena_free(a);
-            return KILN_EINVAL;
-        }
-    }
-    jobstore_process p;
-    memset(&p, 0, sizeof p);
-    rc = jobstore_new_id(p.id, err);
-    if (rc != KILN_OK) {
-        arena_free(a);
-        return rc;
-    }
-    char hash[17];
-    runner_body_hash(body, len, hash);
-    /* The store keeps the request as text; it must be a C string. */
-    char *text = strndup(body, len);
-    if (text == NULL) {
-        arena_free(a);
-        return err_set(err, KILN_ENOMEM, "out of memory");
-    }
-    p.service_id = g->req.service_id;
-    p.status = g->req.process ? JOBSTORE_QUEUED : JOBSTORE_INCOMPLETE;
-    p.request = text;
-    p.callback = (char *)g->req.callback;
-    p.idem_key = (char *)idem_key;
-    p.idem_hash = idem_key != NULL ? hash : NULL;
-    rc = jobstore_create(js, &p, err);
-    free(text);
-    arena_free(a);
-    if (rc == KILN_OK) {
-        memcpy(id_out, p.id, sizeof p.id);
-    }
-    return rc;
-}
-
 /* Runs one claimed process and stores its outcome; `r` (may be NULL)
  * learns the process's time limit for the keeper. */
 static void
-runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
-           int slot)
+runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
 {
+    kiln_engine *e = s->engine;
+    jobstore *js = s->store;
     kiln_error err;
     err_clear(&err);
     arena *a = NULL;
@@ -351,7 +264,7 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
                  p->n_interrupts, e->config->max_interruptions);
         jobstore_complete(js, p->id, p->lease_token, JOBSTORE_FAILED, NULL, msg,
                           &err);
-        metrics_process(e->metrics, 0, "failed");
+        metrics_process(s->metrics, 0, "failed");
         arena_free(a);
         return;
     }
@@ -379,14 +292,13 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
          * a source that could not be read fails it either way. */
         bool finished = res.ok || (res.ran_jobs && !res.timed_out &&
                                    !g->req.fail_on_conversion_error);
-        cJSON *status = exec_result_json(g, &res, p->id);
-        cJSON *jobs = cJSON_GetObjectItemCaseSensitive(status, "jobs");
+        cJSON *jobs = exec_result_jobs_json(&res);
         char *jobs_text = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
         jobstore_complete(js, p->id, p->lease_token,
                           finished ? JOBSTORE_FINISHED : JOBSTORE_FAILED,
                           jobs_text, res.ok ? NULL : res.error, &err);
         cJSON_free(jobs_text);
-        cJSON_Delete(status);
+        cJSON_Delete(jobs);
         outcome = res.timed_out ? "timeout" : finished ? "finished" : "failed";
     }
     if (err.code == KILN_EPERM && strstr(err.message, "lease was taken back")) {
@@ -403,19 +315,19 @@ runner_run(kiln_engine *e, jobstore *js, jobstore_process *p, runner *r,
                 p->id, err.message);
     }
     for (size_t j = 0; res.ran_jobs && j < res.n_jobs; j++) {
-        metrics_job(e->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
+        metrics_job(s->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
     }
-    metrics_process(e->metrics, res.duration_ms / 1e3, outcome);
-    metrics_storage_errors(e->metrics, res.storage_errors);
-    metrics_redecodes(e->metrics, res.redecodes);
+    metrics_process(s->metrics, res.duration_ms / 1e3, outcome);
+    metrics_storage_errors(s->metrics, res.storage_errors);
+    metrics_redecodes(s->metrics, res.redecodes);
     exec_result_free(&res);
     arena_free(a);
 }
 
 void
-runner_run_one(kiln_engine *e, jobstore *js, jobstore_process *p)
+runner_run_one(kiln_server *s, jobstore_process *p)
 {
-    runner_run(e, js, p, NULL, -1);
+    runner_run(s, p, NULL, -1);
 }
 
 static void *
@@ -432,7 +344,7 @@ runner_worker(void *arg)
             jobstore_claim(r->store, (int64_t)time(NULL), r->lease, &p, &err);
         if (rc == KILN_OK) {
             int slot = runner_track(r, p.id, p.lease_token);
-            runner_run(r->engine, r->store, &p, r, slot);
+            runner_run(r->server, &p, r, slot);
             runner_untrack(r, slot);
             jobstore_process_clear(&p);
             continue;
@@ -471,16 +383,10 @@ runner_listener(void *arg)
 }
 
 int
-runner_start(kiln_engine *e, jobstore *js, int n_workers, runner **out,
+runner_start(kiln_server *s, int n_workers, int lease_s, runner **out,
              kiln_error *err)
 {
-    return runner_start_lease(e, js, n_workers, RUNNER_LEASE_S, out, err);
-}
-
-int
-runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
-                   runner **out, kiln_error *err)
-{
+    jobstore *js = s->store;
     int n_requeued = 0;
     int rc = jobstore_recover(js, &n_requeued, err);
     if (rc != KILN_OK) {
@@ -494,7 +400,8 @@ runner_start_lease(kiln_engine *e, jobstore *js, int n_workers, int lease_s,
     if (r == NULL) {
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
-    r->engine = e;
+    r->server = s;
+    r->engine = s->engine;
     r->store = js;
     r->lease = lease_s > 0 ? lease_s : RUNNER_LEASE_S;
     r->n_slots = n_workers < 1             ? 1
@@ -571,55 +478,4 @@ runner_stop(runner *r)
     free(r->slots);
     free(r);
     return true;
-}
-
-static void
-runner_time(cJSON *o, const char *key, int64_t t)
-{
-    char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-    cJSON_AddStringToObject(o, key, buf);
-}
-
-cJSON *
-runner_status_json(const jobstore_process *p)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", jobstore_status_name(p->status));
-    runner_time(o, "updated_at", p->updated_at);
-    cJSON_AddStringToObject(o, "process_id", p->id);
-    runner_time(o, "created_at", p->created_at);
-    cJSON_AddNumberToObject(o, "attempt", p->attempt);
-    cJSON *jobs = p->result != NULL ? cJSON_Parse(p->result) : NULL;
-    if (jobs == NULL) {
-        /* Not run yet (or re-queued): list the destinations with the
-         * process's own status. */
-        jobs = cJSON_CreateArray();
-        cJSON *req = cJSON_Parse(p->request);
-        const cJSON *rj = cJSON_GetObjectItemCaseSensitive(req, "jobs");
-        const cJSON *j;
-        cJSON_ArrayForEach(j, rj)
-        {
-            const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "destination");
-            cJSON *jo = cJSON_CreateObject();
-            cJSON_AddStringToObject(jo, "destination",
-                                    cJSON_IsString(d) ? d->valuestring : "");
-            cJSON_AddStringToObject(jo, "status",
-                                    jobstore_status_name(p->status));
-            cJSON_AddNullToObject(jo, "error");
-            cJSON_AddItemToObject(jo, "warnings", cJSON_CreateArray());
-            cJSON_AddItemToArray(jobs, jo);
-        }
-        cJSON_Delete(req);
-    }
-    cJSON_AddItemToObject(o, "jobs", jobs);
-    if (p->error != NULL) {
-        cJSON_AddStringToObject(o, "error", p->error);
-    } else {
-        cJSON_AddNullToObject(o, "error");
-    }
-    return o;
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "kiln.h"
+#include "../core/kiln.h"
 
 static const char *const js_status_names[JOBSTORE_N_STATUS] = {
     "INCOMPLETE", "QUEUED", "PROCESSING", "FINISHED", "FAILED"};
@@ -95,6 +95,22 @@ jobstore_postback_delay(int n_failed)
         return -1;
     }
     return js_postback_delays[n_failed - 1];
+}
+
+void
+jobstore_request_flags(const char *request, bool *notify_status,
+                       bool *retry_postback)
+{
+    /* cJSON, as core/postback.c read them: it is more lenient than
+     * PostgreSQL's jsonb or SQLite's json functions (text after the
+     * object, for one), and it takes the first of repeated keys, so a
+     * store keeps the meaning its requests had. */
+    cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "notify_status");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(req, "retry_postback");
+    *notify_status = cJSON_IsTrue(n);
+    *retry_postback = !cJSON_IsFalse(r);
+    cJSON_Delete(req);
 }
 
 void
@@ -343,6 +359,22 @@ jobstore_wait_work(jobstore *s, int timeout_ms, kiln_error *err)
                        s->drv->name);
     }
     return s->drv->wait_work(s, timeout_ms < 0 ? 0 : timeout_ms, err);
+}
+
+int
+jobstore_rate(jobstore *s, const char *key, double rate, double burst, int cost,
+              int *wait, kiln_error *err)
+{
+    if (s->drv->rate == NULL) {
+        return err_set(err, KILN_EABI,
+                       "job store driver \"%s\" does not count rate limits",
+                       s->drv->name);
+    }
+    if (key == NULL || strlen(key) > 80 || !(rate > 0) || !(burst >= 1) ||
+        (cost != 0 && cost != 1)) {
+        return err_set(err, KILN_EINVAL, "job store: rate: bad argument");
+    }
+    return s->drv->rate(s, key, rate, burst, cost, wait, err);
 }
 
 int

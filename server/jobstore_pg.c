@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <math.h>
 #include <inttypes.h>
 #include <errno.h>
 #include <poll.h>
@@ -24,14 +25,14 @@
 
 #include <libpq-fe.h>
 
-#include "kiln.h"
+#include "../core/kiln.h"
 
 /* The advisory lock that serialises schema changes ("kilnjobs"): hosts
  * starting at once wait for each other's CREATE TABLE. */
 #define PG_SCHEMA_LOCK INT64_C(0x6b696c6e6a6f6273)
 #define PG_CHANNEL "kiln_queue" /* LISTEN/NOTIFY: work was queued */
 #define PG_MIN_SERVER 100000    /* identity columns: PostgreSQL 10 */
-#define PG_MAX_ARGS 10
+#define PG_MAX_ARGS 12
 #define PG_NAME_LEN 16 /* a status, state or setting name, NUL included */
 #define PG_WHY_LEN 512 /* PostgreSQL's text in our messages */
 
@@ -46,7 +47,8 @@
 #define PG_PROC_COLS                                                           \
     "id, service_id, status, attempt, n_requeues, request, callback, "         \
     "result, error, idem_key, idem_hash, created_at, updated_at, "             \
-    "not_before, lease_until, n_interrupts, lease_token"
+    "not_before, lease_until, n_interrupts, lease_token, notify_status, "      \
+    "retry_postback"
 
 /* The fencing condition of a change by a claim's holder: its token is the
  * claim's, or 0 (any holder). */
@@ -54,7 +56,7 @@
 
 #define PG_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
-    "last_status, last_error"
+    "last_status, last_error, retry"
 
 /* Queue order, as in SQLite: a number that grows each time a process
  * enters QUEUED (creation, requeue, retry, set_processing); recover() and
@@ -101,6 +103,13 @@ typedef enum pg_query {
     PG_Q_PRUNE,
     PG_Q_WAKE,
     PG_Q_LISTEN,
+    PG_Q_BACKFILL_READ,
+    PG_Q_BACKFILL_NOTIFY,
+    PG_Q_BACKFILL_RETRY,
+    PG_Q_BACKFILL_POSTBACKS,
+    PG_Q_RATE_TAKE,
+    PG_Q_RATE_LEVEL,
+    PG_Q_RATE_PRUNE,
     PG_N_QUERIES
 } pg_query;
 
@@ -209,12 +218,14 @@ static const struct {
                    "('health_checked_at', $1::text) ON CONFLICT (key) DO "
                    "UPDATE SET value = excluded.value"},
     /* $1 id, $2 service, $3 status, $4 request, $5 callback, $6 key,
-     * $7 hash, $8 now, $9 not_before */
-    [PG_Q_CREATE] = {"create process", 9,
+     * $7 hash, $8 now, $9 not_before, $10 notify_status, $11
+     * retry_postback (0 or 1: parameters are text or int8) */
+    [PG_Q_CREATE] = {"create process", 11,
                      "INSERT INTO kiln_process (id, service_id, status, "
                      "request, callback, idem_key, idem_hash, created_at, "
-                     "updated_at, not_before, queue_seq) VALUES ($1, $2, $3, "
-                     "$4, $5, $6, $7, $8, $8, $9, " PG_NEXT_SEQ ")"},
+                     "updated_at, not_before, queue_seq, notify_status, "
+                     "retry_postback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                     "$8, $9, " PG_NEXT_SEQ ", $10 <> 0, $11 <> 0)"},
     [PG_Q_GET] = {"read process", 2,
                   "SELECT " PG_PROC_COLS " FROM kiln_process WHERE id = $1 "
                   "AND service_id = $2"},
@@ -303,11 +314,13 @@ static const struct {
                              "callback = COALESCE($3, callback), updated_at = "
                              "$4, queue_seq = " PG_NEXT_SEQ " WHERE id = $1 "
                              "AND service_id = $2 AND status = 'INCOMPLETE'"},
-    /* $1 process, $2 service, $3 url, $4 body, $5 next_at, $6 now */
-    [PG_Q_PB_ENQUEUE] = {"enqueue postback", 6,
+    /* $1 process, $2 service, $3 url, $4 body, $5 next_at, $6 now,
+     * $7 retry (0 or 1) */
+    [PG_Q_PB_ENQUEUE] = {"enqueue postback", 7,
                          "INSERT INTO kiln_postback (process_id, service_id, "
-                         "url, body, next_at, created_at, updated_at) VALUES "
-                         "($1, $2, $3, $4, $5, $6, $6) RETURNING id"},
+                         "url, body, next_at, created_at, updated_at, retry) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $6, $7 <> 0) "
+                         "RETURNING id"},
     /* $1 now, $2 max, $3 next_at. Reads and leases in one statement: the
      * rows it locks are the rows it moves, passing over those another
      * sender holds, and it hands them out oldest first. */
@@ -345,12 +358,66 @@ static const struct {
                     "DELETE FROM kiln_postback WHERE process_id IN (SELECT id "
                     "FROM gone)) DELETE FROM kiln_process WHERE id IN "
                     "(SELECT id FROM gone)"},
+    /* Rate limits (rate()): $1 key, $2 rate, $3 burst, $4 cost (0 or 1),
+     * on the database's clock, so hosts whose clocks differ count alike.
+     * SET reads the old row everywhere: ok says whether it held a whole
+     * token before this call. */
+    [PG_Q_RATE_TAKE] = {"count a rate limit", 4,
+                        "INSERT INTO kiln_rate AS r (key, tokens, at, ok) "
+                        "SELECT $1, $3::float8 - $4::float8, "
+                        "extract(epoch FROM clock_timestamp())::float8, true "
+                        "ON CONFLICT (key) DO UPDATE SET "
+                        "ok = least($3::float8, r.tokens + (excluded.at - "
+                        "r.at) * $2::float8) >= 1, "
+                        "tokens = least($3::float8, r.tokens + (excluded.at - "
+                        "r.at) * $2::float8) - CASE WHEN least($3::float8, "
+                        "r.tokens + (excluded.at - r.at) * $2::float8) >= 1 "
+                        "THEN $4::float8 ELSE 0 END, at = excluded.at "
+                        "RETURNING ok::int, tokens::text"},
+    /* $1 key, $2 rate, $3 burst: the level without spending (none: full). */
+    [PG_Q_RATE_LEVEL] = {"read a rate limit", 3,
+                         "SELECT 1, least($3::float8, tokens + "
+                         "(extract(epoch FROM clock_timestamp())::float8 - "
+                         "at) * $2::float8)::text FROM kiln_rate WHERE key = "
+                         "$1"},
+    /* Buckets untouched for a day are full again for any rate kiln takes
+     * (0.001 per second refills a burst of 86 in a day; rows of slower
+     * ones only start again full, which a client cannot abuse for
+     * long). */
+    [PG_Q_RATE_PRUNE] = {"prune rate limits", 0,
+                         "DELETE FROM kiln_rate WHERE at < extract(epoch FROM "
+                         "clock_timestamp())::float8 - 86400"},
     /* Tells every host's listener (wait_work) that a process entered the
      * queue; delivered when the transaction commits, once however many
      * a transaction sends. */
     [PG_Q_WAKE] = {"wake other hosts", 0,
                    "SELECT pg_notify('" PG_CHANNEL "', '')"},
     [PG_Q_LISTEN] = {"listen", 0, "LISTEN " PG_CHANNEL},
+    /* Migration 2 (pg_backfill_v2). $1 the last id read ('' at first),
+     * $2 max: the next processes, in id order, whose request may state a
+     * postback setting: those that name one, or that have a \u escape,
+     * which could spell one (a JSON parser reads "notify\u005fstatus" as
+     * notify_status). */
+    [PG_Q_BACKFILL_READ] = {"upgrade schema", 2,
+                            "SELECT id, request FROM kiln_process WHERE id > "
+                            "$1 AND (strpos(request, 'notify_status') > 0 OR "
+                            "strpos(request, 'retry_postback') > 0 OR "
+                            "strpos(request, E'\\\\u') > 0) ORDER BY id LIMIT "
+                            "$2"},
+    /* $1 the ids, a text[] literal (pg_ids) */
+    [PG_Q_BACKFILL_NOTIFY] = {"upgrade schema", 1,
+                              "UPDATE kiln_process SET notify_status = true "
+                              "WHERE id = ANY ($1::text[])"},
+    [PG_Q_BACKFILL_RETRY] = {"upgrade schema", 1,
+                             "UPDATE kiln_process SET retry_postback = false "
+                             "WHERE id = ANY ($1::text[])"},
+    /* Postbacks still owed follow their process; those that are over
+     * keep the default. */
+    [PG_Q_BACKFILL_POSTBACKS] = {"upgrade schema", 0,
+                                 "UPDATE kiln_postback AS b SET retry = false "
+                                 "FROM kiln_process AS p WHERE p.id = "
+                                 "b.process_id AND b.state = 'PENDING' AND "
+                                 "NOT p.retry_postback"},
     [PG_Q_COUNTS] = {"count", 1,
                      "SELECT 0, status, count(*) FROM kiln_process GROUP BY "
                      "status UNION ALL SELECT 1, state, count(*) FROM "
@@ -414,11 +481,47 @@ static const char *const pg_schema_v1[] = {
     NULL,
 };
 
+/* Schema version 2: the request's postback settings as columns (they
+ * were read from the request's JSON at every status change and delivery);
+ * pg_backfill_v2 then fills them from the stored requests. */
+static const char *const pg_schema_v2[] = {
+    "ALTER TABLE kiln_process"
+    " ADD COLUMN notify_status boolean NOT NULL DEFAULT false,"
+    " ADD COLUMN retry_postback boolean NOT NULL DEFAULT true",
+    "ALTER TABLE kiln_postback"
+    " ADD COLUMN retry boolean NOT NULL DEFAULT true",
+    NULL,
+};
+
+/* Schema version 3: the rate limits' buckets, shared by the hosts
+ * (rate()). UNLOGGED: a bucket is not worth a disk write per API call,
+ * and after a crash PostgreSQL empties the table, which only gives every
+ * client a full bucket. */
+static const char *const pg_schema_v3[] = {
+    "CREATE UNLOGGED TABLE kiln_rate ("
+    " key text PRIMARY KEY,"
+    " tokens double precision NOT NULL,"
+    " at double precision NOT NULL,"
+    " ok boolean NOT NULL DEFAULT true)",
+    NULL,
+};
+
+/* The part of a migration that SQL alone cannot do, run after its
+ * statements in the same transaction. */
+typedef int (*pg_migrate_fn)(pg_store *s, kiln_error *err);
+
+static int pg_backfill_v2(pg_store *s, kiln_error *err);
+
 /* Migration N (from version N - 1 to N) is pg_migrations[N - 1]; open()
  * applies the missing ones in order, under PG_SCHEMA_LOCK, and records
  * each in kiln_schema. A later version appends its statements here. */
-static const char *const *const pg_migrations[] = {
-    pg_schema_v1,
+static const struct {
+    const char *const *sql;
+    pg_migrate_fn then; /* or NULL */
+} pg_migrations[] = {
+    {pg_schema_v1, NULL},
+    {pg_schema_v2, pg_backfill_v2},
+    {pg_schema_v3, NULL},
 };
 
 #define PG_SCHEMA_VERSION                                                      \
@@ -614,6 +717,13 @@ pg_col_int(const PGresult *res, int row, int col)
     return (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* A boolean column, which the text format sends as "t" or "f". */
+static bool
+pg_col_bool(const PGresult *res, int row, int col)
+{
+    return PQgetvalue(res, row, col)[0] == 't';
+}
+
 /* A malloc'd copy of a text column, NULL for SQL NULL; *oom on failure. */
 static char *
 pg_col_dup(const PGresult *res, int row, int col, bool *oom)
@@ -693,6 +803,8 @@ pg_read_process(const PGresult *res, int row, void *ctx, kiln_error *err)
     p->lease_until = pg_col_int(res, row, 14);
     p->n_interrupts = (int)pg_col_int(res, row, 15);
     p->lease_token = pg_col_int(res, row, 16);
+    p->notify_status = pg_col_bool(res, row, 17);
+    p->retry_postback = pg_col_bool(res, row, 18);
     int rc = pg_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -719,6 +831,7 @@ pg_read_postback(const PGresult *res, int row, void *ctx, kiln_error *err)
     pb->next_at = pg_col_int(res, row, 7);
     pb->last_status = (int)pg_col_int(res, row, 8);
     pb->last_error = pg_col_dup(res, row, 9, &oom);
+    pb->retry = pg_col_bool(res, row, 10);
     int rc = pg_row_checked(oom, state, "postback", "state", err);
     if (rc != KILN_OK) {
         jobstore_postback_clear(pb);
@@ -953,7 +1066,8 @@ pg_notify(pg_store *s, const char *id, const jobstore_process *p,
         rc = pg_run(s, PG_Q_PB_ENQUEUE,
                     PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
                             PG_TEXT(p->callback), PG_TEXT(body),
-                            PG_INT(pg_now()), PG_INT(pg_now())),
+                            PG_INT(pg_now()), PG_INT(pg_now()),
+                            PG_INT(p->retry_postback)),
                     NULL, err);
         free(body);
     }
@@ -1005,6 +1119,120 @@ pg_transition(pg_pool *s, pg_query q, const pg_arg *args, int n_args,
                    err);
 }
 
+/* The processes whose setting migration 2's backfill changes, as the
+ * literal of a text[] of their ids (a parameter is text or int8). */
+typedef struct pg_ids {
+    char *text; /* {"id","id",...} */
+    size_t len, cap;
+    int n;
+} pg_ids;
+
+static int
+pg_ids_add(pg_ids *a, const char *id, kiln_error *err)
+{
+    size_t need = a->len + 2 * strlen(id) + 5; /* , "" } NUL; escapes */
+    if (need > a->cap) {
+        size_t cap = a->cap > 0 ? a->cap : 256;
+        while (cap < need) {
+            cap *= 2;
+        }
+        char *t = realloc(a->text, cap);
+        if (t == NULL) {
+            return err_set(err, KILN_ENOMEM, "job store: out of memory");
+        }
+        a->text = t;
+        a->cap = cap;
+    }
+    a->text[a->len++] = a->n == 0 ? '{' : ',';
+    a->text[a->len++] = '"';
+    for (const char *c = id; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\') {
+            a->text[a->len++] = '\\';
+        }
+        a->text[a->len++] = *c;
+    }
+    a->text[a->len++] = '"';
+    a->text[a->len] = '}'; /* overwritten by the next id's comma */
+    a->text[a->len + 1] = '\0';
+    a->n++;
+    return KILN_OK;
+}
+
+/* Migration 2's backfill: where it has got to, and its page's ids. */
+typedef struct pg_backfill {
+    char *last; /* the last id read, or NULL */
+    int n_rows;
+    pg_ids notify;   /* notify_status true */
+    pg_ids no_retry; /* retry_postback false */
+} pg_backfill;
+
+static int
+pg_backfill_row(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    pg_backfill *b = ctx;
+    const char *id = PQgetvalue(res, row, 0);
+    bool notify = false, retry = true;
+    jobstore_request_flags(PQgetvalue(res, row, 1), &notify, &retry);
+    int rc = KILN_OK;
+    if (notify) {
+        rc = pg_ids_add(&b->notify, id, err);
+    }
+    if (rc == KILN_OK && !retry) {
+        rc = pg_ids_add(&b->no_retry, id, err);
+    }
+    free(b->last);
+    b->last = strdup(id);
+    if (rc == KILN_OK && b->last == NULL) {
+        rc = err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    b->n_rows++;
+    return rc;
+}
+
+/* Requests read per round trip by the backfill: a page is held in memory
+ * at once, and requests can be large. */
+#define PG_BACKFILL_PAGE 200
+
+/* Migration 2's data: each process's postback settings from its stored
+ * request, read by jobstore_request_flags() as the server read them, and
+ * each PENDING postback's retry from its process, so that nothing owed
+ * changes meaning with the upgrade. Not in SQL: request::jsonb would fail
+ * the migration on a request that cJSON accepted and jsonb refuses (text
+ * after the object), and jsonb keeps the last of repeated keys where
+ * cJSON took the first. Only values other than the default are
+ * written. */
+static int
+pg_backfill_v2(pg_store *s, kiln_error *err)
+{
+    pg_backfill b;
+    memset(&b, 0, sizeof b);
+    int rc = KILN_OK;
+    do {
+        b.n_rows = 0;
+        b.notify.len = b.no_retry.len = 0;
+        b.notify.n = b.no_retry.n = 0;
+        rc = pg_each(s, PG_Q_BACKFILL_READ,
+                     PG_ARGS(PG_TEXT(b.last != NULL ? b.last : ""),
+                             PG_INT(PG_BACKFILL_PAGE)),
+                     pg_backfill_row, &b, err);
+        if (rc == KILN_OK && b.notify.n > 0) {
+            rc = pg_run(s, PG_Q_BACKFILL_NOTIFY,
+                        PG_ARGS(PG_TEXT(b.notify.text)), NULL, err);
+        }
+        if (rc == KILN_OK && b.no_retry.n > 0) {
+            rc = pg_run(s, PG_Q_BACKFILL_RETRY,
+                        PG_ARGS(PG_TEXT(b.no_retry.text)), NULL, err);
+        }
+    } while (rc == KILN_OK && b.n_rows == PG_BACKFILL_PAGE);
+    if (rc == KILN_OK) {
+        rc = pg_run(s, PG_Q_BACKFILL_POSTBACKS, NULL, 0, NULL, err);
+    }
+    free(b.last);
+    free(b.notify.text);
+    free(b.no_retry.text);
+    return rc;
+}
+
 /* Creates the schema in a fresh database, or brings it to this build's
  * version, under the advisory lock: of several hosts starting at once,
  * one migrates and the others then find it done. */
@@ -1028,11 +1256,14 @@ pg_schema(pg_store *s, void *arg, kiln_error *err)
                      (long long)version, PG_SCHEMA_VERSION);
     }
     for (int64_t v = version; rc == KILN_OK && v < PG_SCHEMA_VERSION; v++) {
-        const char *const *sql = pg_migrations[v];
+        const char *const *sql = pg_migrations[v].sql;
         for (size_t i = 0; rc == KILN_OK && sql[i] != NULL; i++) {
             PGresult *res = NULL;
             rc = pg_exec(s, "create schema", sql[i], NULL, 0, &res, err);
             PQclear(res);
+        }
+        if (rc == KILN_OK && pg_migrations[v].then != NULL) {
+            rc = pg_migrations[v].then(s, err);
         }
         if (rc == KILN_OK) {
             rc = pg_run(s, PG_Q_SET_VERSION,
@@ -1183,13 +1414,14 @@ static int
 pg_create_body(pg_store *s, void *arg, kiln_error *err)
 {
     const jobstore_process *p = arg;
-    int rc = pg_run(s, PG_Q_CREATE,
-                    PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
-                            PG_TEXT(jobstore_status_name(p->status)),
-                            PG_TEXT(p->request), PG_TEXT(p->callback),
-                            PG_TEXT(p->idem_key), PG_TEXT(p->idem_hash),
-                            PG_INT(pg_now()), PG_INT(p->not_before)),
-                    NULL, err);
+    int rc = pg_run(
+        s, PG_Q_CREATE,
+        PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
+                PG_TEXT(jobstore_status_name(p->status)), PG_TEXT(p->request),
+                PG_TEXT(p->callback), PG_TEXT(p->idem_key),
+                PG_TEXT(p->idem_hash), PG_INT(pg_now()), PG_INT(p->not_before),
+                PG_INT(p->notify_status), PG_INT(p->retry_postback)),
+        NULL, err);
     s->queued = rc == KILN_OK && p->status == JOBSTORE_QUEUED;
     if (rc == KILN_EEXIST) {
         if (p->idem_key != NULL &&
@@ -1396,8 +1628,12 @@ static int
 pg_prune_body(pg_store *s, void *arg, kiln_error *err)
 {
     pg_prune_ctx *c = arg;
-    return pg_run(s, PG_Q_PRUNE, PG_ARGS(PG_INT(c->before), PG_INT(c->max)),
-                  c->n_pruned, err);
+    int rc = pg_run(s, PG_Q_PRUNE, PG_ARGS(PG_INT(c->before), PG_INT(c->max)),
+                    c->n_pruned, err);
+    if (rc == KILN_OK) {
+        rc = pg_run(s, PG_Q_RATE_PRUNE, NULL, 0, NULL, err);
+    }
+    return rc;
 }
 
 static int
@@ -1545,7 +1781,8 @@ pg_enqueue_body(pg_store *s, void *arg, kiln_error *err)
     return pg_one(s, PG_Q_PB_ENQUEUE,
                   PG_ARGS(PG_TEXT(pb->process_id), PG_INT(pb->service_id),
                           PG_TEXT(pb->url), PG_TEXT(pb->body),
-                          PG_INT(pb->next_at), PG_INT(pg_now())),
+                          PG_INT(pb->next_at), PG_INT(pg_now()),
+                          PG_INT(pb->retry)),
                   pg_row_int, &c->id, err);
 }
 
@@ -1846,6 +2083,69 @@ pg_wait_work(jobstore *js, int timeout_ms, kiln_error *err)
     return rc;
 }
 
+typedef struct pg_rate_ctx {
+    const char *key;
+    double rate, burst;
+    int cost;
+    bool ok;
+    double tokens;
+} pg_rate_ctx;
+
+/* A row (ok, tokens) of PG_Q_RATE_TAKE or PG_Q_RATE_LEVEL. */
+static int
+pg_row_rate(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    (void)err;
+    pg_rate_ctx *c = ctx;
+    c->ok = pg_col_int(res, row, 0) != 0;
+    c->tokens = strtod(PQgetvalue(res, row, 1), NULL);
+    return KILN_OK;
+}
+
+static int
+pg_rate_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_rate_ctx *c = arg;
+    char rate[32], burst[32], cost[8];
+    snprintf(rate, sizeof rate, "%.17g", c->rate);
+    snprintf(burst, sizeof burst, "%.17g", c->burst);
+    snprintf(cost, sizeof cost, "%d", c->cost);
+    if (c->cost == 0) {
+        int rc = pg_one(s, PG_Q_RATE_LEVEL,
+                        PG_ARGS(PG_TEXT(c->key), PG_TEXT(rate), PG_TEXT(burst)),
+                        pg_row_rate, c, err);
+        if (rc == KILN_ENOTFOUND) { /* no bucket is a full one */
+            err_clear(err);
+            c->tokens = c->burst;
+            rc = KILN_OK;
+        }
+        c->ok = c->tokens >= 1;
+        return rc;
+    }
+    return pg_one(
+        s, PG_Q_RATE_TAKE,
+        PG_ARGS(PG_TEXT(c->key), PG_TEXT(rate), PG_TEXT(burst), PG_TEXT(cost)),
+        pg_row_rate, c, err);
+}
+
+static int
+pg_rate(jobstore *js, const char *key, double rate, double burst, int cost,
+        int *wait, kiln_error *err)
+{
+    pg_rate_ctx c = {key, rate, burst, cost, false, 0};
+    /* One statement, committed on its own: a bucket written twice after
+     * a lost connection only spends one more token. */
+    int rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_RATE_TAKE].what,
+                     pg_rate_body, &c, err);
+    if (rc == KILN_OK) {
+        *wait = c.ok ? 0 : (int)ceil((1 - c.tokens) / rate);
+        if (!c.ok && *wait < 1) {
+            *wait = 1;
+        }
+    }
+    return rc;
+}
+
 const jobstore_driver jobstore_pg_driver = {
     .name = "postgres",
     .open = pg_open,
@@ -1870,4 +2170,5 @@ const jobstore_driver jobstore_pg_driver = {
     .interrupt = pg_interrupt,
     .prune = pg_prune,
     .wait_work = pg_wait_work,
+    .rate = pg_rate,
 };

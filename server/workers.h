@@ -4,8 +4,8 @@
  * process runner and the postback senders. The threads poll a durable
  * store, so a lost wake-up costs at most one timeout, never work.
  */
-#ifndef KILN_CORE_WORKERS_H
-#define KILN_CORE_WORKERS_H
+#ifndef KILN_SERVER_WORKERS_H
+#define KILN_SERVER_WORKERS_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -45,4 +45,4 @@ void workers_stop(workers *w);
 bool workers_stop_within(workers *w, long ms, void (*on_late)(void *),
                          void *arg, long give_up_ms);
 
-#endif /* KILN_CORE_WORKERS_H */
+#endif /* KILN_SERVER_WORKERS_H */

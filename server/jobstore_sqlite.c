@@ -19,7 +19,7 @@
 
 #include <sqlite3.h>
 
-#include "kiln.h"
+#include "../core/kiln.h"
 
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
@@ -29,7 +29,8 @@
 #define SQ_PROC_COLS                                                           \
     "id, service_id, status, attempt, n_requeues, request, callback, "         \
     "result, error, idem_key, idem_hash, created_at, updated_at, "             \
-    "not_before, lease_until, n_interrupts, lease_token"
+    "not_before, lease_until, n_interrupts, lease_token, notify_status, "      \
+    "retry_postback"
 
 /* The fencing condition of a change by a claim's holder: its token is the
  * claim's, or 0 (any holder). */
@@ -44,7 +45,7 @@
 
 #define SQ_PB_COLS                                                             \
     "id, process_id, service_id, url, body, state, attempt, next_at, "         \
-    "last_status, last_error"
+    "last_status, last_error, retry"
 
 /* Queue order: a counter that grows each time a process enters QUEUED
  * (creation, requeue, retry, set_processing), so claims are FIFO by the
@@ -150,12 +151,15 @@ static const struct {
                    "INSERT OR REPLACE INTO meta (key, value) VALUES "
                    "('health_checked_at', ?1)"},
     /* ?1 id, ?2 service, ?3 status, ?4 request, ?5 callback, ?6 key,
-     * ?7 hash, ?8 now, ?9 not_before */
-    [SQ_Q_CREATE] = {"create process",
-                     "INSERT INTO process (id, service_id, status, request, "
-                     "callback, idem_key, idem_hash, created_at, updated_at, "
-                     "not_before, queue_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                     "?7, ?8, ?8, ?9, " SQ_NEXT_SEQ ")"},
+     * ?7 hash, ?8 now, ?9 not_before, ?10 notify_status, ?11
+     * retry_postback */
+    [SQ_Q_CREATE] =
+        {"create process",
+         "INSERT INTO process (id, service_id, status, request, "
+         "callback, idem_key, idem_hash, created_at, updated_at, "
+         "not_before, queue_seq, notify_status, retry_postback) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, " SQ_NEXT_SEQ
+         ", ?10, ?11)"},
     [SQ_Q_GET] = {"read process",
                   "SELECT " SQ_PROC_COLS " FROM process WHERE id = ?1 AND "
                   "service_id = ?2"},
@@ -240,11 +244,12 @@ static const struct {
                              "= COALESCE(?3, callback), updated_at = ?4, "
                              "queue_seq = " SQ_NEXT_SEQ " WHERE id = ?1 AND "
                              "service_id = ?2 AND status = 'INCOMPLETE'"},
-    /* ?1 process, ?2 service, ?3 url, ?4 body, ?5 next_at, ?6 now */
+    /* ?1 process, ?2 service, ?3 url, ?4 body, ?5 next_at, ?6 now,
+     * ?7 retry */
     [SQ_Q_PB_ENQUEUE] = {"enqueue postback",
                          "INSERT INTO postback (process_id, service_id, url, "
-                         "body, next_at, created_at, updated_at) VALUES (?1, "
-                         "?2, ?3, ?4, ?5, ?6, ?6)"},
+                         "body, next_at, created_at, updated_at, retry) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"},
     [SQ_Q_PB_DUE] = {"read postbacks", "SELECT " SQ_PB_COLS
                                        " FROM postback WHERE " SQ_PB_DUE_WHERE},
     /* ?1 now, ?2 max, ?3 next_at */
@@ -296,6 +301,8 @@ static const char sq_schema_sql[] =
     " queue_seq INTEGER NOT NULL DEFAULT 0,"
     " n_interrupts INTEGER NOT NULL DEFAULT 0,"
     " lease_token INTEGER NOT NULL DEFAULT 0,"
+    " notify_status INTEGER NOT NULL DEFAULT 0,"
+    " retry_postback INTEGER NOT NULL DEFAULT 1,"
     " UNIQUE (service_id, idem_key));"
     "CREATE INDEX process_queue ON process (queue_seq)"
     " WHERE status = 'QUEUED';"
@@ -312,7 +319,8 @@ static const char sq_schema_sql[] =
     " last_status INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT,"
     " created_at INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL);"
+    " updated_at INTEGER NOT NULL,"
+    " retry INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX postback_due ON postback (next_at, id)"
     " WHERE state = 'PENDING';"
     "INSERT INTO meta (key, value) VALUES ('schema_version', '1');";
@@ -604,6 +612,8 @@ sq_read_process(sqlite3_stmt *st, void *ctx, kiln_error *err)
     p->lease_until = sqlite3_column_int64(st, 14);
     p->n_interrupts = sqlite3_column_int(st, 15);
     p->lease_token = sqlite3_column_int64(st, 16);
+    p->notify_status = sqlite3_column_int(st, 17) != 0;
+    p->retry_postback = sqlite3_column_int(st, 18) != 0;
     int rc = sq_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -631,6 +641,7 @@ sq_read_postback(sqlite3_stmt *st, void *ctx, kiln_error *err)
     pb->next_at = sqlite3_column_int64(st, 7);
     pb->last_status = sqlite3_column_int(st, 8);
     pb->last_error = sq_col_dup(st, 9, &oom);
+    pb->retry = sqlite3_column_int(st, 10) != 0;
     int rc = sq_row_checked(oom, state, "postback", "state", err);
     if (rc != KILN_OK) {
         jobstore_postback_clear(pb);
@@ -707,7 +718,8 @@ sq_notify(sq_store *s, const char *id, const jobstore_process *p,
         rc = sq_run(s, SQ_Q_PB_ENQUEUE,
                     SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
                             SQ_TEXT(p->callback), SQ_TEXT(body),
-                            SQ_INT(sq_now()), SQ_INT(sq_now())),
+                            SQ_INT(sq_now()), SQ_INT(sq_now()),
+                            SQ_INT(p->retry_postback)),
                     NULL, err);
         free(body);
     }
@@ -771,25 +783,102 @@ sq_mkdir_parents(const char *path, kiln_error *err)
     return rc;
 }
 
-/* Creates the schema in a fresh database, or checks its version; then
- * adds the indexes that came later. */
 /* Adds a column that a store made by an older build lacks. Like the
  * indexes above, an added column with a default changes nothing an older
- * build reads, so the schema version stays. */
+ * build reads, so the schema version stays. *added (may be NULL) says
+ * whether it was missing. */
 static int
 sq_add_column(sq_store *s, const char *table, const char *column,
-              const char *decl, kiln_error *err)
+              const char *decl, bool *added, kiln_error *err)
 {
     char sql[256];
+    if (added != NULL) {
+        *added = false;
+    }
     snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK) {
         return KILN_OK;
     }
     snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column,
              decl);
-    return sq_exec(s, sql, err);
+    int rc = sq_exec(s, sql, err);
+    if (rc == KILN_OK && added != NULL) {
+        *added = true;
+    }
+    return rc;
 }
 
+/* kiln_request_flag(request, name): 1 or 0, the postback setting `name`
+ * ("notify_status", else retry_postback) of a stored request as
+ * jobstore_request_flags() reads it. SQLite's json functions would not
+ * read every request the way the server did (they refuse text after the
+ * object, and take the number 1 for true), so the backfill below calls
+ * this instead. */
+static void
+sq_request_flag(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *request = (const char *)sqlite3_value_text(argv[0]);
+    const char *name = (const char *)sqlite3_value_text(argv[1]);
+    if ((request == NULL && sqlite3_value_type(argv[0]) != SQLITE_NULL) ||
+        (name == NULL && sqlite3_value_type(argv[1]) != SQLITE_NULL)) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    bool notify = false, retry = true;
+    jobstore_request_flags(request, &notify, &retry);
+    bool is_notify = name != NULL && strcmp(name, "notify_status") == 0;
+    sqlite3_result_int(ctx, is_notify ? notify : retry);
+}
+
+/* The backfill of each column; only values other than its default are
+ * written. Requests are parsed only if they name the setting or have a
+ * \u escape, which could spell it (a JSON parser reads
+ * "notify\u005fstatus" as notify_status): a large store has many that
+ * do neither. Postbacks that are no longer PENDING keep the default:
+ * their retries are over. */
+static const char sq_backfill_notify_sql[] =
+    "UPDATE process SET notify_status = 1 WHERE (instr(request, "
+    "'notify_status') > 0 OR instr(request, '\\u') > 0) AND "
+    "kiln_request_flag(request, 'notify_status') = 1";
+static const char sq_backfill_retry_sql[] =
+    "UPDATE process SET retry_postback = 0 WHERE (instr(request, "
+    "'retry_postback') > 0 OR instr(request, '\\u') > 0) AND "
+    "kiln_request_flag(request, 'retry_postback') = 0";
+static const char sq_backfill_pb_retry_sql[] =
+    "UPDATE postback SET retry = 0 WHERE state = 'PENDING' AND process_id IN "
+    "(SELECT id FROM process WHERE retry_postback = 0)";
+
+/* Fills the postback columns a store made by an older build has just
+ * gained (notify, retry: on process; pb_retry: on postback) from what
+ * its requests say, in the schema's transaction, so that no process or
+ * postback owed changes meaning with the upgrade. */
+static int
+sq_backfill(sq_store *s, bool notify, bool retry, bool pb_retry,
+            kiln_error *err)
+{
+    int rc = KILN_OK;
+    if ((notify || retry) &&
+        sqlite3_create_function_v2(
+            s->db, "kiln_request_flag", 2,
+            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+            sq_request_flag, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = sq_fail(s, "upgrade schema", err);
+    }
+    if (rc == KILN_OK && notify) {
+        rc = sq_exec(s, sq_backfill_notify_sql, err);
+    }
+    if (rc == KILN_OK && retry) {
+        rc = sq_exec(s, sq_backfill_retry_sql, err);
+    }
+    if (rc == KILN_OK && pb_retry) {
+        rc = sq_exec(s, sq_backfill_pb_retry_sql, err);
+    }
+    return rc;
+}
+
+/* Creates the schema in a fresh database, or checks its version; then
+ * adds the indexes and columns that came later. */
 static int
 sq_schema(sq_store *s, kiln_error *err)
 {
@@ -815,11 +904,29 @@ sq_schema(sq_store *s, kiln_error *err)
     }
     if (rc == KILN_OK) {
         rc = sq_add_column(s, "process", "n_interrupts",
-                           "INTEGER NOT NULL DEFAULT 0", err);
+                           "INTEGER NOT NULL DEFAULT 0", NULL, err);
     }
     if (rc == KILN_OK) {
         rc = sq_add_column(s, "process", "lease_token",
-                           "INTEGER NOT NULL DEFAULT 0", err);
+                           "INTEGER NOT NULL DEFAULT 0", NULL, err);
+    }
+    /* The postback settings, once read from the request at every status
+     * change and delivery. */
+    bool notify = false, retry = false, pb_retry = false;
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "notify_status",
+                           "INTEGER NOT NULL DEFAULT 0", &notify, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "retry_postback",
+                           "INTEGER NOT NULL DEFAULT 1", &retry, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "postback", "retry", "INTEGER NOT NULL DEFAULT 1",
+                           &pb_retry, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_backfill(s, notify, retry, pb_retry, err);
     }
     return sq_leave(s, rc, err);
 }
@@ -911,13 +1018,15 @@ sq_create(jobstore *js, const jobstore_process *p, kiln_error *err)
     sq_store *s = sq(js);
     int rc = sq_enter(s, SQ_PLAIN, err);
     if (rc == KILN_OK) {
-        rc = sq_run(s, SQ_Q_CREATE,
-                    SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
-                            SQ_TEXT(jobstore_status_name(p->status)),
-                            SQ_TEXT(p->request), SQ_TEXT(p->callback),
-                            SQ_TEXT(p->idem_key), SQ_TEXT(p->idem_hash),
-                            SQ_INT(sq_now()), SQ_INT(p->not_before)),
-                    NULL, err);
+        rc =
+            sq_run(s, SQ_Q_CREATE,
+                   SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
+                           SQ_TEXT(jobstore_status_name(p->status)),
+                           SQ_TEXT(p->request), SQ_TEXT(p->callback),
+                           SQ_TEXT(p->idem_key), SQ_TEXT(p->idem_hash),
+                           SQ_INT(sq_now()), SQ_INT(p->not_before),
+                           SQ_INT(p->notify_status), SQ_INT(p->retry_postback)),
+                   NULL, err);
     }
     if (rc == KILN_EEXIST) {
         /* "UNIQUE constraint failed: process.service_id, ..." */
@@ -1184,7 +1293,8 @@ sq_postback_enqueue(jobstore *js, const jobstore_postback *pb, int64_t *id,
         rc = sq_run(s, SQ_Q_PB_ENQUEUE,
                     SQ_ARGS(SQ_TEXT(pb->process_id), SQ_INT(pb->service_id),
                             SQ_TEXT(pb->url), SQ_TEXT(pb->body),
-                            SQ_INT(pb->next_at), SQ_INT(sq_now())),
+                            SQ_INT(pb->next_at), SQ_INT(sq_now()),
+                            SQ_INT(pb->retry)),
                     NULL, err);
     }
     if (rc == KILN_OK) {

@@ -7,7 +7,7 @@
  * back; keeping the semantics here makes them testable without sockets and
  * shared by any transport.
  */
-#include "kiln.h"
+#include "server.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "jobstore.h"
+#include "limiter.h"
 #include "metrics.h"
 #include "postback.h"
 #include "runner.h"
@@ -66,16 +66,6 @@ api_store_failed(kiln_reply *out, const kiln_error *err)
     api_message(out, 503, "%s%s", api_store_prefix(err), err->message);
 }
 
-void
-api_reply_free(kiln_reply *r)
-{
-    if (r != NULL) {
-        cJSON_free(r->body);
-        r->body = NULL;
-        r->body_len = 0;
-    }
-}
-
 /* ------------------------------------------------------ authentication */
 
 /* Compares in time that depends only on the configured token's length, so
@@ -95,7 +85,7 @@ api_token_equal(const char *given, size_t given_len, const char *want)
 /* The services a bearer token may use, into ids (at most max). Every
  * configured token is compared, match or not. */
 static size_t
-api_auth(const kiln_engine *e, const char *authorization, int *ids, size_t max,
+api_auth(const kiln_server *s, const char *authorization, int *ids, size_t max,
          const char **token, size_t *token_len)
 {
     static const char prefix[] = "Bearer ";
@@ -106,14 +96,14 @@ api_auth(const kiln_engine *e, const char *authorization, int *ids, size_t max,
     const char *t = authorization + sizeof prefix - 1;
     size_t len = strlen(t);
     size_t n = 0;
-    for (size_t i = 0; i < e->config->n_services; i++) {
-        const config_service *s = &e->config->services[i];
+    for (size_t i = 0; i < s->config->n_services; i++) {
+        const config_service *svc = &s->config->services[i];
         bool match = false;
-        for (size_t k = 0; k < s->n_tokens; k++) {
-            match |= api_token_equal(t, len, s->tokens[k]);
+        for (size_t k = 0; k < svc->n_tokens; k++) {
+            match |= api_token_equal(t, len, svc->tokens[k]);
         }
         if (match && n < max) {
-            ids[n++] = s->id;
+            ids[n++] = svc->id;
         }
     }
     *token = t;
@@ -130,307 +120,6 @@ api_may_use(const int *ids, size_t n, int service_id)
         }
     }
     return false;
-}
-
-/* --------------------------------------------------------- rate limits */
-
-/* One token bucket per bearer token, refilled at rate_limit.per_second up
- * to rate_limit.burst. Buckets are keyed by the token itself (an open
- * hash table that grows), so two tokens never share or reset one
- * another's bucket; only tokens that authenticated get one, so the
- * configuration bounds the table. */
-typedef struct api_bucket {
-    char *token; /* NULL: an empty slot */
-    size_t len;
-    uint64_t hash;
-    double tokens;
-    double at;
-} api_bucket;
-
-/* Failed authentications, one bucket per client address (an IPv4
- * address, an IPv6 /64: one host usually holds a whole /64), refilled at
- * rate_limit.failed_auth_per_second up to failed_auth_burst. Keyed by the
- * address itself, never by a hash slot. Any address may fail, so the
- * table is bounded: a bucket that has refilled is the same as none and
- * is dropped whenever the table would grow; when API_FAILED_MAX
- * addresses are all still short of their budget, a new address is
- * refused as if its own were spent (a flood from that many addresses is
- * an attack, and refusing keeps guessing slow). */
-#define API_FAILED_MAX 16384
-#define API_ADDR_LEN 9 /* family (4 or 6), then 4 or 8 address bytes */
-
-typedef struct api_addr_bucket {
-    unsigned char key[API_ADDR_LEN]; /* key[0] == 0: an empty slot */
-    double tokens;
-    double at;
-} api_addr_bucket;
-
-struct api_limiter {
-    pthread_mutex_t mu;
-    api_bucket *slots;
-    size_t cap, used; /* cap a power of two; used at most cap / 2 */
-    api_addr_bucket *failed;
-    size_t failed_cap, failed_used; /* likewise */
-    double failed_full_at; /* when a rebuild last found it full, or 0 */
-    uint64_t seed;         /* so no one picks colliding addresses */
-};
-
-struct api_limiter *
-api_limiter_new(void)
-{
-    struct api_limiter *l = calloc(1, sizeof *l);
-    if (l != NULL) {
-        pthread_mutex_init(&l->mu, NULL);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        l->seed = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
-                  (uint64_t)(uintptr_t)l;
-    }
-    return l;
-}
-
-void
-api_limiter_free(struct api_limiter *l)
-{
-    if (l != NULL) {
-        for (size_t i = 0; i < l->cap; i++) {
-            free(l->slots[i].token);
-        }
-        free(l->slots);
-        free(l->failed);
-        pthread_mutex_destroy(&l->mu);
-        free(l);
-    }
-}
-
-/* The slot of `token`: its bucket, or the empty slot where it belongs. */
-static api_bucket *
-api_slot(api_bucket *slots, size_t cap, const char *token, size_t len,
-         uint64_t hash)
-{
-    for (size_t i = hash & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        api_bucket *b = &slots[i];
-        if (b->token == NULL || (b->hash == hash && b->len == len &&
-                                 memcmp(b->token, token, len) == 0)) {
-            return b;
-        }
-    }
-}
-
-/* The bucket of `token`, made full when new; NULL when out of memory. */
-static api_bucket *
-api_bucket_of(struct api_limiter *l, const char *token, size_t len,
-              uint64_t hash, double burst, double now)
-{
-    if (l->cap > 0) {
-        api_bucket *b = api_slot(l->slots, l->cap, token, len, hash);
-        if (b->token != NULL) {
-            return b;
-        }
-    }
-    if (2 * (l->used + 1) > l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        api_bucket *slots = calloc(cap, sizeof *slots);
-        if (slots == NULL) {
-            return NULL;
-        }
-        for (size_t i = 0; i < l->cap; i++) {
-            if (l->slots[i].token != NULL) {
-                *api_slot(slots, cap, l->slots[i].token, l->slots[i].len,
-                          l->slots[i].hash) = l->slots[i];
-            }
-        }
-        free(l->slots);
-        l->slots = slots;
-        l->cap = cap;
-    }
-    api_bucket *b = api_slot(l->slots, l->cap, token, len, hash);
-    b->token = malloc(len + 1);
-    if (b->token == NULL) {
-        return NULL;
-    }
-    memcpy(b->token, token, len);
-    b->token[len] = '\0';
-    b->len = len;
-    b->hash = hash;
-    b->tokens = burst;
-    b->at = now;
-    l->used++;
-    return b;
-}
-
-/* 0 when allowed, else the seconds to wait. */
-static int
-api_rate(kiln_engine *e, const char *token, size_t len)
-{
-    struct api_limiter *l = e->limiter;
-    if (l == NULL || e->config->rate_per_second <= 0) {
-        return 0;
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)token[i]) * 1099511628211ull;
-    }
-    double rate = e->config->rate_per_second, burst = e->config->rate_burst;
-    double now = clock_ms() / 1e3;
-    pthread_mutex_lock(&l->mu);
-    api_bucket *b = api_bucket_of(l, token, len, h, burst, now);
-    int wait = 0;
-    if (b == NULL) {
-        wait = 1; /* out of memory: refuse rather than not limit */
-    } else {
-        b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
-        b->at = now;
-        if (b->tokens >= 1) {
-            b->tokens -= 1;
-        } else {
-            wait = (int)ceil((1 - b->tokens) / rate);
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
-    return wait;
-}
-
-/* The key of a client address; false for a family without one. An
- * IPv4-mapped IPv6 address is its IPv4 address. */
-static bool
-api_addr_key(const struct sockaddr *peer, unsigned char key[API_ADDR_LEN])
-{
-    memset(key, 0, API_ADDR_LEN);
-    if (peer == NULL) {
-        return false;
-    }
-    if (peer->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
-        key[0] = 4;
-        memcpy(key + 1, &a->sin_addr, 4);
-        return true;
-    }
-    if (peer->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            key[0] = 4;
-            memcpy(key + 1, a->sin6_addr.s6_addr + 12, 4);
-        } else {
-            key[0] = 6;
-            memcpy(key + 1, a->sin6_addr.s6_addr, 8);
-        }
-        return true;
-    }
-    return false;
-}
-
-static api_addr_bucket *
-api_addr_slot(api_addr_bucket *slots, size_t cap, uint64_t seed,
-              const unsigned char key[API_ADDR_LEN])
-{
-    uint64_t h = 1469598103934665603ull ^ seed;
-    for (size_t i = 0; i < API_ADDR_LEN; i++) {
-        h = (h ^ key[i]) * 1099511628211ull;
-    }
-    h ^= h >> 29;
-    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        if (slots[i].key[0] == 0 ||
-            memcmp(slots[i].key, key, API_ADDR_LEN) == 0) {
-            return &slots[i];
-        }
-    }
-}
-
-/* Makes room for one more address: a new table holding only the buckets
- * not yet refilled, at most a quarter full (so the next rebuild is at
- * least as many inserts away as this one costs). -1 when API_FAILED_MAX
- * buckets are still live or memory is short. */
-static int
-api_failed_rebuild(struct api_limiter *l, double rate, double burst, double now)
-{
-    size_t live = 0;
-    for (size_t i = 0; i < l->failed_cap; i++) {
-        const api_addr_bucket *b = &l->failed[i];
-        live += b->key[0] != 0 && b->tokens + (now - b->at) * rate < burst;
-    }
-    if (live >= API_FAILED_MAX) {
-        l->failed_full_at = now;
-        return -1;
-    }
-    size_t cap = 64;
-    while (cap < 4 * (live + 1)) {
-        cap *= 2;
-    }
-    api_addr_bucket *slots = calloc(cap, sizeof *slots);
-    if (slots == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < l->failed_cap; i++) {
-        const api_addr_bucket *b = &l->failed[i];
-        if (b->key[0] != 0 && b->tokens + (now - b->at) * rate < burst) {
-            *api_addr_slot(slots, cap, l->seed, b->key) = *b;
-        }
-    }
-    free(l->failed);
-    l->failed = slots;
-    l->failed_cap = cap;
-    l->failed_used = live;
-    l->failed_full_at = 0;
-    return 0;
-}
-
-/* Failed authentications from `peer`: with `spend`, counts one. Returns
- * 0 when the address still has budget (before this failure), else the
- * seconds until it has one again. An address without a key (unknown
- * peer) is never limited. */
-static int
-api_failed(kiln_engine *e, const struct sockaddr *peer, bool spend)
-{
-    struct api_limiter *l = e->limiter;
-    unsigned char key[API_ADDR_LEN];
-    if (l == NULL || !api_addr_key(peer, key)) {
-        return 0;
-    }
-    double rate = e->config->failed_auth_per_second;
-    double burst = e->config->failed_auth_burst;
-    double now = clock_ms() / 1e3;
-    int wait = 0;
-    pthread_mutex_lock(&l->mu);
-    api_addr_bucket *b = NULL;
-    if (l->failed_cap > 0) {
-        b = api_addr_slot(l->failed, l->failed_cap, l->seed, key);
-    }
-    if (b == NULL || b->key[0] == 0) {
-        /* No bucket is a full one, unless the table is full: then every
-         * new address is refused, and a rebuild (it costs the whole
-         * table) is tried again once a second at most. */
-        if (l->failed_full_at > 0 && now - l->failed_full_at < 1) {
-            wait = 1;
-            goto done;
-        }
-        if (!spend && l->failed_full_at == 0) {
-            goto done;
-        }
-        if (2 * (l->failed_used + 1) > l->failed_cap &&
-            api_failed_rebuild(l, rate, burst, now) != 0) {
-            wait = 1;
-            goto done;
-        }
-        if (!spend) {
-            goto done;
-        }
-        b = api_addr_slot(l->failed, l->failed_cap, l->seed, key);
-        memcpy(b->key, key, API_ADDR_LEN);
-        b->tokens = burst;
-        b->at = now;
-        l->failed_used++;
-    }
-    b->tokens = fmin(burst, b->tokens + (now - b->at) * rate);
-    b->at = now;
-    if (b->tokens < 1) {
-        wait = (int)ceil((1 - b->tokens) / rate);
-    } else if (spend) {
-        b->tokens -= 1;
-    }
-done:
-    pthread_mutex_unlock(&l->mu);
-    return wait;
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -535,61 +224,107 @@ api_idempotency_ok(const char *key, kiln_reply *out)
     return true;
 }
 
+/* Wakes a worker of this host for work just queued (other hosts hear of
+ * it from the store, when it can tell them). */
 static void
-api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
+api_wake(kiln_server *s)
+{
+    if (s->runner != NULL) {
+        runner_wake(s->runner);
+    }
+}
+
+/* The process of `service` created with Idempotency-Key `key`: answers
+ * with its id when the body is the same (hash), 409 when not. False
+ * when there is none (or the store cannot tell: the create that follows
+ * then says what is wrong). */
+static bool
+api_idempotent(kiln_server *s, int service, const char *key, const char *hash,
+               kiln_reply *out)
+{
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    err_clear(&err);
+    if (jobstore_find_idempotent(s->store, service, key, &p, &err) != KILN_OK) {
+        return false;
+    }
+    if (p.idem_hash != NULL && strcmp(p.idem_hash, hash) == 0) {
+        api_success(out, p.id);
+    } else {
+        api_message(out, 409, "Idempotency-Key was used with a different body");
+    }
+    jobstore_process_clear(&p);
+    return true;
+}
+
+/* What POST /request checks once the body is parsed, before it is
+ * compiled (server_admit's gate). */
+typedef struct api_create_gate {
+    kiln_server *s;
+    const int *ids;
+    size_t n_ids;
+    const kiln_call *c;
+    const char *hash;
+    kiln_reply *out;
+    bool answered;
+} api_create_gate;
+
+/* A service the token may not use: 403, whatever else the body holds. A
+ * key already used for that service: the first process's id, or 409 for
+ * another body; the body is not compiled again. */
+static bool
+api_create_check(void *arg, int service)
+{
+    api_create_gate *g = arg;
+    if (service < 0) {
+        return true; /* the compiler says what is wrong */
+    }
+    if (!api_may_use(g->ids, g->n_ids, service)) {
+        api_message(g->out, 403, "this token may not use service %d", service);
+        g->answered = true;
+        return false;
+    }
+    if (g->c->idempotency_key != NULL &&
+        api_idempotent(g->s, service, g->c->idempotency_key, g->hash, g->out)) {
+        g->answered = true;
+        return false;
+    }
+    return true;
+}
+
+/* POST /request: parsed and compiled once (server_admit). */
+static void
+api_create(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
            kiln_reply *out)
 {
     if (c->idempotency_key != NULL &&
         !api_idempotency_ok(c->idempotency_key, out)) {
         return;
     }
-    cJSON *body = api_parse_body(c);
-    int service = api_body_service(body);
-    cJSON_Delete(body);
-    if (service >= 0 && !api_may_use(ids, n_ids, service)) {
-        api_message(out, 403, "this token may not use service %d", service);
-        return;
-    }
+    const char *body = c->body != NULL ? c->body : "";
     kiln_error err;
     err_clear(&err);
     char hash[17];
-    runner_body_hash(c->body ? c->body : "", c->body_len, hash);
-    if (c->idempotency_key != NULL && service >= 0) {
-        jobstore_process p;
-        memset(&p, 0, sizeof p);
-        if (jobstore_find_idempotent(e->store, service, c->idempotency_key, &p,
-                                     &err) == KILN_OK) {
-            bool same = p.idem_hash != NULL && strcmp(p.idem_hash, hash) == 0;
-            if (same) {
-                api_success(out, p.id);
-            } else {
-                api_message(out, 409,
-                            "Idempotency-Key was used with a different body");
-            }
-            jobstore_process_clear(&p);
-            return;
-        }
-    }
+    server_body_hash(body, c->body_len, hash);
     errlist errs = {0};
     char id[JOBSTORE_ID_LEN + 1];
-    int rc = runner_submit(e, e->store, c->body ? c->body : "", c->body_len,
-                           c->idempotency_key, id, &errs, &err);
+    api_create_gate gate = {s, ids, n_ids, c, hash, out, false};
+    int service = -1;
+    int rc = server_admit(s, body, c->body_len, c->idempotency_key,
+                          api_create_check, &gate, &service, id, &errs, &err);
     if (rc == KILN_OK) {
-        runner_wake(e->runner);
+        api_wake(s);
         api_success(out, id);
-    } else if (errs.n > 0) {
-        api_invalid(out, &errs);
+    } else if (gate.answered) {
+        /* answered by the gate */
     } else if (rc == KILN_EEXIST && c->idempotency_key != NULL) {
-        /* Two identical POSTs raced: answer with the winner's id. */
-        jobstore_process p;
-        memset(&p, 0, sizeof p);
-        if (jobstore_find_idempotent(e->store, service, c->idempotency_key, &p,
-                                     &err) == KILN_OK) {
-            api_success(out, p.id);
-            jobstore_process_clear(&p);
-        } else {
+        /* Two identical POSTs raced: the winner's id (or 409). */
+        if (!api_idempotent(s, service, c->idempotency_key, hash, out)) {
             api_store_failed(out, &err);
         }
+    } else if (errs.n > 0) {
+        api_invalid(out, &errs);
     } else {
         api_store_failed(out, &err);
     }
@@ -601,14 +336,14 @@ api_create(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
  * revealed), 503 when the job store could not be read, as api.md says (a
  * store that fails is not a process that is missing). */
 static bool
-api_find(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
+api_find(kiln_server *s, const char *id, const int *ids, size_t n_ids,
          jobstore_process *p, kiln_reply *out)
 {
     kiln_error err;
     err_clear(&err);
     for (size_t i = 0; i < n_ids; i++) {
         memset(p, 0, sizeof *p);
-        int rc = jobstore_get(e->store, id, ids[i], p, &err);
+        int rc = jobstore_get(s->store, id, ids[i], p, &err);
         if (rc == KILN_OK) {
             return true;
         }
@@ -623,14 +358,14 @@ api_find(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
 }
 
 static void
-api_status(kiln_engine *e, const char *id, const int *ids, size_t n_ids,
+api_status(kiln_server *s, const char *id, const int *ids, size_t n_ids,
            kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p, out)) {
+    if (!api_find(s, id, ids, n_ids, &p, out)) {
         return;
     }
-    api_reply_json(out, 200, runner_status_json(&p));
+    api_reply_json(out, 200, server_status_json(&p));
     jobstore_process_clear(&p);
 }
 
@@ -689,7 +424,7 @@ api_retry_body_ok(const cJSON *body, kiln_reply *out)
 }
 
 static void
-api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
+api_retry(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
           kiln_reply *out)
 {
     cJSON *body = api_parse_body(c);
@@ -714,7 +449,7 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
         kiln_error err;
         err_clear(&err);
         int attempt = 0;
-        int rc = jobstore_retry(e->store, id, service, &attempt, &err);
+        int rc = jobstore_retry(s->store, id, service, &attempt, &err);
         char desc[128];
         int status = rc == KILN_OK          ? 200
                      : rc == KILN_EPERM     ? 409
@@ -739,7 +474,7 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
     }
     cJSON_Delete(body);
     if (woke) {
-        runner_wake(e->runner);
+        api_wake(s);
     }
     api_reply_json(out, 200, answer);
 }
@@ -747,11 +482,11 @@ api_retry(kiln_engine *e, const kiln_call *c, const int *ids, size_t n_ids,
 /* POST /request/{id}/jobs: validated by compiling the stored request with
  * the new jobs appended, so the errors read as they would at creation. */
 static void
-api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
+api_add_jobs(kiln_server *s, const kiln_call *c, const char *id, const int *ids,
              size_t n_ids, kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p, out)) {
+    if (!api_find(s, id, ids, n_ids, &p, out)) {
         return;
     }
     cJSON *body = api_parse_body(c);
@@ -796,7 +531,7 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     arena *a = NULL;
     graph *g = NULL;
     errlist errs = {0};
-    int rc = engine_compile(e, text, strlen(text), &a, &g, &errs);
+    int rc = engine_compile(s->engine, text, strlen(text), &a, &g, &errs);
     cJSON_free(text);
     arena_free(a);
     if (rc != KILN_OK) {
@@ -806,8 +541,8 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
         err_clear(&err);
         char *jtext = cJSON_PrintUnformatted(jobs);
         size_t n = 0;
-        rc = jobstore_append_jobs(e->store, id, p.service_id, jtext,
-                                  (size_t)e->config->limits.max_jobs, &n, &err);
+        rc = jobstore_append_jobs(s->store, id, p.service_id, jtext,
+                                  (size_t)s->config->limits.max_jobs, &n, &err);
         cJSON_free(jtext);
         if (rc == KILN_OK) {
             cJSON *o = cJSON_CreateObject();
@@ -831,11 +566,11 @@ api_add_jobs(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
 /* PATCH /request/{id} {"process": true, "callback": ...}: queues an
  * INCOMPLETE process. */
 static void
-api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
+api_patch(kiln_server *s, const kiln_call *c, const char *id, const int *ids,
           size_t n_ids, kiln_reply *out)
 {
     jobstore_process p;
-    if (!api_find(e, id, ids, n_ids, &p, out)) {
+    if (!api_find(s, id, ids, n_ids, &p, out)) {
         return;
     }
     cJSON *body = api_parse_body(c);
@@ -864,19 +599,20 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
     }
     kiln_error err;
     err_clear(&err);
-    if (cb != NULL && postback_check_url(e, cb->valuestring, &err) != KILN_OK) {
+    if (cb != NULL &&
+        postback_check_url(s->engine, cb->valuestring, &err) != KILN_OK) {
         cJSON_Delete(body);
         jobstore_process_clear(&p);
         api_invalid_one(out, "callback", err.message);
         return;
     }
-    int rc = jobstore_set_processing(e->store, id, p.service_id,
+    int rc = jobstore_set_processing(s->store, id, p.service_id,
                                      cb ? cb->valuestring : NULL, &err);
     jobstore_process_clear(&p);
     cJSON_Delete(body);
     if (rc == KILN_OK) {
-        runner_wake(e->runner);
-        api_status(e, id, ids, n_ids, out);
+        api_wake(s);
+        api_status(s, id, ids, n_ids, out);
     } else if (rc == KILN_EPERM) {
         api_message(out, 409, "Process is not INCOMPLETE");
     } else {
@@ -885,11 +621,11 @@ api_patch(kiln_engine *e, const kiln_call *c, const char *id, const int *ids,
 }
 
 static void
-api_metrics(kiln_engine *e, kiln_reply *out)
+api_metrics(kiln_server *s, kiln_reply *out)
 {
     jobstore_counts n;
     kiln_error err;
-    if (jobstore_counts_get(e->store, (int64_t)time(NULL), &n, &err) !=
+    if (jobstore_counts_get(s->store, (int64_t)time(NULL), &n, &err) !=
         KILN_OK) {
         api_store_failed(out, &err);
         return;
@@ -920,7 +656,7 @@ api_metrics(kiln_engine *e, kiln_reply *out)
                 jobstore_postback_state_name((jobstore_postback_state)s),
                 (long long)n.postbacks[s]);
     }
-    metrics_write(e->metrics, f);
+    metrics_write(s->metrics, f);
     if (fclose(f) != 0 || buf == NULL) {
         free(buf);
         api_message(out, 503, "out of memory");
@@ -953,25 +689,15 @@ api_path_id(const char *path, const char *prefix, const char *suffix,
 }
 
 void
-api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
-{
-    api_call_from(e, c, NULL, out);
-}
-
-void
-api_call_from(kiln_engine *e, const kiln_call *c, const struct sockaddr *peer,
-              kiln_reply *out)
+server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
+            kiln_reply *out)
 {
     memset(out, 0, sizeof *out);
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
-    if (e->store == NULL) {
-        api_message(out, 503, "the engine is not serving");
-        return;
-    }
     if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
         kiln_error err;
-        if (jobstore_ping(e->store, &err) == KILN_OK) {
+        if (jobstore_ping(s->store, &err) == KILN_OK) {
             api_message(out, 200, "ok");
         } else {
             api_message(out, 503, "the job store cannot take new processes: %s",
@@ -983,7 +709,7 @@ api_call_from(kiln_engine *e, const kiln_call *c, const struct sockaddr *peer,
      * 429 before any token is compared, valid or not: were a valid token
      * let through, the answer (429 or not) would tell a guesser which
      * guess was right, and guessing would go on at full speed. */
-    int wait = api_failed(e, peer, false);
+    int wait = limiter_failed(s->limiter, peer, false);
     if (wait > 0) {
         api_message(out, 429,
                     "too many failed authentications from this address; "
@@ -995,13 +721,13 @@ api_call_from(kiln_engine *e, const kiln_call *c, const struct sockaddr *peer,
     int ids[64];
     const char *token = NULL;
     size_t token_len = 0;
-    size_t n_ids = api_auth(e, c->authorization, ids, 64, &token, &token_len);
+    size_t n_ids = api_auth(s, c->authorization, ids, 64, &token, &token_len);
     if (n_ids == 0) {
-        (void)api_failed(e, peer, true);
+        (void)limiter_failed(s->limiter, peer, true);
         api_message(out, 401, "Invalid Secret");
         return;
     }
-    wait = api_rate(e, token, token_len);
+    wait = limiter_token(s->limiter, token, token_len);
     if (wait > 0) {
         api_message(out, 429, "too many requests for this token");
         out->retry_after = wait;
@@ -1010,18 +736,18 @@ api_call_from(kiln_engine *e, const kiln_call *c, const struct sockaddr *peer,
     char id[JOBSTORE_ID_LEN + 1];
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
     if (strcmp(path, "/request") == 0 && post) {
-        api_create(e, c, ids, n_ids, out);
+        api_create(s, c, ids, n_ids, out);
     } else if (get && api_path_id(path, "/status/", "", id)) {
-        api_status(e, id, ids, n_ids, out);
+        api_status(s, id, ids, n_ids, out);
     } else if (strcmp(path, "/retry") == 0 && post) {
-        api_retry(e, c, ids, n_ids, out);
+        api_retry(s, c, ids, n_ids, out);
     } else if (post && api_path_id(path, "/request/", "/jobs", id)) {
-        api_add_jobs(e, c, id, ids, n_ids, out);
+        api_add_jobs(s, c, id, ids, n_ids, out);
     } else if (strcmp(m, "PATCH") == 0 &&
                api_path_id(path, "/request/", "", id)) {
-        api_patch(e, c, id, ids, n_ids, out);
+        api_patch(s, c, id, ids, n_ids, out);
     } else if (strcmp(path, "/metrics") == 0 && get) {
-        api_metrics(e, out);
+        api_metrics(s, out);
     } else {
         api_message(out, 404, "no endpoint %s %s", m, path);
     }

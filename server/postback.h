@@ -8,12 +8,11 @@
  * said retry_postback: false; the schedule lives in the job store, so a
  * restart loses no postback.
  */
-#ifndef KILN_CORE_POSTBACK_H
-#define KILN_CORE_POSTBACK_H
+#ifndef KILN_SERVER_POSTBACK_H
+#define KILN_SERVER_POSTBACK_H
 
-#include "jobstore.h"
-#include "kiln.h"
-#include "netguard.h"
+#include "../core/netguard.h"
+#include "server.h"
 
 typedef struct postbacker postbacker;
 
@@ -44,14 +43,14 @@ int postback_deliver(const kiln_engine *e, const char *url, const char *body,
  * FAILED) or its request asked notify_status, the status body is stored
  * as a postback in the same transaction as the change, and the senders
  * are woken. */
-void postback_attach(kiln_engine *e, jobstore *js);
+void postback_attach(kiln_server *s);
 
 /* Starts n sender threads; they claim due postbacks until stopped. */
-int postbacker_start(kiln_engine *e, int n_threads, postbacker **out,
+int postbacker_start(kiln_server *s, int n_threads, postbacker **out,
                      kiln_error *err);
 void postbacker_wake(postbacker *pb);
 /* Waits for attempts in flight (each is bounded by POSTBACK_TIMEOUT_MS)
  * and frees the senders; pending postbacks stay in the store. */
 void postbacker_stop(postbacker *pb);
 
-#endif /* KILN_CORE_POSTBACK_H */
+#endif /* KILN_SERVER_POSTBACK_H */

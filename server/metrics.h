@@ -5,8 +5,8 @@
  * (processes by status, queue depth) come from the store itself. All
  * calls are thread-safe.
  */
-#ifndef KILN_CORE_METRICS_H
-#define KILN_CORE_METRICS_H
+#ifndef KILN_SERVER_METRICS_H
+#define KILN_SERVER_METRICS_H
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,4 +37,4 @@ void metrics_postback_attempt(kiln_metrics *m, metrics_postback outcome);
 /* Writes the counters and histograms in Prometheus text format (0.0.4). */
 void metrics_write(kiln_metrics *m, FILE *f);
 
-#endif /* KILN_CORE_METRICS_H */
+#endif /* KILN_SERVER_METRICS_H */

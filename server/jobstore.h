@@ -53,8 +53,8 @@
  * was taken over: complete(), requeue() and renew() from it still succeed while
  * the process is PROCESSING.
  */
-#ifndef KILN_CORE_JOBSTORE_H
-#define KILN_CORE_JOBSTORE_H
+#ifndef KILN_SERVER_JOBSTORE_H
+#define KILN_SERVER_JOBSTORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,8 +81,10 @@ typedef enum jobstore_postback_state {
 } jobstore_postback_state;
 
 /* One batch process. The store keeps the request JSON as submitted (after
- * any appended jobs); the server re-parses it for callback flags, limits
- * and jobs, so the store needs no knowledge of the request format. */
+ * any appended jobs); the server re-parses it for limits and jobs, so the
+ * store needs no knowledge of the request format. The two postback
+ * settings are columns besides (below), so that a status change or a
+ * delivery need not parse the request again. */
 typedef struct jobstore_process {
     char id[JOBSTORE_ID_LEN + 1];
     int service_id;
@@ -109,6 +111,17 @@ typedef struct jobstore_process {
      * holds it now) cannot complete, requeue, renew or interrupt it with
      * the token it got (KILN_EPERM, "its lease was taken back"). */
     int64_t lease_token;
+    /* The request's postback settings (api.md), stored by create() from
+     * the struct it is given and returned by every read, the notify
+     * hook's process included. notify_status: a postback on every status
+     * change, not only on FINISHED and FAILED (default false).
+     * retry_postback: failed deliveries of its postbacks are retried
+     * (default true). A zeroed struct says false to both: a caller that
+     * builds one sets retry_postback itself. A store made by a build
+     * without the columns gets them filled from each stored request when
+     * it is opened (jobstore_request_flags). */
+    bool notify_status;
+    bool retry_postback;
 } jobstore_process;
 
 /* One postback owed to a callback URL; retries survive restarts. */
@@ -123,6 +136,12 @@ typedef struct jobstore_postback {
     int64_t next_at;  /* PENDING: when to send (again) */
     int last_status;  /* HTTP status of the last attempt; 0: none or no reply */
     char *last_error; /* or NULL */
+    /* A failed delivery is retried (jobstore_postback_delay) rather than
+     * given up (default true): the sender passes it to
+     * jobstore_postback_record(). A postback stored for the status-change
+     * hook takes its process's retry_postback; postback_enqueue() stores
+     * pb->retry. */
+    bool retry;
 } jobstore_postback;
 
 /* For /metrics. */
@@ -186,12 +205,16 @@ typedef struct jobstore_driver {
                  kiln_error *err);
     /* NULL: jobstore_wait_work answers KILN_EABI (workers poll). */
     int (*wait_work)(jobstore *s, int timeout_ms, kiln_error *err);
+    /* NULL: jobstore_rate answers KILN_EABI (each host counts its own). */
+    int (*rate)(jobstore *s, const char *key, double rate, double burst,
+                int cost, int *wait, kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
  * the transaction of every status change, with the process as it now
  * stands. It returns a malloc'd postback body to store, in the same
- * transaction, for p->callback (due at once), or NULL for none. It runs
+ * transaction, for p->callback (due at once, retried as
+ * p->retry_postback says), or NULL for none. It runs
  * with the store locked: it must not call the store. */
 typedef char *(*jobstore_notify_fn)(const jobstore_process *p, void *arg);
 
@@ -222,6 +245,14 @@ int jobstore_postback_state_parse(const char *name);
  * the next attempt after `n_failed` failed attempts (1, 3, 15, 600), or -1
  * when the postback should be given up. */
 int jobstore_postback_delay(int n_failed);
+
+/* The postback settings a request's JSON text states, read the way the
+ * server read them before they were columns (cJSON): notify_status only
+ * when it is JSON true, retry_postback unless it is JSON false; a text
+ * that is not a JSON object gives the defaults (false, true). Drivers
+ * fill the columns of an older store with it. */
+void jobstore_request_flags(const char *request, bool *notify_status,
+                            bool *retry_postback);
 
 /* Frees the strings of a process the store filled and zeroes it; safe on
  * a zeroed struct. */
@@ -260,8 +291,9 @@ int jobstore_ping(jobstore *s, kiln_error *err);
 /* ---------------------------------------------------------- processes */
 
 /* Inserts a process from p's id, service_id, status (QUEUED or INCOMPLETE,
- * else KILN_EINVAL), request (required), callback, idem_key, idem_hash and
- * not_before; attempt is 1, timestamps are now. Durable on return.
+ * else KILN_EINVAL), request (required), callback, idem_key, idem_hash,
+ * not_before, notify_status and retry_postback; attempt is 1, timestamps
+ * are now. Durable on return.
  * KILN_EEXIST if the id exists or the service already has idem_key. */
 int jobstore_create(jobstore *s, const jobstore_process *p, kiln_error *err);
 
@@ -342,6 +374,17 @@ int jobstore_prune(jobstore *s, int64_t before, int max, int *n_pruned,
  * One thread at a time per handle. */
 int jobstore_wait_work(jobstore *s, int timeout_ms, kiln_error *err);
 
+/* Rate limits shared by every host on the store: the token bucket `key`
+ * (at most 80 bytes; the caller's opaque name, never a secret), refilled
+ * at `rate` per second (> 0) up to `burst` (>= 1) on the store's clock,
+ * full when new. With cost 1 it spends a token when it holds a whole one;
+ * with cost 0 it only looks. *wait gets 0 when the bucket held a whole
+ * token before the call, else the seconds until it will (at least 1).
+ * KILN_EABI when the driver does not count (SQLite: one host, which
+ * counts in memory). */
+int jobstore_rate(jobstore *s, const char *key, double rate, double burst,
+                  int cost, int *wait, kiln_error *err);
+
 /* POST /retry for one id: a FINISHED or FAILED process goes back to
  * QUEUED as attempt + 1 (result, error, n_requeues and not_before reset);
  * *attempt (may be NULL) gets the new attempt. KILN_ENOTFOUND (404);
@@ -367,8 +410,8 @@ int jobstore_set_processing(jobstore *s, const char *id, int service_id,
 
 /* ---------------------------------------------------------- postbacks */
 
-/* Stores a PENDING postback from pb's process_id, service_id, url, body
- * and next_at (attempt 0). *id (may be NULL) gets its id. */
+/* Stores a PENDING postback from pb's process_id, service_id, url, body,
+ * next_at and retry (attempt 0). *id (may be NULL) gets its id. */
 int jobstore_postback_enqueue(jobstore *s, const jobstore_postback *pb,
                               int64_t *id, kiln_error *err);
 
@@ -383,8 +426,9 @@ int jobstore_postback_due(jobstore *s, int64_t now, int lease_seconds,
                           kiln_error *err);
 
 /* Records one delivery attempt: delivered -> DELIVERED; otherwise, when
- * `retry` and jobstore_postback_delay(attempts) >= 0, PENDING at now +
- * delay, else GIVEN_UP. http_status and error (may be NULL) are kept.
+ * `retry` (the postback's own, as postback_due() gave it) and
+ * jobstore_postback_delay(attempts) >= 0, PENDING at now + delay, else
+ * GIVEN_UP. http_status and error (may be NULL) are kept.
  * *state (may be NULL) gets the new state. KILN_ENOTFOUND; KILN_EPERM if
  * the postback is no longer PENDING. */
 int jobstore_postback_record(jobstore *s, int64_t id, bool delivered,

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "metrics.h"
-#include "runner.h"
 #include "workers.h"
 
 /* A claimed postback is not handed to another sender for this long; it
@@ -26,7 +25,7 @@
 #define POSTBACK_TICK_MS 200
 
 struct postbacker {
-    kiln_engine *engine;
+    kiln_server *server;
     workers w;
 };
 
@@ -141,49 +140,33 @@ postback_deliver(const kiln_engine *e, const char *url, const char *body,
     return KILN_OK;
 }
 
-/* The request's postback flags; defaults per api.md. */
-static void
-postback_flags(const char *request, bool *notify_status, bool *retry)
-{
-    *notify_status = false;
-    *retry = true;
-    cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "notify_status");
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(req, "retry_postback");
-    *notify_status = cJSON_IsTrue(n);
-    *retry = !cJSON_IsFalse(r);
-    cJSON_Delete(req);
-}
-
 /* The job store's status-change hook (jobstore_set_notify): runs inside
  * the store's transaction, so it only builds the body. */
 static char *
 postback_hook(const jobstore_process *p, void *arg)
 {
-    kiln_engine *e = arg;
-    bool notify = false, retry = true;
-    postback_flags(p->request, &notify, &retry);
+    kiln_server *s = arg;
     bool final = p->status == JOBSTORE_FINISHED || p->status == JOBSTORE_FAILED;
-    if (!final && !notify) {
+    if (!final && !p->notify_status) {
         return NULL;
     }
-    cJSON *o = runner_status_json(p);
+    cJSON *o = server_status_json(p);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     /* The store frees with free(); cJSON allocates with malloc unless
      * told otherwise, but copy to be independent of its hooks. */
     char *body = text != NULL ? strdup(text) : NULL;
     cJSON_free(text);
-    if (body != NULL && e->postbacker != NULL) {
-        postbacker_wake(e->postbacker);
+    if (body != NULL && s->postbacker != NULL) {
+        postbacker_wake(s->postbacker);
     }
     return body;
 }
 
 void
-postback_attach(kiln_engine *e, jobstore *js)
+postback_attach(kiln_server *s)
 {
-    jobstore_set_notify(js, postback_hook, e);
+    jobstore_set_notify(s->store, postback_hook, s);
 }
 
 /* The store schedules in whole seconds; rounding the attempt's time up
@@ -198,35 +181,27 @@ postback_now_ceil(void)
 
 /* Delivers one claimed postback and records the attempt. */
 static void
-postback_attempt(kiln_engine *e, const jobstore_postback *pb)
+postback_attempt(kiln_server *s, const jobstore_postback *pb)
 {
+    kiln_engine *e = s->engine;
     const config_service *svc = config_find_service(e->config, pb->service_id);
-    jobstore_process p;
-    memset(&p, 0, sizeof p);
     kiln_error err;
     err_clear(&err);
-    bool notify = false, retry = true;
-    if (jobstore_get(e->store, pb->process_id, pb->service_id, &p, &err) ==
-        KILN_OK) {
-        postback_flags(p.request, &notify, &retry);
-    }
-    jobstore_process_clear(&p);
     int status = 0;
-    err_clear(&err);
     int rc = postback_deliver(e, pb->url, pb->body,
                               svc != NULL ? svc->secret : NULL, &status, &err);
     jobstore_postback_state st = JOBSTORE_PB_PENDING;
     kiln_error rerr;
     err_clear(&rerr);
-    if (jobstore_postback_record(e->store, pb->id, rc == KILN_OK, status,
+    if (jobstore_postback_record(s->store, pb->id, rc == KILN_OK, status,
                                  rc == KILN_OK ? NULL : err.message,
-                                 postback_now_ceil(), retry, &st,
+                                 postback_now_ceil(), pb->retry, &st,
                                  &rerr) != KILN_OK) {
         fprintf(stderr, "kiln: postback %lld: cannot record: %s\n",
                 (long long)pb->id, rerr.message);
         return;
     }
-    metrics_postback_attempt(e->metrics,
+    metrics_postback_attempt(s->metrics,
                              st == JOBSTORE_PB_DELIVERED ? METRICS_PB_DELIVERED
                              : st == JOBSTORE_PB_PENDING ? METRICS_PB_FAILED
                                                          : METRICS_PB_GIVEN_UP);
@@ -244,20 +219,20 @@ static void *
 postback_sender(void *arg)
 {
     postbacker *b = arg;
-    kiln_engine *e = b->engine;
+    kiln_server *s = b->server;
     unsigned seen;
     while (workers_running(&b->w, &seen)) {
         jobstore_postback *due = NULL;
         size_t n = 0;
         kiln_error err;
         err_clear(&err);
-        if (jobstore_postback_due(e->store, (int64_t)time(NULL),
+        if (jobstore_postback_due(s->store, (int64_t)time(NULL),
                                   POSTBACK_LEASE_S, 1, &due, &n,
                                   &err) != KILN_OK) {
             fprintf(stderr, "kiln: postbacks: %s\n", err.message);
         }
         for (size_t i = 0; i < n; i++) {
-            postback_attempt(e, &due[i]);
+            postback_attempt(s, &due[i]);
         }
         jobstore_postbacks_free(due, n);
         if (n == 0) {
@@ -268,14 +243,14 @@ postback_sender(void *arg)
 }
 
 int
-postbacker_start(kiln_engine *e, int n_threads, postbacker **out,
+postbacker_start(kiln_server *s, int n_threads, postbacker **out,
                  kiln_error *err)
 {
     postbacker *b = calloc(1, sizeof *b);
     if (b == NULL) {
         return err_set(err, KILN_ENOMEM, "out of memory");
     }
-    b->engine = e;
+    b->server = s;
     if (workers_start(&b->w, n_threads, postback_sender, b) == 0) {
         free(b);
         return err_set(err, KILN_EINTERNAL, "cannot start postback threads");
