@@ -1,21 +1,24 @@
 /*
  * make bench, queue section: the job store alone, as `kiln serve` uses it,
  * with no pixel work. H "hosts" each hold one store handle (as a server
- * does) shared by a submitting thread and W worker threads; the
- * submitters create N processes in all (a request body of a few hundred
- * bytes, as POST /request stores), the workers claim each, store its
- * per-job result (the status write) and complete it. Prints processes per
- * second (wall time from the first create to the last complete) and the
- * latency of successful claims (p50, p99), for the driver and the number
- * of hosts given.
+ * does) shared by S submitting threads (the API's, answering POSTs at
+ * once) and W worker threads; the submitters create N processes in all (a
+ * request body of a few hundred bytes, as POST /request stores), the
+ * workers claim each, store its per-job result (the status write) and
+ * complete it. As in the runner, a worker that finds nothing waits until
+ * a submission of its host wakes it (runner_wake), not spinning. Prints
+ * processes per second (wall time from the first create to the last complete)
+ * and the latency of successful claims (p50, p99), for the driver and the
+ * number of hosts given.
  *
- *   queue DRIVER TARGET HOSTS WORKERS N
+ *   queue DRIVER TARGET HOSTS WORKERS N [SUBMITTERS]  (default 4)
  *   queue sqlite /tmp/q.db 1 2 20000
  *   queue postgres "host=127.0.0.1 port=5432 dbname=kiln" 3 2 20000
  *
  * Timing only: nothing passes or fails.
  */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +39,9 @@ static const char *q_result =
 
 typedef struct q_host {
     jobstore *s;
-    int n_create;
-    double *lat; /* claim latencies in ms, one slot per process */
+    sem_t ready;         /* posted once per process created: wakes a worker */
+    atomic_int n_create; /* processes its submitters still create */
+    double *lat;         /* claim latencies in ms, one slot per process */
 } q_host;
 
 static atomic_int q_done, q_lat_n;
@@ -56,7 +60,7 @@ static void *
 q_submit(void *arg)
 {
     q_host *h = arg;
-    for (int i = 0; i < h->n_create; i++) {
+    while (atomic_fetch_sub(&h->n_create, 1) > 0) {
         jobstore_process p;
         memset(&p, 0, sizeof p);
         kiln_error err = {0};
@@ -71,6 +75,7 @@ q_submit(void *arg)
             fprintf(stderr, "queue: create: %s\n", err.message);
             exit(1);
         }
+        sem_post(&h->ready);
     }
     return NULL;
 }
@@ -85,7 +90,18 @@ q_work(void *arg)
         double t0 = q_now_ms();
         int rc = jobstore_claim(h->s, (int64_t)time(NULL), 30, &p, &err);
         if (rc == KILN_ENOTFOUND) {
-            continue; /* the submitters are behind: ask again */
+            /* The submitters are behind: wait to be woken, as the
+             * runner's workers do (another host's work is found at the
+             * next look, 10 ms later at most, as LISTEN would wake). */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 10 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            sem_timedwait(&h->ready, &ts);
+            continue;
         }
         if (rc != KILN_OK) {
             fprintf(stderr, "queue: claim: %s\n", err.message);
@@ -116,21 +132,24 @@ q_cmp(const void *a, const void *b)
 int
 main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: queue DRIVER TARGET HOSTS WORKERS N\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr,
+                "usage: queue DRIVER TARGET HOSTS WORKERS N [SUBMITTERS]\n");
         return 2;
     }
     const char *driver = argv[1], *target = argv[2];
     int hosts = atoi(argv[3]), workers = atoi(argv[4]);
+    int submitters = argc == 7 ? atoi(argv[6]) : 4;
     q_total = atoi(argv[5]);
     if (hosts < 1 || hosts > 16 || workers < 1 || workers > 64 ||
-        q_total < 1) {
+        submitters < 1 || submitters > 64 || q_total < 1) {
         fprintf(stderr, "queue: bad arguments\n");
         return 2;
     }
     q_lat = calloc((size_t)q_total, sizeof *q_lat);
     q_host *h = calloc((size_t)hosts, sizeof *h);
-    pthread_t *th = calloc((size_t)hosts * (workers + 1), sizeof *th);
+    pthread_t *th =
+        calloc((size_t)hosts * (size_t)(workers + submitters), sizeof *th);
     if (q_lat == NULL || h == NULL || th == NULL) {
         return 1;
     }
@@ -140,12 +159,15 @@ main(int argc, char **argv)
             fprintf(stderr, "queue: %s\n", err.message);
             return 1;
         }
-        h[i].n_create = q_total / hosts + (i < q_total % hosts);
+        atomic_init(&h[i].n_create, q_total / hosts + (i < q_total % hosts));
+        sem_init(&h[i].ready, 0, 0);
     }
     double t0 = q_now_ms();
     int n = 0;
     for (int i = 0; i < hosts; i++) {
-        pthread_create(&th[n++], NULL, q_submit, &h[i]);
+        for (int k = 0; k < submitters; k++) {
+            pthread_create(&th[n++], NULL, q_submit, &h[i]);
+        }
         for (int w = 0; w < workers; w++) {
             pthread_create(&th[n++], NULL, q_work, &h[i]);
         }
@@ -156,13 +178,14 @@ main(int argc, char **argv)
     double wall = q_now_ms() - t0;
     int nl = atomic_load(&q_lat_n) < q_total ? atomic_load(&q_lat_n) : q_total;
     qsort(q_lat, (size_t)nl, sizeof *q_lat, q_cmp);
-    printf("%s\t%d host%s x %d workers\t%d processes\t%.0f processes/s\t"
-           "claim p50 %.2f ms\tp99 %.2f ms\n",
-           driver, hosts, hosts == 1 ? "" : "s", workers, q_total,
+    printf("%s\t%d host%s x %d workers, %d submitters\t%d processes\t"
+           "%.0f processes/s\tclaim p50 %.2f ms\tp99 %.2f ms\n",
+           driver, hosts, hosts == 1 ? "" : "s", workers, submitters, q_total,
            q_total / (wall / 1e3), nl ? q_lat[nl / 2] : 0,
            nl ? q_lat[(int)(nl * 0.99)] : 0);
     for (int i = 0; i < hosts; i++) {
         jobstore_close(h[i].s);
+        sem_destroy(&h[i].ready);
     }
     free(q_lat);
     free(h);

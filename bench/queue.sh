@@ -2,7 +2,8 @@
 # make bench, queue section (issue 15): the job store alone, no pixel work
 # (bench/queue.c): submit, claim, status write and complete of N
 # processes, by 1, 2 and 3 "hosts" (a store handle each, as `kiln serve`
-# holds, with 2 workers and a submitter) on one PostgreSQL with fsync on,
+# holds, with 2 workers and 4 submitting threads, as the API's) on one
+# PostgreSQL with fsync on,
 # and by one host on SQLite. Targets: 3,000 processes/s, claim p99 under
 # 20 ms. The PostgreSQL server runs on this machine and shares its cores
 # with the hosts. Timing only: nothing passes or fails.

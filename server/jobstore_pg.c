@@ -118,6 +118,12 @@ typedef enum pg_query {
 typedef struct pg_store {
     struct pg_pool *pool;
     PGconn *conn;
+    /* The statements of pg_queries prepared on this connection (bit q),
+     * with the parameter types they were prepared with: each is parsed
+     * and planned once per connection, not at every call (on a small
+     * machine PostgreSQL's planning is a good part of a claim). */
+    uint64_t prepared[(PG_N_QUERIES + 63) / 64];
+    Oid prep_types[PG_N_QUERIES][PG_MAX_ARGS];
     int n_changed;       /* rows the last statement changed or returned */
     bool is_committing;  /* a COMMIT is on its way (for messages) */
     bool queued;         /* this call put a process in the queue */
@@ -626,8 +632,8 @@ pg_fail(pg_store *s, const char *what, const PGresult *res, kiln_error *err)
 /* Runs `sql` with args bound to $1..$n_args (text, or int8); *out gets
  * the result, which the caller PQclear()s. */
 static int
-pg_exec(pg_store *s, const char *what, const char *sql, const pg_arg *args,
-        int n_args, PGresult **out, kiln_error *err)
+pg_exec(pg_store *s, int q, const char *what, const char *sql,
+        const pg_arg *args, int n_args, PGresult **out, kiln_error *err)
 {
     const char *values[PG_MAX_ARGS];
     Oid types[PG_MAX_ARGS];
@@ -645,8 +651,31 @@ pg_exec(pg_store *s, const char *what, const char *sql, const pg_arg *args,
         }
     }
     s->n_changed = 0;
-    PGresult *res =
-        PQexecParams(s->conn, sql, n_args, types, values, NULL, NULL, 0);
+    PGresult *res = NULL;
+    char name[16];
+    snprintf(name, sizeof name, "kiln_q%d", q);
+    bool is_prepared = q >= 0 && (s->prepared[q / 64] >> (q % 64) & 1) != 0;
+    if (q >= 0 && !is_prepared) {
+        res = PQprepare(s->conn, name, sql, n_args, types);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            int rc = pg_fail(s, what, res, err);
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+        res = NULL;
+        s->prepared[q / 64] |= UINT64_C(1) << (q % 64);
+        memcpy(s->prep_types[q], types, (size_t)n_args * sizeof(Oid));
+        is_prepared = true;
+    }
+    if (is_prepared &&
+        memcmp(s->prep_types[q], types, (size_t)n_args * sizeof(Oid)) == 0) {
+        res = PQexecPrepared(s->conn, name, n_args, values, NULL, NULL, 0);
+    } else {
+        /* Not one of pg_queries, or called with other types than it was
+         * prepared with: parsed for this call. */
+        res = PQexecParams(s->conn, sql, n_args, types, values, NULL, NULL, 0);
+    }
     ExecStatusType st = PQresultStatus(res); /* NULL: PGRES_FATAL_ERROR */
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = pg_fail(s, what, res, err);
@@ -666,8 +695,8 @@ pg_each(pg_store *s, pg_query q, const pg_arg *args, int n_args, pg_row_fn fn,
 {
     assert(n_args == pg_queries[q].n_params);
     PGresult *res = NULL;
-    int rc = pg_exec(s, pg_queries[q].what, pg_queries[q].sql, args, n_args,
-                     &res, err);
+    int rc = pg_exec(s, (int)q, pg_queries[q].what, pg_queries[q].sql, args,
+                     n_args, &res, err);
     int n = rc == KILN_OK ? PQntuples(res) : 0;
     for (int i = 0; i < n && rc == KILN_OK && fn != NULL; i++) {
         rc = fn(res, i, ctx, err);
@@ -697,8 +726,8 @@ pg_one(pg_store *s, pg_query q, const pg_arg *args, int n_args, pg_row_fn fn,
 {
     assert(n_args == pg_queries[q].n_params);
     PGresult *res = NULL;
-    int rc = pg_exec(s, pg_queries[q].what, pg_queries[q].sql, args, n_args,
-                     &res, err);
+    int rc = pg_exec(s, (int)q, pg_queries[q].what, pg_queries[q].sql, args,
+                     n_args, &res, err);
     if (rc == KILN_OK && PQntuples(res) == 0) {
         rc = err_set(err, KILN_ENOTFOUND, "job store: %s: not found",
                      pg_queries[q].what);
@@ -879,6 +908,8 @@ pg_reconnect(pg_store *s, kiln_error *err)
         return KILN_OK;
     }
     PQreset(s->conn);
+    /* A new session: nothing is prepared on it. */
+    memset(s->prepared, 0, sizeof s->prepared);
     if (pg_is_lost(s)) {
         char why[PG_WHY_LEN];
         pg_why(s, NULL, why, sizeof why);
@@ -911,7 +942,8 @@ pg_commit(pg_store *s, const char *what, kiln_error *err)
 {
     PGresult *res = NULL;
     s->is_committing = true;
-    int rc = pg_exec(s, what, pg_queries[PG_Q_COMMIT].sql, NULL, 0, &res, err);
+    int rc = pg_exec(s, PG_Q_COMMIT, what, pg_queries[PG_Q_COMMIT].sql, NULL, 0,
+                     &res, err);
     s->is_committing = false;
     /* COMMIT of a transaction that failed answers ROLLBACK, not an
      * error; no body commits after a failure, but say it if one did. */
@@ -1259,7 +1291,7 @@ pg_schema(pg_store *s, void *arg, kiln_error *err)
         const char *const *sql = pg_migrations[v].sql;
         for (size_t i = 0; rc == KILN_OK && sql[i] != NULL; i++) {
             PGresult *res = NULL;
-            rc = pg_exec(s, "create schema", sql[i], NULL, 0, &res, err);
+            rc = pg_exec(s, -1, "create schema", sql[i], NULL, 0, &res, err);
             PQclear(res);
         }
         if (rc == KILN_OK && pg_migrations[v].then != NULL) {
