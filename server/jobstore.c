@@ -101,10 +101,10 @@ void
 jobstore_request_flags(const char *request, bool *notify_status,
                        bool *retry_postback)
 {
-    /* cJSON, as core/postback.c read them: it is more lenient than
-     * PostgreSQL's jsonb or SQLite's json functions (text after the
-     * object, for one), and it takes the first of repeated keys, so a
-     * store keeps the meaning its requests had. */
+    /* cJSON, as the server read them before they were columns: it is more
+     * lenient than PostgreSQL's jsonb or SQLite's json functions (text after
+     * the object, for one), and it takes the first of repeated keys, so a store
+     * keeps the meaning its requests had. */
     cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "notify_status");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(req, "retry_postback");

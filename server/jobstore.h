@@ -4,10 +4,10 @@
  * its workers call it from several threads; the store serialises access.
  *
  * Interface and drivers. A `jobstore` is an opaque handle whose first
- * member is a driver vtable (`jobstore_driver`): core/jobstore.c holds the
+ * member is a driver vtable (`jobstore_driver`): server/jobstore.c holds the
  * driver-independent parts (ids, status names, the postback schedule, the
- * dispatch), core/jobstore_sqlite.c the embedded SQLite driver and
- * core/jobstore_pg.c the PostgreSQL one (libpq), for hosts that share a
+ * dispatch), server/jobstore_sqlite.c the embedded SQLite driver and
+ * server/jobstore_pg.c the PostgreSQL one (libpq), for hosts that share a
  * database. jobstore_open() opens either by name; a driver from elsewhere
  * implements the same vtable and is opened with jobstore_open_driver().
  * Nothing outside a driver sees SQL.
@@ -81,8 +81,8 @@ typedef enum jobstore_postback_state {
 } jobstore_postback_state;
 
 /* One batch process. The store keeps the request JSON as submitted (after
- * any appended jobs); the server re-parses it for limits and jobs, so the
- * store needs no knowledge of the request format. The two postback
+ * any appended jobs); the worker that runs it compiles it again (on any
+ * host), so the store needs no knowledge of the request format. The two postback
  * settings are columns besides (below), so that a status change or a
  * delivery need not parse the request again. */
 typedef struct jobstore_process {

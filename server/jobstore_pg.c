@@ -1,7 +1,7 @@
 /*
  * The PostgreSQL job store driver (libpq), for hosts that share one
  * database: the same tables, queue order and rules as the SQLite driver
- * (core/jobstore_sqlite.c), with row locks where SQLite locks the file.
+ * (server/jobstore_sqlite.c), with row locks where SQLite locks the file.
  * One connection per store, guarded by a mutex (the HTTP threads and
  * workers share it); every read-modify-write runs in one READ COMMITTED
  * transaction, and claims lock with SKIP LOCKED so that workers on several

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `kiln serve` on the PostgreSQL job store (core/jobstore_pg.c), against a
+# `kiln serve` on the PostgreSQL job store (server/jobstore_pg.c), against a
 # real PostgreSQL server the test starts (tests/servers/postgres.sh):
 #  - processes submitted through the API finish, with their outputs, and
 #    an Idempotency-Key answers the same process again;

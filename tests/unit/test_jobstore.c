@@ -1,6 +1,6 @@
 /*
- * Unit tests for the job store (core/jobstore.c and its two drivers,
- * core/jobstore_sqlite.c and core/jobstore_pg.c), one contract suite run
+ * Unit tests for the job store (server/jobstore.c and its two drivers,
+ * server/jobstore_sqlite.c and server/jobstore_pg.c), one contract suite run
  * once per driver: "jobstore" on SQLite and "jobstore-postgres" on the
  * PostgreSQL server $KILN_TEST_PG_DSN names (tests/run.sh starts one with
  * tests/servers/postgres.sh; each test gets a database of its own). The
