@@ -4,7 +4,8 @@
  * libmicrohttpd daemon and its listen address; request.c turns one HTTP
  * request into a kiln_call and the engine's kiln_reply into a response;
  * guard.c caps connections and closes those that are too slow to send a
- * request. Everything here is hidden in the .so.
+ * request; dashboard.c serves the operator dashboard's static files.
+ * Everything here is hidden in the .so.
  */
 #ifndef KILN_PLUGINS_API_HTTP_HTTP_H
 #define KILN_PLUGINS_API_HTTP_HTTP_H
@@ -106,5 +107,28 @@ void http_guard_phase(struct MHD_Connection *conn, http_phase phase);
 /* True when the connection holds a reserve place: only GET /health and
  * GET /metrics are answered on it, and each answer closes it. */
 bool http_guard_is_reserve(struct MHD_Connection *conn);
+
+/* The operator dashboard (dashboard.c, docs/dashboard.md): static files
+ * embedded at build time (plugin.mk, mk/embed.sh), served by the
+ * transport itself without a token. */
+typedef struct http_asset {
+    const char *name; /* the file's base name: "index.html", "app.js" */
+    const unsigned char *data;
+    size_t len;
+} http_asset;
+
+extern const http_asset http_dashboard_assets[];
+extern const size_t http_dashboard_assets_n;
+
+/* True when url is the dashboard's: "/dashboard" or under "/dashboard/".
+ * Such a request never reaches the host. */
+bool http_dashboard_owns(const char *url);
+
+/* Answers a request http_dashboard_owns(): the file for GET and HEAD
+ * (200), 404 for a name it does not have, 405 for any other method; with
+ * the dashboard's security headers. Returns what MHD_queue_response()
+ * returns. */
+enum MHD_Result http_dashboard_answer(struct MHD_Connection *conn,
+                                      const char *method, const char *url);
 
 #endif /* KILN_PLUGINS_API_HTTP_HTTP_H */

@@ -4,7 +4,8 @@
  * kiln_call, asks the engine with api_call_from() and sends its kiln_reply
  * back as is. Routing, authentication and every other answer are the
  * core's, but for a connection on the guard's reserve (guard.c), which
- * may only ask for /health and /metrics.
+ * may only ask for /health and /metrics, and for the dashboard's static
+ * files under /dashboard (dashboard.c).
  */
 #include "http.h"
 
@@ -283,6 +284,10 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (r->is_over) {
         return http_send_over(s, conn, r);
+    }
+    if (http_dashboard_owns(url)) { /* static files: dashboard.c */
+        http_answering(s, r);
+        return http_dashboard_answer(conn, method, url);
     }
     return http_send_call(s, conn, url, method, r);
 }
