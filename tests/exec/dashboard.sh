@@ -66,7 +66,7 @@ for f in /dashboard:index.html:text/html /dashboard/app.js:app.js:text/javascrip
     if [ -z "$why" ]; then ok "$T/get-$file"; else fail "$T/get-$file" "${why#; }"; fi
 done
 # No inline script or style in the page: the CSP would block it.
-if grep -Eq '<script>|<script [^>]*>[^<]|<style|style=|on[a-z]+=' "$src/index.html"; then
+if grep -Eq '<script>|<script [^>]*>[^<]|<style|[[:space:]](style|on[a-z]+)=' "$src/index.html"; then
     fail "$T/no-inline" "index.html has inline script, style or an event attribute"
 else
     ok "$T/no-inline"

@@ -45,6 +45,14 @@ async function check(name, fn) {
     }
 }
 
+// A check the rest of a flow needs: when it fails, the flow stops.
+class Stop extends Error {}
+async function must(name, fn) {
+    if (!(await check(name, fn))) {
+        throw new Stop(name);
+    }
+}
+
 function expect(cond, why) {
     if (!cond) {
         throw new Error(why);
@@ -102,8 +110,21 @@ function overflowing() {
 }
 
 async function flows(browser, label, contextOptions) {
-    const isPhone = label === "phone";
     const ctx = await browser.newContext(contextOptions);
+    try {
+        await steps(ctx, label);
+    } catch (e) {
+        if (!(e instanceof Stop)) {
+            throw e;
+        }
+        fail(label + "/flow", "the rest was not run: " + e.message + " failed");
+    } finally {
+        await ctx.close();
+    }
+}
+
+async function steps(ctx, label) {
+    const isPhone = label === "phone";
     const page = await ctx.newPage();
     const consoleErrors = [];
     const foreign = [];
@@ -145,7 +166,7 @@ async function flows(browser, label, contextOptions) {
     const L = (s) => label + "/" + s;
     const rowSel = (id) => '#processes tbody tr[data-id="' + id + '"]';
 
-    await check(L("opens-without-token"), async () => {
+    await must(L("opens-without-token"), async () => {
         const r = await page.goto(base + "/dashboard");
         expect(r.status() === 200, "GET /dashboard: " + r.status());
         await page.waitForSelector("#welcome:visible", { timeout: 5000 });
@@ -154,7 +175,7 @@ async function flows(browser, label, contextOptions) {
     });
     await step("welcome");
 
-    await check(L("token-in-session-storage"), async () => {
+    await must(L("token-in-session-storage"), async () => {
         await page.fill("#token", token);
         await page.click("#token-use");
         await page.waitForSelector("#list-view:visible", { timeout: 5000 });
@@ -173,7 +194,7 @@ async function flows(browser, label, contextOptions) {
     // One process through the API: it shows in the list and finishes
     // there, with its duration, by the page's own polling.
     const id = await submit(1, "/in/a.png", "/out/" + label + "/a.png");
-    await check(L("list-shows-finished"), async () => {
+    await must(L("list-shows-finished"), async () => {
         await page.waitForSelector(rowSel(id), { timeout: WAIT_MS });
         await page.waitForSelector(rowSel(id) + '[data-status="FINISHED"]', { timeout: WAIT_MS });
         const dur = await page.textContent(rowSel(id) + " td.duration");
@@ -181,7 +202,7 @@ async function flows(browser, label, contextOptions) {
     });
     await step("list");
 
-    await check(L("detail-jobs"), async () => {
+    await must(L("detail-jobs"), async () => {
         await page.click(rowSel(id) + " td.duration"); // the row opens it
         await page.waitForSelector('#detail[data-status="FINISHED"]', { timeout: WAIT_MS });
         expect((await page.textContent("#d-id")) === id, "another process is open");
@@ -368,7 +389,6 @@ async function flows(browser, label, contextOptions) {
         expect(foreign.length === 0, "requests elsewhere: " + foreign.slice(0, 3).join(" "));
         expect(unauthorized.length === 0, "401 answers: " + unauthorized.slice(0, 3).join(" "));
     });
-    await ctx.close();
 }
 
 (async () => {

@@ -29,6 +29,7 @@
         cursor: null, // next_cursor of the last page loaded
         paged: false, // "Load more" was used
         services: new Map(), // process_id -> service_id, from every list
+        lookedUp: new Set(), // ids whose service serviceOf() looked for
         stats: {}, // window -> the last GET /stats body
         detailId: null,
         detail: null, // the last status body of the process open
@@ -250,6 +251,7 @@
         state.cursor = null;
         state.paged = false;
         state.services.clear();
+        state.lookedUp.clear();
         state.stats = {};
         state.pausedUntil = 0;
         showToken();
@@ -679,9 +681,10 @@
             return state.services.get(id);
         }
         const t = st ? epochOf(st.created_at) : null;
-        if (t === null) {
+        if (t === null || state.lookedUp.has(id)) {
             return null;
         }
+        state.lookedUp.add(id); /* once: not again on every refresh */
         let cursor = null;
         for (let n = 0; n < 5; n++) {
             const q = new URLSearchParams({
