@@ -70,6 +70,7 @@ typedef enum jobstore_status {
     JOBSTORE_PROCESSING,
     JOBSTORE_FINISHED,
     JOBSTORE_FAILED,
+    JOBSTORE_CANCELLED, /* POST /cancel: ended without its outputs */
     JOBSTORE_N_STATUS
 } jobstore_status;
 
@@ -122,6 +123,16 @@ typedef struct jobstore_process {
      * it is opened (jobstore_request_flags). */
     bool notify_status;
     bool retry_postback;
+    /* Jobs in the request: set by create() from the struct, kept by
+     * append_jobs(); filled from the request for stores made before the
+     * column (GET /processes lists it without reading the request). */
+    int n_jobs;
+    /* The last run's processing time in ms (complete_timed()), or -1
+     * when it has not run to an outcome. */
+    double duration_ms;
+    /* POST /cancel asked to stop its run (PROCESSING only): the worker
+     * holding it stops it and completes it CANCELLED. */
+    bool cancel_requested;
 } jobstore_process;
 
 /* One postback owed to a callback URL; retries survive restarts. */
@@ -143,6 +154,28 @@ typedef struct jobstore_postback {
      * pb->retry. */
     bool retry;
 } jobstore_postback;
+
+/* What list() selects (GET /processes), newest first: created_at, then
+ * id, descending. */
+typedef struct jobstore_query {
+    const int *service_ids; /* the token's services: at least one */
+    size_t n_service_ids;
+    int status;          /* a jobstore_status, or -1 for any */
+    int64_t since;       /* created_at >= since (0: no bound) */
+    int64_t until;       /* created_at < until (0: no bound) */
+    /* Keyset cursor: only processes strictly older than (after_created,
+     * after_id) in that order; after_id "" for the first page. */
+    int64_t after_created;
+    char after_id[JOBSTORE_ID_LEN + 1];
+    int limit; /* 1..1000 */
+} jobstore_query;
+
+/* One ended process, for statistics (GET /stats). */
+typedef struct jobstore_ended {
+    int64_t updated_at;
+    jobstore_status status; /* FINISHED, FAILED or CANCELLED */
+    double duration_ms;     /* -1: none recorded */
+} jobstore_ended_process;
 
 /* For /metrics. */
 typedef struct jobstore_counts {
@@ -208,6 +241,23 @@ typedef struct jobstore_driver {
     /* NULL: jobstore_rate answers KILN_EABI (each host counts its own). */
     int (*rate)(jobstore *s, const char *key, double rate, double burst,
                 int cost, int *wait, kiln_error *err);
+    /* Issue 16: listing, cancelling, statistics (see the functions). */
+    int (*complete_timed)(jobstore *s, const char *id, int64_t token,
+                          jobstore_status status, const char *result_json,
+                          const char *error, double duration_ms,
+                          kiln_error *err);
+    int (*list)(jobstore *s, const jobstore_query *q, jobstore_process **out,
+                size_t *n_out, kiln_error *err);
+    int (*cancel)(jobstore *s, const char *id, int service_id,
+                  jobstore_status *was, kiln_error *err);
+    int (*cancel_requested)(jobstore *s, const char *const *ids, size_t n,
+                            bool *out, kiln_error *err);
+    int (*ended)(jobstore *s, const int *service_ids, size_t n_service_ids,
+                 int64_t since, int64_t until, jobstore_ended_process **out,
+                 size_t *n_out, kiln_error *err);
+    int (*postbacks_of)(jobstore *s, const char *process_id,
+                        jobstore_postback **out, size_t *n_out,
+                        kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -339,6 +389,15 @@ int jobstore_complete(jobstore *s, const char *id, int64_t token,
                       jobstore_status status, const char *result_json,
                       const char *error, kiln_error *err);
 
+/* complete() recording the run's processing time (duration_ms >= 0, or
+ * -1 for none), and accepting CANCELLED too (a run stopped by POST
+ * /cancel: cancel_requested is cleared). jobstore_complete() is this
+ * with -1 and FINISHED or FAILED only. */
+int jobstore_complete_timed(jobstore *s, const char *id, int64_t token,
+                            jobstore_status status, const char *result_json,
+                            const char *error, double duration_ms,
+                            kiln_error *err);
+
 /* Returns a PROCESSING process to QUEUED, not to be claimed before
  * not_before, counting n_requeues + 1 (the caller enforces the 5-attempt
  * limit of wait_retry_delay by reading n_requeues) and keeping `error`
@@ -407,6 +466,44 @@ int jobstore_append_jobs(jobstore *s, const char *id, int service_id,
  * INCOMPLETE. */
 int jobstore_set_processing(jobstore *s, const char *id, int service_id,
                             const char *callback, kiln_error *err);
+
+/* GET /processes: up to q->limit processes that q selects, newest first,
+ * into *out (a malloc'd array of *n_out, freed with
+ * jobstore_processes_free; request and result are NOT filled: NULL).
+ * KILN_EINVAL for a query without services or a limit out of range. */
+int jobstore_list(jobstore *s, const jobstore_query *q, jobstore_process **out,
+                  size_t *n_out, kiln_error *err);
+/* Frees what jobstore_list filled; NULL is a no-op. */
+void jobstore_processes_free(jobstore_process *ps, size_t n);
+
+/* POST /cancel for one id of `service_id`. An INCOMPLETE or QUEUED
+ * process becomes CANCELLED at once (a status change: the notify hook
+ * runs and its postback is stored with it); a PROCESSING one gets
+ * cancel_requested (no status change: its worker stops the run and
+ * completes it CANCELLED). *was (may be NULL) gets the status it had.
+ * KILN_ENOTFOUND (404); KILN_EPERM when it has ended already (FINISHED,
+ * FAILED, CANCELLED: 409, *was says which). A second cancel of a running
+ * process is KILN_OK again. */
+int jobstore_cancel(jobstore *s, const char *id, int service_id,
+                    jobstore_status *was, kiln_error *err);
+
+/* For the runner's keeper: out[i] is true when process ids[i] is
+ * PROCESSING with cancel_requested (false when absent). */
+int jobstore_cancel_requested(jobstore *s, const char *const *ids, size_t n,
+                              bool *out, kiln_error *err);
+
+/* GET /stats: every FINISHED, FAILED or CANCELLED process of the services
+ * whose updated_at is in [since, until), in updated_at order, into *out
+ * (malloc'd, *n_out entries; NULL when 0; free() it). */
+int jobstore_ended(jobstore *s, const int *service_ids, size_t n_service_ids,
+                   int64_t since, int64_t until, jobstore_ended_process **out,
+                   size_t *n_out, kiln_error *err);
+
+/* GET /status/{id}/postbacks: the postbacks of a process, oldest first
+ * (url and body filled), into *out; free with jobstore_postbacks_free. */
+int jobstore_postbacks_of(jobstore *s, const char *process_id,
+                          jobstore_postback **out, size_t *n_out,
+                          kiln_error *err);
 
 /* ---------------------------------------------------------- postbacks */
 
