@@ -19,6 +19,7 @@
 
 static atomic_int log_json;
 static atomic_int log_level = KILN_LOG_INFO;
+static atomic_int log_ready; /* log_setup ran, or the default was read */
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
@@ -30,11 +31,20 @@ log_setup(bool json, kiln_log_level level)
     }
     atomic_store(&log_json, json);
     atomic_store(&log_level, (int)level);
+    atomic_store(&log_ready, 1);
 }
 
 bool
 log_enabled(kiln_log_level level)
 {
+    if (!atomic_load(&log_ready)) {
+        /* Before any configuration (kiln run, compile): text, info, or
+         * debug with KILN_DEBUG. */
+        if (getenv("KILN_DEBUG") != NULL) {
+            atomic_store(&log_level, KILN_LOG_DEBUG);
+        }
+        atomic_store(&log_ready, 1);
+    }
     return (int)level <= atomic_load(&log_level);
 }
 
@@ -93,8 +103,7 @@ log_begin(FILE *f, kiln_log_level level, const char *event, bool json)
     snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
     const char *name = log_names[level <= KILN_LOG_DEBUG ? level : 3];
     if (json) {
-        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"event\":", when,
-                name);
+        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"event\":", when, name);
         log_string(f, event, true);
     } else {
         fprintf(f, "%s %s ", when, name);

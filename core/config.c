@@ -287,12 +287,20 @@ cfg_limits_default(kiln_limits *l)
     l->max_body = 1048576;
 }
 
-static const char *const cfg_root_keys[] = {
-    "listen",     "workers",           "shutdown_timeout",
-    "kill_after", "max_interruptions", "optimize",
-    "plugins",    "jobstore",          "limits",
-    "rate_limit", "network",           "services",
-    "http",       "log"};
+static const char *const cfg_root_keys[] = {"listen",
+                                            "workers",
+                                            "shutdown_timeout",
+                                            "kill_after",
+                                            "max_interruptions",
+                                            "optimize",
+                                            "plugins",
+                                            "jobstore",
+                                            "limits",
+                                            "rate_limit",
+                                            "network",
+                                            "services",
+                                            "http",
+                                            "log"};
 
 static const char *const cfg_http_keys[] = {
     "max_connections", "max_connections_per_address", "header_timeout",

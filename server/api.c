@@ -543,8 +543,8 @@ api_bad_param(kiln_reply *out, const char *name, const char *value,
 {
     char shown[80];
     err_quote(shown, sizeof shown, value);
-    api_message(out, 400, "query parameter \"%s\": got %s (expected %s)",
-                name, shown, expected);
+    api_message(out, 400, "query parameter \"%s\": got %s (expected %s)", name,
+                shown, expected);
 }
 
 /* Reads query parameter `name` into buf: false after answering 400 when
@@ -584,8 +584,7 @@ api_param_services(const kiln_call *c, const int *ids, size_t n_ids, int *out,
     char *end;
     errno = 0;
     long id = strtol(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || id < 0 ||
-        id > INT_MAX) {
+    if (v[0] == '\0' || *end != '\0' || errno != 0 || id < 0 || id > INT_MAX) {
         api_bad_param(reply, "service_id", v, "a service id: a whole number");
         return false;
     }
@@ -660,8 +659,7 @@ api_processes(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
         /* "CREATED.ID", as next_cursor gives it. */
         char *dot = strchr(v, '.');
         size_t idlen = dot != NULL ? strlen(dot + 1) : 0;
-        if (dot == NULL || dot == v || idlen == 0 ||
-            idlen > JOBSTORE_ID_LEN ||
+        if (dot == NULL || dot == v || idlen == 0 || idlen > JOBSTORE_ID_LEN ||
             strspn(v, "0123456789") != (size_t)(dot - v) ||
             strspn(dot + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw"
                             "xyz0123456789-_") != idlen) {
@@ -1103,7 +1101,7 @@ static const char *
 api_route(const char *m, const char *path)
 {
     char id[JOBSTORE_ID_LEN + 1];
-    static const char *const plain[] = {"/request", "/retry",  "/cancel",
+    static const char *const plain[] = {"/request",   "/retry", "/cancel",
                                         "/processes", "/stats", "/health",
                                         "/metrics"};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {

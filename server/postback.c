@@ -146,8 +146,7 @@ static char *
 postback_hook(const jobstore_process *p, void *arg)
 {
     kiln_server *s = arg;
-    bool final = p->status == JOBSTORE_FINISHED ||
-                 p->status == JOBSTORE_FAILED || p->status == JOBSTORE_CANCELLED;
+    bool final = jobstore_status_ended(p->status);
     if (!final && !p->notify_status) {
         return NULL;
     }

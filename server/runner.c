@@ -113,8 +113,9 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
              stuck->limit_s);
     if (jobstore_complete(r->store, stuck->id, stuck->token, JOBSTORE_FAILED,
                           NULL, msg, &err) != KILN_OK) {
-        log_msg(KILN_LOG_ERROR, "store", "process %s: cannot store its failure: %s",
-                stuck->id, err.message);
+        log_msg(KILN_LOG_ERROR, "store",
+                "process %s: cannot store its failure: %s", stuck->id,
+                err.message);
     }
     pthread_mutex_lock(&r->mu);
     for (int i = 0; i < r->n_slots; i++) {
@@ -127,8 +128,8 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
                              "re-run: the server restarted to end another "
                              "process that did not stop",
                              &err) != KILN_OK) {
-            log_msg(KILN_LOG_ERROR, "store", "process %s: cannot queue it again: %s", id,
-                    err.message);
+            log_msg(KILN_LOG_ERROR, "store",
+                    "process %s: cannot queue it again: %s", id, err.message);
         }
     }
     fflush(stderr);
@@ -154,8 +155,8 @@ runner_prune(runner *r)
         int n = 0;
         if (jobstore_prune(r->store, before, RUNNER_PRUNE_BATCH, &n, &err) !=
             KILN_OK) {
-            log_msg(KILN_LOG_WARN, "store", "job store: cannot prune old processes: %s",
-                    err.message);
+            log_msg(KILN_LOG_WARN, "store",
+                    "job store: cannot prune old processes: %s", err.message);
             break;
         }
         total += n;
@@ -191,9 +192,8 @@ runner_poll_cancels(runner *r, const runner_slot *snap)
         }
         kiln_error err;
         err_clear(&err);
-        if (n == 0 ||
-            jobstore_cancel_requested(r->store, ids, n, stop, &err) !=
-                KILN_OK) {
+        if (n == 0 || jobstore_cancel_requested(r->store, ids, n, stop, &err) !=
+                          KILN_OK) {
             continue; /* a store that is down: renewals say so */
         }
         pthread_mutex_lock(&r->mu);
@@ -380,8 +380,8 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
                 p->id, outcome);
         outcome = "dropped";
     } else if (err.message[0] != '\0') {
-        log_msg(KILN_LOG_ERROR, "store", "process %s: cannot store its outcome: %s",
-                p->id, err.message);
+        log_msg(KILN_LOG_ERROR, "store",
+                "process %s: cannot store its outcome: %s", p->id, err.message);
     }
     bool bad = strcmp(outcome, "failed") == 0 ||
                strcmp(outcome, "timeout") == 0 ||
@@ -526,8 +526,9 @@ static void
 runner_cancel(void *arg)
 {
     runner *r = arg;
-    log_msg(KILN_LOG_WARN, "shutdown", "shutdown_timeout passed: interrupting the running "
-                    "processes; they stay queued");
+    log_msg(KILN_LOG_WARN, "shutdown",
+            "shutdown_timeout passed: interrupting the running "
+            "processes; they stay queued");
     r->engine->cancel = 1;
 }
 

@@ -42,9 +42,9 @@ server_stats_json(kiln_server *s, const char *window, const int *service_ids,
     int64_t first = (now / step) * step - (int64_t)(n_points - 1) * step;
     jobstore_ended_process *rows = NULL;
     size_t n = 0;
-    if (jobstore_ended(s->store, service_ids, n_service_ids, first,
-                       first + (int64_t)n_points * step, &rows, &n,
-                       err) != KILN_OK) {
+    if (jobstore_list_ended(s->store, service_ids, n_service_ids, first,
+                            first + (int64_t)n_points * step, &rows, &n,
+                            err) != KILN_OK) {
         return NULL;
     }
     double *durations = malloc((n + 1) * sizeof *durations);

@@ -32,10 +32,10 @@
 /* One request's state, in *con_cls from the first call of the access
  * handler to MHD_OPTION_NOTIFY_COMPLETED. */
 typedef struct http_request {
-    bool is_begun; /* the access handler has seen its headers */
+    bool is_begun;       /* the access handler has seen its headers */
     char request_id[65]; /* X-Request-Id: set with the headers */
-    char *query;   /* the raw query string (after '?'), or NULL */
-    char *body;    /* NULL until a byte arrives */
+    char *query;         /* the raw query string (after '?'), or NULL */
+    char *body;          /* NULL until a byte arrives */
     size_t len;
     size_t cap;
     bool is_over;      /* the body went over max_body: answer 413 */

@@ -228,7 +228,7 @@ api_one(const char *s, const char *end, char id[JOBSTORE_ID_LEN + 1])
     char *body =
         p < end ? api_subst(p, (size_t)(end - p), id, &body_len) : NULL;
     kiln_call call = {sizeof(kiln_call), method, path, auth, idem, body,
-                      body_len, NULL};
+                      body_len, NULL, NULL};
     /* The transport splits the query off the path (api-http). */
     char *question = path != NULL ? strchr(path, '?') : NULL;
     if (question != NULL) {
