@@ -63,6 +63,32 @@ const char *err_errno_text(int e, char *buf, size_t size);
  * NULL quotes as "". Returns out. The host API's quote(). */
 const char *err_quote(char *out, size_t size, const char *s);
 void err_clear(kiln_error *err);
+
+/* ---------------------------------------------------------------- log.c */
+
+/* One field of a log line: a string (NULL: none) or a number. */
+typedef struct log_field {
+    const char *key;
+    const char *str;
+    double num;
+    bool is_num;
+} log_field;
+#define LOG_S(k, v) ((log_field){.key = (k), .str = (v)})
+#define LOG_N(k, v) ((log_field){.key = (k), .num = (double)(v), .is_num = true})
+
+/* The process's log: JSON lines or text, at `level` and above (KILN_DEBUG
+ * in the environment: debug). Until called: text, info. */
+void log_setup(bool json, kiln_log_level level);
+bool log_enabled(kiln_log_level level);
+/* "error", "warn" ("warning"), "info", "debug" -> the level; -1 if none. */
+int log_level_parse(const char *name);
+/* One line: `event` ("request", "process", ...) and its fields. Never
+ * pass a token, a secret or a URL's query. */
+void log_event(kiln_log_level level, const char *event, const log_field *fields,
+               size_t n);
+/* One line whose one field is a message ("msg"). */
+void log_msg(kiln_log_level level, const char *event, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
 /* Makes err->path "prefix.path" (or "prefix" when path is empty). */
 void err_prefix_path(kiln_error *err, const char *prefix);
 
@@ -298,6 +324,9 @@ typedef struct kiln_config {
      * shared job store; "cluster" (default): counted in the job store
      * when it is shared by hosts (PostgreSQL). */
     bool rate_per_host;
+    /* log.format "json" (else text) and log.level (KILN_LOG_*). */
+    bool log_json;
+    int log_level;
     kiln_http_settings http; /* "http": the transport's connection limits */
     char **network_allow;
     size_t n_network_allow;

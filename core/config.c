@@ -287,12 +287,20 @@ cfg_limits_default(kiln_limits *l)
     l->max_body = 1048576;
 }
 
-static const char *const cfg_root_keys[] = {
-    "listen",     "workers",           "shutdown_timeout",
-    "kill_after", "max_interruptions", "optimize",
-    "plugins",    "jobstore",          "limits",
-    "rate_limit", "network",           "services",
-    "http"};
+static const char *const cfg_root_keys[] = {"listen",
+                                            "workers",
+                                            "shutdown_timeout",
+                                            "kill_after",
+                                            "max_interruptions",
+                                            "optimize",
+                                            "plugins",
+                                            "jobstore",
+                                            "limits",
+                                            "rate_limit",
+                                            "network",
+                                            "services",
+                                            "http",
+                                            "log"};
 
 static const char *const cfg_http_keys[] = {
     "max_connections", "max_connections_per_address", "header_timeout",
@@ -539,6 +547,7 @@ cfg_new_defaults(void)
     c->rate_burst = 100;
     c->failed_auth_per_second = 1;
     c->failed_auth_burst = 20;
+    c->log_level = KILN_LOG_INFO;
     c->http.max_connections = 1000;
     c->http.max_connections_per_address = 64;
     c->http.header_timeout = 10;
@@ -708,6 +717,33 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
                       "unknown scope \"%s\" (expected cluster or host)", scope);
         }
         free(scope);
+    }
+    const cJSON *lg = cfg_object(&x, root, "", "log");
+    if (lg != NULL) {
+        static const char *const keys[] = {"format", "level"};
+        cfg_check_keys(&x, lg, "log", keys, 2);
+        char *format = NULL, *level = NULL;
+        cfg_string(&x, lg, "log", "format", &format);
+        cfg_string(&x, lg, "log", "level", &level);
+        if (format != NULL && strcmp(format, "json") == 0) {
+            c->log_json = true;
+        } else if (format != NULL && strcmp(format, "text") != 0) {
+            cfg_error(&x, "log.format", NULL,
+                      "unknown format \"%s\" (expected text or json)", format);
+        }
+        if (level != NULL) {
+            int l = log_level_parse(level);
+            if (l < 0) {
+                cfg_error(&x, "log.level", NULL,
+                          "unknown level \"%s\" (expected error, warn, info "
+                          "or debug)",
+                          level);
+            } else {
+                c->log_level = l;
+            }
+        }
+        free(format);
+        free(level);
     }
     const cJSON *http = cfg_object(&x, root, "", "http");
     if (http != NULL) {

@@ -750,6 +750,13 @@ engine_source_damaged(graph *g, VipsSource *src, const char *shown,
 int
 engine_execute(kiln_engine *e, graph *g, exec_result *res)
 {
+    return engine_execute_stoppable(e, g, NULL, res);
+}
+
+int
+engine_execute_stoppable(kiln_engine *e, graph *g, const volatile int *stop,
+                         exec_result *res)
+{
     double t0 = clock_ms();
     memset(res, 0, sizeof *res);
     res->jobs = calloc(g->n_jobs + 1, sizeof *res->jobs);
@@ -786,6 +793,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
         res->deadline.limit_s = lim.max_process_time;
     }
     res->deadline.cancel = &e->cancel;
+    res->deadline.stop = stop;
     /* A URL source is read through the remote backend, after the same
      * checks as at submission (the deployment may have changed since). */
     const engine_storage *src_st = st;
@@ -964,6 +972,7 @@ engine_execute(kiln_engine *e, graph *g, exec_result *res)
 fail:
     res->timed_out = exec_deadline_passed(&res->deadline);
     res->cancelled = res->deadline.cancelled != 0;
+    res->stopped = res->deadline.stopped != 0;
     err_format(&err, res->error, sizeof res->error);
     for (size_t j = 0; j < g->n_jobs; j++) {
         snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",

@@ -30,6 +30,9 @@ exec_deadline_passed(exec_deadline *d)
     if (d->cancel != NULL && *d->cancel) {
         d->cancelled = 1;
         d->expired = 1;
+    } else if (d->stop != NULL && *d->stop) {
+        d->stopped = 1;
+        d->expired = 1;
     } else if (d->at_ms > 0 && clock_ms() > d->at_ms) {
         d->expired = 1;
     }
@@ -43,6 +46,11 @@ exec_deadline_error(const exec_deadline *d, kiln_error *err)
         return err_set(err, KILN_ELIMIT,
                        "interrupted: the server is shutting down (the "
                        "process is queued again)");
+    }
+    if (d->stopped) {
+        return err_set(err, KILN_ELIMIT,
+                       "cancelled (POST /cancel): the run was stopped and "
+                       "wrote nothing");
     }
     return err_set(err, KILN_ELIMIT,
                    "cancelled: the process ran longer than its "
@@ -949,6 +957,7 @@ exec_finish(const engine_storage *st, const graph *g, exec_pending *pend,
      * process cancelled by max_process_time writes nothing either way. */
     res->timed_out = exec_deadline_passed(&res->deadline);
     res->cancelled = res->deadline.cancelled != 0;
+    res->stopped = res->deadline.stopped != 0;
     bool commit_ok =
         !res->timed_out && (n_failed == 0 || !g->req.fail_on_conversion_error);
     const kiln_storage *b = &st->backend->st;

@@ -32,14 +32,17 @@ typedef struct exec_deadline {
     double at_ms;
     double limit_s;
     const volatile int *cancel; /* non-zero: stop now (server shutdown) */
+    const volatile int *stop;   /* non-zero: stop this run (POST /cancel) */
     volatile int expired;       /* set from libvips worker threads */
     volatile int cancelled;     /* expired because of *cancel */
+    volatile int stopped;       /* expired because of *stop */
 } exec_deadline;
 
 typedef struct exec_result {
     bool ok;            /* every job finished */
     bool timed_out;     /* cancelled by max_process_time */
     bool cancelled;     /* stopped by a server shutdown: run it again */
+    bool stopped;       /* stopped by its own *stop (POST /cancel) */
     int storage_errors; /* reads, writes and commits the storage failed */
     exec_deadline deadline;
     bool source_failed; /* the source could not be read (retryable) */
@@ -125,6 +128,10 @@ int engine_compile_admit(kiln_engine *e, const char *text, size_t len,
 /* Runs a compiled graph: reads the source from the service's storage,
  * binds, executes every job, writes outputs whole or not at all. */
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
+/* The same, stopped (nothing written, res->stopped) as soon as *stop
+ * becomes non-zero, from any thread. */
+int engine_execute_stoppable(kiln_engine *e, graph *g,
+                             const volatile int *stop, exec_result *res);
 /* The limits a compiled request runs under: its service's, lowered by the
  * request's own `limits`. */
 kiln_limits engine_process_limits(const kiln_engine *e, const graph *g);

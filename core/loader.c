@@ -74,19 +74,19 @@ loader_register_backend(kiln_plugin *self, const kiln_backend *b,
 static void
 loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    if (level > KILN_LOG_INFO && getenv("KILN_DEBUG") == NULL) {
+    if (!log_enabled(level)) {
         return;
     }
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    flockfile(stderr);
-    fprintf(stderr, "kiln: %s: %s: ", self ? self->name : "?",
-            names[level <= KILN_LOG_DEBUG ? level : KILN_LOG_DEBUG]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The server's log (base/log.c): a plugin's line is an event of its
+     * own, in the configured format. */
+    log_field f[] = {LOG_S("plugin", self != NULL ? self->name : "?"),
+                     LOG_S("msg", msg)};
+    log_event(level, "plugin", f, 2);
 }
 
 static const char *

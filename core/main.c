@@ -740,6 +740,7 @@ cmd_serve(int argc, char **argv)
     if (c == NULL) {
         return 1;
     }
+    log_setup(c->log_json, (kiln_log_level)c->log_level);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* postbacks */
     bool dev = c->dev_token;
     kiln_engine *e = start_engine(c, true);
@@ -778,17 +779,17 @@ cmd_serve(int argc, char **argv)
         goto stop;
     }
     /* A DSN may hold a password: PostgreSQL is named, never shown. */
-    fprintf(stderr, "kiln: serving on %s (%d workers, job store %s)\n",
+    log_msg(KILN_LOG_INFO, "start", "serving on %s (%d workers, job store %s)",
             e->config->listen, e->config->workers,
             pg ? "postgres" : e->config->jobstore_path);
     if (dev) {
         /* Printed once for the developer; never logged elsewhere. */
-        fprintf(stderr, "kiln: development token for service 1: %s\n",
+        log_msg(KILN_LOG_WARN, "start", "development token for service 1: %s",
                 e->config->services[0].tokens[0]);
     }
     int sig = 0;
     sigwait(&stop, &sig);
-    fprintf(stderr, "kiln: %s received, shutting down\n",
+    log_msg(KILN_LOG_INFO, "stop", "%s received, shutting down",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;
 stop:

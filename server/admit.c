@@ -121,6 +121,8 @@ server_admit(kiln_server *s, const char *body, size_t len, const char *idem_key,
     p.callback = (char *)g->req.callback;
     p.notify_status = g->req.notify_status;
     p.retry_postback = g->req.retry_postback;
+    p.n_jobs = (int)g->n_jobs;
+    p.duration_ms = -1;
     p.idem_key = (char *)idem_key;
     p.idem_hash = idem_key != NULL ? hash : NULL;
     rc = jobstore_create(s->store, &p, err);

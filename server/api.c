@@ -63,6 +63,8 @@ api_store_prefix(const kiln_error *err)
 static void
 api_store_failed(kiln_reply *out, const kiln_error *err)
 {
+    log_msg(KILN_LOG_WARN, "store", "%s%s", api_store_prefix(err),
+            err->message);
     api_message(out, 503, "%s%s", api_store_prefix(err), err->message);
 }
 
@@ -296,7 +298,7 @@ api_create_check(void *arg, int service)
 /* POST /request: parsed and compiled once (server_admit). */
 static void
 api_create(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
-           kiln_reply *out)
+           kiln_reply *out, int *service_out)
 {
     if (c->idempotency_key != NULL &&
         !api_idempotency_ok(c->idempotency_key, out)) {
@@ -313,6 +315,9 @@ api_create(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
     int service = -1;
     int rc = server_admit(s, body, c->body_len, c->idempotency_key,
                           api_create_check, &gate, &service, id, &errs, &err);
+    if (service >= 0) {
+        *service_out = service;
+    }
     if (rc == KILN_OK) {
         api_wake(s);
         api_success(out, id);
@@ -423,9 +428,16 @@ api_retry_body_ok(const cJSON *body, kiln_reply *out)
     return true;
 }
 
+/* One id of POST /retry or POST /cancel: fills status (the entry's HTTP
+ * status) and desc; returns true when a process was queued. */
+typedef bool (*api_id_fn)(kiln_server *s, const char *id, int service,
+                          int *status, char *desc, size_t size);
+
+/* POST /retry and POST /cancel: {"service_id": N, "process_ids": [...]},
+ * answered 200 with one entry per id. */
 static void
-api_retry(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
-          kiln_reply *out)
+api_each_id(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
+            api_id_fn fn, kiln_reply *out)
 {
     cJSON *body = api_parse_body(c);
     if (!api_retry_body_ok(body, out)) {
@@ -445,28 +457,10 @@ api_retry(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
     cJSON_ArrayForEach(it, list)
     {
         const char *id = it->valuestring; /* a string: checked above */
+        char desc[256];
+        int status = 0;
+        woke |= fn(s, id, service, &status, desc, sizeof desc);
         cJSON *o = cJSON_CreateObject();
-        kiln_error err;
-        err_clear(&err);
-        int attempt = 0;
-        int rc = jobstore_retry(s->store, id, service, &attempt, &err);
-        char desc[128];
-        int status = rc == KILN_OK          ? 200
-                     : rc == KILN_EPERM     ? 409
-                     : rc == KILN_ENOTFOUND ? 404
-                                            : 503;
-        if (rc == KILN_OK) {
-            snprintf(desc, sizeof desc, "Reprocessing process, attempt: %d",
-                     attempt);
-            woke = true;
-        } else if (rc == KILN_EPERM) {
-            snprintf(desc, sizeof desc, "Process is still running");
-        } else if (rc == KILN_ENOTFOUND) {
-            snprintf(desc, sizeof desc, "Process not found");
-        } else {
-            snprintf(desc, sizeof desc, "%s%.200s", api_store_prefix(&err),
-                     err.message);
-        }
         cJSON_AddNumberToObject(o, "status", status);
         cJSON_AddStringToObject(o, "process_id", id);
         cJSON_AddStringToObject(o, "description", desc);
@@ -477,6 +471,331 @@ api_retry(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
         api_wake(s);
     }
     api_reply_json(out, 200, answer);
+}
+
+/* The entry of an id the store could not act on: 404, or 503 in the
+ * store's words. */
+static int
+api_id_failed(int rc, const kiln_error *err, char *desc, size_t size)
+{
+    if (rc == KILN_ENOTFOUND) {
+        snprintf(desc, size, "Process not found");
+        return 404;
+    }
+    snprintf(desc, size, "%s%.200s", api_store_prefix(err), err->message);
+    return 503;
+}
+
+static bool
+api_retry_one(kiln_server *s, const char *id, int service, int *status,
+              char *desc, size_t size)
+{
+    kiln_error err;
+    err_clear(&err);
+    int attempt = 0;
+    int rc = jobstore_retry(s->store, id, service, &attempt, &err);
+    if (rc == KILN_OK) {
+        snprintf(desc, size, "Reprocessing process, attempt: %d", attempt);
+        *status = 200;
+        return true;
+    }
+    if (rc == KILN_EPERM) {
+        snprintf(desc, size, "Process is still running");
+        *status = 409;
+    } else {
+        *status = api_id_failed(rc, &err, desc, size);
+    }
+    return false;
+}
+
+/* A queued process is cancelled at once; a running one is stopped by
+ * the worker that holds it (runner.c, within a second or two), which
+ * then ends it CANCELLED. */
+static bool
+api_cancel_one(kiln_server *s, const char *id, int service, int *status,
+               char *desc, size_t size)
+{
+    kiln_error err;
+    err_clear(&err);
+    jobstore_status was = JOBSTORE_QUEUED;
+    int rc = jobstore_cancel(s->store, id, service, &was, &err);
+    if (rc == KILN_OK && was == JOBSTORE_PROCESSING) {
+        snprintf(desc, size, "Cancelling: the run is being stopped");
+        *status = 202;
+    } else if (rc == KILN_OK) {
+        snprintf(desc, size, "Cancelled");
+        *status = 200;
+    } else if (rc == KILN_EPERM) {
+        snprintf(desc, size, "Process has already ended (%s)",
+                 jobstore_status_name(was));
+        *status = 409;
+    } else {
+        *status = api_id_failed(rc, &err, desc, size);
+    }
+    return false;
+}
+
+/* 400 for a query parameter: its name, the value quoted, what was
+ * expected. */
+static void
+api_bad_param(kiln_reply *out, const char *name, const char *value,
+              const char *expected)
+{
+    char shown[80];
+    err_quote(shown, sizeof shown, value);
+    api_message(out, 400, "query parameter \"%s\": got %s (expected %s)", name,
+                shown, expected);
+}
+
+/* Reads query parameter `name` into buf: false after answering 400 when
+ * it cannot be decoded; *found says whether it was there. */
+static bool
+api_param(const kiln_call *c, const char *name, char *buf, size_t size,
+          bool *found, kiln_reply *out)
+{
+    int rc = server_query_get(c->query, name, buf, size);
+    *found = rc == 1;
+    if (rc < 0) {
+        api_message(out, 400,
+                    "query parameter \"%s\" cannot be read (a bad %%-escape "
+                    "or over %zu bytes)",
+                    name, size - 1);
+        return false;
+    }
+    return true;
+}
+
+/* The services a GET narrows the token's to with ?service_id=N: false
+ * after answering 400 or 403. */
+static bool
+api_param_services(const kiln_call *c, const int *ids, size_t n_ids, int *out,
+                   size_t *n_out, kiln_reply *reply)
+{
+    char v[32];
+    bool found = false;
+    if (!api_param(c, "service_id", v, sizeof v, &found, reply)) {
+        return false;
+    }
+    if (!found) {
+        memcpy(out, ids, n_ids * sizeof *ids);
+        *n_out = n_ids;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long id = strtol(v, &end, 10);
+    if (v[0] == '\0' || *end != '\0' || errno != 0 || id < 0 || id > INT_MAX) {
+        api_bad_param(reply, "service_id", v, "a service id: a whole number");
+        return false;
+    }
+    if (!api_may_use(ids, n_ids, (int)id)) {
+        api_message(reply, 403, "this token may not use service %ld", id);
+        return false;
+    }
+    out[0] = (int)id;
+    *n_out = 1;
+    return true;
+}
+
+#define API_LIST_DEFAULT 50
+#define API_LIST_MAX 200
+
+/* GET /processes: the token's processes, newest first, a page at a time
+ * (docs/api.md). */
+static void
+api_processes(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
+              kiln_reply *out)
+{
+    jobstore_query q;
+    memset(&q, 0, sizeof q);
+    int services[64];
+    size_t n_services = 0;
+    if (!api_param_services(c, ids, n_ids, services, &n_services, out)) {
+        return;
+    }
+    q.service_ids = services;
+    q.n_service_ids = n_services;
+    q.status = -1;
+    q.limit = API_LIST_DEFAULT;
+    char v[128];
+    bool found;
+    if (!api_param(c, "status", v, sizeof v, &found, out)) {
+        return;
+    }
+    if (found && (q.status = jobstore_status_parse(v)) < 0) {
+        api_bad_param(out, "status", v,
+                      "INCOMPLETE, QUEUED, PROCESSING, FINISHED, FAILED or "
+                      "CANCELLED");
+        return;
+    }
+    static const char *const bounds[] = {"since", "until"};
+    for (int i = 0; i < 2; i++) {
+        if (!api_param(c, bounds[i], v, sizeof v, &found, out)) {
+            return;
+        }
+        if (found && !server_parse_time(v, i == 0 ? &q.since : &q.until)) {
+            api_bad_param(out, bounds[i], v,
+                          "a UTC time: \"YYYY-MM-DD HH:MM:SS\", "
+                          "\"YYYY-MM-DDTHH:MM:SSZ\" or seconds since 1970");
+            return;
+        }
+    }
+    if (!api_param(c, "limit", v, sizeof v, &found, out)) {
+        return;
+    }
+    if (found) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (v[0] == '\0' || *end != '\0' || n < 1 || n > API_LIST_MAX) {
+            api_bad_param(out, "limit", v, "a whole number from 1 to 200");
+            return;
+        }
+        q.limit = (int)n;
+    }
+    if (!api_param(c, "cursor", v, sizeof v, &found, out)) {
+        return;
+    }
+    if (found) {
+        /* "CREATED.ID", as next_cursor gives it. */
+        char *dot = strchr(v, '.');
+        size_t idlen = dot != NULL ? strlen(dot + 1) : 0;
+        if (dot == NULL || dot == v || idlen == 0 || idlen > JOBSTORE_ID_LEN ||
+            strspn(v, "0123456789") != (size_t)(dot - v) ||
+            strspn(dot + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw"
+                            "xyz0123456789-_") != idlen) {
+            api_bad_param(out, "cursor", v,
+                          "the next_cursor of a previous page");
+            return;
+        }
+        q.after_created = strtoll(v, NULL, 10);
+        memcpy(q.after_id, dot + 1, idlen + 1);
+    }
+    jobstore_process *ps = NULL;
+    size_t n = 0;
+    kiln_error err;
+    err_clear(&err);
+    /* One more than asked: whether a next page exists. */
+    q.limit++;
+    if (jobstore_list(s->store, &q, &ps, &n, &err) != KILN_OK) {
+        api_store_failed(out, &err);
+        return;
+    }
+    q.limit--;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "processes");
+    size_t shown = n < (size_t)q.limit ? n : (size_t)q.limit;
+    for (size_t i = 0; i < shown; i++) {
+        const jobstore_process *p = &ps[i];
+        cJSON *po = cJSON_CreateObject();
+        char when[32];
+        cJSON_AddStringToObject(po, "process_id", p->id);
+        cJSON_AddNumberToObject(po, "service_id", p->service_id);
+        cJSON_AddStringToObject(po, "status", jobstore_status_name(p->status));
+        cJSON_AddNumberToObject(po, "attempt", p->attempt);
+        server_format_time(p->created_at, when);
+        cJSON_AddStringToObject(po, "created_at", when);
+        server_format_time(p->updated_at, when);
+        cJSON_AddStringToObject(po, "updated_at", when);
+        if (p->duration_ms >= 0) {
+            cJSON_AddNumberToObject(po, "duration_ms", p->duration_ms);
+        } else {
+            cJSON_AddNullToObject(po, "duration_ms");
+        }
+        cJSON_AddNumberToObject(po, "jobs", p->n_jobs);
+        if (p->error != NULL) {
+            cJSON_AddStringToObject(po, "error", p->error);
+        } else {
+            cJSON_AddNullToObject(po, "error");
+        }
+        cJSON_AddItemToArray(arr, po);
+    }
+    if (n > shown && shown > 0) {
+        char cursor[64];
+        snprintf(cursor, sizeof cursor, "%lld.%s",
+                 (long long)ps[shown - 1].created_at, ps[shown - 1].id);
+        cJSON_AddStringToObject(o, "next_cursor", cursor);
+    } else {
+        cJSON_AddNullToObject(o, "next_cursor");
+    }
+    jobstore_processes_free(ps, n);
+    api_reply_json(out, 200, o);
+}
+
+/* GET /stats?window=24h|30d. */
+static void
+api_stats(kiln_server *s, const kiln_call *c, const int *ids, size_t n_ids,
+          kiln_reply *out)
+{
+    int services[64];
+    size_t n_services = 0;
+    if (!api_param_services(c, ids, n_ids, services, &n_services, out)) {
+        return;
+    }
+    char v[16];
+    bool found;
+    if (!api_param(c, "window", v, sizeof v, &found, out)) {
+        return;
+    }
+    if (found && strcmp(v, "24h") != 0 && strcmp(v, "30d") != 0) {
+        api_bad_param(out, "window", v, "24h or 30d");
+        return;
+    }
+    kiln_error err;
+    err_clear(&err);
+    cJSON *o = server_stats_json(s, found ? v : "24h", services, n_services,
+                                 (int64_t)time(NULL), &err);
+    if (o == NULL) {
+        api_store_failed(out, &err);
+        return;
+    }
+    api_reply_json(out, 200, o);
+}
+
+/* GET /status/{id}/postbacks: the postbacks owed for a process and what
+ * came of each attempt (the URL is not shown: it may hold a secret). */
+static void
+api_postbacks(kiln_server *s, const char *id, const int *ids, size_t n_ids,
+              kiln_reply *out)
+{
+    jobstore_process p;
+    if (!api_find(s, id, ids, n_ids, &p, out)) {
+        return;
+    }
+    jobstore_process_clear(&p);
+    jobstore_postback *pbs = NULL;
+    size_t n = 0;
+    kiln_error err;
+    err_clear(&err);
+    if (jobstore_postbacks_of(s->store, id, &pbs, &n, &err) != KILN_OK) {
+        api_store_failed(out, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "postbacks");
+    for (size_t i = 0; i < n; i++) {
+        const jobstore_postback *pb = &pbs[i];
+        cJSON *po = cJSON_CreateObject();
+        cJSON_AddNumberToObject(po, "id", (double)pb->id);
+        cJSON_AddStringToObject(po, "state",
+                                jobstore_postback_state_name(pb->state));
+        cJSON_AddNumberToObject(po, "attempt", pb->attempt);
+        if (pb->state == JOBSTORE_PB_PENDING) {
+            char when[32];
+            server_format_time(pb->next_at, when);
+            cJSON_AddStringToObject(po, "next_at", when);
+        } else {
+            cJSON_AddNullToObject(po, "next_at");
+        }
+        cJSON_AddNumberToObject(po, "last_status", pb->last_status);
+        if (pb->last_error != NULL) {
+            cJSON_AddStringToObject(po, "last_error", pb->last_error);
+        } else {
+            cJSON_AddNullToObject(po, "last_error");
+        }
+        cJSON_AddItemToArray(arr, po);
+    }
+    jobstore_postbacks_free(pbs, n);
+    api_reply_json(out, 200, o);
 }
 
 /* POST /request/{id}/jobs: validated by compiling the stored request with
@@ -688,11 +1007,12 @@ api_path_id(const char *path, const char *prefix, const char *suffix,
     return true;
 }
 
-void
-server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
-            kiln_reply *out)
+/* Answers a call; *service gets the service it was for, when known (the
+ * token's one service, or the one a new process names). */
+static void
+api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
+             kiln_reply *out, int *service)
 {
-    memset(out, 0, sizeof *out);
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
     if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
@@ -711,6 +1031,12 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
      * guess was right, and guessing would go on at full speed. */
     int wait = limiter_failed(s->limiter, peer, false);
     if (wait > 0) {
+        log_event(KILN_LOG_WARN, "rate_limited",
+                  (log_field[]){LOG_S("request_id", c->request_id),
+                                LOG_S("limit", "failed authentications "
+                                               "(address)"),
+                                LOG_N("retry_after", wait)},
+                  3);
         api_message(out, 429,
                     "too many failed authentications from this address; "
                     "try again in %d s",
@@ -727,8 +1053,16 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
         api_message(out, 401, "Invalid Secret");
         return;
     }
+    if (n_ids == 1) {
+        *service = ids[0];
+    }
     wait = limiter_token(s->limiter, token, token_len);
     if (wait > 0) {
+        log_event(KILN_LOG_WARN, "rate_limited",
+                  (log_field[]){LOG_S("request_id", c->request_id),
+                                LOG_S("limit", "rate_limit (token)"),
+                                LOG_N("retry_after", wait)},
+                  3);
         api_message(out, 429, "too many requests for this token");
         out->retry_after = wait;
         return;
@@ -736,11 +1070,19 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
     char id[JOBSTORE_ID_LEN + 1];
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
     if (strcmp(path, "/request") == 0 && post) {
-        api_create(s, c, ids, n_ids, out);
+        api_create(s, c, ids, n_ids, out, service);
     } else if (get && api_path_id(path, "/status/", "", id)) {
         api_status(s, id, ids, n_ids, out);
+    } else if (get && api_path_id(path, "/status/", "/postbacks", id)) {
+        api_postbacks(s, id, ids, n_ids, out);
     } else if (strcmp(path, "/retry") == 0 && post) {
-        api_retry(s, c, ids, n_ids, out);
+        api_each_id(s, c, ids, n_ids, api_retry_one, out);
+    } else if (strcmp(path, "/cancel") == 0 && post) {
+        api_each_id(s, c, ids, n_ids, api_cancel_one, out);
+    } else if (strcmp(path, "/processes") == 0 && get) {
+        api_processes(s, c, ids, n_ids, out);
+    } else if (strcmp(path, "/stats") == 0 && get) {
+        api_stats(s, c, ids, n_ids, out);
     } else if (post && api_path_id(path, "/request/", "/jobs", id)) {
         api_add_jobs(s, c, id, ids, n_ids, out);
     } else if (strcmp(m, "PATCH") == 0 &&
@@ -751,4 +1093,60 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
     } else {
         api_message(out, 404, "no endpoint %s %s", m, path);
     }
+}
+
+/* The route of a call for the log: its path with ids as {id}, so a line
+ * never carries more of the client's text than the method. */
+static const char *
+api_route(const char *m, const char *path)
+{
+    char id[JOBSTORE_ID_LEN + 1];
+    static const char *const plain[] = {"/request",   "/retry", "/cancel",
+                                        "/processes", "/stats", "/health",
+                                        "/metrics"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        if (strcmp(path, plain[i]) == 0) {
+            return plain[i];
+        }
+    }
+    if (api_path_id(path, "/status/", "", id)) {
+        return "/status/{id}";
+    }
+    if (api_path_id(path, "/status/", "/postbacks", id)) {
+        return "/status/{id}/postbacks";
+    }
+    if (api_path_id(path, "/request/", "/jobs", id)) {
+        return "/request/{id}/jobs";
+    }
+    if (api_path_id(path, "/request/", "", id)) {
+        return "/request/{id}";
+    }
+    (void)m;
+    return "(no such endpoint)";
+}
+
+void
+server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
+            kiln_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    double t0 = clock_ms();
+    int service = -1;
+    api_dispatch(s, c, peer, out, &service);
+    const char *m = c->method != NULL ? c->method : "";
+    bool health = strcmp(c->path != NULL ? c->path : "", "/health") == 0;
+    /* Health checks come every few seconds: at debug level only, unless
+     * they fail. */
+    kiln_log_level level = out->status >= 500 ? KILN_LOG_WARN
+                           : health           ? KILN_LOG_DEBUG
+                                              : KILN_LOG_INFO;
+    log_field f[] = {LOG_S("request_id", c->request_id),
+                     LOG_S("method", m),
+                     LOG_S("route", api_route(m, c->path ? c->path : "")),
+                     LOG_N("status", out->status),
+                     LOG_N("bytes", out->body_len),
+                     LOG_N("ms", round((clock_ms() - t0) * 10) / 10),
+                     service >= 0 ? LOG_N("service", service)
+                                  : LOG_S("service", NULL)};
+    log_event(level, "request", f, sizeof f / sizeof f[0]);
 }

@@ -6,6 +6,7 @@
 #include "jobstore.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -13,7 +14,7 @@
 #include "../core/kiln.h"
 
 static const char *const js_status_names[JOBSTORE_N_STATUS] = {
-    "INCOMPLETE", "QUEUED", "PROCESSING", "FINISHED", "FAILED"};
+    "INCOMPLETE", "QUEUED", "PROCESSING", "FINISHED", "FAILED", "CANCELLED"};
 
 static const char *const js_pb_state_names[JOBSTORE_PB_N_STATE] = {
     "PENDING", "DELIVERED", "GIVEN_UP"};
@@ -67,6 +68,13 @@ jobstore_status_parse(const char *name)
     return -1;
 }
 
+bool
+jobstore_status_ended(jobstore_status st)
+{
+    return st == JOBSTORE_FINISHED || st == JOBSTORE_FAILED ||
+           st == JOBSTORE_CANCELLED;
+}
+
 const char *
 jobstore_postback_state_name(jobstore_postback_state st)
 {
@@ -113,6 +121,56 @@ jobstore_request_flags(const char *request, bool *notify_status,
     cJSON_Delete(req);
 }
 
+int
+jobstore_request_n_jobs(const char *request)
+{
+    /* cJSON for the reasons jobstore_request_flags gives. */
+    cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(req, "jobs");
+    int n = cJSON_IsObject(req) && cJSON_IsArray(jobs)
+                ? cJSON_GetArraySize(jobs)
+                : 0;
+    cJSON_Delete(req);
+    return n;
+}
+
+void *
+jobstore_grow(void *items, size_t *cap, size_t n_wanted, size_t size)
+{
+    if (n_wanted <= *cap) {
+        return items;
+    }
+    size_t ncap = *cap > 0 ? *cap : 8;
+    while (ncap < n_wanted && ncap <= SIZE_MAX / 2) {
+        ncap *= 2;
+    }
+    if (ncap < n_wanted || ncap > SIZE_MAX / size) {
+        return NULL;
+    }
+    void *grown = realloc(items, ncap * size);
+    if (grown != NULL) {
+        *cap = ncap;
+    }
+    return grown;
+}
+
+void
+jobstore_query_bounds(const jobstore_query *q, int64_t *since,
+                      int64_t *before_created, const char **before_id)
+{
+    *since = q->since != 0 ? q->since : INT64_MIN;
+    /* (until, "") excludes created_at == until whatever the id: no id
+     * sorts before "". */
+    *before_created = q->until != 0 ? q->until : INT64_MAX;
+    *before_id = "";
+    /* A cursor older than that bound is the tighter one; any id sorts
+     * after "", so only its created_at decides. */
+    if (q->after_id[0] != '\0' && q->after_created < *before_created) {
+        *before_created = q->after_created;
+        *before_id = q->after_id;
+    }
+}
+
 void
 jobstore_process_clear(jobstore_process *p)
 {
@@ -126,6 +184,18 @@ jobstore_process_clear(jobstore_process *p)
     free(p->idem_key);
     free(p->idem_hash);
     memset(p, 0, sizeof *p);
+}
+
+void
+jobstore_processes_free(jobstore_process *ps, size_t n)
+{
+    if (ps == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobstore_process_clear(&ps[i]);
+    }
+    free(ps);
 }
 
 void
@@ -221,9 +291,11 @@ jobstore_create(jobstore *s, const jobstore_process *p, kiln_error *err)
                        "INCOMPLETE)",
                        jobstore_status_name(p->status));
     }
-    if (p->request == NULL || strlen(p->id) != JOBSTORE_ID_LEN) {
+    if (p->request == NULL || strlen(p->id) != JOBSTORE_ID_LEN ||
+        p->n_jobs < 0) {
         return err_set(err, KILN_EINVAL,
-                       "new process needs a %d-character id and a request",
+                       "new process needs a %d-character id, a request and "
+                       "a number of jobs",
                        JOBSTORE_ID_LEN);
     }
     return s->drv->create(s, p, err);
@@ -243,6 +315,18 @@ jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
 {
     memset(out, 0, sizeof *out);
     return s->drv->find_idempotent(s, service_id, key, out, err);
+}
+
+/* KILN_OK when the driver has the operation (`has`), else KILN_EABI
+ * saying what it cannot do. */
+static int
+js_driver_can(jobstore *s, bool has, const char *what, kiln_error *err)
+{
+    if (has) {
+        return KILN_OK;
+    }
+    return err_set(err, KILN_EABI, "job store driver \"%s\" cannot %s",
+                   s->drv->name, what);
 }
 
 /* KILN_OK for a lease a driver can add to a timestamp, else KILN_EINVAL
@@ -296,7 +380,40 @@ jobstore_complete(jobstore *s, const char *id, int64_t token,
                        "final status \"%s\" (expected FINISHED or FAILED)",
                        jobstore_status_name(status));
     }
+    /* One operation in the drivers that have both; a driver from before
+     * complete_timed keeps its own. */
+    if (s->drv->complete_timed != NULL) {
+        return s->drv->complete_timed(s, id, token, status, result_json, error,
+                                      -1, err);
+    }
     return s->drv->complete(s, id, token, status, result_json, error, err);
+}
+
+int
+jobstore_complete_timed(jobstore *s, const char *id, int64_t token,
+                        jobstore_status status, const char *result_json,
+                        const char *error, double duration_ms, kiln_error *err)
+{
+    if (!jobstore_status_ended(status)) {
+        return err_set(err, KILN_EINVAL,
+                       "final status \"%s\" (expected FINISHED, FAILED or "
+                       "CANCELLED)",
+                       jobstore_status_name(status));
+    }
+    /* -1 is none; NaN, infinities and other negatives are a caller's
+     * mistake, not a time. */
+    if (!(duration_ms >= 0 && isfinite(duration_ms)) && duration_ms != -1) {
+        return err_set(err, KILN_EINVAL,
+                       "processing time %g ms (expected 0 or more, or -1)",
+                       duration_ms);
+    }
+    int rc = js_driver_can(s, s->drv->complete_timed != NULL,
+                           "record processing times", err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    return s->drv->complete_timed(s, id, token, status, result_json, error,
+                                  duration_ms, err);
 }
 
 int
@@ -408,6 +525,142 @@ jobstore_set_processing(jobstore *s, const char *id, int service_id,
                         const char *callback, kiln_error *err)
 {
     return s->drv->set_processing(s, id, service_id, callback, err);
+}
+
+/* KILN_OK for a list of at least one service id, else KILN_EINVAL naming
+ * the call. */
+static int
+js_check_services(const char *what, const int *ids, size_t n, kiln_error *err)
+{
+    if (ids == NULL || n == 0) {
+        return err_set(err, KILN_EINVAL, "%s: no service given", what);
+    }
+    return KILN_OK;
+}
+
+int
+jobstore_list(jobstore *s, const jobstore_query *q, jobstore_process **out,
+              size_t *n_out, kiln_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = js_check_services("list", q->service_ids, q->n_service_ids, err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    if (q->limit < 1 || q->limit > 1000) {
+        return err_set(err, KILN_EINVAL, "list: limit %d (expected 1 to 1000)",
+                       q->limit);
+    }
+    if (q->status < -1 || q->status >= JOBSTORE_N_STATUS) {
+        return err_set(err, KILN_EINVAL, "list: unknown status %d", q->status);
+    }
+    if (memchr(q->after_id, '\0', sizeof q->after_id) == NULL) {
+        return err_set(err, KILN_EINVAL, "list: cursor id too long");
+    }
+    rc = js_driver_can(s, s->drv->list != NULL, "list processes", err);
+    if (rc != KILN_OK) {
+        return rc;
+    }
+    rc = s->drv->list(s, q, out, n_out, err);
+    if (rc != KILN_OK) {
+        jobstore_processes_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
+}
+
+int
+jobstore_cancel(jobstore *s, const char *id, int service_id,
+                jobstore_status *was, kiln_error *err)
+{
+    jobstore_status st = JOBSTORE_N_STATUS;
+    int rc = id != NULL ? KILN_OK
+                        : err_set(err, KILN_EINVAL, "cancel: no process id");
+    if (rc == KILN_OK) {
+        rc = js_driver_can(s, s->drv->cancel != NULL, "cancel processes", err);
+    }
+    if (rc == KILN_OK) {
+        rc = s->drv->cancel(s, id, service_id, &st, err);
+    }
+    if (was != NULL) {
+        *was = st;
+    }
+    return rc;
+}
+
+int
+jobstore_cancel_requested(jobstore *s, const char *const *ids, size_t n,
+                          bool *out, kiln_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = false;
+    }
+    if (n > JOBSTORE_MAX_IDS) {
+        return err_set(err, KILN_EINVAL,
+                       "cancel_requested: %zu ids (at most %d at once)", n,
+                       JOBSTORE_MAX_IDS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == NULL) {
+            return err_set(err, KILN_EINVAL, "cancel_requested: no id");
+        }
+    }
+    int rc = js_driver_can(s, s->drv->cancel_requested != NULL,
+                           "tell which runs to cancel", err);
+    if (rc != KILN_OK || n == 0) {
+        return rc;
+    }
+    return s->drv->cancel_requested(s, ids, n, out, err);
+}
+
+int
+jobstore_list_ended(jobstore *s, const int *service_ids, size_t n_service_ids,
+                    int64_t since, int64_t until, jobstore_ended_process **out,
+                    size_t *n_out, kiln_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = js_check_services("list_ended", service_ids, n_service_ids, err);
+    if (rc == KILN_OK) {
+        rc = js_driver_can(s, s->drv->ended != NULL, "read ended processes",
+                           err);
+    }
+    if (rc == KILN_OK && since < until) {
+        rc = s->drv->ended(s, service_ids, n_service_ids, since, until, out,
+                           n_out, err);
+    }
+    if (rc != KILN_OK) {
+        free(*out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
+}
+
+int
+jobstore_postbacks_of(jobstore *s, const char *process_id,
+                      jobstore_postback **out, size_t *n_out, kiln_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = process_id != NULL
+                 ? KILN_OK
+                 : err_set(err, KILN_EINVAL, "postbacks_of: no process id");
+    if (rc == KILN_OK) {
+        rc = js_driver_can(s, s->drv->postbacks_of != NULL,
+                           "list a process's postbacks", err);
+    }
+    if (rc == KILN_OK) {
+        rc = s->drv->postbacks_of(s, process_id, out, n_out, err);
+    }
+    if (rc != KILN_OK) {
+        jobstore_postbacks_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
 }
 
 int

@@ -70,6 +70,7 @@ typedef enum jobstore_status {
     JOBSTORE_PROCESSING,
     JOBSTORE_FINISHED,
     JOBSTORE_FAILED,
+    JOBSTORE_CANCELLED, /* POST /cancel: ended without its outputs */
     JOBSTORE_N_STATUS
 } jobstore_status;
 
@@ -82,8 +83,8 @@ typedef enum jobstore_postback_state {
 
 /* One batch process. The store keeps the request JSON as submitted (after
  * any appended jobs); the worker that runs it compiles it again (on any
- * host), so the store needs no knowledge of the request format. The two postback
- * settings are columns besides (below), so that a status change or a
+ * host), so the store needs no knowledge of the request format. The two
+ * postback settings are columns besides (below), so that a status change or a
  * delivery need not parse the request again. */
 typedef struct jobstore_process {
     char id[JOBSTORE_ID_LEN + 1];
@@ -122,6 +123,16 @@ typedef struct jobstore_process {
      * it is opened (jobstore_request_flags). */
     bool notify_status;
     bool retry_postback;
+    /* Jobs in the request: set by create() from the struct, kept by
+     * append_jobs(); filled from the request for stores made before the
+     * column (GET /processes lists it without reading the request). */
+    int n_jobs;
+    /* The last run's processing time in ms (complete_timed()), or -1
+     * when it has not run to an outcome. */
+    double duration_ms;
+    /* POST /cancel asked to stop its run (PROCESSING only): the worker
+     * holding it stops it and completes it CANCELLED. */
+    bool cancel_requested;
 } jobstore_process;
 
 /* One postback owed to a callback URL; retries survive restarts. */
@@ -143,6 +154,28 @@ typedef struct jobstore_postback {
      * pb->retry. */
     bool retry;
 } jobstore_postback;
+
+/* What list() selects (GET /processes), newest first: created_at, then
+ * id, descending. */
+typedef struct jobstore_query {
+    const int *service_ids; /* the token's services: at least one */
+    size_t n_service_ids;
+    int status;    /* a jobstore_status, or -1 for any */
+    int64_t since; /* created_at >= since (0: no bound) */
+    int64_t until; /* created_at < until (0: no bound) */
+    /* Keyset cursor: only processes strictly older than (after_created,
+     * after_id) in that order; after_id "" for the first page. */
+    int64_t after_created;
+    char after_id[JOBSTORE_ID_LEN + 1];
+    int limit; /* 1..1000 */
+} jobstore_query;
+
+/* One ended process, for statistics (GET /stats: jobstore_list_ended). */
+typedef struct jobstore_ended_process {
+    int64_t updated_at;
+    jobstore_status status; /* FINISHED, FAILED or CANCELLED */
+    double duration_ms;     /* -1: none recorded */
+} jobstore_ended_process;
 
 /* For /metrics. */
 typedef struct jobstore_counts {
@@ -208,6 +241,23 @@ typedef struct jobstore_driver {
     /* NULL: jobstore_rate answers KILN_EABI (each host counts its own). */
     int (*rate)(jobstore *s, const char *key, double rate, double burst,
                 int cost, int *wait, kiln_error *err);
+    /* Issue 16: listing, cancelling, statistics (see the functions). */
+    int (*complete_timed)(jobstore *s, const char *id, int64_t token,
+                          jobstore_status status, const char *result_json,
+                          const char *error, double duration_ms,
+                          kiln_error *err);
+    int (*list)(jobstore *s, const jobstore_query *q, jobstore_process **out,
+                size_t *n_out, kiln_error *err);
+    int (*cancel)(jobstore *s, const char *id, int service_id,
+                  jobstore_status *was, kiln_error *err);
+    int (*cancel_requested)(jobstore *s, const char *const *ids, size_t n,
+                            bool *out, kiln_error *err);
+    int (*ended)(jobstore *s, const int *service_ids, size_t n_service_ids,
+                 int64_t since, int64_t until, jobstore_ended_process **out,
+                 size_t *n_out, kiln_error *err);
+    int (*postbacks_of)(jobstore *s, const char *process_id,
+                        jobstore_postback **out, size_t *n_out,
+                        kiln_error *err);
 } jobstore_driver;
 
 /* The status-change hook (jobstore_set_notify): called by a driver inside
@@ -238,6 +288,9 @@ int jobstore_new_id(char out[JOBSTORE_ID_LEN + 1], kiln_error *err);
 const char *jobstore_status_name(jobstore_status st);
 /* Parses a status name; -1 if unknown. */
 int jobstore_status_parse(const char *name);
+/* FINISHED, FAILED or CANCELLED: a process whose run is over (retry,
+ * prune and list_ended take these; cancel refuses them). */
+bool jobstore_status_ended(jobstore_status st);
 const char *jobstore_postback_state_name(jobstore_postback_state st);
 int jobstore_postback_state_parse(const char *name);
 
@@ -253,6 +306,26 @@ int jobstore_postback_delay(int n_failed);
  * fill the columns of an older store with it. */
 void jobstore_request_flags(const char *request, bool *notify_status,
                             bool *retry_postback);
+
+/* The number of jobs a request's JSON text holds (its "jobs" array), read
+ * with cJSON like jobstore_request_flags; 0 for a text that is not a JSON
+ * object or has no such array. Drivers fill n_jobs of an older store with
+ * it. */
+int jobstore_request_n_jobs(const char *request);
+
+/* For drivers filling an array row by row: `items` (NULL at first, with
+ * *cap 0) grown, when it must, to room for n_wanted items of `size`
+ * bytes, doubling. Returns the array to use from then on, or NULL when
+ * memory ran out (`items` is then still valid, and *cap unchanged). */
+void *jobstore_grow(void *items, size_t *cap, size_t n_wanted, size_t size);
+
+/* What a driver's list() selects from q, as bounds it compares directly:
+ * created_at >= *since, and (created_at, id) < (*before_created,
+ * *before_id) as a pair, ids in byte order. q's until and its cursor are
+ * folded into that one pair (a bound of 0 is none), so one statement
+ * serves the first page and the next ones. */
+void jobstore_query_bounds(const jobstore_query *q, int64_t *since,
+                           int64_t *before_created, const char **before_id);
 
 /* Frees the strings of a process the store filled and zeroes it; safe on
  * a zeroed struct. */
@@ -278,7 +351,9 @@ int jobstore_open_driver(const jobstore_driver *drv, const char *target,
                          jobstore **out, kiln_error *err);
 /* Installs the status-change hook. Status changes are create's (no),
  * claim (QUEUED or an expired lease -> PROCESSING), complete, requeue,
- * retry and set_processing; a postback the hook asks for is committed
+ * retry, set_processing and cancel, and every change of a process with
+ * cancel_requested to CANCELLED (in claim, requeue, interrupt and
+ * recover); a postback the hook asks for is committed
  * with the change, so a crash cannot keep one and lose the other. Set it
  * before the store is shared between threads. */
 void jobstore_set_notify(jobstore *s, jobstore_notify_fn fn, void *arg);
@@ -292,8 +367,8 @@ int jobstore_ping(jobstore *s, kiln_error *err);
 
 /* Inserts a process from p's id, service_id, status (QUEUED or INCOMPLETE,
  * else KILN_EINVAL), request (required), callback, idem_key, idem_hash,
- * not_before, notify_status and retry_postback; attempt is 1, timestamps
- * are now. Durable on return.
+ * not_before, notify_status, retry_postback and n_jobs (>= 0); attempt is
+ * 1, timestamps are now. Durable on return.
  * KILN_EEXIST if the id exists or the service already has idem_key. */
 int jobstore_create(jobstore *s, const jobstore_process *p, kiln_error *err);
 
@@ -312,8 +387,10 @@ int jobstore_find_idempotent(jobstore *s, int service_id, const char *key,
  * whose not_before <= now and the PROCESSING ones whose lease expired
  * (lease_until < now; taken back with n_requeues + 1, n_interrupts + 1
  * and error "lease expired: re-run"), makes it PROCESSING with lease_until =
- * now + lease_seconds, and fills *out with it as stored. KILN_ENOTFOUND when
- * none is ready; KILN_EINVAL if lease_seconds <= 0. */
+ * now + lease_seconds, and fills *out with it as stored. An expired one
+ * with cancel_requested is not run again: it becomes CANCELLED on the
+ * way, and the claim goes on to the next. KILN_ENOTFOUND when none is
+ * ready; KILN_EINVAL if lease_seconds <= 0. */
 int jobstore_claim(jobstore *s, int64_t now, int lease_seconds,
                    jobstore_process *out, kiln_error *err);
 
@@ -339,10 +416,21 @@ int jobstore_complete(jobstore *s, const char *id, int64_t token,
                       jobstore_status status, const char *result_json,
                       const char *error, kiln_error *err);
 
+/* complete() recording the run's processing time (duration_ms >= 0, or
+ * -1 for none), and accepting CANCELLED too (a run stopped by POST
+ * /cancel: cancel_requested is cleared). jobstore_complete() is this
+ * with -1 and FINISHED or FAILED only. */
+int jobstore_complete_timed(jobstore *s, const char *id, int64_t token,
+                            jobstore_status status, const char *result_json,
+                            const char *error, double duration_ms,
+                            kiln_error *err);
+
 /* Returns a PROCESSING process to QUEUED, not to be claimed before
  * not_before, counting n_requeues + 1 (the caller enforces the 5-attempt
  * limit of wait_retry_delay by reading n_requeues) and keeping `error`
- * (may be NULL) for GET /status. KILN_ENOTFOUND, KILN_EPERM as complete. */
+ * (may be NULL) for GET /status. KILN_ENOTFOUND, KILN_EPERM as complete.
+ * Here, in interrupt and in recover, a process with cancel_requested
+ * becomes CANCELLED instead (error "cancelled while it ran"). */
 int jobstore_requeue(jobstore *s, const char *id, int64_t token,
                      int64_t not_before, const char *error, kiln_error *err);
 
@@ -358,7 +446,7 @@ int jobstore_interrupt(jobstore *s, const char *id, int64_t token,
  * *n_requeued (may be NULL) gets how many. */
 int jobstore_recover(jobstore *s, int *n_requeued, kiln_error *err);
 
-/* Retention: deletes up to `max` FINISHED or FAILED processes last
+/* Retention: deletes up to `max` FINISHED, FAILED or CANCELLED processes last
  * updated before `before` (oldest first), with their postbacks, keeping
  * any that still owes a postback (PENDING). Short transactions: the
  * caller repeats while *n_pruned == max. Several hosts may prune at once.
@@ -385,8 +473,9 @@ int jobstore_wait_work(jobstore *s, int timeout_ms, kiln_error *err);
 int jobstore_rate(jobstore *s, const char *key, double rate, double burst,
                   int cost, int *wait, kiln_error *err);
 
-/* POST /retry for one id: a FINISHED or FAILED process goes back to
- * QUEUED as attempt + 1 (result, error, n_requeues and not_before reset);
+/* POST /retry for one id: a FINISHED, FAILED or CANCELLED process goes
+ * back to QUEUED as attempt + 1 (result, error, duration_ms, n_requeues
+ * and not_before reset);
  * *attempt (may be NULL) gets the new attempt. KILN_ENOTFOUND (404);
  * KILN_EPERM when INCOMPLETE, QUEUED or PROCESSING (409). */
 int jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
@@ -407,6 +496,47 @@ int jobstore_append_jobs(jobstore *s, const char *id, int service_id,
  * INCOMPLETE. */
 int jobstore_set_processing(jobstore *s, const char *id, int service_id,
                             const char *callback, kiln_error *err);
+
+/* GET /processes: up to q->limit processes that q selects, newest first,
+ * into *out (a malloc'd array of *n_out, freed with
+ * jobstore_processes_free; request and result are NOT filled: NULL).
+ * KILN_EINVAL for a query without services or a limit out of range. */
+int jobstore_list(jobstore *s, const jobstore_query *q, jobstore_process **out,
+                  size_t *n_out, kiln_error *err);
+/* Frees what jobstore_list filled; NULL is a no-op. */
+void jobstore_processes_free(jobstore_process *ps, size_t n);
+
+/* POST /cancel for one id of `service_id`. An INCOMPLETE or QUEUED
+ * process becomes CANCELLED at once (a status change: the notify hook
+ * runs and its postback is stored with it); a PROCESSING one gets
+ * cancel_requested (no status change: its worker stops the run and
+ * completes it CANCELLED). *was (may be NULL) gets the status it had.
+ * KILN_ENOTFOUND (404); KILN_EPERM when it has ended already (FINISHED,
+ * FAILED, CANCELLED: 409, *was says which). A second cancel of a running
+ * process is KILN_OK again. */
+int jobstore_cancel(jobstore *s, const char *id, int service_id,
+                    jobstore_status *was, kiln_error *err);
+
+/* For the runner's keeper: out[i] is true when process ids[i] is
+ * PROCESSING with cancel_requested (false when absent); n at most
+ * JOBSTORE_MAX_IDS (KILN_EINVAL), in one query. */
+#define JOBSTORE_MAX_IDS 64
+int jobstore_cancel_requested(jobstore *s, const char *const *ids, size_t n,
+                              bool *out, kiln_error *err);
+
+/* GET /stats: every FINISHED, FAILED or CANCELLED process of the services
+ * whose updated_at is in [since, until), in updated_at order, into *out
+ * (malloc'd, *n_out entries; NULL when 0; free() it). */
+int jobstore_list_ended(jobstore *s, const int *service_ids,
+                        size_t n_service_ids, int64_t since, int64_t until,
+                        jobstore_ended_process **out, size_t *n_out,
+                        kiln_error *err);
+
+/* GET /status/{id}/postbacks: the postbacks of a process, oldest first
+ * (url and body filled), into *out; free with jobstore_postbacks_free. */
+int jobstore_postbacks_of(jobstore *s, const char *process_id,
+                          jobstore_postback **out, size_t *n_out,
+                          kiln_error *err);
 
 /* ---------------------------------------------------------- postbacks */
 

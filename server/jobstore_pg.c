@@ -43,12 +43,31 @@
 /* The constraint create() reports as a used idempotency key. */
 #define PG_IDEM_CONSTRAINT "kiln_process_idem"
 
-/* Columns of jobstore_process, in pg_read_process's order. */
-#define PG_PROC_COLS                                                           \
-    "id, service_id, status, attempt, n_requeues, request, callback, "         \
-    "result, error, idem_key, idem_hash, created_at, updated_at, "             \
+/* Columns of jobstore_process, in pg_read_process's order, with the
+ * expressions read as request and result. */
+#define PG_PROC_COLS_AS(request, result)                                       \
+    "id, service_id, status, attempt, n_requeues, " request                    \
+    ", callback, " result                                                      \
+    ", error, idem_key, idem_hash, created_at, updated_at, "                   \
     "not_before, lease_until, n_interrupts, lease_token, notify_status, "      \
-    "retry_postback"
+    "retry_postback, n_jobs, duration_ms, cancel_requested"
+#define PG_PROC_COLS PG_PROC_COLS_AS("request", "result")
+/* list() leaves the two large texts out. */
+#define PG_LIST_COLS                                                           \
+    PG_PROC_COLS_AS("NULL::text AS request", "NULL::text AS result")
+
+/* The statuses of processes that have ended. */
+#define PG_ENDED "('FINISHED', 'FAILED', 'CANCELLED')"
+
+/* A process whose run was asked to stop (cancel_requested) and that would
+ * go back to the queue (or run again) ends CANCELLED instead, with this
+ * error: the start of the CASE of each column that says so. */
+#define PG_IF_CANCEL "CASE WHEN cancel_requested THEN "
+#define PG_CANCELLED_RAN "'cancelled while it ran'"
+
+/* Ids in byte order, as SQLite compares them, whatever the database's
+ * collation: the order of list() and its cursors. */
+#define PG_ID_ORDER "id COLLATE \"C\""
 
 /* The fencing condition of a change by a claim's holder: its token is the
  * claim's, or 0 (any holder). */
@@ -89,6 +108,7 @@ typedef enum pg_query {
     PG_Q_REQUEUE,
     PG_Q_RENEW,
     PG_Q_INTERRUPT,
+    PG_Q_RECOVER_CANCEL,
     PG_Q_RECOVER,
     PG_Q_RETRY,
     PG_Q_READ_REQUEST,
@@ -110,6 +130,13 @@ typedef enum pg_query {
     PG_Q_RATE_TAKE,
     PG_Q_RATE_LEVEL,
     PG_Q_RATE_PRUNE,
+    PG_Q_BACKFILL_N_JOBS,
+    PG_Q_LIST,
+    PG_Q_STATUS_LOCK,
+    PG_Q_CANCEL,
+    PG_Q_CANCEL_REQUESTED,
+    PG_Q_ENDED,
+    PG_Q_POSTBACKS_OF,
     PG_N_QUERIES
 } pg_query;
 
@@ -225,13 +252,14 @@ static const struct {
                    "UPDATE SET value = excluded.value"},
     /* $1 id, $2 service, $3 status, $4 request, $5 callback, $6 key,
      * $7 hash, $8 now, $9 not_before, $10 notify_status, $11
-     * retry_postback (0 or 1: parameters are text or int8) */
-    [PG_Q_CREATE] = {"create process", 11,
+     * retry_postback (0 or 1: parameters are text or int8), $12 n_jobs */
+    [PG_Q_CREATE] = {"create process", 12,
                      "INSERT INTO kiln_process (id, service_id, status, "
                      "request, callback, idem_key, idem_hash, created_at, "
                      "updated_at, not_before, queue_seq, notify_status, "
-                     "retry_postback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                     "$8, $9, " PG_NEXT_SEQ ", $10 <> 0, $11 <> 0)"},
+                     "retry_postback, n_jobs) VALUES ($1, $2, $3, $4, $5, $6, "
+                     "$7, $8, $8, $9, " PG_NEXT_SEQ ", $10 <> 0, $11 <> 0, "
+                     "$12)"},
     [PG_Q_GET] = {"read process", 2,
                   "SELECT " PG_PROC_COLS " FROM kiln_process WHERE id = $1 "
                   "AND service_id = $2"},
@@ -249,34 +277,43 @@ static const struct {
      * out (one walk of kiln_process_queue); a lease taken back counts as
      * a re-queue. SKIP LOCKED passes over a row another claim holds, and
      * a row another claim changed since this statement began is checked
-     * again as it now stands. */
+     * again as it now stands. One whose run was asked to stop becomes
+     * CANCELLED instead, and the caller claims again: rare, so the common
+     * claim stays one statement. */
     [PG_Q_CLAIM] = {"claim", 3,
-                    "UPDATE kiln_process SET status = 'PROCESSING', "
-                    "lease_until = $2, updated_at = $3, "
+                    "UPDATE kiln_process SET "
+                    "status = " PG_IF_CANCEL "'CANCELLED' ELSE 'PROCESSING' "
+                    "END, lease_until = " PG_IF_CANCEL "0 ELSE $2 END, "
+                    "updated_at = $3, "
                     "lease_token = lease_token + 1, "
                     "n_requeues = n_requeues + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
                     "n_interrupts = n_interrupts + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
-                    "error = CASE status WHEN 'PROCESSING' "
-                    "THEN " PG_LEASE_EXPIRED " ELSE error END "
+                    "error = " PG_IF_CANCEL PG_CANCELLED_RAN " WHEN status = "
+                    "'PROCESSING' THEN " PG_LEASE_EXPIRED " ELSE error END, "
+                    "cancel_requested = false "
                     "WHERE id = (SELECT id FROM kiln_process "
                     "WHERE (status = 'QUEUED' AND not_before <= $1) "
                     "OR (status = 'PROCESSING' AND lease_until < $1) "
                     "ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
                     "RETURNING " PG_PROC_COLS},
-    /* $1 id, $2 status, $3 result, $4 error, $5 now, $6 token. Every
-     * change by the claim's holder matches its fencing token (0: any). */
-    [PG_Q_COMPLETE] = {"complete", 6,
+    /* $1 id, $2 status, $3 result, $4 error, $5 now, $6 token, $7
+     * duration_ms or -1 (text). Every change by the claim's holder matches
+     * its fencing token (0: any). */
+    [PG_Q_COMPLETE] = {"complete", 7,
                        "UPDATE kiln_process SET status = $2, result = $3, "
-                       "error = $4, updated_at = $5, lease_until = 0 WHERE "
-                       "id = $1 AND status = 'PROCESSING' AND " PG_FENCE("$6")},
+                       "error = $4, updated_at = $5, lease_until = 0, "
+                       "duration_ms = NULLIF($7::float8, -1), "
+                       "cancel_requested = false WHERE id = $1 AND status = "
+                       "'PROCESSING' AND " PG_FENCE("$6")},
     /* $1 id, $2 not_before, $3 error, $4 now, $5 token */
     [PG_Q_REQUEUE] =
         {"requeue", 5,
-         "UPDATE kiln_process SET status = 'QUEUED', not_before "
-         "= $2, error = $3, n_requeues = n_requeues + 1, "
-         "updated_at = $4, lease_until = 0, queue_seq = " PG_NEXT_SEQ
+         "UPDATE kiln_process SET status = " PG_IF_CANCEL "'CANCELLED' ELSE "
+         "'QUEUED' END, not_before = $2, error = " PG_IF_CANCEL PG_CANCELLED_RAN
+         " ELSE $3 END, n_requeues = n_requeues + 1, updated_at = $4, "
+         "lease_until = 0, cancel_requested = false, queue_seq = " PG_NEXT_SEQ
          " WHERE id = $1 AND status = 'PROCESSING' AND " PG_FENCE("$5")},
     /* $1 id, $2 lease_until, $3 token */
     [PG_Q_RENEW] = {"renew", 3,
@@ -285,11 +322,24 @@ static const struct {
     /* $1 id, $2 error, $3 now, $4 token. Back in its old place in the
      * queue, like a lease taken back. */
     [PG_Q_INTERRUPT] = {"interrupt", 4,
-                        "UPDATE kiln_process SET status = 'QUEUED', "
-                        "not_before = 0, error = $2, n_interrupts = "
-                        "n_interrupts + 1, updated_at = $3, lease_until = 0 "
-                        "WHERE id = $1 AND status = 'PROCESSING' AND " PG_FENCE(
+                        "UPDATE kiln_process SET status = " PG_IF_CANCEL
+                        "'CANCELLED' ELSE 'QUEUED' END, not_before = 0, "
+                        "error = " PG_IF_CANCEL PG_CANCELLED_RAN " ELSE $2 "
+                        "END, n_interrupts = n_interrupts + 1, updated_at = "
+                        "$3, lease_until = 0, cancel_requested = false WHERE "
+                        "id = $1 AND status = 'PROCESSING' AND " PG_FENCE(
                             "$4")},
+    /* $1 now. Runs that were asked to stop, of hosts that died, end
+     * CANCELLED (RETURNING: the hook sees each), before the others go
+     * back to the queue. */
+    [PG_Q_RECOVER_CANCEL] =
+        {"recover", 1,
+         "UPDATE kiln_process SET status = 'CANCELLED', "
+         "lease_until = 0, n_interrupts = n_interrupts "
+         "+ 1, updated_at = $1, error = " PG_CANCELLED_RAN
+         ", cancel_requested = false WHERE status = "
+         "'PROCESSING' AND cancel_requested AND lease_until < $1 "
+         "RETURNING " PG_PROC_COLS},
     /* $1 now. Hosts share this store: only leases that ran out (a host
      * that died) are taken back, never a live host's running work. */
     [PG_Q_RECOVER] = {"recover", 1,
@@ -301,19 +351,19 @@ static const struct {
     [PG_Q_RETRY] = {"retry", 3,
                     "UPDATE kiln_process SET status = 'QUEUED', attempt = "
                     "attempt + 1, n_requeues = 0, n_interrupts = 0, result = "
-                    "NULL, error = NULL, not_before = 0, updated_at = $3, "
+                    "NULL, error = NULL, duration_ms = NULL, cancel_requested "
+                    "= false, not_before = 0, updated_at = $3, "
                     "queue_seq = " PG_NEXT_SEQ " WHERE id = $1 AND service_id "
-                    "= $2 AND status IN ('FINISHED', 'FAILED') RETURNING "
-                    "attempt"},
+                    "= $2 AND status IN " PG_ENDED " RETURNING attempt"},
     /* Locked until the append commits: two appends take turns, and both
      * land. */
     [PG_Q_READ_REQUEST] = {"read process", 2,
                            "SELECT status, request FROM kiln_process WHERE "
                            "id = $1 AND service_id = $2 FOR UPDATE"},
-    /* $1 id, $2 request, $3 now */
-    [PG_Q_WRITE_REQUEST] = {"append jobs", 3,
+    /* $1 id, $2 request, $3 now, $4 n_jobs */
+    [PG_Q_WRITE_REQUEST] = {"append jobs", 4,
                             "UPDATE kiln_process SET request = $2, updated_at "
-                            "= $3 WHERE id = $1"},
+                            "= $3, n_jobs = $4 WHERE id = $1"},
     /* $1 id, $2 service, $3 callback, $4 now */
     [PG_Q_SET_PROCESSING] = {"queue", 4,
                              "UPDATE kiln_process SET status = 'QUEUED', "
@@ -357,7 +407,7 @@ static const struct {
      * rows. */
     [PG_Q_PRUNE] = {"prune", 2,
                     "WITH gone AS (SELECT id FROM kiln_process p WHERE "
-                    "status IN ('FINISHED', 'FAILED') AND updated_at < $1 "
+                    "status IN " PG_ENDED " AND updated_at < $1 "
                     "AND NOT EXISTS (SELECT 1 FROM kiln_postback b WHERE "
                     "b.process_id = p.id AND b.state = 'PENDING') ORDER BY "
                     "updated_at LIMIT $2 FOR UPDATE SKIP LOCKED), pb AS ("
@@ -399,15 +449,15 @@ static const struct {
     [PG_Q_WAKE] = {"wake other hosts", 0,
                    "SELECT pg_notify('" PG_CHANNEL "', '')"},
     [PG_Q_LISTEN] = {"listen", 0, "LISTEN " PG_CHANNEL},
-    /* Migration 2 (pg_backfill_v2). $1 the last id read ('' at first),
-     * $2 max: the next processes, in id order, whose request may state a
-     * postback setting: those that name one, or that have a \u escape,
-     * which could spell one (a JSON parser reads "notify\u005fstatus" as
-     * notify_status). */
-    [PG_Q_BACKFILL_READ] = {"upgrade schema", 2,
+    /* Migrations 2 and 4 (pg_backfill_run). $1 the last id read ('' at
+     * first), $2 max, $3 and $4 two keys: the next processes, in id order,
+     * whose request may state either key: those that name one, or that
+     * have a \u escape, which could spell one (a JSON parser reads
+     * "notify\u005fstatus" as notify_status). */
+    [PG_Q_BACKFILL_READ] = {"upgrade schema", 4,
                             "SELECT id, request FROM kiln_process WHERE id > "
-                            "$1 AND (strpos(request, 'notify_status') > 0 OR "
-                            "strpos(request, 'retry_postback') > 0 OR "
+                            "$1 AND (strpos(request, $3) > 0 OR "
+                            "strpos(request, $4) > 0 OR "
                             "strpos(request, E'\\\\u') > 0) ORDER BY id LIMIT "
                             "$2"},
     /* $1 the ids, a text[] literal (pg_ids) */
@@ -430,6 +480,57 @@ static const struct {
                      "kiln_postback GROUP BY state UNION ALL SELECT 2, '', "
                      "count(*) FROM kiln_process WHERE status = 'QUEUED' AND "
                      "not_before <= $1"},
+    /* Migration 4 (pg_backfill_v4). $1 the ids, a text[] literal
+     * (pg_ids); $2 their numbers of jobs, an int[] one. */
+    [PG_Q_BACKFILL_N_JOBS] = {"upgrade schema", 2,
+                              "UPDATE kiln_process AS p SET n_jobs = v.n FROM "
+                              "unnest($1::text[], $2::int[]) AS v(id, n) "
+                              "WHERE p.id = v.id"},
+    /* $1 the services, an int[] literal; $2 status or '' for any; $3
+     * since; $4 and $5 the pair (created_at, id) the rows are older than
+     * (jobstore_query_bounds); $6 limit. The newest `limit` of each
+     * service (named once), in order from kiln_process_list, a LATERAL
+     * scan each, then the newest of those: one scan of all the services
+     * would read and sort every row in range. */
+    [PG_Q_LIST] =
+        {"list processes", 6,
+         "SELECT p.* FROM (SELECT DISTINCT unnest($1::int[]) AS sid) AS sv "
+         "CROSS JOIN "
+         "LATERAL (SELECT " PG_LIST_COLS " FROM kiln_process WHERE "
+         "service_id = sv.sid AND ($2 = '' OR status = $2) AND "
+         "created_at >= $3 AND (created_at, " PG_ID_ORDER ") < "
+         "($4, $5) ORDER BY created_at DESC, " PG_ID_ORDER " DESC "
+         "LIMIT $6) AS p ORDER BY p.created_at DESC, p." PG_ID_ORDER
+         " DESC LIMIT $6"},
+    /* $1 id, $2 service: locked until cancel() commits, so no claim
+     * takes it meanwhile (SKIP LOCKED) and no other change crosses it. */
+    [PG_Q_STATUS_LOCK] = {"read process", 2,
+                          "SELECT status FROM kiln_process WHERE id = $1 AND "
+                          "service_id = $2 FOR UPDATE"},
+    /* $1 id, $2 now: one that has not started is cancelled at once; a
+     * running one is asked to stop (its status stays). The caller read
+     * and locked it in the same transaction. */
+    [PG_Q_CANCEL] = {"cancel", 2,
+                     "UPDATE kiln_process SET status = CASE status WHEN "
+                     "'PROCESSING' THEN status ELSE 'CANCELLED' END, "
+                     "cancel_requested = (status = 'PROCESSING'), updated_at "
+                     "= CASE status WHEN 'PROCESSING' THEN updated_at ELSE $2 "
+                     "END WHERE id = $1 AND status IN ('INCOMPLETE', "
+                     "'QUEUED', 'PROCESSING')"},
+    /* $1 the ids, a text[] literal */
+    [PG_Q_CANCEL_REQUESTED] = {"read cancellations", 1,
+                               "SELECT id FROM kiln_process WHERE id = ANY "
+                               "($1::text[]) AND status = 'PROCESSING' AND "
+                               "cancel_requested"},
+    /* $1 the services, an int[] literal; $2 since, $3 until */
+    [PG_Q_ENDED] = {"read ended processes", 3,
+                    "SELECT updated_at, status, duration_ms FROM kiln_process "
+                    "WHERE status IN " PG_ENDED " AND updated_at >= $2 AND "
+                    "updated_at < $3 AND service_id = ANY ($1::int[]) ORDER "
+                    "BY updated_at"},
+    [PG_Q_POSTBACKS_OF] = {"read postbacks", 1,
+                           "SELECT " PG_PB_COLS " FROM kiln_postback WHERE "
+                           "process_id = $1 ORDER BY id"},
 };
 
 /* Schema version 1. The tables are SQLite's, with kiln_ in their names
@@ -512,11 +613,29 @@ static const char *const pg_schema_v3[] = {
     NULL,
 };
 
+/* Schema version 4 (issue 16): what list() shows without reading the
+ * request (pg_backfill_v4 fills n_jobs from the stored requests), the
+ * processing time, and a cancellation asked of a running process; list()'s
+ * index; prune()'s and ended()'s index made again with CANCELLED. */
+static const char *const pg_schema_v4[] = {
+    "ALTER TABLE kiln_process"
+    " ADD COLUMN n_jobs integer NOT NULL DEFAULT 0,"
+    " ADD COLUMN duration_ms double precision,"
+    " ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false",
+    "CREATE INDEX kiln_process_list ON kiln_process"
+    " (service_id, created_at DESC, id COLLATE \"C\" DESC)",
+    "DROP INDEX kiln_process_ended",
+    "CREATE INDEX kiln_process_ended ON kiln_process (updated_at)"
+    " WHERE status IN " PG_ENDED,
+    NULL,
+};
+
 /* The part of a migration that SQL alone cannot do, run after its
  * statements in the same transaction. */
 typedef int (*pg_migrate_fn)(pg_store *s, kiln_error *err);
 
 static int pg_backfill_v2(pg_store *s, kiln_error *err);
+static int pg_backfill_v4(pg_store *s, kiln_error *err);
 
 /* Migration N (from version N - 1 to N) is pg_migrations[N - 1]; open()
  * applies the missing ones in order, under PG_SCHEMA_LOCK, and records
@@ -528,6 +647,7 @@ static const struct {
     {pg_schema_v1, NULL},
     {pg_schema_v2, pg_backfill_v2},
     {pg_schema_v3, NULL},
+    {pg_schema_v4, pg_backfill_v4},
 };
 
 #define PG_SCHEMA_VERSION                                                      \
@@ -753,6 +873,16 @@ pg_col_bool(const PGresult *res, int row, int col)
     return PQgetvalue(res, row, col)[0] == 't';
 }
 
+/* A double precision column, -1 for SQL NULL (none). */
+static double
+pg_col_real(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col)) {
+        return -1;
+    }
+    return strtod(PQgetvalue(res, row, col), NULL);
+}
+
 /* A malloc'd copy of a text column, NULL for SQL NULL; *oom on failure. */
 static char *
 pg_col_dup(const PGresult *res, int row, int col, bool *oom)
@@ -834,6 +964,9 @@ pg_read_process(const PGresult *res, int row, void *ctx, kiln_error *err)
     p->lease_token = pg_col_int(res, row, 16);
     p->notify_status = pg_col_bool(res, row, 17);
     p->retry_postback = pg_col_bool(res, row, 18);
+    p->n_jobs = (int)pg_col_int(res, row, 19);
+    p->duration_ms = pg_col_real(res, row, 20);
+    p->cancel_requested = pg_col_bool(res, row, 21);
     int rc = pg_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -879,6 +1012,76 @@ pg_one_process(pg_store *s, pg_query q, const pg_arg *args, int n_args,
     int rc = pg_one(s, q, args, n_args, pg_read_process, out, err);
     if (rc != KILN_OK) {
         jobstore_process_clear(out);
+    }
+    return rc;
+}
+
+/* The rows of a statement as a growing array of items of `size` bytes,
+ * each read by `read` and, when it holds strings, freed by `clear`
+ * (processes, postbacks, ended processes). */
+typedef struct pg_rows {
+    pg_row_fn read;
+    void (*clear)(void *item); /* or NULL */
+    size_t size;
+    void *items; /* NULL until the first row */
+    size_t n, cap;
+} pg_rows;
+
+#define PG_ROWS(read, clear, type)                                             \
+    {                                                                          \
+        (read), (clear), sizeof(type), NULL, 0, 0                              \
+    }
+
+static void
+pg_clear_process(void *p)
+{
+    jobstore_process_clear(p);
+}
+
+static void
+pg_clear_postback(void *pb)
+{
+    jobstore_postback_clear(pb);
+}
+
+/* Appends row `row` to the pg_rows ctx. */
+static int
+pg_read_into(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    pg_rows *l = ctx;
+    void *items = jobstore_grow(l->items, &l->cap, l->n + 1, l->size);
+    if (items == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    l->items = items;
+    int rc = l->read(res, row, (char *)items + l->n * l->size, err);
+    if (rc == KILN_OK) {
+        l->n++;
+    }
+    return rc;
+}
+
+/* Frees the rows and empties l, ready to be filled again (a call's body
+ * may run twice). */
+static void
+pg_rows_free(pg_rows *l)
+{
+    for (size_t i = 0; l->clear != NULL && i < l->n; i++) {
+        l->clear((char *)l->items + i * l->size);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+/* Runs `q` with `args` into the rows l; on failure they are freed. */
+static int
+pg_each_row(pg_store *s, pg_query q, const pg_arg *args, int n_args, pg_rows *l,
+            kiln_error *err)
+{
+    int rc = pg_each(s, q, args, n_args, pg_read_into, l, err);
+    if (rc != KILN_OK) {
+        pg_rows_free(l);
     }
     return rc;
 }
@@ -1151,8 +1354,9 @@ pg_transition(pg_pool *s, pg_query q, const pg_arg *args, int n_args,
                    err);
 }
 
-/* The processes whose setting migration 2's backfill changes, as the
- * literal of a text[] of their ids (a parameter is text or int8). */
+/* Values as the literal of an array (a parameter is text or int8): the
+ * ids a backfill changes (text[]), the numbers it writes or the services
+ * a call reads (int[]: PostgreSQL reads quoted numbers as numbers). */
 typedef struct pg_ids {
     char *text; /* {"id","id",...} */
     size_t len, cap;
@@ -1190,28 +1394,49 @@ pg_ids_add(pg_ids *a, const char *id, kiln_error *err)
     return KILN_OK;
 }
 
-/* Migration 2's backfill: where it has got to, and its page's ids. */
+/* The literal of the int[] of n numbers into *a (empty at first). */
+static int
+pg_ints(pg_ids *a, const int *v, size_t n, kiln_error *err)
+{
+    int rc = KILN_OK;
+    for (size_t i = 0; rc == KILN_OK && i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", v[i]);
+        rc = pg_ids_add(a, num, err);
+    }
+    return rc;
+}
+
+/* A migration's backfill: where it has got to, and two lists its
+ * current page fills (what they hold is the migration's). */
 typedef struct pg_backfill {
     char *last; /* the last id read, or NULL */
     int n_rows;
-    pg_ids notify;   /* notify_status true */
-    pg_ids no_retry; /* retry_postback false */
+    pg_ids a, b;
 } pg_backfill;
+
+/* What one migration's backfill reads and writes: the processes whose
+ * request may state one of `keys` (pg_backfill's query), each handed to
+ * `row`, and each page written by `page`. */
+typedef struct pg_backfill_kind {
+    const char *keys[2];
+    int (*row)(pg_backfill *b, const char *id, const char *request,
+               kiln_error *err);
+    int (*page)(pg_store *s, pg_backfill *b, kiln_error *err);
+} pg_backfill_kind;
+
+typedef struct pg_backfill_ctx {
+    const pg_backfill_kind *kind;
+    pg_backfill b;
+} pg_backfill_ctx;
 
 static int
 pg_backfill_row(const PGresult *res, int row, void *ctx, kiln_error *err)
 {
-    pg_backfill *b = ctx;
+    pg_backfill_ctx *c = ctx;
+    pg_backfill *b = &c->b;
     const char *id = PQgetvalue(res, row, 0);
-    bool notify = false, retry = true;
-    jobstore_request_flags(PQgetvalue(res, row, 1), &notify, &retry);
-    int rc = KILN_OK;
-    if (notify) {
-        rc = pg_ids_add(&b->notify, id, err);
-    }
-    if (rc == KILN_OK && !retry) {
-        rc = pg_ids_add(&b->no_retry, id, err);
-    }
+    int rc = c->kind->row(b, id, PQgetvalue(res, row, 1), err);
     free(b->last);
     b->last = strdup(id);
     if (rc == KILN_OK && b->last == NULL) {
@@ -1225,44 +1450,126 @@ pg_backfill_row(const PGresult *res, int row, void *ctx, kiln_error *err)
  * at once, and requests can be large. */
 #define PG_BACKFILL_PAGE 200
 
+/* Reads the stored requests a migration needs, page by page in id order,
+ * and writes what it makes of them. Not in SQL: request::jsonb would fail
+ * the migration on a request that cJSON accepted and jsonb refuses (text
+ * after the object), and jsonb keeps the last of repeated keys where
+ * cJSON took the first; the requests are read with cJSON as the server
+ * read them. */
+static int
+pg_backfill_run(pg_store *s, const pg_backfill_kind *kind, kiln_error *err)
+{
+    pg_backfill_ctx c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    pg_backfill *b = &c.b;
+    int rc = KILN_OK;
+    do {
+        b->n_rows = 0;
+        b->a.len = b->b.len = 0;
+        b->a.n = b->b.n = 0;
+        rc = pg_each(s, PG_Q_BACKFILL_READ,
+                     PG_ARGS(PG_TEXT(b->last != NULL ? b->last : ""),
+                             PG_INT(PG_BACKFILL_PAGE), PG_TEXT(kind->keys[0]),
+                             PG_TEXT(kind->keys[1])),
+                     pg_backfill_row, &c, err);
+        if (rc == KILN_OK) {
+            rc = kind->page(s, b, err);
+        }
+    } while (rc == KILN_OK && b->n_rows == PG_BACKFILL_PAGE);
+    free(b->last);
+    free(b->a.text);
+    free(b->b.text);
+    return rc;
+}
+
+/* Migration 2: a = the ids with notify_status true, b = those with
+ * retry_postback false (only values other than the default are
+ * written). */
+static int
+pg_backfill_v2_row(pg_backfill *b, const char *id, const char *request,
+                   kiln_error *err)
+{
+    bool notify = false, retry = true;
+    jobstore_request_flags(request, &notify, &retry);
+    int rc = KILN_OK;
+    if (notify) {
+        rc = pg_ids_add(&b->a, id, err);
+    }
+    if (rc == KILN_OK && !retry) {
+        rc = pg_ids_add(&b->b, id, err);
+    }
+    return rc;
+}
+
+static int
+pg_backfill_v2_page(pg_store *s, pg_backfill *b, kiln_error *err)
+{
+    int rc = KILN_OK;
+    if (b->a.n > 0) {
+        rc = pg_run(s, PG_Q_BACKFILL_NOTIFY, PG_ARGS(PG_TEXT(b->a.text)), NULL,
+                    err);
+    }
+    if (rc == KILN_OK && b->b.n > 0) {
+        rc = pg_run(s, PG_Q_BACKFILL_RETRY, PG_ARGS(PG_TEXT(b->b.text)), NULL,
+                    err);
+    }
+    return rc;
+}
+
 /* Migration 2's data: each process's postback settings from its stored
  * request, read by jobstore_request_flags() as the server read them, and
  * each PENDING postback's retry from its process, so that nothing owed
- * changes meaning with the upgrade. Not in SQL: request::jsonb would fail
- * the migration on a request that cJSON accepted and jsonb refuses (text
- * after the object), and jsonb keeps the last of repeated keys where
- * cJSON took the first. Only values other than the default are
- * written. */
+ * changes meaning with the upgrade. */
 static int
 pg_backfill_v2(pg_store *s, kiln_error *err)
 {
-    pg_backfill b;
-    memset(&b, 0, sizeof b);
-    int rc = KILN_OK;
-    do {
-        b.n_rows = 0;
-        b.notify.len = b.no_retry.len = 0;
-        b.notify.n = b.no_retry.n = 0;
-        rc = pg_each(s, PG_Q_BACKFILL_READ,
-                     PG_ARGS(PG_TEXT(b.last != NULL ? b.last : ""),
-                             PG_INT(PG_BACKFILL_PAGE)),
-                     pg_backfill_row, &b, err);
-        if (rc == KILN_OK && b.notify.n > 0) {
-            rc = pg_run(s, PG_Q_BACKFILL_NOTIFY,
-                        PG_ARGS(PG_TEXT(b.notify.text)), NULL, err);
-        }
-        if (rc == KILN_OK && b.no_retry.n > 0) {
-            rc = pg_run(s, PG_Q_BACKFILL_RETRY,
-                        PG_ARGS(PG_TEXT(b.no_retry.text)), NULL, err);
-        }
-    } while (rc == KILN_OK && b.n_rows == PG_BACKFILL_PAGE);
+    static const pg_backfill_kind kind = {{"notify_status", "retry_postback"},
+                                          pg_backfill_v2_row,
+                                          pg_backfill_v2_page};
+    int rc = pg_backfill_run(s, &kind, err);
     if (rc == KILN_OK) {
         rc = pg_run(s, PG_Q_BACKFILL_POSTBACKS, NULL, 0, NULL, err);
     }
-    free(b.last);
-    free(b.notify.text);
-    free(b.no_retry.text);
     return rc;
+}
+
+/* Migration 4: a = the ids of requests with jobs, b = how many each has
+ * (the default, 0, is not written). */
+static int
+pg_backfill_v4_row(pg_backfill *b, const char *id, const char *request,
+                   kiln_error *err)
+{
+    int n = jobstore_request_n_jobs(request);
+    if (n == 0) {
+        return KILN_OK;
+    }
+    int rc = pg_ids_add(&b->a, id, err);
+    if (rc == KILN_OK) {
+        rc = pg_ints(&b->b, &n, 1, err);
+    }
+    return rc;
+}
+
+static int
+pg_backfill_v4_page(pg_store *s, pg_backfill *b, kiln_error *err)
+{
+    if (b->a.n == 0) {
+        return KILN_OK;
+    }
+    return pg_run(s, PG_Q_BACKFILL_N_JOBS,
+                  PG_ARGS(PG_TEXT(b->a.text), PG_TEXT(b->b.text)), NULL, err);
+}
+
+/* Migration 4's data: each process's n_jobs, counted in its stored
+ * request by jobstore_request_n_jobs() (a request stored before the
+ * column may be one jsonb refuses). */
+static int
+pg_backfill_v4(pg_store *s, kiln_error *err)
+{
+    static const pg_backfill_kind kind = {
+        {"jobs", "jobs"}, pg_backfill_v4_row, pg_backfill_v4_page};
+    return pg_backfill_run(s, &kind, err);
 }
 
 /* Creates the schema in a fresh database, or brings it to this build's
@@ -1446,14 +1753,15 @@ static int
 pg_create_body(pg_store *s, void *arg, kiln_error *err)
 {
     const jobstore_process *p = arg;
-    int rc = pg_run(
-        s, PG_Q_CREATE,
-        PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
-                PG_TEXT(jobstore_status_name(p->status)), PG_TEXT(p->request),
-                PG_TEXT(p->callback), PG_TEXT(p->idem_key),
-                PG_TEXT(p->idem_hash), PG_INT(pg_now()), PG_INT(p->not_before),
-                PG_INT(p->notify_status), PG_INT(p->retry_postback)),
-        NULL, err);
+    int rc = pg_run(s, PG_Q_CREATE,
+                    PG_ARGS(PG_TEXT(p->id), PG_INT(p->service_id),
+                            PG_TEXT(jobstore_status_name(p->status)),
+                            PG_TEXT(p->request), PG_TEXT(p->callback),
+                            PG_TEXT(p->idem_key), PG_TEXT(p->idem_hash),
+                            PG_INT(pg_now()), PG_INT(p->not_before),
+                            PG_INT(p->notify_status), PG_INT(p->retry_postback),
+                            PG_INT(p->n_jobs)),
+                    NULL, err);
     s->queued = rc == KILN_OK && p->status == JOBSTORE_QUEUED;
     if (rc == KILN_EEXIST) {
         if (p->idem_key != NULL &&
@@ -1527,22 +1835,39 @@ typedef struct pg_claim_ctx {
     int64_t now;
     int lease_seconds;
     jobstore_process *out;
+    bool none; /* no process was ready */
 } pg_claim_ctx;
 
 static int
 pg_claim_body(pg_store *s, void *arg, kiln_error *err)
 {
     pg_claim_ctx *c = arg;
-    int rc = pg_one_process(s, PG_Q_CLAIM,
+    int rc = KILN_OK;
+    c->none = false;
+    /* A process it took that had been asked to stop is CANCELLED now (its
+     * status change told): on to the next. Each turn ends one of them. */
+    for (;;) {
+        rc = pg_one_process(s, PG_Q_CLAIM,
                             PG_ARGS(PG_INT(c->now),
                                     PG_INT(c->now + c->lease_seconds),
                                     PG_INT(pg_now())),
                             c->out, err);
-    if (rc == KILN_OK) {
-        rc = pg_notify(s, c->out->id, c->out, err);
+        if (rc == KILN_OK) {
+            rc = pg_notify(s, c->out->id, c->out, err);
+        }
+        if (rc != KILN_OK || c->out->status != JOBSTORE_CANCELLED) {
+            break;
+        }
+        jobstore_process_clear(c->out);
     }
     if (rc != KILN_OK) {
         jobstore_process_clear(c->out);
+    }
+    /* Nothing ready is no failure: the processes it cancelled on the way
+     * are committed all the same. */
+    if (rc == KILN_ENOTFOUND) {
+        c->none = true;
+        rc = KILN_OK;
     }
     return rc;
 }
@@ -1551,10 +1876,10 @@ static int
 pg_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
          kiln_error *err)
 {
-    pg_claim_ctx c = {now, lease_seconds, out};
+    pg_claim_ctx c = {now, lease_seconds, out, false};
     int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_CLAIM].what,
                      pg_claim_body, &c, err);
-    if (rc == KILN_ENOTFOUND) {
+    if (rc == KILN_OK && c.none) {
         rc = err_set(err, KILN_ENOTFOUND, "no process is ready");
     }
     if (rc != KILN_OK) {
@@ -1564,15 +1889,26 @@ pg_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
 }
 
 static int
-pg_complete(jobstore *js, const char *id, int64_t token, jobstore_status status,
-            const char *result_json, const char *error, kiln_error *err)
+pg_complete_timed(jobstore *js, const char *id, int64_t token,
+                  jobstore_status status, const char *result_json,
+                  const char *error, double duration_ms, kiln_error *err)
 {
+    char ms[32]; /* text, as rate() sends its reals: round-trips exactly */
+    snprintf(ms, sizeof ms, "%.17g", duration_ms);
     return pg_transition(pg(js), PG_Q_COMPLETE,
                          PG_ARGS(PG_TEXT(id),
                                  PG_TEXT(jobstore_status_name(status)),
                                  PG_TEXT(result_json), PG_TEXT(error),
-                                 PG_INT(pg_now()), PG_INT(token)),
+                                 PG_INT(pg_now()), PG_INT(token), PG_TEXT(ms)),
                          NULL, NULL, id, -1, "PROCESSING", true, err);
+}
+
+static int
+pg_complete(jobstore *js, const char *id, int64_t token, jobstore_status status,
+            const char *result_json, const char *error, kiln_error *err)
+{
+    return pg_complete_timed(js, id, token, status, result_json, error, -1,
+                             err);
 }
 
 static int
@@ -1624,7 +1960,7 @@ pg_retry(jobstore *js, const char *id, int service_id, int *attempt,
     int rc = pg_transition(
         pg(js), PG_Q_RETRY,
         PG_ARGS(PG_TEXT(id), PG_INT(service_id), PG_INT(pg_now())), pg_row_int,
-        &a, id, service_id, "FINISHED or FAILED", true, err);
+        &a, id, service_id, "FINISHED, FAILED or CANCELLED", true, err);
     if (rc == KILN_OK) {
         *attempt = (int)a;
     }
@@ -1635,8 +1971,19 @@ static int
 pg_recover_body(pg_store *s, void *arg, kiln_error *err)
 {
     int *n_requeued = arg;
-    int rc =
-        pg_run(s, PG_Q_RECOVER, PG_ARGS(PG_INT(pg_now())), n_requeued, err);
+    pg_rows cancelled =
+        PG_ROWS(pg_read_process, pg_clear_process, jobstore_process);
+    int rc = pg_each_row(s, PG_Q_RECOVER_CANCEL, PG_ARGS(PG_INT(pg_now())),
+                         &cancelled, err);
+    jobstore_process *ps = cancelled.items;
+    for (size_t i = 0; rc == KILN_OK && i < cancelled.n; i++) {
+        rc = pg_notify(s, ps[i].id, &ps[i], err);
+    }
+    pg_rows_free(&cancelled);
+    if (rc == KILN_OK) {
+        rc =
+            pg_run(s, PG_Q_RECOVER, PG_ARGS(PG_INT(pg_now())), n_requeued, err);
+    }
     s->queued = rc == KILN_OK && *n_requeued > 0;
     return rc;
 }
@@ -1769,7 +2116,8 @@ pg_append_body(pg_store *s, void *arg, kiln_error *err)
     }
     if (rc == KILN_OK) {
         rc = pg_run(s, PG_Q_WRITE_REQUEST,
-                    PG_ARGS(PG_TEXT(c->id), PG_TEXT(text), PG_INT(pg_now())),
+                    PG_ARGS(PG_TEXT(c->id), PG_TEXT(text), PG_INT(pg_now()),
+                            PG_INT(c->n_jobs)),
                     NULL, err);
     }
     free(text);
@@ -1796,6 +2144,200 @@ pg_append_jobs(jobstore *js, const char *id, int service_id,
     }
     cJSON_Delete(add);
     return rc;
+}
+
+typedef struct pg_list_ctx {
+    const jobstore_query *q;
+    pg_ids services; /* the int[] literal */
+    pg_rows list;
+} pg_list_ctx;
+
+static int
+pg_list_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_list_ctx *c = arg;
+    const jobstore_query *q = c->q;
+    int64_t since = 0, before = 0;
+    const char *before_id = "";
+    jobstore_query_bounds(q, &since, &before, &before_id);
+    const char *status =
+        q->status < 0 ? "" : jobstore_status_name((jobstore_status)q->status);
+    return pg_each_row(s, PG_Q_LIST,
+                       PG_ARGS(PG_TEXT(c->services.text), PG_TEXT(status),
+                               PG_INT(since), PG_INT(before),
+                               PG_TEXT(before_id), PG_INT(q->limit)),
+                       &c->list, err);
+}
+
+static int
+pg_list(jobstore *js, const jobstore_query *q, jobstore_process **out,
+        size_t *n_out, kiln_error *err)
+{
+    pg_list_ctx c = {
+        q,
+        {NULL, 0, 0, 0},
+        PG_ROWS(pg_read_process, pg_clear_process, jobstore_process)};
+    int rc = pg_ints(&c.services, q->service_ids, q->n_service_ids, err);
+    if (rc == KILN_OK) {
+        rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_LIST].what, pg_list_body,
+                     &c, err);
+    }
+    free(c.services.text);
+    if (rc != KILN_OK) {
+        pg_rows_free(&c.list);
+        return rc;
+    }
+    *out = c.list.items;
+    *n_out = c.list.n;
+    return KILN_OK;
+}
+
+typedef struct pg_cancel_ctx {
+    const char *id;
+    int service_id;
+    jobstore_status was;
+} pg_cancel_ctx;
+
+static int
+pg_cancel_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_cancel_ctx *c = arg;
+    char name[PG_NAME_LEN] = "";
+    int rc = pg_one(s, PG_Q_STATUS_LOCK,
+                    PG_ARGS(PG_TEXT(c->id), PG_INT(c->service_id)), pg_row_name,
+                    name, err);
+    int status = jobstore_status_parse(name);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", c->id);
+    } else if (rc == KILN_OK) {
+        rc = pg_row_checked(false, status, "process", "status", err);
+    }
+    if (rc == KILN_OK) {
+        c->was = (jobstore_status)status;
+        if (jobstore_status_ended(c->was)) {
+            rc = err_set(err, KILN_EPERM,
+                         "cannot cancel process \"%s\": it is %s (it has "
+                         "ended)",
+                         c->id, name);
+        }
+    }
+    if (rc == KILN_OK) {
+        rc = pg_run(s, PG_Q_CANCEL, PG_ARGS(PG_TEXT(c->id), PG_INT(pg_now())),
+                    NULL, err);
+    }
+    if (rc == KILN_OK && c->was != JOBSTORE_PROCESSING) {
+        rc = pg_notify(s, c->id, NULL, err);
+    }
+    return rc;
+}
+
+static int
+pg_cancel(jobstore *js, const char *id, int service_id, jobstore_status *was,
+          kiln_error *err)
+{
+    pg_cancel_ctx c = {id, service_id, JOBSTORE_N_STATUS};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_CANCEL].what,
+                     pg_cancel_body, &c, err);
+    *was = c.was;
+    return rc;
+}
+
+typedef struct pg_cancel_requested_ctx {
+    const char *const *ids;
+    size_t n;
+    pg_ids list; /* the text[] literal */
+    bool *seen;
+} pg_cancel_requested_ctx;
+
+static int
+pg_read_id_seen(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    (void)err;
+    pg_cancel_requested_ctx *c = ctx;
+    const char *id = PQgetvalue(res, row, 0);
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->ids[i], id) == 0) {
+            c->seen[i] = true;
+        }
+    }
+    return KILN_OK;
+}
+
+static int
+pg_cancel_requested_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_cancel_requested_ctx *c = arg;
+    return pg_each(s, PG_Q_CANCEL_REQUESTED, PG_ARGS(PG_TEXT(c->list.text)),
+                   pg_read_id_seen, c, err);
+}
+
+static int
+pg_cancel_requested(jobstore *js, const char *const *ids, size_t n, bool *out,
+                    kiln_error *err)
+{
+    pg_cancel_requested_ctx c = {ids, n, {NULL, 0, 0, 0}, out};
+    int rc = KILN_OK;
+    for (size_t i = 0; rc == KILN_OK && i < n; i++) {
+        rc = pg_ids_add(&c.list, ids[i], err);
+    }
+    if (rc == KILN_OK) {
+        rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_CANCEL_REQUESTED].what,
+                     pg_cancel_requested_body, &c, err);
+    }
+    free(c.list.text);
+    return rc;
+}
+
+typedef struct pg_ended_ctx {
+    pg_ids services; /* the int[] literal */
+    int64_t since, until;
+    pg_rows rows;
+} pg_ended_ctx;
+
+/* A row of PG_Q_ENDED into the jobstore_ended_process ctx. */
+static int
+pg_read_ended(const PGresult *res, int row, void *ctx, kiln_error *err)
+{
+    jobstore_ended_process *e = ctx;
+    int status = jobstore_status_parse(PQgetvalue(res, row, 1));
+    e->updated_at = pg_col_int(res, row, 0);
+    e->status = (jobstore_status)status;
+    e->duration_ms = pg_col_real(res, row, 2);
+    return pg_row_checked(false, status, "process", "status", err);
+}
+
+static int
+pg_ended_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_ended_ctx *c = arg;
+    return pg_each_row(
+        s, PG_Q_ENDED,
+        PG_ARGS(PG_TEXT(c->services.text), PG_INT(c->since), PG_INT(c->until)),
+        &c->rows, err);
+}
+
+static int
+pg_ended(jobstore *js, const int *service_ids, size_t n_service_ids,
+         int64_t since, int64_t until, jobstore_ended_process **out,
+         size_t *n_out, kiln_error *err)
+{
+    pg_ended_ctx c = {{NULL, 0, 0, 0},
+                      since,
+                      until,
+                      PG_ROWS(pg_read_ended, NULL, jobstore_ended_process)};
+    int rc = pg_ints(&c.services, service_ids, n_service_ids, err);
+    if (rc == KILN_OK) {
+        rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_ENDED].what,
+                     pg_ended_body, &c, err);
+    }
+    free(c.services.text);
+    if (rc != KILN_OK) {
+        pg_rows_free(&c.rows);
+        return rc;
+    }
+    *out = c.rows.items;
+    *n_out = c.rows.n;
+    return KILN_OK;
 }
 
 /* ---------------------------------------------------------- postbacks */
@@ -1831,72 +2373,34 @@ pg_postback_enqueue(jobstore *js, const jobstore_postback *pb, int64_t *id,
     return rc;
 }
 
-/* The growing array postback_due() fills. */
-typedef struct pg_pb_list {
-    jobstore_postback *pbs;
-    size_t n, cap;
-} pg_pb_list;
-
-static int
-pg_read_postback_into(const PGresult *res, int row, void *ctx, kiln_error *err)
-{
-    pg_pb_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 8;
-        jobstore_postback *np = realloc(l->pbs, ncap * sizeof *np);
-        if (np == NULL) {
-            return err_set(err, KILN_ENOMEM, "job store: out of memory");
-        }
-        l->pbs = np;
-        l->cap = ncap;
-    }
-    int rc = pg_read_postback(res, row, &l->pbs[l->n], err);
-    if (rc == KILN_OK) {
-        l->n++;
-    }
-    return rc;
-}
-
-static void
-pg_pb_list_free(pg_pb_list *l)
-{
-    jobstore_postbacks_free(l->pbs, l->n);
-    memset(l, 0, sizeof *l);
-}
-
 typedef struct pg_due_ctx {
     int64_t now, limit, until;
-    pg_pb_list list;
+    pg_rows list;
 } pg_due_ctx;
 
 static int
 pg_due_body(pg_store *s, void *arg, kiln_error *err)
 {
     pg_due_ctx *c = arg;
-    int rc =
-        pg_each(s, PG_Q_PB_DUE,
-                PG_ARGS(PG_INT(c->now), PG_INT(c->limit), PG_INT(c->until)),
-                pg_read_postback_into, &c->list, err);
-    if (rc != KILN_OK) {
-        pg_pb_list_free(&c->list);
-    }
-    return rc;
+    return pg_each_row(
+        s, PG_Q_PB_DUE,
+        PG_ARGS(PG_INT(c->now), PG_INT(c->limit), PG_INT(c->until)), &c->list,
+        err);
 }
 
 static int
 pg_postback_due(jobstore *js, int64_t now, int lease_seconds, size_t max,
                 jobstore_postback **out, size_t *n_out, kiln_error *err)
 {
-    pg_due_ctx c = {now,
-                    max > INT64_MAX ? INT64_MAX : (int64_t)max,
-                    now + lease_seconds,
-                    {NULL, 0, 0}};
+    pg_due_ctx c = {
+        now, max > INT64_MAX ? INT64_MAX : (int64_t)max, now + lease_seconds,
+        PG_ROWS(pg_read_postback, pg_clear_postback, jobstore_postback)};
     int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_PB_DUE].what,
                      pg_due_body, &c, err);
     if (rc != KILN_OK) {
-        pg_pb_list_free(&c.list);
+        pg_rows_free(&c.list);
     }
-    *out = c.list.pbs;
+    *out = c.list.items;
     *n_out = c.list.n;
     return rc;
 }
@@ -2003,6 +2507,37 @@ pg_postback_get(jobstore *js, int64_t id, jobstore_postback *out,
                      (long long)id);
     }
     return rc;
+}
+
+typedef struct pg_postbacks_of_ctx {
+    const char *process_id;
+    pg_rows list;
+} pg_postbacks_of_ctx;
+
+static int
+pg_postbacks_of_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_postbacks_of_ctx *c = arg;
+    return pg_each_row(s, PG_Q_POSTBACKS_OF, PG_ARGS(PG_TEXT(c->process_id)),
+                       &c->list, err);
+}
+
+static int
+pg_postbacks_of(jobstore *js, const char *process_id, jobstore_postback **out,
+                size_t *n_out, kiln_error *err)
+{
+    pg_postbacks_of_ctx c = {
+        process_id,
+        PG_ROWS(pg_read_postback, pg_clear_postback, jobstore_postback)};
+    int rc = pg_call(pg(js), PG_PLAIN, pg_queries[PG_Q_POSTBACKS_OF].what,
+                     pg_postbacks_of_body, &c, err);
+    if (rc != KILN_OK) {
+        pg_rows_free(&c.list);
+        return rc;
+    }
+    *out = c.list.items;
+    *n_out = c.list.n;
+    return KILN_OK;
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -2203,4 +2738,10 @@ const jobstore_driver jobstore_pg_driver = {
     .prune = pg_prune,
     .wait_work = pg_wait_work,
     .rate = pg_rate,
+    .complete_timed = pg_complete_timed,
+    .list = pg_list,
+    .cancel = pg_cancel,
+    .cancel_requested = pg_cancel_requested,
+    .ended = pg_ended,
+    .postbacks_of = pg_postbacks_of,
 };

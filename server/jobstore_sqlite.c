@@ -25,12 +25,26 @@
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_NAME_LEN 16 /* a status or state name, NUL included */
 
-/* Columns of jobstore_process, in sq_read_process's order. */
-#define SQ_PROC_COLS                                                           \
-    "id, service_id, status, attempt, n_requeues, request, callback, "         \
-    "result, error, idem_key, idem_hash, created_at, updated_at, "             \
+/* Columns of jobstore_process, in sq_read_process's order, with the
+ * expressions read as request and result. */
+#define SQ_PROC_COLS_AS(request, result)                                       \
+    "id, service_id, status, attempt, n_requeues, " request                    \
+    ", callback, " result                                                      \
+    ", error, idem_key, idem_hash, created_at, updated_at, "                   \
     "not_before, lease_until, n_interrupts, lease_token, notify_status, "      \
-    "retry_postback"
+    "retry_postback, n_jobs, duration_ms, cancel_requested"
+#define SQ_PROC_COLS SQ_PROC_COLS_AS("request", "result")
+/* list() leaves the two large texts out. */
+#define SQ_LIST_COLS SQ_PROC_COLS_AS("NULL", "NULL")
+
+/* The statuses of processes that have ended. */
+#define SQ_ENDED "('FINISHED', 'FAILED', 'CANCELLED')"
+
+/* A process whose run was asked to stop (cancel_requested) and that would
+ * go back to the queue (or run again) ends CANCELLED instead, with this
+ * error: the start of the CASE of each column that says so. */
+#define SQ_IF_CANCEL "CASE WHEN cancel_requested THEN "
+#define SQ_CANCELLED_RAN "'cancelled while it ran'"
 
 /* The fencing condition of a change by a claim's holder: its token is the
  * claim's, or 0 (any holder). */
@@ -38,7 +52,7 @@
 
 /* The ids prune() deletes (?1 before, ?2 max). */
 #define SQ_PRUNABLE                                                            \
-    "SELECT id FROM process WHERE status IN ('FINISHED', 'FAILED') AND "       \
+    "SELECT id FROM process WHERE status IN " SQ_ENDED " AND "                 \
     "updated_at < ?1 AND NOT EXISTS (SELECT 1 FROM postback WHERE "            \
     "postback.process_id = process.id AND state = 'PENDING') ORDER BY "        \
     "updated_at LIMIT ?2"
@@ -78,6 +92,7 @@ typedef enum sq_query {
     SQ_Q_REQUEUE,
     SQ_Q_RENEW,
     SQ_Q_INTERRUPT,
+    SQ_Q_RECOVER_CANCEL,
     SQ_Q_RECOVER,
     SQ_Q_RETRY,
     SQ_Q_READ_REQUEST,
@@ -92,6 +107,11 @@ typedef enum sq_query {
     SQ_Q_COUNTS,
     SQ_Q_PRUNE_POSTBACKS,
     SQ_Q_PRUNE,
+    SQ_Q_LIST,
+    SQ_Q_CANCEL,
+    SQ_Q_CANCEL_REQUESTED,
+    SQ_Q_ENDED,
+    SQ_Q_POSTBACKS_OF,
     SQ_N_QUERIES
 } sq_query;
 
@@ -102,13 +122,15 @@ typedef struct sq_store {
     sqlite3_stmt *stmts[SQ_N_QUERIES]; /* prepared on first use */
 } sq_store;
 
-/* One value bound to a statement parameter: text (NULL binds SQL NULL)
- * or an integer. Text is bound without a copy: it must outlive the step,
- * which every helper below finishes before it returns. */
+/* One value bound to a statement parameter: text (NULL binds SQL NULL),
+ * an integer or a real. Text is bound without a copy: it must outlive the
+ * step, which every helper below finishes before it returns. */
 typedef struct sq_arg {
     bool is_text;
     const char *text;
     int64_t num;
+    bool is_real;
+    double real;
 } sq_arg;
 
 #define SQ_TEXT(v)                                                             \
@@ -118,6 +140,10 @@ typedef struct sq_arg {
 #define SQ_INT(v)                                                              \
     {                                                                          \
         .num = (int64_t)(v)                                                    \
+    }
+#define SQ_REAL(v)                                                             \
+    {                                                                          \
+        .is_real = true, .real = (v)                                           \
     }
 /* The arguments ?1, ?2, ... of a statement as the pair (array, count)
  * the helpers take; sizeof does not evaluate its operand. */
@@ -152,14 +178,14 @@ static const struct {
                    "('health_checked_at', ?1)"},
     /* ?1 id, ?2 service, ?3 status, ?4 request, ?5 callback, ?6 key,
      * ?7 hash, ?8 now, ?9 not_before, ?10 notify_status, ?11
-     * retry_postback */
+     * retry_postback, ?12 n_jobs */
     [SQ_Q_CREATE] =
         {"create process",
          "INSERT INTO process (id, service_id, status, request, "
          "callback, idem_key, idem_hash, created_at, updated_at, "
-         "not_before, queue_seq, notify_status, retry_postback) "
+         "not_before, queue_seq, notify_status, retry_postback, n_jobs) "
          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, " SQ_NEXT_SEQ
-         ", ?10, ?11)"},
+         ", ?10, ?11, ?12)"},
     [SQ_Q_GET] = {"read process",
                   "SELECT " SQ_PROC_COLS " FROM process WHERE id = ?1 AND "
                   "service_id = ?2"},
@@ -175,17 +201,22 @@ static const struct {
     /* ?1 now, ?2 lease_until, ?3 wall clock. The first in queue order of
      * the ready QUEUED processes and the PROCESSING ones whose lease ran
      * out (each found through its own index); a lease taken back counts
-     * as a re-queue. */
+     * as a re-queue. One whose run was asked to stop becomes CANCELLED
+     * instead, and the caller claims again: rare, so the common claim
+     * stays one statement. */
     [SQ_Q_CLAIM] = {"claim",
-                    "UPDATE process SET status = 'PROCESSING', "
-                    "lease_until = ?2, updated_at = ?3, "
+                    "UPDATE process SET "
+                    "status = " SQ_IF_CANCEL "'CANCELLED' ELSE 'PROCESSING' "
+                    "END, lease_until = " SQ_IF_CANCEL "0 ELSE ?2 END, "
+                    "updated_at = ?3, "
                     "lease_token = lease_token + 1, "
                     "n_requeues = n_requeues + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
                     "n_interrupts = n_interrupts + "
                     "CASE status WHEN 'PROCESSING' THEN 1 ELSE 0 END, "
-                    "error = CASE status WHEN 'PROCESSING' "
-                    "THEN " SQ_LEASE_EXPIRED " ELSE error END "
+                    "error = " SQ_IF_CANCEL SQ_CANCELLED_RAN " WHEN status = "
+                    "'PROCESSING' THEN " SQ_LEASE_EXPIRED " ELSE error END, "
+                    "cancel_requested = 0 "
                     "WHERE id = (SELECT id FROM ("
                     "SELECT * FROM (SELECT id, queue_seq FROM process "
                     "WHERE status = 'QUEUED' AND not_before <= ?1 "
@@ -194,19 +225,23 @@ static const struct {
                     "WHERE status = 'PROCESSING' AND lease_until < ?1) "
                     "ORDER BY queue_seq LIMIT 1) "
                     "RETURNING " SQ_PROC_COLS},
-    /* ?1 id, ?2 status, ?3 result, ?4 error, ?5 now, ?6 token. Every
-     * change by the claim's holder matches its fencing token (0: any). */
+    /* ?1 id, ?2 status, ?3 result, ?4 error, ?5 now, ?6 token, ?7
+     * duration_ms or -1. Every change by the claim's holder matches its
+     * fencing token (0: any). */
     [SQ_Q_COMPLETE] = {"complete",
                        "UPDATE process SET status = ?2, result = ?3, error = "
-                       "?4, updated_at = ?5, lease_until = 0 WHERE id = ?1 "
+                       "?4, updated_at = ?5, lease_until = 0, duration_ms = "
+                       "NULLIF(?7, -1), cancel_requested = 0 WHERE id = ?1 "
                        "AND status = 'PROCESSING' AND " SQ_FENCE("?6")},
     /* ?1 id, ?2 not_before, ?3 error, ?4 now, ?5 token */
-    [SQ_Q_REQUEUE] = {"requeue",
-                      "UPDATE process SET status = 'QUEUED', not_before = ?2, "
-                      "error = ?3, n_requeues = n_requeues + 1, updated_at = "
-                      "?4, lease_until = 0, queue_seq = " SQ_NEXT_SEQ
-                      " WHERE id = ?1 AND status = 'PROCESSING' AND " SQ_FENCE(
-                          "?5")},
+    [SQ_Q_REQUEUE] =
+        {"requeue",
+         "UPDATE process SET status = " SQ_IF_CANCEL "'CANCELLED' "
+         "ELSE 'QUEUED' END, not_before = ?2, error = " SQ_IF_CANCEL
+             SQ_CANCELLED_RAN " ELSE ?3 END, n_requeues = n_requeues "
+         "+ 1, updated_at = ?4, lease_until = 0, "
+         "cancel_requested = 0, queue_seq = " SQ_NEXT_SEQ
+         " WHERE id = ?1 AND status = 'PROCESSING' AND " SQ_FENCE("?5")},
     /* ?1 id, ?2 lease_until, ?3 token */
     [SQ_Q_RENEW] = {"renew",
                     "UPDATE process SET lease_until = ?2 WHERE id = "
@@ -214,10 +249,22 @@ static const struct {
     /* ?1 id, ?2 error, ?3 now, ?4 token. Back in its old place in the
      * queue, like a lease taken back. */
     [SQ_Q_INTERRUPT] = {"interrupt",
-                        "UPDATE process SET status = 'QUEUED', not_before = "
-                        "0, error = ?2, n_interrupts = n_interrupts + 1, "
-                        "updated_at = ?3, lease_until = 0 WHERE id = ?1 AND "
-                        "status = 'PROCESSING' AND " SQ_FENCE("?4")},
+                        "UPDATE process SET status = " SQ_IF_CANCEL
+                        "'CANCELLED' ELSE 'QUEUED' END, not_before = 0, "
+                        "error = " SQ_IF_CANCEL SQ_CANCELLED_RAN " ELSE ?2 "
+                        "END, n_interrupts = n_interrupts + 1, updated_at = "
+                        "?3, lease_until = 0, cancel_requested = 0 WHERE "
+                        "id = ?1 AND status = 'PROCESSING' AND " SQ_FENCE(
+                            "?4")},
+    /* ?1 now. Runs that were asked to stop end CANCELLED (RETURNING: the
+     * hook sees each), before the others go back to the queue. */
+    [SQ_Q_RECOVER_CANCEL] = {"recover",
+                             "UPDATE process SET status = 'CANCELLED', "
+                             "lease_until = 0, n_interrupts = n_interrupts "
+                             "+ 1, updated_at = ?1, error = " SQ_CANCELLED_RAN
+                             ", cancel_requested = 0 WHERE status = "
+                             "'PROCESSING' AND cancel_requested "
+                             "RETURNING " SQ_PROC_COLS},
     /* ?1 now */
     [SQ_Q_RECOVER] = {"recover",
                       "UPDATE process SET status = 'QUEUED', lease_until = 0, "
@@ -227,17 +274,17 @@ static const struct {
     [SQ_Q_RETRY] = {"retry",
                     "UPDATE process SET status = 'QUEUED', attempt = attempt "
                     "+ 1, n_requeues = 0, n_interrupts = 0, result = NULL, "
-                    "error = NULL, "
+                    "error = NULL, duration_ms = NULL, cancel_requested = 0, "
                     "not_before = 0, updated_at = ?3, queue_seq = " SQ_NEXT_SEQ
-                    " WHERE id = ?1 AND service_id = ?2 AND status IN "
-                    "('FINISHED', 'FAILED') RETURNING attempt"},
+                    " WHERE id = ?1 AND service_id = ?2 AND status IN " SQ_ENDED
+                    " RETURNING attempt"},
     [SQ_Q_READ_REQUEST] = {"read process",
                            "SELECT status, request FROM process WHERE id = ?1 "
                            "AND service_id = ?2"},
-    /* ?1 id, ?2 request, ?3 now */
+    /* ?1 id, ?2 request, ?3 now, ?4 n_jobs */
     [SQ_Q_WRITE_REQUEST] = {"append jobs",
-                            "UPDATE process SET request = ?2, updated_at = ?3 "
-                            "WHERE id = ?1"},
+                            "UPDATE process SET request = ?2, updated_at = ?3, "
+                            "n_jobs = ?4 WHERE id = ?1"},
     /* ?1 id, ?2 service, ?3 callback, ?4 now */
     [SQ_Q_SET_PROCESSING] = {"queue",
                              "UPDATE process SET status = 'QUEUED', callback "
@@ -278,6 +325,40 @@ static const struct {
                      "UNION ALL SELECT 1, state, count(*) FROM postback GROUP "
                      "BY state UNION ALL SELECT 2, '', count(*) FROM process "
                      "WHERE status = 'QUEUED' AND not_before <= ?1"},
+    /* ?1 service, ?2 status or '' for any, ?3 since, ?4 and ?5 the pair
+     * (created_at, id) the rows are older than (jobstore_query_bounds),
+     * ?6 limit. One service at a time: its rows come in order from
+     * process_list, and only `limit` of them are read; several services'
+     * pages are merged by sq_list. */
+    [SQ_Q_LIST] = {"list processes",
+                   "SELECT " SQ_LIST_COLS " FROM process WHERE service_id = "
+                   "?1 AND (?2 = '' OR status = ?2) AND created_at >= ?3 AND "
+                   "(created_at, id) < (?4, ?5) ORDER BY created_at DESC, id "
+                   "DESC LIMIT ?6"},
+    /* ?1 id, ?2 now: one that has not started is cancelled at once; a
+     * running one is asked to stop (its status stays). The caller read
+     * its status in the same transaction. */
+    [SQ_Q_CANCEL] = {"cancel",
+                     "UPDATE process SET status = CASE status WHEN "
+                     "'PROCESSING' THEN status ELSE 'CANCELLED' END, "
+                     "cancel_requested = (status = 'PROCESSING'), updated_at = "
+                     "CASE status WHEN 'PROCESSING' THEN updated_at ELSE ?2 "
+                     "END WHERE id = ?1 AND status IN ('INCOMPLETE', "
+                     "'QUEUED', 'PROCESSING')"},
+    /* ?1 the ids, a JSON array */
+    [SQ_Q_CANCEL_REQUESTED] = {"read cancellations",
+                               "SELECT id FROM process WHERE id IN (SELECT "
+                               "value FROM json_each(?1)) AND status = "
+                               "'PROCESSING' AND cancel_requested"},
+    /* ?1 the services, a JSON array; ?2 since, ?3 until */
+    [SQ_Q_ENDED] = {"read ended processes",
+                    "SELECT updated_at, status, duration_ms FROM process "
+                    "WHERE status IN " SQ_ENDED " AND updated_at >= ?2 AND "
+                    "updated_at < ?3 AND service_id IN (SELECT value FROM "
+                    "json_each(?1)) ORDER BY updated_at"},
+    [SQ_Q_POSTBACKS_OF] = {"read postbacks",
+                           "SELECT " SQ_PB_COLS " FROM postback WHERE "
+                           "process_id = ?1 ORDER BY id"},
 };
 
 static const char sq_schema_sql[] =
@@ -327,14 +408,20 @@ static const char sq_schema_sql[] =
 
 /* Added after schema version 1 without changing it: an index changes no
  * data, and a build that does not know it ignores it. They keep claim()'s
- * search for expired leases, and prune()'s for old processes, off the
- * whole table. */
+ * search for expired leases, prune()'s and ended()'s for ended
+ * processes, and list()'s for a service's newest, off the whole table.
+ * process_ended covered FINISHED and FAILED only; process_ended_at, CANCELLED
+ * too, replaces it (a build before CANCELLED makes process_ended again, and
+ * this one drops it again). */
 static const char sq_indexes_sql[] =
     "CREATE INDEX IF NOT EXISTS process_lease ON process (lease_until)"
     " WHERE status = 'PROCESSING';"
-    "CREATE INDEX IF NOT EXISTS process_ended ON process (updated_at)"
-    " WHERE status IN ('FINISHED', 'FAILED');"
-    "CREATE INDEX IF NOT EXISTS postback_process ON postback (process_id);";
+    "DROP INDEX IF EXISTS process_ended;"
+    "CREATE INDEX IF NOT EXISTS process_ended_at ON process (updated_at)"
+    " WHERE status IN " SQ_ENDED ";"
+    "CREATE INDEX IF NOT EXISTS postback_process ON postback (process_id);"
+    "CREATE INDEX IF NOT EXISTS process_list ON process"
+    " (service_id, created_at DESC, id DESC);";
 
 /* ------------------------------------------------------------ helpers */
 
@@ -439,7 +526,9 @@ sq_bind(sq_store *s, sq_query q, const sq_arg *args, int n_args,
     assert(n_args == sqlite3_bind_parameter_count(st));
     int rc = SQLITE_OK;
     for (int i = 0; i < n_args && rc == SQLITE_OK; i++) {
-        if (!args[i].is_text) {
+        if (args[i].is_real) {
+            rc = sqlite3_bind_double(st, i + 1, args[i].real);
+        } else if (!args[i].is_text) {
             rc = sqlite3_bind_int64(st, i + 1, args[i].num);
         } else if (args[i].text == NULL) {
             rc = sqlite3_bind_null(st, i + 1);
@@ -614,6 +703,11 @@ sq_read_process(sqlite3_stmt *st, void *ctx, kiln_error *err)
     p->lease_token = sqlite3_column_int64(st, 16);
     p->notify_status = sqlite3_column_int(st, 17) != 0;
     p->retry_postback = sqlite3_column_int(st, 18) != 0;
+    p->n_jobs = sqlite3_column_int(st, 19);
+    p->duration_ms = sqlite3_column_type(st, 20) == SQLITE_NULL
+                         ? -1
+                         : sqlite3_column_double(st, 20);
+    p->cancel_requested = sqlite3_column_int(st, 21) != 0;
     int rc = sq_row_checked(oom, status, "process", "status", err);
     if (rc != KILN_OK) {
         jobstore_process_clear(p);
@@ -660,6 +754,37 @@ sq_one_process(sq_store *s, sq_query q, const sq_arg *args, int n_args,
     int rc = sq_one(s, q, args, n_args, sq_read_process, out, err);
     if (rc != KILN_OK) {
         jobstore_process_clear(out);
+    }
+    return rc;
+}
+
+/* The rows of a statement as a growing array of items of `size` bytes,
+ * each read by `read` (processes, postbacks, ended processes). */
+typedef struct sq_rows {
+    sq_row_fn read;
+    size_t size;
+    void *items; /* NULL until the first row */
+    size_t n, cap;
+} sq_rows;
+
+#define SQ_ROWS(read, type)                                                    \
+    {                                                                          \
+        (read), sizeof(type), NULL, 0, 0                                       \
+    }
+
+/* Appends the current row to the sq_rows ctx. */
+static int
+sq_read_into(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    sq_rows *l = ctx;
+    void *items = jobstore_grow(l->items, &l->cap, l->n + 1, l->size);
+    if (items == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    l->items = items;
+    int rc = l->read(st, (char *)items + l->n * l->size, err);
+    if (rc == KILN_OK) {
+        l->n++;
     }
     return rc;
 }
@@ -831,6 +956,21 @@ sq_request_flag(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, is_notify ? notify : retry);
 }
 
+/* kiln_request_n_jobs(request): the jobs of a stored request as
+ * jobstore_request_n_jobs() counts them (with cJSON, for the reasons
+ * sq_request_flag gives). */
+static void
+sq_request_n_jobs(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *request = (const char *)sqlite3_value_text(argv[0]);
+    if (request == NULL && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_result_int(ctx, jobstore_request_n_jobs(request));
+}
+
 /* The backfill of each column; only values other than its default are
  * written. Requests are parsed only if they name the setting or have a
  * \u escape, which could spell it (a JSON parser reads
@@ -848,13 +988,17 @@ static const char sq_backfill_retry_sql[] =
 static const char sq_backfill_pb_retry_sql[] =
     "UPDATE postback SET retry = 0 WHERE state = 'PENDING' AND process_id IN "
     "(SELECT id FROM process WHERE retry_postback = 0)";
+static const char sq_backfill_n_jobs_sql[] =
+    "UPDATE process SET n_jobs = kiln_request_n_jobs(request) WHERE "
+    "(instr(request, 'jobs') > 0 OR instr(request, '\\u') > 0) AND "
+    "kiln_request_n_jobs(request) > 0";
 
-/* Fills the postback columns a store made by an older build has just
- * gained (notify, retry: on process; pb_retry: on postback) from what
- * its requests say, in the schema's transaction, so that no process or
+/* Fills the columns a store made by an older build has just gained
+ * (notify, retry, n_jobs: on process; pb_retry: on postback) from what its
+ * requests say, in the schema's transaction, so that no process or
  * postback owed changes meaning with the upgrade. */
 static int
-sq_backfill(sq_store *s, bool notify, bool retry, bool pb_retry,
+sq_backfill(sq_store *s, bool notify, bool retry, bool pb_retry, bool n_jobs,
             kiln_error *err)
 {
     int rc = KILN_OK;
@@ -864,6 +1008,16 @@ sq_backfill(sq_store *s, bool notify, bool retry, bool pb_retry,
             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
             sq_request_flag, NULL, NULL, NULL) != SQLITE_OK) {
         rc = sq_fail(s, "upgrade schema", err);
+    }
+    if (rc == KILN_OK && n_jobs &&
+        sqlite3_create_function_v2(
+            s->db, "kiln_request_n_jobs", 1,
+            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+            sq_request_n_jobs, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = sq_fail(s, "upgrade schema", err);
+    }
+    if (rc == KILN_OK && n_jobs) {
+        rc = sq_exec(s, sq_backfill_n_jobs_sql, err);
     }
     if (rc == KILN_OK && notify) {
         rc = sq_exec(s, sq_backfill_notify_sql, err);
@@ -925,8 +1079,22 @@ sq_schema(sq_store *s, kiln_error *err)
         rc = sq_add_column(s, "postback", "retry", "INTEGER NOT NULL DEFAULT 1",
                            &pb_retry, err);
     }
+    /* Issue 16: what list() shows without reading the request, the
+     * processing time, and a cancellation asked of a running process. */
+    bool n_jobs = false;
     if (rc == KILN_OK) {
-        rc = sq_backfill(s, notify, retry, pb_retry, err);
+        rc = sq_add_column(s, "process", "n_jobs", "INTEGER NOT NULL DEFAULT 0",
+                           &n_jobs, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "duration_ms", "REAL", NULL, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_add_column(s, "process", "cancel_requested",
+                           "INTEGER NOT NULL DEFAULT 0", NULL, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_backfill(s, notify, retry, pb_retry, n_jobs, err);
     }
     return sq_leave(s, rc, err);
 }
@@ -1018,15 +1186,15 @@ sq_create(jobstore *js, const jobstore_process *p, kiln_error *err)
     sq_store *s = sq(js);
     int rc = sq_enter(s, SQ_PLAIN, err);
     if (rc == KILN_OK) {
-        rc =
-            sq_run(s, SQ_Q_CREATE,
-                   SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
-                           SQ_TEXT(jobstore_status_name(p->status)),
-                           SQ_TEXT(p->request), SQ_TEXT(p->callback),
-                           SQ_TEXT(p->idem_key), SQ_TEXT(p->idem_hash),
-                           SQ_INT(sq_now()), SQ_INT(p->not_before),
-                           SQ_INT(p->notify_status), SQ_INT(p->retry_postback)),
-                   NULL, err);
+        rc = sq_run(s, SQ_Q_CREATE,
+                    SQ_ARGS(SQ_TEXT(p->id), SQ_INT(p->service_id),
+                            SQ_TEXT(jobstore_status_name(p->status)),
+                            SQ_TEXT(p->request), SQ_TEXT(p->callback),
+                            SQ_TEXT(p->idem_key), SQ_TEXT(p->idem_hash),
+                            SQ_INT(sq_now()), SQ_INT(p->not_before),
+                            SQ_INT(p->notify_status), SQ_INT(p->retry_postback),
+                            SQ_INT(p->n_jobs)),
+                    NULL, err);
     }
     if (rc == KILN_EEXIST) {
         /* "UNIQUE constraint failed: process.service_id, ..." */
@@ -1081,19 +1249,28 @@ sq_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
 {
     sq_store *s = sq(js);
     int rc = sq_enter(s, SQ_WRITE, err);
-    if (rc == KILN_OK) {
+    /* A process it took that had been asked to stop is CANCELLED now (its
+     * status change told): on to the next. Each turn ends one of them. */
+    while (rc == KILN_OK) {
         rc = sq_one_process(
             s, SQ_Q_CLAIM,
             SQ_ARGS(SQ_INT(now), SQ_INT(now + lease_seconds), SQ_INT(sq_now())),
             out, err);
+        if (rc == KILN_OK) {
+            rc = sq_notify(s, out->id, out, err);
+        }
+        if (rc != KILN_OK || out->status != JOBSTORE_CANCELLED) {
+            break;
+        }
+        jobstore_process_clear(out);
     }
-    if (rc == KILN_OK) {
-        rc = sq_notify(s, out->id, out, err);
-    }
-    if (rc == KILN_ENOTFOUND) {
+    /* Nothing ready is no failure: the processes it cancelled on the way
+     * are committed all the same. */
+    bool none = rc == KILN_ENOTFOUND;
+    rc = sq_leave(s, none ? KILN_OK : rc, err);
+    if (rc == KILN_OK && none) {
         rc = err_set(err, KILN_ENOTFOUND, "no process is ready");
     }
-    rc = sq_leave(s, rc, err);
     if (rc != KILN_OK) {
         jobstore_process_clear(out);
     }
@@ -1101,15 +1278,24 @@ sq_claim(jobstore *js, int64_t now, int lease_seconds, jobstore_process *out,
 }
 
 static int
+sq_complete_timed(jobstore *js, const char *id, int64_t token,
+                  jobstore_status status, const char *result_json,
+                  const char *error, double duration_ms, kiln_error *err)
+{
+    return sq_transition(
+        sq(js), SQ_Q_COMPLETE,
+        SQ_ARGS(SQ_TEXT(id), SQ_TEXT(jobstore_status_name(status)),
+                SQ_TEXT(result_json), SQ_TEXT(error), SQ_INT(sq_now()),
+                SQ_INT(token), SQ_REAL(duration_ms)),
+        NULL, NULL, id, -1, "PROCESSING", true, err);
+}
+
+static int
 sq_complete(jobstore *js, const char *id, int64_t token, jobstore_status status,
             const char *result_json, const char *error, kiln_error *err)
 {
-    return sq_transition(sq(js), SQ_Q_COMPLETE,
-                         SQ_ARGS(SQ_TEXT(id),
-                                 SQ_TEXT(jobstore_status_name(status)),
-                                 SQ_TEXT(result_json), SQ_TEXT(error),
-                                 SQ_INT(sq_now()), SQ_INT(token)),
-                         NULL, NULL, id, -1, "PROCESSING", true, err);
+    return sq_complete_timed(js, id, token, status, result_json, error, -1,
+                             err);
 }
 
 static int
@@ -1161,7 +1347,7 @@ sq_retry(jobstore *js, const char *id, int service_id, int *attempt,
     int rc = sq_transition(
         sq(js), SQ_Q_RETRY,
         SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id), SQ_INT(sq_now())), sq_row_int,
-        &a, id, service_id, "FINISHED or FAILED", true, err);
+        &a, id, service_id, "FINISHED, FAILED or CANCELLED", true, err);
     if (rc == KILN_OK) {
         *attempt = (int)a;
     }
@@ -1172,11 +1358,21 @@ static int
 sq_recover(jobstore *js, int *n_requeued, kiln_error *err)
 {
     sq_store *s = sq(js);
-    int rc = sq_enter(s, SQ_PLAIN, err);
+    sq_rows cancelled = SQ_ROWS(sq_read_process, jobstore_process);
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_RECOVER_CANCEL, SQ_ARGS(SQ_INT(sq_now())),
+                     sq_read_into, &cancelled, err);
+    }
+    jobstore_process *ps = cancelled.items;
+    for (size_t i = 0; rc == KILN_OK && i < cancelled.n; i++) {
+        rc = sq_notify(s, ps[i].id, &ps[i], err);
+    }
     if (rc == KILN_OK) {
         rc =
             sq_run(s, SQ_Q_RECOVER, SQ_ARGS(SQ_INT(sq_now())), n_requeued, err);
     }
+    jobstore_processes_free(ps, cancelled.n);
     return sq_leave(s, rc, err);
 }
 
@@ -1267,9 +1463,10 @@ sq_append_jobs(jobstore *js, const char *id, int service_id,
         }
     }
     if (rc == KILN_OK) {
-        rc = sq_run(s, SQ_Q_WRITE_REQUEST,
-                    SQ_ARGS(SQ_TEXT(id), SQ_TEXT(text), SQ_INT(sq_now())), NULL,
-                    err);
+        rc = sq_run(
+            s, SQ_Q_WRITE_REQUEST,
+            SQ_ARGS(SQ_TEXT(id), SQ_TEXT(text), SQ_INT(sq_now()), SQ_INT(n)),
+            NULL, err);
     }
     rc = sq_leave(s, rc, err);
     if (rc == KILN_OK) {
@@ -1279,6 +1476,193 @@ sq_append_jobs(jobstore *js, const char *id, int service_id,
     cJSON_Delete(req.json);
     cJSON_Delete(add);
     return rc;
+}
+
+/* Newest first: created_at, then id, descending (qsort). */
+static int
+sq_cmp_newest(const void *a, const void *b)
+{
+    const jobstore_process *x = a, *y = b;
+    if (x->created_at != y->created_at) {
+        return x->created_at < y->created_at ? 1 : -1;
+    }
+    return -strcmp(x->id, y->id);
+}
+
+/* Each service's newest `limit` (one index range each), merged: the
+ * newest `limit` of them all, with no rows read beyond those. */
+static int
+sq_list(jobstore *js, const jobstore_query *q, jobstore_process **out,
+        size_t *n_out, kiln_error *err)
+{
+    sq_store *s = sq(js);
+    sq_rows l = SQ_ROWS(sq_read_process, jobstore_process);
+    int64_t since = 0, before = 0;
+    const char *before_id = "";
+    jobstore_query_bounds(q, &since, &before, &before_id);
+    const char *status =
+        q->status < 0 ? "" : jobstore_status_name((jobstore_status)q->status);
+    int rc = sq_enter(s, SQ_SNAPSHOT, err); /* one snapshot for them all */
+    for (size_t i = 0; rc == KILN_OK && i < q->n_service_ids; i++) {
+        bool again = false; /* a service named twice is listed once */
+        for (size_t j = 0; j < i; j++) {
+            again = again || q->service_ids[j] == q->service_ids[i];
+        }
+        if (again) {
+            continue;
+        }
+        rc = sq_each(s, SQ_Q_LIST,
+                     SQ_ARGS(SQ_INT(q->service_ids[i]), SQ_TEXT(status),
+                             SQ_INT(since), SQ_INT(before), SQ_TEXT(before_id),
+                             SQ_INT(q->limit)),
+                     sq_read_into, &l, err);
+    }
+    rc = sq_leave(s, rc, err);
+    jobstore_process *ps = l.items;
+    if (rc != KILN_OK) {
+        jobstore_processes_free(ps, l.n);
+        return rc;
+    }
+    if (q->n_service_ids > 1 && l.n > 0) {
+        qsort(ps, l.n, sizeof *ps, sq_cmp_newest);
+    }
+    for (size_t i = (size_t)q->limit; i < l.n; i++) {
+        jobstore_process_clear(&ps[i]);
+    }
+    *out = ps;
+    *n_out = l.n < (size_t)q->limit ? l.n : (size_t)q->limit;
+    return KILN_OK;
+}
+
+static int
+sq_cancel(jobstore *js, const char *id, int service_id, jobstore_status *was,
+          kiln_error *err)
+{
+    sq_store *s = sq(js);
+    char name[SQ_NAME_LEN] = "";
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_STATUS, SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)),
+                    sq_row_name, name, err);
+    }
+    int status = jobstore_status_parse(name);
+    if (rc == KILN_ENOTFOUND) {
+        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
+    } else if (rc == KILN_OK) {
+        rc = sq_row_checked(false, status, "process", "status", err);
+    }
+    if (rc == KILN_OK) {
+        *was = (jobstore_status)status;
+        if (jobstore_status_ended(*was)) {
+            rc = err_set(err, KILN_EPERM,
+                         "cannot cancel process \"%s\": it is %s (it has "
+                         "ended)",
+                         id, name);
+        }
+    }
+    if (rc == KILN_OK) {
+        rc = sq_run(s, SQ_Q_CANCEL, SQ_ARGS(SQ_TEXT(id), SQ_INT(sq_now())),
+                    NULL, err);
+    }
+    if (rc == KILN_OK && *was != JOBSTORE_PROCESSING) {
+        rc = sq_notify(s, id, NULL, err);
+    }
+    return sq_leave(s, rc, err);
+}
+
+/* The ids asked about, and which of them a row named (cancel_requested). */
+typedef struct sq_ids_seen {
+    const char *const *ids;
+    size_t n;
+    bool *seen;
+} sq_ids_seen;
+
+static int
+sq_read_id_seen(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    (void)err;
+    sq_ids_seen *c = ctx;
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    for (size_t i = 0; id != NULL && i < c->n; i++) {
+        if (strcmp(c->ids[i], id) == 0) {
+            c->seen[i] = true;
+        }
+    }
+    return KILN_OK;
+}
+
+/* A JSON array of its items (for json_each), or NULL when memory ran
+ * out. */
+static char *
+sq_json_array(cJSON *a)
+{
+    char *text = a != NULL ? cJSON_PrintUnformatted(a) : NULL;
+    cJSON_Delete(a);
+    return text;
+}
+
+static int
+sq_cancel_requested(jobstore *js, const char *const *ids, size_t n, bool *out,
+                    kiln_error *err)
+{
+    sq_store *s = sq(js);
+    char *list = sq_json_array(cJSON_CreateStringArray(ids, (int)n));
+    if (list == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    sq_ids_seen c = {ids, n, out};
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_CANCEL_REQUESTED, SQ_ARGS(SQ_TEXT(list)),
+                     sq_read_id_seen, &c, err);
+    }
+    rc = sq_leave(s, rc, err);
+    cJSON_free(list);
+    return rc;
+}
+
+/* A row of SQ_Q_ENDED into the jobstore_ended_process ctx. */
+static int
+sq_read_ended(sqlite3_stmt *st, void *ctx, kiln_error *err)
+{
+    jobstore_ended_process *e = ctx;
+    int status =
+        jobstore_status_parse((const char *)sqlite3_column_text(st, 1));
+    e->updated_at = sqlite3_column_int64(st, 0);
+    e->status = (jobstore_status)status;
+    e->duration_ms = sqlite3_column_type(st, 2) == SQLITE_NULL
+                         ? -1
+                         : sqlite3_column_double(st, 2);
+    return sq_row_checked(false, status, "process", "status", err);
+}
+
+static int
+sq_ended(jobstore *js, const int *service_ids, size_t n_service_ids,
+         int64_t since, int64_t until, jobstore_ended_process **out,
+         size_t *n_out, kiln_error *err)
+{
+    sq_store *s = sq(js);
+    char *list =
+        sq_json_array(cJSON_CreateIntArray(service_ids, (int)n_service_ids));
+    if (list == NULL) {
+        return err_set(err, KILN_ENOMEM, "job store: out of memory");
+    }
+    sq_rows l = SQ_ROWS(sq_read_ended, jobstore_ended_process);
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_ENDED,
+                     SQ_ARGS(SQ_TEXT(list), SQ_INT(since), SQ_INT(until)),
+                     sq_read_into, &l, err);
+    }
+    rc = sq_leave(s, rc, err);
+    cJSON_free(list);
+    if (rc != KILN_OK) {
+        free(l.items);
+        return rc;
+    }
+    *out = l.items;
+    *n_out = l.n;
+    return KILN_OK;
 }
 
 /* ---------------------------------------------------------- postbacks */
@@ -1303,44 +1687,18 @@ sq_postback_enqueue(jobstore *js, const jobstore_postback *pb, int64_t *id,
     return sq_leave(s, rc, err);
 }
 
-/* The growing array postback_due() fills. */
-typedef struct sq_pb_list {
-    jobstore_postback *pbs;
-    size_t n, cap;
-} sq_pb_list;
-
-static int
-sq_read_postback_into(sqlite3_stmt *st, void *ctx, kiln_error *err)
-{
-    sq_pb_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 8;
-        jobstore_postback *np = realloc(l->pbs, ncap * sizeof *np);
-        if (np == NULL) {
-            return err_set(err, KILN_ENOMEM, "job store: out of memory");
-        }
-        l->pbs = np;
-        l->cap = ncap;
-    }
-    int rc = sq_read_postback(st, &l->pbs[l->n], err);
-    if (rc == KILN_OK) {
-        l->n++;
-    }
-    return rc;
-}
-
 static int
 sq_postback_due(jobstore *js, int64_t now, int lease_seconds, size_t max,
                 jobstore_postback **out, size_t *n_out, kiln_error *err)
 {
     sq_store *s = sq(js);
-    sq_pb_list l = {NULL, 0, 0};
+    sq_rows l = SQ_ROWS(sq_read_postback, jobstore_postback);
     int64_t limit = max > INT64_MAX ? INT64_MAX : (int64_t)max;
     int64_t until = now + lease_seconds;
     int rc = sq_enter(s, SQ_WRITE, err);
     if (rc == KILN_OK) {
         rc = sq_each(s, SQ_Q_PB_DUE, SQ_ARGS(SQ_INT(now), SQ_INT(limit)),
-                     sq_read_postback_into, &l, err);
+                     sq_read_into, &l, err);
     }
     if (rc == KILN_OK) {
         rc = sq_run(s, SQ_Q_PB_LEASE,
@@ -1348,15 +1706,16 @@ sq_postback_due(jobstore *js, int64_t now, int lease_seconds, size_t max,
                     err);
     }
     rc = sq_leave(s, rc, err);
+    jobstore_postback *pbs = l.items;
     if (rc != KILN_OK) {
-        jobstore_postbacks_free(l.pbs, l.n);
-        l.pbs = NULL;
+        jobstore_postbacks_free(pbs, l.n);
+        pbs = NULL;
         l.n = 0;
     }
     for (size_t i = 0; i < l.n; i++) {
-        l.pbs[i].next_at = until;
+        pbs[i].next_at = until;
     }
-    *out = l.pbs;
+    *out = pbs;
     *n_out = l.n;
     return rc;
 }
@@ -1437,6 +1796,27 @@ sq_postback_get(jobstore *js, int64_t id, jobstore_postback *out,
     return sq_leave(s, rc, err);
 }
 
+static int
+sq_postbacks_of(jobstore *js, const char *process_id, jobstore_postback **out,
+                size_t *n_out, kiln_error *err)
+{
+    sq_store *s = sq(js);
+    sq_rows l = SQ_ROWS(sq_read_postback, jobstore_postback);
+    int rc = sq_enter(s, SQ_PLAIN, err);
+    if (rc == KILN_OK) {
+        rc = sq_each(s, SQ_Q_POSTBACKS_OF, SQ_ARGS(SQ_TEXT(process_id)),
+                     sq_read_into, &l, err);
+    }
+    rc = sq_leave(s, rc, err);
+    if (rc != KILN_OK) {
+        jobstore_postbacks_free(l.items, l.n);
+        return rc;
+    }
+    *out = l.items;
+    *n_out = l.n;
+    return KILN_OK;
+}
+
 /* ------------------------------------------------------------ metrics */
 
 static int
@@ -1508,4 +1888,10 @@ const jobstore_driver jobstore_sqlite_driver = {
     .renew = sq_renew,
     .interrupt = sq_interrupt,
     .prune = sq_prune,
+    .complete_timed = sq_complete_timed,
+    .list = sq_list,
+    .cancel = sq_cancel,
+    .cancel_requested = sq_cancel_requested,
+    .ended = sq_ended,
+    .postbacks_of = sq_postbacks_of,
 };

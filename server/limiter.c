@@ -203,8 +203,8 @@ limiter_shared(limiter *l, char kind, const void *what, size_t len, double rate,
     l->store_failed_at = now;
     pthread_mutex_unlock(&l->mu);
     if (log) {
-        fprintf(stderr,
-                "kiln: rate limits: the job store cannot count them (%s); "
+        log_msg(KILN_LOG_WARN, "rate_limit",
+                "rate limits: the job store cannot count them (%s); "
                 "this host counts its own meanwhile\n",
                 err.message);
     }

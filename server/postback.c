@@ -146,7 +146,7 @@ static char *
 postback_hook(const jobstore_process *p, void *arg)
 {
     kiln_server *s = arg;
-    bool final = p->status == JOBSTORE_FINISHED || p->status == JOBSTORE_FAILED;
+    bool final = jobstore_status_ended(p->status);
     if (!final && !p->notify_status) {
         return NULL;
     }
@@ -197,7 +197,7 @@ postback_attempt(kiln_server *s, const jobstore_postback *pb)
                                  rc == KILN_OK ? NULL : err.message,
                                  postback_now_ceil(), pb->retry, &st,
                                  &rerr) != KILN_OK) {
-        fprintf(stderr, "kiln: postback %lld: cannot record: %s\n",
+        log_msg(KILN_LOG_ERROR, "store", "postback %lld: cannot record: %s",
                 (long long)pb->id, rerr.message);
         return;
     }
@@ -205,12 +205,23 @@ postback_attempt(kiln_server *s, const jobstore_postback *pb)
                              st == JOBSTORE_PB_DELIVERED ? METRICS_PB_DELIVERED
                              : st == JOBSTORE_PB_PENDING ? METRICS_PB_FAILED
                                                          : METRICS_PB_GIVEN_UP);
+    if (st == JOBSTORE_PB_PENDING) {
+        /* The URL is the client's and may carry a token in its query:
+         * lines name the process, never the URL. */
+        log_event(KILN_LOG_WARN, "postback",
+                  (log_field[]){LOG_S("process_id", pb->process_id),
+                                LOG_N("attempt", pb->attempt + 1),
+                                LOG_N("http_status", status),
+                                LOG_S("error", err.message),
+                                LOG_S("next", "retried")},
+                  5);
+    }
     if (st == JOBSTORE_PB_GIVEN_UP) {
         /* The URL is the client's; it may carry a token in its query, so
          * the log names the process, not the URL. */
-        fprintf(stderr,
-                "kiln: postback for process %s given up after attempt %d: "
-                "%s\n",
+        log_msg(KILN_LOG_WARN, "postback",
+                "postback for process %s given up after attempt %d: "
+                "%s",
                 pb->process_id, pb->attempt + 1, err.message);
     }
 }
@@ -229,7 +240,7 @@ postback_sender(void *arg)
         if (jobstore_postback_due(s->store, (int64_t)time(NULL),
                                   POSTBACK_LEASE_S, 1, &due, &n,
                                   &err) != KILN_OK) {
-            fprintf(stderr, "kiln: postbacks: %s\n", err.message);
+            log_msg(KILN_LOG_ERROR, "store", "postbacks: %s", err.message);
         }
         for (size_t i = 0; i < n; i++) {
             postback_attempt(s, &due[i]);

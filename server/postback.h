@@ -1,12 +1,12 @@
 /*
  * Postbacks (api.md): when a process with a callback changes status, the
  * GET /status body is stored as a postback owed to the callback URL
- * (every change with notify_status, else only FINISHED or FAILED), and
- * sender threads deliver it with libcurl: POST, JSON body, signed with
- * the service's secret, to the address the network guard checked. A
- * failed attempt is retried after 1, 3, 15 and 600 s unless the request
- * said retry_postback: false; the schedule lives in the job store, so a
- * restart loses no postback.
+ * (every change with notify_status, else only FINISHED, FAILED or
+ * CANCELLED), and sender threads deliver it with libcurl: POST, JSON
+ * body, signed with the service's secret, to the address the network
+ * guard checked. A failed attempt is retried after 1, 3, 15 and 600 s
+ * unless the request said retry_postback: false; the schedule lives in
+ * the job store, so a restart loses no postback.
  */
 #ifndef KILN_SERVER_POSTBACK_H
 #define KILN_SERVER_POSTBACK_H

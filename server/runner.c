@@ -7,6 +7,7 @@
  */
 #include "runner.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@ typedef struct runner_slot {
     int64_t token;                /* the claim's fencing token */
     double started_ms;            /* monotonic clock, when claimed */
     double limit_s; /* its max_process_time once compiled; 0: none (yet) */
+    /* Set by the keeper when POST /cancel asked to stop this run: the
+     * engine's pipelines watch it (engine_execute_stoppable). */
+    volatile int stop;
 } runner_slot;
 
 struct runner {
@@ -56,6 +60,7 @@ runner_track(runner *r, const char *id, int64_t token)
     r->slots[slot].token = token;
     r->slots[slot].started_ms = clock_ms();
     r->slots[slot].limit_s = 0;
+    r->slots[slot].stop = 0;
     pthread_mutex_unlock(&r->mu);
     return slot;
 }
@@ -95,10 +100,10 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
 {
     kiln_error err;
     err_clear(&err);
-    fprintf(stderr,
-            "kiln: process %s ran %.0f s past its max_process_time of %g s "
+    log_msg(KILN_LOG_ERROR, "process",
+            "process %s ran %.0f s past its max_process_time of %g s "
             "and does not stop: ending it by force; the server exits with "
-            "status %d for its supervisor to restart it\n",
+            "status %d for its supervisor to restart it",
             stuck->id, over_s, stuck->limit_s, RUNNER_KILLED_EXIT);
     char msg[300];
     snprintf(msg, sizeof msg,
@@ -108,8 +113,9 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
              stuck->limit_s);
     if (jobstore_complete(r->store, stuck->id, stuck->token, JOBSTORE_FAILED,
                           NULL, msg, &err) != KILN_OK) {
-        fprintf(stderr, "kiln: process %s: cannot store its failure: %s\n",
-                stuck->id, err.message);
+        log_msg(KILN_LOG_ERROR, "store",
+                "process %s: cannot store its failure: %s", stuck->id,
+                err.message);
     }
     pthread_mutex_lock(&r->mu);
     for (int i = 0; i < r->n_slots; i++) {
@@ -122,8 +128,8 @@ runner_force_stop(runner *r, const runner_slot *stuck, double over_s)
                              "re-run: the server restarted to end another "
                              "process that did not stop",
                              &err) != KILN_OK) {
-            fprintf(stderr, "kiln: process %s: cannot queue it again: %s\n", id,
-                    err.message);
+            log_msg(KILN_LOG_ERROR, "store",
+                    "process %s: cannot queue it again: %s", id, err.message);
         }
     }
     fflush(stderr);
@@ -149,8 +155,8 @@ runner_prune(runner *r)
         int n = 0;
         if (jobstore_prune(r->store, before, RUNNER_PRUNE_BATCH, &n, &err) !=
             KILN_OK) {
-            fprintf(stderr, "kiln: job store: cannot prune old processes: %s\n",
-                    err.message);
+            log_msg(KILN_LOG_WARN, "store",
+                    "job store: cannot prune old processes: %s", err.message);
             break;
         }
         total += n;
@@ -159,10 +165,45 @@ runner_prune(runner *r)
         }
     }
     if (total > 0) {
-        fprintf(stderr,
-                "kiln: pruned %ld process%s that ended over %d day%s ago "
-                "(jobstore.retention_days)\n",
+        log_msg(KILN_LOG_INFO, "retention",
+                "pruned %ld process%s that ended over %d day%s ago "
+                "(jobstore.retention_days)",
                 total, total == 1 ? "" : "es", days, days == 1 ? "" : "s");
+    }
+}
+
+/* Asks the store which running processes POST /cancel wants stopped
+ * (any host may have taken the request) and tells their runs. */
+static void
+runner_poll_cancels(runner *r, const runner_slot *snap)
+{
+    /* In batches: one question to the store for up to 64 runs. */
+    enum { BATCH = 64 };
+    const char *ids[BATCH];
+    int slot_of[BATCH];
+    bool stop[BATCH];
+    for (int i = 0; i < r->n_slots;) {
+        size_t n = 0;
+        for (; i < r->n_slots && n < BATCH; i++) {
+            if (snap[i].id[0] != '\0') {
+                ids[n] = snap[i].id;
+                slot_of[n++] = i;
+            }
+        }
+        kiln_error err;
+        err_clear(&err);
+        if (n == 0 || jobstore_cancel_requested(r->store, ids, n, stop, &err) !=
+                          KILN_OK) {
+            continue; /* a store that is down: renewals say so */
+        }
+        pthread_mutex_lock(&r->mu);
+        for (size_t k = 0; k < n; k++) {
+            runner_slot *sl = &r->slots[slot_of[k]];
+            if (stop[k] && strcmp(sl->id, ids[k]) == 0) {
+                sl->stop = 1;
+            }
+        }
+        pthread_mutex_unlock(&r->mu);
     }
 }
 
@@ -196,6 +237,7 @@ runner_keeper(void *arg)
                 runner_force_stop(r, sl, over_s);
             }
         }
+        runner_poll_cancels(r, snap);
         if (now - renewed_ms >= r->lease * 1000.0 / 3) {
             renewed_ms = now;
             for (int i = 0; i < r->n_slots; i++) {
@@ -207,8 +249,8 @@ runner_keeper(void *arg)
                 if (jobstore_renew(r->store, snap[i].id, snap[i].token,
                                    (int64_t)time(NULL), r->lease,
                                    &err) != KILN_OK) {
-                    fprintf(stderr,
-                            "kiln: process %s: cannot renew its lease: %s\n",
+                    log_msg(KILN_LOG_WARN, "store",
+                            "process %s: cannot renew its lease: %s",
                             snap[i].id, err.message);
                 }
             }
@@ -248,6 +290,15 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
         jobstore_complete(js, p->id, p->lease_token, JOBSTORE_FAILED, NULL,
                           msg[0] ? msg : "the request no longer compiles",
                           &err);
+        log_event(KILN_LOG_WARN, "process",
+                  (log_field[]){LOG_S("process_id", p->id),
+                                LOG_N("service", p->service_id),
+                                LOG_S("outcome", "failed"),
+                                LOG_N("attempt", p->attempt),
+                                LOG_S("error", msg[0] ? msg
+                                                      : "the request no "
+                                                        "longer compiles")},
+                  5);
         errlist_free(&errs);
         arena_free(a);
         return;
@@ -264,6 +315,13 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
                  p->n_interrupts, e->config->max_interruptions);
         jobstore_complete(js, p->id, p->lease_token, JOBSTORE_FAILED, NULL, msg,
                           &err);
+        log_event(KILN_LOG_WARN, "process",
+                  (log_field[]){LOG_S("process_id", p->id),
+                                LOG_N("service", p->service_id),
+                                LOG_S("outcome", "failed"),
+                                LOG_N("attempt", p->attempt),
+                                LOG_S("error", msg)},
+                  5);
         metrics_process(s->metrics, 0, "failed");
         arena_free(a);
         return;
@@ -272,12 +330,22 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
         runner_set_limit(r, slot, engine_process_limits(e, g).max_process_time);
     }
     exec_result res;
-    engine_execute(e, g, &res);
+    static const volatile int never = 0;
+    engine_execute_stoppable(e, g, r != NULL ? &r->slots[slot].stop : &never,
+                             &res);
     const char *outcome;
     bool retryable = !res.ok && res.source_failed &&
                      g->req.wait_retry_delay >= 0 &&
                      p->n_requeues < RUNNER_MAX_REQUEUES;
-    if (res.cancelled) {
+    if (res.stopped) {
+        /* POST /cancel: nothing was written; the process ends here. */
+        jobstore_complete_timed(js, p->id, p->lease_token, JOBSTORE_CANCELLED,
+                                NULL,
+                                "cancelled while it ran (POST /cancel): "
+                                "nothing was written",
+                                res.duration_ms, &err);
+        outcome = "cancelled";
+    } else if (res.cancelled) {
         /* Shutdown: nothing was written; the process runs again from the
          * start on the next server (or another host). */
         jobstore_interrupt(js, p->id, p->lease_token, res.error, &err);
@@ -294,9 +362,10 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
                                    !g->req.fail_on_conversion_error);
         cJSON *jobs = exec_result_jobs_json(&res);
         char *jobs_text = jobs != NULL ? cJSON_PrintUnformatted(jobs) : NULL;
-        jobstore_complete(js, p->id, p->lease_token,
-                          finished ? JOBSTORE_FINISHED : JOBSTORE_FAILED,
-                          jobs_text, res.ok ? NULL : res.error, &err);
+        jobstore_complete_timed(js, p->id, p->lease_token,
+                                finished ? JOBSTORE_FINISHED : JOBSTORE_FAILED,
+                                jobs_text, res.ok ? NULL : res.error,
+                                res.duration_ms, &err);
         cJSON_free(jobs_text);
         cJSON_Delete(jobs);
         outcome = res.timed_out ? "timeout" : finished ? "finished" : "failed";
@@ -304,16 +373,27 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
     if (err.code == KILN_EPERM && strstr(err.message, "lease was taken back")) {
         /* Fencing: this worker stalled past its lease and another claim
          * holds the process now; that run's outcome is the one kept. */
-        fprintf(stderr,
-                "kiln: process %s: its lease was taken back while this run "
+        log_msg(KILN_LOG_WARN, "process",
+                "process %s: its lease was taken back while this run "
                 "went on (claimed again since): this run's result (%s) is "
-                "dropped\n",
+                "dropped",
                 p->id, outcome);
         outcome = "dropped";
     } else if (err.message[0] != '\0') {
-        fprintf(stderr, "kiln: process %s: cannot store its outcome: %s\n",
-                p->id, err.message);
+        log_msg(KILN_LOG_ERROR, "store",
+                "process %s: cannot store its outcome: %s", p->id, err.message);
     }
+    bool bad = strcmp(outcome, "failed") == 0 ||
+               strcmp(outcome, "timeout") == 0 ||
+               strcmp(outcome, "dropped") == 0;
+    log_field f[] = {LOG_S("process_id", p->id),
+                     LOG_N("service", p->service_id),
+                     LOG_S("outcome", outcome),
+                     LOG_N("attempt", p->attempt),
+                     LOG_N("ms", round(res.duration_ms * 10) / 10),
+                     LOG_S("error", res.ok ? NULL : res.error)};
+    log_event(bad ? KILN_LOG_WARN : KILN_LOG_INFO, "process", f,
+              sizeof f / sizeof f[0]);
     for (size_t j = 0; res.ran_jobs && j < res.n_jobs; j++) {
         metrics_job(s->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
     }
@@ -350,7 +430,7 @@ runner_worker(void *arg)
             continue;
         }
         if (rc != KILN_ENOTFOUND) {
-            fprintf(stderr, "kiln: job store: %s\n", err.message);
+            log_msg(KILN_LOG_ERROR, "store", "job store: %s", err.message);
         }
         /* Nothing ready: sleep until woken, or a second (a re-queued
          * process's not_before may come due meanwhile). */
@@ -393,7 +473,7 @@ runner_start(kiln_server *s, int n_workers, int lease_s, runner **out,
         return rc;
     }
     if (n_requeued > 0) {
-        fprintf(stderr, "kiln: re-queued %d interrupted process%s\n",
+        log_msg(KILN_LOG_INFO, "recover", "re-queued %d interrupted process%s",
                 n_requeued, n_requeued == 1 ? "" : "es");
     }
     runner *r = calloc(1, sizeof *r);
@@ -446,8 +526,9 @@ static void
 runner_cancel(void *arg)
 {
     runner *r = arg;
-    fprintf(stderr, "kiln: shutdown_timeout passed: interrupting the running "
-                    "processes; they stay queued\n");
+    log_msg(KILN_LOG_WARN, "shutdown",
+            "shutdown_timeout passed: interrupting the running "
+            "processes; they stay queued");
     r->engine->cancel = 1;
 }
 
@@ -463,10 +544,10 @@ runner_stop(runner *r)
         /* Something that cannot be interrupted: the process stays
          * PROCESSING and the next start counts the interruption. The keeper
          * keeps renewing nothing: the caller ends the program now. */
-        fprintf(stderr,
-                "kiln: a running process did not stop within kill_after "
+        log_msg(KILN_LOG_ERROR, "shutdown",
+                "a running process did not stop within kill_after "
                 "(%g s) of being interrupted: exiting without it; it is "
-                "queued again at the next start\n",
+                "queued again at the next start",
                 c->kill_after);
         return false;
     }

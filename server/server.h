@@ -79,4 +79,23 @@ void server_body_hash(const char *body, size_t len, char out[17]);
  * deletes it with cJSON_Delete. */
 cJSON *server_status_json(const jobstore_process *p);
 
+/* Query strings (query.c): the value of parameter `name` in `query` (raw,
+ * may be NULL), percent-decoded into out: 1 found, 0 absent, -1 found
+ * but not decodable or longer than size - 1. The first of repeated
+ * names counts. */
+int server_query_get(const char *query, const char *name, char *out,
+                     size_t size);
+/* A time as the API accepts it: "YYYY-MM-DD HH:MM:SS" (UTC, as status
+ * bodies write it), "YYYY-MM-DDTHH:MM:SSZ" or whole seconds since the
+ * epoch. */
+bool server_parse_time(const char *text, int64_t *out);
+/* "YYYY-MM-DD HH:MM:SS" of t (UTC). */
+void server_format_time(int64_t t, char out[32]);
+
+/* GET /stats (stats.c): the points of `window` ("24h" or "30d") ending
+ * at `now`, for the services; a JSON body, or NULL with err. */
+cJSON *server_stats_json(kiln_server *s, const char *window,
+                         const int *service_ids, size_t n_service_ids,
+                         int64_t now, kiln_error *err);
+
 #endif /* KILN_SERVER_SERVER_H */

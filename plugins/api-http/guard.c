@@ -497,7 +497,8 @@ void *
 http_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
-    (void)uri;
     http_guard_phase(conn, HTTP_PHASE_HEADER);
-    return NULL; /* the request's state is made by http_access */
+    /* The request's state, with its query string: MHD hands the access
+     * handler the path alone. */
+    return http_request_new(uri);
 }

@@ -44,6 +44,7 @@ typedef struct http_server {
     http_guard *guard;
     kiln_http_settings settings;
     bool has_peer_call; /* the host has api_call_from (every ABI 2 host) */
+    bool has_query;     /* the host reads kiln_call.query (2.2 and later) */
     size_t max_body;    /* bytes; a larger body is answered 413 */
     /* Requests being answered: from the engine call (or the 413) until
      * the response is sent; stop() waits a little for them. */
@@ -98,6 +99,9 @@ void http_guard_notify(void *cls, struct MHD_Connection *conn,
  * kept-alive connection a new request's header deadline starts. Returns
  * NULL (request.c makes the request's state). */
 void *http_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+/* A request's state for `uri` (its query string kept), or NULL when
+ * memory is short (the access handler makes one then, without it). */
+void *http_request_new(const char *uri);
 
 /* Moves the connection's current request to `phase`: BODY once its
  * header is in, ANSWER once its body is in or it is answered early, IDLE

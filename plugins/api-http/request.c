@@ -9,6 +9,9 @@
  */
 #include "http.h"
 
+#include <stdatomic.h>
+#include <sys/random.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +33,10 @@
 /* One request's state, in *con_cls from the first call of the access
  * handler to MHD_OPTION_NOTIFY_COMPLETED. */
 typedef struct http_request {
-    char *body; /* NULL until a byte arrives */
+    bool is_begun;       /* the access handler has seen its headers */
+    char request_id[65]; /* X-Request-Id: set with the headers */
+    char *query;         /* the raw query string (after '?'), or NULL */
+    char *body;          /* NULL until a byte arrives */
     size_t len;
     size_t cap;
     bool is_over;      /* the body went over max_body: answer 413 */
@@ -62,6 +68,39 @@ http_length_is_over(const char *text, size_t max)
 
 /* Queues one response. Returns what MHD_queue_response() returns, MHD_NO
  * (which closes the connection) when the response cannot be built. */
+/* The request's id for X-Request-Id: the client's own when it sent a
+ * plausible one (1 to 64 of [A-Za-z0-9._-], so a log line cannot be
+ * forged through it), else 16 random hex digits. */
+static void
+http_request_id(struct MHD_Connection *conn, char out[65])
+{
+    const char *given =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = given != NULL ? strlen(given) : 0;
+
+    if (n >= 1 && n <= 64 &&
+        strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789._-") == n) {
+        memcpy(out, given, n + 1);
+        return;
+    }
+    unsigned char b[8] = {0};
+    static const char hex[] = "0123456789abcdef";
+
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        /* No entropy: a counter still tells requests apart. */
+        static atomic_ulong seq;
+        unsigned long v = atomic_fetch_add(&seq, 1) + 1;
+
+        memcpy(b, &v, sizeof(v) < sizeof(b) ? sizeof(v) : sizeof(b));
+    }
+    for (size_t i = 0; i < sizeof(b); i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[16] = '\0';
+}
+
 static enum MHD_Result
 http_send(struct MHD_Connection *conn, const http_request *r, int status,
           const char *content_type, const char *body, size_t len,
@@ -98,6 +137,16 @@ http_send(struct MHD_Connection *conn, const http_request *r, int status,
     }
     if (r->is_close && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
                                                "close") != MHD_YES) {
+        goto done;
+    }
+    char id[65];
+
+    if (r->request_id[0] != '\0') {
+        memcpy(id, r->request_id, sizeof(id));
+    } else {
+        http_request_id(conn, id);
+    }
+    if (MHD_add_response_header(resp, "X-Request-Id", id) != MHD_YES) {
         goto done;
     }
     http_guard_phase(conn, HTTP_PHASE_ANSWER);
@@ -186,6 +235,32 @@ http_append(http_request *r, const char *data, size_t n, size_t max)
     return 0;
 }
 
+/* The longest query string passed on: GET /processes needs a few
+ * hundred bytes at most. */
+#define HTTP_QUERY_MAX 4096
+
+void *
+http_request_new(const char *uri)
+{
+    http_request *r = calloc(1, sizeof(*r));
+    const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+
+    if (r != NULL && q != NULL && q[1] != '\0') {
+        size_t len = 0;
+
+        while (len < HTTP_QUERY_MAX && q[1 + len] != '\0') {
+            len++;
+        }
+        /* A longer one is cut: the host then refuses what it reads. */
+        r->query = malloc(len + 1);
+        if (r->query != NULL) {
+            memcpy(r->query, q + 1, len);
+            r->query[len] = '\0';
+        }
+    }
+    return r;
+}
+
 static enum MHD_Result
 http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
                const char *method, http_request *r)
@@ -207,6 +282,10 @@ http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     call.body = r->body;
     call.body_len = r->len;
+    if (s->has_query) {
+        call.query = r->query;
+        call.request_id = r->request_id;
+    }
 
     http_answering(s, r);
     if (s->has_peer_call) {
@@ -234,16 +313,21 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     size_t n = *upload_data_size;
 
     (void)version;
-    if (r == NULL) {
-        /* Headers only. */
+    if (r == NULL || !r->is_begun) {
+        /* Headers only. The state was made with the URI (its query),
+         * unless memory was short then. */
         const char *length = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
         http_guard_phase(conn, HTTP_PHASE_BODY);
-        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            r = calloc(1, sizeof(*r));
+        }
         if (r == NULL) {
             return MHD_NO;
         }
+        r->is_begun = true;
+        http_request_id(conn, r->request_id);
         *con_cls = r;
         if (http_guard_is_reserve(conn)) {
             r->is_close = true;
@@ -306,6 +390,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             atomic_fetch_sub(&s->n_answering, 1);
         }
         free(r->body);
+        free(r->query);
         free(r);
         *con_cls = NULL;
     }

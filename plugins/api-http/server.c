@@ -108,6 +108,7 @@ http_start(kiln_engine *engine, const void *settings, void **state,
         http_api->config_http(engine, &s->settings, sizeof(s->settings));
     }
     s->has_peer_call = KILN_HOST_HAS(http_api, api_call_from);
+    s->has_query = http_api->abi_major == 2 && http_api->abi_minor >= 2;
     if (http_guard_new(&s->settings, &s->guard, err) != KILN_OK) {
         free(s);
         return err->code;

@@ -175,9 +175,9 @@ missing=
 while IFS= read -r line; do
     printf '%s\n' "$got" | grep -qxF "$line" || missing="$missing [$line]"
 done <<'WANT'
-ops-vips 0.1.0 ABI 2.1 15 ops, 0 storage, 0 services
-storage-local 0.1.0 ABI 2.1 0 ops, 1 storage, 0 services
-api-http 0.1.0 ABI 2.1 0 ops, 0 storage, 1 services
+ops-vips 0.1.0 ABI 2.2 15 ops, 0 storage, 0 services
+storage-local 0.1.0 ABI 2.2 0 ops, 1 storage, 0 services
+api-http 0.1.0 ABI 2.2 0 ops, 0 storage, 1 services
 WANT
 [ -z "$missing" ] && ok "plugins lists the shipped plugins" ||
     fail "plugins lists the shipped plugins" "missing:$missing in: $got"

@@ -7,7 +7,7 @@
  *
  * Input: up to API_MAX_CALLS calls, separated by a line "---". A call is
  *   line 1  the method                       (GET, POST, PATCH, ...)
- *   line 2  the path                          (/request, /status/{id}, ...)
+ *   line 2  the path, with a query after '?'  (/request, /processes?limit=2)
  *   line 3  the Authorization header          (empty line: none)
  *   line 4  the Idempotency-Key header        (empty line: none)
  *   rest    the body                          (none when absent)
@@ -228,7 +228,13 @@ api_one(const char *s, const char *end, char id[JOBSTORE_ID_LEN + 1])
     char *body =
         p < end ? api_subst(p, (size_t)(end - p), id, &body_len) : NULL;
     kiln_call call = {sizeof(kiln_call), method, path, auth, idem, body,
-                      body_len};
+                      body_len, NULL, NULL};
+    /* The transport splits the query off the path (api-http). */
+    char *question = path != NULL ? strchr(path, '?') : NULL;
+    if (question != NULL) {
+        *question = '\0';
+        call.query = question + 1;
+    }
     kiln_reply reply;
     memset(&reply, 0xa5, sizeof reply);
     server_call(api_server, &call, NULL, &reply);

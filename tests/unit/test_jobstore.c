@@ -10,9 +10,12 @@
  * threads and two connections, recovery,
  * retry's 200/404/409 rules, idempotency keys, dynamic processes, the
  * postback schedule across a reopen, the postback settings as columns
- * (and their backfill when a store from an older build is opened), and a
+ * (and their backfill when a store from an older build is opened), a
  * child killed with SIGKILL in the middle of writes losing no process
- * whose create() had returned.
+ * whose create() had returned, and issue 16's cancellation (at once, or
+ * asked of a running process, which then never runs again), n_jobs and
+ * duration_ms, a process's postbacks, and list() and list_ended()
+ * against a model of a random store.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -20,6 +23,7 @@
 
 #include <CUnit/CUnit.h>
 #include <ftw.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1035,9 +1039,9 @@ js_ended(jobstore *s, jobstore_status status, int pb,
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(s, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_STRING_EQUAL(JS_STR(p.id), id);
-    CU_ASSERT_EQUAL(
-        jobstore_complete(s, id, p.lease_token, status, "[]", NULL, &err),
-        KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(s, id, p.lease_token, status, "[]",
+                                            NULL, 10, &err),
+                    KILN_OK);
     jobstore_process_clear(&p);
     if (pb == 0) {
         return;
@@ -1057,7 +1061,8 @@ js_ended(jobstore *s, jobstore_status status, int pb,
     }
 }
 
-/* Retention: ended processes go, oldest first, in batches; running,
+/* Retention: ended processes (CANCELLED too) go, oldest first, in
+ * batches; running,
  * queued and those still owing a postback stay. */
 static void
 test_js_prune(void)
@@ -1068,11 +1073,13 @@ test_js_prune(void)
     }
     kiln_error err = {0};
     char fin[JOBSTORE_ID_LEN + 1], failed[JOBSTORE_ID_LEN + 1],
-        owed[JOBSTORE_ID_LEN + 1], sent[JOBSTORE_ID_LEN + 1],
-        queued[JOBSTORE_ID_LEN + 1], running[JOBSTORE_ID_LEN + 1];
+        cancelled[JOBSTORE_ID_LEN + 1], owed[JOBSTORE_ID_LEN + 1],
+        sent[JOBSTORE_ID_LEN + 1], queued[JOBSTORE_ID_LEN + 1],
+        running[JOBSTORE_ID_LEN + 1];
     int64_t pb_owed = 0, pb_sent = 0;
     js_ended(e.s, JOBSTORE_FINISHED, 0, fin, NULL);
     js_ended(e.s, JOBSTORE_FAILED, 0, failed, NULL);
+    js_ended(e.s, JOBSTORE_CANCELLED, 0, cancelled, NULL);
     js_ended(e.s, JOBSTORE_FINISHED, 1, owed, &pb_owed);
     js_ended(e.s, JOBSTORE_FINISHED, 2, sent, &pb_sent);
     CU_ASSERT_EQUAL(
@@ -1091,15 +1098,16 @@ test_js_prune(void)
     /* Nothing ended before a minute ago. */
     CU_ASSERT_EQUAL(jobstore_prune(e.s, now - 60, 10, &n, &err), KILN_OK);
     CU_ASSERT_EQUAL(n, 0);
-    /* Everything ended before a minute from now: three go, in batches. */
+    /* Everything ended before a minute from now: four go, in batches. */
     CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
     CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
-    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_EQUAL(jobstore_prune(e.s, now + 60, 2, &n, &err), KILN_OK);
     CU_ASSERT_EQUAL(n, 0);
     CU_ASSERT_EQUAL(js_status_of(e.s, fin, 1), -1);
     CU_ASSERT_EQUAL(js_status_of(e.s, failed, 1), -1);
+    CU_ASSERT_EQUAL(js_status_of(e.s, cancelled, 1), -1);
     CU_ASSERT_EQUAL(js_status_of(e.s, sent, 1), -1);
     jobstore_postback g;
     CU_ASSERT_EQUAL(jobstore_postback_get(e.s, pb_sent, &g, &err),
@@ -1116,6 +1124,7 @@ test_js_prune(void)
     CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
     CU_ASSERT_EQUAL(c.processes[JOBSTORE_FINISHED], 1);
     CU_ASSERT_EQUAL(c.processes[JOBSTORE_FAILED], 0);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_CANCELLED], 0);
     js_teardown(&e);
 }
 
@@ -1641,7 +1650,7 @@ js_suite_init_pg(void)
 }
 
 /* The status-change hook: records the statuses it saw and asks for a
- * postback only for FINISHED. */
+ * postback only for FINISHED and CANCELLED. */
 typedef struct js_seen {
     char statuses[256];
 } js_seen;
@@ -1653,7 +1662,7 @@ js_hook(const jobstore_process *p, void *arg)
     size_t n = strlen(seen->statuses);
     snprintf(seen->statuses + n, sizeof seen->statuses - n, "%s%s",
              n ? " " : "", jobstore_status_name(p->status));
-    if (p->status != JOBSTORE_FINISHED) {
+    if (p->status != JOBSTORE_FINISHED && p->status != JOBSTORE_CANCELLED) {
         return NULL;
     }
     char *body = malloc(64);
@@ -1884,30 +1893,42 @@ test_js_postback_retry(void)
     js_teardown(&e);
 }
 
-/* Requests a store made before the settings were columns may hold, and
- * the settings the server read from each (cJSON): only JSON true sets
- * notify_status, only JSON false clears retry_postback. */
+/* Requests a store made before the settings (and n_jobs) were columns
+ * may hold, and the settings the server read from each (cJSON): only JSON
+ * true sets notify_status, only JSON false clears retry_postback; n_jobs
+ * is the length of the "jobs" array, 0 without one. */
 static const struct {
     const char *request;
     bool notify, retry;
+    int n_jobs;
 } js_old_requests[] = {
     {"{\"service_id\":1,\"notify_status\":true,\"retry_postback\":false}", true,
-     false},
-    {"{\"service_id\":1}", false, true},
-    {"this is not JSON {", false, true},
+     false, 0},
+    {"{\"service_id\":1}", false, true, 0},
+    {"this is not JSON {", false, true, 0},
     /* Numbers are not booleans. */
-    {"{\"notify_status\":1,\"retry_postback\":0}", false, true},
+    {"{\"notify_status\":1,\"retry_postback\":0}", false, true, 0},
     /* cJSON reads the object and ignores what follows; PostgreSQL's
      * jsonb and SQLite's json_valid refuse the whole. */
-    {"{\"notify_status\":true,\"retry_postback\":false} and more", true, false},
+    {"{\"notify_status\":true,\"retry_postback\":false} and more", true, false,
+     0},
     /* Keys spelled with escapes. */
     {"{\"notify\\u005fstatus\":true,\"retry\\u005fpostback\":false}", true,
-     false},
+     false, 0},
     /* cJSON takes the first of repeated keys. */
-    {"{\"retry_postback\":false,\"retry_postback\":true}", false, false},
+    {"{\"retry_postback\":false,\"retry_postback\":true}", false, false, 0},
     /* Named in a value only; \u0000, which jsonb refuses. */
-    {"{\"source\":\"/notify_status.png\",\"x\":\"\\u0000\"}", false, true},
-    {"[\"notify_status\", true]", false, true},
+    {"{\"source\":\"/notify_status.png\",\"x\":\"\\u0000\"}", false, true, 0},
+    {"[\"notify_status\", true]", false, true, 0},
+    /* The jobs, counted as cJSON reads them. */
+    {"{\"jobs\":[{\"source\":\"/a.jpg\"},{\"source\":\"/b.jpg\"}]}", false,
+     true, 2},
+    {"{\"jobs\":[1,2,3]} and more", false, true, 3},
+    {"{\"j\\u006fbs\":[{}]}", false, true, 1},
+    {"{\"jobs\":[{}],\"jobs\":[{},{}]}", false, true, 1},
+    {"{\"jobs\":{\"a\":1}}", false, true, 0},
+    {"[{\"jobs\":[1]}]", false, true, 0},
+    {"{\"jobs\":[1,2] \"broken", false, true, 0},
 };
 #define JS_N_OLD ((int)(sizeof js_old_requests / sizeof js_old_requests[0]))
 
@@ -1918,8 +1939,9 @@ js_old_id(int i, char id[JOBSTORE_ID_LEN + 1])
     snprintf(id, JOBSTORE_ID_LEN + 1, "old%018d", i);
 }
 
-/* After an upgrade: every old process has the settings its request
- * stated; the PENDING postbacks of the first two (js_old_postbacks) follow
+/* After an upgrade: every old process has the settings and the jobs its
+ * request stated, no processing time and no cancellation; the PENDING
+ * postbacks of the first two (js_old_postbacks) follow
  * their process, a DELIVERED one of the first keeps the default (its
  * retries are over); a new process round-trips its own. */
 static void
@@ -1939,6 +1961,13 @@ js_check_upgraded(jobstore *s, const int64_t pb_id[3])
         }
         CU_ASSERT_EQUAL(p.notify_status, js_old_requests[i].notify);
         CU_ASSERT_EQUAL(p.retry_postback, js_old_requests[i].retry);
+        if (p.n_jobs != js_old_requests[i].n_jobs) {
+            fprintf(stderr, "\n  %s: got %d jobs\n", js_old_requests[i].request,
+                    p.n_jobs);
+        }
+        CU_ASSERT_EQUAL(p.n_jobs, js_old_requests[i].n_jobs);
+        CU_ASSERT_EQUAL(p.duration_ms, -1);
+        CU_ASSERT_EQUAL(p.cancel_requested, false);
         CU_ASSERT_STRING_EQUAL(JS_STR(p.request), js_old_requests[i].request);
         jobstore_process_clear(&p);
     }
@@ -1993,6 +2022,8 @@ static const char js_sqlite_old_schema[] =
     "CREATE INDEX process_queue ON process (queue_seq)"
     " WHERE status = 'QUEUED';"
     "CREATE INDEX process_seq ON process (queue_seq);"
+    "CREATE INDEX process_ended ON process (updated_at)"
+    " WHERE status IN ('FINISHED', 'FAILED');"
     "CREATE TABLE postback ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " process_id TEXT NOT NULL,"
@@ -2079,6 +2110,26 @@ test_js_upgrade_sqlite(void)
     int rc = jobstore_open(js_driver, e.target, &e.s, &err);
     CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
     js_check_upgraded(e.s, pb_id);
+    /* The index of list(), and the ended processes' one made again with
+     * CANCELLED under another name. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(e.path, &db), SQLITE_OK);
+    int n_rows = 0;
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "SELECT 1 FROM sqlite_master WHERE name = "
+                                 "'process_list' OR (name = "
+                                 "'process_ended_at' AND sql LIKE "
+                                 "'%CANCELLED%')",
+                                 js_count_rows, &n_rows, NULL),
+                    SQLITE_OK);
+    CU_ASSERT_EQUAL(n_rows, 2);
+    n_rows = 0;
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "SELECT 1 FROM sqlite_master WHERE name = "
+                                 "'process_ended'",
+                                 js_count_rows, &n_rows, NULL),
+                    SQLITE_OK);
+    CU_ASSERT_EQUAL(n_rows, 0);
+    sqlite3_close(db);
     /* Opened again: the columns are there, nothing is filled twice. */
     jobstore_close(e.s);
     CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
@@ -2205,7 +2256,7 @@ test_js_upgrade_pg(void)
         "created_at, updated_at, queue_seq) SELECT 'bulk' || lpad(i::text, "
         "17, '0'), 1, 'FINISHED', CASE i % 3 WHEN 0 THEN "
         "'{\"notify_status\": true}' WHEN 1 THEN '{\"retry_postback\": false}' "
-        "ELSE '{\"jobs\": []}' END, 1, 1, nextval('kiln_queue_seq') FROM "
+        "ELSE '{\"jobs\": [{}, {}]}' END, 1, 1, nextval('kiln_queue_seq') FROM "
         "generate_series(1, " JS_QUOTE(JS_N_BULK) ") AS i",
         NULL, 0));
     const char *odd[] = {JS_ODD_ID};
@@ -2240,8 +2291,26 @@ test_js_upgrade_pg(void)
     }
     CU_ASSERT_EQUAL_FATAL(rc, KILN_OK);
     js_check_upgraded(e.s, pb_id);
-    /* Every later migration too (3: the rate-limit buckets). */
-    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT max(version) FROM kiln_schema"), 3);
+    /* Every later migration too (3: the rate-limit buckets; 4: n_jobs,
+     * duration_ms, cancel_requested, and the indexes of list() and of
+     * ended processes, CANCELLED included). */
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT max(version) FROM kiln_schema"), 4);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "id LIKE 'bulk%' AND n_jobs = 2"),
+                    JS_N_BULK / 3);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "id LIKE 'bulk%' AND n_jobs <> 0 AND "
+                                    "request NOT LIKE '%jobs%'"),
+                    0);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
+                                    "duration_ms IS NOT NULL OR "
+                                    "cancel_requested"),
+                    0);
+    CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM pg_indexes WHERE "
+                                    "indexname = 'kiln_process_list' OR "
+                                    "(indexname = 'kiln_process_ended' AND "
+                                    "indexdef LIKE '%CANCELLED%')"),
+                    2);
     CU_ASSERT_EQUAL(js_pg_number(c, "SELECT count(*) FROM kiln_process WHERE "
                                     "id LIKE 'bulk%' AND notify_status"),
                     JS_N_BULK / 3);
@@ -2259,11 +2328,977 @@ test_js_upgrade_pg(void)
     CU_ASSERT_EQUAL(p.retry_postback, false);
     jobstore_process_clear(&p);
     PQfinish(c);
-    /* Opened again: already at version 2, nothing runs twice. */
+    /* Opened again: already at the newest version, nothing runs twice. */
     jobstore_close(e.s);
     CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
                           KILN_OK);
     js_check_upgraded(e.s, pb_id);
+    js_teardown(&e);
+}
+
+/* -------------------------------------- cancel, list, statistics (16) */
+
+/* Creates a process of `service` in `status` with n_jobs and a callback
+ * (NULL: none), fresh id into id. */
+static int
+js_create_full(jobstore *s, int service, jobstore_status status, int n_jobs,
+               const char *callback, int64_t not_before,
+               char id[JOBSTORE_ID_LEN + 1])
+{
+    kiln_error err = {0};
+    jobstore_process p = {0};
+    if (jobstore_new_id(p.id, &err) != KILN_OK) {
+        return KILN_EIO;
+    }
+    p.service_id = service;
+    p.status = status;
+    p.request = "{\"jobs\":[]}";
+    p.callback = (char *)callback;
+    p.not_before = not_before;
+    p.retry_postback = true;
+    p.n_jobs = n_jobs;
+    int rc = jobstore_create(s, &p, &err);
+    memcpy(id, p.id, JOBSTORE_ID_LEN + 1);
+    return rc;
+}
+
+/* Claims at `now` and checks that the claim took process `id`; returns
+ * its lease token (0 when it did not). */
+static int64_t
+js_claim_id(jobstore *s, int64_t now, const char *id)
+{
+    jobstore_process p;
+    kiln_error err = {0};
+    int rc = jobstore_claim(s, now, 3600, &p, &err);
+    CU_ASSERT_EQUAL(rc, KILN_OK);
+    if (rc != KILN_OK) {
+        return 0;
+    }
+    CU_ASSERT_STRING_EQUAL(p.id, id);
+    int64_t token = strcmp(p.id, id) == 0 ? p.lease_token : 0;
+    jobstore_process_clear(&p);
+    return token;
+}
+
+/* The bodies of the postbacks stored for process `id`, oldest first,
+ * joined by spaces. */
+static void
+js_postback_bodies(jobstore *s, const char *id, char *out, size_t size)
+{
+    jobstore_postback *pbs = NULL;
+    size_t n = 0;
+    kiln_error err = {0};
+    out[0] = '\0';
+    CU_ASSERT_EQUAL(jobstore_postbacks_of(s, id, &pbs, &n, &err), KILN_OK);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", i > 0 ? " " : "",
+                 JS_STR(pbs[i].body));
+    }
+    jobstore_postbacks_free(pbs, n);
+}
+
+/* POST /cancel: a process that has not started ends at once (a status
+ * change: hook and postback); a running one is asked to stop, and its
+ * worker ends it CANCELLED; an ended one is refused with its status;
+ * another service's is not found. CANCELLED counts as ended for retry,
+ * counts and complete_timed. */
+static void
+test_js_cancel(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    js_seen seen = {""};
+    jobstore_set_notify(e.s, js_hook, &seen);
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    const char *cb = "https://example.com/cb";
+    char inc[JOBSTORE_ID_LEN + 1], queued[JOBSTORE_ID_LEN + 1],
+        quiet[JOBSTORE_ID_LEN + 1], run[JOBSTORE_ID_LEN + 1],
+        fin[JOBSTORE_ID_LEN + 1], failed[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_INCOMPLETE, 0, cb, 0, inc), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 2, cb, 0, queued), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 1, NULL, 0, quiet), KILN_OK);
+
+    /* Not started: CANCELLED at once, told to the hook, its postback
+     * stored with the change (none without a callback). */
+    jobstore_status was = JOBSTORE_N_STATUS;
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, inc, 1, &was, &err), KILN_OK);
+    CU_ASSERT_EQUAL(was, JOBSTORE_INCOMPLETE);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, queued, 1, &was, &err), KILN_OK);
+    CU_ASSERT_EQUAL(was, JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, quiet, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED CANCELLED");
+    CU_ASSERT_EQUAL(js_status_of(e.s, inc, 1), JOBSTORE_CANCELLED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, queued, 1), JOBSTORE_CANCELLED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, quiet, 1), JOBSTORE_CANCELLED);
+    char bodies[256];
+    js_postback_bodies(e.s, inc, bodies, sizeof bodies);
+    CU_ASSERT_STRING_EQUAL(bodies, "{\"status\":\"CANCELLED\"}");
+    js_postback_bodies(e.s, queued, bodies, sizeof bodies);
+    CU_ASSERT_STRING_EQUAL(bodies, "{\"status\":\"CANCELLED\"}");
+    js_postback_bodies(e.s, quiet, bodies, sizeof bodies);
+    CU_ASSERT_STRING_EQUAL(bodies, "");
+    /* Nothing to claim: a cancelled process never runs. */
+    jobstore_process p;
+    CU_ASSERT_EQUAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_ENOTFOUND);
+    /* Again: it has ended, and says how. */
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, queued, 1, &was, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_CANCELLED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "CANCELLED"));
+    /* Another service's, or none: not found. */
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, queued, 2, &was, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(
+        jobstore_cancel(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &was, &err),
+        KILN_ENOTFOUND);
+
+    /* Running: asked to stop, nothing else changes (no status change). */
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 3, cb, 0, run), KILN_OK);
+    int64_t token = js_claim_id(e.s, now, run);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED CANCELLED PROCESSING");
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, run, 2, &was, &err), KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, run, 1, &was, &err), KILN_OK);
+    CU_ASSERT_EQUAL(was, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, run, 1, &was, &err), KILN_OK);
+    CU_ASSERT_EQUAL(was, JOBSTORE_PROCESSING);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED CANCELLED PROCESSING");
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, run, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_PROCESSING);
+    CU_ASSERT_EQUAL(p.cancel_requested, true);
+    CU_ASSERT_EQUAL(p.lease_token, token);
+    jobstore_process_clear(&p);
+    /* The keeper's question: which of these runs must stop? */
+    const char *ids[4] = {run, queued, "AAAAAAAAAAAAAAAAAAAAA", run};
+    bool stop[4] = {false, true, true, false};
+    CU_ASSERT_EQUAL(jobstore_cancel_requested(e.s, ids, 4, stop, &err),
+                    KILN_OK);
+    CU_ASSERT(stop[0] && !stop[1] && !stop[2] && stop[3]);
+    CU_ASSERT_EQUAL(jobstore_cancel_requested(e.s, ids, 0, stop, &err),
+                    KILN_OK);
+    const char *many[JOBSTORE_MAX_IDS + 1];
+    bool many_out[JOBSTORE_MAX_IDS + 1];
+    for (int i = 0; i <= JOBSTORE_MAX_IDS; i++) {
+        many[i] = run;
+    }
+    CU_ASSERT_EQUAL(
+        jobstore_cancel_requested(e.s, many, JOBSTORE_MAX_IDS, many_out, &err),
+        KILN_OK);
+    CU_ASSERT(many_out[0] && many_out[JOBSTORE_MAX_IDS - 1]);
+    CU_ASSERT_EQUAL(jobstore_cancel_requested(e.s, many, JOBSTORE_MAX_IDS + 1,
+                                              many_out, &err),
+                    KILN_EINVAL);
+    /* Its worker stops and ends it: CANCELLED, with its time, told. */
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, run, token, JOBSTORE_CANCELLED, NULL,
+                                      NULL, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, run, token, JOBSTORE_CANCELLED,
+                                            "[]", "cancelled", 250.5, &err),
+                    KILN_OK);
+    CU_ASSERT_STRING_EQUAL(seen.statuses,
+                           "CANCELLED CANCELLED PROCESSING CANCELLED");
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, run, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_CANCELLED);
+    CU_ASSERT_EQUAL(p.cancel_requested, false);
+    CU_ASSERT_EQUAL(p.duration_ms, 250.5);
+    CU_ASSERT_EQUAL(p.lease_until, 0);
+    CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "cancelled");
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_cancel_requested(e.s, ids, 1, stop, &err),
+                    KILN_OK);
+    CU_ASSERT(!stop[0]);
+    js_postback_bodies(e.s, run, bodies, sizeof bodies);
+    CU_ASSERT_STRING_EQUAL(bodies, "{\"status\":\"CANCELLED\"}");
+
+    /* Ended: 409, with the status it has. */
+    js_ended(e.s, JOBSTORE_FINISHED, 0, fin, NULL);
+    js_ended(e.s, JOBSTORE_FAILED, 0, failed, NULL);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, fin, 1, &was, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_FINISHED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "FINISHED"));
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, failed, 1, &was, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_FAILED);
+    CU_ASSERT_EQUAL(js_status_of(e.s, fin, 1), JOBSTORE_FINISHED);
+
+    jobstore_counts c;
+    CU_ASSERT_EQUAL(jobstore_counts_get(e.s, now, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_CANCELLED], 4);
+    CU_ASSERT_EQUAL(c.processes[JOBSTORE_FINISHED], 1);
+
+    /* Retry of a cancelled one: back in the queue as attempt 2, with no
+     * time and no cancellation left. */
+    int attempt = 0;
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 2, &attempt, &err),
+                    KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(attempt, 2);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, run, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
+    CU_ASSERT_EQUAL(p.duration_ms, -1);
+    CU_ASSERT_EQUAL(p.cancel_requested, false);
+    CU_ASSERT_PTR_NULL(p.result);
+    CU_ASSERT_PTR_NULL(p.error);
+    CU_ASSERT_EQUAL(p.n_jobs, 3);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(attempt, 2);
+    js_claim_id(e.s, now, run);
+    js_teardown(&e);
+}
+
+/* A run asked to stop never runs again: each way it would go back to the
+ * queue (requeue, interrupt, a lease taken back, recover) ends it
+ * CANCELLED instead, as a status change. */
+static void
+test_js_cancel_running(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    js_seen seen = {""};
+    jobstore_set_notify(e.s, js_hook, &seen);
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    const char *cb = "https://example.com/cb";
+    enum { REQUEUE, INTERRUPT, LEASE, RECOVER, N_WAYS };
+    char id[N_WAYS][JOBSTORE_ID_LEN + 1], next[JOBSTORE_ID_LEN + 1];
+    int64_t token[N_WAYS];
+    for (int w = REQUEUE; w <= LEASE; w++) {
+        CU_ASSERT_EQUAL_FATAL(
+            js_create_full(e.s, 1, JOBSTORE_QUEUED, 1, cb, 0, id[w]), KILN_OK);
+        jobstore_process p;
+        CU_ASSERT_EQUAL_FATAL(
+            jobstore_claim(e.s, now, w == LEASE ? 10 : 3600, &p, &err),
+            KILN_OK);
+        CU_ASSERT_STRING_EQUAL(p.id, id[w]);
+        token[w] = p.lease_token;
+        jobstore_process_clear(&p);
+        CU_ASSERT_EQUAL(jobstore_cancel(e.s, id[w], 1, NULL, &err), KILN_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 1, NULL, 0, next), KILN_OK);
+    seen.statuses[0] = '\0';
+
+    CU_ASSERT_EQUAL(jobstore_requeue(e.s, id[REQUEUE], token[REQUEUE], 0,
+                                     "source not found", &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_interrupt(e.s, id[INTERRUPT], token[INTERRUPT],
+                                       "shutting down", &err),
+                    KILN_OK);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED CANCELLED");
+    /* A claim after LEASE's ran out ends it, and goes on to the next
+     * (which has no callback: the hook does not see it). */
+    js_expect_claim(e.s, now + 20, 60, next, 0);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED CANCELLED CANCELLED");
+    /* LEASE's old holder is fenced off like any whose lease was taken. */
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, id[LEASE], token[LEASE],
+                                      JOBSTORE_FINISHED, "[]", NULL, &err),
+                    KILN_EPERM);
+
+    /* RECOVER's host dies while it runs: its lease ran out long ago, on
+     * the store's clock too (PostgreSQL recovers only those). */
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 1, cb, 0, id[RECOVER]),
+        KILN_OK);
+    CU_ASSERT_EQUAL(js_claim_id(e.s, now - 10000, id[RECOVER]) > 0, true);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, id[RECOVER], 1, NULL, &err), KILN_OK);
+    jobstore_close(e.s);
+    CU_ASSERT_EQUAL_FATAL(jobstore_open(js_driver, e.target, &e.s, &err),
+                          KILN_OK);
+    seen.statuses[0] = '\0';
+    jobstore_set_notify(e.s, js_hook, &seen);
+    int n = -1;
+    CU_ASSERT_EQUAL(jobstore_recover(e.s, &n, &err), KILN_OK);
+    /* SQLite takes back every run: `next` is re-queued, and only it;
+     * PostgreSQL leaves its live lease alone. */
+    CU_ASSERT_EQUAL(n, js_pg() ? 0 : 1);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED");
+    for (int w = 0; w < N_WAYS; w++) {
+        jobstore_process p;
+        CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, id[w], 1, &p, &err), KILN_OK);
+        CU_ASSERT_EQUAL(p.status, JOBSTORE_CANCELLED);
+        CU_ASSERT_EQUAL(p.cancel_requested, false);
+        CU_ASSERT_EQUAL(p.lease_until, 0);
+        CU_ASSERT_STRING_EQUAL(JS_STR(p.error), "cancelled while it ran");
+        jobstore_process_clear(&p);
+        char bodies[128];
+        js_postback_bodies(e.s, id[w], bodies, sizeof bodies);
+        CU_ASSERT_STRING_EQUAL(bodies, "{\"status\":\"CANCELLED\"}");
+    }
+    /* None of them is ever claimed again: only `next` comes back. */
+    if (!js_pg()) {
+        js_expect_claim(e.s, now + 30, 60, next, 0);
+    }
+    js_expect_claim(e.s, now + 100000, 60, next, 1);
+    js_expect_claim(e.s, now + 100000, 60, NULL, 0);
+    /* A lease taken back when nothing else is ready: the claim finds
+     * nothing, and the cancellation is kept all the same. */
+    char lone[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 1, cb, 0, lone), KILN_OK);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now + 100000, 10, &p, &err),
+                          KILN_OK);
+    CU_ASSERT_STRING_EQUAL(p.id, lone);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_cancel(e.s, lone, 1, NULL, &err), KILN_OK);
+    seen.statuses[0] = '\0';
+    js_expect_claim(e.s, now + 100020, 60, NULL, 0);
+    CU_ASSERT_STRING_EQUAL(seen.statuses, "CANCELLED");
+    CU_ASSERT_EQUAL(js_status_of(e.s, lone, 1), JOBSTORE_CANCELLED);
+    char bodies[128];
+    js_postback_bodies(e.s, lone, bodies, sizeof bodies);
+    CU_ASSERT_STRING_EQUAL(bodies, "{\"status\":\"CANCELLED\"}");
+    js_teardown(&e);
+}
+
+/* n_jobs from create and append_jobs, duration_ms from complete_timed
+ * (-1 before and from complete), through get, claim and list. */
+static void
+test_js_jobs_duration(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = (int64_t)time(NULL);
+    char a[JOBSTORE_ID_LEN + 1], d[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_QUEUED, 7, NULL, 0, a), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(e.s, 1, JOBSTORE_INCOMPLETE, 0, NULL, 0, d), KILN_OK);
+    jobstore_process p;
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.n_jobs, 7);
+    CU_ASSERT_EQUAL(p.duration_ms, -1);
+    CU_ASSERT_EQUAL(p.cancel_requested, false);
+    jobstore_process_clear(&p);
+    /* A negative count is refused. */
+    char bad[JOBSTORE_ID_LEN + 1];
+    CU_ASSERT_EQUAL(js_create_full(e.s, 1, JOBSTORE_QUEUED, -1, NULL, 0, bad),
+                    KILN_EINVAL);
+    /* append_jobs keeps the count. */
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, d, 1, "[{}, {}]", 0, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, d, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.n_jobs, 2);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, d, 1, "[{}]", 0, &n, &err),
+                    KILN_OK);
+    CU_ASSERT_EQUAL(n, 3);
+    /* Refused (past max_jobs): the count stays. */
+    CU_ASSERT_EQUAL(jobstore_append_jobs(e.s, d, 1, "[{}]", 3, &n, &err),
+                    KILN_ELIMIT);
+    CU_ASSERT_EQUAL(jobstore_set_processing(e.s, d, 1, NULL, &err), KILN_OK);
+
+    /* complete_timed: checked, fenced, stored exactly. */
+    jobstore_process c;
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c.id, a);
+    CU_ASSERT_EQUAL(c.n_jobs, 7);
+    CU_ASSERT_EQUAL(c.duration_ms, -1);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, a, c.lease_token,
+                                            JOBSTORE_QUEUED, NULL, NULL, 1,
+                                            &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, a, c.lease_token,
+                                            JOBSTORE_FINISHED, NULL, NULL, -5,
+                                            &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, a, c.lease_token,
+                                            JOBSTORE_FINISHED, NULL, NULL,
+                                            (double)NAN, &err),
+                    KILN_EINVAL);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, a, c.lease_token + 1,
+                                            JOBSTORE_FINISHED, NULL, NULL, 1,
+                                            &err),
+                    KILN_EPERM);
+    double ms = 0.1 + 0.2; /* 0.30000000000000004: every digit counts */
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, a, c.lease_token,
+                                            JOBSTORE_FINISHED, "[]", NULL, ms,
+                                            &err),
+                    KILN_OK);
+    jobstore_process_clear(&c);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
+    CU_ASSERT_EQUAL(p.duration_ms, ms);
+    jobstore_process_clear(&p);
+    /* complete() records none; 0 is a time. */
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c.id, d);
+    CU_ASSERT_EQUAL(c.n_jobs, 3);
+    CU_ASSERT_EQUAL(jobstore_complete(e.s, d, c.lease_token, JOBSTORE_FAILED,
+                                      NULL, "x", &err),
+                    KILN_OK);
+    jobstore_process_clear(&c);
+    CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, d, 1, &p, &err), KILN_OK);
+    CU_ASSERT_EQUAL(p.duration_ms, -1);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, d, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, d, c.lease_token,
+                                            JOBSTORE_FINISHED, "[]", NULL, 0,
+                                            &err),
+                    KILN_OK);
+    jobstore_process_clear(&c);
+
+    /* list() fills them too, and leaves request and result out. */
+    int svc = 1;
+    jobstore_query q = {&svc, 1, -1, 0, 0, 0, "", 10};
+    jobstore_process *ps = NULL;
+    CU_ASSERT_EQUAL(jobstore_list(e.s, &q, &ps, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        bool is_a = strcmp(ps[i].id, a) == 0;
+        CU_ASSERT_EQUAL(ps[i].n_jobs, is_a ? 7 : 3);
+        CU_ASSERT_EQUAL(ps[i].duration_ms, is_a ? ms : 0);
+        CU_ASSERT_EQUAL(ps[i].status, JOBSTORE_FINISHED);
+        CU_ASSERT_EQUAL(ps[i].attempt, is_a ? 1 : 2);
+        CU_ASSERT_PTR_NULL(ps[i].request);
+        CU_ASSERT_PTR_NULL(ps[i].result);
+    }
+    jobstore_processes_free(ps, n);
+    jobstore_processes_free(NULL, 0);
+    /* list_ended() gives the times. */
+    jobstore_ended_process *ended = NULL;
+    CU_ASSERT_EQUAL(
+        jobstore_list_ended(e.s, &svc, 1, 0, INT64_MAX, &ended, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT((ended[0].duration_ms == ms && ended[1].duration_ms == 0) ||
+              (ended[0].duration_ms == 0 && ended[1].duration_ms == ms));
+    free(ended);
+    js_teardown(&e);
+}
+
+/* A process's postbacks, oldest first, with their contents and state;
+ * none for a process without any. */
+static void
+test_js_postbacks_of(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    kiln_error err = {0};
+    int64_t now = 1700000000;
+    char a[JOBSTORE_ID_LEN + 1], b[JOBSTORE_ID_LEN + 1];
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, a);
+    js_create(e.s, 1, JOBSTORE_QUEUED, "{}", NULL, NULL, 0, b);
+    int64_t ids[4];
+    for (int i = 0; i < 4; i++) {
+        jobstore_postback pb = {0};
+        char url[64], body[64];
+        snprintf(url, sizeof url, "https://example.com/cb/%d", i);
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        memcpy(pb.process_id, i == 2 ? b : a, JOBSTORE_ID_LEN + 1);
+        pb.service_id = 1;
+        pb.url = url;
+        pb.body = body;
+        /* Due in the opposite order: the list is by id, not schedule. */
+        pb.next_at = now - i;
+        pb.retry = i % 2 == 0;
+        CU_ASSERT_EQUAL_FATAL(
+            jobstore_postback_enqueue(e.s, &pb, &ids[i], &err), KILN_OK);
+    }
+    jobstore_postback_state st;
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, ids[1], true, 204, NULL, now,
+                                             true, &st, &err),
+                    KILN_OK);
+    jobstore_postback *pbs = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(jobstore_postbacks_of(e.s, a, &pbs, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    static const int want[3] = {0, 1, 3};
+    for (size_t k = 0; k < n; k++) {
+        int i = want[k];
+        char url[64], body[64];
+        snprintf(url, sizeof url, "https://example.com/cb/%d", i);
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        CU_ASSERT_EQUAL(pbs[k].id, ids[i]);
+        CU_ASSERT_STRING_EQUAL(pbs[k].process_id, a);
+        CU_ASSERT_STRING_EQUAL(JS_STR(pbs[k].url), url);
+        CU_ASSERT_STRING_EQUAL(JS_STR(pbs[k].body), body);
+        CU_ASSERT_EQUAL(pbs[k].retry, i % 2 == 0);
+        CU_ASSERT_EQUAL(pbs[k].state,
+                        i == 1 ? JOBSTORE_PB_DELIVERED : JOBSTORE_PB_PENDING);
+        CU_ASSERT_EQUAL(pbs[k].last_status, i == 1 ? 204 : 0);
+    }
+    jobstore_postbacks_free(pbs, n);
+    CU_ASSERT_EQUAL(jobstore_postbacks_of(e.s, b, &pbs, &n, &err), KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(pbs[0].id, ids[2]);
+    jobstore_postbacks_free(pbs, n);
+    CU_ASSERT_EQUAL(
+        jobstore_postbacks_of(e.s, "AAAAAAAAAAAAAAAAAAAAA", &pbs, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(pbs);
+    js_teardown(&e);
+}
+
+/* ------------------------------------------- list() against a model */
+
+#define JS_LIST_N 300      /* processes */
+#define JS_LIST_SERVICES 3 /* services 1..3 own them; 4 owns none */
+#define JS_LIST_QUERIES 200
+#define JS_LIST_T0 INT64_C(1700000000)
+#define JS_LIST_SPAN 60 /* created_at and updated_at in T0 .. T0 + 59 */
+
+/* splitmix64: a small generator the seed reproduces on any platform. */
+static uint64_t
+js_rand(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static int
+js_rand_below(uint64_t *state, int n)
+{
+    return (int)(js_rand(state) % (uint64_t)n);
+}
+
+/* What the test knows of each process it made. */
+typedef struct js_model {
+    char id[JOBSTORE_ID_LEN + 1];
+    int service;
+    jobstore_status status;
+    int attempt;
+    int n_jobs;
+    double duration_ms;
+    bool cancel_requested;
+    int64_t created_at, updated_at;
+} js_model;
+
+/* Newest first: created_at, then id (bytes), descending. */
+static int
+js_cmp_newest(const void *a, const void *b)
+{
+    const js_model *x = a, *y = b;
+    if (x->created_at != y->created_at) {
+        return x->created_at < y->created_at ? 1 : -1;
+    }
+    return -strcmp(x->id, y->id);
+}
+
+/* A direct connection to the test's store, for what the API cannot do:
+ * set a process's timestamps. */
+typedef struct js_raw {
+    sqlite3 *db;
+    PGconn *pg;
+} js_raw;
+
+static bool
+js_raw_open(const js_env *e, js_raw *r)
+{
+    memset(r, 0, sizeof *r);
+    if (js_pg()) {
+        r->pg = PQconnectdb(e->target);
+        return PQstatus(r->pg) == CONNECTION_OK;
+    }
+    return sqlite3_open(e->path, &r->db) == SQLITE_OK;
+}
+
+static void
+js_raw_close(js_raw *r)
+{
+    PQfinish(r->pg);
+    sqlite3_close(r->db);
+}
+
+static bool
+js_set_times(js_raw *r, const char *id, int64_t created, int64_t updated)
+{
+    char c[24], u[24];
+    snprintf(c, sizeof c, "%lld", (long long)created);
+    snprintf(u, sizeof u, "%lld", (long long)updated);
+    const char *args[] = {id, c, u};
+    if (r->pg != NULL) {
+        return js_pg_run(r->pg,
+                         "UPDATE kiln_process SET created_at = $2, updated_at "
+                         "= $3 WHERE id = $1",
+                         args, 3);
+    }
+    return js_sqlite_run(r->db,
+                         "UPDATE process SET created_at = CAST(?2 AS "
+                         "INTEGER), updated_at = CAST(?3 AS INTEGER) WHERE "
+                         "id = ?1",
+                         args, 3) == SQLITE_OK;
+}
+
+/* Makes process m (its service and n_jobs set) and takes it, through the
+ * store's own calls, to one of the ways a process can stand, filling in
+ * the model. Every claim must take m: the processes left QUEUED wait
+ * until far after `now`. */
+static void
+js_make_one(jobstore *s, uint64_t *rng, int64_t now, js_model *m)
+{
+    kiln_error err = {0};
+    int way = js_rand_below(rng, 9);
+    bool incomplete = way == 0 || (way == 6 && js_rand_below(rng, 2) == 0);
+    bool waits = way == 1 || way == 6;
+    CU_ASSERT_EQUAL_FATAL(
+        js_create_full(s, m->service,
+                       incomplete ? JOBSTORE_INCOMPLETE : JOBSTORE_QUEUED,
+                       m->n_jobs, NULL, waits ? now + 100000000 : 0, m->id),
+        KILN_OK);
+    m->status = incomplete ? JOBSTORE_INCOMPLETE : JOBSTORE_QUEUED;
+    m->attempt = 1;
+    m->duration_ms = -1;
+    if (way == 6) { /* cancelled before it started */
+        CU_ASSERT_EQUAL(jobstore_cancel(s, m->id, m->service, NULL, &err),
+                        KILN_OK);
+        m->status = JOBSTORE_CANCELLED;
+    }
+    if (way <= 1 || way == 6) {
+        return;
+    }
+    int64_t token = js_claim_id(s, now, m->id);
+    m->status = JOBSTORE_PROCESSING;
+    double ms = js_rand_below(rng, 1 << 20) / 16.0;
+    if (way == 3 || way == 7) { /* asked to stop */
+        CU_ASSERT_EQUAL(jobstore_cancel(s, m->id, m->service, NULL, &err),
+                        KILN_OK);
+        m->cancel_requested = way == 3;
+    }
+    if (way == 4 || way == 7) {
+        jobstore_status st = way == 4 ? JOBSTORE_FINISHED : JOBSTORE_CANCELLED;
+        CU_ASSERT_EQUAL(
+            jobstore_complete_timed(s, m->id, token, st, "[]", NULL, ms, &err),
+            KILN_OK);
+        m->status = st;
+        m->duration_ms = ms;
+    }
+    if (way == 5 || way == 8) {
+        CU_ASSERT_EQUAL(jobstore_complete(s, m->id, token, JOBSTORE_FAILED,
+                                          NULL, "x", &err),
+                        KILN_OK);
+        m->status = JOBSTORE_FAILED;
+    }
+    if (way == 8) { /* retried, and finished the second time */
+        CU_ASSERT_EQUAL(jobstore_retry(s, m->id, m->service, NULL, &err),
+                        KILN_OK);
+        token = js_claim_id(s, now, m->id);
+        CU_ASSERT_EQUAL(jobstore_complete_timed(s, m->id, token,
+                                                JOBSTORE_FINISHED, "[]", NULL,
+                                                ms, &err),
+                        KILN_OK);
+        m->status = JOBSTORE_FINISHED;
+        m->attempt = 2;
+        m->duration_ms = ms;
+    }
+}
+
+/* One random query of list() or list_ended(). */
+typedef struct js_rquery {
+    int services[5];
+    size_t n_services;
+    int status;
+    int64_t since, until;
+    int limit;
+} js_rquery;
+
+static void
+js_random_query(uint64_t *rng, js_rquery *q)
+{
+    memset(q, 0, sizeof *q);
+    int set = 1 + js_rand_below(rng, 15); /* services 1..4, at least one */
+    for (int i = 0; i < 4; i++) {
+        if (set & (1 << i)) {
+            q->services[q->n_services++] = i + 1;
+        }
+    }
+    if (js_rand_below(rng, 8) == 0) { /* one named twice */
+        q->services[q->n_services] = q->services[0];
+        q->n_services++;
+    }
+    q->status =
+        js_rand_below(rng, 5) < 2 ? -1 : js_rand_below(rng, JOBSTORE_N_STATUS);
+    q->since = js_rand_below(rng, 2)
+                   ? 0
+                   : JS_LIST_T0 - 3 + js_rand_below(rng, JS_LIST_SPAN + 6);
+    q->until = js_rand_below(rng, 2)
+                   ? 0
+                   : JS_LIST_T0 - 3 + js_rand_below(rng, JS_LIST_SPAN + 6);
+    int r = js_rand_below(rng, 10);
+    q->limit = r < 7   ? 1 + js_rand_below(rng, 12)
+               : r < 9 ? 13 + js_rand_below(rng, 120)
+                       : 1000;
+}
+
+static bool
+js_query_has(const js_rquery *q, int service)
+{
+    for (size_t i = 0; i < q->n_services; i++) {
+        if (q->services[i] == service) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+js_print_query(const char *what, uint64_t seed, const js_rquery *q)
+{
+    fprintf(stderr,
+            "\n  %s (seed %llu; KILN_TEST_SEED=%llu repeats it): "
+            "services",
+            what, (unsigned long long)seed, (unsigned long long)seed);
+    for (size_t i = 0; i < q->n_services; i++) {
+        fprintf(stderr, " %d", q->services[i]);
+    }
+    fprintf(stderr, ", status %d, since %lld, until %lld, limit %d\n",
+            q->status, (long long)q->since, (long long)q->until, q->limit);
+}
+
+/* Whether list() of q selects process m. */
+static bool
+js_selects(const js_rquery *q, const js_model *m)
+{
+    return js_query_has(q, m->service) &&
+           (q->status < 0 || (int)m->status == q->status) &&
+           (q->since == 0 || m->created_at >= q->since) &&
+           (q->until == 0 || m->created_at < q->until);
+}
+
+/* How many processes of the model q selects. */
+static int
+js_n_selected(const js_model *model, int n_model, const js_rquery *q)
+{
+    int n = 0;
+    for (int i = 0; i < n_model; i++) {
+        n += js_selects(q, &model[i]);
+    }
+    return n;
+}
+
+/* Walks every page of q and compares their concatenation with the
+ * model's selection (`sorted` newest first): the same processes, as
+ * stored, in that order. With `verbose`, says where they part. */
+static bool
+js_check_list(jobstore *s, const js_model *sorted, int n_model,
+              const js_rquery *rq, bool verbose)
+{
+    jobstore_query q;
+    memset(&q, 0, sizeof q);
+    q.service_ids = rq->services;
+    q.n_service_ids = rq->n_services;
+    q.status = rq->status;
+    q.since = rq->since;
+    q.until = rq->until;
+    q.limit = rq->limit;
+    int at = 0; /* the model's next process to look at */
+    bool ok = true;
+    for (int page = 0; ok && page <= n_model + 1; page++) {
+        jobstore_process *ps = NULL;
+        size_t n = 0;
+        kiln_error err = {0};
+        if (jobstore_list(s, &q, &ps, &n, &err) != KILN_OK) {
+            if (verbose) {
+                fprintf(stderr, "  list: %s\n", err.message);
+            }
+            return false;
+        }
+        for (size_t k = 0; ok && k < n; k++) {
+            while (at < n_model && !js_selects(rq, &sorted[at])) {
+                at++;
+            }
+            const js_model *m = at < n_model ? &sorted[at++] : NULL;
+            ok = m != NULL && strcmp(ps[k].id, m->id) == 0 &&
+                 ps[k].service_id == m->service && ps[k].status == m->status &&
+                 ps[k].attempt == m->attempt && ps[k].n_jobs == m->n_jobs &&
+                 ps[k].duration_ms == m->duration_ms &&
+                 ps[k].cancel_requested == m->cancel_requested &&
+                 ps[k].created_at == m->created_at &&
+                 ps[k].updated_at == m->updated_at && ps[k].request == NULL &&
+                 ps[k].result == NULL;
+            if (!ok && verbose) {
+                fprintf(stderr, "  list: page %d item %zu is %s, expected %s\n",
+                        page, k, ps[k].id, m != NULL ? m->id : "nothing");
+            }
+        }
+        bool full = n == (size_t)q.limit;
+        if (n > 0) {
+            q.after_created = ps[n - 1].created_at;
+            memcpy(q.after_id, ps[n - 1].id, sizeof q.after_id);
+        }
+        jobstore_processes_free(ps, n);
+        if (!full) {
+            break;
+        }
+    }
+    /* Nothing the model selects was left out. */
+    for (; ok && at < n_model; at++) {
+        if (js_selects(rq, &sorted[at])) {
+            if (verbose) {
+                fprintf(stderr, "  list: %s is missing\n", sorted[at].id);
+            }
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* Sorts ended rows for comparison: updated_at, status, duration. */
+static int
+js_cmp_ended(const void *a, const void *b)
+{
+    const jobstore_ended_process *x = a, *y = b;
+    if (x->updated_at != y->updated_at) {
+        return x->updated_at < y->updated_at ? -1 : 1;
+    }
+    if (x->status != y->status) {
+        return x->status < y->status ? -1 : 1;
+    }
+    return x->duration_ms < y->duration_ms   ? -1
+           : x->duration_ms > y->duration_ms ? 1
+                                             : 0;
+}
+
+/* list_ended() of q's services in [since, until) against the model: the same
+ * rows, in updated_at order. */
+static bool
+js_check_ended(jobstore *s, const js_model *model, int n_model,
+               const js_rquery *rq)
+{
+    int64_t since = rq->since, until = rq->until != 0 ? rq->until : INT64_MAX;
+    jobstore_ended_process want[JS_LIST_N];
+    size_t n_want = 0;
+    for (int i = 0; i < n_model; i++) {
+        const js_model *m = &model[i];
+        if (js_query_has(rq, m->service) && jobstore_status_ended(m->status) &&
+            m->updated_at >= since && m->updated_at < until) {
+            want[n_want].updated_at = m->updated_at;
+            want[n_want].status = m->status;
+            want[n_want].duration_ms = m->duration_ms;
+            n_want++;
+        }
+    }
+    jobstore_ended_process *got = NULL;
+    size_t n_got = 0;
+    kiln_error err = {0};
+    if (jobstore_list_ended(s, rq->services, rq->n_services, since, until, &got,
+                            &n_got, &err) != KILN_OK) {
+        fprintf(stderr, "\n  ended: %s\n", err.message);
+        return false;
+    }
+    bool ok = n_got == n_want && (n_got > 0 || got == NULL);
+    for (size_t i = 1; ok && i < n_got; i++) {
+        ok = got[i - 1].updated_at <= got[i].updated_at;
+    }
+    if (ok && n_got > 0) {
+        qsort(got, n_got, sizeof *got, js_cmp_ended);
+        qsort(want, n_want, sizeof *want, js_cmp_ended);
+        for (size_t i = 0; ok && i < n_got; i++) {
+            ok = js_cmp_ended(&got[i], &want[i]) == 0;
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "\n  ended: %zu rows, expected %zu\n", n_got, n_want);
+    }
+    free(got);
+    return ok;
+}
+
+/* list() and list_ended() against a model of a random store: processes of
+ * three services in every status (through the store's own calls), with
+ * timestamps set directly, many on the same second so that ids break
+ * ties; random queries walked page by page with the cursor must give
+ * exactly the model's selection, newest first, with no process twice and
+ * none left out. A failure prints the seed and the smallest failing
+ * query. */
+static void
+test_js_list_model(void)
+{
+    js_env e;
+    if (js_setup(&e) != 0) {
+        return;
+    }
+    const char *env = getenv("KILN_TEST_SEED");
+    uint64_t seed = env != NULL && env[0] != '\0'
+                        ? strtoull(env, NULL, 10)
+                        : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    uint64_t rng = seed;
+    int64_t now = (int64_t)time(NULL);
+    static js_model model[JS_LIST_N];
+    memset(model, 0, sizeof model);
+    for (int i = 0; i < JS_LIST_N; i++) {
+        model[i].service = 1 + js_rand_below(&rng, JS_LIST_SERVICES);
+        model[i].n_jobs = js_rand_below(&rng, 6);
+        js_make_one(e.s, &rng, now, &model[i]);
+    }
+    js_raw raw;
+    CU_ASSERT_FATAL(js_raw_open(&e, &raw));
+    for (int i = 0; i < JS_LIST_N; i++) {
+        model[i].created_at = JS_LIST_T0 + js_rand_below(&rng, JS_LIST_SPAN);
+        model[i].updated_at = JS_LIST_T0 + js_rand_below(&rng, JS_LIST_SPAN);
+        CU_ASSERT(js_set_times(&raw, model[i].id, model[i].created_at,
+                               model[i].updated_at));
+    }
+    js_raw_close(&raw);
+    static js_model sorted[JS_LIST_N];
+    memcpy(sorted, model, sizeof sorted);
+    qsort(sorted, JS_LIST_N, sizeof *sorted, js_cmp_newest);
+
+    /* The smallest failing query: fewest processes selected, then the
+     * largest pages. */
+    int n_failed = 0, smallest = -1;
+    js_rquery worst;
+    for (int k = 0; k < JS_LIST_QUERIES; k++) {
+        js_rquery rq;
+        js_random_query(&rng, &rq);
+        if (!js_check_list(e.s, sorted, JS_LIST_N, &rq, false)) {
+            int size =
+                js_n_selected(model, JS_LIST_N, &rq) * 1001 + (1000 - rq.limit);
+            if (smallest < 0 || size < smallest) {
+                smallest = size;
+                worst = rq;
+            }
+            n_failed++;
+        }
+        if (!js_check_ended(e.s, model, JS_LIST_N, &rq)) {
+            js_print_query("list_ended() disagrees with the model", seed, &rq);
+            n_failed++;
+        }
+    }
+    if (smallest >= 0) {
+        js_print_query("list() disagrees with the model; the smallest query",
+                       seed, &worst);
+        js_check_list(e.s, sorted, JS_LIST_N, &worst, true);
+    }
+    CU_ASSERT_EQUAL(n_failed, 0);
+
+    /* Refused queries. */
+    kiln_error err = {0};
+    jobstore_process *ps = NULL;
+    size_t n = 0;
+    int svc = 1;
+    jobstore_query q = {&svc, 1, -1, 0, 0, 0, "", 0};
+    CU_ASSERT_EQUAL(jobstore_list(e.s, &q, &ps, &n, &err), KILN_EINVAL);
+    q.limit = 1001;
+    CU_ASSERT_EQUAL(jobstore_list(e.s, &q, &ps, &n, &err), KILN_EINVAL);
+    q.limit = 10;
+    q.n_service_ids = 0;
+    CU_ASSERT_EQUAL(jobstore_list(e.s, &q, &ps, &n, &err), KILN_EINVAL);
+    q.n_service_ids = 1;
+    q.status = JOBSTORE_N_STATUS;
+    CU_ASSERT_EQUAL(jobstore_list(e.s, &q, &ps, &n, &err), KILN_EINVAL);
+    CU_ASSERT_PTR_NULL(ps);
+    jobstore_ended_process *ended = NULL;
+    CU_ASSERT_EQUAL(jobstore_list_ended(e.s, &svc, 0, 0, 1, &ended, &n, &err),
+                    KILN_EINVAL);
     js_teardown(&e);
 }
 
@@ -2383,6 +3418,13 @@ test_jobstore_register(void)
          test_js_flags},
         {"postbacks keep their retry setting", test_js_postback_retry},
         {"rate limits are shared by the handles on a store", test_js_rate},
+        {"cancel: at once, asked of a run, refused when ended, retried",
+         test_js_cancel},
+        {"a run asked to stop ends CANCELLED, never queued again",
+         test_js_cancel_running},
+        {"n_jobs and duration_ms round-trip", test_js_jobs_duration},
+        {"a process's postbacks, oldest first", test_js_postbacks_of},
+        {"list and ended agree with a model, page by page", test_js_list_model},
     };
     CU_pSuite s = CU_add_suite("jobstore", js_suite_init, js_suite_cleanup);
     if (s == NULL ||

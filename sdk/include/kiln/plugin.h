@@ -30,7 +30,7 @@ extern "C" {
 /* ABI version. A plugin built against major M, minor m loads into a host
  * with the same major and a minor >= m. */
 #define KILN_ABI_MAJOR 2
-#define KILN_ABI_MINOR 1
+#define KILN_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define KILN_EXPORT __attribute__((visibility("default")))
@@ -570,6 +570,15 @@ typedef struct kiln_call {
     const char *idempotency_key; /* the Idempotency-Key header, or NULL */
     const char *body;            /* may be NULL when body_len is 0 */
     size_t body_len;
+    /* 2.2: the request's query string as received, after the '?' and
+     * still percent-encoded ("status=FAILED&limit=20"), or NULL for none.
+     * GET /processes and GET /stats read it. Set it only on a host of
+     * minor 2 or later (api->abi_minor >= 2): an older host refuses a
+     * call with members it does not know. */
+    const char *query;
+    /* 2.2: the request's id (X-Request-Id, which the transport echoes),
+     * for the host's log lines; NULL: none. */
+    const char *request_id;
 } kiln_call;
 
 typedef struct kiln_reply {
