@@ -84,7 +84,7 @@ http_dashboard_find(const char *url)
 
 enum MHD_Result
 http_dashboard_answer(struct MHD_Connection *conn, const char *method,
-                      const char *url)
+                      const char *url, const char *request_id)
 {
     static const char not_found[] = "{\"message\":\"not found\"}";
     static const char not_allowed[] =
@@ -135,6 +135,9 @@ http_dashboard_answer(struct MHD_Connection *conn, const char *method,
             MHD_YES) {
             goto done;
         }
+    }
+    if (MHD_add_response_header(resp, "X-Request-Id", request_id) != MHD_YES) {
+        goto done;
     }
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") !=

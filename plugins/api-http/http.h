@@ -130,9 +130,10 @@ bool http_dashboard_owns(const char *url);
 
 /* Answers a request http_dashboard_owns(): the file for GET and HEAD
  * (200), 404 for a name it does not have, 405 for any other method; with
- * the dashboard's security headers. Returns what MHD_queue_response()
- * returns. */
+ * the dashboard's security headers and X-Request-Id: request_id. Returns
+ * what MHD_queue_response() returns. */
 enum MHD_Result http_dashboard_answer(struct MHD_Connection *conn,
-                                      const char *method, const char *url);
+                                      const char *method, const char *url,
+                                      const char *request_id);
 
 #endif /* KILN_PLUGINS_API_HTTP_HTTP_H */

@@ -371,7 +371,7 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (http_dashboard_owns(url)) { /* static files: dashboard.c */
         http_answering(s, r);
-        return http_dashboard_answer(conn, method, url);
+        return http_dashboard_answer(conn, method, url, r->request_id);
     }
     return http_send_call(s, conn, url, method, r);
 }

@@ -71,6 +71,14 @@ if grep -Eq '<script>|<script [^>]*>[^<]|<style|[[:space:]](style|on[a-z]+)=' "$
 else
     ok "$T/no-inline"
 fi
+# X-Request-Id like every answer of the server: the client's own, or one made up.
+curl -s -D "$tmp/h" -o /dev/null -H 'X-Request-Id: dash-check.1' "$url/dashboard/app.css"
+curl -s -D "$tmp/h2" -o /dev/null "$url/dashboard/nope"
+if [ "$(header X-Request-Id "$tmp/h")" = dash-check.1 ] && [ -n "$(header X-Request-Id "$tmp/h2")" ]; then
+    ok "$T/request-id"
+else
+    fail "$T/request-id" "X-Request-Id: '$(header X-Request-Id "$tmp/h")' and '$(header X-Request-Id "$tmp/h2")'"
+fi
 got=$(curl -s -I -o /dev/null -w '%{http_code} %{content_type}' "$url/dashboard")
 [ "$got" = "200 text/html; charset=utf-8" ] && ok "$T/head" || fail "$T/head" "got $got"
 got=$(curl -s -D "$tmp/h" -o "$tmp/body" -w '%{http_code}' -X POST -d '{}' "$url/dashboard")

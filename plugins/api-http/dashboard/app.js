@@ -80,6 +80,9 @@
         if (ms === null || ms === undefined || !Number.isFinite(ms)) {
             return "\u2014";
         }
+        if (ms > 0 && ms < 1) {
+            return "<1 ms";
+        }
         if (ms < 1000) {
             return Math.round(ms) + " ms";
         }
@@ -483,6 +486,21 @@
         return 10 * p;
     }
 
+    /* For counts: an even whole number at least v (the grid's middle
+     * line is half of it), 2, 4, 6, 8 or 10 times a power of ten. */
+    function niceCount(v) {
+        if (!(v > 2)) {
+            return 2;
+        }
+        const p = Math.pow(10, Math.floor(Math.log10(v)));
+        for (const m of [1, 2, 4, 6, 8]) {
+            if (m * p >= v && (m * p) % 2 === 0) {
+                return m * p;
+            }
+        }
+        return 10 * p;
+    }
+
     function bucketLabel(p, bucket) {
         const s = String(p.start);
         if (bucket === "day") {
@@ -583,7 +601,7 @@
 
     function drawCounts(holder, pts, bucket, win) {
         const total = (p) => (p.finished || 0) + (p.failed || 0) + (p.cancelled || 0);
-        const yMax = niceMax(Math.max(0, ...pts.map(total)));
+        const yMax = niceCount(Math.max(0, ...pts.map(total)));
         const f = frame(
             holder,
             pts,
