@@ -353,6 +353,15 @@ async function steps(ctx, label) {
         expect(counts.c24 === 24 && counts.d24 === 24, "24h chart points: " + JSON.stringify(counts));
         expect(counts.c30 === 30 && counts.d30 === 30, "30d chart points: " + JSON.stringify(counts));
         expect(counts.bars >= 1 && counts.dots >= 1, "nothing drawn: " + JSON.stringify(counts));
+        // The last hour's figures, tapped on the phone, clicked elsewhere.
+        const last = page.locator("#chart-24h-counts g.bucket").last();
+        await (isPhone ? last.tap() : last.click());
+        const readout = await page.textContent("#stats-24h .readout");
+        const start = await last.getAttribute("data-start");
+        expect(
+            readout.startsWith(start.slice(0, 16)) && /\d+ finished, \d+ failed, \d+ cancelled; p50 /.test(readout),
+            "readout: " + readout
+        );
     });
     await step("charts");
 

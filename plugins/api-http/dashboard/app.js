@@ -506,7 +506,8 @@
         if (bucket === "day") {
             return s.slice(0, 10) + " UTC";
         }
-        return s.slice(0, 16) + " UTC, one hour";
+        const end = String((+s.slice(11, 13) + 1) % 24).padStart(2, "0");
+        return s.slice(0, 16) + "\u2013" + end + ":00 UTC";
     }
 
     function tickLabel(p, bucket) {
@@ -584,8 +585,18 @@
         };
     }
 
+    /* A bucket's figures: in its <title> (a tooltip where there is a
+     * pointer) and, pointed at or tapped, in the card's readout line. */
     function bucketGroup(f, p, i, bucket) {
         const g = svg("g", { class: "bucket", "data-start": p.start });
+        const show = () => {
+            const card = f.root.closest(".chart-card");
+            if (card) {
+                card.querySelector(".readout").textContent = bucketTitle(p, bucket);
+            }
+        };
+        g.addEventListener("click", show);
+        g.addEventListener("mouseenter", show);
         g.append(
             svg("title", {}, bucketTitle(p, bucket)),
             svg("rect", {
