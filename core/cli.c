@@ -96,14 +96,13 @@ cli_print_option(FILE *f, char letter, const char *name, const char *arg,
 void
 cli_print_help(const cli_command *cmd, FILE *f)
 {
-    int col = fprintf(f, "usage: kiln %s", cmd->name);
+    fprintf(f, "usage: kiln %s", cmd->name);
     if (cmd->options != NULL && cmd->options[0].name != NULL) {
-        col += fprintf(f, " [OPTIONS]");
+        fprintf(f, " [OPTIONS]");
     }
     for (const cli_operand *o = cmd->operands; o != NULL && o->name; o++) {
-        col += fprintf(f, " %s", o->name);
+        fprintf(f, " %s", o->name);
     }
-    (void)col;
     fprintf(f, "\n\n");
     cli_wrap(f, cmd->doc != NULL ? cmd->doc : cmd->summary, 0, 0);
     if (cmd->operands != NULL && cmd->operands[0].name != NULL) {
