@@ -343,6 +343,10 @@ int config_load_text(const char *text, size_t len, kiln_config **out,
 int config_default(kiln_config **out, kiln_error *err);
 /* Points every service at local storage under `root` (kiln run). */
 int config_set_storage_root(kiln_config *c, const char *root, kiln_error *err);
+/* Sets the address kiln serve listens on (kiln serve --listen), checked
+ * as the "listen" key is: KILN_EINVAL and a message quoting the value
+ * when it is not IPV4:PORT or [IPV6]:PORT. */
+int config_set_listen(kiln_config *c, const char *listen, kiln_error *err);
 /* Sets every service's pixel backend (kiln run --backend); checked when
  * the engine starts. */
 void config_set_backend(kiln_config *c, const char *backend);
