@@ -74,7 +74,8 @@ typedef struct log_field {
     bool is_num;
 } log_field;
 #define LOG_S(k, v) ((log_field){.key = (k), .str = (v)})
-#define LOG_N(k, v) ((log_field){.key = (k), .num = (double)(v), .is_num = true})
+#define LOG_N(k, v)                                                            \
+    ((log_field){.key = (k), .num = (double)(v), .is_num = true})
 
 /* The process's log: JSON lines or text, at `level` and above (KILN_DEBUG
  * in the environment: debug). Until called: text, info. */
@@ -86,6 +87,10 @@ int log_level_parse(const char *name);
  * pass a token, a secret or a URL's query. */
 void log_event(kiln_log_level level, const char *event, const log_field *fields,
                size_t n);
+/* One line whose field is a message ("msg"), after `first` (may be
+ * NULL). */
+void log_vmsg(kiln_log_level level, const char *event, const log_field *first,
+              const char *fmt, va_list ap);
 /* One line whose one field is a message ("msg"). */
 void log_msg(kiln_log_level level, const char *event, const char *fmt, ...)
     KILN_PRINTF(3, 4);

@@ -74,19 +74,13 @@ loader_register_backend(kiln_plugin *self, const kiln_backend *b,
 static void
 loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
 {
-    if (!log_enabled(level)) {
-        return;
-    }
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* The server's log (base/log.c): a plugin's line is an event of its
      * own, in the configured format. */
-    log_field f[] = {LOG_S("plugin", self != NULL ? self->name : "?"),
-                     LOG_S("msg", msg)};
-    log_event(level, "plugin", f, 2);
+    log_field who = LOG_S("plugin", self != NULL ? self->name : "?");
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, "plugin", &who, fmt, ap);
+    va_end(ap);
 }
 
 static const char *
