@@ -299,6 +299,8 @@ typedef struct config_service {
 
 typedef struct kiln_config {
     char *listen;
+    /* metrics.listen: GET /metrics without a token there (NULL: none). */
+    char *metrics_listen;
     int workers;
     double shutdown_timeout; /* s running work may take to finish at stop */
     /* s a process that does not stop may run past max_process_time (or

@@ -372,7 +372,8 @@ static const char *const cfg_root_keys[] = {"listen",
                                             "network",
                                             "services",
                                             "http",
-                                            "log"};
+                                            "log",
+                                            "metrics"};
 
 static const char *const cfg_http_keys[] = {
     "max_connections", "max_connections_per_address", "header_timeout",
@@ -796,6 +797,18 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
         }
         free(scope);
     }
+    const cJSON *mt = cfg_object(&x, root, "", "metrics");
+    if (mt != NULL) {
+        static const char *const keys[] = {"listen"};
+        cfg_check_keys(&x, mt, "metrics", keys, 1);
+        cfg_string(&x, mt, "metrics", "listen", &c->metrics_listen);
+        if (c->metrics_listen != NULL && !cfg_listen_ok(c->metrics_listen)) {
+            cfg_error(&x, "metrics.listen", NULL,
+                      "\"%s\" is not an address to listen on (expected "
+                      "IPV4:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9100)",
+                      c->metrics_listen);
+        }
+    }
     const cJSON *lg = cfg_object(&x, root, "", "log");
     if (lg != NULL) {
         static const char *const keys[] = {"format", "level"};
@@ -959,6 +972,7 @@ config_free(kiln_config *c)
         return;
     }
     free(c->listen);
+    free(c->metrics_listen);
     cfg_free_strings(c->plugin_dirs, c->n_plugin_dirs);
     cfg_free_strings(c->enable, c->n_enable);
     cJSON_Delete(c->plugin_settings);
