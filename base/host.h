@@ -74,7 +74,8 @@ typedef struct log_field {
     bool is_num;
 } log_field;
 #define LOG_S(k, v) ((log_field){.key = (k), .str = (v)})
-#define LOG_N(k, v) ((log_field){.key = (k), .num = (double)(v), .is_num = true})
+#define LOG_N(k, v)                                                            \
+    ((log_field){.key = (k), .num = (double)(v), .is_num = true})
 
 /* The process's log: JSON lines or text, at `level` and above (KILN_DEBUG
  * in the environment: debug). Until called: text, info. */
@@ -86,6 +87,10 @@ int log_level_parse(const char *name);
  * pass a token, a secret or a URL's query. */
 void log_event(kiln_log_level level, const char *event, const log_field *fields,
                size_t n);
+/* One line whose field is a message ("msg"), after `first` (may be
+ * NULL). */
+void log_vmsg(kiln_log_level level, const char *event, const log_field *first,
+              const char *fmt, va_list ap);
 /* One line whose one field is a message ("msg"). */
 void log_msg(kiln_log_level level, const char *event, const char *fmt, ...)
     KILN_PRINTF(3, 4);
@@ -294,6 +299,8 @@ typedef struct config_service {
 
 typedef struct kiln_config {
     char *listen;
+    /* metrics.listen: GET /metrics without a token there (NULL: none). */
+    char *metrics_listen;
     int workers;
     double shutdown_timeout; /* s running work may take to finish at stop */
     /* s a process that does not stop may run past max_process_time (or
@@ -343,6 +350,10 @@ int config_load_text(const char *text, size_t len, kiln_config **out,
 int config_default(kiln_config **out, kiln_error *err);
 /* Points every service at local storage under `root` (kiln run). */
 int config_set_storage_root(kiln_config *c, const char *root, kiln_error *err);
+/* Sets the address kiln serve listens on (kiln serve --listen), checked
+ * as the "listen" key is: KILN_EINVAL and a message quoting the value
+ * when it is not IPV4:PORT or [IPV6]:PORT. */
+int config_set_listen(kiln_config *c, const char *listen, kiln_error *err);
 /* Sets every service's pixel backend (kiln run --backend); checked when
  * the engine starts. */
 void config_set_backend(kiln_config *c, const char *backend);

@@ -154,16 +154,29 @@ log_event(kiln_log_level level, const char *event, const log_field *fields,
 }
 
 void
-log_msg(kiln_log_level level, const char *event, const char *fmt, ...)
+log_vmsg(kiln_log_level level, const char *event, const log_field *first,
+         const char *fmt, va_list ap)
 {
     if (!log_enabled(level)) {
         return;
     }
     char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_field f[2] = {LOG_S("msg", msg)};
+    size_t n = 1;
+    if (first != NULL) {
+        f[0] = *first;
+        f[1] = LOG_S("msg", msg);
+        n = 2;
+    }
+    log_event(level, event, f, n);
+}
+
+void
+log_msg(kiln_log_level level, const char *event, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_vmsg(level, event, NULL, fmt, ap);
     va_end(ap);
-    log_field f = LOG_S("msg", msg);
-    log_event(level, event, &f, 1);
 }

@@ -8,6 +8,7 @@
  */
 #include "kiln.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -260,6 +261,77 @@ cfg_object(cfg_ctx *x, const cJSON *obj, const char *path, const char *key)
     return v;
 }
 
+/* "A.B.C.D:PORT" or "[IPV6]:PORT", numeric, the port 1..65535: what the
+ * HTTP transport binds. No host names, so that the address bound never
+ * depends on name resolution. */
+static bool
+cfg_listen_ok(const char *s)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    unsigned char addr[sizeof(struct in6_addr)];
+    const char *port;
+    int family = AF_INET;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':' ||
+            (size_t)(end - s - 1) >= sizeof host) {
+            return false;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(end - s - 1), s + 1);
+        port = end + 2;
+        family = AF_INET6;
+    } else {
+        port = strrchr(s, ':');
+        if (port == NULL || (size_t)(port - s) >= sizeof host) {
+            return false;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(port - s), s);
+        port++;
+    }
+    size_t n = strlen(port);
+    long p = n >= 1 && n <= 5 && strspn(port, "0123456789") == n
+                 ? strtol(port, NULL, 10)
+                 : 0;
+    return p >= 1 && p <= 65535 && inet_pton(family, host, addr) == 1;
+}
+
+#define CFG_LISTEN_EXPECTED                                                    \
+    "expected IPV4:PORT or [IPV6]:PORT, e.g. 127.0.0.1:8080 or [::1]:8080"
+
+int
+config_set_listen(kiln_config *c, const char *listen, kiln_error *err)
+{
+    if (!cfg_listen_ok(listen)) {
+        return err_set(err, KILN_EINVAL, "\"%.100s\" is not valid (%s)", listen,
+                       CFG_LISTEN_EXPECTED);
+    }
+    char *copy = strdup(listen);
+    if (copy == NULL) {
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    free(c->listen);
+    c->listen = copy;
+    return KILN_OK;
+}
+
+/* Where the embedded defaults keep `name` (the job store, local storage):
+ * in the state directory systemd gives a unit with StateDirectory= (the
+ * first, when it names several), else under var/ in the current
+ * directory. */
+static char *
+cfg_state_path(const char *name)
+{
+    const char *dir = getenv("STATE_DIRECTORY");
+    char path[4096];
+    if (dir != NULL && dir[0] != '\0') {
+        snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(dir, ":"), dir,
+                 name);
+    } else {
+        snprintf(path, sizeof path, "var/%s", name);
+    }
+    return strdup(path);
+}
+
 static const char *const cfg_limit_keys[] = {
     "max_pixels", "max_file_size", "max_process_time", "max_jobs", "max_body"};
 
@@ -300,7 +372,8 @@ static const char *const cfg_root_keys[] = {"listen",
                                             "network",
                                             "services",
                                             "http",
-                                            "log"};
+                                            "log",
+                                            "metrics"};
 
 static const char *const cfg_http_keys[] = {
     "max_connections", "max_connections_per_address", "header_timeout",
@@ -540,7 +613,7 @@ cfg_new_defaults(void)
         p += l + (comma ? 1 : 0);
     }
     c->jobstore_driver = strdup("sqlite");
-    c->jobstore_path = strdup("var/kiln.db");
+    c->jobstore_path = cfg_state_path("kiln.db");
     c->jobstore_retention_days = 30;
     cfg_limits_default(&c->limits);
     c->rate_per_second = 50;
@@ -602,7 +675,9 @@ config_default(kiln_config **out, kiln_error *err)
     s->storage_path = strdup("services[0].storage");
     s->storage = cJSON_CreateObject();
     cJSON_AddStringToObject(s->storage, "plugin", "local");
-    cJSON_AddStringToObject(s->storage, "root", "var/storage");
+    char *root = cfg_state_path("storage");
+    cJSON_AddStringToObject(s->storage, "root", root != NULL ? root : "");
+    free(root);
     *out = c;
     return KILN_OK;
 }
@@ -631,6 +706,10 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
     cfg_check_keys(&x, root, "", cfg_root_keys,
                    sizeof cfg_root_keys / sizeof cfg_root_keys[0]);
     cfg_string(&x, root, "", "listen", &c->listen);
+    if (c->listen != NULL && !cfg_listen_ok(c->listen)) {
+        cfg_error(&x, "listen", NULL, "\"%.100s\" is not valid (%s)", c->listen,
+                  CFG_LISTEN_EXPECTED);
+    }
     int64_t workers = c->workers;
     cfg_int(&x, root, "", "workers", 1, 1024, &workers);
     c->workers = (int)workers;
@@ -717,6 +796,18 @@ config_load_text(const char *text, size_t len, kiln_config **out, errlist *errs)
                       "unknown scope \"%s\" (expected cluster or host)", scope);
         }
         free(scope);
+    }
+    const cJSON *mt = cfg_object(&x, root, "", "metrics");
+    if (mt != NULL) {
+        static const char *const keys[] = {"listen"};
+        cfg_check_keys(&x, mt, "metrics", keys, 1);
+        cfg_string(&x, mt, "metrics", "listen", &c->metrics_listen);
+        if (c->metrics_listen != NULL && !cfg_listen_ok(c->metrics_listen)) {
+            cfg_error(&x, "metrics.listen", NULL,
+                      "\"%s\" is not an address to listen on (expected "
+                      "IPV4:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9100)",
+                      c->metrics_listen);
+        }
     }
     const cJSON *lg = cfg_object(&x, root, "", "log");
     if (lg != NULL) {
@@ -881,6 +972,7 @@ config_free(kiln_config *c)
         return;
     }
     free(c->listen);
+    free(c->metrics_listen);
     cfg_free_strings(c->plugin_dirs, c->n_plugin_dirs);
     cfg_free_strings(c->enable, c->n_enable);
     cJSON_Delete(c->plugin_settings);

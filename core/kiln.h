@@ -79,6 +79,8 @@ struct kiln_engine {
     /* NULL unless a server is attached: API calls are then answered 503. */
     engine_serve_fn serve;
     void *serve_user;
+    /* GET /metrics for the metrics listener (no token), the same layer's. */
+    void (*serve_metrics)(void *user, kiln_reply *out);
     /* Set when a shutdown's grace period is over: running pipelines are
      * killed and their processes go back to the queue. */
     volatile int cancel;

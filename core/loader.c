@@ -74,19 +74,13 @@ loader_register_backend(kiln_plugin *self, const kiln_backend *b,
 static void
 loader_log(kiln_plugin *self, kiln_log_level level, const char *fmt, ...)
 {
-    if (!log_enabled(level)) {
-        return;
-    }
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* The server's log (base/log.c): a plugin's line is an event of its
      * own, in the configured format. */
-    log_field f[] = {LOG_S("plugin", self != NULL ? self->name : "?"),
-                     LOG_S("msg", msg)};
-    log_event(level, "plugin", f, 2);
+    log_field who = LOG_S("plugin", self != NULL ? self->name : "?");
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, "plugin", &who, fmt, ap);
+    va_end(ap);
 }
 
 static const char *
@@ -206,6 +200,33 @@ loader_api_call_from(kiln_engine *e, const kiln_call *c,
     memcpy(out, &reply, sizeof reply);
 }
 
+static const char *
+loader_config_metrics_listen(kiln_engine *e)
+{
+    return e->config->metrics_listen;
+}
+
+/* GET /metrics without a token, for the metrics listener: the reply is
+ * filled as far as the transport's struct reaches (as api_call_from). */
+static void
+loader_api_metrics(kiln_engine *e, kiln_reply *out)
+{
+    size_t out_size = out != NULL ? out->size : 0;
+    if (out == NULL || out_size < sizeof(kiln_reply)) {
+        return;
+    }
+    kiln_reply reply;
+    memset(&reply, 0, sizeof reply);
+    if (e->serve_metrics == NULL) {
+        loader_reply_text(&reply, 503,
+                          "{\"message\": \"the engine is not serving\"}");
+    } else {
+        e->serve_metrics(e->serve_user, &reply);
+    }
+    reply.size = out_size;
+    memcpy(out, &reply, sizeof reply);
+}
+
 static void
 loader_api_call(kiln_engine *e, const kiln_call *c, kiln_reply *out)
 {
@@ -240,6 +261,8 @@ static const kiln_host_api loader_api = {
     .api_call_from = loader_api_call_from,
     .register_backend = loader_register_backend,
     .exec_load_native = exec_load_native,
+    .config_metrics_listen = loader_config_metrics_listen,
+    .api_metrics = loader_api_metrics,
 };
 
 const kiln_host_api *

@@ -1,15 +1,16 @@
 /*
  * The kiln command line: compile a request and show its graph, run
- * requests locally through the engine the server uses, list plugins and
- * ops. Each subcommand parses its own flags; exit status 0 means every
- * request compiled (compile) or finished (run), 2 a usage error.
+ * requests locally through the engine the server uses, serve the HTTP
+ * API, list plugins and ops. Each command declares its arguments and
+ * options in a table (cli.h) that drives parsing, `kiln COMMAND --help`
+ * and the man page's test; exit status 0 means every request compiled
+ * (compile) or finished (run), 2 a usage error.
  */
 #include "kiln.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
-#include <getopt.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdint.h>
@@ -21,41 +22,213 @@
 #include <unistd.h>
 
 #include "../server/server.h"
+#include "cli.h"
 #include "submit.h"
 
+static int cmd_compile(int argc, char **argv);
+static int cmd_run(int argc, char **argv);
+static int cmd_serve(int argc, char **argv);
+static int cmd_plugins(int argc, char **argv);
+static int cmd_ops(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+/* What several commands' options say. */
+#define CONFIG_HELP "read this deployment configuration (kiln.json(5))"
+#define CONFIG_DEFAULT "the embedded defaults"
+#define OPTIMIZE_HELP                                                          \
+    "the optimizer's level, 0 to 3: 0 no passes, 1 the exact ones, 2 also "    \
+    "those that change resampling within the quality rule, 3 also "            \
+    "shrink-on-load to the needed size"
+#define OPTIMIZE_DEFAULT "the configuration's optimize, 2"
+
+static const cli_option compile_options[] = {
+    {"config", 0, "FILE", CONFIG_HELP, CONFIG_DEFAULT},
+    {"source", 0, "FILE",
+     "bind the graph to this image's size and format, reading only its "
+     "header",
+     NULL},
+    {"source-size", 0, "WxH",
+     "bind the graph to a source of this size, e.g. 4000x3000", NULL},
+    {"format", 0, "FORMAT",
+     "print the graph as text, as json for tools or as dot for Graphviz",
+     "text"},
+    {"optimize", 'O', "LEVEL", OPTIMIZE_HELP, OPTIMIZE_DEFAULT},
+    {"passes", 0, NULL,
+     "print the graph as compiled, then after each optimizer pass that "
+     "changed it",
+     NULL},
+    {"quiet", 0, NULL,
+     "print nothing but errors: the exit status says whether the request "
+     "compiles",
+     NULL},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_operand request_operand[] = {
+    {"REQUEST.json", "the request (a POST /request body); - reads standard "
+                     "input"},
+    {NULL, NULL}};
+static const cli_command compile_command = {
+    .name = "compile",
+    .summary = "validate a request and print its op graph",
+    .doc =
+        "Compiles REQUEST.json as the server would and prints its op graph, "
+        "optimized at -O2 unless told otherwise. Without --source or "
+        "--source-size, lengths stay symbolic; with either, every length and "
+        "shape is resolved. A request that does not compile gets every error "
+        "at once, each with its JSON path.",
+    .operands = request_operand,
+    .min_operands = 1,
+    .max_operands = 1,
+    .expected = "one REQUEST.json",
+    .options = compile_options,
+    .exit_status =
+        "Exit status: 0 the request compiles, 1 it does not (or a file cannot "
+        "be read), 2 usage error.",
+};
+
+static const cli_option run_options[] = {
+    {"config", 0, "FILE", CONFIG_HELP, CONFIG_DEFAULT},
+    {"storage-root", 0, "DIR",
+     "give every service local storage rooted at DIR, whatever the "
+     "configuration says",
+     "each service's storage; the embedded defaults: var/storage under the "
+     "current directory, or $STATE_DIRECTORY/storage"},
+    {"workers", 0, "N", "run N requests at once, 1 to 256",
+     "the configuration's workers, the number of CPUs"},
+    {"backend", 0, "NAME",
+     "run every service on this pixel backend, vips or magick (enabling "
+     "backend-magick)",
+     "each service's backend, vips"},
+    {"optimize", 'O', "LEVEL", OPTIMIZE_HELP, OPTIMIZE_DEFAULT},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_operand run_operands[] = {
+    {"REQUEST.json...", "one or more requests; - reads standard input"},
+    {NULL, NULL}};
+static const cli_command run_command = {
+    .name = "run",
+    .summary = "run requests locally and print one result per request",
+    .doc = "Runs each request through the engine kiln serve uses: sources are "
+           "read "
+           "from and destinations written to each service's storage, each "
+           "destination whole or not at all. Prints one JSON line per request, "
+           "shaped like the API's status body, in the order given.",
+    .operands = run_operands,
+    .min_operands = 1,
+    .max_operands = -1,
+    .expected = "at least one REQUEST.json",
+    .options = run_options,
+    .exit_status =
+        "Exit status: 0 every request finished, 1 any did not (or the results "
+        "could not be written), 2 usage error.",
+};
+
+static const cli_option serve_options[] = {
+    {"config", 0, "FILE", CONFIG_HELP, CONFIG_DEFAULT},
+    {"listen", 0, "HOST:PORT",
+     "accept HTTP requests on this address, IPV4:PORT or [IPV6]:PORT",
+     "the configuration's listen, 127.0.0.1:8080"},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_command serve_command = {
+    .name = "serve",
+    .summary = "serve the HTTP API",
+    .doc =
+        "Starts the job store, the workers and the HTTP API, and serves until "
+        "SIGTERM or SIGINT; then it takes no new requests, lets running "
+        "processes finish for shutdown_timeout and leaves the rest queued. "
+        "Without --config it serves the embedded defaults, whose one service "
+        "takes its token from KILN_TOKEN (else a random one, printed).",
+    .options = serve_options,
+    .exit_status =
+        "Exit status: 0 stopped by SIGTERM or SIGINT, 1 could not start (the "
+        "configuration, the job store, the address), 2 usage error, 70 it "
+        "ended work that would not stop (kill_after) and must be restarted.",
+};
+
+static const cli_option config_only_options[] = {
+    {"config", 0, "FILE", CONFIG_HELP, CONFIG_DEFAULT},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_command plugins_command = {
+    .name = "plugins",
+    .summary = "list the loaded plugins and pixel backends",
+    .doc = "Loads the plugins the configuration enables and prints each one's "
+           "name, version, ABI, what it registers and its file, then the pixel "
+           "backends a service may name.",
+    .options = config_only_options,
+};
+
+static const cli_option ops_options[] = {
+    {"config", 0, "FILE", CONFIG_HELP, CONFIG_DEFAULT},
+    {"format", 0, "FORMAT", "print text, or json for tools that build requests",
+     "text"},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_operand ops_operands[] = {{"[NAME]", "one op only"},
+                                           {NULL, NULL}};
+static const cli_command ops_command = {
+    .name = "ops",
+    .summary = "list the ops and their parameters",
+    .doc = "Prints every op the loaded plugins define, sorted by name: its "
+           "parameters with their types, ranges and defaults, and the pixel "
+           "backends that implement it. With NAME, that op alone.",
+    .operands = ops_operands,
+    .max_operands = 1,
+    .expected = "at most one NAME",
+    .options = ops_options,
+    .exit_status =
+        "Exit status: 0 success, 1 no op has that NAME (or the plugins do not "
+        "load), 2 usage error.",
+};
+
+static const cli_command version_command = {
+    .name = "version",
+    .summary = "print the version",
+    .doc = "Prints kiln's version, the plugin ABI it loads and the libvips "
+           "version "
+           "(also kiln --version).",
+};
+
+static const cli_operand help_operands[] = {{"[COMMAND]", "a command"},
+                                            {NULL, NULL}};
+static const cli_command help_command = {
+    .name = "help",
+    .summary = "print help on a command",
+    .doc = "Prints the list of commands or, with COMMAND, that command's help "
+           "(as kiln COMMAND --help).",
+    .operands = help_operands,
+    .max_operands = 1,
+    .expected = "at most one COMMAND",
+};
+
+/* Every command, in the order `kiln --help` lists them. needs_vips: run
+ * after libvips starts (submit is an HTTP client and does without). */
+static const struct {
+    const cli_command *cmd;
+    int (*run)(int argc, char **argv);
+    bool needs_vips;
+} commands[] = {
+    {&compile_command, cmd_compile, true}, {&run_command, cmd_run, true},
+    {&serve_command, cmd_serve, true},     {&submit_command, cmd_submit, false},
+    {&plugins_command, cmd_plugins, true}, {&ops_command, cmd_ops, true},
+    {&version_command, cmd_version, true}, {&help_command, cmd_help, false}};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* `kiln --help`: the commands, one line each. */
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kiln COMMAND [OPTIONS]\n"
-            "\n"
-            "  compile [--config FILE] [--source FILE | --source-size WxH]\n"
-            "          [--format text|json|dot] [-O0..-O3] [--passes | --quiet]"
-            "\n          REQUEST.json\n"
-            "      validate a request and print its op graph, optimized at "
-            "-O2 unless\n"
-            "      told otherwise; --passes prints it after each pass, "
-            "--quiet only\n"
-            "      the errors (the exit status says whether it compiles)\n"
-            "  run [--config FILE] [--storage-root DIR] [--workers N] "
-            "[-O0..-O3]\n"
-            "      [--backend vips|magick] REQUEST.json...\n"
-            "      run requests locally; one result JSON per request "
-            "(--backend: every\n"
-            "      service's pixel backend)\n"
-            "  serve [--config FILE]     serve the HTTP API (embedded defaults "
-            "without --config)\n"
-            "  submit [--url URL] [--token T] [--wait] [--timeout SECONDS]\n"
-            "         [--idempotency-key K] REQUEST.json\n"
-            "      post a request to a server ($KILN_URL, $KILN_TOKEN); "
-            "print its id,\n"
-            "      or with --wait its final status\n"
-            "  plugins [--config FILE]   list loaded plugins\n"
-            "  ops [--config FILE] [--format text|json] [NAME]\n"
-            "      list ops and their parameters\n"
-            "  version                   print the version\n"
-            "\n"
-            "REQUEST.json may be - for standard input.\n");
+    fprintf(f, "usage: kiln COMMAND [OPTIONS] [ARGUMENTS]\n\n"
+               "kiln compiles image-processing requests into op graphs and "
+               "runs them, locally\nor behind its HTTP API.\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        fprintf(f, "  %-10s%s\n", commands[i].cmd->name,
+                commands[i].cmd->summary);
+    }
+    fprintf(f, "\nOptions may stand before or after a command's arguments; "
+               "-- ends them.\n"
+               "\"kiln COMMAND --help\" (or \"kiln help COMMAND\") lists a "
+               "command's arguments\nand options; kiln(1) describes them all, "
+               "with the environment and exit\nstatuses, and kiln.json(5) the "
+               "configuration.\n");
 }
 
 /* Reads a whole file (or stdin for "-"); NULL and a message on failure. */
@@ -144,124 +317,15 @@ start_engine(kiln_config *c, bool open_storage)
     return e;
 }
 
-enum {
-    OPT_CONFIG = 256,
-    OPT_SOURCE,
-    OPT_SOURCE_SIZE,
-    OPT_FORMAT,
-    OPT_STORAGE_ROOT,
-    OPT_WORKERS,
-    OPT_PASSES,
-    OPT_QUIET,
-    OPT_BACKEND
-};
-
-static const struct option long_opts[] = {
-    {"config", required_argument, NULL, OPT_CONFIG},
-    {"source", required_argument, NULL, OPT_SOURCE},
-    {"source-size", required_argument, NULL, OPT_SOURCE_SIZE},
-    {"format", required_argument, NULL, OPT_FORMAT},
-    {"storage-root", required_argument, NULL, OPT_STORAGE_ROOT},
-    {"workers", required_argument, NULL, OPT_WORKERS},
-    {"passes", no_argument, NULL, OPT_PASSES},
-    {"quiet", no_argument, NULL, OPT_QUIET},
-    {"backend", required_argument, NULL, OPT_BACKEND},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
-
-typedef struct cli_opts {
-    const char *config;
-    const char *source;
-    const char *source_size;
-    const char *format;
-    const char *storage_root;
-    int workers;
-    int opt_level; /* -O: 0..3, or -1 when not given */
-    bool passes;
-    bool quiet;          /* compile: print nothing but errors */
-    const char *backend; /* run, compile: every service's pixel backend */
-} cli_opts;
-
-/* Parses the flags common to the subcommands; returns optind or -1. */
-static int
-parse_opts(int argc, char **argv, cli_opts *o, const char *allowed)
+/* -O / --optimize: "0".."3"; false after a message. */
+static bool
+cli_level(const cli_command *cmd, const char *v, int *level)
 {
-    optind = 1;
-    opterr = 0;
-    o->opt_level = -1;
-    int c;
-    while ((c = getopt_long(argc, argv, "+hO:", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        if (c == '?' || c == ':') {
-            fprintf(stderr, "kiln %s: unknown or incomplete option \"%s\"\n",
-                    argv[0], argv[optind - 1]);
-            return -1;
-        }
-        if (c == 'O') {
-            if (strchr(allowed, 'O') == NULL) {
-                fprintf(stderr, "kiln %s: option \"-O\" does not apply here\n",
-                        argv[0]);
-                return -1;
-            }
-            if (!opt_parse_level(optarg, &o->opt_level)) {
-                fprintf(stderr,
-                        "kiln %s: -O%s is not a level (expected -O0 to "
-                        "-O3)\n",
-                        argv[0], optarg);
-                return -1;
-            }
-            continue;
-        }
-        char key[4] = {(char)('a' + (c - OPT_CONFIG)), 0};
-        if (strchr(allowed, key[0]) == NULL) {
-            fprintf(stderr, "kiln %s: option \"%s\" does not apply here\n",
-                    argv[0], argv[optind - 1]);
-            return -1;
-        }
-        switch (c) {
-        case OPT_CONFIG:
-            o->config = optarg;
-            break;
-        case OPT_SOURCE:
-            o->source = optarg;
-            break;
-        case OPT_SOURCE_SIZE:
-            o->source_size = optarg;
-            break;
-        case OPT_FORMAT:
-            o->format = optarg;
-            break;
-        case OPT_STORAGE_ROOT:
-            o->storage_root = optarg;
-            break;
-        case OPT_PASSES:
-            o->passes = true;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_BACKEND:
-            o->backend = optarg;
-            break;
-        case OPT_WORKERS: {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end != '\0' || n < 1 || n > 256) {
-                fprintf(stderr,
-                        "kiln %s: --workers \"%s\" is not valid (expected "
-                        "1..256)\n",
-                        argv[0], optarg);
-                return -1;
-            }
-            o->workers = (int)n;
-            break;
-        }
-        }
+    if (!opt_parse_level(v, level)) {
+        cli_usage_error(cmd, "-O%s is not a level (expected -O0 to -O3)", v);
+        return false;
     }
-    return optind;
+    return true;
 }
 
 /* ------------------------------------------------------------ compile */
@@ -300,9 +364,20 @@ compile_source_format(graph *g, bool from_file, const char *format, bool plain)
     g->format_guessed = g->source_format != NULL;
 }
 
+/* kiln compile's options. */
+typedef struct compile_opts {
+    const char *config;
+    const char *source;
+    const char *source_size;
+    const char *format;
+    int opt_level; /* -O: 0..3, or -1 when not given */
+    bool passes;
+    bool quiet; /* print nothing but errors */
+} compile_opts;
+
 /* What `kiln compile` knows of its source, for the stages' hooks. */
 typedef struct compile_ctx {
-    const cli_opts *o;
+    const compile_opts *o;
     const kiln_shape *shape;
     const char *source_format;
     bool source_plain, source_oriented;
@@ -344,29 +419,31 @@ compile_before_passes(graph *g, int level, void *user)
 static int
 cmd_compile(int argc, char **argv)
 {
-    cli_opts o = {0};
-    /* a=config b=source c=source-size d=format g=passes h=quiet O=level */
-    int i = parse_opts(argc, argv, &o, "abcdghO");
-    if (i < 0) {
-        return 2;
+    const cli_command *cmd = &compile_command;
+    cli_args args;
+    int prc = cli_parse(cmd, argc, argv, &args);
+    if (prc != CLI_GO_ON) {
+        return prc;
     }
-    if (argc - i != 1) {
-        fprintf(stderr, "kiln compile: expected one REQUEST.json\n");
+    compile_opts o = {.config = cli_get(&args, "config"),
+                      .source = cli_get(&args, "source"),
+                      .source_size = cli_get(&args, "source-size"),
+                      .format = cli_get(&args, "format"),
+                      .opt_level = -1,
+                      .passes = cli_get(&args, "passes") != NULL,
+                      .quiet = cli_get(&args, "quiet") != NULL};
+    const char *level = cli_get(&args, "optimize");
+    if (level != NULL && !cli_level(cmd, level, &o.opt_level)) {
         return 2;
     }
     if (o.source != NULL && o.source_size != NULL) {
-        fprintf(stderr,
-                "kiln compile: give --source or --source-size, not both\n");
-        return 2;
+        return cli_usage_error(cmd, "give --source or --source-size, not both");
     }
     if (o.passes && o.quiet) {
-        fprintf(stderr, "kiln compile: --passes and --quiet exclude each "
-                        "other\n");
-        return 2;
+        return cli_usage_error(cmd, "--passes and --quiet exclude each other");
     }
     if (o.passes && o.format != NULL && strcmp(o.format, "text") != 0) {
-        fprintf(stderr, "kiln compile: --passes prints text only\n");
-        return 2;
+        return cli_usage_error(cmd, "--passes prints text only");
     }
     dump_format fmt = DUMP_TEXT;
     if (o.format != NULL) {
@@ -377,11 +454,10 @@ cmd_compile(int argc, char **argv)
         } else if (strcmp(o.format, "dot") == 0) {
             fmt = DUMP_DOT;
         } else {
-            fprintf(stderr,
-                    "kiln compile: unknown format \"%s\" (expected text, "
-                    "json or dot)\n",
-                    o.format);
-            return 2;
+            return cli_usage_error(cmd,
+                                   "unknown format \"%s\" (expected text, "
+                                   "json or dot)",
+                                   o.format);
         }
     }
     kiln_shape shape = {0, 0, 3, false};
@@ -394,11 +470,10 @@ cmd_compile(int argc, char **argv)
                    &tail) != 2 ||
             shape.width < 1 || shape.height < 1 ||
             shape.width > KILN_MAX_SIZE || shape.height > KILN_MAX_SIZE) {
-            fprintf(stderr,
-                    "kiln compile: --source-size \"%s\" is not valid "
-                    "(expected WxH, e.g. 4000x3000)\n",
-                    o.source_size);
-            return 2;
+            return cli_usage_error(cmd,
+                                   "--source-size \"%s\" is not valid "
+                                   "(expected WxH, e.g. 4000x3000)",
+                                   o.source_size);
         }
         bind = true;
     }
@@ -421,8 +496,9 @@ cmd_compile(int argc, char **argv)
         g_object_unref(im);
         bind = true;
     }
+    const char *path = args.operands[0];
     size_t len = 0;
-    char *text = read_all(argv[i], &len);
+    char *text = read_all(path, &len);
     if (text == NULL) {
         return 1;
     }
@@ -453,7 +529,7 @@ cmd_compile(int argc, char **argv)
     }
     if (rc != KILN_OK) {
         errlist_print(&errs, stderr);
-        fprintf(stderr, "kiln compile: %s: %zu error%s\n", argv[i], errs.n,
+        fprintf(stderr, "kiln compile: %s: %zu error%s\n", path, errs.n,
                 errs.n == 1 ? "" : "s");
     }
     errlist_free(&errs);
@@ -619,42 +695,58 @@ cli_share_cores(int busy_workers)
 static int
 cmd_run(int argc, char **argv)
 {
-    cli_opts o = {0};
-    /* a=config e=storage-root f=workers i=backend O=level */
-    int i = parse_opts(argc, argv, &o, "aefiO");
-    if (i < 0) {
+    const cli_command *cmd = &run_command;
+    cli_args a;
+    int prc = cli_parse(cmd, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
+    }
+    int opt_level = -1, workers = 0;
+    const char *level = cli_get(&a, "optimize");
+    if (level != NULL && !cli_level(cmd, level, &opt_level)) {
         return 2;
     }
-    if (argc - i < 1) {
-        fprintf(stderr, "kiln run: expected at least one REQUEST.json\n");
-        return 2;
+    const char *nw = cli_get(&a, "workers");
+    if (nw != NULL) {
+        char *end;
+        long n = strtol(nw, &end, 10);
+        if (end == nw || *end != '\0' || n < 1 || n > 256) {
+            return cli_usage_error(cmd,
+                                   "--workers \"%s\" is not valid (expected "
+                                   "1..256)",
+                                   nw);
+        }
+        workers = (int)n;
     }
-    kiln_config *c = load_config(o.config);
+    kiln_config *c = load_config(cli_get(&a, "config"));
     if (c == NULL) {
         return 1;
     }
-    if (o.storage_root != NULL) {
+    const char *root = cli_get(&a, "storage-root");
+    if (root != NULL) {
         kiln_error err;
-        if (config_set_storage_root(c, o.storage_root, &err) != KILN_OK) {
+        if (config_set_storage_root(c, root, &err) != KILN_OK) {
             fprintf(stderr, "kiln run: %s\n", err.message);
             config_free(c);
             return 1;
         }
     }
-    if (o.backend != NULL) {
-        config_set_backend(c, o.backend);
+    if (cli_get(&a, "backend") != NULL) {
+        config_set_backend(c, cli_get(&a, "backend"));
     }
-    int workers = o.workers > 0 ? o.workers : c->workers;
+    if (workers == 0) {
+        workers = c->workers;
+    }
     kiln_engine *e = start_engine(c, true);
     if (e == NULL) {
         return 1;
     }
-    if (o.opt_level >= 0) {
-        e->opt_level = o.opt_level;
+    if (opt_level >= 0) {
+        e->opt_level = opt_level;
     }
     run_state s = {0};
     s.e = e;
-    s.n = (size_t)(argc - i);
+    s.n = (size_t)a.n_operands;
     s.items = calloc(s.n, sizeof *s.items);
     s.tty = isatty(STDERR_FILENO);
     pthread_mutex_init(&s.mu, NULL);
@@ -663,7 +755,7 @@ cmd_run(int argc, char **argv)
         return 1;
     }
     for (size_t k = 0; k < s.n; k++) {
-        s.items[k].path = argv[i + (int)k];
+        s.items[k].path = a.operands[k];
     }
     if ((size_t)workers > s.n) {
         workers = (int)s.n;
@@ -721,13 +813,11 @@ cmd_run(int argc, char **argv)
 static int
 cmd_serve(int argc, char **argv)
 {
-    cli_opts o = {0};
-    int i = parse_opts(argc, argv, &o, "a");
-    if (i < 0 || i != argc) {
-        if (i >= 0) {
-            fprintf(stderr, "kiln serve: takes no arguments\n");
-        }
-        return 2;
+    const cli_command *cmd = &serve_command;
+    cli_args a;
+    int prc = cli_parse(cmd, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
     }
     /* Block the stop signals before any thread starts, so they all
      * inherit the mask and sigwait() below is the one to receive them. */
@@ -736,11 +826,19 @@ cmd_serve(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    kiln_config *c = load_config(o.config);
+    kiln_config *c = load_config(cli_get(&a, "config"));
     if (c == NULL) {
         return 1;
     }
     log_setup(c->log_json, (kiln_log_level)c->log_level);
+    const char *listen = cli_get(&a, "listen");
+    if (listen != NULL) {
+        kiln_error err;
+        if (config_set_listen(c, listen, &err) != KILN_OK) {
+            config_free(c);
+            return cli_usage_error(cmd, "--listen %s", err.message);
+        }
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT); /* postbacks */
     bool dev = c->dev_token;
     kiln_engine *e = start_engine(c, true);
@@ -817,15 +915,13 @@ done:
 static int
 cmd_plugins(int argc, char **argv)
 {
-    cli_opts o = {0};
-    int i = parse_opts(argc, argv, &o, "a");
-    if (i < 0 || i != argc) {
-        if (i >= 0) {
-            fprintf(stderr, "kiln plugins: takes no arguments\n");
-        }
-        return 2;
+    const cli_command *cmd = &plugins_command;
+    cli_args a;
+    int prc = cli_parse(cmd, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
     }
-    kiln_engine *e = start_engine(load_config(o.config), false);
+    kiln_engine *e = start_engine(load_config(cli_get(&a, "config")), false);
     if (e == NULL) {
         return 1;
     }
@@ -866,36 +962,6 @@ cmd_plugins(int argc, char **argv)
     return 0;
 }
 
-/* Prints text word-wrapped to 78 columns, each line indented. */
-static void
-print_wrapped(const char *text, int indent)
-{
-    int col = 0;
-    const char *p = text;
-    while (*p) {
-        while (*p == ' ') {
-            p++;
-        }
-        size_t n = strcspn(p, " ");
-        if (n == 0) {
-            break;
-        }
-        if (col > 0 && col + 1 + (int)n > 78) {
-            printf("\n");
-            col = 0;
-        }
-        if (col == 0) {
-            col = printf("%*s%.*s", indent, "", (int)n, p);
-        } else {
-            col += printf(" %.*s", (int)n, p);
-        }
-        p += n;
-    }
-    if (col > 0) {
-        printf("\n");
-    }
-}
-
 static void
 print_op(const reg_op *rop)
 {
@@ -903,7 +969,7 @@ print_op(const reg_op *rop)
     printf("%-12s %s\n", op->name, op->summary ? op->summary : "");
     if (op->doc != NULL) {
         printf("\n");
-        print_wrapped(op->doc, 2);
+        cli_wrap(stdout, op->doc, 2, 0);
     }
     printf("\n");
     if (op->n_params == 0) {
@@ -919,7 +985,7 @@ print_op(const reg_op *rop)
             printf("  %-14s also spelt \"%s\"\n", "", s->alias);
         }
         if (s->doc != NULL) {
-            print_wrapped(s->doc, 17);
+            cli_wrap(stdout, s->doc, 17, 0);
         }
     }
     if (rop->n_impls == 0) {
@@ -979,33 +1045,32 @@ op_json(const reg_op *rop)
 static int
 cmd_ops(int argc, char **argv)
 {
-    cli_opts o = {0};
-    int i = parse_opts(argc, argv, &o, "ad");
-    if (i < 0 || argc - i > 1) {
-        if (i >= 0) {
-            fprintf(stderr, "kiln ops: expected at most one NAME\n");
-        }
-        return 2;
+    const cli_command *cmd = &ops_command;
+    cli_args a;
+    int prc = cli_parse(cmd, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
     }
     bool json = false;
-    if (o.format != NULL) {
-        if (strcmp(o.format, "json") != 0 && strcmp(o.format, "text") != 0) {
-            fprintf(stderr,
-                    "kiln ops: --format \"%s\" is not known (expected text "
-                    "or json)\n",
-                    o.format);
-            return 2;
+    const char *format = cli_get(&a, "format");
+    if (format != NULL) {
+        if (strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+            return cli_usage_error(cmd,
+                                   "--format \"%s\" is not known (expected "
+                                   "text or json)",
+                                   format);
         }
-        json = strcmp(o.format, "json") == 0;
+        json = strcmp(format, "json") == 0;
     }
-    kiln_engine *e = start_engine(load_config(o.config), false);
+    kiln_engine *e = start_engine(load_config(cli_get(&a, "config")), false);
     if (e == NULL) {
         return 1;
     }
     int rc = 0;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
-    if (argc - i == 1) {
-        const reg_op *op = registry_find_op(&e->reg, argv[i]);
+    if (a.n_operands == 1) {
+        const char *name = a.operands[0];
+        const reg_op *op = registry_find_op(&e->reg, name);
         if (op == NULL) {
             const char **names = calloc(e->reg.n_ops + 1, sizeof *names);
             size_t n = 0;
@@ -1013,9 +1078,9 @@ cmd_ops(int argc, char **argv)
                 names[n] = e->reg.ops[n].op.name;
             }
             char hint[128];
-            suggest_hint(argv[i], names, n, hint, sizeof hint);
+            suggest_hint(name, names, n, hint, sizeof hint);
             free(names);
-            fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", argv[i], hint);
+            fprintf(stderr, "kiln ops: unknown op \"%s\"%s\n", name, hint);
             rc = 1;
         } else if (json) {
             cJSON_AddItemToArray(arr, op_json(op));
@@ -1117,6 +1182,65 @@ cli_tune_malloc(void)
     }
 }
 
+/* kiln version */
+static int
+cmd_version(int argc, char **argv)
+{
+    cli_args a;
+    int prc = cli_parse(&version_command, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
+    }
+    printf("kiln %s (plugin ABI %d.%d, libvips %s)\n", KILN_VERSION_STRING,
+           KILN_ABI_MAJOR, KILN_ABI_MINOR, vips_version_string());
+    return 0;
+}
+
+/* The index in commands[] of the command named `name`, or -1 after a
+ * message with a hint on stderr. */
+static int
+find_command(const char *name)
+{
+    const char *names[N_COMMANDS];
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].cmd->name) == 0) {
+            return (int)i;
+        }
+        names[i] = commands[i].cmd->name;
+    }
+    char hint[128];
+    suggest_hint(name, names, N_COMMANDS, hint, sizeof hint);
+    if (name[0] == '-') {
+        fprintf(stderr, "kiln: unknown option \"%s\"%s; see \"kiln --help\"\n",
+                name, hint);
+    } else {
+        fprintf(stderr, "kiln: unknown command \"%s\"%s; see \"kiln --help\"\n",
+                name, hint);
+    }
+    return -1;
+}
+
+/* kiln help [COMMAND] */
+static int
+cmd_help(int argc, char **argv)
+{
+    cli_args a;
+    int prc = cli_parse(&help_command, argc, argv, &a);
+    if (prc != CLI_GO_ON) {
+        return prc;
+    }
+    if (a.n_operands == 0) {
+        usage(stdout);
+        return 0;
+    }
+    int k = find_command(a.operands[0]);
+    if (k < 0) {
+        return 2;
+    }
+    cli_print_help(commands[k].cmd, stdout);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1125,23 +1249,24 @@ main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-        strcmp(cmd, "-h") == 0) {
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("kiln %s (plugin ABI %d.%d, libvips %s)\n", KILN_VERSION_STRING,
-               KILN_ABI_MAJOR, KILN_ABI_MINOR, vips_version_string());
-        return 0;
-    }
-    if (strcmp(cmd, "submit") == 0) {
-        return cmd_submit(argc - 1, argv + 1); /* an HTTP client: no libvips */
-    }
     if (strcmp(cmd, "render-source") == 0) {
         /* The child that renders an SVG or PDF (render.c): it limits
-         * itself before libvips starts. */
+         * itself before libvips starts. Not listed: kiln starts it. */
         return render_source_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        cmd = "version";
+    }
+    int k = find_command(cmd);
+    if (k < 0) {
+        return 2;
+    }
+    if (!commands[k].needs_vips) {
+        return commands[k].run(argc - 1, argv + 1);
     }
     cli_tune_malloc();
     vips_modules_hold();
@@ -1153,27 +1278,7 @@ main(int argc, char **argv)
     vips_modules_load(modules, 1);
     g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE,
                       cli_vips_log, NULL);
-    int rc;
-    if (strcmp(cmd, "compile") == 0) {
-        rc = cmd_compile(argc - 1, argv + 1);
-    } else if (strcmp(cmd, "run") == 0) {
-        rc = cmd_run(argc - 1, argv + 1);
-    } else if (strcmp(cmd, "serve") == 0) {
-        rc = cmd_serve(argc - 1, argv + 1);
-    } else if (strcmp(cmd, "plugins") == 0) {
-        rc = cmd_plugins(argc - 1, argv + 1);
-    } else if (strcmp(cmd, "ops") == 0) {
-        rc = cmd_ops(argc - 1, argv + 1);
-    } else {
-        static const char *const cmds[] = {"compile", "run",     "serve",
-                                           "submit",  "plugins", "ops",
-                                           "version", "help"};
-        char hint[128];
-        suggest_hint(cmd, cmds, 8, hint, sizeof hint);
-        fprintf(stderr, "kiln: unknown command \"%s\"%s\n", cmd, hint);
-        usage(stderr);
-        rc = 2;
-    }
+    int rc = commands[k].run(argc - 1, argv + 1);
     vips_shutdown();
     return rc;
 }

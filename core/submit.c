@@ -8,7 +8,6 @@
 #include "submit.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,20 +32,18 @@
 /* Connection failures and 5xx answers in a row that --wait rides out (a
  * server restarting); the next one ends the command. */
 #define SUBMIT_MAX_TRANSIENT 5
+/* Told to come back later (429, or 503 with Retry-After), kiln submit
+ * waits what Retry-After asks, but never more than this at a time: a
+ * misconfigured proxy asking for an hour should not hang a script. */
+#define SUBMIT_RETRY_CAP_S 60L
+/* Without --timeout, how many times a refused POST is tried again. */
+#define SUBMIT_MAX_RETRIES 10
 
 enum {
     SUBMIT_EXIT_OK = 0,
     SUBMIT_EXIT_FAIL = 1,
     SUBMIT_EXIT_USAGE = 2,
     SUBMIT_EXIT_TIMEOUT = 3
-};
-
-enum {
-    SUBMIT_OPT_URL = 256,
-    SUBMIT_OPT_TOKEN,
-    SUBMIT_OPT_WAIT,
-    SUBMIT_OPT_TIMEOUT,
-    SUBMIT_OPT_IDEMPOTENCY_KEY
 };
 
 typedef struct submit_opts {
@@ -78,49 +75,49 @@ typedef struct submit_reply {
     char *body;
     size_t len;
     bool is_cut;
-    long retry_after; /* seconds; -1 when absent */
+    long retry_after; /* seconds, from either form; -1 when absent */
 } submit_reply;
 
 static void submit_progress(const submit_ctx *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static const struct option submit_long_opts[] = {
-    {"url", required_argument, NULL, SUBMIT_OPT_URL},
-    {"token", required_argument, NULL, SUBMIT_OPT_TOKEN},
-    {"wait", no_argument, NULL, SUBMIT_OPT_WAIT},
-    {"timeout", required_argument, NULL, SUBMIT_OPT_TIMEOUT},
-    {"idempotency-key", required_argument, NULL, SUBMIT_OPT_IDEMPOTENCY_KEY},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
+static const cli_option submit_options[] = {
+    {"url", 0, "URL", "the server", "$KILN_URL, else " SUBMIT_DEFAULT_URL},
+    {"token", 0, "TOKEN", "the bearer token, never printed", "$KILN_TOKEN"},
+    {"wait", 0, NULL,
+     "wait for the process to end and print its final status body", NULL},
+    {"timeout", 0, "SECONDS",
+     "give up after this long, waits for Retry-After included; exit status "
+     "3",
+     "no limit"},
+    {"idempotency-key", 0, "KEY",
+     "send Idempotency-Key: KEY (a repeated submission answers the first "
+     "process id)",
+     NULL},
+    {NULL, 0, NULL, NULL, NULL}};
+static const cli_operand submit_operands[] = {
+    {"REQUEST.json", "the request; - reads standard input"}, {NULL, NULL}};
 
-static void
-submit_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: kiln submit [--url URL] [--token T] [--wait] "
-            "[--timeout SECONDS]\n"
-            "                   [--idempotency-key K] REQUEST.json\n"
-            "\n"
-            "Posts REQUEST.json (- for standard input) to URL/request and "
-            "prints the\n"
-            "process id. With --wait, polls URL/status/ID until the process "
-            "is FINISHED\n"
-            "or FAILED and prints the final status body instead.\n"
-            "\n"
-            "  --url URL       the server (default $KILN_URL, "
-            "else " SUBMIT_DEFAULT_URL ")\n"
-            "  --token T       the bearer token (default $KILN_TOKEN)\n"
-            "  --wait          wait for the process to end\n"
-            "  --timeout S     give up after S seconds (exit status 3)\n"
-            "  --idempotency-key K\n"
-            "                  send Idempotency-Key: K (a repeated submission "
-            "answers\n"
-            "                  the first process id)\n"
-            "\n"
-            "Exit status: 0 submitted (with --wait: FINISHED), 1 refused, "
-            "unreachable\n"
-            "or FAILED, 2 usage error, 3 timed out.\n");
-}
+const cli_command submit_command = {
+    .name = "submit",
+    .summary = "post a request to a running server and print its process id",
+    .doc =
+        "Posts REQUEST.json to URL/request and prints the process id. With "
+        "--wait, polls URL/status/ID until the process is FINISHED or FAILED "
+        "and prints the final status body, pretty printed. Answered 429 or 503 "
+        "with Retry-After, it says so on stderr, waits that long (at most 60 s "
+        "a time) and tries again: within --timeout when given, else up to 10 "
+        "times. A refused request prints each error as \"path: message\" on "
+        "stderr.",
+    .operands = submit_operands,
+    .min_operands = 1,
+    .max_operands = 1,
+    .expected = "one REQUEST.json",
+    .options = submit_options,
+    .exit_status =
+        "Exit status: 0 submitted (with --wait: FINISHED), 1 refused, "
+        "unreachable or FAILED, 2 usage error, 3 timed out.",
+};
 
 /* A header value is sent as given: a line break would start a header of
  * the caller's choosing, so it is refused. */
@@ -130,62 +127,37 @@ submit_is_header_safe(const char *v)
     return strpbrk(v, "\r\n") == NULL;
 }
 
-/* Parses the options into o; returns -1 after a message on a usage error,
- * 1 when --help was printed, 0 otherwise. */
+/* Parses the options into o; returns CLI_GO_ON, or the exit status after
+ * --help (0) or a message on a usage error (2). */
 static int
 submit_parse(int argc, char **argv, submit_opts *o)
 {
-    optind = 1;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "+h", submit_long_opts, NULL);
-        if (c == -1) {
-            break;
-        }
-        switch (c) {
-        case 'h':
-            submit_usage(stdout);
-            return 1;
-        case SUBMIT_OPT_URL:
-            o->url = optarg;
-            break;
-        case SUBMIT_OPT_TOKEN:
-            o->token = optarg;
-            break;
-        case SUBMIT_OPT_WAIT:
-            o->is_wait = true;
-            break;
-        case SUBMIT_OPT_TIMEOUT: {
-            char *end;
-            errno = 0;
-            double t = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || errno != 0 || !(t > 0) ||
-                t > 1e9) {
-                fprintf(stderr,
-                        "kiln submit: --timeout \"%s\" is not valid "
-                        "(expected a number of seconds above 0)\n",
-                        optarg);
-                return -1;
-            }
-            o->timeout = t;
-            break;
-        }
-        case SUBMIT_OPT_IDEMPOTENCY_KEY:
-            o->idempotency_key = optarg;
-            break;
-        default:
-            fprintf(stderr,
-                    "kiln submit: unknown or incomplete option \"%s\"\n",
-                    argv[optind - 1]);
-            return -1;
-        }
+    const cli_command *cmd = &submit_command;
+    cli_args a;
+    int rc = cli_parse(cmd, argc, argv, &a);
+    if (rc != CLI_GO_ON) {
+        return rc;
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "kiln submit: expected one REQUEST.json (or - for "
-                        "standard input)\n");
-        return -1;
+    o->url = cli_get(&a, "url");
+    o->token = cli_get(&a, "token");
+    o->is_wait = cli_get(&a, "wait") != NULL;
+    o->idempotency_key = cli_get(&a, "idempotency-key");
+    const char *timeout = cli_get(&a, "timeout");
+    if (timeout != NULL) {
+        char *end;
+        errno = 0;
+        double t = strtod(timeout, &end);
+        if (end == timeout || *end != '\0' || errno != 0 || !(t > 0) ||
+            t > 1e9) {
+            cli_usage_error(cmd,
+                            "--timeout \"%s\" is not valid (expected a "
+                            "number of seconds above 0)",
+                            timeout);
+            return SUBMIT_EXIT_USAGE;
+        }
+        o->timeout = t;
     }
-    o->file = argv[optind];
+    o->file = a.operands[0];
     if (o->url == NULL) {
         o->url = getenv("KILN_URL");
     }
@@ -197,18 +169,18 @@ submit_parse(int argc, char **argv, submit_opts *o)
     }
     if (o->token != NULL && !submit_is_header_safe(o->token)) {
         fprintf(stderr, "kiln submit: the token holds a line break\n");
-        return -1;
+        return SUBMIT_EXIT_USAGE;
     }
     if (o->idempotency_key != NULL &&
         (o->idempotency_key[0] == '\0' ||
          !submit_is_header_safe(o->idempotency_key))) {
-        fprintf(stderr,
-                "kiln submit: --idempotency-key \"%s\" is not valid "
-                "(expected a non-empty value on one line)\n",
-                o->idempotency_key);
-        return -1;
+        cli_usage_error(cmd,
+                        "--idempotency-key \"%s\" is not valid (expected a "
+                        "non-empty value on one line)",
+                        o->idempotency_key);
+        return SUBMIT_EXIT_USAGE;
     }
-    return 0;
+    return CLI_GO_ON;
 }
 
 /* Reads the whole request (stdin for "-") into a malloc'd buffer. */
@@ -295,6 +267,25 @@ submit_progress(const submit_ctx *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Retry-After as delay-seconds or as an HTTP date (RFC 9110 10.2.3), in
+ * seconds from now; -1 when it is neither. */
+static long
+submit_parse_retry_after(const char *v)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end != v && errno == 0 && n >= 0 && end[strspn(end, " \t")] == '\0') {
+        return n;
+    }
+    time_t at = curl_getdate(v, NULL);
+    if (at == (time_t)-1) {
+        return -1;
+    }
+    time_t now = time(NULL);
+    return at > now ? (long)(at - now) : 0;
+}
+
 static size_t
 submit_on_data(char *data, size_t size, size_t n, void *user)
 {
@@ -369,12 +360,53 @@ submit_call(submit_ctx *s, const char *path, const char *body, size_t len,
     struct curl_header *hdr = NULL;
     if (curl_easy_header(h, "Retry-After", 0, CURLH_HEADER, -1, &hdr) ==
         CURLHE_OK) {
-        char *end;
-        long v = strtol(hdr->value, &end, 10);
-        if (end != hdr->value && v >= 0) {
-            r->retry_after = v;
-        }
+        r->retry_after = submit_parse_retry_after(hdr->value);
     }
+}
+
+/* Whether answer r asks to be tried again later: 429, or 503 with a
+ * Retry-After (a server or proxy that is briefly unable to take it). */
+static bool
+submit_is_retry(const submit_reply *r)
+{
+    return r->rc == CURLE_OK &&
+           (r->status == 429 || (r->status == 503 && r->retry_after >= 0));
+}
+
+/* Says on stderr that the server asked to come back later and waits as
+ * long as it asked (1 s when it did not say; at most SUBMIT_RETRY_CAP_S).
+ * Returns false, after saying so, when that wait would pass the
+ * deadline: the caller ends with exit status 3. */
+static bool
+submit_back_off(submit_ctx *s, const submit_reply *r, const char *what)
+{
+    long asked = r->retry_after >= 0 ? r->retry_after : 1;
+    long secs = asked > SUBMIT_RETRY_CAP_S ? SUBMIT_RETRY_CAP_S : asked;
+    cJSON *j = r->body != NULL ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+    char why[160];
+    snprintf(why, sizeof why, "HTTP %ld%s%.100s%s", r->status,
+             msg != NULL ? " (" : "", msg != NULL ? msg : "",
+             msg != NULL ? ")" : "");
+    cJSON_Delete(j);
+    if (s->deadline > 0 && submit_now() + (double)secs > s->deadline) {
+        fprintf(stderr,
+                "kiln submit: %s: %s; the server asks to wait %ld s, which "
+                "would pass --timeout (%g s)\n",
+                what, why, asked, s->deadline - s->start);
+        return false;
+    }
+    if (asked > secs) {
+        fprintf(stderr,
+                "kiln submit: %s: %s; trying again in %ld s (Retry-After "
+                "asked %ld s; kiln submit waits at most %ld s at a time)\n",
+                what, why, secs, asked, SUBMIT_RETRY_CAP_S);
+    } else {
+        fprintf(stderr, "kiln submit: %s: %s; trying again in %ld s\n", what,
+                why, secs);
+    }
+    submit_sleep(s, secs * 1000);
+    return true;
 }
 
 /* Says why a call got no answer: the URL, libcurl's reason, and a hint
@@ -465,7 +497,19 @@ submit_wait(submit_ctx *s, const char *id)
         }
         bool is_transient = r.rc != CURLE_OK || r.status == 502 ||
                             r.status == 503 || r.status == 504;
-        if (is_transient && ++n_transient <= SUBMIT_MAX_TRANSIENT) {
+        /* 429 as often as it comes (the deadline bounds it), 5xx only a
+         * few times in a row; each waits what Retry-After asks. */
+        if ((r.status == 429 ||
+             (is_transient && ++n_transient <= SUBMIT_MAX_TRANSIENT)) &&
+            submit_is_retry(&r)) {
+            bool is_waited = submit_back_off(s, &r, what);
+            submit_reply_free(&r);
+            if (!is_waited) {
+                return SUBMIT_EXIT_TIMEOUT;
+            }
+            continue;
+        }
+        if (is_transient && n_transient <= SUBMIT_MAX_TRANSIENT) {
             submit_progress(s, "%s: no answer yet, trying again", what);
             submit_reply_free(&r);
             submit_sleep(s, SUBMIT_POLL_MAX_MS);
@@ -475,14 +519,6 @@ submit_wait(submit_ctx *s, const char *id)
             submit_print_transport(s, &r, what);
             submit_reply_free(&r);
             return SUBMIT_EXIT_FAIL;
-        }
-        if (r.status == 429) {
-            long ms =
-                r.retry_after > 0 ? r.retry_after * 1000 : SUBMIT_POLL_MAX_MS;
-            submit_progress(s, "rate limited, asking again in %ld ms", ms);
-            submit_reply_free(&r);
-            submit_sleep(s, ms);
-            continue;
         }
         if (r.status != 200) {
             submit_print_refusal(s, &r, what);
@@ -610,8 +646,8 @@ cmd_submit(int argc, char **argv)
 {
     submit_opts o = {0};
     int prc = submit_parse(argc, argv, &o);
-    if (prc != 0) {
-        return prc > 0 ? SUBMIT_EXIT_OK : SUBMIT_EXIT_USAGE;
+    if (prc != CLI_GO_ON) {
+        return prc;
     }
     size_t len = 0;
     char *body = submit_read_file(o.file, &len);
@@ -635,7 +671,21 @@ cmd_submit(int argc, char **argv)
         fprintf(stderr, "kiln submit: out of memory\n");
         goto done;
     }
-    submit_call(&s, "/request", body, len, &r);
+    /* Told to come back later, come back: within --timeout, or up to
+     * SUBMIT_MAX_RETRIES times. A 429 or 503 created nothing, so posting
+     * again cannot make a second process. */
+    for (int n_retries = 0;; n_retries++) {
+        submit_call(&s, "/request", body, len, &r);
+        if (!submit_is_retry(&r) ||
+            (s.deadline == 0 && n_retries >= SUBMIT_MAX_RETRIES)) {
+            break;
+        }
+        if (!submit_back_off(&s, &r, "POST /request")) {
+            rc = SUBMIT_EXIT_TIMEOUT;
+            goto done;
+        }
+        submit_reply_free(&r);
+    }
     if (r.rc != CURLE_OK) {
         if (submit_is_expired(&s)) {
             fprintf(stderr,

@@ -6,6 +6,11 @@
 #ifndef KILN_CORE_SUBMIT_H
 #define KILN_CORE_SUBMIT_H
 
+#include "cli.h"
+
+/* Its arguments and options, for `kiln --help` and `kiln submit --help`. */
+extern const cli_command submit_command;
+
 /* Runs `kiln submit [OPTIONS] REQUEST.json`; argv[0] is "submit". Posts
  * the request to a running server and prints the process id, or with
  * --wait the final status body. Returns the exit status: 0 submitted (or

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make run`: the five-minute tour on the embedded defaults (local storage
-# under ./var/storage). Puts a sample photo in storage, compiles a request
-# (text, then DOT rendered to var/tour.svg), runs it, and lists what it
-# wrote. Usage: examples/tour.sh [BUILD_DIR]
+# `make run`: the five-minute tour on the embedded defaults (the job store
+# in ./var/kiln.db, local storage under ./var/storage). Puts the two files
+# every example request reads in storage (/samples/photo.jpg and
+# /samples/logo.png, 256x128 with alpha), compiles a request (text, then
+# DOT rendered to var/tour.svg), runs it, lists what it wrote, and serves
+# the API. Usage: examples/tour.sh [BUILD_DIR]
 set -eu
 BUILD=${1:-build}
 KILN="$BUILD/kiln"
@@ -17,6 +19,12 @@ if [ ! -f var/storage/samples/photo.jpg ]; then
         vips colourspace var/xyz.v var/storage/samples/photo.jpg srgb
         rm -f var/xyz.v
     fi
+fi
+if [ ! -f var/storage/samples/logo.png ]; then
+    # The watermark examples' logo: a translucent red box.
+    vips black var/logo.v 256 128 --bands 4
+    vips linear var/logo.v var/storage/samples/logo.png "1 1 1 1" "200 30 30 160" --uchar
+    rm -f var/logo.v
 fi
 set -x
 "$KILN" plugins

@@ -7,7 +7,8 @@ DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
              fonts-dejavu-core prometheus postgresql nginx \
-             awscli python3-pyftpdlib nodejs jq chromium
+             awscli python3-pyftpdlib nodejs jq chromium \
+             groff-base man-db systemd
 # make bench only: the load generator and the peers it is compared with.
 DEB_BENCH := wrk graphicsmagick time
 # make fuzz only: clang with its sanitizer and libFuzzer runtimes

@@ -939,9 +939,10 @@ api_patch(kiln_server *s, const kiln_call *c, const char *id, const int *ids,
     }
 }
 
-static void
-api_metrics(kiln_server *s, kiln_reply *out)
+void
+server_metrics(kiln_server *s, kiln_reply *out)
 {
+    memset(out, 0, sizeof *out);
     jobstore_counts n;
     kiln_error err;
     if (jobstore_counts_get(s->store, (int64_t)time(NULL), &n, &err) !=
@@ -1007,6 +1008,33 @@ api_path_id(const char *path, const char *prefix, const char *suffix,
     return true;
 }
 
+/* GET /health: whether the store can take a new process, with the
+ * version and how long this server has run (for a monitor or a human). */
+static void
+api_health(kiln_server *s, kiln_reply *out)
+{
+    kiln_error err;
+    err_clear(&err);
+    bool up = jobstore_ping(s->store, &err) == KILN_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double uptime =
+        (double)ts.tv_sec + ts.tv_nsec / 1e9 - metrics_started(s->metrics);
+    char msg[1200];
+    if (up) {
+        snprintf(msg, sizeof msg, "ok");
+    } else {
+        snprintf(msg, sizeof msg, "the job store cannot take new processes: %s",
+                 err.message);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddStringToObject(o, "version", KILN_VERSION_STRING);
+    cJSON_AddNumberToObject(o, "uptime_s", floor(uptime));
+    cJSON_AddStringToObject(o, "store", up ? "ok" : "down");
+    api_reply_json(out, up ? 200 : 503, o);
+}
+
 /* Answers a call; *service gets the service it was for, when known (the
  * token's one service, or the one a new process names). */
 static void
@@ -1016,13 +1044,7 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
     if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
-        kiln_error err;
-        if (jobstore_ping(s->store, &err) == KILN_OK) {
-            api_message(out, 200, "ok");
-        } else {
-            api_message(out, 503, "the job store cannot take new processes: %s",
-                        err.message);
-        }
+        api_health(s, out);
         return;
     }
     /* An address that has spent its failed-authentication budget gets a
@@ -1089,7 +1111,7 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
                api_path_id(path, "/request/", "", id)) {
         api_patch(s, c, id, ids, n_ids, out);
     } else if (strcmp(path, "/metrics") == 0 && get) {
-        api_metrics(s, out);
+        server_metrics(s, out);
     } else {
         api_message(out, 404, "no endpoint %s %s", m, path);
     }
@@ -1122,7 +1144,7 @@ api_route(const char *m, const char *path)
         return "/request/{id}";
     }
     (void)m;
-    return "(no such endpoint)";
+    return "(unknown)";
 }
 
 void
@@ -1149,4 +1171,6 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
                      service >= 0 ? LOG_N("service", service)
                                   : LOG_S("service", NULL)};
     log_event(level, "request", f, sizeof f / sizeof f[0]);
+    metrics_http(s->metrics, api_route(m, c->path ? c->path : ""), out->status,
+                 (clock_ms() - t0) / 1e3);
 }

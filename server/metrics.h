@@ -28,6 +28,19 @@ void metrics_job(kiln_metrics *m, double seconds, bool ok);
 /* One process run ended ("finished", "failed", "requeued", "timeout",
  * "interrupted"). */
 void metrics_process(kiln_metrics *m, double seconds, const char *outcome);
+/* The same, counted for `service` too (kiln_processes_ended_total; -1:
+ * none). Outcomes add "cancelled". */
+void metrics_process_of(kiln_metrics *m, int service, double seconds,
+                        const char *outcome);
+/* One API call of `route` (a static template string, "/status/{id}")
+ * answered with `status` in `seconds`. */
+void metrics_http(kiln_metrics *m, const char *route, int status,
+                  double seconds);
+/* Processes this host runs now: +1 when a worker starts one, -1 when it
+ * ends. */
+void metrics_running(kiln_metrics *m, int delta);
+/* When the server started (seconds since 1970), for /health's uptime. */
+double metrics_started(const kiln_metrics *m);
 /* n storage operations (read, write, commit) failed. */
 void metrics_storage_errors(kiln_metrics *m, int n);
 /* Counts streamed sources decoded a second time (stream.c). */

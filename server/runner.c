@@ -322,7 +322,7 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
                                 LOG_N("attempt", p->attempt),
                                 LOG_S("error", msg)},
                   5);
-        metrics_process(s->metrics, 0, "failed");
+        metrics_process_of(s->metrics, p->service_id, 0, "failed");
         arena_free(a);
         return;
     }
@@ -397,7 +397,8 @@ runner_run(kiln_server *s, jobstore_process *p, runner *r, int slot)
     for (size_t j = 0; res.ran_jobs && j < res.n_jobs; j++) {
         metrics_job(s->metrics, res.jobs[j].duration_ms / 1e3, res.jobs[j].ok);
     }
-    metrics_process(s->metrics, res.duration_ms / 1e3, outcome);
+    metrics_process_of(s->metrics, p->service_id, res.duration_ms / 1e3,
+                       outcome);
     metrics_storage_errors(s->metrics, res.storage_errors);
     metrics_redecodes(s->metrics, res.redecodes);
     exec_result_free(&res);
@@ -424,7 +425,9 @@ runner_worker(void *arg)
             jobstore_claim(r->store, (int64_t)time(NULL), r->lease, &p, &err);
         if (rc == KILN_OK) {
             int slot = runner_track(r, p.id, p.lease_token);
+            metrics_running(r->server->metrics, 1);
             runner_run(r->server, &p, r, slot);
+            metrics_running(r->server->metrics, -1);
             runner_untrack(r, slot);
             jobstore_process_clear(&p);
             continue;

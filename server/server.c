@@ -23,6 +23,12 @@ server_serve(void *user, const kiln_call *call, const struct sockaddr *peer,
     server_call(user, call, peer, out);
 }
 
+static void
+server_serve_metrics(void *user, kiln_reply *out)
+{
+    server_metrics(user, out);
+}
+
 int
 server_new(kiln_engine *e, jobstore *store, kiln_server **out, kiln_error *err)
 {
@@ -54,6 +60,7 @@ server_new(kiln_engine *e, jobstore *store, kiln_server **out, kiln_error *err)
     }
     postback_attach(s);
     e->serve = server_serve;
+    e->serve_metrics = server_serve_metrics;
     e->serve_user = s;
     *out = s;
     return KILN_OK;
@@ -94,6 +101,7 @@ server_free(kiln_server *s)
     }
     if (s->engine->serve_user == s) {
         s->engine->serve = NULL;
+        s->engine->serve_metrics = NULL;
         s->engine->serve_user = NULL;
     }
     if (s->store != NULL) {

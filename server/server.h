@@ -56,6 +56,10 @@ void server_free(kiln_server *s);
 void server_call(kiln_server *s, const kiln_call *call,
                  const struct sockaddr *peer, kiln_reply *out);
 
+/* GET /metrics's answer (api.c), whoever asks: the API checks the token
+ * before; the metrics listener (metrics.listen) asks none. */
+void server_metrics(kiln_server *s, kiln_reply *out);
+
 /* Admission (admit.c): parses and compiles a POST /request body once and
  * stores it as a new process of its service: QUEUED, or INCOMPLETE when
  * it says "process": false. Right after the parse, gate(user, service

@@ -50,7 +50,20 @@ typedef struct http_server {
      * the response is sent; stop() waits a little for them. */
     atomic_uint n_answering;
     char listen[128]; /* the configured address, for messages */
+    /* The metrics listener (metrics.c): GET /metrics without a token on
+     * the deployment's metrics.listen; NULL when it has none. */
+    struct MHD_Daemon *metrics;
 } http_server;
+
+/* "A.B.C.D:PORT" or "[IPV6]:PORT", numeric only: binding exactly the
+ * configured address must not depend on name resolution. Returns 0 and
+ * fills *sa (port included), or -1. */
+int http_parse_listen(const char *text, struct sockaddr_storage *sa,
+                      bool *is_ipv6, uint16_t *port);
+/* Starts the metrics listener when the host has one configured (and can
+ * answer it); KILN_OK when there is nothing to start. */
+int http_metrics_start(http_server *s, kiln_error *err);
+void http_metrics_stop(http_server *s);
 
 /* The service's start() and stop() (kiln_service). start() fills *state
  * with a new http_server listening on the engine's configured address or

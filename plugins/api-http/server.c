@@ -64,8 +64,6 @@ static const kiln_http_settings http_default_settings = {
 #define HTTP_DRAIN_MS 5000
 #define HTTP_DRAIN_STEP_MS 5
 
-static int http_parse_listen(const char *text, struct sockaddr_storage *sa,
-                             bool *is_ipv6, uint16_t *port);
 static const char *http_bind_error(const struct sockaddr_storage *sa,
                                    bool is_ipv6, char *buf, size_t size);
 static void http_log(void *cls, const char *fmt, va_list ap);
@@ -167,6 +165,10 @@ http_start(kiln_engine *engine, const void *settings, void **state,
                   s->settings.max_connections_per_address,
                   s->settings.header_timeout, s->settings.body_timeout,
                   s->settings.idle_timeout);
+    if (http_metrics_start(s, err) != KILN_OK) {
+        http_stop(s);
+        return err->code;
+    }
     *state = s;
     return KILN_OK;
 }
@@ -183,6 +185,7 @@ http_stop(void *state)
     /* Stop accepting first, let answers in progress go out, then close
      * what is open. After a quiesce the listen socket is ours, and may
      * only be closed once the daemon's threads are gone. */
+    http_metrics_stop(s);
     fd = MHD_quiesce_daemon(s->daemon);
     http_drain(s);
     MHD_stop_daemon(s->daemon);
@@ -262,7 +265,7 @@ http_parse_port(const char *p, uint16_t *port)
 /* "A.B.C.D:PORT" or "[IPV6]:PORT", numeric only: binding exactly the
  * configured address must not depend on name resolution. Returns 0 and
  * fills *sa (port included), or -1. */
-static int
+int
 http_parse_listen(const char *text, struct sockaddr_storage *sa, bool *is_ipv6,
                   uint16_t *port)
 {

@@ -261,7 +261,7 @@ seg=$(since "$m")
     [ "$(grep -c ' GET /kiln-test/in/src.jpg ' <<<"$seg")" = 2 ] &&
     ok retried-after-503-and-500 ||
     fail retried-after-503-and-500 "exit $RC, requests: $(cut -d' ' -f3-4 <<<"$seg" | tr '\n' ' ') $(head -c 400 "$tmp/r3.out")"
-grep -q 'storage-s3: warning: PUT "out/r3/a.jpg" in bucket "kiln-test" failed (HTTP 503 SlowDown); retry 1 of 3' "$tmp/r3.err" &&
+grep -qF 'warn plugin plugin=storage-s3 msg="PUT \"out/r3/a.jpg\" in bucket \"kiln-test\" failed (HTTP 503 SlowDown); retry 1 of 3"' "$tmp/r3.err" &&
     ok retry-logged || fail retry-logged "stderr: $(head -c 400 "$tmp/r3.err")"
 
 # --- A body cut after 300000 bytes is resumed from there (If-Match, Range).

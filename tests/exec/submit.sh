@@ -4,7 +4,8 @@
 # requests and waits for them. Checks the printed id, the --wait body (the
 # server's own status body, pretty printed), 400 errors as "path: message",
 # 401, a FAILED process, stdin, KILN_TOKEN/KILN_URL, Idempotency-Key,
-# --timeout, Retry-After on 429 and a refused connection.
+# --timeout, Retry-After on 429 (while waiting, and on the POST itself)
+# and a refused connection.
 . "$(dirname "$0")/lib.sh"   # ok, fail, finish; KILN made absolute
 . "$(dirname "$0")/lib_serve.sh"   # serve_free_port, serve_start, serve_stop
 tmp=$(mktemp -d)
@@ -179,5 +180,39 @@ waited=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a >= 1.5) ? "yes" : "no" 
 [ "$rc" = 0 ] && [ "$(field 'r["status"]' <"$tmp/rate.out" 2>&1)" = FINISHED ] && [ "$waited" = yes ] &&
     ok submit/rate-limited-wait || fail submit/rate-limited-wait "exit $rc, waited $waited: $(cat "$tmp/rate.err")"
 stop_server "$tmp/log2"
+
+# 429 on the POST itself: a burst of 1, then one call every 2 s. The
+# second submission is told to come back after 2 s, says so on stderr,
+# waits and is accepted; one whose --timeout is shorter than the wait
+# gives up at once with exit status 3.
+port3=$(serve_free_port)
+sed -e "s/:$port/:$port3/" -e 's/"per_second": 1000, "burst": 1000/"per_second": 0.5, "burst": 1/' \
+    -e "s|$tmp/kiln.db|$tmp/kiln3.db|" "$tmp/cfg.json" >"$tmp/cfg3.json"
+start_server "$tmp/cfg3.json" "$tmp/log3" "$port3"
+sub post-first --url "$url" --token tok-one "$tmp/req.json"
+[ "$rc" = 0 ] && is_id "$tmp/post-first.out" || fail submit/post-first "exit $rc: $(cat "$tmp/post-first.err")"
+t0=$(date +%s.%N)
+sub post-retry --url "$url" --token tok-one "$tmp/req.json"
+t1=$(date +%s.%N)
+waited=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a >= 1.5) ? "yes" : "no" }')
+[ "$rc" = 0 ] && is_id "$tmp/post-retry.out" && [ "$waited" = yes ] &&
+    grep -q '^kiln submit: POST /request: HTTP 429 (too many requests for this token); trying again in 2 s$' \
+        "$tmp/post-retry.err" && ok submit/post-429-retry-after ||
+    fail submit/post-429-retry-after "exit $rc, waited $waited: $(cat "$tmp/post-retry.out" "$tmp/post-retry.err")"
+[ "$(cut -c1-21 "$tmp/post-first.out")" != "$(cut -c1-21 "$tmp/post-retry.out")" ] &&
+    ok submit/post-retry-new-process || fail submit/post-retry-new-process "the same id twice"
+t0=$(date +%s.%N)
+sub post-timeout --url "$url" --token tok-one --timeout 1 "$tmp/req.json"
+t1=$(date +%s.%N)
+quick=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a < 1) ? "yes" : "no" }')
+[ "$rc" = 3 ] && [ ! -s "$tmp/post-timeout.out" ] && [ "$quick" = yes ] &&
+    grep -q 'POST /request: HTTP 429.*the server asks to wait 2 s, which would pass --timeout (1 s)' \
+        "$tmp/post-timeout.err" && ok submit/post-429-past-timeout ||
+    fail submit/post-429-past-timeout "exit $rc, quick $quick: $(cat "$tmp/post-timeout.err")"
+stop_server "$tmp/log3"
+# What the server kept: two processes, the refused calls created none.
+count=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from process").fetchone()[0])' \
+        "$tmp/kiln3.db" 2>&1)
+[ "$count" = 2 ] && ok submit/post-retry-created-two || fail submit/post-retry-created-two "$count processes"
 
 finish

@@ -241,6 +241,91 @@ test_http_and_failed_auth(void)
     errlist_free(&errs);
 }
 
+/* Loads a configuration of one service that listens on `listen`. */
+static int
+load_listen(const char *listen, kiln_config **c, errlist *errs)
+{
+    char text[256];
+    snprintf(text, sizeof text,
+             "{\"listen\": \"%s\", \"services\": [{\"id\": 1, "
+             "\"storage\": {\"plugin\": \"local\"}}]}",
+             listen);
+    return load(text, c, errs);
+}
+
+/* "listen" is checked at load (IPV4:PORT or [IPV6]:PORT, what the HTTP
+ * transport binds), and config_set_listen (kiln serve --listen) checks the
+ * same way. */
+static void
+test_listen(void)
+{
+    static const char *const good[] = {"127.0.0.1:8080", "0.0.0.0:1",
+                                       "[::1]:65535", "[::]:8080"};
+    static const char *const bad[] = {
+        "localhost:8080",  "127.0.0.1",     "127.0.0.1:0",
+        "127.0.0.1:65536", "::1:8080",      "[::1]8080",
+        "1.2.3:80",        "127.0.0.1:80x", "",
+        "127.0.0.1:+80"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kiln_config *c = NULL;
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(load_listen(good[i], &c, &errs), KILN_OK);
+        CU_ASSERT_EQUAL(errs.n, 0);
+        kiln_error e;
+        err_clear(&e);
+        CU_ASSERT_EQUAL(config_set_listen(c, good[i], &e), KILN_OK);
+        if (c != NULL) {
+            CU_ASSERT_STRING_EQUAL(c->listen, good[i]);
+        }
+        config_free(c);
+        errlist_free(&errs);
+    }
+    kiln_config *d = NULL;
+    kiln_error e;
+    CU_ASSERT_EQUAL_FATAL(config_default(&d, &e), KILN_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kiln_config *c = NULL;
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(load_listen(bad[i], &c, &errs), KILN_EINVAL);
+        char want[300];
+        snprintf(want, sizeof want,
+                 "listen: \"%s\" is not valid (expected IPV4:PORT or "
+                 "[IPV6]:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)",
+                 bad[i]);
+        const char *w[] = {want};
+        expect_errors(&errs, w, 1);
+        errlist_free(&errs);
+        err_clear(&e);
+        CU_ASSERT_EQUAL(config_set_listen(d, bad[i], &e), KILN_EINVAL);
+        CU_ASSERT_STRING_EQUAL(strchr(want, '"'), e.message);
+        CU_ASSERT_STRING_EQUAL(d->listen, "127.0.0.1:8080");
+    }
+    config_free(d);
+}
+
+/* The embedded defaults keep the job store and local storage in the state
+ * directory systemd names (StateDirectory=), else under var/. */
+static void
+test_state_directory(void)
+{
+    kiln_config *c = NULL;
+    kiln_error e;
+    setenv("STATE_DIRECTORY", "/var/lib/kiln:/var/lib/other", 1);
+    CU_ASSERT_EQUAL_FATAL(config_default(&c, &e), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c->jobstore_path, "/var/lib/kiln/kiln.db");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               c->services[0].storage, "root")),
+                           "/var/lib/kiln/storage");
+    config_free(c);
+    unsetenv("STATE_DIRECTORY");
+    CU_ASSERT_EQUAL_FATAL(config_default(&c, &e), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(c->jobstore_path, "var/kiln.db");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               c->services[0].storage, "root")),
+                           "var/storage");
+    config_free(c);
+}
+
 int
 test_config_register(void)
 {
@@ -255,5 +340,7 @@ test_config_register(void)
     CU_add_test(s, "network.allow and shutdown_timeout",
                 test_network_and_shutdown);
     CU_add_test(s, "http and failed authentication", test_http_and_failed_auth);
+    CU_add_test(s, "listen", test_listen);
+    CU_add_test(s, "state directory", test_state_directory);
     return CU_get_error() == CUE_SUCCESS ? 0 : 1;
 }

@@ -759,6 +759,14 @@ typedef struct kiln_host_api {
      * a new native image. */
     int (*exec_load_native)(kiln_exec *ctx, const char *path, void **out,
                             kiln_error *err);
+
+    /* 2.2: the deployment's metrics.listen ("host:port"), or NULL when it
+     * has none: where a transport may serve GET /metrics without a token,
+     * on an address the operator keeps for scrapers. */
+    const char *(*config_metrics_listen)(kiln_engine *e);
+    /* 2.2: the answer of GET /metrics (Prometheus text), with no token
+     * asked: for that listener only. Free *out with reply_free. */
+    void (*api_metrics)(kiln_engine *e, kiln_reply *out);
 } kiln_host_api;
 
 /* True when the host's table has member M (added in some later minor). */
