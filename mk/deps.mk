@@ -3,7 +3,8 @@
 # downloaded from anywhere else.
 DEB_BUILD := gcc make pkg-config libvips-dev libcjson-dev re2c libfontconfig-dev \
              libsqlite3-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev \
-             libssl-dev libjpeg-dev libmagickcore-6.q16-dev
+             libssl-dev libjpeg-dev libmagickcore-6.q16-dev \
+             python3 python3-yaml
 DEB_TEST  := libcunit1-dev imagemagick graphviz libvips-tools python3 \
              php8.2-cli php8.2-gd \
              fonts-dejavu-core prometheus postgresql nginx \

@@ -12,6 +12,26 @@ $(BUILD)/pobj/plugins/api-http/%.o: PLUGIN_CFLAGS += \
 $(BUILD)/plugins/api-http.so: PLUGIN_LIBS += \
     $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
+# api-http also serves the OpenAPI document (docs/openapi.yaml) at
+# GET /openapi.json (openapi.c): converted to JSON here and built into the
+# plugin. $(BUILD)/openapi.json keeps the same bytes for the tests
+# (tests/exec/openapi.sh, tests/openapi/proxy.js). Debian's python3 first:
+# python3-yaml is installed for it (mk/deps.mk), and a python3 earlier on
+# PATH may not have PyYAML.
+OPENAPI_PYTHON := $(firstword $(wildcard /usr/bin/python3) python3)
+OPENAPI_GEN := $(BUILD)/gen/api-http
+
+$(BUILD)/openapi.json $(OPENAPI_GEN)/openapi_json.h &: docs/openapi.yaml \
+    plugins/api-http/openapi_json.py
+	@mkdir -p $(OPENAPI_GEN)
+	@echo "GEN     $(OPENAPI_GEN)/openapi_json.h $(BUILD)/openapi.json"
+	@$(OPENAPI_PYTHON) plugins/api-http/openapi_json.py docs/openapi.yaml \
+	    $(BUILD)/openapi.json $(OPENAPI_GEN)/openapi_json.h
+
+$(BUILD)/pobj/plugins/api-http/openapi.o: $(OPENAPI_GEN)/openapi_json.h
+$(BUILD)/pobj/plugins/api-http/openapi.o: PLUGIN_CFLAGS += -I$(OPENAPI_GEN)
+plugins: $(BUILD)/openapi.json
+
 # A plugin folder may hold a plugin.mk with its own flags, e.g.
 #   $(BUILD)/plugins/storage-s3.so: PLUGIN_LIBS += $(shell pkg-config --libs libcurl)
 -include $(wildcard plugins/*/plugin.mk storage-plugins/*/plugin.mk)

@@ -72,6 +72,7 @@ jobs_max=${KILN_TEST_JOBS:-3}
 outdir=$(mktemp -d)
 trap 'rm -f "$log"; rm -rf "$outdir"; pg_stop' EXIT
 bash tests/servers/install.sh >/dev/null 2>&1 || true
+bash tests/openapi/install.sh >/dev/null 2>&1 || true # the API tests' validator (lib_serve.sh)
 names=()
 for t in tests/exec/*.sh; do
     case "$t" in */lib*.sh) continue ;; esac # lib.sh, lib_serve.sh: sourced helpers

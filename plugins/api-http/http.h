@@ -4,7 +4,8 @@
  * libmicrohttpd daemon and its listen address; request.c turns one HTTP
  * request into a kiln_call and the engine's kiln_reply into a response;
  * guard.c caps connections and closes those that are too slow to send a
- * request; dashboard.c serves the operator dashboard's static files.
+ * request; dashboard.c serves the operator dashboard's static files and
+ * openapi.c GET /openapi.json; metrics.c the metrics listener.
  * Everything here is hidden in the .so.
  */
 #ifndef KILN_PLUGINS_API_HTTP_HTTP_H
@@ -115,6 +116,22 @@ void *http_guard_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 /* A request's state for `uri` (its query string kept), or NULL when
  * memory is short (the access handler makes one then, without it). */
 void *http_request_new(const char *uri);
+
+/* One request's state (request.c). */
+typedef struct http_request http_request;
+
+/* Queues one response for request r: its status, Content-Type (NULL:
+ * JSON), body (copied) and Retry-After (seconds, 0: none), with the
+ * request's X-Request-Id. Returns what MHD_queue_response() returns. */
+enum MHD_Result http_send(struct MHD_Connection *conn, const http_request *r,
+                          int status, const char *content_type,
+                          const char *body, size_t len, int retry_after);
+
+/* GET /openapi.json (openapi.c): whether a call asks for the OpenAPI
+ * document, and its answer, sent without asking the host. */
+bool http_is_openapi(const char *method, const char *url);
+enum MHD_Result http_send_openapi(struct MHD_Connection *conn,
+                                  const http_request *r);
 
 /* Moves the connection's current request to `phase`: BODY once its
  * header is in, ANSWER once its body is in or it is answered early, IDLE

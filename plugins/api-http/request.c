@@ -32,7 +32,7 @@
 
 /* One request's state, in *con_cls from the first call of the access
  * handler to MHD_OPTION_NOTIFY_COMPLETED. */
-typedef struct http_request {
+struct http_request {
     bool is_begun;       /* the access handler has seen its headers */
     char request_id[65]; /* X-Request-Id: set with the headers */
     char *query;         /* the raw query string (after '?'), or NULL */
@@ -43,7 +43,7 @@ typedef struct http_request {
     bool is_answering; /* counted in the server's n_answering */
     bool is_close;     /* on a reserve place: close after the answer */
     size_t n_dropped;  /* bytes read and dropped since then */
-} http_request;
+};
 
 /* True when a Content-Length header announces more than max bytes. A
  * value MHD would reject itself (not a number) does not count here. */
@@ -101,7 +101,7 @@ http_request_id(struct MHD_Connection *conn, char out[65])
     out[16] = '\0';
 }
 
-static enum MHD_Result
+enum MHD_Result
 http_send(struct MHD_Connection *conn, const http_request *r, int status,
           const char *content_type, const char *body, size_t len,
           int retry_after)
@@ -372,6 +372,9 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     if (http_dashboard_owns(url)) { /* static files: dashboard.c */
         http_answering(s, r);
         return http_dashboard_answer(conn, method, url, r->request_id);
+    }
+    if (http_is_openapi(method, url)) {
+        return http_send_openapi(conn, r);
     }
     return http_send_call(s, conn, url, method, r);
 }
