@@ -43,6 +43,7 @@ cleanup() {
         kill -9 "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
+    serve_relay_stop
     [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null
     bash tests/servers/postgres.sh stop "$tmp/pg" >/dev/null 2>&1
     rm -rf "$tmp"
@@ -88,7 +89,8 @@ for h in 0 1 2; do
                "endpoint": "http://127.0.0.1:$s3port", "path_style": true,
                "access_key_id": "S3RVER", "secret_access_key": "\${KILN_TEST_S3_SECRET}"}}]}
 JSON
-    "$KILN" serve --config "$tmp/cfg$h.json" >"$tmp/host$h.log" 2>&1 &
+    serve_relay "http://127.0.0.1:${ports[h]}" # answers checked (lib_serve.sh)
+    "$KILN" serve --config "$tmp/cfg$h.json" --listen "$SERVE_LISTEN" >"$tmp/host$h.log" 2>&1 &
     hostpid[h]=$!
     PIDS+=($!)
 done

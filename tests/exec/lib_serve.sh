@@ -23,12 +23,16 @@
 # without it; SERVE_PID is still the server's. Without node or the npm
 # packages (tests/openapi/install.sh) the server is started alone, with a
 # line `skip TEST/openapi: ...`. A test that must reach the server itself
-# sets SERVE_OPENAPI=off, and says why.
+# sets SERVE_OPENAPI=off, and says why. A test that starts servers itself
+# (several hosts) puts a relay in front of each with serve_relay URL, then
+# starts the server with --listen "$SERVE_LISTEN", and reports with
+# serve_relay_stop.
 
 SERVE_PID=   # the running server's pid; empty when none runs
 SERVE_RC=    # the exit status serve_stop saw last
-SERVE_PROXY_PID=   # the validating relay's pid; empty when none runs
-SERVE_OPENAPI_OUT= # what the relay records (violations, then a summary)
+SERVE_LISTEN= # serve_relay's: the address its server is to listen on
+declare -gA _serve_relays=() # by the port a relay listens on: "PID RECORD"
+_serve_main= # the port of serve_start's relay
 _serve_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 _serve_test=${0##*/}
 _serve_test=${_serve_test%.sh}
@@ -50,17 +54,19 @@ serve_free_port() {
 }
 
 # _serve_openapi_start URL: starts the validating relay on URL's address
-# and sets _serve_inner to the address the server is to listen on; returns
-# 1, saying why once per test, when it cannot.
+# (after stopping one already there) and sets _serve_port to that port and
+# _serve_inner to the address the server is to listen on; returns 1,
+# saying why once per test, when it cannot.
 _serve_openapi_start() {
-    _serve_inner=
-    [ "${SERVE_OPENAPI:-on}" = off ] && return 1
-    local hostport=${1#http://} host port inner nm why= spec t
+    local hostport=${1#http://} host port inner nm why= spec t out pid
     hostport=${hostport%%/*}
     host=${hostport%:*}
     port=${hostport##*:}
     host=${host#[}
     host=${host%]}
+    _serve_inner= _serve_port=$port
+    _serve_openapi_stop "$port"
+    [ "${SERVE_OPENAPI:-on}" = off ] && return 1
     spec=$(dirname "$KILN")/openapi.json
     if ! command -v node >/dev/null 2>&1; then
         why="node is not installed (make deps)"
@@ -73,21 +79,22 @@ _serve_openapi_start() {
     if [ -z "$why" ]; then
         inner=$(serve_free_port)
         while [ "$inner" = "$port" ]; do inner=$(serve_free_port); done
-        SERVE_OPENAPI_OUT=$(mktemp "${TMPDIR:-/tmp}/kiln-openapi.XXXXXX")
+        out=$(mktemp "${TMPDIR:-/tmp}/kiln-openapi.XXXXXX")
         NODE_PATH=$nm node "$_serve_root/tests/openapi/proxy.js" "$host" "$port" "$inner" \
-            "$spec" "$SERVE_OPENAPI_OUT" >/dev/null 2>"$SERVE_OPENAPI_OUT.err" &
-        SERVE_PROXY_PID=$!
+            "$spec" "$out" >/dev/null 2>"$out.err" &
+        pid=$!
         for t in $(seq 100); do
-            [ -f "$SERVE_OPENAPI_OUT.ready" ] && break
-            kill -0 "$SERVE_PROXY_PID" 2>/dev/null || break
+            [ -f "$out.ready" ] && break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.05
         done
-        if [ ! -f "$SERVE_OPENAPI_OUT.ready" ]; then
-            why="the validating relay did not start: $(tail -1 "$SERVE_OPENAPI_OUT.err")"
-            kill "$SERVE_PROXY_PID" 2>/dev/null
-            wait "$SERVE_PROXY_PID" 2>/dev/null
-            rm -f "$SERVE_OPENAPI_OUT" "$SERVE_OPENAPI_OUT.err" "$SERVE_OPENAPI_OUT.ready"
-            SERVE_PROXY_PID= SERVE_OPENAPI_OUT=
+        if [ -f "$out.ready" ]; then
+            _serve_relays[$port]="$pid $out"
+        else
+            why="the validating relay did not start: $(tail -1 "$out.err")"
+            kill "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            rm -f "$out" "$out.err" "$out.ready"
         fi
     fi
     if [ -n "$why" ]; then
@@ -98,29 +105,58 @@ _serve_openapi_start() {
     case $host in *:*) _serve_inner="[$host]:$inner" ;; *) _serve_inner="$host:$inner" ;; esac
 }
 
-# _serve_openapi_stop: stops the relay, if one runs, and prints what it
-# found (tests/openapi/report.js).
+# _serve_openapi_stop PORT: stops the relay on PORT, if one runs, and
+# prints what it found (tests/openapi/report.js).
 _serve_openapi_stop() {
-    [ -n "$SERVE_PROXY_PID" ] || return 0
-    local rc
-    kill -TERM "$SERVE_PROXY_PID" 2>/dev/null
-    wait "$SERVE_PROXY_PID" 2>/dev/null
+    [ -n "${_serve_relays[$1]:-}" ] || return 0
+    local pid=${_serve_relays[$1]%% *} out=${_serve_relays[$1]#* } rc
+    unset "_serve_relays[$1]"
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
     rc=$?
-    SERVE_PROXY_PID=
-    node "$_serve_root/tests/openapi/report.js" "$SERVE_OPENAPI_OUT" "$_serve_test" >&2
-    if [ "$rc" != 0 ] || [ -s "$SERVE_OPENAPI_OUT.err" ]; then
-        echo "FAIL $_serve_test/openapi: the validating relay exited with status $rc: $(tail -3 "$SERVE_OPENAPI_OUT.err" | tr '\n' ' ')" >&2
+    node "$_serve_root/tests/openapi/report.js" "$out" "$_serve_test" >&2
+    if [ "$rc" != 0 ] || [ -s "$out.err" ]; then
+        echo "FAIL $_serve_test/openapi: the validating relay exited with status $rc: $(tail -3 "$out.err" | tr '\n' ' ')" >&2
     fi
-    rm -f "$SERVE_OPENAPI_OUT" "$SERVE_OPENAPI_OUT.err" "$SERVE_OPENAPI_OUT.ready"
-    SERVE_OPENAPI_OUT=
+    rm -f "$out" "$out.err" "$out.ready"
+}
+
+# serve_relay URL: puts a validating relay on URL's address for a server
+# the test starts itself, and sets SERVE_LISTEN to the address that server
+# must listen on (URL's own when no relay could start).
+serve_relay() {
+    local hostport=${1#http://}
+    if _serve_openapi_start "$1"; then
+        SERVE_LISTEN=$_serve_inner
+    else
+        SERVE_LISTEN=${hostport%%/*}
+    fi
+}
+
+# serve_relay_stop [URL]: stops serve_relay's relay on URL's port, or all of
+# them, and prints what each found; call it once their servers are gone.
+serve_relay_stop() {
+    local hostport=${1:-} p
+    if [ $# -gt 0 ]; then
+        hostport=${hostport#http://}
+        hostport=${hostport%%/*}
+        _serve_openapi_stop "${hostport##*:}"
+        return 0
+    fi
+    for p in "${!_serve_relays[@]}"; do
+        [ "$p" = "$_serve_main" ] || _serve_openapi_stop "$p"
+    done
 }
 
 # serve_start CFG LOG URL: starts the server (output appended to LOG), sets SERVE_PID, waits up to 10 s for URL/health; if it never answers, stops it and returns 1.
 serve_start() {
     local t=${EPOCHREALTIME//[!0-9]/}   # microseconds (bash 5)
     local end=$((t + 10000000))
-    _serve_openapi_stop   # a relay left by a server the test ended itself
+    # A relay left by a server the test ended itself.
+    [ -z "$_serve_main" ] || _serve_openapi_stop "$_serve_main"
+    _serve_main=
     if _serve_openapi_start "$3"; then
+        _serve_main=$_serve_port
         "$KILN" serve --config "$1" --listen "$_serve_inner" >>"$2" 2>&1 &
     else
         "$KILN" serve --config "$1" >>"$2" 2>&1 &
@@ -146,6 +182,7 @@ serve_stop() {
         SERVE_RC=$?
         SERVE_PID=
     fi
-    _serve_openapi_stop
+    [ -z "$_serve_main" ] || _serve_openapi_stop "$_serve_main"
+    _serve_main=
     return 0
 }

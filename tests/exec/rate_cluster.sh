@@ -25,6 +25,7 @@ cleanup() {
         kill -9 "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
+    serve_relay_stop
     bash tests/servers/postgres.sh stop "$pg" >/dev/null 2>&1
     rm -rf "$tmp"
 }
@@ -64,7 +65,8 @@ hosts() {
  "services": [{"id": 1, "tokens": ["tok-a", "tok-b"],
                "storage": {"plugin": "local", "root": "$tmp"}}]}
 JSON
-        "$KILN" serve --config "$tmp/cfg$h.json" >>"$tmp/log$h" 2>&1 &
+        serve_relay "http://127.0.0.1:$port" # answers checked (lib_serve.sh)
+        "$KILN" serve --config "$tmp/cfg$h.json" --listen "$SERVE_LISTEN" >>"$tmp/log$h" 2>&1 &
         PIDS+=($!)
         URLS+=("http://127.0.0.1:$port")
         local up=no
@@ -81,6 +83,7 @@ stop_hosts() {
         wait "$p" 2>/dev/null
     done
     PIDS=()
+    serve_relay_stop
 }
 # calls N TOKEN: N GET /status calls alternating between the hosts; prints
 # the status codes, one per line.
