@@ -217,11 +217,10 @@ int registry_add_service(registry *r, kiln_plugin *owner,
                          const kiln_service *svc, kiln_error *err);
 int registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
                          kiln_error *err);
-/* The pixel backend `name` a plugin registered; NULL for "vips" (the
- * host's own) and for one not loaded. */
+/* The pixel backend `name` a plugin registered ("vips": the built-in
+ * backend-vips), or NULL. */
 const reg_backend *registry_find_backend(const registry *r, const char *name);
-/* True when `name` is a pixel backend this engine can run: "vips" or a
- * registered one. */
+/* True when `name` is a registered pixel backend. */
 bool registry_has_backend(const registry *r, const char *name);
 /* The implementation an op runs with on a service whose backend is
  * `backend`: its own, else libvips' (the host converts at the boundary),
@@ -245,8 +244,9 @@ struct kiln_plugin {
     char *path;
     char *name;
     char *version;
-    void *handle; /* dlopen */
+    void *handle; /* dlopen; NULL for a built-in plugin */
     const kiln_plugin_descriptor *desc;
+    bool builtin; /* compiled into kiln (kiln_builtin_plugins) */
     struct kiln_engine *engine;
     bool in_init;
     bool initialized;
@@ -255,8 +255,12 @@ struct kiln_plugin {
 /* Loads one plugin file into the engine's registry: dlopen, descriptor and
  * version checks, init. On any refusal nothing stays registered or open.*/
 int loader_load_file(struct kiln_engine *e, const char *path, kiln_error *err);
-/* Loads each enabled plugin name from the first directory that has it. */
+/* Loads the built-in plugins, then each enabled plugin name from the
+ * first directory that has it. */
 int loader_load_config(struct kiln_engine *e, kiln_error *err);
+/* The plugins compiled into kiln, NULL-terminated (generated from the
+ * Makefile's BUILTIN_PLUGINS): always loaded, first. */
+extern const kiln_plugin_descriptor *const kiln_builtin_plugins[];
 void loader_unload_all(struct kiln_engine *e);
 /* The host API table handed to every plugin. */
 const kiln_host_api *loader_host_api(void);

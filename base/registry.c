@@ -460,9 +460,16 @@ registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
         return err_set(err, KILN_EINVAL, "backend name \"%s\" is not valid",
                        full.name ? full.name : "(null)");
     }
-    if (strcmp(full.name, "vips") == 0 || registry_find_backend(r, full.name)) {
+    if (registry_find_backend(r, full.name)) {
         return err_set(err, KILN_EEXIST, "backend \"%s\" is already registered",
                        full.name);
+    }
+    if (strcmp(full.name, "vips") == 0 && (owner == NULL || !owner->builtin)) {
+        /* Ops' "vips" implementations are libvips calls (kiln_op_impl.
+         * execute), which only kiln's built-in libvips executor runs. */
+        return err_set(err, KILN_EEXIST,
+                       "backend \"vips\" is kiln's built-in libvips backend "
+                       "(backend-vips): choose another name");
     }
     if (full.probe == NULL || full.decode == NULL || full.encode == NULL ||
         full.shape == NULL || full.to_vips == NULL || full.from_vips == NULL ||
@@ -498,8 +505,7 @@ registry_find_backend(const registry *r, const char *name)
 bool
 registry_has_backend(const registry *r, const char *name)
 {
-    return name != NULL &&
-           (strcmp(name, "vips") == 0 || registry_find_backend(r, name));
+    return registry_find_backend(r, name) != NULL;
 }
 
 const reg_impl *

@@ -931,7 +931,7 @@ config_set_storage_root(kiln_config *c, const char *root, kiln_error *err)
 void
 config_set_backend(kiln_config *c, const char *backend)
 {
-    /* The plugin of a backend other than the host's, enabled when the
+    /* The plugin of a backend other than the built-in "vips", enabled when the
      * configuration does not enable it (the defaults do not). */
     char name[96];
     snprintf(name, sizeof name, "backend-%s", backend);

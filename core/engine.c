@@ -22,9 +22,9 @@ static int engine_open_remote(kiln_engine *e, kiln_error *err);
 static const engine_storage *engine_remote_for(const kiln_engine *e,
                                                int service_id);
 
-/* Every service's pixel backend must be loaded: "vips" is the host's,
- * any other a plugin's (backend-magick registers "magick"). A service
- * silently run on another engine than it asked for would be a lie. */
+/* Every service's pixel backend must be loaded: "vips" is the built-in
+ * backend-vips', any other a plugin's (backend-magick registers "magick"). A
+ * service silently run on another engine than it asked for would be a lie. */
 static int
 engine_check_backends(const kiln_engine *e, kiln_error *err)
 {
@@ -43,10 +43,10 @@ engine_check_backends(const kiln_engine *e, kiln_error *err)
         if (s->backend == NULL || registry_has_backend(&e->reg, s->backend)) {
             continue;
         }
-        char have[256] = "\"vips\"";
+        char have[256] = "";
         for (size_t k = 0; k < e->reg.n_backends; k++) {
             size_t l = strlen(have);
-            snprintf(have + l, sizeof have - l, ", \"%s\"",
+            snprintf(have + l, sizeof have - l, "%s\"%s\"", k ? ", " : "",
                      e->reg.backends[k].be.name);
         }
         return err_set_path(err, KILN_ENOTFOUND, s->backend_path,
@@ -355,8 +355,13 @@ engine_free(kiln_engine *e)
     }
     /* libvips' operation cache may still hold sources and targets whose
      * callbacks live in plugin code and use the storages' state: drop
-     * them before the storages close and the code goes. */
-    vips_cache_drop_all();
+     * them before the storages close and the code goes. A cache of no
+     * size empties it; vips_cache_drop_all() would also destroy the
+     * cache itself, which libvips never makes again, so the process could
+     * not run libvips after this engine (another engine, the tests). */
+    int cache_max = vips_cache_get_max();
+    vips_cache_set_max(0);
+    vips_cache_set_max(cache_max);
     for (size_t i = 0; i < e->n_storages; i++) {
         const kiln_storage *b = &e->storages[i].backend->st;
         if (b->close != NULL) {
@@ -486,10 +491,13 @@ exec_result_free(exec_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Joins every error into one line for the process's error field. */
+/* Fails every job of g with the compiler's errors, joined into
+ * res->error too. */
 static void
-engine_join_errors(const errlist *errs, char *buf, size_t size)
+engine_fail_jobs(const graph *g, const errlist *errs, exec_result *res)
 {
+    char *buf = res->error;
+    size_t size = sizeof res->error;
     buf[0] = '\0';
     for (size_t i = 0; i < errs->n; i++) {
         char one[1100];
@@ -497,254 +505,68 @@ engine_join_errors(const errlist *errs, char *buf, size_t size)
         size_t l = strlen(buf);
         snprintf(buf + l, size - l, "%s%s", i ? "; " : "", one);
     }
+    for (size_t j = 0; j < g->n_jobs; j++) {
+        snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
+                 res->error);
+    }
 }
 
-static void
-engine_reopen(graph *g, VipsSource *src, VipsImage **raw, bool *sequential,
-              int *redecodes)
+void
+engine_source_failed(exec_result *res, int rc, kiln_error *err)
 {
-    *sequential = false;
-    graph_node *load = &g->nodes[0];
-    if (g->n_nodes == 0 || load->kind != GRAPH_LOAD) {
-        return;
+    res->source_failed = true;
+    if (rc == KILN_EIO) {
+        res->storage_errors++;
     }
-    bool reduced = load->load_shrink > 1 || load->load_scale > 0;
-    /* Auto-orientation turns or mirrors the whole image: not a top to
-     * bottom read either. */
-    bool seq = graph_streams(g) && vips_image_get_orientation(*raw) <= 1;
-    if (!reduced && !seq) {
-        return;
-    }
-    VipsImage *im = NULL;
-    kiln_error why;
-    if (reduced) {
-        kiln_shape got;
-        if (exec_reopen(src, load, seq, &im, &why) == KILN_OK) {
-            exec_oriented_shape(im, &got);
-            if (got.width != load->shape.width ||
-                got.height != load->shape.height) {
-                g_object_unref(im);
-                im = NULL;
-            }
-        }
-        if (im == NULL) {
-            /* The full decode reports whatever is wrong with the file. */
-            pass_shrink_undo(g);
-        }
-    }
-    if (im == NULL && seq) {
-        (void)exec_reopen(src, load, true, &im, &why); /* NULL on failure */
-    }
-    if (im != NULL && seq) {
-        /* Only the stream reads a sequential loader (stream.c). */
-        VipsImage *st = NULL;
-        if (stream_new(src, load, im, redecodes, &st, &why) != KILN_OK) {
-            st = NULL;
-        }
-        g_object_unref(im);
-        im = st;
-    }
-    if (im == NULL) {
-        vips_error_clear(); /* keep the random-access, full-size header */
-        return;
-    }
-    g_object_unref(*raw);
-    *raw = im;
-    *sequential = seq;
-}
-
-/* What the source's header says, for the passes. */
-static dsl_facts
-engine_facts(VipsImage *raw)
-{
-    dsl_facts f = {NULL, false, exec_decode_is_plain(raw),
-                   vips_image_get_orientation(raw) > 1};
-    const char *loader = NULL;
-    if (vips_image_get_typeof(raw, VIPS_META_LOADER) != 0 &&
-        vips_image_get_string(raw, VIPS_META_LOADER, &loader) == 0) {
-        f.format = graph_format_of_loader(loader);
-    }
-    return f;
+    err_prefix_path(err, "source");
 }
 
 int
-engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
-                bool *sequential, int *redecodes, kiln_error *err)
+engine_bind(kiln_engine *e, graph **g, const kiln_shape *shape,
+            const dsl_facts *facts, const kiln_limits *lim, const char *backend,
+            exec_result *res)
 {
-    *sequential = false;
-    dsl_facts facts = engine_facts(*raw);
-    dsl_stages st = {.facts = &facts, .level = level};
+    dsl_stages st = {.shape = shape,
+                     .bind_limits = lim,
+                     .facts = facts,
+                     .backend = backend,
+                     .level = e->opt_level};
     errlist errs = {0};
-    arena *a = g->arena;
-    int rc = dsl_run(&st, &a, &g, &errs);
+    arena *a = (*g)->arena;
+    int rc = dsl_run(&st, &a, g, &errs);
     if (rc != KILN_OK) {
-        if (errs.n > 0) {
-            *err = errs.items[0].e;
-        }
-        errlist_free(&errs);
-        return rc;
+        engine_fail_jobs(*g, &errs, res);
     }
     errlist_free(&errs);
-    engine_reopen(g, src, raw, sequential, redecodes);
+    return rc;
+}
+
+engine_run_fn
+engine_runner(const kiln_engine *e, const char *backend)
+{
+    for (size_t i = 0; i < e->n_runners; i++) {
+        if (strcmp(e->runners[i].backend, backend) == 0) {
+            return e->runners[i].run;
+        }
+    }
+    return NULL;
+}
+
+int
+engine_set_runner(kiln_engine *e, const char *backend, engine_run_fn run,
+                  kiln_error *err)
+{
+    if (engine_runner(e, backend) != NULL) {
+        return err_set(err, KILN_EEXIST,
+                       "backend \"%s\" already has a graph executor", backend);
+    }
+    if (e->n_runners == sizeof e->runners / sizeof e->runners[0]) {
+        return err_set(err, KILN_ELIMIT, "too many graph executors");
+    }
+    e->runners[e->n_runners].backend = backend;
+    e->runners[e->n_runners].run = run;
+    e->n_runners++;
     return KILN_OK;
-}
-
-/* The error of a source whose pixels do not decode, `why` saying what
- * libvips or the backend said; returns its code. */
-static int
-engine_decode_failed(const char *shown, const char *why, kiln_error *err)
-{
-    /* libvips holds a large random-access decode in a temporary file in
-     * TMPDIR: a full disk there is not the source's fault. */
-    if (strstr(why, g_strerror(ENOSPC)) != NULL) {
-        return err_set_path(err, KILN_EIO, "source",
-                            "cannot decode \"%s\": no space left on device "
-                            "for libvips' temporary file in \"%s\" (TMPDIR)",
-                            shown, g_get_tmp_dir());
-    }
-    return err_set_path(err, KILN_EINVAL, "source",
-                        "cannot decode \"%s\" (damaged or truncated?): %s",
-                        shown, why);
-}
-
-/* True when a job failed and no storage operation did: the failure was
- * in computing pixels (or encoding them). */
-static bool
-engine_jobs_failed_in_pixels(const exec_result *res)
-{
-    if (res->storage_errors > 0) {
-        return false;
-    }
-    for (size_t j = 0; j < res->n_jobs; j++) {
-        if (!res->jobs[j].ok) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A strict decode of the source failed, libvips saying `why`. For a JPEG
- * that may be a harmless libjpeg warning (exec_fail_on): ask the file.
- * Returns true when it is harmless (the load node is made lenient: open
- * the source again and decode it so); otherwise fills err with the
- * damaged source's error. */
-static bool
-engine_decode_lenient(graph *g, VipsSource *src, const char *shown,
-                      const char *why, kiln_error *err)
-{
-    graph_node *load = &g->nodes[0];
-    if (g->n_nodes == 0 || load->kind != GRAPH_LOAD || load->load_lenient ||
-        !exec_is_jpeg(src)) {
-        engine_decode_failed(shown, why, err);
-        return false;
-    }
-    kiln_error cerr;
-    err_clear(&cerr);
-    int rc = source_check_jpeg(src, &cerr);
-    if (rc == KILN_OK) {
-        load->load_lenient = true;
-        return true;
-    }
-    if (rc == KILN_EINVAL) {
-        err_set_path(err, KILN_EINVAL, "source", "cannot decode \"%s\": %s",
-                     shown, cerr.message);
-    } else {
-        /* The bytes could not be read again (a broken stream): libvips'
-         * words say more. */
-        engine_decode_failed(shown, why, err);
-    }
-    return false;
-}
-
-/* Replaces *raw (the loader, or the stream over it) with a random-access
- * decode of `src` for the lenient load node, its pixels computed. */
-static int
-engine_reopen_lenient(graph *g, VipsSource *src, const char *shown,
-                      exec_deadline *deadline, VipsImage **raw, kiln_error *err)
-{
-    VipsImage *im = NULL;
-    double avg;
-    if (exec_reopen(src, &g->nodes[0], false, &im, err) == KILN_OK) {
-        exec_deadline_watch(deadline, im);
-    }
-    if (im == NULL || vips_avg(im, &avg, NULL) != 0) {
-        if (exec_deadline_passed(deadline)) {
-            if (im != NULL) {
-                g_object_unref(im);
-            }
-            return exec_deadline_error(deadline, err);
-        }
-        char why[sizeof err->message];
-        if (im != NULL) {
-            g_object_unref(im);
-            err_set_vips(err, NULL);
-        }
-        snprintf(why, sizeof why, "%s", err->message);
-        return engine_decode_failed(shown, why, err);
-    }
-    stream_finish(*raw);
-    g_object_unref(*raw);
-    *raw = im;
-    return KILN_OK;
-}
-
-/* Forgets what a run of the jobs left in res, for a second run. */
-static void
-engine_reset_jobs(exec_result *res)
-{
-    for (size_t j = 0; j < res->n_jobs; j++) {
-        job_result *jr = &res->jobs[j];
-        for (size_t k = 0; k < jr->n_warnings; k++) {
-            free(jr->warnings[k]);
-        }
-        free(jr->warnings);
-        jr->warnings = NULL;
-        jr->n_warnings = 0;
-        jr->ok = false;
-        jr->error[0] = '\0';
-        jr->width = jr->height = 0;
-        jr->bytes = 0;
-    }
-    res->storage_errors = 0;
-    res->ran_jobs = false;
-}
-
-/* A job failed while the source was read sequentially: was it the
- * source? Its pixels were decoded as the job pulled them, so a damaged
- * file (or a storage read that failed midway) fails inside the job's
- * encoder with the loader's or the backend's words. Decoding it again,
- * whole, tells; when that fails too, the process fails as a random-access
- * decode fails up front (path "source"), with the words the job saw
- * (`seen`): a second read of a broken stream says less. A JPEG whose
- * strict decode failed on a harmless warning is neither: the jobs run
- * again on a lenient decode (ENGINE_SOURCE_LENIENT). */
-enum { ENGINE_SOURCE_FINE, ENGINE_SOURCE_DAMAGED, ENGINE_SOURCE_LENIENT };
-
-static int
-engine_source_damaged(graph *g, VipsSource *src, const char *shown,
-                      const char *seen, kiln_error *err)
-{
-    graph_node plain;
-    memset(&plain, 0, sizeof plain);
-    plain.load_lenient = g->nodes[0].load_lenient;
-    VipsImage *im = NULL;
-    double avg;
-    if (exec_reopen(src, &plain, false, &im, err) == KILN_OK &&
-        vips_avg(im, &avg, NULL) == 0) {
-        g_object_unref(im);
-        return ENGINE_SOURCE_FINE;
-    }
-    if (im != NULL) {
-        g_object_unref(im);
-    }
-    vips_error_clear();
-    const char *said = strstr(seen, "libvips said: ");
-    if (said != NULL) {
-        seen = said + strlen("libvips said: ");
-    }
-    return engine_decode_lenient(g, src, shown, seen, err)
-               ? ENGINE_SOURCE_LENIENT
-               : ENGINE_SOURCE_DAMAGED;
 }
 
 int
@@ -771,7 +593,6 @@ engine_execute_stoppable(kiln_engine *e, graph *g, const volatile int *stop,
         res->jobs[j].format = graph_format_name(enc->format);
     }
     int rc = KILN_OK;
-    VipsImage *raw = NULL, *decoded = NULL;
     VipsSource *src = NULL;
     kiln_error err;
     err_clear(&err);
@@ -807,167 +628,41 @@ engine_execute_stoppable(kiln_engine *e, graph *g, const volatile int *stop,
         }
     }
     const reg_backend *be = registry_find_backend(&e->reg, res->backend);
-    if (be != NULL) {
-        /* A plugin's pixel backend (exec_native.c). */
-        kiln_image_info info;
-        rc = exec_native_open(src_st, g->req.source, lim.max_file_size, be,
-                              &src, &info, &err);
-        if (rc != KILN_OK) {
-            res->source_failed = true;
-            if (rc == KILN_EIO) {
-                res->storage_errors++;
-            }
-            err_prefix_path(&err, "source");
-            goto fail;
-        }
-        kiln_shape nshape = {info.width, info.height, info.has_alpha ? 4 : 3,
-                             info.has_alpha};
-        dsl_facts nfacts = {.format = arena_strdup(g->arena, info.format)};
-        dsl_stages nst = {.shape = &nshape,
-                          .bind_limits = &lim,
-                          .facts = &nfacts,
-                          .backend = be->be.name,
-                          .level = e->opt_level};
-        errlist nerrs = {0};
-        arena *na = g->arena;
-        rc = dsl_run(&nst, &na, &g, &nerrs);
-        if (rc != KILN_OK) {
-            engine_join_errors(&nerrs, res->error, sizeof res->error);
-            for (size_t j = 0; j < g->n_jobs; j++) {
-                snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
-                         res->error);
-            }
-            errlist_free(&nerrs);
-            goto done;
-        }
-        errlist_free(&nerrs);
-        rc = exec_native_run(e, st, be, g, src, &info, &lim, res, &err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
-        rc = res->ok ? KILN_OK : KILN_EINVAL;
-        goto done;
-    }
-    rc = exec_open_source(src_st, g->req.source, lim.max_file_size,
-                          lim.max_pixels, &res->deadline, true, &src, &raw,
-                          &err);
-    if (rc != KILN_OK) {
-        res->source_failed = true;
-        if (rc == KILN_EIO) {
-            res->storage_errors++;
-        }
-        err_prefix_path(&err, "source");
+    if (be == NULL) {
+        /* engine_check_backends refused such a service at start-up. */
+        rc = err_set_path(&err, KILN_EINTERNAL, "service_id",
+                          "no pixel backend \"%s\" is loaded", res->backend);
         goto fail;
     }
-    kiln_shape shape;
-    exec_oriented_shape(raw, &shape);
-    errlist errs = {0};
-    /* The compiler's remaining stages: bind (the header only: the pixel
-     * limit is checked before a single pixel is decoded), then the
-     * passes, with what the header says. */
-    dsl_facts facts = engine_facts(raw);
-    dsl_stages stages = {.shape = &shape,
-                         .bind_limits = &lim,
-                         .facts = &facts,
-                         .level = e->opt_level};
-    arena *ga = g->arena;
-    rc = dsl_run(&stages, &ga, &g, &errs);
-    if (rc != KILN_OK) {
-        engine_join_errors(&errs, res->error, sizeof res->error);
-        for (size_t j = 0; j < g->n_jobs; j++) {
-            snprintf(res->jobs[j].error, sizeof res->jobs[j].error, "%s",
-                     res->error);
+    engine_run_fn run = engine_runner(e, be->be.name);
+    if (run != NULL) {
+        /* The backend runs whole graphs itself (backend-vips). */
+        rc = run(e, st, src_st, g, &lim, res, &err);
+        if (err.code != KILN_OK) {
+            goto fail;
         }
-        errlist_free(&errs);
         goto done;
     }
-    errlist_free(&errs);
-    bool sequential = false;
-    engine_reopen(g, src, &raw, &sequential, &res->redecodes);
-    if (g->fused_op > 0) {
-        /* Pass fuse-jpeg: the thumbnail in one loop, or (the file is not
-         * what the pass assumed) nothing done and the pipeline below. */
-        VipsImage *made = NULL;
-        bool taken = false;
-        rc = exec_fused_run(g, src, raw, &res->deadline, &made, &taken, &err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
-        if (taken) {
-            res->ran_jobs = true;
-            rc = exec_graph_from(e, st, g, g->fused_op, made, res);
-            g_object_unref(made);
-            goto done;
-        }
+    /* Any other backend through the SDK's kiln_backend (exec_native.c). */
+    kiln_image_info info;
+    rc = exec_native_open(src_st, g->req.source, lim.max_file_size, be, &src,
+                          &info, &err);
+    if (rc != KILN_OK) {
+        engine_source_failed(res, rc, &err);
+        goto fail;
     }
-    char shown[512];
-    netguard_display_url(g->req.source, shown, sizeof shown);
-    /* With random access, decode the pixels once, now: the loader keeps
-     * them for every job (one decode for many outputs), and a truncated or
-     * corrupt file fails here, named, rather than inside a job's encoder.
-     * A sequential source is decoded as its one consumer pulls it. */
-    exec_deadline_watch(&res->deadline, raw);
-    double avg;
-    if (!sequential && vips_avg(raw, &avg, NULL) != 0) {
-        if (exec_deadline_passed(&res->deadline)) {
-            rc = exec_deadline_error(&res->deadline, &err);
-            goto fail;
-        }
-        char why[sizeof err.message];
-        err_set_vips(&err, NULL);
-        snprintf(why, sizeof why, "%s", err.message);
-        if (!engine_decode_lenient(g, src, shown, why, &err)) {
-            rc = err.code;
-            goto fail;
-        }
-        rc = engine_reopen_lenient(g, src, shown, &res->deadline, &raw, &err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
+    kiln_shape nshape = {info.width, info.height, info.has_alpha ? 4 : 3,
+                         info.has_alpha};
+    dsl_facts nfacts = {.format = arena_strdup(g->arena, info.format)};
+    rc = engine_bind(e, &g, &nshape, &nfacts, &lim, be->be.name, res);
+    if (rc != KILN_OK) {
+        goto done;
     }
-    for (;;) {
-        rc = exec_decode(raw, &decoded, &err);
-        if (rc != KILN_OK) {
-            err_prefix_path(&err, "source");
-            goto fail;
-        }
-        exec_deadline_watch(&res->deadline, decoded);
-        res->ran_jobs = true;
-        rc = exec_graph(e, st, g, decoded, res);
-        if (rc == KILN_OK || !sequential || res->timed_out ||
-            !engine_jobs_failed_in_pixels(res)) {
-            break;
-        }
-        const char *seen = "";
-        for (size_t j = 0; j < res->n_jobs && seen[0] == '\0'; j++) {
-            if (!res->jobs[j].ok) {
-                seen = res->jobs[j].error;
-            }
-        }
-        char saw[sizeof res->jobs[0].error];
-        snprintf(saw, sizeof saw, "%s", seen);
-        int verdict = engine_source_damaged(g, src, shown, saw, &err);
-        if (verdict == ENGINE_SOURCE_DAMAGED) {
-            /* As with an up-front decode failure: the process fails
-             * whatever fail_on_conversion_error says. */
-            res->ran_jobs = false;
-            rc = err.code;
-            goto fail;
-        }
-        if (verdict == ENGINE_SOURCE_FINE) {
-            break;
-        }
-        /* Harmless JPEG warnings: nothing was written; run the jobs
-         * again on a lenient, random-access decode. */
-        g_object_unref(decoded);
-        decoded = NULL;
-        engine_reset_jobs(res);
-        rc = engine_reopen_lenient(g, src, shown, &res->deadline, &raw, &err);
-        if (rc != KILN_OK) {
-            goto fail;
-        }
-        sequential = false;
+    rc = exec_native_run(e, st, be, g, src, &info, &lim, res, &err);
+    if (rc != KILN_OK) {
+        goto fail;
     }
+    rc = res->ok ? KILN_OK : KILN_EINVAL;
     goto done;
 fail:
     res->timed_out = exec_deadline_passed(&res->deadline);
@@ -979,13 +674,6 @@ fail:
                  res->error);
     }
 done:
-    if (decoded != NULL) {
-        g_object_unref(decoded);
-    }
-    if (raw != NULL) {
-        stream_finish(raw);
-        g_object_unref(raw);
-    }
     if (src != NULL) {
         g_object_unref(src);
     }

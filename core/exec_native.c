@@ -1,7 +1,7 @@
 /*
  * The executor for a plugin's pixel backend (kiln_backend in plugin.h;
  * backend-magick's "magick"): a service whose `backend` names one runs
- * here instead of exec.c's libvips pipeline.
+ * here instead of backend-vips' libvips pipeline (its run.c).
  *
  * The source is read whole from storage, its header probed by the backend
  * (the pixel limit is checked from it in bind, before a pixel is
@@ -217,7 +217,11 @@ native_run_op(kiln_exec *ctx, const graph_node *node, const reg_impl *impl,
               const kiln_reduction *red, native_cur *cur, kiln_error *err)
 {
     const kiln_backend *b = &ctx->be->be;
-    bool native = strcmp(impl->impl.backend, b->name) == 0;
+    /* The backend's own implementation, on its own images; a libvips one
+     * (execute) on a VipsImage, which for backend-vips' "vips" on the
+     * SDK path is its own image again (to_vips is a new reference). */
+    bool native = strcmp(impl->impl.backend, b->name) == 0 &&
+                  impl->impl.execute_native != NULL;
     int rc = native_cur_as(b, cur, native, err);
     if (rc != KILN_OK) {
         return err_prefix_path(err, node->path), err->code;

@@ -1,8 +1,12 @@
 /*
- * The executor and the engine (the core layer above the compiler): how a
- * compiled, bound and optimized graph runs (exec.c, exec_fused.c,
- * stream.c, render.c) and the engine that ties storage and the pixel
- * backends to it. The API server (job store, runner, postbacks) is a
+ * The engine and what every executor shares (the core layer above the
+ * compiler): the engine ties storage and the pixel backends to compiled
+ * graphs (engine.c); the host decodes images into the SDK's common
+ * currency, VipsImage (exec.c, render.c, source_check.c), writes outputs
+ * whole or not at all (exec.c) and runs any SDK backend's ops
+ * (exec_native.c). The libvips executor is a backend of its own
+ * (plugins/backend-vips/), built in; it registers with
+ * engine_set_runner. The API server (job store, runner, postbacks) is a
  * layer above, in server/; the engine knows it only as a hook. Includes the
  * compiler (dsl/dsl.h) and the host's base (base/host.h). Plugins never see
  * this file; they see sdk/include/kiln only.
@@ -59,12 +63,26 @@ typedef struct exec_result {
 
 /* ----------------------------------------------------------- engine.c */
 
-typedef struct engine_storage {
+typedef struct engine_storage engine_storage;
+
+/* A backend's executor for whole graphs (engine_set_runner): runs the
+ * compiled g for the service whose storage is st, reading the source
+ * through src_st (st, or the remote backend for a URL), under lim, and
+ * fills res's jobs. The engine has set res's jobs, backend and deadline.
+ * Returns the run's code; fills err only when the process failed as a
+ * whole (a source that does not read or decode, a deadline), which the
+ * engine then writes into every job. */
+typedef int (*engine_run_fn)(kiln_engine *e, const engine_storage *st,
+                             const engine_storage *src_st, graph *g,
+                             const kiln_limits *lim, exec_result *res,
+                             kiln_error *err);
+
+struct engine_storage {
     int service_id;
     const config_vector *vector; /* the service's; NULL: none */
     const reg_storage *backend;
     void *state;
-} engine_storage;
+};
 
 struct netguard_allow;
 
@@ -104,6 +122,13 @@ struct kiln_engine {
     engine_storage remote;
     engine_storage *remotes;
     size_t n_remotes;
+    /* Backends that run whole graphs themselves ("vips"); the others run
+     * through exec_native.c. */
+    struct {
+        const char *backend;
+        engine_run_fn run;
+    } runners[4];
+    size_t n_runners;
 };
 
 /* Creates an engine for a configuration it takes ownership of: loads the
@@ -132,28 +157,28 @@ int engine_compile_admit(kiln_engine *e, const char *text, size_t len,
 int engine_execute(kiln_engine *e, graph *g, exec_result *res);
 /* The same, stopped (nothing written, res->stopped) as soon as *stop
  * becomes non-zero, from any thread. */
-int engine_execute_stoppable(kiln_engine *e, graph *g,
-                             const volatile int *stop, exec_result *res);
+int engine_execute_stoppable(kiln_engine *e, graph *g, const volatile int *stop,
+                             exec_result *res);
 /* The limits a compiled request runs under: its service's, lowered by the
  * request's own `limits`. */
 kiln_limits engine_process_limits(const kiln_engine *e, const graph *g);
-/* Runs the optimizer's passes at `level` on a bound graph whose source
- * header is *raw (the source's format and plainness come from it), then
- * opens `src` again the way the optimized graph reads it; *raw (its
- * random-access header image) is replaced when that differs:
- *  - with the reduced decode shrink-on-load planned, if any; when that
- *    image is not the size the plan promised (a loader rounding another
- *    way), the plan is undone and the full-size decode kept;
- *  - in strips, through the stream (stream.c), when the graph streams
- *    (graph_streams; *sequential is set): the pixels are then decoded as
- *    the one consumer's pipeline pulls them, never held whole. Otherwise
- *    (several jobs that start differently, an op that reads its input
- *    twice, an EXIF orientation) the source stays in random-access mode,
- *    where libvips decodes it once into memory for all of them.
- * *redecodes counts the stream's second decodes (may be NULL). No pixel
- * is read here. */
-int engine_optimize(graph *g, int level, VipsSource *src, VipsImage **raw,
-                    bool *sequential, int *redecodes, kiln_error *err);
+/* Registers `run` as backend `backend`'s executor for whole graphs (a
+ * built-in plugin's init: backend-vips). */
+int engine_set_runner(kiln_engine *e, const char *backend, engine_run_fn run,
+                      kiln_error *err);
+/* The executor `backend` registered, or NULL (run through the SDK). */
+engine_run_fn engine_runner(const kiln_engine *e, const char *backend);
+/* The source of a run could not be opened or probed (rc): res says so
+ * (a storage failure is counted), and err's path becomes "source". */
+void engine_source_failed(exec_result *res, int rc, kiln_error *err);
+/* The compiler's last stages for a run on `backend`: binds *g to the
+ * source's upright shape (the pixel limit checked from the header, before
+ * a pixel is decoded), then runs the passes at the engine's level with
+ * what the header says (facts). When they refuse the source, every job
+ * of res fails with their errors and their code is returned. */
+int engine_bind(kiln_engine *e, graph **g, const kiln_shape *shape,
+                const dsl_facts *facts, const kiln_limits *lim,
+                const char *backend, exec_result *res);
 void exec_result_free(exec_result *r);
 /* The "jobs" array of a status body (api.md) for a result: each job's
  * destination, outcome, format, backend, size, duration, error and
@@ -168,17 +193,6 @@ bool engine_source_is_url(const char *source);
  * guard allows. Errors carry path "source". */
 int engine_check_source(const kiln_engine *e, int service_id,
                         const char *source, kiln_error *err);
-
-/* Encodes `im` (8-bit sRGB, flattened where the format has no alpha) as
- * format f into target and ends it (encode.c); -1 with the libvips error
- * set on failure. quality is the contract's 0..100. */
-int encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target);
-/* True when encode_save() writes `im` as a JPEG with libjpeg directly:
- * 8-bit sRGB, 3 bands, in memory. */
-bool encode_jpeg_direct_ok(VipsImage *im);
-/* That JPEG, the bytes vips_jpegsave(Q = q, strip) makes; 0 or -1 with
- * the libvips error buffer set. */
-int encode_jpeg_direct(VipsImage *im, int q, VipsTarget *target);
 
 /* Whether a loader (the type name vips_foreign_find_load_source gives)
  * reads a format kiln admits as a source (source_format.c). */
@@ -200,32 +214,6 @@ int source_check_jpeg(VipsSource *src, kiln_error *err);
  * pixel is made): libvips shows missing GIF data as transparent rows. */
 int source_check_gif(VipsSource *src, kiln_error *err);
 
-/* Executes a bound graph with an open source image (exec.c). */
-int exec_graph(kiln_engine *e, const engine_storage *st, graph *g,
-               VipsImage *source, exec_result *res);
-/* The same with op node `node`'s output already made (`made`, which it
- * does not take): the jobs start from it (node -1: made is the source). */
-int exec_graph_from(kiln_engine *e, const engine_storage *st, graph *g,
-                    int node, VipsImage *made, exec_result *res);
-
-/* --------------------------------------------------------- exec_lut.c */
-
-/* Runs dsl_lut_op (the optimizer's fused lookup) on `in`. */
-int exec_lut(const void *params, VipsImage *in, VipsImage **out,
-             kiln_error *err);
-
-/* ------------------------------------------------------- exec_fused.c */
-
-/* Makes g->fused_op's output from the JPEG bytes of `src` in one loop:
- * libjpeg's DCT-scaled decode, the Lanczos3 kernels (kernels/), into a
- * w x h sRGB image in memory (*out, a new reference) carrying `header`'s
- * resolution. *taken is false, and nothing made, when the file is not
- * what the pass assumed or libjpeg has anything to say about it (a
- * warning, an error): the general path then runs, whose strict and
- * lenient decodes deal with it. KILN_OK, or the deadline's error. */
-int exec_fused_run(const graph *g, VipsSource *src, VipsImage *header,
-                   exec_deadline *dl, VipsImage **out, bool *taken,
-                   kiln_error *err);
 /* Decodes an image the way every source is decoded: auto-orient, sRGB,
  * 8-bit. *out is a new reference. */
 int exec_decode(VipsImage *in, VipsImage **out, kiln_error *err);
@@ -331,7 +319,7 @@ int exec_native_open(const engine_storage *src_st, const char *path,
 /* Runs a bound and optimized g on `be` (the service's backend): decodes
  * src once, runs every job (ops without an implementation for `be` on
  * libvips, converted once at each boundary of such a run), writes to st
- * and commits as exec_graph does. Fails (err, path "source") only when
+ * and commits as backend-vips does. Fails (err, path "source") only when
  * the source does not decode; job failures are in res. */
 int exec_native_run(kiln_engine *e, const engine_storage *st,
                     const struct reg_backend *be, graph *g, VipsSource *src,
@@ -349,21 +337,5 @@ void exec_oriented_shape(VipsImage *im, kiln_shape *out);
 /* True when exec_decode() turns `im` into sRGB with no colour transform
  * (it is 8-bit sRGB or grey without alpha, and any profile is sRGB). */
 bool exec_decode_is_plain(VipsImage *im);
-
-/* ----------------------------------------------------------- stream.c */
-
-/* Wraps `loader`, a sequential decode of `src` (opened with exec_reopen
- * for `load`), into *out: an image with its header and metadata, not
- * linked to it, whose pixels are read from the loader without a copy. A
- * read that fails (a chain that went above the loader's cache) decodes
- * `src` again, whole, from an independent copy of its bytes, serves that
- * request and every later one from it, and bumps *restarts (may be
- * NULL). *out is a new reference; it holds references to src and
- * loader. */
-int stream_new(VipsSource *src, const graph_node *load, VipsImage *loader,
-               int *restarts, VipsImage **out, kiln_error *err);
-/* After the last job that reads `im` (a stream_new image; anything else
- * is ignored): releases the memory its loader holds. */
-void stream_finish(VipsImage *im);
 
 #endif /* KILN_CORE_KILN_H */

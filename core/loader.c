@@ -397,6 +397,57 @@ loader_check_name(const char *path, const kiln_plugin_descriptor *d,
                    path, d->name, d->name);
 }
 
+/* Registers a checked descriptor's plugin: refuses a second plugin of
+ * the same name, runs init, and on failure removes what it registered.
+ * `h` is its dlopen handle (NULL for a built-in plugin); the caller
+ * closes it on failure. */
+static int
+loader_start(kiln_engine *e, const char *path, void *h,
+             const kiln_plugin_descriptor *d, kiln_error *err)
+{
+    for (size_t i = 0; i < e->n_plugins; i++) {
+        if (strcmp(e->plugins[i]->name, d->name) == 0) {
+            return err_set(err, KILN_EEXIST,
+                           "plugin %s: a plugin named \"%s\" is already "
+                           "loaded from %s",
+                           path, d->name, e->plugins[i]->path);
+        }
+    }
+    kiln_plugin *p = calloc(1, sizeof *p);
+    kiln_plugin **list =
+        realloc(e->plugins, (e->n_plugins + 1) * sizeof *e->plugins);
+    if (list != NULL) {
+        e->plugins = list;
+    }
+    if (p == NULL || list == NULL) {
+        free(p);
+        return err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    p->path = strdup(path);
+    p->name = strdup(d->name);
+    p->version = strdup(d->version ? d->version : "");
+    p->handle = h;
+    p->builtin = h == NULL;
+    p->desc = d;
+    p->engine = e;
+    kiln_error ierr;
+    err_clear(&ierr);
+    p->in_init = true;
+    int rc = d->init(p, &loader_api, &ierr);
+    p->in_init = false;
+    if (rc != KILN_OK) {
+        registry_remove_owner(&e->reg, p);
+        err_set(err, rc == KILN_OK ? KILN_EINVAL : rc,
+                "plugin %s (\"%s\") failed to initialise: %s", path, p->name,
+                ierr.message[0] ? ierr.message : "no reason given");
+        loader_plugin_free(p);
+        return err->code;
+    }
+    p->initialized = true;
+    e->plugins[e->n_plugins++] = p;
+    return KILN_OK;
+}
+
 int
 loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
 {
@@ -446,56 +497,36 @@ loader_load_file(kiln_engine *e, const char *path, kiln_error *err)
         dlclose(h);
         return rc;
     }
-    for (size_t i = 0; i < e->n_plugins; i++) {
-        if (strcmp(e->plugins[i]->name, d->name) == 0) {
-            rc = err_set(err, KILN_EEXIST,
-                         "plugin %s: a plugin named \"%s\" is already "
-                         "loaded from %s",
-                         path, d->name, e->plugins[i]->path);
-            dlclose(h);
-            return rc;
-        }
-    }
-    kiln_plugin *p = calloc(1, sizeof *p);
-    kiln_plugin **list =
-        realloc(e->plugins, (e->n_plugins + 1) * sizeof *e->plugins);
-    if (p == NULL || list == NULL) {
-        free(p);
-        dlclose(h);
-        return err_set(err, KILN_ENOMEM, "out of memory");
-    }
-    e->plugins = list;
-    p->path = strdup(path);
-    p->name = strdup(d->name);
-    p->version = strdup(d->version ? d->version : "");
-    p->handle = h;
-    p->desc = d;
-    p->engine = e;
-    kiln_error ierr;
-    err_clear(&ierr);
-    p->in_init = true;
-    rc = d->init(p, &loader_api, &ierr);
-    p->in_init = false;
+    rc = loader_start(e, path, h, d, err);
     if (rc != KILN_OK) {
-        registry_remove_owner(&e->reg, p);
-        err_set(err, rc == KILN_OK ? KILN_EINVAL : rc,
-                "plugin %s (\"%s\") failed to initialise: %s", path, p->name,
-                ierr.message[0] ? ierr.message : "no reason given");
         dlclose(h);
-        loader_plugin_free(p);
-        return err->code;
     }
-    p->initialized = true;
-    e->plugins[e->n_plugins++] = p;
-    return KILN_OK;
+    return rc;
 }
 
 int
 loader_load_config(kiln_engine *e, kiln_error *err)
 {
     const kiln_config *c = e->config;
+    /* The built-in plugins first: backend-vips registers the "vips"
+     * backend, whose op implementations the enabled plugins register. */
+    for (size_t i = 0; kiln_builtin_plugins[i] != NULL; i++) {
+        int rc =
+            loader_start(e, "(built in)", NULL, kiln_builtin_plugins[i], err);
+        if (rc != KILN_OK) {
+            return rc;
+        }
+    }
     for (size_t i = 0; i < c->n_enable; i++) {
         const char *name = c->enable[i];
+        bool builtin = false;
+        for (size_t k = 0; kiln_builtin_plugins[k] != NULL; k++) {
+            builtin =
+                builtin || strcmp(kiln_builtin_plugins[k]->name, name) == 0;
+        }
+        if (builtin) {
+            continue; /* loaded above: naming it is harmless */
+        }
         char path[4096];
         bool found = false;
         for (size_t d = 0; d < c->n_plugin_dirs && !found; d++) {
@@ -536,7 +567,7 @@ loader_unload_all(kiln_engine *e)
         /* Skip dlclose under AddressSanitizer's leak check: it could not
          * symbolize leaks in closed objects. Closing matters only for
          * reloading, which the engine never does. */
-        if (getenv("KILN_NO_DLCLOSE") == NULL) {
+        if (p->handle != NULL && getenv("KILN_NO_DLCLOSE") == NULL) {
             dlclose(p->handle);
         }
         loader_plugin_free(p);

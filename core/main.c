@@ -944,7 +944,7 @@ cmd_plugins(int argc, char **argv)
                p->path);
     }
     /* The pixel backends a service's "backend" may name. */
-    printf("pixel backends:\n  %-8s kiln's own (libvips)\n", "vips");
+    printf("pixel backends:\n");
     for (size_t j = 0; j < e->reg.n_backends; j++) {
         const kiln_backend *b = &e->reg.backends[j].be;
         printf("  %-8s from %s: reads", b->name,

@@ -4,7 +4,8 @@
  * whose data ends early but properly (an end marker after too little
  * data) decodes as grey or transparent rows: libvips reports the JPEG's
  * only as a libjpeg warning, among harmless ones, and the GIF's not at
- * all. exec.c and engine.c call these; a damaged file fails its job.
+ * all. exec.c (opening a source) and backend-vips (a strict JPEG decode
+ * that failed) call these; a damaged file fails its job.
  */
 #include "kiln.h"
 

@@ -163,7 +163,8 @@ typedef struct graph {
     bool source_oriented;
     int opt_level; /* the level opt_run ran at (passes may depend on it) */
     /* Pass fuse-jpeg: the op node the fused JPEG thumbnail loop makes
-     * (exec_fused.c), or 0 (node 0 is the load) when there is none. */
+     * (plugins/backend-vips/fused.c), or 0 (node 0 is the load) when there is
+     * none. */
     int fused_op;
     /* The service's pixel backend is not libvips: the passes whose
      * results only the libvips executor runs are left out. */

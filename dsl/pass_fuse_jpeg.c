@@ -1,9 +1,9 @@
 /*
  * Pass fuse-jpeg (-O2): the thumbnail, one JPEG decoded at a reduced
  * scale, reduced by one resample and encoded as a JPEG, runs as one loop
- * of kiln's own (exec_fused.c) instead of a libvips pipeline: libjpeg
- * decodes rows into a ring of them, the vertical Lanczos3 kernel reduces
- * them as they come, the horizontal one four rows at a time, into the
+ * of kiln's own (plugins/backend-vips/fused.c) instead of a libvips pipeline:
+ * libjpeg decodes rows into a ring of them, the vertical Lanczos3 kernel
+ * reduces them as they come, the horizontal one four rows at a time, into the
  * output in memory, which the usual encoder writes. Same pixels as the
  * pipeline (the same libjpeg settings, the same kernels, kernels/), a
  * third less CPU: the pipeline's threads, regions and libjpeg's 4 KiB

@@ -4,9 +4,10 @@
  * brightness, contrast, colorize, filter negate) are fused, run by run,
  * into one node of the core's own "lut" op, whose table is the
  * composition of theirs: table[b][v] = second[b][first[b][v]]. Composing
- * 8-bit tables is exact, so one lookup (core/exec_lut.c) gives the pixels
- * the run gave. A run whose tables compose to the identity (negate twice) is
- * dropped. Works on unbound graphs too: tables depend on params alone.
+ * 8-bit tables is exact, so one lookup (plugins/backend-vips/lut.c) gives the
+ * pixels the run gave. A run whose tables compose to the identity (negate
+ * twice) is dropped. Works on unbound graphs too: tables depend on params
+ * alone.
  */
 #include "dsl.h"
 
@@ -32,7 +33,7 @@ lut_infer(const void *params, const kiln_shape *in, kiln_shape *out,
 
 /* Not in the registry: requests cannot name it; only this pass makes it.
  * Its definition only: the compiler runs no pixels. The executor applies
- * the table (core/exec_lut.c). */
+ * the table (plugins/backend-vips/lut.c). */
 const reg_op dsl_lut_op = {
     .op =
         {

@@ -2,9 +2,9 @@
  * Optimizer passes that let jobs share work. share-chains (exact): two
  * jobs whose chains start with the same ops on the same params run them
  * once; the executor renders a node that several jobs read into memory
- * once (exec.c). reuse-reductions (not exact): a job that reduces the
- * source resamples instead from another job's larger reduction of the
- * whole source, when that one is at least twice its size (so Lanczos3
+ * once (plugins/backend-vips/pipeline.c). reuse-reductions (not exact): a job
+ * that reduces the source resamples instead from another job's larger reduction
+ * of the whole source, when that one is at least twice its size (so Lanczos3
  * keeps its x2 step, as in shrink-on-load): five widths of one photograph
  * then cost one full-size resample and four small ones. Both keep the
  * graph's order (a node reads only nodes with smaller ids).

@@ -1,7 +1,7 @@
 /*
  * Pixel kernels: pure functions over rows of 8-bit pixels, with no image
  * library under them. Compiled into the core (the fused JPEG thumbnail
- * path, core/exec_fused.c) and into the ops-vips plugin (its libvips
+ * path, plugins/backend-vips/fused.c) and into the ops-vips plugin (its libvips
  * wrappers, plugins/ops-vips/reducev.c and reduceh.c), so that both
  * compute the same pixels with the same code. The lowest layer: it calls
  * nothing of kiln's.

@@ -36,7 +36,7 @@ plugins: $(BUILD)/openapi.json
 #   $(BUILD)/plugins/storage-s3.so: PLUGIN_LIBS += $(shell pkg-config --libs libcurl)
 -include $(wildcard plugins/*/plugin.mk storage-plugins/*/plugin.mk)
 
-OP_PLUGINS      := $(notdir $(wildcard plugins/*))
+OP_PLUGINS      := $(filter-out $(BUILTIN_PLUGINS),$(notdir $(wildcard plugins/*)))
 STORAGE_PLUGINS := $(notdir $(wildcard storage-plugins/*))
 PLUGIN_SOS := $(OP_PLUGINS:%=$(BUILD)/plugins/%.so) \
               $(STORAGE_PLUGINS:%=$(BUILD)/plugins/storage-%.so)

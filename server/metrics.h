@@ -43,7 +43,8 @@ void metrics_running(kiln_metrics *m, int delta);
 double metrics_started(const kiln_metrics *m);
 /* n storage operations (read, write, commit) failed. */
 void metrics_storage_errors(kiln_metrics *m, int n);
-/* Counts streamed sources decoded a second time (stream.c). */
+/* Counts streamed sources decoded a second time
+ * (plugins/backend-vips/stream.c). */
 void metrics_redecodes(kiln_metrics *m, int n);
 void metrics_postback_attempt(kiln_metrics *m, metrics_postback outcome);
 

@@ -268,7 +268,7 @@ if [ -d "$SHARED/testdata" ]; then
     # The public API's examples on the tour's photograph (2725x2225):
     # annotation and the chains after it failed with "out of order read"
     # on sources taller than about 2100 rows, until only the engine's
-    # stream read a source decoded in strips (core/stream.c).
+    # stream read a source decoded in strips (plugins/backend-vips/stream.c).
     cp "$T/photo-2725x2225.jpg" "$tmp/root/samples/photo.jpg"
     for req in examples/public-api/*.json; do
         compare_levels "tour-photo/${req#examples/}" "$req" "$tmp/root" \

@@ -4,7 +4,7 @@
  * source (a storage backend's VipsSource, the length check, the header
  * read with fail_on error), then what engine_execute does before any
  * pixel is decoded: exec_oriented_shape, bind_graph of a small fixed
- * request (the pixel limit first), engine_optimize (the passes at -O3
+ * request (the pixel limit first), run_optimize (the passes at -O3
  * with the loader and plainness the header gives, then the re-open that
  * shrink-on-load's plan or the stream asks for, header only) and
  * exec_decode, which only builds the lazy colour pipeline. No pixel is
@@ -14,6 +14,8 @@
  * thread, so one input cannot leave state for the next.
  */
 #include "fuzz_common.h"
+
+#include "../../plugins/backend-vips/vips.h"
 
 #include <string.h>
 
@@ -123,11 +125,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         errlist_print(&errs, fuzz_devnull());
         goto done;
     }
-    /* The passes at -O3 and the engine's re-open (engine_optimize), which
+    /* The passes at -O3 and the engine's re-open (run_optimize), which
      * may replace raw; header only, no pixel is read. A failed pass
      * leaves raw as it was, which is decoded all the same. */
     bool sequential = false;
-    (void)engine_optimize(g, OPT_LEVEL_MAX, src, &raw, &sequential, NULL, &err);
+    (void)run_optimize(g, OPT_LEVEL_MAX, src, &raw, &sequential, NULL, &err);
     err_clear(&err);
     if (exec_decode(raw, &decoded, &err) == KILN_OK) {
         g_object_unref(decoded);

@@ -21,6 +21,7 @@ int test_optimize_register(void);
 int test_reducev_register(void);
 int test_encode_register(void);
 int test_registry_register(void);
+int test_backend_vips_register(void);
 
 int
 main(int argc, char **argv)
@@ -40,7 +41,7 @@ main(int argc, char **argv)
         test_netguard_register,    test_jobstore_register,
         test_reducev_register,     test_encode_register,
         test_registry_register,    test_runner_register,
-        test_optimize_register};
+        test_optimize_register,    test_backend_vips_register};
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
         if (regs[i]() != 0) {
             fprintf(stderr, "cannot register suite %zu\n", i);

@@ -1,6 +1,6 @@
 /*
- * core/encode.c's direct JPEG encoder (encode_jpeg_direct), checked
- * against libvips' own saver: for random images (noise over a gradient,
+ * plugins/backend-vips/encode.c's direct JPEG encoder (encode_jpeg_direct),
+ * checked against libvips' own saver: for random images (noise over a gradient,
  * flat, one pixel, odd sizes) at every quality from 1 to 100, the bytes
  * must be vips_jpegsave's with strip, exactly; and it takes only what it
  * can (an image in memory, 8-bit sRGB, 3 bands). And HEIC: a shape the
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../core/kiln.h"
+#include "../../plugins/backend-vips/vips.h"
 
 int test_encode_register(void);
 

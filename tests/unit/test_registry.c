@@ -330,17 +330,28 @@ test_registry_backends(void)
                        .ref = tb_ref,
                        .unref = tb_unref};
     CU_ASSERT_FALSE(registry_has_backend(&r, "tb"));
-    CU_ASSERT_TRUE(registry_has_backend(&r, "vips"));
+    /* "vips" is the built-in backend-vips' registration, not a given. */
+    CU_ASSERT_FALSE(registry_has_backend(&r, "vips"));
     err_clear(&err);
     CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_OK);
     CU_ASSERT_TRUE(registry_has_backend(&r, "tb"));
     CU_ASSERT_PTR_NOT_NULL(registry_find_backend(&r, "tb"));
-    CU_ASSERT_PTR_NULL(registry_find_backend(&r, "vips"));
-    /* Twice, the host's own name, a missing function, no size. */
+    /* Twice, the built-in's name from another plugin, a missing
+     * function, no size. */
     CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_EEXIST);
     kiln_backend bad = be;
     bad.name = "vips";
+    kiln_plugin outsider = {.name = "third-party"};
     CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &bad, &err), KILN_EEXIST);
+    CU_ASSERT_EQUAL(registry_add_backend(&r, &outsider, &bad, &err),
+                    KILN_EEXIST);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "built-in"));
+    CU_ASSERT_FALSE(registry_has_backend(&r, "vips"));
+    kiln_plugin builtin = {.name = "backend-vips", .builtin = true};
+    CU_ASSERT_EQUAL(registry_add_backend(&r, &builtin, &bad, &err), KILN_OK);
+    CU_ASSERT_TRUE(registry_has_backend(&r, "vips"));
+    CU_ASSERT_EQUAL(registry_add_backend(&r, &builtin, &bad, &err),
+                    KILN_EEXIST);
     bad = be;
     bad.name = "tb2";
     bad.from_vips = NULL;

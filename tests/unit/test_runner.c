@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../server/runner.h"
+#include "unit.h"
 
 int test_runner_register(void);
 
@@ -42,19 +43,12 @@ tr_setup(void)
         return 1;
     }
     g_object_unref(im);
-    kiln_config *c = NULL;
     kiln_error err;
     err_clear(&err);
-    if (config_default(&c, &err) != KILN_OK) {
+    kiln_config *c = unit_config();
+    if (c == NULL) {
         return 1;
     }
-    /* The built plugins, wherever this test binary runs from. */
-    const char *dir = getenv("KILN_PLUGIN_DIR");
-    for (size_t i = 0; i < c->n_plugin_dirs; i++) {
-        free(c->plugin_dirs[i]);
-    }
-    c->plugin_dirs[0] = strdup(dir ? dir : "build/plugins");
-    c->n_plugin_dirs = 1;
     /* And the test plugins' "test-sleep" op, for the lease test. */
     const char *tdir = getenv("KILN_TEST_PLUGIN_DIR");
     char **dirs = realloc(c->plugin_dirs, 2 * sizeof *dirs);

@@ -48,8 +48,7 @@ static char sl_outside[SL_PATH_MAX];
 /* ------------------------------------------------------------ host */
 
 static int
-sl_register_storage(kiln_plugin *self, const kiln_storage *st,
-                    kiln_error *err)
+sl_register_storage(kiln_plugin *self, const kiln_storage *st, kiln_error *err)
 {
     (void)self;
     (void)err;
@@ -348,7 +347,8 @@ test_open_bad_root(void)
     fclose(f);
     sl_join(root, file, "root");
     settings.root = root;
-    CU_ASSERT_NOT_EQUAL(sl_storage->open(NULL, &settings, &state, &err), KILN_OK);
+    CU_ASSERT_NOT_EQUAL(sl_storage->open(NULL, &settings, &state, &err),
+                        KILN_OK);
     CU_ASSERT_PTR_NULL(state);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, root));
     remove(file);

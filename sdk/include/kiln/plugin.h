@@ -485,9 +485,10 @@ typedef struct kiln_encode_opts {
  * implementation for it runs on libvips in its place: the host converts
  * with to_vips() and from_vips() once at each boundary of such a run,
  * never per op, so both must be lossless for 8-bit sRGB with or without
- * alpha. The backend "vips" is the host's own and cannot be registered.
- * Every function may run on several threads at once, on different
- * images. */
+ * alpha. The name "vips" is kiln's built-in libvips backend's
+ * (backend-vips, which runs kiln_op_impl.execute); no other plugin may
+ * register it. Every function may run on several threads at once, on
+ * different images. */
 typedef struct kiln_backend {
     size_t size;      /* sizeof(kiln_backend) as built */
     const char *name; /* "magick" */

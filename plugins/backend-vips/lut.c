@@ -4,10 +4,10 @@
  * the colour bands, alpha mapped to itself, with the same checks and
  * libvips call as ops-vips' lookup ops (gd_map).
  */
-#include "kiln.h"
+#include "vips.h"
 
 int
-exec_lut(const void *params, VipsImage *in, VipsImage **out, kiln_error *err)
+lut_run(const void *params, VipsImage *in, VipsImage **out, kiln_error *err)
 {
     const dsl_lut_params *p = params;
     VipsPel table[256 * 4];

@@ -24,7 +24,7 @@
  * KILN_DEBUG set, logged). The shipped ops, which declare
  * KILN_OP_SEQUENTIAL, never need one: the chain property tests check it.
  */
-#include "kiln.h"
+#include "vips.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * it concerns: WebP's EXIF chunk, TIFF on targets that cannot seek, GIF
  * transparency in an opaque image, HEIC files without their image.
  */
-#include "kiln.h"
+#include "vips.h"
 
 #include <jpeglib.h>
 #include <setjmp.h>
@@ -348,4 +348,22 @@ encode_save(VipsImage *im, graph_format f, int quality, VipsTarget *target)
         return encode_heic(im, q, target);
     }
     return -1;
+}
+
+int
+encode_prepare(VipsImage *in, graph_format f, const double background[3],
+               VipsImage **out, kiln_error *err)
+{
+    if (graph_format_has_alpha(f) || !vips_image_hasalpha(in)) {
+        g_object_ref(in);
+        *out = in;
+        return KILN_OK;
+    }
+    VipsArrayDouble *a = vips_array_double_new(background, 3);
+    int r = vips_flatten(in, out, "background", a, NULL);
+    vips_area_unref(VIPS_AREA(a));
+    if (r != 0) {
+        return err_set_vips(err, "flatten");
+    }
+    return KILN_OK;
 }

@@ -21,7 +21,7 @@
  * source_check_jpeg decide what a damaged file means, as without the
  * pass.
  */
-#include "kiln.h"
+#include "vips.h"
 
 #include <jpeglib.h>
 #include <setjmp.h>
@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/kern.h"
+#include "../../kernels/kern.h"
 
 /* Rows libjpeg is asked for at a time; the ring holds that many past the
  * taps of one output row. */
@@ -113,8 +113,9 @@ fused_fit(uint8_t *buf, int ow, int hn, int vn, int w, int h)
 }
 
 int
-exec_fused_run(const graph *g, VipsSource *src, VipsImage *header,
-               exec_deadline *dl, VipsImage **out, bool *taken, kiln_error *err)
+fused_thumbnail(const graph *g, VipsSource *src, VipsImage *header,
+                exec_deadline *dl, VipsImage **out, bool *taken,
+                kiln_error *err)
 {
     *taken = false;
     *out = NULL;
