@@ -9,8 +9,6 @@
  */
 #include "server.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -135,28 +133,13 @@ api_parse_body(const kiln_call *c)
     return cJSON_ParseWithLength(c->body, c->body_len);
 }
 
-/* The service_id a body names, or -1. */
+/* The service_id a body names, by the API's one rule
+ * (server_service_id_json), or -1. */
 static int
 api_body_service(const cJSON *body)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
-    /* Only ids an int holds: a cast of 1e300 is undefined, and "4294967297"
-     * would wrap to service 1 (the fuzzer found both). The compiler then
-     * refuses whatever is out of range, with its path. */
-    if (cJSON_IsNumber(s) && s->valuedouble == floor(s->valuedouble) &&
-        s->valuedouble >= 0 && s->valuedouble <= INT_MAX) {
-        return (int)s->valuedouble;
-    }
-    if (cJSON_IsString(s)) {
-        char *end;
-        errno = 0;
-        long v = strtol(s->valuestring, &end, 10);
-        return *end == '\0' && end != s->valuestring && errno == 0 && v >= 0 &&
-                       v <= INT_MAX
-                   ? (int)v
-                   : -1;
-    }
-    return -1;
+    return server_service_id_json(
+        cJSON_GetObjectItemCaseSensitive(body, "service_id"));
 }
 
 /* A 400 with one error at `path`, shaped like the compiler's. */
@@ -375,9 +358,9 @@ api_status(kiln_server *s, const char *id, const int *ids, size_t n_ids,
 }
 
 /* Answers 400 at the path of what is wrong and returns false unless the
- * body is {"service_id": N, "process_ids": ["...", ...]} with N a whole
- * number an int holds (not "1": api.md gives an integer) and every id a
- * string. */
+ * body is {"service_id": N, "process_ids": ["...", ...]} with N a service
+ * id as POST /request takes it (1 or "1": server_service_id_json) and
+ * every id a string. */
 static bool
 api_retry_body_ok(const cJSON *body, kiln_reply *out)
 {
@@ -388,14 +371,10 @@ api_retry_body_ok(const cJSON *body, kiln_reply *out)
                         "\"process_ids\": [\"...\"]}");
         return false;
     }
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
-    if (!cJSON_IsNumber(s) || api_body_service(body) < 0) {
-        shown = s != NULL ? cJSON_PrintUnformatted(s) : NULL;
-        snprintf(msg, sizeof msg,
-                 "%s%.60s%s (expected a service id: a whole number from 0)",
-                 shown != NULL ? "got " : "missing", shown ? shown : "",
-                 shown != NULL && strlen(shown) > 60 ? "..." : "");
-        cJSON_free(shown);
+    if (api_body_service(body) < 0) {
+        server_service_id_problem(
+            cJSON_GetObjectItemCaseSensitive(body, "service_id"), msg,
+            sizeof msg);
         api_invalid_one(out, "service_id", msg);
         return false;
     }
@@ -581,18 +560,17 @@ api_param_services(const kiln_call *c, const int *ids, size_t n_ids, int *out,
         *n_out = n_ids;
         return true;
     }
-    char *end;
-    errno = 0;
-    long id = strtol(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || id < 0 || id > INT_MAX) {
-        api_bad_param(reply, "service_id", v, "a service id: a whole number");
+    int id = server_service_id_text(v);
+    if (id < 0) {
+        api_bad_param(reply, "service_id", v,
+                      "a service id: a whole number from 0 to 2147483647");
         return false;
     }
-    if (!api_may_use(ids, n_ids, (int)id)) {
-        api_message(reply, 403, "this token may not use service %ld", id);
+    if (!api_may_use(ids, n_ids, id)) {
+        api_message(reply, 403, "this token may not use service %d", id);
         return false;
     }
-    out[0] = (int)id;
+    out[0] = id;
     *n_out = 1;
     return true;
 }

@@ -155,8 +155,37 @@ expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"job
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
 case "$got" in '400 '*'"path":"jobs[1].destination"'*) ok dynamic-append-invalid ;; *) fail dynamic-append-invalid "$got" ;; esac
 # /retry takes the types api.md gives, and says which part is wrong.
+# service_id follows one rule everywhere: a number or a string of its
+# digits ("1", as POST /request has always taken it).
 got=$(call POST /retry tok-one '{"service_id": "1", "process_ids": ["x"]}')
-expect retry-service-id-string '400 {"message":"the request is not valid","errors":[{"path":"service_id","message":"got \"1\" (expected a service id: a whole number from 0)"}]}' "$got"
+expect retry-service-id-string '200 [{"status":404,"process_id":"x","description":"Process not found"}]' "$got"
+got=$(call POST /cancel tok-one '{"service_id": "1", "process_ids": ["x"]}')
+expect cancel-service-id-string '200 [{"status":404,"process_id":"x","description":"Process not found"}]' "$got"
+got=$(call POST /cancel tok-two '{"service_id": "1", "process_ids": ["x"]}')
+expect cancel-service-id-string-403 '403 {"message":"this token may not use service 1"}' "$got"
+for case in 'point:"1.0"' 'minus-zero:"-0"' 'space:" 1"' 'fraction:1.5' 'bool:true'; do
+    form=${case#*:}
+    got=$(call POST /retry tok-one "{\"service_id\": $form, \"process_ids\": [\"x\"]}")
+    shown=$(printf '%s' "$form" | sed 's/"/\\"/g')
+    expect "retry-service-id-${case%%:*}" "400 {\"message\":\"the request is not valid\",\"errors\":[{\"path\":\"service_id\",\"message\":\"got $shown (expected a service id: a whole number from 0 to 2147483647, or a string of its digits)\"}]}" "$got"
+done
+# POST /request refuses the same forms. "1.0" and "-0" were compiled as
+# services 1 and 0 without the token being checked against them: a token
+# of service 2 created a process of service 1.
+for case in 'point:"1.0"' 'minus-zero:"-0"'; do
+    form=${case#*:}
+    got=$(call POST /request tok-two "{\"service_id\": $form, \"source\": \"/in/a.png\", \"jobs\": [{\"destination\": \"/out/f.png\"}]}")
+    case "$got" in
+    '400 '*'"path":"service_id"'*'or a string of its digits'*) ok "request-service-id-${case%%:*}" ;;
+    *) fail "request-service-id-${case%%:*}" "$got" ;;
+    esac
+done
+got=$(call POST /request tok-two '{"service_id": "0000000001", "source": "/in/a.png", "jobs": [{"destination": "/out/f.png"}]}')
+expect request-service-id-ten-digits-403 '403 {"message":"this token may not use service 1"}' "$got"
+got=$(call GET '/processes?service_id=%2B1&limit=1' tok-one)
+expect processes-service-id-sign '400 {"message":"query parameter \"service_id\": got \"+1\" (expected a service id: a whole number from 0 to 2147483647)"}' "$got"
+got=$(call GET '/processes?service_id=01&limit=1' tok-one | cut -d' ' -f1)
+expect processes-service-id-digits 200 "$got"
 got=$(call POST /retry tok-one '{"service_id": 1, "process_ids": ["x", 7]}')
 expect retry-id-not-string '400 {"message":"the request is not valid","errors":[{"path":"process_ids[1]","message":"got 7 (expected a process id, a string)"}]}' "$got"
 got=$(call POST /retry tok-one '{"service_id": 1}')

@@ -7,6 +7,7 @@
  * processes are re-queued and finish; worker threads drain a queue.
  */
 #include <CUnit/CUnit.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,6 +158,125 @@ test_submit_validates(void)
     CU_ASSERT_EQUAL_FATAL(errs.n, 1);
     CU_ASSERT_STRING_EQUAL(errs.items[0].e.message,
                            "no service 9 in this deployment");
+    errlist_free(&errs);
+}
+
+/* The one rule for a service id (server_service_id_json): a whole
+ * number, or a string of its digits, from 0 to INT_MAX. */
+static void
+test_service_id_forms(void)
+{
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"1", 1},
+        {"1.0", 1},
+        {"0", 0},
+        {"\"1\"", 1},
+        {"\"01\"", 1},
+        {"\"2147483647\"", 2147483647},
+        {"2147483647", 2147483647},
+        {"\"2147483648\"", -1},
+        {"2147483648", -1},
+        {"\"4294967297\"", -1},
+        {"1e300", -1},
+        {"1.5", -1},
+        {"-1", -1},
+        {"\"1.0\"", -1},
+        {"\"-0\"", -1},
+        {"\" 1\"", -1},
+        {"\"+1\"", -1},
+        {"\"1e0\"", -1},
+        {"\"\"", -1},
+        {"true", -1},
+        {"null", -1},
+        {"[1]", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *v = cJSON_Parse(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        int got = server_service_id_json(v);
+        if (got != cases[i].want) {
+            fprintf(stderr, "service id %s: got %d, want %d\n", cases[i].json,
+                    got, cases[i].want);
+        }
+        CU_ASSERT_EQUAL(got, cases[i].want);
+        cJSON_Delete(v);
+    }
+    CU_ASSERT_EQUAL(server_service_id_json(NULL), -1);
+    CU_ASSERT_EQUAL(server_service_id_text("7"), 7);
+    CU_ASSERT_EQUAL(server_service_id_text("7 "), -1);
+}
+
+/* What admission's gate was asked (the API's token check). */
+typedef struct tr_gate {
+    int asked[4];
+    int n_asked;
+    int allow; /* the one service it lets through (and -1: none read) */
+} tr_gate;
+
+static bool
+tr_gate_fn(void *user, int service_id)
+{
+    tr_gate *g = user;
+    if (g->n_asked < 4) {
+        g->asked[g->n_asked] = service_id;
+    }
+    g->n_asked++;
+    /* As the API's gate: no id read, the compiler says what is wrong. */
+    return service_id < 0 || service_id == g->allow;
+}
+
+static int
+tr_admit(const char *service_json, tr_gate *g, errlist *errs)
+{
+    char body[300], id[JOBSTORE_ID_LEN + 1];
+    snprintf(body, sizeof body,
+             "{\"service_id\": %s, \"source\": \"/in/a.png\", \"jobs\": "
+             "[{\"destination\": \"/out/gate.png\"}]}",
+             service_json);
+    kiln_error err;
+    err_clear(&err);
+    int service = -1;
+    return server_admit(tr_server, body, strlen(body), NULL, tr_gate_fn, g,
+                        &service, id, errs, &err);
+}
+
+/* A token of another service could store a process for service 1 by
+ * writing its id "1.0" or "-0": the compiler read those, the gate saw
+ * no id, and nothing else asked. Every form the compiler reads is now
+ * either the rule's (and the gate is asked) or a 400 at service_id. */
+static void
+test_admit_gate_sees_every_form(void)
+{
+    static const char *const refused[] = {"\"1.0\"", "\"-0\"", "\"1.00\""};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        tr_gate g = {.allow = 2};
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(tr_admit(refused[i], &g, &errs), KILN_EINVAL);
+        CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+        CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "service_id");
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(errs.items[0].e.message, SERVER_SERVICE_ID_EXPECTED));
+        errlist_free(&errs);
+    }
+    /* Forms of the rule: the gate is asked about service 1, and says no. */
+    static const char *const forms[] = {"1", "\"1\"", "\"0000000001\"", "1.0"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        tr_gate g = {.allow = 2};
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(tr_admit(forms[i], &g, &errs), KILN_EPERM);
+        CU_ASSERT_TRUE(g.n_asked >= 1);
+        CU_ASSERT_EQUAL(g.asked[g.n_asked - 1], 1);
+        CU_ASSERT_EQUAL(errs.n, 0);
+        errlist_free(&errs);
+    }
+    /* The compiler's own complaint is not repeated. */
+    tr_gate g = {.allow = 1};
+    errlist errs = {0};
+    CU_ASSERT_EQUAL(tr_admit("\"1.5\"", &g, &errs), KILN_EINVAL);
+    CU_ASSERT_EQUAL(errs.n, 1);
     errlist_free(&errs);
 }
 
@@ -538,6 +658,9 @@ test_runner_register(void)
         return 1;
     }
     CU_add_test(s, "submit validates", test_submit_validates);
+    CU_add_test(s, "service id forms", test_service_id_forms);
+    CU_add_test(s, "admission gate sees every service id form",
+                test_admit_gate_sees_every_form);
     CU_add_test(s, "submit and run", test_submit_and_run);
     CU_add_test(s, "INCOMPLETE is not run", test_incomplete_not_run);
     CU_add_test(s, "wait_retry_delay", test_wait_retry_delay);
