@@ -472,14 +472,22 @@ api_retry_one(kiln_server *s, const char *id, int service, int *status,
     kiln_error err;
     err_clear(&err);
     int attempt = 0;
-    int rc = jobstore_retry(s->store, id, service, &attempt, &err);
+    jobstore_status was = JOBSTORE_N_STATUS;
+    int rc = jobstore_retry(s->store, id, service, &attempt, &was, &err);
     if (rc == KILN_OK) {
         snprintf(desc, size, "Reprocessing process, attempt: %d", attempt);
         *status = 200;
         return true;
     }
     if (rc == KILN_EPERM) {
-        snprintf(desc, size, "Process is still running");
+        /* Only an ended process runs again; say why this one is not. */
+        const char *why = "Process is still running";
+        if (was == JOBSTORE_QUEUED) {
+            why = "Process is queued: it has not run yet";
+        } else if (was == JOBSTORE_INCOMPLETE) {
+            why = "Process is INCOMPLETE: it has not been queued yet";
+        }
+        snprintf(desc, size, "%s", why);
         *status = 409;
     } else {
         *status = api_id_failed(rc, &err, desc, size);

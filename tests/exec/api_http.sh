@@ -190,8 +190,19 @@ got=$(call POST /retry tok-one '{"service_id": 1, "process_ids": ["x", 7]}')
 expect retry-id-not-string '400 {"message":"the request is not valid","errors":[{"path":"process_ids[1]","message":"got 7 (expected a process id, a string)"}]}' "$got"
 got=$(call POST /retry tok-one '{"service_id": 1}')
 expect retry-no-ids '400 {"message":"the request is not valid","errors":[{"path":"process_ids","message":"missing (expected an array of process ids)"}]}' "$got"
+# /retry of a process that has not ended says why: INCOMPLETE here;
+# queued (a source not there yet is waited for, the process queued again
+# for 600 s); running is still running (tests/unit, test_runner.c).
 got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$did\"]}")
-expect retry-not-finished-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is still running\"}]" "$got"
+expect retry-incomplete-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is INCOMPLETE: it has not been queued yet\"}]" "$got"
+got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/later.png", "wait_retry_delay": 600, "jobs": [{"destination": "/out/later.png"}]}')
+qid=$(printf '%s' "${got#* }" | field 'r["process_id"]')
+for _ in $(seq 100); do # queued again, its error said: not to be claimed now
+    case "$(call GET "/status/$qid" tok-one)" in *'"status":"QUEUED"'*'"error":"'*) break ;; esac
+    sleep 0.1
+done
+got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$qid\"]}")
+expect retry-queued-409 "200 [{\"status\":409,\"process_id\":\"$qid\",\"description\":\"Process is queued: it has not run yet\"}]" "$got"
 code=$(call PATCH "/request/$did" tok-one '{"process": true}' | cut -d' ' -f1)
 expect dynamic-patch 200 "$code"
 expect patch-again-409 '409 {"message":"Process is not INCOMPLETE"}' \

@@ -674,25 +674,35 @@ test_js_retry(void)
     js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, inc);
     int attempt = 0;
 
-    /* QUEUED: still running, 409. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    /* QUEUED: not run yet, 409; the store says which status refused it
+     * (the API's message differs for each). */
+    jobstore_status was = JOBSTORE_N_STATUS;
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_QUEUED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     jobstore_process_clear(&p);
     /* PROCESSING: 409. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_PROCESSING);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "PROCESSING"));
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_INCOMPLETE);
     CU_ASSERT_EQUAL(
         jobstore_complete(e.s, a, 0, JOBSTORE_FAILED, "[1]", "boom", &err),
         KILN_OK);
     /* Unknown or another service's: 404. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, &err), KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, NULL, &err),
+                    KILN_ENOTFOUND);
     CU_ASSERT_EQUAL(
-        jobstore_retry(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &attempt, &err),
+        jobstore_retry(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &attempt, NULL, &err),
         KILN_ENOTFOUND);
     /* FAILED: 200, attempt 2, a clean slate. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
@@ -700,7 +710,8 @@ test_js_retry(void)
     CU_ASSERT_PTR_NULL(p.result);
     CU_ASSERT_PTR_NULL(p.error);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, NULL, &err),
+                    KILN_EPERM);
     /* FINISHED: 200 as well. */
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.attempt, 2);
@@ -708,7 +719,7 @@ test_js_retry(void)
     CU_ASSERT_EQUAL(
         jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.attempt, 3);
     jobstore_process_clear(&p);
@@ -2534,9 +2545,9 @@ test_js_cancel(void)
     /* Retry of a cancelled one: back in the queue as attempt 2, with no
      * time and no cancellation left. */
     int attempt = 0;
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 2, &attempt, &err),
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 2, &attempt, NULL, &err),
                     KILN_ENOTFOUND);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, run, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
@@ -2546,7 +2557,7 @@ test_js_cancel(void)
     CU_ASSERT_PTR_NULL(p.error);
     CU_ASSERT_EQUAL(p.n_jobs, 3);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     js_claim_id(e.s, now, run);
     js_teardown(&e);
@@ -2743,7 +2754,7 @@ test_js_jobs_duration(void)
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, d, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.duration_ms, -1);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, d, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, d, 1, NULL, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
     CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, d, c.lease_token,
                                             JOBSTORE_FINISHED, "[]", NULL, 0,
@@ -2988,7 +2999,7 @@ js_make_one(jobstore *s, uint64_t *rng, int64_t now, js_model *m)
         m->status = JOBSTORE_FAILED;
     }
     if (way == 8) { /* retried, and finished the second time */
-        CU_ASSERT_EQUAL(jobstore_retry(s, m->id, m->service, NULL, &err),
+        CU_ASSERT_EQUAL(jobstore_retry(s, m->id, m->service, NULL, NULL, &err),
                         KILN_OK);
         token = js_claim_id(s, now, m->id);
         CU_ASSERT_EQUAL(jobstore_complete_timed(s, m->id, token,

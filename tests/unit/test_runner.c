@@ -322,6 +322,74 @@ test_submit_and_run(void)
     CU_ASSERT_TRUE(tr_exists("/out/r1.png"));
 }
 
+/* POST /retry {"service_id": 1, "process_ids": [id]} through the API;
+ * the one entry's description into desc. */
+static int
+tr_retry_entry(const char *id, char *desc, size_t size)
+{
+    char auth[300], body[200];
+    snprintf(auth, sizeof auth, "Bearer %s",
+             tr_engine->config->services[0].tokens[0]);
+    snprintf(body, sizeof body,
+             "{\"service_id\": 1, \"process_ids\": [\"%s\"]}", id);
+    kiln_call call = {.method = "POST",
+                      .path = "/retry",
+                      .authorization = auth,
+                      .body = body,
+                      .body_len = strlen(body)};
+    kiln_reply reply;
+    server_call(tr_server, &call, NULL, &reply);
+    cJSON *o = cJSON_Parse(reply.body != NULL ? reply.body : "");
+    cJSON *e = cJSON_GetArrayItem(o, 0);
+    const cJSON *d = cJSON_GetObjectItem(e, "description");
+    snprintf(desc, size, "%s", cJSON_IsString(d) ? d->valuestring : "");
+    const cJSON *st = cJSON_GetObjectItem(e, "status");
+    int status = reply.status != 200  ? reply.status
+                 : cJSON_IsNumber(st) ? st->valueint
+                                      : -1;
+    cJSON_Delete(o);
+    cJSON_free(reply.body);
+    return status;
+}
+
+/* POST /retry of a process that has not ended says why: queued (it has
+ * not run), INCOMPLETE, or running. It said "still running" for all. */
+static void
+test_retry_says_why_not(void)
+{
+    char id[JOBSTORE_ID_LEN + 1], inc[JOBSTORE_ID_LEN + 1], desc[200];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": "
+                  "[{\"destination\": \"/out/why.png\"}]}",
+                  id, &errs),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", "
+                  "\"process\": false}",
+                  inc, &errs),
+        KILN_OK);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc, "Process is queued: it has not run yet");
+    CU_ASSERT_EQUAL(tr_retry_entry(inc, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc,
+                           "Process is INCOMPLETE: it has not been queued yet");
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(
+        jobstore_claim(tr_store, (int64_t)time(NULL), 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(p.id, id);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc, "Process is still running");
+    runner_run_one(tr_server, &p);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 200);
+    CU_ASSERT_STRING_EQUAL(desc, "Reprocessing process, attempt: 2");
+    CU_ASSERT_TRUE(tr_run_next());
+    errlist_free(&errs);
+}
+
 static void
 test_incomplete_not_run(void)
 {
@@ -562,7 +630,8 @@ test_interrupted_too_often(void)
     jobstore_process_clear(&p);
     CU_ASSERT_FALSE(tr_exists("/out/pill.png"));
     int attempt = 0;
-    CU_ASSERT_EQUAL(jobstore_retry(tr_store, id, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(tr_store, id, 1, &attempt, NULL, &err),
+                    KILN_OK);
     CU_ASSERT_TRUE(tr_run_next());
     p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
@@ -662,6 +731,8 @@ test_runner_register(void)
     CU_add_test(s, "admission gate sees every service id form",
                 test_admit_gate_sees_every_form);
     CU_add_test(s, "submit and run", test_submit_and_run);
+    CU_add_test(s, "POST /retry says why a process cannot run again",
+                test_retry_says_why_not);
     CU_add_test(s, "INCOMPLETE is not run", test_incomplete_not_run);
     CU_add_test(s, "wait_retry_delay", test_wait_retry_delay);
     CU_add_test(s, "fail_on_conversion_error", test_fail_on_conversion_error);
