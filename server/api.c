@@ -974,24 +974,98 @@ server_metrics(kiln_server *s, kiln_reply *out)
     out->body_len = len;
 }
 
-/* Splits "/request/ID/jobs" style paths: returns true when path starts with
- * prefix and the rest (up to the next '/') is an id, copied to id. */
+/* What a route does (api_dispatch). */
+typedef enum api_op {
+    API_HEALTH,
+    API_CREATE,
+    API_STATUS,
+    API_POSTBACKS,
+    API_RETRY,
+    API_CANCEL,
+    API_PROCESSES,
+    API_STATS,
+    API_ADD_JOBS,
+    API_PATCH,
+    API_METRICS,
+    API_OPENAPI
+} api_op;
+
+/* The API's routes, as docs/openapi.yaml lists them (tests/exec/openapi.sh
+ * reads this table and checks both agree): a method and a path template,
+ * where "{id}" is one path segment of 1 to JOBSTORE_ID_LEN characters.
+ * Every method of a path is here, so a path asked with another method is
+ * a 405 naming them. GET /openapi.json is answered by the transport and
+ * never reaches the dispatcher; its path is here for that 405 (and the
+ * log's route). */
+typedef struct api_route_def {
+    const char *method;
+    const char *path;
+    api_op op;
+} api_route_def;
+
+static const api_route_def api_routes[] = {
+    {"GET", "/health", API_HEALTH},
+    {"POST", "/request", API_CREATE},
+    {"GET", "/status/{id}", API_STATUS},
+    {"GET", "/status/{id}/postbacks", API_POSTBACKS},
+    {"POST", "/retry", API_RETRY},
+    {"POST", "/cancel", API_CANCEL},
+    {"GET", "/processes", API_PROCESSES},
+    {"GET", "/stats", API_STATS},
+    {"POST", "/request/{id}/jobs", API_ADD_JOBS},
+    {"PATCH", "/request/{id}", API_PATCH},
+    {"GET", "/metrics", API_METRICS},
+    {"GET", "/openapi.json", API_OPENAPI},
+};
+
+/* True when path matches template tmpl; its "{id}" segment, if it has
+ * one, is copied to id. */
 static bool
-api_path_id(const char *path, const char *prefix, const char *suffix,
-            char id[JOBSTORE_ID_LEN + 1])
+api_match(const char *tmpl, const char *path, char id[JOBSTORE_ID_LEN + 1])
 {
-    size_t pl = strlen(prefix);
-    if (strncmp(path, prefix, pl) != 0) {
+    const char *hole = strstr(tmpl, "{id}");
+    if (hole == NULL) {
+        return strcmp(tmpl, path) == 0;
+    }
+    size_t n_prefix = (size_t)(hole - tmpl);
+    if (strncmp(path, tmpl, n_prefix) != 0) {
         return false;
     }
-    const char *rest = path + pl;
+    const char *rest = path + n_prefix;
     size_t n = strcspn(rest, "/");
-    if (n == 0 || n > JOBSTORE_ID_LEN || strcmp(rest + n, suffix) != 0) {
+    if (n == 0 || n > JOBSTORE_ID_LEN || strcmp(rest + n, hole + 4) != 0) {
         return false;
     }
     memcpy(id, rest, n);
     id[n] = '\0';
     return true;
+}
+
+/* The route of method m on path, or NULL. *tmpl gets the template of the
+ * path (NULL: no route has it), id its "{id}", and allow the methods its
+ * routes serve ("GET, POST"), whatever m is. No two templates match one
+ * path, so whichever route matched filled id. */
+static const api_route_def *
+api_lookup(const char *m, const char *path, char id[JOBSTORE_ID_LEN + 1],
+           const char **tmpl, char *allow, size_t size)
+{
+    const api_route_def *found = NULL;
+    *tmpl = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        const api_route_def *r = &api_routes[i];
+        if (!api_match(r->path, path, id)) {
+            continue;
+        }
+        size_t len = strlen(allow);
+        snprintf(allow + len, size - len, "%s%s", len > 0 ? ", " : "",
+                 r->method);
+        *tmpl = r->path;
+        if (found == NULL && strcmp(r->method, m) == 0) {
+            found = r;
+        }
+    }
+    return found;
 }
 
 /* GET /health: whether the store can take a new process, with the
@@ -1029,7 +1103,24 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
 {
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
-    if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
+    char id[JOBSTORE_ID_LEN + 1];
+    const char *tmpl;
+    char allow[64];
+    const api_route_def *r =
+        api_lookup(m, path, id, &tmpl, allow, sizeof allow);
+    /* A known path asked with a method it does not serve: 405 before the
+     * token checks, as for the transport's own paths. Which methods a
+     * path serves is no secret (GET /openapi.json tells), and a client
+     * without a token learns its mistake rather than a 401. The
+     * transport sends the Allow header. */
+    if (r == NULL && tmpl != NULL) {
+        char shown[40];
+        err_quote(shown, sizeof shown, m);
+        api_message(out, 405, "method %s is not allowed on %s (expected %s)",
+                    shown, tmpl, allow);
+        return;
+    }
+    if (r != NULL && r->op == API_HEALTH) {
         api_health(s, out);
         return;
     }
@@ -1075,62 +1166,59 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
         out->retry_after = wait;
         return;
     }
-    char id[JOBSTORE_ID_LEN + 1];
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-    if (strcmp(path, "/request") == 0 && post) {
-        api_create(s, c, ids, n_ids, out, service);
-    } else if (get && api_path_id(path, "/status/", "", id)) {
-        api_status(s, id, ids, n_ids, out);
-    } else if (get && api_path_id(path, "/status/", "/postbacks", id)) {
-        api_postbacks(s, id, ids, n_ids, out);
-    } else if (strcmp(path, "/retry") == 0 && post) {
-        api_each_id(s, c, ids, n_ids, api_retry_one, out);
-    } else if (strcmp(path, "/cancel") == 0 && post) {
-        api_each_id(s, c, ids, n_ids, api_cancel_one, out);
-    } else if (strcmp(path, "/processes") == 0 && get) {
-        api_processes(s, c, ids, n_ids, out);
-    } else if (strcmp(path, "/stats") == 0 && get) {
-        api_stats(s, c, ids, n_ids, out);
-    } else if (post && api_path_id(path, "/request/", "/jobs", id)) {
-        api_add_jobs(s, c, id, ids, n_ids, out);
-    } else if (strcmp(m, "PATCH") == 0 &&
-               api_path_id(path, "/request/", "", id)) {
-        api_patch(s, c, id, ids, n_ids, out);
-    } else if (strcmp(path, "/metrics") == 0 && get) {
-        server_metrics(s, out);
-    } else {
+    if (r == NULL) {
         api_message(out, 404, "no endpoint %s %s", m, path);
+        return;
+    }
+    switch (r->op) {
+    case API_CREATE:
+        api_create(s, c, ids, n_ids, out, service);
+        break;
+    case API_STATUS:
+        api_status(s, id, ids, n_ids, out);
+        break;
+    case API_POSTBACKS:
+        api_postbacks(s, id, ids, n_ids, out);
+        break;
+    case API_RETRY:
+        api_each_id(s, c, ids, n_ids, api_retry_one, out);
+        break;
+    case API_CANCEL:
+        api_each_id(s, c, ids, n_ids, api_cancel_one, out);
+        break;
+    case API_PROCESSES:
+        api_processes(s, c, ids, n_ids, out);
+        break;
+    case API_STATS:
+        api_stats(s, c, ids, n_ids, out);
+        break;
+    case API_ADD_JOBS:
+        api_add_jobs(s, c, id, ids, n_ids, out);
+        break;
+    case API_PATCH:
+        api_patch(s, c, id, ids, n_ids, out);
+        break;
+    case API_METRICS:
+        server_metrics(s, out);
+        break;
+    case API_HEALTH:  /* answered before the token checks */
+    case API_OPENAPI: /* the transport's own: it never asks */
+        api_message(out, 404, "no endpoint %s %s", m, path);
+        break;
     }
 }
 
-/* The route of a call for the log: its path with ids as {id}, so a line
- * never carries more of the client's text than the method. */
+/* The route of a call for the log and the metrics: its path template
+ * (ids as {id}), so a line never carries more of the client's text than
+ * the method; "(unknown)" for a path no route has. */
 static const char *
-api_route(const char *m, const char *path)
+api_route(const char *path)
 {
     char id[JOBSTORE_ID_LEN + 1];
-    static const char *const plain[] = {"/request",   "/retry", "/cancel",
-                                        "/processes", "/stats", "/health",
-                                        "/metrics"};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
-        if (strcmp(path, plain[i]) == 0) {
-            return plain[i];
-        }
-    }
-    if (api_path_id(path, "/status/", "", id)) {
-        return "/status/{id}";
-    }
-    if (api_path_id(path, "/status/", "/postbacks", id)) {
-        return "/status/{id}/postbacks";
-    }
-    if (api_path_id(path, "/request/", "/jobs", id)) {
-        return "/request/{id}/jobs";
-    }
-    if (api_path_id(path, "/request/", "", id)) {
-        return "/request/{id}";
-    }
-    (void)m;
-    return "(unknown)";
+    const char *tmpl;
+    char allow[64];
+    (void)api_lookup("", path, id, &tmpl, allow, sizeof allow);
+    return tmpl != NULL ? tmpl : "(unknown)";
 }
 
 void
@@ -1142,7 +1230,8 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
     int service = -1;
     api_dispatch(s, c, peer, out, &service);
     const char *m = c->method != NULL ? c->method : "";
-    bool health = strcmp(c->path != NULL ? c->path : "", "/health") == 0;
+    const char *route = api_route(c->path != NULL ? c->path : "");
+    bool health = strcmp(route, "/health") == 0;
     /* Health checks come every few seconds: at debug level only, unless
      * they fail. */
     kiln_log_level level = out->status >= 500 ? KILN_LOG_WARN
@@ -1150,13 +1239,12 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
                                               : KILN_LOG_INFO;
     log_field f[] = {LOG_S("request_id", c->request_id),
                      LOG_S("method", m),
-                     LOG_S("route", api_route(m, c->path ? c->path : "")),
+                     LOG_S("route", route),
                      LOG_N("status", out->status),
                      LOG_N("bytes", out->body_len),
                      LOG_N("ms", round((clock_ms() - t0) * 10) / 10),
                      service >= 0 ? LOG_N("service", service)
                                   : LOG_S("service", NULL)};
     log_event(level, "request", f, sizeof f / sizeof f[0]);
-    metrics_http(s->metrics, api_route(m, c->path ? c->path : ""), out->status,
-                 (clock_ms() - t0) / 1e3);
+    metrics_http(s->metrics, route, out->status, (clock_ms() - t0) / 1e3);
 }

@@ -121,17 +121,24 @@ void *http_request_new(const char *uri);
 typedef struct http_request http_request;
 
 /* Queues one response for request r: its status, Content-Type (NULL:
- * JSON), body (copied) and Retry-After (seconds, 0: none), with the
- * request's X-Request-Id. Returns what MHD_queue_response() returns. */
+ * JSON), body (copied), Retry-After (seconds, 0: none) and, for a 405,
+ * Allow (the methods, "GET, POST"; NULL: none), with the request's
+ * X-Request-Id; a 401 gets WWW-Authenticate. Returns what
+ * MHD_queue_response() returns. */
 enum MHD_Result http_send(struct MHD_Connection *conn, const http_request *r,
                           int status, const char *content_type,
-                          const char *body, size_t len, int retry_after);
+                          const char *body, size_t len, int retry_after,
+                          const char *allow);
 
 /* GET /openapi.json (openapi.c): whether a call asks for the OpenAPI
  * document, and its answer, sent without asking the host. */
 bool http_is_openapi(const char *method, const char *url);
 enum MHD_Result http_send_openapi(struct MHD_Connection *conn,
                                   const http_request *r);
+/* The methods the document lists for the path url matches ("GET",
+ * "GET, POST"), for the Allow header of a 405; NULL when it lists no
+ * such path. */
+const char *http_openapi_allow(const char *url);
 
 /* Moves the connection's current request to `phase`: BODY once its
  * header is in, ANSWER once its body is in or it is answered early, IDLE

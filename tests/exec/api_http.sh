@@ -51,6 +51,45 @@ got=$(call GET /health '')
     ok health || fail health "got: $got"
 expect no-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x '')"
 expect wrong-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x nope)"
+# header METHOD PATH TOKEN NAME: prints "CODE NAME's-VALUE BODY"
+header() {
+    local args=(-s -D "$tmp/head" -o "$tmp/body" -X "$1" "$url$2")
+    [ "$1" = HEAD ] && args=(-s -I -D "$tmp/head" -o /dev/null "$url$2")
+    : >"$tmp/body"
+    [ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
+    curl "${args[@]}" >/dev/null
+    printf '%s %s %s' "$(head -1 "$tmp/head" | cut -d' ' -f2)" \
+        "$(tr -d '\r' <"$tmp/head" | sed -n "s/^$4: //Ip")" "$(cat "$tmp/body")"
+}
+# Every 401 says how to authenticate: the bearer token api.md describes.
+expect no-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header GET /status/x '' WWW-Authenticate)"
+expect wrong-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header POST /request nope WWW-Authenticate)"
+expect unknown-path-no-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header GET /nowhere '' WWW-Authenticate)"
+# A known path asked with a method it does not serve: 405 naming the ones
+# it does, before the token checks (with a token or without); an unknown
+# path stays a 404 (after them).
+expect delete-request-405 '405 POST {"message":"method \"DELETE\" is not allowed on /request (expected POST)"}' \
+    "$(header DELETE /request tok-one Allow)"
+expect get-retry-405-no-token '405 POST {"message":"method \"GET\" is not allowed on /retry (expected POST)"}' \
+    "$(header GET /retry '' Allow)"
+expect put-status-405 '405 GET {"message":"method \"PUT\" is not allowed on /status/{id} (expected GET)"}' \
+    "$(header PUT /status/x tok-one Allow)"
+expect post-postbacks-405 '405 GET {"message":"method \"POST\" is not allowed on /status/{id}/postbacks (expected GET)"}' \
+    "$(header POST /status/x/postbacks tok-one Allow)"
+expect get-request-id-405 '405 PATCH {"message":"method \"GET\" is not allowed on /request/{id} (expected PATCH)"}' \
+    "$(header GET /request/x tok-one Allow)"
+expect post-health-405 '405 GET {"message":"method \"POST\" is not allowed on /health (expected GET)"}' \
+    "$(header POST /health '' Allow)"
+expect post-openapi-405 '405 GET {"message":"method \"POST\" is not allowed on /openapi.json (expected GET)"}' \
+    "$(header POST /openapi.json '' Allow)"
+expect delete-metrics-405 '405 GET {"message":"method \"DELETE\" is not allowed on /metrics (expected GET)"}' \
+    "$(header DELETE /metrics tok-one Allow)"
+got=$(header HEAD /processes tok-one Allow)
+expect head-processes-405 '405 GET ' "$got"
+expect unknown-path-404 '404  {"message":"no endpoint GET /nowhere"}' "$(header GET /nowhere tok-one Allow)"
 req='{"service_id": 1, "source": "/in/a.png", "jobs": [{"destination": "/out/a.png", "transformations": [{"type": "resize", "width": 32}]}]}'
 expect other-service '403 {"message":"this token may not use service 1"}' \
     "$(call POST /request tok-two "$req")"
@@ -246,7 +285,7 @@ case $got in '200 {"message":"ok",'*) ok service-still-serving ;; *) fail servic
 
 got=$(call GET /metrics tok-one)
 case "$got" in *'kiln_processes{status="FINISHED"}'*) ok metrics ;; *) fail metrics "$got" ;; esac
-expect unknown-endpoint '404 {"message":"no endpoint DELETE /request"}' "$(call DELETE /request tok-one)"
+expect unknown-endpoint '404 {"message":"no endpoint DELETE /requests"}' "$(call DELETE /requests tok-one)"
 
 serve_stop
 rc=$SERVE_RC
