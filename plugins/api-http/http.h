@@ -46,6 +46,7 @@ typedef struct http_server {
     kiln_http_settings settings;
     bool has_peer_call; /* the host has api_call_from (every ABI 2 host) */
     bool has_query;     /* the host reads kiln_call.query (2.2 and later) */
+    bool has_dashboard; /* plugins.settings.api-http.dashboard */
     size_t max_body;    /* bytes; a larger body is answered 413 */
     /* Requests being answered: from the engine call (or the 413) until
      * the response is sent; stop() waits a little for them. */
@@ -74,6 +75,7 @@ void http_metrics_stop(http_server *s);
 /* The service's settings (plugins.settings.api-http). */
 typedef struct http_service_settings {
     double threads; /* 0: two per CPU, 8 to 64 */
+    bool dashboard; /* serve the dashboard (default); false: 404 */
 } http_service_settings;
 
 int http_start(kiln_engine *engine, const void *settings, void **state,
@@ -162,7 +164,8 @@ extern const http_asset http_dashboard_assets[];
 extern const size_t http_dashboard_assets_n;
 
 /* True when url is the dashboard's: "/dashboard" or under "/dashboard/".
- * Such a request never reaches the host. */
+ * Such a request never reaches the host, whether the dashboard is on or
+ * turned off (then every one is a 404). */
 bool http_dashboard_owns(const char *url);
 
 /* Answers a request http_dashboard_owns(): the file for GET and HEAD

@@ -392,6 +392,15 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     if (r->is_over) {
         return http_send_over(s, conn, r);
     }
+    if (http_dashboard_owns(url) && !s->has_dashboard) {
+        /* Turned off: as if it did not exist, for every method (a 405
+         * would tell that something is there), token or not. */
+        static const char body[] = "{\"message\":\"not found\"}";
+
+        http_answering(s, r);
+        return http_send(conn, r, MHD_HTTP_NOT_FOUND, HTTP_JSON, body,
+                         sizeof(body) - 1, 0, NULL);
+    }
     if (http_dashboard_owns(url)) { /* static files: dashboard.c */
         http_answering(s, r);
         return http_dashboard_answer(conn, method, url, r->request_id);
