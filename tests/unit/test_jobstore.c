@@ -39,6 +39,7 @@
 #include <sqlite3.h>
 
 #include "../../server/jobstore.h"
+#include "../../server/postback.h"
 
 int test_jobstore_register(void);
 
@@ -957,6 +958,8 @@ test_js_lease_expiry(void)
                     KILN_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_EQUAL(due[0].next_at, now + 30);
+    char first[POSTBACK_DELIVERY_ID_LEN], again[POSTBACK_DELIVERY_ID_LEN];
+    postback_delivery_id(&due[0], first);
     jobstore_postbacks_free(due, n);
     CU_ASSERT_EQUAL(
         jobstore_postback_due(e.s, now + 29, 30, 10, &due, &n, &err), KILN_OK);
@@ -967,6 +970,29 @@ test_js_lease_expiry(void)
     CU_ASSERT_EQUAL(due[0].id, id);
     CU_ASSERT_EQUAL(due[0].attempt, 0);
     CU_ASSERT_EQUAL(due[0].next_at, now + 60);
+    /* Redelivered after its sender's lease ran out (a crash): the same
+     * Kiln-Delivery-Id, the process's id and the postback's. */
+    postback_delivery_id(&due[0], again);
+    CU_ASSERT_STRING_EQUAL(again, first);
+    char want[POSTBACK_DELIVERY_ID_LEN];
+    snprintf(want, sizeof want, "%s.%lld", a, (long long)id);
+    CU_ASSERT_STRING_EQUAL(first, want);
+    /* After a failed attempt too; another postback of the process has
+     * its own. */
+    jobstore_postback_state st;
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id, false, 500, "boom",
+                                             now + 31, true, &st, &err),
+                    KILN_OK);
+    jobstore_postbacks_free(due, n);
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, now + 1000, 30, 10, &due, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        postback_delivery_id(&due[i], again);
+        CU_ASSERT_EQUAL(strcmp(again, first) == 0, due[i].id == id);
+    }
     jobstore_postbacks_free(due, n);
     js_teardown(&e);
 }
