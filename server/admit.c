@@ -30,7 +30,8 @@ server_body_hash(const char *body, size_t len, char out[17])
 typedef struct admit_gate {
     server_gate_fn gate;
     void *user;
-    int service;
+    int service;   /* the last id the gate was asked about */
+    bool is_asked; /* the body parsed, and the gate was asked */
     bool refused;
 } admit_gate;
 
@@ -40,6 +41,7 @@ admit_service(void *arg, int service_id)
 {
     admit_gate *g = arg;
     g->service = service_id;
+    g->is_asked = true;
     if (g->gate != NULL && !g->gate(g->user, service_id)) {
         g->refused = true;
         return false;
@@ -57,6 +59,47 @@ admit_invalid(errlist *errs, const char *path, const char *message)
     return KILN_EINVAL;
 }
 
+static bool
+admit_has_error_at(const errlist *errs, const char *path)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        if (strcmp(errs->items[i].e.path, path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Called when the gate was asked about no valid service id: service_id
+ * is missing, or in a form the parse-time reading (dsl_request_service)
+ * does not take. The compiler reads some forms the API's rule refuses
+ * ("1.0", "-0": such a body was stored for its service without the gate
+ * ever seeing it, whatever the token) and the parse-time reading misses
+ * one the rule takes (ten digits in a string). So the body's service_id
+ * is read again by the rule (server_service_id_json): an id it takes goes
+ * through the gate now; a form it refuses is an error at "service_id",
+ * unless the compiler reported one there. Returns rc, or KILN_EINVAL for
+ * a refused form. */
+static int
+admit_check_form(const char *body, size_t len, admit_gate *ag, errlist *errs,
+                 int rc)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "service_id");
+    if (v != NULL) {
+        int id = server_service_id_json(v);
+        if (id >= 0) {
+            (void)admit_service(ag, id);
+        } else if (!admit_has_error_at(errs, "service_id")) {
+            char msg[200];
+            server_service_id_problem(v, msg, sizeof msg);
+            rc = admit_invalid(errs, "service_id", msg);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 int
 server_admit(kiln_server *s, const char *body, size_t len, const char *idem_key,
              server_gate_fn gate, void *user, int *service,
@@ -68,6 +111,14 @@ server_admit(kiln_server *s, const char *body, size_t len, const char *idem_key,
     graph *g = NULL;
     int rc =
         engine_compile_admit(e, body, len, admit_service, &ag, &a, &g, errs);
+    if (ag.is_asked && ag.service < 0 && !ag.refused && rc != KILN_ENOMEM) {
+        rc = admit_check_form(body, len, &ag, errs, rc);
+    }
+    /* The gate must have said yes to the service the process is stored
+     * under, however the body wrote it: asked again if it has not. */
+    if (rc == KILN_OK && !ag.refused && ag.service != g->req.service_id) {
+        (void)admit_service(&ag, g->req.service_id);
+    }
     *service = ag.service;
     if (ag.refused) {
         arena_free(a);

@@ -9,8 +9,6 @@
  */
 #include "server.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -135,28 +133,13 @@ api_parse_body(const kiln_call *c)
     return cJSON_ParseWithLength(c->body, c->body_len);
 }
 
-/* The service_id a body names, or -1. */
+/* The service_id a body names, by the API's one rule
+ * (server_service_id_json), or -1. */
 static int
 api_body_service(const cJSON *body)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
-    /* Only ids an int holds: a cast of 1e300 is undefined, and "4294967297"
-     * would wrap to service 1 (the fuzzer found both). The compiler then
-     * refuses whatever is out of range, with its path. */
-    if (cJSON_IsNumber(s) && s->valuedouble == floor(s->valuedouble) &&
-        s->valuedouble >= 0 && s->valuedouble <= INT_MAX) {
-        return (int)s->valuedouble;
-    }
-    if (cJSON_IsString(s)) {
-        char *end;
-        errno = 0;
-        long v = strtol(s->valuestring, &end, 10);
-        return *end == '\0' && end != s->valuestring && errno == 0 && v >= 0 &&
-                       v <= INT_MAX
-                   ? (int)v
-                   : -1;
-    }
-    return -1;
+    return server_service_id_json(
+        cJSON_GetObjectItemCaseSensitive(body, "service_id"));
 }
 
 /* A 400 with one error at `path`, shaped like the compiler's. */
@@ -375,9 +358,9 @@ api_status(kiln_server *s, const char *id, const int *ids, size_t n_ids,
 }
 
 /* Answers 400 at the path of what is wrong and returns false unless the
- * body is {"service_id": N, "process_ids": ["...", ...]} with N a whole
- * number an int holds (not "1": api.md gives an integer) and every id a
- * string. */
+ * body is {"service_id": N, "process_ids": ["...", ...]} with N a service
+ * id as POST /request takes it (1 or "1": server_service_id_json) and
+ * every id a string. */
 static bool
 api_retry_body_ok(const cJSON *body, kiln_reply *out)
 {
@@ -388,14 +371,10 @@ api_retry_body_ok(const cJSON *body, kiln_reply *out)
                         "\"process_ids\": [\"...\"]}");
         return false;
     }
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "service_id");
-    if (!cJSON_IsNumber(s) || api_body_service(body) < 0) {
-        shown = s != NULL ? cJSON_PrintUnformatted(s) : NULL;
-        snprintf(msg, sizeof msg,
-                 "%s%.60s%s (expected a service id: a whole number from 0)",
-                 shown != NULL ? "got " : "missing", shown ? shown : "",
-                 shown != NULL && strlen(shown) > 60 ? "..." : "");
-        cJSON_free(shown);
+    if (api_body_service(body) < 0) {
+        server_service_id_problem(
+            cJSON_GetObjectItemCaseSensitive(body, "service_id"), msg,
+            sizeof msg);
         api_invalid_one(out, "service_id", msg);
         return false;
     }
@@ -493,14 +472,22 @@ api_retry_one(kiln_server *s, const char *id, int service, int *status,
     kiln_error err;
     err_clear(&err);
     int attempt = 0;
-    int rc = jobstore_retry(s->store, id, service, &attempt, &err);
+    jobstore_status was = JOBSTORE_N_STATUS;
+    int rc = jobstore_retry(s->store, id, service, &attempt, &was, &err);
     if (rc == KILN_OK) {
         snprintf(desc, size, "Reprocessing process, attempt: %d", attempt);
         *status = 200;
         return true;
     }
     if (rc == KILN_EPERM) {
-        snprintf(desc, size, "Process is still running");
+        /* Only an ended process runs again; say why this one is not. */
+        const char *why = "Process is still running";
+        if (was == JOBSTORE_QUEUED) {
+            why = "Process is queued: it has not run yet";
+        } else if (was == JOBSTORE_INCOMPLETE) {
+            why = "Process is INCOMPLETE: it has not been queued yet";
+        }
+        snprintf(desc, size, "%s", why);
         *status = 409;
     } else {
         *status = api_id_failed(rc, &err, desc, size);
@@ -581,18 +568,17 @@ api_param_services(const kiln_call *c, const int *ids, size_t n_ids, int *out,
         *n_out = n_ids;
         return true;
     }
-    char *end;
-    errno = 0;
-    long id = strtol(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || id < 0 || id > INT_MAX) {
-        api_bad_param(reply, "service_id", v, "a service id: a whole number");
+    int id = server_service_id_text(v);
+    if (id < 0) {
+        api_bad_param(reply, "service_id", v,
+                      "a service id: a whole number from 0 to 2147483647");
         return false;
     }
-    if (!api_may_use(ids, n_ids, (int)id)) {
-        api_message(reply, 403, "this token may not use service %ld", id);
+    if (!api_may_use(ids, n_ids, id)) {
+        api_message(reply, 403, "this token may not use service %d", id);
         return false;
     }
-    out[0] = (int)id;
+    out[0] = id;
     *n_out = 1;
     return true;
 }
@@ -988,24 +974,98 @@ server_metrics(kiln_server *s, kiln_reply *out)
     out->body_len = len;
 }
 
-/* Splits "/request/ID/jobs" style paths: returns true when path starts with
- * prefix and the rest (up to the next '/') is an id, copied to id. */
+/* What a route does (api_dispatch). */
+typedef enum api_op {
+    API_HEALTH,
+    API_CREATE,
+    API_STATUS,
+    API_POSTBACKS,
+    API_RETRY,
+    API_CANCEL,
+    API_PROCESSES,
+    API_STATS,
+    API_ADD_JOBS,
+    API_PATCH,
+    API_METRICS,
+    API_OPENAPI
+} api_op;
+
+/* The API's routes, as docs/openapi.yaml lists them (tests/exec/openapi.sh
+ * reads this table and checks both agree): a method and a path template,
+ * where "{id}" is one path segment of 1 to JOBSTORE_ID_LEN characters.
+ * Every method of a path is here, so a path asked with another method is
+ * a 405 naming them. GET /openapi.json is answered by the transport and
+ * never reaches the dispatcher; its path is here for that 405 (and the
+ * log's route). */
+typedef struct api_route_def {
+    const char *method;
+    const char *path;
+    api_op op;
+} api_route_def;
+
+static const api_route_def api_routes[] = {
+    {"GET", "/health", API_HEALTH},
+    {"POST", "/request", API_CREATE},
+    {"GET", "/status/{id}", API_STATUS},
+    {"GET", "/status/{id}/postbacks", API_POSTBACKS},
+    {"POST", "/retry", API_RETRY},
+    {"POST", "/cancel", API_CANCEL},
+    {"GET", "/processes", API_PROCESSES},
+    {"GET", "/stats", API_STATS},
+    {"POST", "/request/{id}/jobs", API_ADD_JOBS},
+    {"PATCH", "/request/{id}", API_PATCH},
+    {"GET", "/metrics", API_METRICS},
+    {"GET", "/openapi.json", API_OPENAPI},
+};
+
+/* True when path matches template tmpl; its "{id}" segment, if it has
+ * one, is copied to id. */
 static bool
-api_path_id(const char *path, const char *prefix, const char *suffix,
-            char id[JOBSTORE_ID_LEN + 1])
+api_match(const char *tmpl, const char *path, char id[JOBSTORE_ID_LEN + 1])
 {
-    size_t pl = strlen(prefix);
-    if (strncmp(path, prefix, pl) != 0) {
+    const char *hole = strstr(tmpl, "{id}");
+    if (hole == NULL) {
+        return strcmp(tmpl, path) == 0;
+    }
+    size_t n_prefix = (size_t)(hole - tmpl);
+    if (strncmp(path, tmpl, n_prefix) != 0) {
         return false;
     }
-    const char *rest = path + pl;
+    const char *rest = path + n_prefix;
     size_t n = strcspn(rest, "/");
-    if (n == 0 || n > JOBSTORE_ID_LEN || strcmp(rest + n, suffix) != 0) {
+    if (n == 0 || n > JOBSTORE_ID_LEN || strcmp(rest + n, hole + 4) != 0) {
         return false;
     }
     memcpy(id, rest, n);
     id[n] = '\0';
     return true;
+}
+
+/* The route of method m on path, or NULL. *tmpl gets the template of the
+ * path (NULL: no route has it), id its "{id}", and allow the methods its
+ * routes serve ("GET, POST"), whatever m is. No two templates match one
+ * path, so whichever route matched filled id. */
+static const api_route_def *
+api_lookup(const char *m, const char *path, char id[JOBSTORE_ID_LEN + 1],
+           const char **tmpl, char *allow, size_t size)
+{
+    const api_route_def *found = NULL;
+    *tmpl = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        const api_route_def *r = &api_routes[i];
+        if (!api_match(r->path, path, id)) {
+            continue;
+        }
+        size_t len = strlen(allow);
+        snprintf(allow + len, size - len, "%s%s", len > 0 ? ", " : "",
+                 r->method);
+        *tmpl = r->path;
+        if (found == NULL && strcmp(r->method, m) == 0) {
+            found = r;
+        }
+    }
+    return found;
 }
 
 /* GET /health: whether the store can take a new process, with the
@@ -1043,7 +1103,24 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
 {
     const char *m = c->method ? c->method : "";
     const char *path = c->path ? c->path : "";
-    if (strcmp(path, "/health") == 0 && strcmp(m, "GET") == 0) {
+    char id[JOBSTORE_ID_LEN + 1];
+    const char *tmpl;
+    char allow[64];
+    const api_route_def *r =
+        api_lookup(m, path, id, &tmpl, allow, sizeof allow);
+    /* A known path asked with a method it does not serve: 405 before the
+     * token checks, as for the transport's own paths. Which methods a
+     * path serves is no secret (GET /openapi.json tells), and a client
+     * without a token learns its mistake rather than a 401. The
+     * transport sends the Allow header. */
+    if (r == NULL && tmpl != NULL) {
+        char shown[40];
+        err_quote(shown, sizeof shown, m);
+        api_message(out, 405, "method %s is not allowed on %s (expected %s)",
+                    shown, tmpl, allow);
+        return;
+    }
+    if (r != NULL && r->op == API_HEALTH) {
         api_health(s, out);
         return;
     }
@@ -1089,62 +1166,59 @@ api_dispatch(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
         out->retry_after = wait;
         return;
     }
-    char id[JOBSTORE_ID_LEN + 1];
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-    if (strcmp(path, "/request") == 0 && post) {
-        api_create(s, c, ids, n_ids, out, service);
-    } else if (get && api_path_id(path, "/status/", "", id)) {
-        api_status(s, id, ids, n_ids, out);
-    } else if (get && api_path_id(path, "/status/", "/postbacks", id)) {
-        api_postbacks(s, id, ids, n_ids, out);
-    } else if (strcmp(path, "/retry") == 0 && post) {
-        api_each_id(s, c, ids, n_ids, api_retry_one, out);
-    } else if (strcmp(path, "/cancel") == 0 && post) {
-        api_each_id(s, c, ids, n_ids, api_cancel_one, out);
-    } else if (strcmp(path, "/processes") == 0 && get) {
-        api_processes(s, c, ids, n_ids, out);
-    } else if (strcmp(path, "/stats") == 0 && get) {
-        api_stats(s, c, ids, n_ids, out);
-    } else if (post && api_path_id(path, "/request/", "/jobs", id)) {
-        api_add_jobs(s, c, id, ids, n_ids, out);
-    } else if (strcmp(m, "PATCH") == 0 &&
-               api_path_id(path, "/request/", "", id)) {
-        api_patch(s, c, id, ids, n_ids, out);
-    } else if (strcmp(path, "/metrics") == 0 && get) {
-        server_metrics(s, out);
-    } else {
+    if (r == NULL) {
         api_message(out, 404, "no endpoint %s %s", m, path);
+        return;
+    }
+    switch (r->op) {
+    case API_CREATE:
+        api_create(s, c, ids, n_ids, out, service);
+        break;
+    case API_STATUS:
+        api_status(s, id, ids, n_ids, out);
+        break;
+    case API_POSTBACKS:
+        api_postbacks(s, id, ids, n_ids, out);
+        break;
+    case API_RETRY:
+        api_each_id(s, c, ids, n_ids, api_retry_one, out);
+        break;
+    case API_CANCEL:
+        api_each_id(s, c, ids, n_ids, api_cancel_one, out);
+        break;
+    case API_PROCESSES:
+        api_processes(s, c, ids, n_ids, out);
+        break;
+    case API_STATS:
+        api_stats(s, c, ids, n_ids, out);
+        break;
+    case API_ADD_JOBS:
+        api_add_jobs(s, c, id, ids, n_ids, out);
+        break;
+    case API_PATCH:
+        api_patch(s, c, id, ids, n_ids, out);
+        break;
+    case API_METRICS:
+        server_metrics(s, out);
+        break;
+    case API_HEALTH:  /* answered before the token checks */
+    case API_OPENAPI: /* the transport's own: it never asks */
+        api_message(out, 404, "no endpoint %s %s", m, path);
+        break;
     }
 }
 
-/* The route of a call for the log: its path with ids as {id}, so a line
- * never carries more of the client's text than the method. */
+/* The route of a call for the log and the metrics: its path template
+ * (ids as {id}), so a line never carries more of the client's text than
+ * the method; "(unknown)" for a path no route has. */
 static const char *
-api_route(const char *m, const char *path)
+api_route(const char *path)
 {
     char id[JOBSTORE_ID_LEN + 1];
-    static const char *const plain[] = {"/request",   "/retry", "/cancel",
-                                        "/processes", "/stats", "/health",
-                                        "/metrics"};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
-        if (strcmp(path, plain[i]) == 0) {
-            return plain[i];
-        }
-    }
-    if (api_path_id(path, "/status/", "", id)) {
-        return "/status/{id}";
-    }
-    if (api_path_id(path, "/status/", "/postbacks", id)) {
-        return "/status/{id}/postbacks";
-    }
-    if (api_path_id(path, "/request/", "/jobs", id)) {
-        return "/request/{id}/jobs";
-    }
-    if (api_path_id(path, "/request/", "", id)) {
-        return "/request/{id}";
-    }
-    (void)m;
-    return "(unknown)";
+    const char *tmpl;
+    char allow[64];
+    (void)api_lookup("", path, id, &tmpl, allow, sizeof allow);
+    return tmpl != NULL ? tmpl : "(unknown)";
 }
 
 void
@@ -1156,7 +1230,8 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
     int service = -1;
     api_dispatch(s, c, peer, out, &service);
     const char *m = c->method != NULL ? c->method : "";
-    bool health = strcmp(c->path != NULL ? c->path : "", "/health") == 0;
+    const char *route = api_route(c->path != NULL ? c->path : "");
+    bool health = strcmp(route, "/health") == 0;
     /* Health checks come every few seconds: at debug level only, unless
      * they fail. */
     kiln_log_level level = out->status >= 500 ? KILN_LOG_WARN
@@ -1164,13 +1239,12 @@ server_call(kiln_server *s, const kiln_call *c, const struct sockaddr *peer,
                                               : KILN_LOG_INFO;
     log_field f[] = {LOG_S("request_id", c->request_id),
                      LOG_S("method", m),
-                     LOG_S("route", api_route(m, c->path ? c->path : "")),
+                     LOG_S("route", route),
                      LOG_N("status", out->status),
                      LOG_N("bytes", out->body_len),
                      LOG_N("ms", round((clock_ms() - t0) * 10) / 10),
                      service >= 0 ? LOG_N("service", service)
                                   : LOG_S("service", NULL)};
     log_event(level, "request", f, sizeof f / sizeof f[0]);
-    metrics_http(s->metrics, api_route(m, c->path ? c->path : ""), out->status,
-                 (clock_ms() - t0) / 1e3);
+    metrics_http(s->metrics, route, out->status, (clock_ms() - t0) / 1e3);
 }

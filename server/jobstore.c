@@ -496,12 +496,16 @@ jobstore_rate(jobstore *s, const char *key, double rate, double burst, int cost,
 
 int
 jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
-               kiln_error *err)
+               jobstore_status *was, kiln_error *err)
 {
     int a = 0;
-    int rc = s->drv->retry(s, id, service_id, &a, err);
+    jobstore_status st = JOBSTORE_N_STATUS;
+    int rc = s->drv->retry(s, id, service_id, &a, &st, err);
     if (attempt != NULL) {
         *attempt = a;
+    }
+    if (was != NULL) {
+        *was = st;
     }
     return rc;
 }

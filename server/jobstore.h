@@ -207,7 +207,7 @@ typedef struct jobstore_driver {
                    int64_t not_before, const char *error, kiln_error *err);
     int (*recover)(jobstore *s, int *n_requeued, kiln_error *err);
     int (*retry)(jobstore *s, const char *id, int service_id, int *attempt,
-                 kiln_error *err);
+                 jobstore_status *was, kiln_error *err);
     int (*append_jobs)(jobstore *s, const char *id, int service_id,
                        const char *jobs_json, size_t max_jobs, size_t *n_jobs,
                        kiln_error *err);
@@ -476,10 +476,11 @@ int jobstore_rate(jobstore *s, const char *key, double rate, double burst,
 /* POST /retry for one id: a FINISHED, FAILED or CANCELLED process goes
  * back to QUEUED as attempt + 1 (result, error, duration_ms, n_requeues
  * and not_before reset);
- * *attempt (may be NULL) gets the new attempt. KILN_ENOTFOUND (404);
- * KILN_EPERM when INCOMPLETE, QUEUED or PROCESSING (409). */
+ * *attempt (may be NULL) gets the new attempt, *was (may be NULL) the
+ * status it had. KILN_ENOTFOUND (404); KILN_EPERM when INCOMPLETE, QUEUED
+ * or PROCESSING (409, *was says which). */
 int jobstore_retry(jobstore *s, const char *id, int service_id, int *attempt,
-                   kiln_error *err);
+                   jobstore_status *was, kiln_error *err);
 
 /* Appends the elements of the JSON array `jobs_json` to the "jobs" array
  * of an INCOMPLETE process's stored request, in one transaction (two

@@ -1336,7 +1336,7 @@ pg_transition_body(pg_store *s, void *arg, kiln_error *err)
     }
     s->queued =
         rc == KILN_OK && (c->q == PG_Q_REQUEUE || c->q == PG_Q_INTERRUPT ||
-                          c->q == PG_Q_RETRY || c->q == PG_Q_SET_PROCESSING);
+                          c->q == PG_Q_SET_PROCESSING);
     return rc;
 }
 
@@ -1952,17 +1952,74 @@ pg_set_processing(jobstore *js, const char *id, int service_id,
                          NULL, NULL, id, service_id, "INCOMPLETE", true, err);
 }
 
+/* retry() and cancel() of one process: which, and what came of it. */
+typedef struct pg_act_ctx {
+    const char *id;
+    int service_id;
+    jobstore_status was; /* the status it had */
+    int64_t attempt;     /* retry: the new attempt */
+} pg_act_ctx;
+
+/* Inside a write transaction: the status of process `id` of
+ * `service_id` into *out, its row locked until the transaction ends;
+ * KILN_ENOTFOUND naming the process when it has none. retry() and
+ * cancel() decide from it, and say which it was. */
+static int
+pg_status_locked(pg_store *s, const char *id, int service_id,
+                 jobstore_status *out, kiln_error *err)
+{
+    char name[PG_NAME_LEN] = "";
+    int rc =
+        pg_one(s, PG_Q_STATUS_LOCK, PG_ARGS(PG_TEXT(id), PG_INT(service_id)),
+               pg_row_name, name, err);
+    int status = jobstore_status_parse(name);
+    if (rc == KILN_ENOTFOUND) {
+        return err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
+    }
+    if (rc == KILN_OK) {
+        rc = pg_row_checked(false, status, "process", "status", err);
+    }
+    if (rc == KILN_OK) {
+        *out = (jobstore_status)status;
+    }
+    return rc;
+}
+
+static int
+pg_retry_body(pg_store *s, void *arg, kiln_error *err)
+{
+    pg_act_ctx *c = arg;
+    int rc = pg_status_locked(s, c->id, c->service_id, &c->was, err);
+    if (rc == KILN_OK && !jobstore_status_ended(c->was)) {
+        rc = err_set(err, KILN_EPERM,
+                     "cannot retry process \"%s\": it is %s (expected "
+                     "FINISHED, FAILED or CANCELLED)",
+                     c->id, jobstore_status_name(c->was));
+    }
+    if (rc == KILN_OK) {
+        rc = pg_one(
+            s, PG_Q_RETRY,
+            PG_ARGS(PG_TEXT(c->id), PG_INT(c->service_id), PG_INT(pg_now())),
+            pg_row_int, &c->attempt, err);
+    }
+    if (rc == KILN_OK) {
+        rc = pg_notify(s, c->id, NULL, err);
+    }
+    /* A re-queued process wakes the other hosts' workers (pg_call). */
+    s->queued = rc == KILN_OK;
+    return rc;
+}
+
 static int
 pg_retry(jobstore *js, const char *id, int service_id, int *attempt,
-         kiln_error *err)
+         jobstore_status *was, kiln_error *err)
 {
-    int64_t a = 0;
-    int rc = pg_transition(
-        pg(js), PG_Q_RETRY,
-        PG_ARGS(PG_TEXT(id), PG_INT(service_id), PG_INT(pg_now())), pg_row_int,
-        &a, id, service_id, "FINISHED, FAILED or CANCELLED", true, err);
+    pg_act_ctx c = {id, service_id, JOBSTORE_N_STATUS, 0};
+    int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_RETRY].what,
+                     pg_retry_body, &c, err);
+    *was = c.was;
     if (rc == KILN_OK) {
-        *attempt = (int)a;
+        *attempt = (int)c.attempt;
     }
     return rc;
 }
@@ -2192,34 +2249,15 @@ pg_list(jobstore *js, const jobstore_query *q, jobstore_process **out,
     return KILN_OK;
 }
 
-typedef struct pg_cancel_ctx {
-    const char *id;
-    int service_id;
-    jobstore_status was;
-} pg_cancel_ctx;
-
 static int
 pg_cancel_body(pg_store *s, void *arg, kiln_error *err)
 {
-    pg_cancel_ctx *c = arg;
-    char name[PG_NAME_LEN] = "";
-    int rc = pg_one(s, PG_Q_STATUS_LOCK,
-                    PG_ARGS(PG_TEXT(c->id), PG_INT(c->service_id)), pg_row_name,
-                    name, err);
-    int status = jobstore_status_parse(name);
-    if (rc == KILN_ENOTFOUND) {
-        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", c->id);
-    } else if (rc == KILN_OK) {
-        rc = pg_row_checked(false, status, "process", "status", err);
-    }
-    if (rc == KILN_OK) {
-        c->was = (jobstore_status)status;
-        if (jobstore_status_ended(c->was)) {
-            rc = err_set(err, KILN_EPERM,
-                         "cannot cancel process \"%s\": it is %s (it has "
-                         "ended)",
-                         c->id, name);
-        }
+    pg_act_ctx *c = arg;
+    int rc = pg_status_locked(s, c->id, c->service_id, &c->was, err);
+    if (rc == KILN_OK && jobstore_status_ended(c->was)) {
+        rc = err_set(err, KILN_EPERM,
+                     "cannot cancel process \"%s\": it is %s (it has ended)",
+                     c->id, jobstore_status_name(c->was));
     }
     if (rc == KILN_OK) {
         rc = pg_run(s, PG_Q_CANCEL, PG_ARGS(PG_TEXT(c->id), PG_INT(pg_now())),
@@ -2235,7 +2273,7 @@ static int
 pg_cancel(jobstore *js, const char *id, int service_id, jobstore_status *was,
           kiln_error *err)
 {
-    pg_cancel_ctx c = {id, service_id, JOBSTORE_N_STATUS};
+    pg_act_ctx c = {id, service_id, JOBSTORE_N_STATUS, 0};
     int rc = pg_call(pg(js), PG_WRITE, pg_queries[PG_Q_CANCEL].what,
                      pg_cancel_body, &c, err);
     *was = c.was;

@@ -1339,15 +1339,54 @@ sq_set_processing(jobstore *js, const char *id, int service_id,
                          NULL, NULL, id, service_id, "INCOMPLETE", true, err);
 }
 
+/* Inside a write transaction: the status of process `id` of
+ * `service_id` into *out; KILN_ENOTFOUND naming the process when it has
+ * none. retry() and cancel() decide from it, and say which it was. */
+static int
+sq_status_of(sq_store *s, const char *id, int service_id, jobstore_status *out,
+             kiln_error *err)
+{
+    char name[SQ_NAME_LEN] = "";
+    int rc = sq_one(s, SQ_Q_STATUS, SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)),
+                    sq_row_name, name, err);
+    int status = jobstore_status_parse(name);
+    if (rc == KILN_ENOTFOUND) {
+        return err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_row_checked(false, status, "process", "status", err);
+    }
+    if (rc == KILN_OK) {
+        *out = (jobstore_status)status;
+    }
+    return rc;
+}
+
 static int
 sq_retry(jobstore *js, const char *id, int service_id, int *attempt,
-         kiln_error *err)
+         jobstore_status *was, kiln_error *err)
 {
+    sq_store *s = sq(js);
     int64_t a = 0;
-    int rc = sq_transition(
-        sq(js), SQ_Q_RETRY,
-        SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id), SQ_INT(sq_now())), sq_row_int,
-        &a, id, service_id, "FINISHED, FAILED or CANCELLED", true, err);
+    int rc = sq_enter(s, SQ_WRITE, err);
+    if (rc == KILN_OK) {
+        rc = sq_status_of(s, id, service_id, was, err);
+    }
+    if (rc == KILN_OK && !jobstore_status_ended(*was)) {
+        rc = err_set(err, KILN_EPERM,
+                     "cannot retry process \"%s\": it is %s (expected "
+                     "FINISHED, FAILED or CANCELLED)",
+                     id, jobstore_status_name(*was));
+    }
+    if (rc == KILN_OK) {
+        rc = sq_one(s, SQ_Q_RETRY,
+                    SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id), SQ_INT(sq_now())),
+                    sq_row_int, &a, err);
+    }
+    if (rc == KILN_OK) {
+        rc = sq_notify(s, id, NULL, err);
+    }
+    rc = sq_leave(s, rc, err);
     if (rc == KILN_OK) {
         *attempt = (int)a;
     }
@@ -1539,26 +1578,14 @@ sq_cancel(jobstore *js, const char *id, int service_id, jobstore_status *was,
           kiln_error *err)
 {
     sq_store *s = sq(js);
-    char name[SQ_NAME_LEN] = "";
     int rc = sq_enter(s, SQ_WRITE, err);
     if (rc == KILN_OK) {
-        rc = sq_one(s, SQ_Q_STATUS, SQ_ARGS(SQ_TEXT(id), SQ_INT(service_id)),
-                    sq_row_name, name, err);
+        rc = sq_status_of(s, id, service_id, was, err);
     }
-    int status = jobstore_status_parse(name);
-    if (rc == KILN_ENOTFOUND) {
-        rc = err_set(err, KILN_ENOTFOUND, "process \"%s\" not found", id);
-    } else if (rc == KILN_OK) {
-        rc = sq_row_checked(false, status, "process", "status", err);
-    }
-    if (rc == KILN_OK) {
-        *was = (jobstore_status)status;
-        if (jobstore_status_ended(*was)) {
-            rc = err_set(err, KILN_EPERM,
-                         "cannot cancel process \"%s\": it is %s (it has "
-                         "ended)",
-                         id, name);
-        }
+    if (rc == KILN_OK && jobstore_status_ended(*was)) {
+        rc = err_set(err, KILN_EPERM,
+                     "cannot cancel process \"%s\": it is %s (it has ended)",
+                     id, jobstore_status_name(*was));
     }
     if (rc == KILN_OK) {
         rc = sq_run(s, SQ_Q_CANCEL, SQ_ARGS(SQ_TEXT(id), SQ_INT(sq_now())),

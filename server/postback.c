@@ -1,8 +1,9 @@
 /*
  * Postback delivery (postback.h): the notify side stores what is owed in
  * the job store; sender threads claim due postbacks, POST them with
- * libcurl to the address the network guard approved, and record each
- * attempt so the store can schedule the next one.
+ * libcurl to the address the network guard approved (signed, and named
+ * by a delivery id that stays the same on every attempt), and record
+ * each attempt so the store can schedule the next one.
  */
 #include "postback.h"
 
@@ -46,6 +47,14 @@ postback_sign(const char *secret, const char *body, size_t len,
     out[7 + 64] = '\0';
 }
 
+void
+postback_delivery_id(const jobstore_postback *pb,
+                     char out[POSTBACK_DELIVERY_ID_LEN])
+{
+    snprintf(out, POSTBACK_DELIVERY_ID_LEN, "%s.%lld", pb->process_id,
+             (long long)pb->id);
+}
+
 int
 postback_check_url(const kiln_engine *e, const char *url, kiln_error *err)
 {
@@ -77,7 +86,8 @@ postback_discard(char *data, size_t size, size_t n, void *user)
 
 int
 postback_deliver(const kiln_engine *e, const char *url, const char *body,
-                 const char *secret, int *http_status, kiln_error *err)
+                 const char *secret, const char *delivery_id, int *http_status,
+                 kiln_error *err)
 {
     *http_status = 0;
     netguard_target t;
@@ -103,6 +113,12 @@ postback_deliver(const kiln_engine *e, const char *url, const char *body,
         postback_sign(secret, body, strlen(body), hex);
         snprintf(sig, sizeof sig, "X-Kiln-Signature: %s", hex);
         headers = curl_slist_append(headers, sig);
+    }
+    char delivery[POSTBACK_DELIVERY_ID_LEN + 32];
+    if (delivery_id != NULL) {
+        snprintf(delivery, sizeof delivery, "Kiln-Delivery-Id: %s",
+                 delivery_id);
+        headers = curl_slist_append(headers, delivery);
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -188,8 +204,11 @@ postback_attempt(kiln_server *s, const jobstore_postback *pb)
     kiln_error err;
     err_clear(&err);
     int status = 0;
-    int rc = postback_deliver(e, pb->url, pb->body,
-                              svc != NULL ? svc->secret : NULL, &status, &err);
+    char delivery_id[POSTBACK_DELIVERY_ID_LEN];
+    postback_delivery_id(pb, delivery_id);
+    int rc =
+        postback_deliver(e, pb->url, pb->body, svc != NULL ? svc->secret : NULL,
+                         delivery_id, &status, &err);
     jobstore_postback_state st = JOBSTORE_PB_PENDING;
     kiln_error rerr;
     err_clear(&rerr);

@@ -25,6 +25,18 @@ typedef struct postbacker postbacker;
 void postback_sign(const char *secret, const char *body, size_t len,
                    char out[POSTBACK_SIG_LEN]);
 
+/* "PROCESS_ID.N" and a NUL: Kiln-Delivery-Id's value. */
+#define POSTBACK_DELIVERY_ID_LEN (JOBSTORE_ID_LEN + 22)
+
+/* Kiln-Delivery-Id's value for postback pb: its process's id and its own
+ * id in the job store (as GET /status/{id}/postbacks shows it),
+ * "Fcl_b6psriLi7lBYAshhp.42". Delivery is at least once: every attempt
+ * of one postback, and a redelivery after a sender died holding it,
+ * sends the same value, and no other postback has it, so a receiver
+ * drops what it has already taken. */
+void postback_delivery_id(const jobstore_postback *pb,
+                          char out[POSTBACK_DELIVERY_ID_LEN]);
+
 /* Checks a callback URL with the network guard (scheme, host, resolved
  * addresses against network.allow). KILN_OK or the guard's status, with
  * a message that starts "callback ...". */
@@ -34,9 +46,12 @@ int postback_check_url(const kiln_engine *e, const char *url, kiln_error *err);
  * again (connecting to the checked address only), POSTs, and fills
  * *http_status (0 when no answer came). KILN_OK for a 2xx answer;
  * otherwise an error that says why (refused address, timeout, the
- * status code). `secret` may be NULL: then no signature header. */
+ * status code). `secret` may be NULL: then no signature header;
+ * `delivery_id` (postback_delivery_id) may be NULL: then no
+ * Kiln-Delivery-Id. */
 int postback_deliver(const kiln_engine *e, const char *url, const char *body,
-                     const char *secret, int *http_status, kiln_error *err);
+                     const char *secret, const char *delivery_id,
+                     int *http_status, kiln_error *err);
 
 /* Makes every status change of the store's processes owe its postback:
  * when a process has a callback and the change is final (FINISHED,

@@ -1,11 +1,14 @@
 /*
- * Query strings and time values of the API's GET endpoints (server.h):
- * percent-decoding, one parameter by name, and the three ways a client
- * may write a time.
+ * Values the API reads from what a client writes (server.h): query
+ * strings (percent-decoding, one parameter by name), the three ways a
+ * client may write a time, and the one rule for a service id that every
+ * endpoint applies.
  */
 #include "server.h"
 
 #include <ctype.h>
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -103,4 +106,48 @@ server_format_time(int64_t t, char out[32])
     struct tm tm;
     gmtime_r(&tt, &tm);
     strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int
+server_service_id_text(const char *text)
+{
+    long long v = 0;
+    size_t n = strspn(text, "0123456789");
+    if (n == 0 || text[n] != '\0') {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v = v * 10 + (text[i] - '0');
+        if (v > INT_MAX) {
+            return -1;
+        }
+    }
+    return (int)v;
+}
+
+int
+server_service_id_json(const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        return server_service_id_text(v->valuestring);
+    }
+    /* The range is checked before the cast: (int)1e300 is undefined, and
+     * a wider type would read "4294967297" as service 1 (the fuzzer found
+     * both). */
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
+        v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 &&
+        v->valuedouble <= INT_MAX) {
+        return (int)v->valuedouble;
+    }
+    return -1;
+}
+
+void
+server_service_id_problem(const cJSON *v, char *msg, size_t size)
+{
+    char *shown = v != NULL ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(msg, size, "%s%.60s%s (expected " SERVER_SERVICE_ID_EXPECTED ")",
+             shown != NULL ? "got " : "missing", shown != NULL ? shown : "",
+             shown != NULL && strlen(shown) > 60 ? "..." : "");
+    cJSON_free(shown);
 }

@@ -8,7 +8,9 @@ client needs to trust a postback. Run it, then submit a request whose
 It prints one line per postback: the process id, its status, and whether
 the X-Kiln-Signature header matches the HMAC-SHA256 of the raw body. It
 answers 200 to a good postback and 401 to a badly signed one (kiln then
-retries it after 1, 3, 15 and 600 s)."""
+retries it after 1, 3, 15 and 600 s). Delivery is at least once: a
+postback it has already taken (the same Kiln-Delivery-Id) is answered 200
+and dropped."""
 import hashlib
 import hmac
 import json
@@ -17,6 +19,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 SECRET = os.environ.get("KILN_POSTBACK_SECRET", "").encode()
+TAKEN = set()  # Kiln-Delivery-Id of each postback acted on: keep it durable
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -27,8 +30,14 @@ class Receiver(BaseHTTPRequestHandler):
         got = self.headers.get("X-Kiln-Signature", "")
         good = hmac.compare_digest(want, got)
         status = json.loads(body)
-        print("%s %s signature=%s" % (status["process_id"], status["status"],
-                                      "ok" if good else "BAD"), flush=True)
+        delivery = self.headers.get("Kiln-Delivery-Id", "")
+        repeat = good and delivery in TAKEN
+        if good:
+            TAKEN.add(delivery)
+        print("%s %s signature=%s%s" % (status["process_id"], status["status"],
+                                        "ok" if good else "BAD",
+                                        " (repeated: dropped)" if repeat else ""),
+              flush=True)
         self.send_response(200 if good else 401)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -46,6 +46,7 @@ typedef struct http_server {
     kiln_http_settings settings;
     bool has_peer_call; /* the host has api_call_from (every ABI 2 host) */
     bool has_query;     /* the host reads kiln_call.query (2.2 and later) */
+    bool has_dashboard; /* plugins.settings.api-http.dashboard */
     size_t max_body;    /* bytes; a larger body is answered 413 */
     /* Requests being answered: from the engine call (or the 413) until
      * the response is sent; stop() waits a little for them. */
@@ -74,6 +75,7 @@ void http_metrics_stop(http_server *s);
 /* The service's settings (plugins.settings.api-http). */
 typedef struct http_service_settings {
     double threads; /* 0: two per CPU, 8 to 64 */
+    bool dashboard; /* serve the dashboard (default); false: 404 */
 } http_service_settings;
 
 int http_start(kiln_engine *engine, const void *settings, void **state,
@@ -121,17 +123,24 @@ void *http_request_new(const char *uri);
 typedef struct http_request http_request;
 
 /* Queues one response for request r: its status, Content-Type (NULL:
- * JSON), body (copied) and Retry-After (seconds, 0: none), with the
- * request's X-Request-Id. Returns what MHD_queue_response() returns. */
+ * JSON), body (copied), Retry-After (seconds, 0: none) and, for a 405,
+ * Allow (the methods, "GET, POST"; NULL: none), with the request's
+ * X-Request-Id; a 401 gets WWW-Authenticate. Returns what
+ * MHD_queue_response() returns. */
 enum MHD_Result http_send(struct MHD_Connection *conn, const http_request *r,
                           int status, const char *content_type,
-                          const char *body, size_t len, int retry_after);
+                          const char *body, size_t len, int retry_after,
+                          const char *allow);
 
 /* GET /openapi.json (openapi.c): whether a call asks for the OpenAPI
  * document, and its answer, sent without asking the host. */
 bool http_is_openapi(const char *method, const char *url);
 enum MHD_Result http_send_openapi(struct MHD_Connection *conn,
                                   const http_request *r);
+/* The methods the document lists for the path url matches ("GET",
+ * "GET, POST"), for the Allow header of a 405; NULL when it lists no
+ * such path. */
+const char *http_openapi_allow(const char *url);
 
 /* Moves the connection's current request to `phase`: BODY once its
  * header is in, ANSWER once its body is in or it is answered early, IDLE
@@ -155,7 +164,8 @@ extern const http_asset http_dashboard_assets[];
 extern const size_t http_dashboard_assets_n;
 
 /* True when url is the dashboard's: "/dashboard" or under "/dashboard/".
- * Such a request never reaches the host. */
+ * Such a request never reaches the host, whether the dashboard is on or
+ * turned off (then every one is a 404). */
 bool http_dashboard_owns(const char *url);
 
 /* Answers a request http_dashboard_owns(): the file for GET and HEAD

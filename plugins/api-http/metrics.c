@@ -3,9 +3,9 @@
  * metrics.listen, an address the operator keeps for a Prometheus scraper
  * (a private interface, a port the firewall closes to the world), so a
  * scraper needs no tenant's bearer token. Nothing else is answered there
- * (404), and it has a daemon of its own, one thread: a scrape every few
- * seconds needs no more, and it stays apart from the API's connection
- * caps.
+ * (404; another method on /metrics is a 405 with Allow), and it has a
+ * daemon of its own, one thread: a scrape every few seconds needs no
+ * more, and it stays apart from the API's connection caps.
  */
 #include "http.h"
 
@@ -27,6 +27,9 @@ http_metrics_send(struct MHD_Connection *conn, unsigned status,
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET");
+    }
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -53,13 +56,17 @@ http_metrics_access(void *cls, struct MHD_Connection *conn, const char *url,
         *upload_data_size = 0; /* a body is not wanted: dropped */
         return MHD_YES;
     }
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 ||
-        strcmp(url, "/metrics") != 0) {
+    if (strcmp(url, "/metrics") != 0 ||
+        strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
         static const char msg[] = "{\"message\": \"only GET /metrics is "
                                   "answered on the metrics address\"}";
+        /* Another method on /metrics is a 405, as on the API. */
+        unsigned status = strcmp(url, "/metrics") == 0
+                              ? MHD_HTTP_METHOD_NOT_ALLOWED
+                              : MHD_HTTP_NOT_FOUND;
 
-        return http_metrics_send(conn, MHD_HTTP_NOT_FOUND, "application/json",
-                                 msg, sizeof(msg) - 1);
+        return http_metrics_send(conn, status, "application/json", msg,
+                                 sizeof(msg) - 1);
     }
     memset(&reply, 0, sizeof(reply));
     reply.size = sizeof(reply);

@@ -16,6 +16,9 @@ static const kiln_param_spec http_service_specs[] = {
                   "threads answering requests; 0: two per CPU, at least 8 "
                   "and at most 64",
                   .flags = KILN_PARAM_INTEGER),
+    KILN_P_BOOL(http_service_settings, dashboard, true,
+                "serve the operator dashboard at /dashboard; false: every "
+                "request under /dashboard answers 404"),
 };
 
 static const kiln_service http_service = {

@@ -2,10 +2,11 @@
  * One HTTP request of the "api-http" service: the libmicrohttpd access
  * handler buffers the body (up to the configured limit, else 413), fills a
  * kiln_call, asks the engine with api_call_from() and sends its kiln_reply
- * back as is. Routing, authentication and every other answer are the
- * core's, but for a connection on the guard's reserve (guard.c), which
- * may only ask for /health and /metrics, and for the dashboard's static
- * files under /dashboard (dashboard.c).
+ * back as is, with the headers its status calls for (WWW-Authenticate,
+ * Allow). Routing, authentication and every other answer are the core's,
+ * but for a connection on the guard's reserve (guard.c), which may only
+ * ask for /health and /metrics, and for the dashboard's static files
+ * under /dashboard (dashboard.c).
  */
 #include "http.h"
 
@@ -29,6 +30,10 @@
 #define HTTP_DROP_MAX ((size_t)16 << 20)
 
 #define HTTP_JSON "application/json"
+
+/* WWW-Authenticate of every 401: the API takes "Authorization: Bearer
+ * TOKEN" (RFC 6750) and nothing else. */
+#define HTTP_CHALLENGE "Bearer realm=\"kiln\""
 
 /* One request's state, in *con_cls from the first call of the access
  * handler to MHD_OPTION_NOTIFY_COMPLETED. */
@@ -104,7 +109,7 @@ http_request_id(struct MHD_Connection *conn, char out[65])
 enum MHD_Result
 http_send(struct MHD_Connection *conn, const http_request *r, int status,
           const char *content_type, const char *body, size_t len,
-          int retry_after)
+          int retry_after, const char *allow)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret = MHD_NO;
@@ -137,6 +142,17 @@ http_send(struct MHD_Connection *conn, const http_request *r, int status,
     }
     if (r->is_close && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
                                                "close") != MHD_YES) {
+        goto done;
+    }
+    /* RFC 9110: a 401 says how to authenticate, a 405 what is allowed. */
+    if (status == MHD_HTTP_UNAUTHORIZED &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                HTTP_CHALLENGE) != MHD_YES) {
+        goto done;
+    }
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && allow != NULL &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) !=
+            MHD_YES) {
         goto done;
     }
     char id[65];
@@ -179,7 +195,7 @@ http_send_over(http_server *s, struct MHD_Connection *conn, http_request *r)
                  s->max_body);
 
     return http_send(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, HTTP_JSON, body,
-                     (size_t)n, 0);
+                     (size_t)n, 0, NULL);
 }
 
 /* A request on a reserve place that is not for /health or /metrics. */
@@ -192,7 +208,7 @@ http_send_busy(http_server *s, struct MHD_Connection *conn, http_request *r)
 
     http_answering(s, r);
     return http_send(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, HTTP_JSON, body,
-                     sizeof(body) - 1, 1);
+                     sizeof(body) - 1, 1, NULL);
 }
 
 /* True when a client asked for "100 Continue" before sending its body. */
@@ -297,8 +313,15 @@ http_send_call(http_server *s, struct MHD_Connection *conn, const char *url,
     } else {
         http_api->api_call(s->engine, &call, &reply);
     }
+    /* The host answers 405 for a path it knows asked with a method it does
+     * not serve, but a kiln_reply carries no headers: the methods for
+     * Allow are the ones docs/openapi.yaml lists for the path, which the
+     * host's routes follow (tests/exec/openapi.sh checks that they do). */
     ret = http_send(conn, r, reply.status, reply.content_type, reply.body,
-                    reply.body_len, reply.retry_after);
+                    reply.body_len, reply.retry_after,
+                    reply.status == MHD_HTTP_METHOD_NOT_ALLOWED
+                        ? http_openapi_allow(url)
+                        : NULL);
     http_api->reply_free(&reply);
     return ret;
 }
@@ -368,6 +391,15 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (r->is_over) {
         return http_send_over(s, conn, r);
+    }
+    if (http_dashboard_owns(url) && !s->has_dashboard) {
+        /* Turned off: as if it did not exist, for every method (a 405
+         * would tell that something is there), token or not. */
+        static const char body[] = "{\"message\":\"not found\"}";
+
+        http_answering(s, r);
+        return http_send(conn, r, MHD_HTTP_NOT_FOUND, HTTP_JSON, body,
+                         sizeof(body) - 1, 0, NULL);
     }
     if (http_dashboard_owns(url)) { /* static files: dashboard.c */
         http_answering(s, r);

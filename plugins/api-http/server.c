@@ -107,6 +107,7 @@ http_start(kiln_engine *engine, const void *settings, void **state,
     }
     s->has_peer_call = KILN_HOST_HAS(http_api, api_call_from);
     s->has_query = http_api->abi_major == 2 && http_api->abi_minor >= 2;
+    s->has_dashboard = set == NULL || set->dashboard;
     if (http_guard_new(&s->settings, &s->guard, err) != KILN_OK) {
         free(s);
         return err->code;
@@ -160,11 +161,11 @@ http_start(kiln_engine *engine, const void *settings, void **state,
     http_api->log(http_self, KILN_LOG_INFO,
                   "listening on %s (%u threads, epoll; at most %u "
                   "connections, %u per address; header %gs, body %gs, "
-                  "idle %gs)",
+                  "idle %gs; dashboard %s)",
                   listen, n_threads, s->settings.max_connections,
                   s->settings.max_connections_per_address,
                   s->settings.header_timeout, s->settings.body_timeout,
-                  s->settings.idle_timeout);
+                  s->settings.idle_timeout, s->has_dashboard ? "on" : "off");
     if (http_metrics_start(s, err) != KILN_OK) {
         http_stop(s);
         return err->code;

@@ -51,6 +51,45 @@ got=$(call GET /health '')
     ok health || fail health "got: $got"
 expect no-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x '')"
 expect wrong-token '401 {"message":"Invalid Secret"}' "$(call GET /status/x nope)"
+# header METHOD PATH TOKEN NAME: prints "CODE NAME's-VALUE BODY"
+header() {
+    local args=(-s -D "$tmp/head" -o "$tmp/body" -X "$1" "$url$2")
+    [ "$1" = HEAD ] && args=(-s -I -D "$tmp/head" -o /dev/null "$url$2")
+    : >"$tmp/body"
+    [ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
+    curl "${args[@]}" >/dev/null
+    printf '%s %s %s' "$(head -1 "$tmp/head" | cut -d' ' -f2)" \
+        "$(tr -d '\r' <"$tmp/head" | sed -n "s/^$4: //Ip")" "$(cat "$tmp/body")"
+}
+# Every 401 says how to authenticate: the bearer token api.md describes.
+expect no-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header GET /status/x '' WWW-Authenticate)"
+expect wrong-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header POST /request nope WWW-Authenticate)"
+expect unknown-path-no-token-challenge '401 Bearer realm="kiln" {"message":"Invalid Secret"}' \
+    "$(header GET /nowhere '' WWW-Authenticate)"
+# A known path asked with a method it does not serve: 405 naming the ones
+# it does, before the token checks (with a token or without); an unknown
+# path stays a 404 (after them).
+expect delete-request-405 '405 POST {"message":"method \"DELETE\" is not allowed on /request (expected POST)"}' \
+    "$(header DELETE /request tok-one Allow)"
+expect get-retry-405-no-token '405 POST {"message":"method \"GET\" is not allowed on /retry (expected POST)"}' \
+    "$(header GET /retry '' Allow)"
+expect put-status-405 '405 GET {"message":"method \"PUT\" is not allowed on /status/{id} (expected GET)"}' \
+    "$(header PUT /status/x tok-one Allow)"
+expect post-postbacks-405 '405 GET {"message":"method \"POST\" is not allowed on /status/{id}/postbacks (expected GET)"}' \
+    "$(header POST /status/x/postbacks tok-one Allow)"
+expect get-request-id-405 '405 PATCH {"message":"method \"GET\" is not allowed on /request/{id} (expected PATCH)"}' \
+    "$(header GET /request/x tok-one Allow)"
+expect post-health-405 '405 GET {"message":"method \"POST\" is not allowed on /health (expected GET)"}' \
+    "$(header POST /health '' Allow)"
+expect post-openapi-405 '405 GET {"message":"method \"POST\" is not allowed on /openapi.json (expected GET)"}' \
+    "$(header POST /openapi.json '' Allow)"
+expect delete-metrics-405 '405 GET {"message":"method \"DELETE\" is not allowed on /metrics (expected GET)"}' \
+    "$(header DELETE /metrics tok-one Allow)"
+got=$(header HEAD /processes tok-one Allow)
+expect head-processes-405 '405 GET ' "$got"
+expect unknown-path-404 '404  {"message":"no endpoint GET /nowhere"}' "$(header GET /nowhere tok-one Allow)"
 req='{"service_id": 1, "source": "/in/a.png", "jobs": [{"destination": "/out/a.png", "transformations": [{"type": "resize", "width": 32}]}]}'
 expect other-service '403 {"message":"this token may not use service 1"}' \
     "$(call POST /request tok-two "$req")"
@@ -155,14 +194,54 @@ expect dynamic-append "200 {\"status\":\"SUCCESS\",\"process_id\":\"$did\",\"job
 got=$(call POST "/request/$did/jobs" tok-one '{"jobs": [{"destination": "/out/x.bmp"}]}')
 case "$got" in '400 '*'"path":"jobs[1].destination"'*) ok dynamic-append-invalid ;; *) fail dynamic-append-invalid "$got" ;; esac
 # /retry takes the types api.md gives, and says which part is wrong.
+# service_id follows one rule everywhere: a number or a string of its
+# digits ("1", as POST /request has always taken it).
 got=$(call POST /retry tok-one '{"service_id": "1", "process_ids": ["x"]}')
-expect retry-service-id-string '400 {"message":"the request is not valid","errors":[{"path":"service_id","message":"got \"1\" (expected a service id: a whole number from 0)"}]}' "$got"
+expect retry-service-id-string '200 [{"status":404,"process_id":"x","description":"Process not found"}]' "$got"
+got=$(call POST /cancel tok-one '{"service_id": "1", "process_ids": ["x"]}')
+expect cancel-service-id-string '200 [{"status":404,"process_id":"x","description":"Process not found"}]' "$got"
+got=$(call POST /cancel tok-two '{"service_id": "1", "process_ids": ["x"]}')
+expect cancel-service-id-string-403 '403 {"message":"this token may not use service 1"}' "$got"
+for case in 'point:"1.0"' 'minus-zero:"-0"' 'space:" 1"' 'fraction:1.5' 'bool:true'; do
+    form=${case#*:}
+    got=$(call POST /retry tok-one "{\"service_id\": $form, \"process_ids\": [\"x\"]}")
+    shown=$(printf '%s' "$form" | sed 's/"/\\"/g')
+    expect "retry-service-id-${case%%:*}" "400 {\"message\":\"the request is not valid\",\"errors\":[{\"path\":\"service_id\",\"message\":\"got $shown (expected a service id: a whole number from 0 to 2147483647, or a string of its digits)\"}]}" "$got"
+done
+# POST /request refuses the same forms. "1.0" and "-0" were compiled as
+# services 1 and 0 without the token being checked against them: a token
+# of service 2 created a process of service 1.
+for case in 'point:"1.0"' 'minus-zero:"-0"'; do
+    form=${case#*:}
+    got=$(call POST /request tok-two "{\"service_id\": $form, \"source\": \"/in/a.png\", \"jobs\": [{\"destination\": \"/out/f.png\"}]}")
+    case "$got" in
+    '400 '*'"path":"service_id"'*'or a string of its digits'*) ok "request-service-id-${case%%:*}" ;;
+    *) fail "request-service-id-${case%%:*}" "$got" ;;
+    esac
+done
+got=$(call POST /request tok-two '{"service_id": "0000000001", "source": "/in/a.png", "jobs": [{"destination": "/out/f.png"}]}')
+expect request-service-id-ten-digits-403 '403 {"message":"this token may not use service 1"}' "$got"
+got=$(call GET '/processes?service_id=%2B1&limit=1' tok-one)
+expect processes-service-id-sign '400 {"message":"query parameter \"service_id\": got \"+1\" (expected a service id: a whole number from 0 to 2147483647)"}' "$got"
+got=$(call GET '/processes?service_id=01&limit=1' tok-one | cut -d' ' -f1)
+expect processes-service-id-digits 200 "$got"
 got=$(call POST /retry tok-one '{"service_id": 1, "process_ids": ["x", 7]}')
 expect retry-id-not-string '400 {"message":"the request is not valid","errors":[{"path":"process_ids[1]","message":"got 7 (expected a process id, a string)"}]}' "$got"
 got=$(call POST /retry tok-one '{"service_id": 1}')
 expect retry-no-ids '400 {"message":"the request is not valid","errors":[{"path":"process_ids","message":"missing (expected an array of process ids)"}]}' "$got"
+# /retry of a process that has not ended says why: INCOMPLETE here;
+# queued (a source not there yet is waited for, the process queued again
+# for 600 s); running is still running (tests/unit, test_runner.c).
 got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$did\"]}")
-expect retry-not-finished-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is still running\"}]" "$got"
+expect retry-incomplete-409 "200 [{\"status\":409,\"process_id\":\"$did\",\"description\":\"Process is INCOMPLETE: it has not been queued yet\"}]" "$got"
+got=$(call POST /request tok-one '{"service_id": 1, "source": "/in/later.png", "wait_retry_delay": 600, "jobs": [{"destination": "/out/later.png"}]}')
+qid=$(printf '%s' "${got#* }" | field 'r["process_id"]')
+for _ in $(seq 100); do # queued again, its error said: not to be claimed now
+    case "$(call GET "/status/$qid" tok-one)" in *'"status":"QUEUED"'*'"error":"'*) break ;; esac
+    sleep 0.1
+done
+got=$(call POST /retry tok-one "{\"service_id\": 1, \"process_ids\": [\"$qid\"]}")
+expect retry-queued-409 "200 [{\"status\":409,\"process_id\":\"$qid\",\"description\":\"Process is queued: it has not run yet\"}]" "$got"
 code=$(call PATCH "/request/$did" tok-one '{"process": true}' | cut -d' ' -f1)
 expect dynamic-patch 200 "$code"
 expect patch-again-409 '409 {"message":"Process is not INCOMPLETE"}' \
@@ -206,7 +285,7 @@ case $got in '200 {"message":"ok",'*) ok service-still-serving ;; *) fail servic
 
 got=$(call GET /metrics tok-one)
 case "$got" in *'kiln_processes{status="FINISHED"}'*) ok metrics ;; *) fail metrics "$got" ;; esac
-expect unknown-endpoint '404 {"message":"no endpoint DELETE /request"}' "$(call DELETE /request tok-one)"
+expect unknown-endpoint '404 {"message":"no endpoint DELETE /requests"}' "$(call DELETE /requests tok-one)"
 
 serve_stop
 rc=$SERVE_RC

@@ -4,7 +4,9 @@
 #    type and the security headers (CSP with no inline script or style,
 #    nosniff, no referrer, no-store), the served bytes are the files in
 #    plugins/api-http/dashboard/, HEAD works, other methods are 405 and
-#    other names under /dashboard 404;
+#    other names under /dashboard 404; turned off
+#    (plugins.settings.api-http.dashboard false), every request under
+#    /dashboard is a 404 and the API is unchanged;
 #  - in Debian's chromium, headless, driven by playwright-core
 #    (tests/exec/dashboard_browser.js), on a desktop window and on a
 #    390x844 phone: paste the token, watch a process appear and finish,
@@ -43,6 +45,38 @@ cat >"$tmp/cfg.json" <<JSON
    {"id": 2, "tokens": ["tok-dash"], "storage": {"plugin": "local", "root": "$tmp/storage"}}]}
 JSON
 url="http://127.0.0.1:$port"
+
+# -------------------------------------------------------------- turned off
+# plugins.settings.api-http.dashboard false: every request under
+# /dashboard is a 404, any method, token or not; the API is unchanged.
+python3 - "$tmp/cfg.json" "$tmp/cfg-off.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["plugins"]["settings"] = {"api-http": {"dashboard": False}}
+json.dump(c, open(sys.argv[2], "w"))
+PY
+if serve_start "$tmp/cfg-off.json" "$tmp/log-off" "$url"; then
+    why=""
+    for req in "GET /dashboard" "GET /dashboard/" "GET /dashboard/app.js" "HEAD /dashboard" \
+        "POST /dashboard" "GET /dashboard/nope.js"; do
+        set -- $req
+        if [ "$1" = HEAD ]; then
+            got=$(curl -s -I -o /dev/null -w '%{http_code}' "$url$2")
+        else
+            got=$(curl -s -o "$tmp/body" -w '%{http_code}' -X "$1" -H 'Authorization: Bearer tok-dash' "$url$2")
+            [ "$(cat "$tmp/body")" = '{"message":"not found"}' ] || got="$got $(head -c 80 "$tmp/body")"
+        fi
+        [ "$got" = 404 ] || why="$why; $req: $got"
+    done
+    got=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-dash' "$url/processes")
+    [ "$got" = 200 ] || why="$why; GET /processes: $got"
+    grep -q 'dashboard off' "$tmp/log-off" || why="$why; the start-up line does not say 'dashboard off'"
+    if [ -z "$why" ]; then ok "$T/off-404"; else fail "$T/off-404" "${why#; }"; fi
+    serve_stop
+else
+    fail "$T/off-404" "the server did not start: $(tail -3 "$tmp/log-off")"
+fi
+
 serve_start "$tmp/cfg.json" "$tmp/log" "$url" ||
     { fail "$T/setup" "the server did not start: $(tail -3 "$tmp/log")"; finish; }
 

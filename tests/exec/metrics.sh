@@ -2,8 +2,8 @@
 # Operators' metrics (docs/api.md, "Metrics"): through a real `kiln serve`
 # with metrics.listen set,
 #  - GET /metrics on the metrics address answers without a token, and
-#    only that (another path there is a 404); the API's /metrics still
-#    needs one;
+#    only that (another path there is a 404, another method a 405); the
+#    API's /metrics still needs one;
 #  - kiln_http_requests_total counts the calls made, by route template
 #    and status; the duration histogram's count equals them;
 #  - kiln_processes_ended_total counts each process by service and
@@ -69,10 +69,15 @@ for id in "${ids[@]}"; do
 done
 curl -s -o /dev/null "$url/status/x"            # 401
 curl -s -o /dev/null -H "$A" "$url/nowhere"     # 404
+curl -s -o /dev/null -X DELETE "$url/retry"      # 405, counted by its route
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/metrics")
 [ "$code" = 401 ] && ok api-metrics-needs-a-token || fail api-metrics-needs-a-token "HTTP $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$murl/status/x")
 [ "$code" = 404 ] && ok metrics-address-answers-only-metrics || fail metrics-address-answers-only-metrics "HTTP $code"
+allow=$(curl -s -o /dev/null -X POST -D - "$murl/metrics" | tr -d '\r' | sed -n 's/^Allow: //Ip')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$murl/metrics")
+[ "$code" = 405 ] && [ "$allow" = GET ] && ok metrics-address-post-405 ||
+    fail metrics-address-post-405 "HTTP $code, Allow '$allow'"
 m=$(curl -s -w '\n%{http_code}' "$murl/metrics")
 code=${m##*$'\n'}
 m=${m%$'\n'*}
@@ -87,6 +92,7 @@ check requests-created 'kiln_http_requests_total{route="/request",status="200"}'
 check requests-polled 'kiln_http_requests_total{route="/status/{id}",status="200"}' "$polls"
 check requests-401 'kiln_http_requests_total{route="/status/{id}",status="401"}' 1
 check requests-404 'kiln_http_requests_total{route="(unknown)",status="404"}' 1
+check requests-405 'kiln_http_requests_total{route="/retry",status="405"}' 1
 check duration-count 'kiln_http_request_duration_seconds_count{route="/request"}' 3
 check ended-finished 'kiln_processes_ended_total{service="7",outcome="finished"}' 2
 check ended-failed 'kiln_processes_ended_total{service="7",outcome="failed"}' 1

@@ -6,14 +6,16 @@
 #  - served: GET /openapi.json, without a token, answers the YAML
 #    converted to JSON (the bytes the build made, and the same document as
 #    the YAML in the tree), as application/json with X-Request-Id;
-#  - no drift: every route server/api.c's dispatcher answers (and
-#    GET /openapi.json, the transport's) is in the document with its
-#    method, and the document has no route the code does not answer;
+#  - no drift: every route of server/api.c's table (GET /openapi.json,
+#    answered by the transport, among them) is in the document with its
+#    method, and the document has no route the code does not answer (a
+#    405's Allow comes from the document: both must agree);
 #  - the validator (tests/openapi/validate.js, which checks every answer
 #    the API tests receive) passes a real answer and flags doctored ones:
 #    a body missing a field, a field of the wrong type, a status the route
 #    does not give, a missing X-Request-Id, a 429 without Retry-After, the
-#    wrong Content-Type; and the relay in front of a server reports a
+#    wrong Content-Type, a 401 without WWW-Authenticate, a 405 without
+#    Allow or with other methods, a 404 for a listed path; and the relay in front of a server reports a
 #    violation as a FAIL line (a document that wants what /health does not
 #    send).
 set -u
@@ -85,24 +87,15 @@ python3 - server/api.c plugins/api-http/openapi.c "$spec" >"$tmp/routes" 2>&1 <<
 import json, re, sys
 api, transport, doc_file = sys.argv[1:]
 src = open(api).read()
-start = src.index("\napi_dispatch(")
-body = src[start:src.index("\n}\n", start)]
-code = set()
-for cond in re.findall(r"if \((.*?)\) \{", body, re.S):
-    cond = " ".join(cond.split())
-    methods = set(re.findall(r'strcmp\(m, "([A-Z]+)"\) == 0', cond))
-    methods |= {w.upper() for w in re.findall(r"\b(get|post)\b", cond)}
-    paths = re.findall(r'strcmp\(path, "([^"]+)"\) == 0', cond)
-    paths += [a + "{id}" + b for a, b in re.findall(r'api_path_id\(path, "([^"]*)", "([^"]*)", id\)', cond)]
-    if not paths:
-        continue
-    if len(paths) != 1 or len(methods) != 1:
-        print("cannot read the route of: if (%s)" % cond)
-        sys.exit(1)
-    code.add((methods.pop(), paths[0]))
+start = src.index("api_routes[] = {")
+table = src[start:src.index("};", start)]
+code = set(re.findall(r'\{"([A-Z]+)", "([^"]+)", API_[A-Z_]+\}', table))
+# GET /openapi.json is in the table (for the 405 of its other methods) and
+# the transport answers it.
 tsrc = open(transport).read()
-for m, p in re.findall(r'strcmp\(method, MHD_HTTP_METHOD_([A-Z]+)\) == 0 &&\s*strcmp\(url, "([^"]+)"\) == 0', tsrc):
-    code.add((m, p))
+if not re.search(r'strcmp\(method, MHD_HTTP_METHOD_GET\) == 0 &&\s*strcmp\(url, "/openapi.json"\) == 0', tsrc):
+    print("the transport does not answer GET /openapi.json (openapi.c)")
+    sys.exit(1)
 if len(code) < 10:
     print("read only %d routes from the code: %s" % (len(code), sorted(code)))
     sys.exit(1)
@@ -238,6 +231,21 @@ doctor unauthorized no-retry-after 'a["status"] = 429'
 flags no-retry-after 'no Retry-After header'
 doctor unauthorized errors-in-401 'b["errors"] = [{"path": "", "message": "x"}]'
 flags errors-in-401 'additional properties \(errors\)'
+doctor unauthorized no-challenge 'a["headers"] = {k: v for k, v in a["headers"].items() if k.lower() != "www-authenticate"}'
+flags no-challenge 'no WWW-Authenticate header'
+# A listed path asked with a method it does not list: 405 and Allow.
+answer not-allowed DELETE /retry
+if node tests/openapi/validate.js "$spec" "$tmp/not-allowed.json" >"$tmp/v.out" 2>&1; then
+    ok validator-passes-a-real-405
+else
+    fail validator-passes-a-real-405 "$(head -c 400 "$tmp/v.out")"
+fi
+doctor not-allowed no-allow 'a["headers"] = {k: v for k, v in a["headers"].items() if k.lower() != "allow"}'
+flags no-allow 'no Allow header'
+doctor not-allowed wrong-allow 'a["headers"]["Allow"] = "GET, POST"'
+flags wrong-allow 'header Allow: "GET, POST", expected the methods of /retry: POST'
+doctor not-allowed listed-path-404 'a["status"] = 404'
+flags listed-path-404 'status 404, expected one of 405'
 
 # The relay in front of a server, with a document whose GET /health 200
 # also wants "uptime": serve_stop's report must be a FAIL line naming it.

@@ -2,8 +2,9 @@
 # Postbacks, the network guard and max_process_time against a real server:
 # `kiln serve` on 127.0.0.1 and a postback receiver (postback_receiver.py)
 # that fails on purpose. Checks the retry times (1 s, then 3 s), the HMAC
-# signature, notify_status, retry_postback false, refused callbacks (400
-# at submission), a cancelled process, and /metrics with promtool.
+# signature, the delivery id (the same on every attempt), notify_status,
+# retry_postback false, refused callbacks (400 at submission), a
+# cancelled process, and /metrics with promtool.
 set -u
 KILN=${KILN:-build/kiln}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -101,6 +102,18 @@ PY
 sleep 1
 n=$(grep -c '"path": "/fail2"' "$tmp/received")
 [ "$n" = 3 ] && ok no-resend-after-delivery || fail no-resend-after-delivery "$n posts"
+# Kiln-Delivery-Id: the same on the three attempts of that one postback,
+# the process's id and the postback's own (GET /status/{id}/postbacks).
+pbs=$(curl -s -H 'Authorization: Bearer tok-one' "$url/status/$id/postbacks")
+python3 - "$tmp/received" "$id" "$pbs" <<'PY' && ok delivery-id-same-on-retries || fail delivery-id-same-on-retries "see above"
+import json, sys
+posts = [json.loads(l) for l in open(sys.argv[1]) if '"/fail2"' in l]
+ids = {p["delivery"] for p in posts}
+pbs = json.loads(sys.argv[3])["postbacks"]
+assert len(pbs) == 1, pbs
+want = "%s.%d" % (sys.argv[2], pbs[0]["id"])
+assert ids == {want}, (ids, want)
+PY
 
 # notify_status: every status change, in order; no signature without a
 # service secret.
@@ -110,9 +123,13 @@ wait_posts /ok 2 10
 python3 - "$tmp/received" "$id" <<'PY' && ok notify-status || fail notify-status "see above"
 import json, sys
 posts = [json.loads(l) for l in open(sys.argv[1]) if '"/ok"' in l]
-st = [json.loads(p["body"])["status"] for p in posts if json.loads(p["body"])["process_id"] == sys.argv[2]]
+mine = [p for p in posts if json.loads(p["body"])["process_id"] == sys.argv[2]]
+st = [json.loads(p["body"])["status"] for p in mine]
 assert st == ["PROCESSING", "FINISHED"], st
 assert all(p["sig"] is None for p in posts), [p["sig"] for p in posts]
+# Two postbacks: two delivery ids, each of this process.
+ids = [p["delivery"] for p in mine]
+assert len(set(ids)) == 2 and all(i.startswith(sys.argv[2] + ".") for i in ids), ids
 PY
 
 # retry_postback false: one attempt, then given up.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A postback receiver for tests/exec/postback.sh: a real HTTP server on
 127.0.0.1 that logs every POST it gets (arrival time, path, signature
-header, body) as one JSON line, and answers by path:
+and delivery id headers, body) as one JSON line, and answers by path:
   /ok       200 always
   /fail2    500 to the first two posts, then 200
   /never    503 always
@@ -31,6 +31,7 @@ class Handler(BaseHTTPRequestHandler):
             with open(log_file, "a") as f:
                 f.write(json.dumps({"t": now, "path": path,
                                     "sig": self.headers.get("X-Kiln-Signature"),
+                                    "delivery": self.headers.get("Kiln-Delivery-Id"),
                                     "type": self.headers.get("Content-Type"),
                                     "body": body}) + "\n")
         if path == "/fail2":

@@ -18,10 +18,14 @@ const addFormats = require('ajv-formats').default;
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-// What a method and path that the document does not list may be answered:
-// the server's 404 "no endpoint", or what comes before routing (no token,
-// the rate limits, the transport's 413 and the reserve's 503).
+// What a path that the document does not list may be answered: the
+// server's 404 "no endpoint", or what comes before routing (no token, the
+// rate limits, the transport's 413 and the reserve's 503).
 const UNLISTED_STATUSES = ['401', '404', '413', '429', '503'];
+// What a listed path asked with a method it does not list may be
+// answered: 405 with Allow (before the token checks), or the transport's
+// 413 and 503, which come before it.
+const UNLISTED_METHOD_STATUSES = ['405', '413', '503'];
 
 class Validator {
   constructor(spec) {
@@ -112,8 +116,9 @@ class Validator {
     const where = op ? `${method} ${r.template}` : `${method} ${path} (not in the document)`;
     let response;
     if (!op) {
-      if (!UNLISTED_STATUSES.includes(code)) {
-        out.push(`${where}: status ${code}, expected one of ${UNLISTED_STATUSES.join(', ')}`);
+      const statuses = r ? UNLISTED_METHOD_STATUSES : UNLISTED_STATUSES;
+      if (!statuses.includes(code)) {
+        out.push(`${where}: status ${code}, expected one of ${statuses.join(', ')}`);
         return out;
       }
       response = {
@@ -122,6 +127,22 @@ class Validator {
       };
       if (code === '429') {
         response.headers['Retry-After'] = { $ref: '#/components/headers/Retry-After' };
+      }
+      if (code === '401') {
+        response = this.deref({ $ref: '#/components/responses/Unauthorized' });
+      }
+      if (code === '405') {
+        // Allow names exactly the methods the document lists for the path.
+        const want = METHODS.filter((x) => r.item[x]).map((x) => x.toUpperCase());
+        const got = String(headers.allow || '')
+          .split(',')
+          .map((x) => x.trim().toUpperCase())
+          .filter((x) => x);
+        if (headers.allow === undefined) {
+          out.push(`${where} ${code}: no Allow header`);
+        } else if (got.length !== want.length || !want.every((x) => got.includes(x))) {
+          out.push(`${where} ${code}: header Allow: ${JSON.stringify(headers.allow)}, expected the methods of ${r.template}: ${want.join(', ')}`);
+        }
       }
     } else {
       const responses = op.responses || {};
@@ -157,7 +178,10 @@ class Validator {
       }
     }
 
-    // The body, by its Content-Type.
+    // The body, by its Content-Type; an answer to HEAD has none.
+    if (m === 'head') {
+      return out;
+    }
     const content = response.content || {};
     const types = Object.keys(content);
     if (types.length === 0) {

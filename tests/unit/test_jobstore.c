@@ -39,6 +39,7 @@
 #include <sqlite3.h>
 
 #include "../../server/jobstore.h"
+#include "../../server/postback.h"
 
 int test_jobstore_register(void);
 
@@ -674,25 +675,35 @@ test_js_retry(void)
     js_create(e.s, 1, JOBSTORE_INCOMPLETE, "{}", NULL, NULL, 0, inc);
     int attempt = 0;
 
-    /* QUEUED: still running, 409. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    /* QUEUED: not run yet, 409; the store says which status refused it
+     * (the API's message differs for each). */
+    jobstore_status was = JOBSTORE_N_STATUS;
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_QUEUED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "QUEUED"));
     jobstore_process p;
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     jobstore_process_clear(&p);
     /* PROCESSING: 409. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_PROCESSING);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "PROCESSING"));
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &was, &err),
+                    KILN_EPERM);
+    CU_ASSERT_EQUAL(was, JOBSTORE_INCOMPLETE);
     CU_ASSERT_EQUAL(
         jobstore_complete(e.s, a, 0, JOBSTORE_FAILED, "[1]", "boom", &err),
         KILN_OK);
     /* Unknown or another service's: 404. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, &err), KILN_ENOTFOUND);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 2, &attempt, NULL, &err),
+                    KILN_ENOTFOUND);
     CU_ASSERT_EQUAL(
-        jobstore_retry(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &attempt, &err),
+        jobstore_retry(e.s, "AAAAAAAAAAAAAAAAAAAAA", 1, &attempt, NULL, &err),
         KILN_ENOTFOUND);
     /* FAILED: 200, attempt 2, a clean slate. */
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
@@ -700,7 +711,8 @@ test_js_retry(void)
     CU_ASSERT_PTR_NULL(p.result);
     CU_ASSERT_PTR_NULL(p.error);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, &err), KILN_EPERM);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, &attempt, NULL, &err),
+                    KILN_EPERM);
     /* FINISHED: 200 as well. */
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.attempt, 2);
@@ -708,7 +720,7 @@ test_js_retry(void)
     CU_ASSERT_EQUAL(
         jobstore_complete(e.s, a, 0, JOBSTORE_FINISHED, "[]", NULL, &err),
         KILN_OK);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, a, 1, NULL, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, a, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.attempt, 3);
     jobstore_process_clear(&p);
@@ -946,6 +958,8 @@ test_js_lease_expiry(void)
                     KILN_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_EQUAL(due[0].next_at, now + 30);
+    char first[POSTBACK_DELIVERY_ID_LEN], again[POSTBACK_DELIVERY_ID_LEN];
+    postback_delivery_id(&due[0], first);
     jobstore_postbacks_free(due, n);
     CU_ASSERT_EQUAL(
         jobstore_postback_due(e.s, now + 29, 30, 10, &due, &n, &err), KILN_OK);
@@ -956,6 +970,29 @@ test_js_lease_expiry(void)
     CU_ASSERT_EQUAL(due[0].id, id);
     CU_ASSERT_EQUAL(due[0].attempt, 0);
     CU_ASSERT_EQUAL(due[0].next_at, now + 60);
+    /* Redelivered after its sender's lease ran out (a crash): the same
+     * Kiln-Delivery-Id, the process's id and the postback's. */
+    postback_delivery_id(&due[0], again);
+    CU_ASSERT_STRING_EQUAL(again, first);
+    char want[POSTBACK_DELIVERY_ID_LEN];
+    snprintf(want, sizeof want, "%s.%lld", a, (long long)id);
+    CU_ASSERT_STRING_EQUAL(first, want);
+    /* After a failed attempt too; another postback of the process has
+     * its own. */
+    jobstore_postback_state st;
+    CU_ASSERT_EQUAL(jobstore_postback_record(e.s, id, false, 500, "boom",
+                                             now + 31, true, &st, &err),
+                    KILN_OK);
+    jobstore_postbacks_free(due, n);
+    CU_ASSERT_EQUAL(jobstore_postback_enqueue(e.s, &pb, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(
+        jobstore_postback_due(e.s, now + 1000, 30, 10, &due, &n, &err),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        postback_delivery_id(&due[i], again);
+        CU_ASSERT_EQUAL(strcmp(again, first) == 0, due[i].id == id);
+    }
     jobstore_postbacks_free(due, n);
     js_teardown(&e);
 }
@@ -2534,9 +2571,9 @@ test_js_cancel(void)
     /* Retry of a cancelled one: back in the queue as attempt 2, with no
      * time and no cancellation left. */
     int attempt = 0;
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 2, &attempt, &err),
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 2, &attempt, NULL, &err),
                     KILN_ENOTFOUND);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, run, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, run, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_QUEUED);
@@ -2546,7 +2583,7 @@ test_js_cancel(void)
     CU_ASSERT_PTR_NULL(p.error);
     CU_ASSERT_EQUAL(p.n_jobs, 3);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, inc, 1, &attempt, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL(attempt, 2);
     js_claim_id(e.s, now, run);
     js_teardown(&e);
@@ -2743,7 +2780,7 @@ test_js_jobs_duration(void)
     CU_ASSERT_EQUAL_FATAL(jobstore_get(e.s, d, 1, &p, &err), KILN_OK);
     CU_ASSERT_EQUAL(p.duration_ms, -1);
     jobstore_process_clear(&p);
-    CU_ASSERT_EQUAL(jobstore_retry(e.s, d, 1, NULL, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(e.s, d, 1, NULL, NULL, &err), KILN_OK);
     CU_ASSERT_EQUAL_FATAL(jobstore_claim(e.s, now, 60, &c, &err), KILN_OK);
     CU_ASSERT_EQUAL(jobstore_complete_timed(e.s, d, c.lease_token,
                                             JOBSTORE_FINISHED, "[]", NULL, 0,
@@ -2988,7 +3025,7 @@ js_make_one(jobstore *s, uint64_t *rng, int64_t now, js_model *m)
         m->status = JOBSTORE_FAILED;
     }
     if (way == 8) { /* retried, and finished the second time */
-        CU_ASSERT_EQUAL(jobstore_retry(s, m->id, m->service, NULL, &err),
+        CU_ASSERT_EQUAL(jobstore_retry(s, m->id, m->service, NULL, NULL, &err),
                         KILN_OK);
         token = js_claim_id(s, now, m->id);
         CU_ASSERT_EQUAL(jobstore_complete_timed(s, m->id, token,

@@ -7,6 +7,7 @@
  * processes are re-queued and finish; worker threads drain a queue.
  */
 #include <CUnit/CUnit.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -154,6 +155,125 @@ test_submit_validates(void)
     errlist_free(&errs);
 }
 
+/* The one rule for a service id (server_service_id_json): a whole
+ * number, or a string of its digits, from 0 to INT_MAX. */
+static void
+test_service_id_forms(void)
+{
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"1", 1},
+        {"1.0", 1},
+        {"0", 0},
+        {"\"1\"", 1},
+        {"\"01\"", 1},
+        {"\"2147483647\"", 2147483647},
+        {"2147483647", 2147483647},
+        {"\"2147483648\"", -1},
+        {"2147483648", -1},
+        {"\"4294967297\"", -1},
+        {"1e300", -1},
+        {"1.5", -1},
+        {"-1", -1},
+        {"\"1.0\"", -1},
+        {"\"-0\"", -1},
+        {"\" 1\"", -1},
+        {"\"+1\"", -1},
+        {"\"1e0\"", -1},
+        {"\"\"", -1},
+        {"true", -1},
+        {"null", -1},
+        {"[1]", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *v = cJSON_Parse(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        int got = server_service_id_json(v);
+        if (got != cases[i].want) {
+            fprintf(stderr, "service id %s: got %d, want %d\n", cases[i].json,
+                    got, cases[i].want);
+        }
+        CU_ASSERT_EQUAL(got, cases[i].want);
+        cJSON_Delete(v);
+    }
+    CU_ASSERT_EQUAL(server_service_id_json(NULL), -1);
+    CU_ASSERT_EQUAL(server_service_id_text("7"), 7);
+    CU_ASSERT_EQUAL(server_service_id_text("7 "), -1);
+}
+
+/* What admission's gate was asked (the API's token check). */
+typedef struct tr_gate {
+    int asked[4];
+    int n_asked;
+    int allow; /* the one service it lets through (and -1: none read) */
+} tr_gate;
+
+static bool
+tr_gate_fn(void *user, int service_id)
+{
+    tr_gate *g = user;
+    if (g->n_asked < 4) {
+        g->asked[g->n_asked] = service_id;
+    }
+    g->n_asked++;
+    /* As the API's gate: no id read, the compiler says what is wrong. */
+    return service_id < 0 || service_id == g->allow;
+}
+
+static int
+tr_admit(const char *service_json, tr_gate *g, errlist *errs)
+{
+    char body[300], id[JOBSTORE_ID_LEN + 1];
+    snprintf(body, sizeof body,
+             "{\"service_id\": %s, \"source\": \"/in/a.png\", \"jobs\": "
+             "[{\"destination\": \"/out/gate.png\"}]}",
+             service_json);
+    kiln_error err;
+    err_clear(&err);
+    int service = -1;
+    return server_admit(tr_server, body, strlen(body), NULL, tr_gate_fn, g,
+                        &service, id, errs, &err);
+}
+
+/* A token of another service could store a process for service 1 by
+ * writing its id "1.0" or "-0": the compiler read those, the gate saw
+ * no id, and nothing else asked. Every form the compiler reads is now
+ * either the rule's (and the gate is asked) or a 400 at service_id. */
+static void
+test_admit_gate_sees_every_form(void)
+{
+    static const char *const refused[] = {"\"1.0\"", "\"-0\"", "\"1.00\""};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        tr_gate g = {.allow = 2};
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(tr_admit(refused[i], &g, &errs), KILN_EINVAL);
+        CU_ASSERT_EQUAL_FATAL(errs.n, 1);
+        CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "service_id");
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(errs.items[0].e.message, SERVER_SERVICE_ID_EXPECTED));
+        errlist_free(&errs);
+    }
+    /* Forms of the rule: the gate is asked about service 1, and says no. */
+    static const char *const forms[] = {"1", "\"1\"", "\"0000000001\"", "1.0"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        tr_gate g = {.allow = 2};
+        errlist errs = {0};
+        CU_ASSERT_EQUAL(tr_admit(forms[i], &g, &errs), KILN_EPERM);
+        CU_ASSERT_TRUE(g.n_asked >= 1);
+        CU_ASSERT_EQUAL(g.asked[g.n_asked - 1], 1);
+        CU_ASSERT_EQUAL(errs.n, 0);
+        errlist_free(&errs);
+    }
+    /* The compiler's own complaint is not repeated. */
+    tr_gate g = {.allow = 1};
+    errlist errs = {0};
+    CU_ASSERT_EQUAL(tr_admit("\"1.5\"", &g, &errs), KILN_EINVAL);
+    CU_ASSERT_EQUAL(errs.n, 1);
+    errlist_free(&errs);
+}
+
 static void
 test_submit_and_run(void)
 {
@@ -194,6 +314,74 @@ test_submit_and_run(void)
     cJSON_Delete(s);
     jobstore_process_clear(&p);
     CU_ASSERT_TRUE(tr_exists("/out/r1.png"));
+}
+
+/* POST /retry {"service_id": 1, "process_ids": [id]} through the API;
+ * the one entry's description into desc. */
+static int
+tr_retry_entry(const char *id, char *desc, size_t size)
+{
+    char auth[300], body[200];
+    snprintf(auth, sizeof auth, "Bearer %s",
+             tr_engine->config->services[0].tokens[0]);
+    snprintf(body, sizeof body,
+             "{\"service_id\": 1, \"process_ids\": [\"%s\"]}", id);
+    kiln_call call = {.method = "POST",
+                      .path = "/retry",
+                      .authorization = auth,
+                      .body = body,
+                      .body_len = strlen(body)};
+    kiln_reply reply;
+    server_call(tr_server, &call, NULL, &reply);
+    cJSON *o = cJSON_Parse(reply.body != NULL ? reply.body : "");
+    cJSON *e = cJSON_GetArrayItem(o, 0);
+    const cJSON *d = cJSON_GetObjectItem(e, "description");
+    snprintf(desc, size, "%s", cJSON_IsString(d) ? d->valuestring : "");
+    const cJSON *st = cJSON_GetObjectItem(e, "status");
+    int status = reply.status != 200  ? reply.status
+                 : cJSON_IsNumber(st) ? st->valueint
+                                      : -1;
+    cJSON_Delete(o);
+    cJSON_free(reply.body);
+    return status;
+}
+
+/* POST /retry of a process that has not ended says why: queued (it has
+ * not run), INCOMPLETE, or running. It said "still running" for all. */
+static void
+test_retry_says_why_not(void)
+{
+    char id[JOBSTORE_ID_LEN + 1], inc[JOBSTORE_ID_LEN + 1], desc[200];
+    errlist errs = {0};
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", \"jobs\": "
+                  "[{\"destination\": \"/out/why.png\"}]}",
+                  id, &errs),
+        KILN_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tr_submit("{\"service_id\": 1, \"source\": \"/in/a.png\", "
+                  "\"process\": false}",
+                  inc, &errs),
+        KILN_OK);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc, "Process is queued: it has not run yet");
+    CU_ASSERT_EQUAL(tr_retry_entry(inc, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc,
+                           "Process is INCOMPLETE: it has not been queued yet");
+    jobstore_process p;
+    memset(&p, 0, sizeof p);
+    kiln_error err;
+    CU_ASSERT_EQUAL_FATAL(
+        jobstore_claim(tr_store, (int64_t)time(NULL), 60, &p, &err), KILN_OK);
+    CU_ASSERT_STRING_EQUAL(p.id, id);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 409);
+    CU_ASSERT_STRING_EQUAL(desc, "Process is still running");
+    runner_run_one(tr_server, &p);
+    jobstore_process_clear(&p);
+    CU_ASSERT_EQUAL(tr_retry_entry(id, desc, sizeof desc), 200);
+    CU_ASSERT_STRING_EQUAL(desc, "Reprocessing process, attempt: 2");
+    CU_ASSERT_TRUE(tr_run_next());
+    errlist_free(&errs);
 }
 
 static void
@@ -436,7 +624,8 @@ test_interrupted_too_often(void)
     jobstore_process_clear(&p);
     CU_ASSERT_FALSE(tr_exists("/out/pill.png"));
     int attempt = 0;
-    CU_ASSERT_EQUAL(jobstore_retry(tr_store, id, 1, &attempt, &err), KILN_OK);
+    CU_ASSERT_EQUAL(jobstore_retry(tr_store, id, 1, &attempt, NULL, &err),
+                    KILN_OK);
     CU_ASSERT_TRUE(tr_run_next());
     p = tr_get(id);
     CU_ASSERT_EQUAL(p.status, JOBSTORE_FINISHED);
@@ -532,7 +721,12 @@ test_runner_register(void)
         return 1;
     }
     CU_add_test(s, "submit validates", test_submit_validates);
+    CU_add_test(s, "service id forms", test_service_id_forms);
+    CU_add_test(s, "admission gate sees every service id form",
+                test_admit_gate_sees_every_form);
     CU_add_test(s, "submit and run", test_submit_and_run);
+    CU_add_test(s, "POST /retry says why a process cannot run again",
+                test_retry_says_why_not);
     CU_add_test(s, "INCOMPLETE is not run", test_incomplete_not_run);
     CU_add_test(s, "wait_retry_delay", test_wait_retry_delay);
     CU_add_test(s, "fail_on_conversion_error", test_fail_on_conversion_error);
