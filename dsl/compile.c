@@ -9,6 +9,8 @@
 #include "dsl.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,6 +341,22 @@ dsl_compile(const registry *reg, const kiln_limits *limits, arena *a,
     req_fields *rf = NULL;
     params_parse(a, req_specs, KILN_N_ELEMENTS(req_specs), sizeof(req_fields),
                  root->json, "", req_skip, (void **)&rf, errs);
+    /* The parameter table reads numbers leniently ("1.0", "-0" as text);
+     * a service id has one form everywhere (dsl_service_id_json), so that
+     * the token a server checks is for the service the request runs in. */
+    const cJSON *sid =
+        cJSON_GetObjectItemCaseSensitive(root->json, "service_id");
+    bool sid_reported = false;
+    for (size_t i = before; i < errs->n; i++) {
+        sid_reported =
+            sid_reported || strcmp(errs->items[i].e.path, "service_id") == 0;
+    }
+    if (sid != NULL && !sid_reported && dsl_service_id_json(sid) < 0) {
+        char msg[256];
+        dsl_service_id_problem(sid, msg, sizeof msg);
+        compile_fail(&x, "service_id", NULL, -1, 0, "%s", msg);
+        rf = NULL;
+    }
     graph_request *req = &g->req;
     if (rf != NULL) {
         req->service_id = (int)rf->service_id;
@@ -407,4 +425,48 @@ dsl_compile(const registry *reg, const kiln_limits *limits, arena *a,
         compile_unique_destinations(&x, jobs);
     }
     return errs->n > before ? KILN_EINVAL : KILN_OK;
+}
+
+int
+dsl_service_id_text(const char *text)
+{
+    long long v = 0;
+    size_t n = strspn(text, "0123456789");
+    if (n == 0 || text[n] != '\0') {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v = v * 10 + (text[i] - '0');
+        if (v > INT_MAX) {
+            return -1;
+        }
+    }
+    return (int)v;
+}
+
+int
+dsl_service_id_json(const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        return dsl_service_id_text(v->valuestring);
+    }
+    /* The range is checked before the cast: (int)1e300 is undefined, and
+     * a wider type would read "4294967297" as service 1 (the fuzzer found
+     * both). */
+    if (cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
+        v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 0 &&
+        v->valuedouble <= INT_MAX) {
+        return (int)v->valuedouble;
+    }
+    return -1;
+}
+
+void
+dsl_service_id_problem(const cJSON *v, char *msg, size_t size)
+{
+    char *shown = v != NULL ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(msg, size, "%s%.60s%s (expected " DSL_SERVICE_ID_EXPECTED ")",
+             shown != NULL ? "got " : "missing", shown != NULL ? shown : "",
+             shown != NULL && strlen(shown) > 60 ? "..." : "");
+    cJSON_free(shown);
 }

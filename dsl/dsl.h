@@ -358,8 +358,23 @@ typedef struct dsl_stages {
  * is there. Every problem goes to errs. Returns KILN_OK or the first
  * failing stage's code. */
 int dsl_run(const dsl_stages *st, arena **a, graph **g, errlist *errs);
-/* The service id a parsed request names (a whole number, or a string of
- * digits, as the compiler reads it), or -1. */
+/* A service id as the compiler and every endpoint take it (a request's
+ * service_id, POST /retry and /cancel, ?service_id=; docs/api.md): a whole
+ * number from 0 to INT_MAX, written as a JSON number (1, 1.0) or as a string of
+ * decimal digits
+ * ("1", "01"); no sign, point, exponent or space in a string. Returns the
+ * id, or -1 for anything else (NULL included). DSL_SERVICE_ID_EXPECTED
+ * says so in an error message's "(expected ...)". */
+#define DSL_SERVICE_ID_EXPECTED                                                \
+    "a service id: a whole number from 0 to 2147483647, or a string of its "   \
+    "digits"
+int dsl_service_id_json(const cJSON *v);
+/* The same rule for text (a query parameter, a string's value). */
+int dsl_service_id_text(const char *text);
+/* The message of a 400 at "service_id" for v (NULL: missing), into msg:
+ * `got "1.0" (expected a service id: ...)`. */
+void dsl_service_id_problem(const cJSON *v, char *msg, size_t size);
+/* The service id a parsed request names (dsl_service_id_json), or -1. */
 int dsl_request_service(const dsl_node *root);
 
 #endif /* KILN_DSL_DSL_H */

@@ -24,19 +24,10 @@
 int
 dsl_request_service(const dsl_node *root)
 {
-    const cJSON *s =
+    return dsl_service_id_json(
         root != NULL && cJSON_IsObject(root->json)
             ? cJSON_GetObjectItemCaseSensitive(root->json, "service_id")
-            : NULL;
-    double v = -1;
-    if (cJSON_IsNumber(s)) {
-        v = s->valuedouble;
-    } else if (cJSON_IsString(s) && s->valuestring[0] != '\0' &&
-               strspn(s->valuestring, "0123456789") == strlen(s->valuestring) &&
-               strlen(s->valuestring) < 10) {
-        v = strtod(s->valuestring, NULL);
-    }
-    return v >= 0 && v <= INT_MAX && v == floor(v) ? (int)v : -1;
+            : NULL);
 }
 
 /* Every op of the graph must have an implementation for the service's

@@ -76,7 +76,7 @@ admit_has_error_at(const errlist *errs, const char *path)
  * ("1.0", "-0": such a body was stored for its service without the gate
  * ever seeing it, whatever the token) and the parse-time reading misses
  * one the rule takes (ten digits in a string). So the body's service_id
- * is read again by the rule (server_service_id_json): an id it takes goes
+ * is read again by the rule (dsl_service_id_json): an id it takes goes
  * through the gate now; a form it refuses is an error at "service_id",
  * unless the compiler reported one there. Returns rc, or KILN_EINVAL for
  * a refused form. */
@@ -87,12 +87,12 @@ admit_check_form(const char *body, size_t len, admit_gate *ag, errlist *errs,
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "service_id");
     if (v != NULL) {
-        int id = server_service_id_json(v);
+        int id = dsl_service_id_json(v);
         if (id >= 0) {
             (void)admit_service(ag, id);
         } else if (!admit_has_error_at(errs, "service_id")) {
             char msg[200];
-            server_service_id_problem(v, msg, sizeof msg);
+            dsl_service_id_problem(v, msg, sizeof msg);
             rc = admit_invalid(errs, "service_id", msg);
         }
     }

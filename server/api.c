@@ -134,11 +134,11 @@ api_parse_body(const kiln_call *c)
 }
 
 /* The service_id a body names, by the API's one rule
- * (server_service_id_json), or -1. */
+ * (dsl_service_id_json), or -1. */
 static int
 api_body_service(const cJSON *body)
 {
-    return server_service_id_json(
+    return dsl_service_id_json(
         cJSON_GetObjectItemCaseSensitive(body, "service_id"));
 }
 
@@ -359,7 +359,7 @@ api_status(kiln_server *s, const char *id, const int *ids, size_t n_ids,
 
 /* Answers 400 at the path of what is wrong and returns false unless the
  * body is {"service_id": N, "process_ids": ["...", ...]} with N a service
- * id as POST /request takes it (1 or "1": server_service_id_json) and
+ * id as POST /request takes it (1 or "1": dsl_service_id_json) and
  * every id a string. */
 static bool
 api_retry_body_ok(const cJSON *body, kiln_reply *out)
@@ -372,7 +372,7 @@ api_retry_body_ok(const cJSON *body, kiln_reply *out)
         return false;
     }
     if (api_body_service(body) < 0) {
-        server_service_id_problem(
+        dsl_service_id_problem(
             cJSON_GetObjectItemCaseSensitive(body, "service_id"), msg,
             sizeof msg);
         api_invalid_one(out, "service_id", msg);
@@ -568,7 +568,7 @@ api_param_services(const kiln_call *c, const int *ids, size_t n_ids, int *out,
         *n_out = n_ids;
         return true;
     }
-    int id = server_service_id_text(v);
+    int id = dsl_service_id_text(v);
     if (id < 0) {
         api_bad_param(reply, "service_id", v,
                       "a service id: a whole number from 0 to 2147483647");

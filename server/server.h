@@ -96,22 +96,6 @@ bool server_parse_time(const char *text, int64_t *out);
 /* "YYYY-MM-DD HH:MM:SS" of t (UTC). */
 void server_format_time(int64_t t, char out[32]);
 
-/* A service id as every endpoint takes it (POST /request, /retry and
- * /cancel, ?service_id=; docs/api.md): a whole number from 0 to INT_MAX,
- * written as a JSON number (1, 1.0) or as a string of decimal digits
- * ("1", "01"); no sign, point, exponent or space in a string. Returns the
- * id, or -1 for anything else (NULL included). SERVER_SERVICE_ID_EXPECTED
- * says so in an error message's "(expected ...)". */
-#define SERVER_SERVICE_ID_EXPECTED                                             \
-    "a service id: a whole number from 0 to 2147483647, or a string of its "   \
-    "digits"
-int server_service_id_json(const cJSON *v);
-/* The same rule for text (a query parameter, a string's value). */
-int server_service_id_text(const char *text);
-/* The message of a 400 at "service_id" for v (NULL: missing), into msg:
- * `got "1.0" (expected a service id: ...)`. */
-void server_service_id_problem(const cJSON *v, char *msg, size_t size);
-
 /* GET /stats (stats.c): the points of `window` ("24h" or "30d") ending
  * at `now`, for the services; a JSON body, or NULL with err. */
 cJSON *server_stats_json(kiln_server *s, const char *window,

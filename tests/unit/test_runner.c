@@ -155,7 +155,7 @@ test_submit_validates(void)
     errlist_free(&errs);
 }
 
-/* The one rule for a service id (server_service_id_json): a whole
+/* The one rule for a service id (dsl_service_id_json): a whole
  * number, or a string of its digits, from 0 to INT_MAX. */
 static void
 test_service_id_forms(void)
@@ -190,7 +190,7 @@ test_service_id_forms(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *v = cJSON_Parse(cases[i].json);
         CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-        int got = server_service_id_json(v);
+        int got = dsl_service_id_json(v);
         if (got != cases[i].want) {
             fprintf(stderr, "service id %s: got %d, want %d\n", cases[i].json,
                     got, cases[i].want);
@@ -198,9 +198,9 @@ test_service_id_forms(void)
         CU_ASSERT_EQUAL(got, cases[i].want);
         cJSON_Delete(v);
     }
-    CU_ASSERT_EQUAL(server_service_id_json(NULL), -1);
-    CU_ASSERT_EQUAL(server_service_id_text("7"), 7);
-    CU_ASSERT_EQUAL(server_service_id_text("7 "), -1);
+    CU_ASSERT_EQUAL(dsl_service_id_json(NULL), -1);
+    CU_ASSERT_EQUAL(dsl_service_id_text("7"), 7);
+    CU_ASSERT_EQUAL(dsl_service_id_text("7 "), -1);
 }
 
 /* What admission's gate was asked (the API's token check). */
@@ -252,7 +252,7 @@ test_admit_gate_sees_every_form(void)
         CU_ASSERT_EQUAL_FATAL(errs.n, 1);
         CU_ASSERT_STRING_EQUAL(errs.items[0].e.path, "service_id");
         CU_ASSERT_PTR_NOT_NULL(
-            strstr(errs.items[0].e.message, SERVER_SERVICE_ID_EXPECTED));
+            strstr(errs.items[0].e.message, DSL_SERVICE_ID_EXPECTED));
         errlist_free(&errs);
     }
     /* Forms of the rule: the gate is asked about service 1, and says no. */
