@@ -178,6 +178,11 @@ typedef struct reg_service {
 typedef struct reg_backend {
     kiln_backend be;
     kiln_plugin *owner;
+    /* It runs the compiler's whole graphs itself (an executor the engine
+     * holds: backend-vips), so every optimizer pass applies to it; a
+     * backend run through the SDK gets only the passes any backend runs
+     * (opt_pass.vips_only). */
+    bool runs_graphs;
 } reg_backend;
 
 /* Checks a length default's text (the compiler's lexer, dsl_lex_length:
@@ -220,6 +225,9 @@ int registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
 /* The pixel backend `name` a plugin registered ("vips": the built-in
  * backend-vips), or NULL. */
 const reg_backend *registry_find_backend(const registry *r, const char *name);
+/* Marks backend `name` as running whole graphs (reg_backend.runs_graphs);
+ * false when no such backend is registered. */
+bool registry_set_runs_graphs(registry *r, const char *name);
 /* True when `name` is a registered pixel backend. */
 bool registry_has_backend(const registry *r, const char *name);
 /* The implementation an op runs with on a service whose backend is

@@ -503,6 +503,16 @@ registry_find_backend(const registry *r, const char *name)
 }
 
 bool
+registry_set_runs_graphs(registry *r, const char *name)
+{
+    reg_backend *be = (reg_backend *)registry_find_backend(r, name);
+    if (be != NULL) {
+        be->runs_graphs = true;
+    }
+    return be != NULL;
+}
+
+bool
 registry_has_backend(const registry *r, const char *name)
 {
     return registry_find_backend(r, name) != NULL;

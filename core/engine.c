@@ -526,7 +526,8 @@ engine_bind(kiln_engine *e, graph **g, const kiln_shape *shape,
             const dsl_facts *facts, const kiln_limits *lim, const char *backend,
             exec_result *res)
 {
-    dsl_stages st = {.shape = shape,
+    dsl_stages st = {.reg = &e->reg,
+                     .shape = shape,
                      .bind_limits = lim,
                      .facts = facts,
                      .backend = backend,
@@ -559,6 +560,11 @@ engine_set_runner(kiln_engine *e, const char *backend, engine_run_fn run,
     if (engine_runner(e, backend) != NULL) {
         return err_set(err, KILN_EEXIST,
                        "backend \"%s\" already has a graph executor", backend);
+    }
+    if (!registry_set_runs_graphs(&e->reg, backend)) {
+        return err_set(err, KILN_ENOTFOUND,
+                       "no backend \"%s\" is registered: register it first",
+                       backend);
     }
     if (e->n_runners == sizeof e->runners / sizeof e->runners[0]) {
         return err_set(err, KILN_ELIMIT, "too many graph executors");

@@ -166,8 +166,9 @@ typedef struct graph {
      * (plugins/backend-vips/fused.c), or 0 (node 0 is the load) when there is
      * none. */
     int fused_op;
-    /* The service's pixel backend is not libvips: the passes whose
-     * results only the libvips executor runs are left out. */
+    /* The service's pixel backend runs through the SDK, not whole graphs
+     * (reg_backend.runs_graphs): the passes whose results only the
+     * libvips executor runs are left out. */
     bool native;
 } graph;
 
@@ -331,8 +332,9 @@ typedef struct dsl_stages {
      * for compile: every op must have an implementation for it. NULL: not
      * checked. */
     const char *(*backend_for)(void *user, int service_id);
-    /* The pixel backend the passes are for (NULL: backend_for's answer,
-     * or "vips" without it): on any other, only the passes every backend
+    /* The pixel backend the passes are for (NULL: backend_for's answer;
+     * neither, or no reg: every pass): on one that does not run whole
+     * graphs (reg_backend.runs_graphs), only the passes every backend
      * runs (opt_pass.vips_only). */
     const char *backend;
     /* Asked right after the parse with the service id the request names

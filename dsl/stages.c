@@ -151,13 +151,17 @@ dsl_run(const dsl_stages *st, arena **a, graph **g, errlist *errs)
         return KILN_OK;
     }
     graph *gr = *g;
-    /* On another backend than libvips, only the passes whose result any
-     * backend runs (optimize.c). */
+    /* On a backend that does not run whole graphs itself (one run
+     * through the SDK), only the passes whose result any backend runs
+     * (optimize.c). Without a backend or a registry to ask: all. */
     const char *backend = st->backend;
     if (backend == NULL && st->backend_for != NULL) {
         backend = st->backend_for(st->user, gr->req.service_id);
     }
-    gr->native = backend != NULL && strcmp(backend, "vips") != 0;
+    const reg_backend *be = backend != NULL && st->reg != NULL
+                                ? registry_find_backend(st->reg, backend)
+                                : NULL;
+    gr->native = be != NULL && !be->runs_graphs;
     if (st->facts != NULL) {
         gr->source_format = st->facts->format;
         gr->format_guessed = st->facts->format_guessed;

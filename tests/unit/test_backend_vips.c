@@ -351,6 +351,8 @@ test_backend_vips_registered(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(be->owner);
     CU_ASSERT_TRUE(be->owner->builtin);
     CU_ASSERT_STRING_EQUAL(be->owner->name, "backend-vips");
+    /* Its executor runs whole graphs: every pass applies to it. */
+    CU_ASSERT_TRUE(be->runs_graphs);
     bool jpeg = false, heic = false;
     for (const char *const *f = be->be.write_formats; *f != NULL; f++) {
         jpeg = jpeg || strcmp(*f, "jpeg") == 0;

@@ -336,6 +336,11 @@ test_registry_backends(void)
     CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_OK);
     CU_ASSERT_TRUE(registry_has_backend(&r, "tb"));
     CU_ASSERT_PTR_NOT_NULL(registry_find_backend(&r, "tb"));
+    /* Run through the SDK until an executor of whole graphs is set. */
+    CU_ASSERT_FALSE(registry_find_backend(&r, "tb")->runs_graphs);
+    CU_ASSERT_FALSE(registry_set_runs_graphs(&r, "gone"));
+    CU_ASSERT_TRUE(registry_set_runs_graphs(&r, "tb"));
+    CU_ASSERT_TRUE(registry_find_backend(&r, "tb")->runs_graphs);
     /* Twice, the built-in's name from another plugin, a missing
      * function, no size. */
     CU_ASSERT_EQUAL(registry_add_backend(&r, NULL, &be, &err), KILN_EEXIST);
