@@ -487,6 +487,7 @@ registry_add_backend(registry *r, kiln_plugin *owner, const kiln_backend *b,
     }
     r->backends[r->n_backends].be = full;
     r->backends[r->n_backends].owner = owner;
+    r->backends[r->n_backends].runs_graphs = false;
     r->n_backends++;
     return KILN_OK;
 }
